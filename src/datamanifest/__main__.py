@@ -1,0 +1,3 @@
+from datamanifest.cli import main
+
+main()

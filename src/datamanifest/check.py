@@ -1,0 +1,432 @@
+"""Documents -> diagnostics (SCHEMA.md §9; every rule cited by ID below).
+
+:func:`check_text` validates a manifest in three layers and returns every
+problem as a :class:`~datamanifest.errors.Diagnostic` located at the line and
+column of the offending key or value:
+
+1. TOML syntax (DM001, DIAG-002);
+2. the JSON Schema ``schemas/manifest.v1.json`` (structure and types); each
+   schema error is mapped to a stable code;
+3. the semantic rules the schema cannot express (requirements, cycles,
+   identifiers, keys, symbols, legacy fields).
+
+It never raises for bad input: every fault is a diagnostic.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import Diagnostic
+from .spec import checksum as _checksum
+from .spec import keys as _keys
+from .spec import storage as _storage
+from .spec._locate import Locator, decode_error_position
+from .spec.manifest import (
+    ARCHIVE_FORMATS,
+    DATASET_FIELDS,
+    DERIVED_FIELDS,
+    LEGACY_FIELDS,
+    SUPPORTED_SCHEMAS,
+    Dataset,
+    Manifest,
+)
+
+#: Symbols every storage expression may use (STO-003).
+PREDEFINED_SYMBOLS = (
+    "datasets_dir", "datacache_dir", "key", "repo", "project", "user_data_dir", "user_cache_dir",
+)
+#: Known `[_STORAGE]` fields; any other bare key is a user symbol (STO-006).
+STORAGE_FIELDS = (
+    "datasets_dir", "datacache_dir", "datasets_pools", "datacache_pools", "project",
+    "canonical", "lock_stale_age", "default_remote",
+)
+
+_TOML_TYPES = {
+    str: "a string", int: "an integer", float: "a float", bool: "a boolean",
+    list: "an array", dict: "a table",
+}
+_SCHEMA_TYPES = {
+    "string": "a string", "integer": "an integer", "number": "a number", "boolean": "a boolean",
+    "array": "an array", "object": "a table",
+}
+
+
+def _toml_type(value: Any) -> str:
+    for t, name in _TOML_TYPES.items():
+        if type(value) is t:
+            return name
+    return "a date-time" if hasattr(value, "isoformat") else type(value).__name__
+
+
+@dataclass
+class CheckResult:
+    """The outcome of checking one document.
+
+    ``data`` is the parsed TOML (``None`` on a syntax error); ``manifest`` the
+    model (``None`` when any error was found); ``diagnostics`` sorted by position.
+    """
+
+    file: str | None
+    data: dict[str, Any] | None = None
+    manifest: Manifest | None = None
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+class _Collector:
+    def __init__(self, file: str | None, text: str | None) -> None:
+        self.file = file
+        self.loc = Locator(text)
+        self.items: dict[tuple[str, tuple], Diagnostic] = {}
+
+    def add(self, code: str, path: tuple, message: str, hint: str | None = None,
+            *, at_key: bool = False, severity: str = "") -> None:
+        if (code, path) in self.items:
+            return
+        line, col = self.loc.find(path, value=not at_key)
+        self.items[(code, path)] = Diagnostic(
+            code, message, self.file, line, col, path, hint, severity
+        )
+
+    def sorted(self) -> list[Diagnostic]:
+        return sorted(self.items.values(), key=lambda d: (d.line or 0, d.column or 0, d.code))
+
+
+def check_path(path: str | Path) -> CheckResult:
+    """Check the manifest file at ``path`` (DM002 when it cannot be read)."""
+    p = Path(path)
+    try:
+        text = p.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        reason = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
+        return CheckResult(str(p), diagnostics=[Diagnostic(
+            "DM002", f"cannot read {p}: {reason}", str(p), hint="check the path and permissions",
+        )])
+    return check_text(text, str(p))
+
+
+def check_text(text: str, file: str | None = None) -> CheckResult:
+    """Check manifest source ``text`` (SCHEMA.md §9). Never raises for bad input."""
+    result = CheckResult(file)
+    col = _Collector(file, text)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        line, column, msg = decode_error_position(e, text)
+        result.diagnostics = [Diagnostic(
+            "DM001", f"TOML syntax error: {msg}", file, line, column, (),
+            "see https://toml.io/en/v1.0.0 for the syntax",
+        )]
+        return result
+    result.data = data
+    check_data(data, col)
+    result.diagnostics = col.sorted()
+    if result.ok:
+        result.manifest = Manifest.from_dict(data)
+    return result
+
+
+def check_data(data: dict[str, Any], col: _Collector) -> None:
+    """Run the schema and semantic layers on a parsed manifest, into ``col``."""
+    meta = data.get("_META")
+    if isinstance(meta, dict):
+        schema = meta.get("schema", 0)
+        if type(schema) is int and schema not in SUPPORTED_SCHEMAS:
+            col.add("DM004", ("_META", "schema"),
+                    f"manifest schema {schema} is not supported (this tool reads schemas "
+                    f"{', '.join(map(str, SUPPORTED_SCHEMAS))})",
+                    "upgrade datamanifest, or use a tool that reads this schema")
+            return  # a newer document is not judged by older rules (VER-003)
+    bad_datasets = _schema_layer(data, col)
+    _semantic_layer(data, bad_datasets, col)
+
+
+# -- layer 2: JSON Schema --------------------------------------------------------------
+def _schema_layer(data: dict[str, Any], col: _Collector) -> dict[str, set[str] | None]:
+    """Validate against the JSON Schema; return the faulty fields per dataset (None: all)."""
+    from . import schemas
+
+    bad: dict[str, set[str] | None] = {}
+    for err in schemas.validator("manifest").iter_errors(data):
+        path = tuple(err.absolute_path)
+        if path and isinstance(path[0], str) and not path[0].startswith("_"):
+            name = path[0]
+            if len(path) == 1 and err.validator == "additionalProperties":
+                known = err.schema.get("properties", {})
+                fields = {k for k in err.instance if not k.startswith("_") and k not in known}
+            elif len(path) == 1 and err.validator == "not":
+                fields = {"uris"}
+            elif len(path) >= 2:
+                fields = {path[1]}
+            else:
+                fields = None
+            if fields is None or bad.get(name, set()) is None:
+                bad[name] = None
+            else:
+                bad.setdefault(name, set()).update(fields)  # type: ignore[union-attr]
+        _map_schema_error(err, path, data, col)
+    return bad
+
+
+def _map_schema_error(err: Any, path: tuple, data: dict[str, Any], col: _Collector) -> None:
+    kind = err.validator
+    inst = err.instance
+    if path == ("_META", "schema"):
+        col.add("DM004", path, f"_META.schema must be an integer among "
+                f"{', '.join(map(str, SUPPORTED_SCHEMAS))}, got {inst!r}", "write schema = 1")
+        return
+    if len(path) == 1 and not str(path[0]).startswith("_") and kind == "type":
+        col.add("DM005", path, f"top-level key {path[0]!r} is not a table; every dataset is a "
+                "table", f"write [{path[0]}] with fields below it, or prefix structural keys with _",
+                at_key=True)
+        return
+    if len(path) == 1 and kind == "additionalProperties":
+        known = set(err.schema.get("properties", {}))
+        for k in inst:
+            if k in known or k.startswith("_"):
+                continue
+            close = difflib.get_close_matches(k, DATASET_FIELDS, n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]!r}?" if close else (
+                "known fields: " + ", ".join(DATASET_FIELDS) + "; prefix private fields with _")
+            col.add("DM010", (*path, k), f"dataset {path[0]!r}: unknown field {k!r}", hint,
+                    at_key=True)
+        return
+    if len(path) == 1 and kind == "not":
+        col.add("DM012", (*path, "uris"), f"dataset {path[0]!r}: uri and uris are mutually "
+                "exclusive", "keep uri for one source or uris for several", at_key=True)
+        return
+    name = path[0] if path else ""
+    fld = path[1] if len(path) > 1 else ""
+    if fld in ("fetcher", "loader") or (path and path[0] == "_LOADERS"):
+        col.add("DM014", path, _binding_message(inst),
+                "write \"module:function\" or {ref = \"module:function\", args = [...], "
+                "kwargs = {...}}")
+        return
+    if kind == "type":
+        want = err.validator_value
+        want = " or ".join(_SCHEMA_TYPES.get(w, w) for w in ([want] if isinstance(want, str) else want))
+        where = f"dataset {name!r}: " if path and not str(name).startswith("_") else ""
+        label = ".".join(str(p) for p in path[1:]) if where else ".".join(map(str, path))
+        col.add("DM011", path, f"{where}{label or 'value'} must be {want}, not {_toml_type(inst)}",
+                _type_hint(fld))
+        return
+    if kind == "pattern" and fld == "checksum":
+        code, msg, hint = _checksum.explain_invalid(inst)
+        col.add(code, path, f"dataset {name!r}: {msg}", hint)
+        return
+    if kind == "pattern" and fld == "sha256":
+        col.add("DM020", path, f"dataset {name!r}: sha256 must be 64 lowercase hex digits",
+                "better: checksum = \"sha256:<hex>\"")
+        return
+    if kind == "pattern" and fld == "key":
+        try:
+            _keys.check_key(inst)
+            why = f"the key {inst!r} is not a safe relative path"
+        except _keys.UnsafeKey as e:
+            why = str(e)
+        col.add("DM030", path, f"dataset {name!r}: {why}",
+                "a key is a relative path of non-empty segments without '.' or '..'")
+        return
+    if kind == "pattern" and fld == "storage_path":
+        col.add("DM032", path, f"dataset {name!r}: storage_path {inst!r} has a '..' segment",
+                "point storage_path at the final location without '..'")
+        return
+    if kind == "minLength" and fld == "uris":
+        col.add("DM015", path, f"dataset {name!r}: empty string in uris", "remove it")
+        return
+    col.add("DM011", path, f"{'.'.join(map(str, path)) or 'document'}: {err.message}")
+
+
+def _type_hint(fld: Any) -> str | None:
+    if fld in ("aliases", "requires", "uris"):
+        return f'write {fld} = ["..."]'
+    if fld in ("skip_checksum", "skip_download", "lazy_access", "delegate", "extract"):
+        return f"write {fld} = true or false (unquoted)"
+    if fld in ("version",):
+        return 'quote it: version = "1.0"'
+    return None
+
+
+def _binding_message(inst: Any) -> str:
+    if isinstance(inst, str):
+        return f"binding {inst!r} is not of the form module:function"
+    if isinstance(inst, dict):
+        extra = [k for k in inst if k not in ("ref", "args", "kwargs")]
+        if extra:
+            return f"binding table has unknown key(s) {', '.join(extra)}; allowed: ref, args, kwargs"
+        if "ref" not in inst:
+            return "binding table needs ref = \"module:function\""
+        return "binding table has a malformed ref, args (array) or kwargs (table)"
+    return f"a binding must be a string or a table, not {_toml_type(inst)}"
+
+
+# -- layer 3: semantic rules ------------------------------------------------------------------
+def _semantic_layer(data: dict[str, Any], bad: dict[str, set[str] | None],
+                    col: _Collector) -> None:
+    storage = data.get("_STORAGE") if isinstance(data.get("_STORAGE"), dict) else {}
+    user_symbols = {k for k in storage if not k.startswith("_") and k not in STORAGE_FIELDS}
+    symbols = set(PREDEFINED_SYMBOLS) | user_symbols
+    datasets: dict[str, Dataset] = {}
+    for name, table in data.items():
+        if name.startswith("_") or not isinstance(table, dict):
+            continue
+        if name in bad:
+            faulty = bad[name]
+            if faulty is None:
+                continue
+            # judge the rest of the dataset without the fields layer 2 rejected
+            table = {k: v for k, v in table.items() if k not in faulty}
+        try:
+            datasets[name] = Dataset.model_validate(table)
+        except Exception:  # structural faults are reported by layer 2
+            continue
+    all_names = [n for n in data if not n.startswith("_")]
+    keys_seen: dict[str, str] = {}
+    ids_seen: dict[str, tuple[str, tuple]] = {n: (n, (n,)) for n in all_names}
+
+    for name, ds in datasets.items():
+        raw = data[name]
+        # MAN-060 / MAN-061 legacy and derived fields
+        for f, hint in LEGACY_FIELDS.items():
+            if f in raw and f != "sha256":
+                col.add("DM050", (name, f), f"dataset {name!r}: {f!r} is deprecated", hint,
+                        at_key=True)
+        for f in DERIVED_FIELDS:
+            if f in raw:
+                col.add("DM050", (name, f), f"dataset {name!r}: {f!r} is derived and ignored",
+                        "remove it; it is computed from uri", at_key=True)
+        # SUM-004..SUM-006
+        if "sha256" in raw:
+            col.add("DM022", (name, "sha256"), f"dataset {name!r}: the sha256 field is legacy",
+                    f"write checksum = \"sha256:{ds.sha256 or '<hex>'}\" instead", at_key=True)
+            declared = _checksum.parse(ds.checksum) if ds.checksum else None
+            if declared and ds.sha256 and str(declared) != f"sha256:{ds.sha256}":
+                col.add("DM023", (name, "sha256"), f"dataset {name!r}: checksum and sha256 "
+                        "disagree", "keep checksum and remove sha256")
+        if ds.checksum and ":" not in ds.checksum:
+            col.add("DM024", (name, "checksum"), f"dataset {name!r}: bare hex checksum reads as "
+                    "sha256", f"write checksum = \"sha256:{ds.checksum}\"")
+        # MAN-023 URIs
+        for i, u in enumerate([ds.uri] if ds.uri else ds.uris):
+            p = (name, "uri") if ds.uri else (name, "uris", i)
+            if u != u.strip() or any(ord(c) < 32 for c in u):
+                col.add("DM015", p, f"dataset {name!r}: URI {u!r} has surrounding whitespace or "
+                        "control characters", "remove them")
+            elif not u.strip():
+                col.add("DM015", p, f"dataset {name!r}: empty URI", "remove it or fill it in")
+        # MAN-022 a source
+        has_fetcher = ds.fetcher or ds.shell or any(
+            isinstance(t, dict) and t.get("fetcher") for t in ds.lang.values())
+        if not (ds.uri or ds.uris or has_fetcher or ds.skip_download or ds.lazy_access
+                or ds.local_path or ds.downloads):
+            col.add("DM013", (name,), f"dataset {name!r} has no uri, uris or fetcher",
+                    "add uri = \"...\", or skip_download = true for data managed elsewhere",
+                    at_key=True)
+        # KEY-002..KEY-006
+        key = ""
+        if not ds.key and (ds.uri or ds.uris):
+            try:
+                key = _keys.derive_key(ds.uri, ds.uris, ds.version)
+            except _keys.UnsafeKey as e:
+                where = (name, "uri") if ds.uri else (name, "uris")
+                col.add("DM031", where, f"dataset {name!r}: {e}",
+                        "set an explicit key = \"...\" for this dataset")
+        elif ds.key:
+            key = ds.key
+        if key:
+            other = keys_seen.get(key)
+            if other is not None and _source(datasets[other]) != _source(ds):
+                col.add("DM033", (name, "key") if ds.key else (name,),
+                        f"datasets {other!r} and {name!r} share the key {key!r} but have "
+                        "different sources", "give one of them an explicit key",
+                        at_key=not ds.key)
+            keys_seen.setdefault(key, name)
+        # MAN-026 extract
+        if ds.extract:
+            fmt = ds.effective_format
+            fmt = "tar.gz" if fmt == "tgz" else fmt
+            if fmt not in ARCHIVE_FORMATS:
+                col.add("DM051", (name, "extract"), f"dataset {name!r}: extract = true needs a "
+                        f"zip, tar or tar.gz archive, got format {fmt or 'unknown'!r}",
+                        "set format = \"zip\", \"tar\" or \"tar.gz\"")
+        # STO-003 symbols
+        if ds.storage_path:
+            for sym in _storage.symbols_in(ds.storage_path):
+                if sym not in symbols:
+                    close = difflib.get_close_matches(sym, sorted(symbols), n=1)
+                    col.add("DM060", (name, "storage_path"), f"dataset {name!r}: unknown symbol "
+                            f"${sym} in storage_path",
+                            f"did you mean ${close[0]}?" if close else
+                            "define it in [_STORAGE] or use $datasets_dir, $key, $repo")
+        # MAN-050 identifiers
+        for i, alias in enumerate(ds.aliases):
+            prev = ids_seen.get(alias)
+            if prev is not None and prev[0] != name:
+                col.add("DM042", (name, "aliases", i), f"dataset {name!r}: alias {alias!r} is "
+                        f"already {'the name' if prev[1] == (alias,) else 'an identifier'} of "
+                        f"dataset {prev[0]!r}", "identifiers must match exactly one dataset")
+            elif prev is not None and prev[1] != (name, "aliases", i):
+                col.add("DM042", (name, "aliases", i), f"dataset {name!r}: alias {alias!r} is "
+                        "listed twice or equals the name", "remove the repetition")
+            ids_seen.setdefault(alias, (name, (name, "aliases", i)))
+        if ds.doi:
+            prev = ids_seen.get(ds.doi)
+            if prev is not None and prev[0] != name:
+                col.add("DM042", (name, "doi"), f"dataset {name!r}: doi {ds.doi!r} also "
+                        f"identifies dataset {prev[0]!r}", "identifiers must match exactly one "
+                        "dataset")
+            ids_seen.setdefault(ds.doi, (name, (name, "doi")))
+        # MAN-031 requirements
+        for i, req in enumerate(ds.requires):
+            if req not in data or req.startswith("_"):
+                close = difflib.get_close_matches(req, all_names, n=1)
+                col.add("DM040", (name, "requires", i), f"dataset {name!r} requires unknown "
+                        f"dataset {req!r}", f"did you mean {close[0]!r}?" if close else
+                        "requires lists dataset names of this manifest")
+    _cycles(datasets, col)
+
+
+def _source(ds: Dataset) -> tuple:
+    return (ds.uri, tuple(ds.uris), ds.version, ds.branch)
+
+
+def _cycles(datasets: dict[str, Dataset], col: _Collector) -> None:
+    """MAN-032: report each requires cycle once, at the edge that closes it."""
+    WHITE, GREY, BLACK = 0, 1, 2
+    state = dict.fromkeys(datasets, WHITE)
+    stack: list[str] = []
+
+    def visit(n: str) -> None:
+        state[n] = GREY
+        stack.append(n)
+        for i, r in enumerate(datasets[n].requires):
+            if r not in datasets:
+                continue
+            if state[r] == GREY:
+                cycle = stack[stack.index(r):] + [r]
+                col.add("DM041", (n, "requires", i), "requires forms a cycle: "
+                        + " -> ".join(cycle), "remove one of these requirements")
+            elif state[r] == WHITE:
+                visit(r)
+        stack.pop()
+        state[n] = BLACK
+
+    for n in datasets:
+        if state[n] == WHITE:
+            visit(n)

@@ -1,0 +1,238 @@
+"""The ``datamanifest`` command line: thin click commands over the library.
+
+Exit codes (SCHEMA.md DIAG-005): 0 success, 1 problems found or an operation
+failed, 2 usage error (bad option, no manifest found), 130 interrupted.
+User errors print one line per diagnostic and never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from .. import __version__
+from ..errors import DataManifestError, Diagnostic
+
+
+def _stderr_is_tty() -> bool:
+    return sys.stderr.isatty()
+
+
+def _emit_error(err: DataManifestError) -> None:
+    for d in err.diagnostics:
+        if d.severity == "error":
+            click.echo(d.render(), err=True)
+    click.echo(err.render(), err=True)
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except DataManifestError as e:
+            _emit_error(e)
+            ctx.exit(2 if e.code in ("DM003",) else 1)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="datamanifest")
+@click.option("-m", "--manifest", "manifest", type=click.Path(path_type=Path),
+              envvar="DATAMANIFEST_TOML", help="Manifest file or folder (default: discovered "
+              "upward from the working directory; env DATAMANIFEST_TOML).")
+@click.pass_context
+def main(ctx: click.Context, manifest: Path | None) -> None:
+    """datamanifest: declare a project's data dependencies, check them, fetch them verified.
+
+    \b
+    Typical use:
+      datamanifest check            validate datamanifest.toml (CI-friendly)
+      datamanifest fetch            download every dataset, verified, atomically
+      datamanifest status           what is present, missing or incomplete
+      datamanifest path NAME        where a dataset lives on this machine
+
+    The specification is SCHEMA.md; every diagnostic has a stable code DM###.
+    """
+    ctx.obj = {"manifest": manifest}
+
+
+def _project(ctx: click.Context):
+    from ..project import Project
+
+    return Project.open(ctx.obj.get("manifest"))
+
+
+def _print_warnings(project) -> None:
+    for d in project.warnings:
+        click.echo(d.render(), err=True)
+
+
+# -- check -------------------------------------------------------------------------------------
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="Diagnostics as lines or as one JSON list.")
+@click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
+@click.pass_context
+def check(ctx: click.Context, paths: tuple[Path, ...], fmt: str, strict: bool) -> None:
+    """Validate manifests: JSON Schema plus the spec's semantic rules.
+
+    Each problem prints as FILE:LINE:COL: severity DM### message (hint).
+    Exit 0 when clean (warnings allowed unless --strict), 1 when problems
+    were found, 2 on a usage error.
+    """
+    from ..check import check_path
+    from ..project import discover
+
+    if not paths:
+        given = ctx.obj.get("manifest")
+        paths = (discover(given) if given is None or given.is_dir() else given,)
+    diagnostics: list[Diagnostic] = []
+    unreadable = False
+    n_datasets = 0
+    for p in paths:
+        if p.is_dir():
+            p = discover(p)
+        result = check_path(p)
+        diagnostics.extend(result.diagnostics)
+        unreadable |= any(d.code == "DM002" for d in result.diagnostics)
+        if result.data:
+            n_datasets += sum(1 for k in result.data if not k.startswith("_"))
+    errors = sum(d.severity == "error" for d in diagnostics)
+    warnings = len(diagnostics) - errors
+    if fmt == "json":
+        click.echo(json.dumps([d.as_json() for d in diagnostics], indent=2, ensure_ascii=False))
+    else:
+        for d in diagnostics:
+            click.echo(d.render())
+        if diagnostics:
+            click.echo(f"{errors} error(s), {warnings} warning(s) in {len(paths)} file(s)", err=True)
+        else:
+            click.echo(f"ok: {len(paths)} file(s), {n_datasets} dataset(s)", err=True)
+    if unreadable:
+        ctx.exit(2)
+    ctx.exit(1 if errors or (strict and warnings) else 0)
+
+
+# -- fetch -------------------------------------------------------------------------------------
+@main.command()
+@click.argument("names", nargs=-1)
+@click.option("-j", "--jobs", type=click.IntRange(1, 64), default=4, show_default=True,
+              help="Datasets downloaded at once.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON on stdout.")
+@click.option("--force", is_flag=True, help="Download again even when present.")
+@click.option("--lock-timeout", type=float, default=None, metavar="SECONDS",
+              help="Give up waiting for another process's lock after this long.")
+@click.pass_context
+def fetch(ctx: click.Context, names: tuple[str, ...], jobs: int, quiet: bool, as_json: bool,
+          force: bool, lock_timeout: float | None) -> None:
+    """Download datasets (all, or NAMES and their requirements), verified and atomically.
+
+    The digest is computed while bytes stream in; a mismatch publishes
+    nothing. Empty checksums are filled into the manifest (comments kept).
+    Progress bars show on a terminal; output is quiet when piped.
+    """
+    from ..fetch.engine import Fetcher
+    from ..progress import NullProgress, RichProgress
+
+    project = _project(ctx)
+    _print_warnings(project)
+    progress = RichProgress() if (_stderr_is_tty() and not quiet and not as_json) else NullProgress()
+    try:
+        report = Fetcher(project, jobs=jobs, progress=progress, lock_timeout=lock_timeout,
+                         force=force).run(list(names) or None)
+    finally:
+        progress.close()
+    if as_json:
+        click.echo(json.dumps({"ok": report.ok, "datasets": [o.as_json() for o in report.outcomes],
+                               "checksums_filled": report.filled}, indent=2))
+    else:
+        for o in report.outcomes:
+            if o.error is not None:
+                click.echo(f"{o.name}: {o.status}", err=True)
+                click.echo("  " + o.error.render(), err=True)
+            else:
+                extra = " (checksum filled into the manifest)" if o.filled else ""
+                size = f", {_human(o.size)}" if o.size is not None else ""
+                click.echo(f"{o.name}: {o.status}{size} {o.checksum}{extra}".rstrip())
+        counts: dict[str, int] = {}
+        for o in report.outcomes:
+            counts[o.status] = counts.get(o.status, 0) + 1
+        click.echo(", ".join(f"{v} {k}" for k, v in counts.items()) or "nothing to fetch", err=True)
+    ctx.exit(0 if report.ok else 1)
+
+
+def _human(n: int | None) -> str:
+    if n is None:
+        return "?"
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+# -- status / path -------------------------------------------------------------------------------
+@main.command()
+@click.argument("names", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON on stdout.")
+@click.pass_context
+def status(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
+    """Each dataset: present, missing or incomplete; its path and checksum."""
+    project = _project(ctx)
+    selected = [project.resolve(n) for n in names] if names else list(project.manifest.datasets)
+    rows = []
+    for n in selected:
+        ds = project.dataset(n)
+        if ds.skip_download or ds.lazy_access:
+            rows.append({"name": n, "status": "external", "path": ds.uri or None,
+                         "checksum": ds.effective_checksum})
+            continue
+        t = project.target(n)
+        st = t.status()
+        marker = t.read_marker() if st == "present" else {}
+        declared = ds.effective_checksum
+        if st == "present" and declared and marker.get("checksum", declared) != declared:
+            st = "outdated"
+        rows.append({"name": n, "status": st, "path": str(t.path),
+                     "checksum": declared or marker.get("checksum", ""),
+                     "size": marker.get("size")})
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    width = max((len(r["name"]) for r in rows), default=4)
+    for r in rows:
+        click.echo(f"{r['name']:<{width}}  {r['status']:<10}  {r['path'] or '-'}  "
+                   f"{r['checksum'] or '(no checksum)'}")
+
+
+@main.command()
+@click.argument("name")
+@click.option("--any", "any_state", is_flag=True, help="Print the path even when not present.")
+@click.pass_context
+def path(ctx: click.Context, name: str, any_state: bool) -> None:
+    """Print where dataset NAME (name, alias or doi) lives on this machine."""
+    project = _project(ctx)
+    n = project.resolve(name)
+    t = project.target(n)
+    if not any_state and t.status() != "present":
+        raise DataManifestError(f"dataset {n!r} is {t.status()} at {t.path}", code="DM078",
+                                hint=f"run `datamanifest fetch {n}`")
+    click.echo(str(t.path))
+
+
+# -- schema ----------------------------------------------------------------------------------
+@main.command()
+@click.argument("name", type=click.Choice(["manifest", "state"]))
+def schema(name: str) -> None:
+    """Print the JSON Schema of a document type (for editors and other tools)."""
+    from .. import schemas
+
+    click.echo(json.dumps(schemas.load(name), indent=2, ensure_ascii=False))

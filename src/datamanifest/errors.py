@@ -1,0 +1,210 @@
+"""The error hierarchy and the stable diagnostic codes (SCHEMA.md §9 "Diagnostics").
+
+Every problem datamanifest reports has a stable code ``DM###``. Problems found
+in documents are :class:`Diagnostic` values (data: code, severity, file, line,
+column, JSON path, message, hint); problems that stop an operation are raised
+as :class:`DataManifestError` subclasses carrying the same fields. The CLI
+renders both the same way and never shows a traceback for them.
+
+The code table below is normative: codes are never reused or renumbered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+#: code -> (rule ID in SCHEMA.md, default severity, short title)
+CODES: dict[str, tuple[str, str, str]] = {
+    # documents: syntax and structure
+    "DM001": ("DIAG-002", "error", "TOML syntax error"),
+    "DM002": ("DISC-003", "error", "file cannot be read"),
+    "DM003": ("DISC-002", "error", "no manifest found"),
+    "DM004": ("VER-003", "error", "unsupported _META.schema"),
+    "DM005": ("MAN-002", "error", "top-level key is not a table"),
+    "DM010": ("MAN-011", "error", "unknown dataset field"),
+    "DM011": ("MAN-010", "error", "field has the wrong type"),
+    "DM012": ("MAN-021", "error", "uri and uris are mutually exclusive"),
+    "DM013": ("MAN-022", "warning", "dataset has no source"),
+    "DM014": ("MAN-040", "error", "malformed binding"),
+    "DM015": ("MAN-023", "error", "empty or invalid URI"),
+    # checksums
+    "DM020": ("SUM-001", "error", "malformed checksum"),
+    "DM021": ("SUM-002", "error", "unknown checksum algorithm"),
+    "DM022": ("SUM-005", "warning", "legacy sha256 field"),
+    "DM023": ("SUM-006", "error", "checksum and sha256 disagree"),
+    "DM024": ("SUM-004", "warning", "bare hexadecimal checksum"),
+    # keys and paths
+    "DM030": ("KEY-004", "error", "unsafe key"),
+    "DM031": ("KEY-005", "error", "cannot derive a safe key from the URI"),
+    "DM032": ("STO-004", "error", "unsafe storage_path"),
+    "DM033": ("KEY-006", "error", "two datasets share one key"),
+    # references between datasets
+    "DM040": ("MAN-031", "error", "requires names an unknown dataset"),
+    "DM041": ("MAN-032", "error", "requires forms a cycle"),
+    "DM042": ("MAN-050", "error", "ambiguous identifier"),
+    # legacy and options
+    "DM050": ("MAN-060", "warning", "deprecated legacy field"),
+    "DM051": ("MAN-026", "error", "extract needs a known archive format"),
+    "DM060": ("STO-003", "error", "unknown $ symbol"),
+    # operations
+    "DM070": ("FET-004", "error", "checksum mismatch"),
+    "DM071": ("FET-010", "error", "download failed"),
+    "DM072": ("FET-001", "error", "unsupported URI scheme"),
+    "DM073": ("FET-020", "error", "unsafe archive member"),
+    "DM074": ("FET-011", "error", "source not found"),
+    "DM075": ("LCK-006", "error", "lock wait timed out"),
+    "DM076": ("MAN-051", "error", "no dataset with that identifier"),
+    "DM077": ("MAN-050", "error", "identifier matches several datasets"),
+    "DM078": ("STO-010", "error", "dataset is not present"),
+    "DM079": ("FET-002", "error", "nothing to fetch from"),
+    "DM080": ("FET-021", "error", "archive cannot be read"),
+    "DM081": ("FET-003", "error", "dataset blocked by a failed requirement"),
+    "DM090": ("STA-006", "error", "state file cannot be read"),
+    "DM091": ("MAN-012", "error", "manifest has errors"),
+}
+
+
+def rule_of(code: str) -> str:
+    """Return the SCHEMA.md rule ID a diagnostic code implements (e.g. ``"MAN-011"``)."""
+    return CODES[code][0]
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One problem found in a document (SCHEMA.md DIAG-001).
+
+    ``line`` and ``column`` are 1-based (columns count Unicode code points);
+    ``path`` is the JSON path of the offending value inside the parsed
+    document, as a tuple of keys and array indices.
+    """
+
+    code: str
+    message: str
+    file: str | None = None
+    line: int | None = None
+    column: int | None = None
+    path: tuple[str | int, ...] = ()
+    hint: str | None = None
+    severity: str = field(default="")
+
+    def __post_init__(self) -> None:
+        if not self.severity:
+            object.__setattr__(self, "severity", CODES[self.code][1])
+
+    @property
+    def rule(self) -> str:
+        return rule_of(self.code)
+
+    def render(self) -> str:
+        """``FILE:LINE:COL: severity DM### message (hint)``."""
+        where = self.file or "<input>"
+        if self.line is not None:
+            where += f":{self.line}:{self.column or 1}"
+        text = f"{where}: {self.severity} {self.code} {self.message}"
+        if self.hint:
+            text += f" ({self.hint})"
+        return text
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "severity": self.severity,
+            "rule": self.rule,
+            "file": self.file,
+            "line": self.line,
+            "column": self.column,
+            "path": list(self.path),
+            "message": self.message,
+            "hint": self.hint,
+        }
+
+
+class DataManifestError(Exception):
+    """Base of every error datamanifest raises on purpose.
+
+    Carries a stable ``code`` (``DM###``), an optional location and a ``hint``
+    telling the user what to do. ``str(err)`` is the one-line rendering.
+    """
+
+    code = "DM000"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        hint: str | None = None,
+        file: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+        diagnostics: list[Diagnostic] | None = None,
+    ) -> None:
+        if code is not None:
+            self.code = code
+        self.message = message
+        self.hint = hint
+        self.file = file
+        self.line = line
+        self.column = column
+        self.diagnostics = diagnostics or []
+        super().__init__(self.render())
+
+    def as_diagnostic(self) -> Diagnostic:
+        return Diagnostic(self.code, self.message, self.file, self.line, self.column, (), self.hint)
+
+    def render(self) -> str:
+        return self.as_diagnostic().render()
+
+
+class ManifestError(DataManifestError):
+    """A manifest could not be found, read or is invalid (DM001–DM060, DM091)."""
+
+    code = "DM091"
+
+
+class LookupFailed(DataManifestError):
+    """An identifier matched no dataset (DM076) or several (DM077)."""
+
+    code = "DM076"
+
+
+class FetchError(DataManifestError):
+    """A dataset could not be materialized (DM070–DM081)."""
+
+    code = "DM071"
+
+
+class ChecksumMismatch(FetchError):
+    """The bytes received do not match the declared checksum (DM070, FET-004)."""
+
+    code = "DM070"
+
+    def __init__(self, dataset: str, algorithm: str, expected: str, actual: str) -> None:
+        self.dataset = dataset
+        self.algorithm = algorithm
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"dataset {dataset!r}: {algorithm} checksum mismatch: expected {expected}, got {actual}",
+            hint="nothing was published; if the source changed on purpose, update `checksum` "
+            "(or set it to \"\" to re-fill it)",
+        )
+
+
+class UnsafeArchive(FetchError):
+    """An archive member would land outside the extraction target (DM073, FET-020)."""
+
+    code = "DM073"
+
+
+class LockTimeout(DataManifestError):
+    """Waiting for another process's lock took longer than allowed (DM075, LCK-006)."""
+
+    code = "DM075"
+
+
+class StateError(DataManifestError):
+    """The state file cannot be read (DM090)."""
+
+    code = "DM090"

@@ -1,0 +1,289 @@
+"""The fetch engine: verified, atomic, locked, parallel materialization (SCHEMA.md §11).
+
+For each dataset, in ``requires`` order and at most ``jobs`` at a time:
+
+1. a present dataset (marker there, recording the declared checksum) is left
+   as it is, without re-hashing (FET-005);
+2. otherwise the dataset's lock is taken (LCK-001) and completion re-checked
+   (LCK-003);
+3. bytes stream from the source into the staging area while being hashed in
+   the declared algorithm, or sha256 when none is declared (FET-004);
+4. a mismatch raises DM070 and publishes nothing; archives are extracted
+   after member validation (FET-020);
+5. the staging area is renamed onto the target and the marker written (STO-007);
+6. the state file is updated once per run; empty checksums are filled into
+   the manifest once per run (SUM-003).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import threading
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import ChecksumMismatch, DataManifestError, FetchError
+from ..progress import NullProgress, Progress
+from ..project import Project
+from ..spec import checksum as _checksum
+from ..store.layout import Target
+from ..store.lock import Lock
+from ..store.state import DatasetRecord, update_state
+from . import archive as _archive
+from .sources import open_source
+from .stream import stream_to_file
+
+
+@dataclass
+class Outcome:
+    """What happened to one dataset.
+
+    ``status``: ``fetched`` (downloaded and verified now), ``present`` (already
+    there), ``skipped`` (skip_download / lazy_access), ``failed`` or ``blocked``
+    (a requirement failed). ``size`` in bytes.
+    """
+
+    name: str
+    status: str
+    path: Path | None = None
+    checksum: str = ""
+    size: int | None = None
+    error: DataManifestError | None = None
+    filled: bool = False
+    waited: bool = False
+
+    def as_json(self) -> dict:
+        return {
+            "name": self.name,
+            "status": self.status,
+            "path": str(self.path) if self.path else None,
+            "checksum": self.checksum,
+            "size": self.size,
+            "checksum_filled": self.filled,
+            "error": self.error.as_diagnostic().as_json() if self.error else None,
+        }
+
+
+@dataclass
+class FetchReport:
+    outcomes: list[Outcome] = field(default_factory=list)
+    filled: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(o.status in ("fetched", "present", "skipped") for o in self.outcomes)
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+class Fetcher:
+    """Materialize datasets of a :class:`~datamanifest.project.Project`.
+
+    ``jobs``: datasets fetched at once (default 4). ``lock_timeout``: seconds to
+    wait for another process's lock (None: wait as long as it heartbeats).
+    """
+
+    def __init__(self, project: Project, *, jobs: int = 4, progress: Progress | None = None,
+                 lock_timeout: float | None = None, force: bool = False) -> None:
+        self.project = project
+        self.jobs = max(1, jobs)
+        self.progress = progress or NullProgress()
+        self.lock_timeout = lock_timeout
+        self.force = force
+        self._records: dict[str, DatasetRecord] = {}
+        self._fill: dict[str, str] = {}
+        self._mutex = threading.Lock()
+
+    # -- one dataset ----------------------------------------------------------------------
+    def fetch_one(self, name: str) -> Outcome:
+        ds = self.project.dataset(name)
+        if ds.skip_download or ds.lazy_access:
+            return Outcome(name, "skipped")
+        target = self.project.target(name)
+        declared = ds.effective_checksum
+        if not self.force and self._is_current(target, declared):
+            return self._present(name, target)
+        stale = self.project.storage.lock_stale_age
+        waited = []
+        lock = Lock(target.lock, stale_age=stale, timeout=self.lock_timeout,
+                    on_wait=lambda who: (waited.append(who),
+                                         self.progress.note(f"{name}: waiting for {who}")))
+        with lock:
+            if not self.force and self._is_current(target, declared):  # LCK-003
+                out = self._present(name, target)
+                out.waited = bool(waited)
+                return out
+            target.clear_staging()
+            out = self._download(name, target, declared)
+            out.waited = bool(waited)
+            return out
+
+    def _is_current(self, target: Target, declared: str) -> bool:
+        if target.status() != "present":
+            return False
+        if not declared:
+            return True
+        return target.read_marker().get("checksum", declared) == declared
+
+    def _present(self, name: str, target: Target) -> Outcome:
+        rec = target.read_marker()
+        out = Outcome(name, "present", target.path, rec.get("checksum", ""), rec.get("size"))
+        self._record(name, target, out.checksum, out.size)
+        self._maybe_fill(name, out)
+        return out
+
+    def _download(self, name: str, target: Target, declared: str) -> Outcome:
+        ds = self.project.dataset(name)
+        parsed = _checksum.parse(declared) if declared else None
+        algorithm = parsed.algorithm if parsed else _checksum.DEFAULT_ALGORITHM
+        base = self.project.root
+        try:
+            if ds.uris:
+                if parsed is not None:
+                    raise FetchError(
+                        f"dataset {name!r}: a checksum for a uris dataset needs a tree checksum",
+                        code="DM020", hint="remove checksum for now; tree checksums are on the ROADMAP")
+                size = self._fetch_uris(name, ds.uris, target)
+                digest = ""
+            elif ds.uri:
+                dest = target.path.with_name(target.path.name + ".part") if ds.extract else target.staging
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                with open_source(ds.uri, base) as src:
+                    task = self.progress.start(name, src.size)
+                    try:
+                        digest, size = stream_to_file(src.chunks(), dest, algorithm,
+                                                      lambda n: self.progress.advance(task, n))
+                    finally:
+                        self.progress.finish(task)
+                if parsed is not None and digest != parsed.hexdigest and not ds.skip_checksum:
+                    raise ChecksumMismatch(name, algorithm, parsed.hexdigest, digest)
+                if ds.extract:
+                    fmt = ds.effective_format
+                    _archive.extract(dest, "tar.gz" if fmt == "tgz" else fmt, target.staging)
+                    dest.unlink()
+            else:
+                raise FetchError(f"dataset {name!r} has no uri to fetch from", code="DM079",
+                                 hint="fetcher bindings and shell fetchers arrive in a later version")
+        except BaseException:
+            target.clear_staging()
+            part = target.path.with_name(target.path.name + ".part")
+            part.unlink(missing_ok=True)
+            raise
+        checksum = f"{algorithm}:{digest}" if digest else ""
+        target.publish(checksum, size)
+        out = Outcome(name, "fetched", target.path, checksum, size)
+        self._record(name, target, checksum, size)
+        self._maybe_fill(name, out)
+        return out
+
+    def _fetch_uris(self, name: str, uris: list[str], target: Target) -> int:
+        from urllib.parse import urlsplit
+
+        staging = target.staging
+        staging.mkdir(parents=True)
+        paths = [urlsplit(u).path for u in uris]
+        common = os.path.commonpath([os.path.dirname(p) for p in paths]) if len(paths) > 1 \
+            else os.path.dirname(paths[0])
+        total = 0
+        for uri, p in zip(uris, paths):
+            rel = os.path.relpath(p, common) if common else p.lstrip("/")
+            dest = staging / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with open_source(uri, self.project.root) as src:
+                task = self.progress.start(f"{name}/{rel}", src.size)
+                try:
+                    _, size = stream_to_file(src.chunks(), dest, "sha256",
+                                             lambda n: self.progress.advance(task, n))
+                finally:
+                    self.progress.finish(task)
+            total += size
+        return total
+
+    def _record(self, name: str, target: Target, checksum: str, size: int | None) -> None:
+        ds = self.project.dataset(name)
+        try:
+            rel = target.path.relative_to(self.project.root)
+            spath = rel.as_posix()
+        except ValueError:
+            spath = str(target.path)
+        algo, _, hexd = checksum.partition(":")
+        rec = DatasetRecord(
+            storage_path=spath,
+            sha256=hexd if algo == "sha256" else None,
+            checksum=checksum or None,
+            size=size,
+            uri=ds.uri or None,
+            fetched=_now(),
+        )
+        key = ds.derived_key
+        with self._mutex:
+            self._records[key] = rec
+
+    def _maybe_fill(self, name: str, out: Outcome) -> None:
+        ds = self.project.dataset(name)
+        if ds.effective_checksum or ds.skip_checksum or not out.checksum:
+            return
+        with self._mutex:
+            self._fill[name] = out.checksum
+        out.filled = True
+
+    # -- many datasets ----------------------------------------------------------------------
+    def run(self, names: list[str] | None = None) -> FetchReport:
+        """Fetch ``names`` (identifiers; all when None) and their requirements.
+
+        Returns a :class:`FetchReport`; failures are reported, not raised.
+        """
+        project = self.project
+        wanted = None if names is None else [project.resolve(n) for n in names]
+        order = project.manifest.order(wanted)
+        requires = {n: [r for r in project.dataset(n).requires if r in order] for n in order}
+        outcomes: dict[str, Outcome] = {}
+        pending = list(order)
+        running: dict[Future, str] = {}
+        self.progress.total(len(order))
+        with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="dm-fetch") as pool:
+            while pending or running:
+                for n in list(pending):
+                    if len(running) >= self.jobs:
+                        break
+                    reqs = requires[n]
+                    if any(r not in outcomes for r in reqs):
+                        continue
+                    pending.remove(n)
+                    failed = [r for r in reqs if outcomes[r].status in ("failed", "blocked")]
+                    if failed:
+                        outcomes[n] = Outcome(n, "blocked", error=FetchError(
+                            f"dataset {n!r} not fetched: requirement {failed[0]!r} failed",
+                            code="DM081"))
+                        self.progress.done_one()
+                        continue
+                    running[pool.submit(self._safe_one, n)] = n
+                if not running:
+                    continue
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    n = running.pop(fut)
+                    outcomes[n] = fut.result()
+                    self.progress.done_one()
+        report = FetchReport([outcomes[n] for n in order])
+        if self._records:
+            update_state(project.state_file, self._records,
+                         stale_age=project.storage.lock_stale_age)
+        if self._fill:
+            report.filled = project.fill_checksums(self._fill)
+        return report
+
+    def _safe_one(self, name: str) -> Outcome:
+        try:
+            return self.fetch_one(name)
+        except DataManifestError as e:
+            return Outcome(name, "failed", error=e)
+        except OSError as e:
+            return Outcome(name, "failed", error=FetchError(
+                f"dataset {name!r}: {e.strerror or e}: {e.filename or ''}".rstrip(": "),
+                code="DM071"))
+

@@ -1,0 +1,189 @@
+"""Source schemes behind one small interface (SCHEMA.md §11.1, FET-001).
+
+A source turns a URI into a :class:`Download`: a context manager with
+``size`` (bytes, or None when unknown) and ``chunks()`` yielding bytes.
+``file://`` URIs and plain paths read local files; ``http(s)://`` streams with
+httpx. Another scheme is error DM072 naming it (never a silent skip).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from .. import __version__
+from ..errors import FetchError
+
+CHUNK = 1024 * 1024  # bytes per read from local files
+USER_AGENT = f"datamanifest/{__version__} (+https://github.com/datamanifest)"
+
+
+class Download:
+    """An open source of bytes. ``size`` in bytes or None; iterate ``chunks()`` once."""
+
+    size: int | None = None
+
+    def chunks(self) -> Iterator[bytes]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def __enter__(self) -> "Download":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        pass
+
+
+class FileDownload(Download):
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self.f = open(path, "rb")
+        except FileNotFoundError:
+            raise FetchError(f"source file {path} does not exist", code="DM074",
+                             hint="check the uri; relative paths start at the manifest's folder") from None
+        except IsADirectoryError:
+            raise FetchError(f"source {path} is a directory", code="DM074",
+                             hint="point uri at a file, or use uris for several files") from None
+        except OSError as e:
+            raise FetchError(f"cannot read {path}: {e.strerror}", code="DM074") from None
+        self.size = os.fstat(self.f.fileno()).st_size
+
+    def chunks(self) -> Iterator[bytes]:
+        read = self.f.read
+        while chunk := read(CHUNK):
+            yield chunk
+
+    def close(self) -> None:
+        self.f.close()
+
+
+def local_path(uri: str, base: Path) -> Path:
+    """The local path of a ``file://`` URI or plain path; relative to ``base`` (FET-011)."""
+    parts = urlsplit(uri)
+    if parts.scheme == "file":
+        return Path(unquote(parts.path))
+    p = Path(os.path.expanduser(uri))
+    return p if p.is_absolute() else base / p
+
+
+_local = threading.local()
+
+
+def _client():
+    import httpx
+
+    client = getattr(_local, "client", None)
+    if client is None:
+        client = httpx.Client(
+            follow_redirects=True,
+            timeout=httpx.Timeout(30.0, connect=10.0),
+            headers={"User-Agent": USER_AGENT},
+            trust_env=True,
+        )
+        _local.client = client
+    return client
+
+
+class HTTPDownload(Download):
+    """A streaming GET (FET-010). Connection errors and 429/5xx are retried before any byte is read."""
+
+    RETRIES = 3
+
+    def __init__(self, uri: str) -> None:
+        import httpx
+
+        self.uri = uri
+        client = _client()
+        delay = 0.5
+        for attempt in range(self.RETRIES + 1):
+            try:
+                req = client.build_request("GET", uri)
+                resp = client.send(req, stream=True)
+            except httpx.TransportError as e:
+                if attempt < self.RETRIES:
+                    time.sleep(delay)
+                    delay *= 2
+                    continue
+                raise FetchError(f"cannot reach {uri}: {e}", code="DM071",
+                                 hint="check the network and the URL") from None
+            if resp.status_code in (429, 500, 502, 503, 504) and attempt < self.RETRIES:
+                wait = _retry_after(resp.headers.get("Retry-After"), delay)
+                resp.close()
+                time.sleep(wait)
+                delay *= 2
+                continue
+            break
+        if resp.status_code == 404:
+            resp.close()
+            raise FetchError(f"{uri}: HTTP 404 Not Found", code="DM074",
+                             hint="check the uri in the manifest")
+        if resp.status_code >= 400:
+            resp.close()
+            raise FetchError(f"{uri}: HTTP {resp.status_code} {resp.reason_phrase}", code="DM071")
+        self.resp = resp
+        length = resp.headers.get("Content-Length")
+        encoded = resp.headers.get("Content-Encoding", "identity") not in ("identity", "")
+        self.size = int(length) if length and length.isdigit() and not encoded else None
+
+    def chunks(self) -> Iterator[bytes]:
+        import httpx
+
+        got = 0
+        try:
+            for chunk in self.resp.iter_bytes():
+                got += len(chunk)
+                yield chunk
+        except httpx.HTTPError as e:
+            raise FetchError(f"{self.uri}: download interrupted after {got} bytes: {e}",
+                             code="DM071", hint="run the fetch again") from None
+        if self.size is not None and got != self.size:
+            raise FetchError(f"{self.uri}: received {got} of {self.size} bytes", code="DM071",
+                             hint="run the fetch again")
+
+    def close(self) -> None:
+        self.resp.close()
+
+
+def _retry_after(value: str | None, default: float) -> float:
+    if value and value.strip().isdigit():
+        return min(float(value), 60.0)
+    return default
+
+
+#: scheme -> hint naming what would add it (FET-001)
+_PLANNED = {
+    "s3": "object stores arrive with the optional fsspec/obstore backends",
+    "gs": "object stores arrive with the optional fsspec/obstore backends",
+    "az": "object stores arrive with the optional fsspec/obstore backends",
+    "git": "git sources are not supported by this version",
+    "ssh": "ssh/rsync sources are not supported by this version",
+    "rsync": "ssh/rsync sources are not supported by this version",
+    "sshfs": "ssh/rsync sources are not supported by this version",
+    "ftp": "ftp sources are not supported by this version",
+}
+
+
+def scheme_of(uri: str) -> str:
+    """``"file"`` for plain paths (including Windows drive paths), else the URI scheme."""
+    s = urlsplit(uri).scheme.lower()
+    return "file" if s in ("", "file") or (len(s) == 1 and uri[1:2] == ":") else s
+
+
+def open_source(uri: str, base: Path) -> Download:
+    """Open ``uri`` for reading (FET-001). Raises FetchError DM072 for an unsupported scheme."""
+    scheme = scheme_of(uri)
+    if scheme == "file":
+        return FileDownload(local_path(uri, base))
+    if scheme in ("http", "https"):
+        return HTTPDownload(uri)
+    raise FetchError(
+        f"unsupported URI scheme {scheme!r} in {uri}", code="DM072",
+        hint=_PLANNED.get(scheme, "supported: file, http, https"),
+    )

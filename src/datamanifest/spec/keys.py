@@ -1,0 +1,165 @@
+"""Storage keys: derivation from a dataset's source and safety (SCHEMA.md §6, KEY-001..KEY-007).
+
+A key is the machine-independent relative path under which a dataset lives in
+a store (``<datasets_dir>/<key>``). Pure functions; no I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+import re
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+#: Suffixes reserved for control files next to a dataset (STO-005, KEY-004).
+RESERVED_SUFFIXES = (".tmp", ".lock", ".complete", ".part")
+#: Archive suffixes stripped from the key of an extracted dataset (STO-002).
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
+
+#: JSON Schema pattern of an explicit ``key`` (KEY-004; schemas carry it verbatim).
+KEY_PATTERN = (
+    r"^$|^(?![/\\])(?![A-Za-z]:[/\\])(?!.*(?:^|/)\.\.?(?:/|$))(?!.*//)(?!.*/$)"
+    r"(?!.*\.(?:tmp|lock|complete|part)$)[^\\\x00-\x1f\x7f]+$"
+)
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:[\\/]")
+
+
+class UnsafeKey(ValueError):
+    """A key or path fails KEY-004 / STO-004. ``str(err)`` says which part and why."""
+
+
+def check_key(key: str) -> None:
+    """Raise :class:`UnsafeKey` unless ``key`` is a safe relative store key (KEY-004).
+
+    A safe key is non-empty, relative, ``/``-separated, has no empty, ``.`` or
+    ``..`` segment, no backslash or control character, and its last segment
+    does not end in a reserved control-file suffix.
+    """
+    if key == "":
+        raise UnsafeKey("the key is empty")
+    if _CONTROL.search(key):
+        raise UnsafeKey("the key contains a control character")
+    if "\\" in key:
+        raise UnsafeKey("the key contains a backslash; separate segments with '/'")
+    if key.startswith("/") or _WINDOWS_DRIVE.match(key):
+        raise UnsafeKey(f"the key {key!r} is absolute")
+    segments = key.split("/")
+    for seg in segments:
+        if seg == "":
+            raise UnsafeKey(f"the key {key!r} has an empty segment")
+        if seg in (".", ".."):
+            raise UnsafeKey(f"the key {key!r} has a {seg!r} segment")
+    last = segments[-1]
+    for suffix in RESERVED_SUFFIXES:
+        if last.endswith(suffix):
+            raise UnsafeKey(f"the key {key!r} ends in {suffix!r}, reserved for control files")
+
+
+def _split_format(query: str) -> tuple[str, str]:
+    """Split a query string into (format value, remaining query)."""
+    pairs = parse_qsl(query, keep_blank_values=True)
+    fmt = ""
+    rest = []
+    for k, v in pairs:
+        if k == "format" and not fmt:
+            fmt = v
+        else:
+            rest.append((k, v))
+    return fmt, urlencode(rest)
+
+
+def _source_parts(uri: str) -> tuple[str, str, str]:
+    """(host, path, query) of a URI or plain path for key derivation (KEY-002)."""
+    if _WINDOWS_DRIVE.match(uri):
+        return "", "/" + uri[3:].replace("\\", "/"), ""
+    parts = urlsplit(uri)
+    if parts.scheme in ("", "file"):
+        return "", parts.path, parts.query
+    host = (parts.hostname or "").lower()
+    return host, parts.path, parts.query
+
+
+def derive_key(uri: str = "", uris: list[str] | tuple[str, ...] = (), version: str = "") -> str:
+    """Derive the storage key of a dataset from its source (KEY-002, KEY-003).
+
+    * one ``uri``: ``<host>/<path>`` with the port, user info and fragment
+      dropped, a ``format=`` query parameter removed, and any other query
+      recorded as the suffix ``-q<first 12 hex of sha256(query)>``; for
+      ``file://`` URIs and plain paths the host is empty and a leading ``/``
+      or ``./`` is dropped;
+    * ``uris``: ``<host>/<longest common directory>`` of the members (all
+      members must share a host);
+    * a non-empty ``version`` appends ``#<version>``.
+
+    Raises :class:`UnsafeKey` when the result fails :func:`check_key` (KEY-005),
+    e.g. a relative path with ``..`` or a URI with an empty segment.
+    """
+    if uri:
+        host, path, query = _source_parts(uri)
+        _, rest = _split_format(query)
+        path = path.lstrip("/")
+        while path.startswith("./"):
+            path = path[2:]
+        key = f"{host}/{path}" if host else path
+        key = key.rstrip("/") if key.endswith("/") and key != "/" else key
+        if rest:
+            key += "-q" + hashlib.sha256(rest.encode()).hexdigest()[:12]
+    elif uris:
+        hosts = set()
+        dirs = []
+        for u in uris:
+            host, path, _ = _source_parts(u)
+            hosts.add(host)
+            dirs.append(posixpath.dirname(path.lstrip("/")))
+        if len(hosts) > 1:
+            raise UnsafeKey("the uris are on different hosts, so no common key can be derived")
+        common = posixpath.commonpath(dirs) if all(dirs) else ""
+        host = hosts.pop()
+        key = "/".join(p for p in (host, common) if p)
+    else:
+        raise UnsafeKey("the dataset has neither uri nor uris to derive a key from")
+    if version:
+        if "/" in version or "\\" in version:
+            raise UnsafeKey(f"the version {version!r} contains a path separator")
+        key += f"#{version}"
+    check_key(key)
+    return key
+
+
+def query_format(uri: str) -> str:
+    """The ``format=`` query parameter of ``uri``, or ``""`` (MAN-025)."""
+    if "?" not in uri:
+        return ""
+    return _split_format(urlsplit(uri).query)[0]
+
+
+def infer_format(uri: str) -> str:
+    """The format of a dataset from its URI: ``?format=``, else the file extension (MAN-025).
+
+    Compound archive extensions are recognized (``.tar.gz`` and ``.tgz`` give
+    ``"tar.gz"``). Returns ``""`` when nothing can be inferred.
+    """
+    fmt = query_format(uri)
+    if fmt:
+        return fmt.lower()
+    path = urlsplit(uri).path if not _WINDOWS_DRIVE.match(uri) else uri
+    name = posixpath.basename(path.rstrip("/")).lower()
+    if name.endswith(".tar.gz") or name.endswith(".tgz"):
+        return "tar.gz"
+    if "." in name.strip("."):
+        return name.rsplit(".", 1)[1]
+    return ""
+
+
+def extracted_key(key: str) -> str:
+    """The key of the directory an archive dataset is extracted to (STO-002).
+
+    A known archive suffix is stripped; otherwise ``.d`` is appended.
+    """
+    lower = key.lower()
+    for suffix in ARCHIVE_SUFFIXES:
+        if lower.endswith(suffix) and len(key) > len(suffix) and not key[: -len(suffix)].endswith("/"):
+            return key[: -len(suffix)]
+    return key + ".d"

@@ -1,0 +1,1 @@
+"""Materialization on disk: layout, locks, atomic publish and the state file (SCHEMA.md §7–§8)."""

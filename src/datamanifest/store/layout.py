@@ -1,0 +1,83 @@
+"""Where a dataset lives and its control files (SCHEMA.md §7.1–§7.2, STO-001..STO-011).
+
+For a dataset with target path ``T`` (a file, or a folder for extracted and
+multi-URI datasets):
+
+* staging ``T.tmp`` on the same file system, renamed onto ``T`` when verified (STO-007);
+* lock ``T.lock`` (§7.3);
+* completion marker ``T.complete`` for a file, ``T/.complete`` for a folder (STO-008);
+  a target without its marker is absent (STO-009).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from .atomic import fsync_dir, write_text
+
+MARKER = ".complete"
+
+
+@dataclass(frozen=True)
+class Target:
+    """The on-disk location of one dataset. ``is_dir`` for extracted / multi-URI datasets."""
+
+    path: Path
+    is_dir: bool
+
+    @property
+    def staging(self) -> Path:
+        return self.path.with_name(self.path.name + ".tmp")
+
+    @property
+    def lock(self) -> Path:
+        return self.path.with_name(self.path.name + ".lock")
+
+    @property
+    def marker(self) -> Path:
+        return self.path / MARKER if self.is_dir else self.path.with_name(self.path.name + MARKER)
+
+    def status(self) -> str:
+        """``"present"`` (marker there), ``"incomplete"`` (bytes, no marker) or ``"missing"``."""
+        if self.marker.exists() and self.path.exists():
+            return "present"
+        if self.path.exists() or self.staging.exists():
+            return "incomplete"
+        return "missing"
+
+    def read_marker(self) -> dict:
+        """The marker's record ``{"checksum": str, "size": int}`` ({} for an empty marker)."""
+        try:
+            text = self.marker.read_text(encoding="utf-8")
+            return json.loads(text) if text.strip() else {}
+        except (OSError, ValueError):
+            return {}
+
+    def clear_staging(self) -> None:
+        """Remove a staging leftover (only under the lock)."""
+        s = self.staging
+        if s.is_dir() and not s.is_symlink():
+            shutil.rmtree(s)
+        elif s.exists() or s.is_symlink():
+            s.unlink()
+
+    def publish(self, checksum: str, size: int) -> None:
+        """Rename the verified staging area onto the target, then write the marker (STO-007/008).
+
+        An unmarked target left by an earlier crash is replaced. The marker
+        records the checksum and size (bytes) of what was published.
+        """
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.is_dir:
+            if self.path.exists():
+                shutil.rmtree(self.path)
+            os.rename(self.staging, self.path)
+        else:
+            self.marker.unlink(missing_ok=True)
+            os.replace(self.staging, self.path)
+        fsync_dir(self.path.parent)
+        write_text(self.marker, json.dumps({"checksum": checksum, "size": size}) + "\n")

@@ -1,0 +1,179 @@
+"""The lock protocol: ``<target>.lock`` pid files with heartbeat and stale reclaim (SCHEMA.md §7.3).
+
+LCK-001  A writer creates ``<target>.lock`` exclusively (O_CREAT|O_EXCL) and writes
+         ``"<pid> <hostname>\\n"`` into it.
+LCK-002  While it holds the lock it refreshes the file's mtime every ``stale_age/2`` s.
+LCK-003  A contender waits, polling, and MUST re-check completion after acquiring.
+LCK-004  A lock is stale when its mtime is older than ``stale_age`` and either its pid is
+         dead on this host or its age exceeds ``5 * stale_age``.
+LCK-005  Reclaiming is serialized by ``<target>.lock.reclaim`` (itself exclusive); the
+         reclaimer re-checks staleness before deleting the stale lock.
+LCK-006  A contender that waits longer than its timeout fails with DM075.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from ..errors import LockTimeout
+
+DEFAULT_STALE_AGE = 30.0  # seconds
+RECLAIM_FACTOR = 5
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError as e:  # pragma: no cover - exotic platforms
+        return e.errno != errno.ESRCH
+    return True
+
+
+def read_owner(path: Path) -> tuple[int | None, str]:
+    """(pid, hostname) written in a lock file; (None, "") when unreadable."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace").split()
+    except OSError:
+        return None, ""
+    try:
+        return int(text[0]), (text[1] if len(text) > 1 else "")
+    except (ValueError, IndexError):
+        return None, ""
+
+
+def is_stale(path: Path, stale_age: float, now: float | None = None) -> bool:
+    """LCK-004: is the lock at ``path`` stale?"""
+    try:
+        age = (now or time.time()) - path.stat().st_mtime
+    except FileNotFoundError:
+        return False
+    if age <= stale_age:
+        return False
+    if age > RECLAIM_FACTOR * stale_age:
+        return True
+    pid, host = read_owner(path)
+    return pid is not None and host == socket.gethostname() and not _pid_alive(pid)
+
+
+class Lock:
+    """An inter-process lock on ``<target>.lock`` (LCK-001..LCK-006).
+
+    Use as a context manager. ``timeout`` (seconds, None = wait forever) bounds
+    the wait; ``on_wait(owner_text)`` is called once when the lock is busy.
+    Raises :class:`~datamanifest.errors.LockTimeout` (DM075) on timeout.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        stale_age: float = DEFAULT_STALE_AGE,
+        timeout: float | None = None,
+        poll: float = 0.05,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.stale_age = stale_age
+        self.timeout = timeout
+        self.poll = poll
+        self.on_wait = on_wait
+        self.waited = False
+        self._stop = threading.Event()
+        self._beat: threading.Thread | None = None
+        self._token = f"{os.getpid()} {socket.gethostname()}\n"
+
+    def _try_create(self) -> bool:
+        try:
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        try:
+            os.write(fd, self._token.encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return True
+
+    def _reclaim(self) -> None:
+        guard = self.path.with_name(self.path.name + ".reclaim")
+        try:
+            fd = os.open(guard, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:  # a reclaimer that died mid-way leaves its guard; clear it when old
+                if time.time() - guard.stat().st_mtime > self.stale_age:
+                    guard.unlink()
+            except FileNotFoundError:
+                pass
+            return
+        os.close(fd)
+        try:
+            if is_stale(self.path, self.stale_age):
+                try:
+                    self.path.unlink()
+                except FileNotFoundError:
+                    pass
+        finally:
+            guard.unlink(missing_ok=True)
+
+    def acquire(self) -> "Lock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        start = time.monotonic()
+        delay = self.poll
+        while not self._try_create():
+            if is_stale(self.path, self.stale_age):
+                self._reclaim()
+                continue
+            if not self.waited:
+                self.waited = True
+                if self.on_wait:
+                    pid, host = read_owner(self.path)
+                    self.on_wait(f"pid {pid} on {host}" if pid else "another process")
+            if self.timeout is not None and time.monotonic() - start > self.timeout:
+                pid, host = read_owner(self.path)
+                raise LockTimeout(
+                    f"timed out after {self.timeout:g} s waiting for {self.path} "
+                    f"(held by pid {pid} on {host})",
+                    hint="another datamanifest process is fetching this dataset; wait for it, "
+                    f"or delete {self.path} if that process is gone",
+                )
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.5)
+        self._stop.clear()
+        self._beat = threading.Thread(target=self._heartbeat, name="dm-lock-heartbeat", daemon=True)
+        self._beat.start()
+        return self
+
+    def _heartbeat(self) -> None:
+        interval = max(self.stale_age / 2, 0.05)
+        while not self._stop.wait(interval):
+            try:
+                os.utime(self.path)
+            except FileNotFoundError:
+                return
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._beat is not None:
+            self._beat.join()
+            self._beat = None
+        try:
+            if self.path.read_text(encoding="utf-8", errors="replace") == self._token:
+                self.path.unlink()
+        except FileNotFoundError:
+            pass
+
+    def __enter__(self) -> "Lock":
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
