@@ -214,6 +214,12 @@ def _map_schema_error(err: Any, path: tuple, data: dict[str, Any], col: _Collect
     name = path[0] if path else ""
     fld = path[1] if len(path) > 1 else ""
     if fld in ("fetcher", "loader") or (path and path[0] == "_LOADERS"):
+        if isinstance(inst, dict):
+            extra = [k for k in inst if k not in ("ref", "args", "kwargs")]
+            if extra:
+                col.add("DM014", (*path, extra[0]), _binding_message(inst),
+                        "a binding table has ref, args and kwargs only", at_key=True)
+                return
         col.add("DM014", path, _binding_message(inst),
                 "write \"module:function\" or {ref = \"module:function\", args = [...], "
                 "kwargs = {...}}")
@@ -368,7 +374,7 @@ def _semantic_layer(data: dict[str, Any], bad: dict[str, set[str] | None],
         # STO-003 symbols
         if ds.storage_path:
             for sym in _storage.symbols_in(ds.storage_path):
-                if sym not in symbols:
+                if sym not in symbols and not _storage.is_env_name(sym):
                     close = difflib.get_close_matches(sym, sorted(symbols), n=1)
                     col.add("DM060", (name, "storage_path"), f"dataset {name!r}: unknown symbol "
                             f"${sym} in storage_path",

@@ -6,7 +6,6 @@ This is the I/O edge around the pure :mod:`datamanifest.spec` modules.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +21,6 @@ from .store.state import STATE_DIR, state_path
 
 #: DISC-001: file names tried in each folder, first existing wins.
 MANIFEST_NAMES = ("datamanifest.toml", "DataManifest.toml", "datasets.toml", "Datasets.toml")
-_ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 
 
 def discover(start: Path | None = None) -> Path:
@@ -227,7 +225,7 @@ def expand_path(expr: str, symbols: dict[str, str]) -> str:
     """Expand a path expression (STO-003): symbols, upper-case environment variables, ``~``."""
     env_symbols = dict(symbols)
     for name in _storage.symbols_in(expr):
-        if name not in env_symbols and _ENV_NAME.match(name) and name in os.environ:
+        if name not in env_symbols and _storage.is_env_name(name) and name in os.environ:
             env_symbols[name] = os.environ[name].replace("$", "$$")
     out = _storage.expand(expr, env_symbols)
     return os.path.expanduser(out)

@@ -195,7 +195,7 @@ class Manifest(BaseModel):
             if name.startswith("_"):
                 continue
             if not isinstance(table, dict):
-                raise TypeError(f"top-level key {name!r} is not a table")
+                raise ValueError(f"top-level key {name!r} is not a table")
             datasets[name] = Dataset.model_validate(table, context=ctx)
         return cls(meta=meta, structural=structural, datasets=datasets)
 
@@ -319,3 +319,30 @@ def normalize(manifest: Manifest) -> dict[str, Any]:
 
 
 Severity = Literal["error", "warning"]
+
+
+def validate_structure(data: dict[str, Any]) -> None:
+    """Structural validation with the models alone, mirroring ``schemas/manifest.v1.json``.
+
+    Raises ``ValueError`` (or ``pydantic.ValidationError``, a subclass) on the
+    first fault. The conformance tests assert this verdict equals the JSON
+    Schema's on every fixture (SCHEMA.md §10, VAL-002).
+    """
+    from pydantic import TypeAdapter
+
+    meta = data.get("_META", {})
+    if not isinstance(meta, dict):
+        raise ValueError("_META must be a table")
+    schema = meta.get("schema", 0)
+    if type(schema) is not int or schema not in SUPPORTED_SCHEMAS:
+        raise ValueError(f"unsupported _META.schema {schema!r}")
+    for name in ("_STORAGE", "_LANG", "_LOADERS"):
+        if name in data and not isinstance(data[name], dict):
+            raise ValueError(f"{name} must be a table")
+    for lang, table in data.get("_LANG", {}).items():
+        if not isinstance(table, dict):
+            raise ValueError(f"_LANG.{lang} must be a table")
+    adapter = TypeAdapter(StrictStr | Binding)
+    for fmt, value in data.get("_LOADERS", {}).items():
+        _binding(adapter.validate_python(value))
+    Manifest.from_dict(data, strict_fields=True)

@@ -50,6 +50,14 @@ def expand(expr: str, symbols: Mapping[str, str], _stack: tuple[str, ...] = ()) 
     return _TOKEN.sub(repl, expr)
 
 
+_ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
+
+
+def is_env_name(name: str) -> bool:
+    """True for upper-case names, which refer to environment variables (STO-003)."""
+    return bool(_ENV_NAME.match(name))
+
+
 def is_keyed(expr: str) -> bool:
     """True when ``storage_path`` is tool-managed (refers to ``$key``; STO-001)."""
     return "key" in symbols_in(expr)

@@ -1,0 +1,126 @@
+"""``make demo``: the main job on real data, offline.
+
+Serves real third-party files that ship inside installed packages (the IERS
+Earth-orientation tables of ``astropy-iers-data`` and xarray's NetCDF test
+samples) from a loopback HTTP server on 127.0.0.1, writes a manifest naming
+them (one with an empty checksum to show auto-fill, one tar.gz archive with
+``extract = true``), then runs ``datamanifest check``, ``fetch``, ``status``
+and ``fetch`` again (everything already present), and stops the server.
+
+Run: ``python -m datamanifest.demo [WORKDIR]`` (default ``./demo-run``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+from .testing import LoopbackServer
+
+
+def _package_file(package: str, *parts: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit(f"demo: package {package!r} is missing; run `make demo`, which installs it")
+    path = Path(next(iter(spec.submodule_search_locations))).joinpath(*parts)
+    if not path.is_file():
+        raise SystemExit(f"demo: {path} is missing from the installed {package}")
+    return path
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.file_digest(open(path, "rb"), "sha256").hexdigest()
+
+
+MANIFEST = """\
+# datamanifest demo: real files from installed packages, served on 127.0.0.1.
+[_META]
+schema = 1
+
+[_STORAGE]
+datasets_dir = "datasets"   # relative to this file
+
+# IERS Earth orientation parameters (finals2000A), ~3.8 MB of text.
+[iers-finals]
+uri = "{base}/iers/finals2000A.all"
+checksum = "sha256:{finals}"
+description = "IERS Bulletin A: polar motion, UT1-UTC, nutation (astropy-iers-data)"
+aliases = ["finals2000A"]
+
+# Leap seconds table: the checksum is left empty on purpose; `fetch` fills it in
+# and keeps this comment.
+[leap-seconds]
+uri = "{base}/iers/Leap_Second.dat"
+checksum = ""
+description = "IERS leap second table"
+
+# Two NetCDF samples from xarray's test data, bundled as one tar.gz and extracted.
+[xarray-samples]
+uri = "{base}/xarray/netcdf-samples.tar.gz"
+checksum = "sha256:{tarball}"
+extract = true
+description = "example_1.nc and bears.nc from xarray's test suite"
+requires = ["leap-seconds"]
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    work = Path(argv[0] if argv else "demo-run").resolve()
+    if work.exists():
+        shutil.rmtree(work)
+    served = work / "served"
+    (served / "iers").mkdir(parents=True)
+    (served / "xarray").mkdir(parents=True)
+    for name in ("finals2000A.all", "Leap_Second.dat"):
+        shutil.copy(_package_file("astropy_iers_data", "data", name), served / "iers" / name)
+    tarball = served / "xarray" / "netcdf-samples.tar.gz"
+    with tarfile.open(tarball, "w:gz") as tf:
+        for name in ("example_1.nc", "bears.nc"):
+            tf.add(_package_file("xarray", "tests", "data", name), arcname=f"samples/{name}")
+
+    project = work / "project"
+    project.mkdir()
+    cli = [sys.executable, "-m", "datamanifest"]
+    with LoopbackServer(served) as srv:
+        base = srv.url("").rstrip("/")
+        (project / "datamanifest.toml").write_text(MANIFEST.format(
+            base=base, finals=_sha256(served / "iers" / "finals2000A.all"),
+            tarball=_sha256(tarball)))
+        steps = [
+            ["check"],
+            ["fetch"],
+            ["status"],
+            ["path", "finals2000A"],
+            ["fetch"],
+        ]
+        for args in steps:
+            print(f"\n$ datamanifest {' '.join(args)}", flush=True)
+            code = subprocess.call(cli + args, cwd=project)
+            if code != 0:
+                print(f"demo: `datamanifest {' '.join(args)}` exited {code}", file=sys.stderr)
+                return code
+        print(f"\nGET requests served: {dict(srv.hits)} (the second fetch downloaded nothing)")
+    print("\n$ cat datamanifest.toml   # leap-seconds now has its checksum, comments kept")
+    print((project / "datamanifest.toml").read_text())
+    extracted = sorted(p.relative_to(project) for p in (project / "datasets").rglob("*.nc"))
+    print("extracted:", ", ".join(map(str, extracted)))
+    try:
+        import xarray as xr
+
+        ds = xr.open_dataset(project / extracted[0])
+        print(f"\nopened {extracted[0].name} with xarray: {dict(ds.sizes)}")
+        ds.close()
+    except Exception as e:  # a NetCDF engine is optional for the demo
+        print(f"(xarray could not open the sample here: {e})")
+    print(f"\ndemo done: {project}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

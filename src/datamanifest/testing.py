@@ -1,0 +1,128 @@
+"""A real HTTP file server on 127.0.0.1 for the demo, the tests and the benchmarks.
+
+Not a mock: it speaks HTTP/1.1 over a loopback socket and sends file bodies
+with ``sendfile``. It records every request and can misbehave on purpose
+(cut a body short, stall before sending) so tests can exercise failure paths.
+
+    with LoopbackServer(folder) as srv:
+        url = srv.url("data.csv")        # http://127.0.0.1:<port>/data.csv
+        ...
+        srv.hits["/data.csv"]            # GET requests served
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+
+class LoopbackServer:
+    """Serve the files below ``root`` on 127.0.0.1 (a free port).
+
+    ``cut``: path -> byte count after which the connection is dropped (the
+    full Content-Length is still announced). ``delay``: path -> seconds to
+    stall before the body.
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).resolve()
+        self.hits: Counter[str] = Counter()
+        self.cut: dict[str, int] = {}
+        self.delay: dict[str, float] = {}
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:  # quiet
+                pass
+
+            def _file(self) -> Path | None:
+                rel = unquote(urlsplit(self.path).path).lstrip("/")
+                p = (server.root / rel).resolve()
+                if server.root not in p.parents and p != server.root:
+                    return None
+                return p if p.is_file() else None
+
+            def do_HEAD(self) -> None:
+                self._serve(body=False)
+
+            def do_GET(self) -> None:
+                self._serve(body=True)
+
+            def _serve(self, body: bool) -> None:
+                path = urlsplit(self.path).path
+                with server._lock:
+                    server.hits[path] += 1
+                p = self._file()
+                if p is None:
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                size = p.stat().st_size
+                self.send_response(200)
+                self.send_header("Content-Length", str(size))
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("ETag", f'"{int(p.stat().st_mtime_ns)}-{size}"')
+                self.end_headers()
+                if not body:
+                    return
+                if path in server.delay:
+                    time.sleep(server.delay[path])
+                self.wfile.flush()
+                with open(p, "rb") as f:
+                    if path in server.cut:
+                        self.wfile.write(f.read(server.cut[path]))
+                        self.wfile.flush()
+                        self.close_connection = True
+                        self.connection.shutdown(2)
+                        return
+                    self.connection.sendfile(f)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self._thread: threading.Thread | None = None
+
+    def url(self, rel: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{rel.lstrip('/')}"
+
+    def start(self) -> "LoopbackServer":
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="dm-http",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def __enter__(self) -> "LoopbackServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def serve_forever(root: str, port_file: str) -> None:  # pragma: no cover - used by bench/tests
+    """Run a server in this process, writing its port to ``port_file``."""
+    srv = LoopbackServer(root)
+    Path(port_file).write_text(str(srv.port))
+    try:
+        srv.httpd.serve_forever()
+    finally:
+        srv.httpd.server_close()
+
+
+if __name__ == "__main__":  # python -m datamanifest.testing ROOT PORT_FILE
+    import sys
+
+    serve_forever(sys.argv[1], sys.argv[2])
+    os._exit(0)

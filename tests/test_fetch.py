@@ -1,0 +1,265 @@
+"""fetch against a real loopback HTTP server and real files (no mocks)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import tomllib
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from datamanifest.errors import ChecksumMismatch, FetchError
+from datamanifest.project import Project
+
+from .conftest import run_cli, sha256_of, write_manifest
+
+
+def _files(root: Path) -> set[str]:
+    return {p.relative_to(root).as_posix() for p in root.rglob("*")} if root.exists() else set()
+
+
+def test_http_fetch_verifies_and_publishes(http, served, project):
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    (served / "a.bin").write_bytes(data)
+    write_manifest(project, f'[a]\nuri = "{http.url("a.bin")}"\nchecksum = "sha256:{sha256_of(data)}"\n')
+    proc = run_cli("fetch", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    target = project / "store" / "127.0.0.1" / "a.bin"
+    assert target.read_bytes() == data
+    assert (project / "store" / "127.0.0.1" / "a.bin.complete").exists()
+    state = tomllib.loads((project / ".datamanifest" / "state.toml").read_text())
+    rec = state["datasets"]["127.0.0.1/a.bin"]
+    assert rec["sha256"] == sha256_of(data) and rec["size"] == len(data)
+    assert rec["storage_path"] == "store/127.0.0.1/a.bin"
+    # a second fetch downloads nothing
+    proc = run_cli("fetch", "--json", cwd=project)
+    assert json.loads(proc.stdout)["datasets"][0]["status"] == "present"
+    assert http.hits["/a.bin"] == 1
+
+
+def test_cut_off_download_leaves_nothing_complete_then_succeeds(http, served, project):
+    data = os.urandom(2 * 1024 * 1024)
+    (served / "cut.bin").write_bytes(data)
+    write_manifest(project, f'[cut]\nuri = "{http.url("cut.bin")}"\n')
+    http.cut["/cut.bin"] = 700_000
+    proc = run_cli("fetch", cwd=project)
+    assert proc.returncode == 1
+    assert "DM071" in proc.stderr and "Traceback" not in proc.stderr
+    store = project / "store"
+    assert not any(n.endswith((".complete", ".tmp")) for n in _files(store))
+    assert not (store / "127.0.0.1" / "cut.bin").exists()
+    text = (project / "datamanifest.toml").read_text()
+    assert "checksum" not in text  # nothing was auto-filled from partial bytes
+    del http.cut["/cut.bin"]
+    proc = run_cli("fetch", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    assert (store / "127.0.0.1" / "cut.bin").read_bytes() == data
+
+
+def test_checksum_mismatch_publishes_nothing(http, served, project):
+    (served / "m.txt").write_bytes(b"actual content\n")
+    wrong = "0" * 64
+    write_manifest(project, f'[m]\nuri = "{http.url("m.txt")}"\nchecksum = "sha256:{wrong}"\n')
+    proc = run_cli("fetch", cwd=project)
+    assert proc.returncode == 1
+    assert "DM070" in proc.stderr and "'m'" in proc.stderr and "sha256" in proc.stderr
+    assert wrong in proc.stderr and sha256_of(b"actual content\n") in proc.stderr
+    assert _files(project / "store") <= {"127.0.0.1"}
+    assert not (project / ".datamanifest" / "state.toml").exists()
+
+
+def test_mismatch_via_api_raises_typed_error(http, served, project):
+    (served / "m.txt").write_bytes(b"x")
+    write_manifest(project, f'[m]\nuri = "{http.url("m.txt")}"\nchecksum = "md5:{"0" * 32}"\n')
+    with pytest.raises(ChecksumMismatch) as exc:
+        Project.open(project).fetch()
+    assert exc.value.algorithm == "md5" and exc.value.expected == "0" * 32
+    assert exc.value.actual == "9dd4e461268c8034f5c8564e155c67a6"
+
+
+def test_two_processes_download_once(http, served, project):
+    data = os.urandom(512 * 1024)
+    (served / "shared.bin").write_bytes(data)
+    http.delay["/shared.bin"] = 1.5
+    write_manifest(project, f'[shared]\nuri = "{http.url("shared.bin")}"\n'
+                            f'checksum = "sha256:{sha256_of(data)}"\n')
+    cmd = [sys.executable, "-m", "datamanifest", "fetch", "--json"]
+    procs = [subprocess.Popen(cmd, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=60) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    statuses = sorted(json.loads(o[0])["datasets"][0]["status"] for o in outs)
+    assert statuses == ["fetched", "present"]
+    assert http.hits["/shared.bin"] == 1
+    assert (project / "store" / "127.0.0.1" / "shared.bin").read_bytes() == data
+
+
+COMMENTED = '''\
+# Project data — keep this header
+[_META]
+schema = 1   # manifest schema
+
+[_STORAGE]
+datasets_dir = "store"
+
+# first dataset
+[first]
+uri = "{u1}"   # trailing comment
+description = "kept"
+
+[second]   # header comment
+uri = "{u2}"
+checksum = ""   # empty on purpose
+
+[second._LANG.julia]
+loader = "CSV:read"
+'''
+
+
+def test_autofill_keeps_comments_and_layout(http, served, project):
+    (served / "1.csv").write_bytes(b"a,b\n1,2\n")
+    (served / "2.csv").write_bytes(b"c\n3\n")
+    original = COMMENTED.format(u1=http.url("1.csv"), u2=http.url("2.csv"))
+    (project / "datamanifest.toml").write_text(original)
+    proc = run_cli("fetch", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    text = (project / "datamanifest.toml").read_text()
+    h1, h2 = sha256_of(b"a,b\n1,2\n"), sha256_of(b"c\n3\n")
+    expected = original.replace(
+        '   # trailing comment\n', f'   # trailing comment\nchecksum = "sha256:{h1}"\n'
+    ).replace('checksum = ""   # empty on purpose', f'checksum = "sha256:{h2}"   # empty on purpose')
+    assert text == expected
+    assert run_cli("check", cwd=project).returncode == 0
+
+
+def _tar_with(member: str, *, link: str | None = None) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        ok = tarfile.TarInfo("data/ok.txt")
+        ok.size = 2
+        tf.addfile(ok, io.BytesIO(b"ok"))
+        bad = tarfile.TarInfo(member)
+        if link is not None:
+            bad.type = tarfile.SYMTYPE
+            bad.linkname = link
+        else:
+            bad.size = 4
+        tf.addfile(bad, None if link is not None else io.BytesIO(b"evil"))
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("kind", ["tar-dotdot", "tar-absolute", "tar-symlink-out", "zip-dotdot"])
+def test_unsafe_archive_is_refused(http, served, project, tmp_path, kind):
+    if kind == "tar-dotdot":
+        blob, name = _tar_with("../evil.txt"), "a.tar.gz"
+    elif kind == "tar-absolute":
+        blob, name = _tar_with(str(tmp_path / "abs-evil.txt")), "a.tar.gz"
+    elif kind == "tar-symlink-out":
+        blob, name = _tar_with("data/link", link="../../../../etc"), "a.tar.gz"
+    else:
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:
+            zf.writestr("ok.txt", "ok")
+            zf.writestr("../evil.txt", "evil")
+        blob, name = buf.getvalue(), "a.zip"
+    (served / name).write_bytes(blob)
+    write_manifest(project, f'[arch]\nuri = "{http.url(name)}"\nextract = true\n')
+    proc = run_cli("fetch", cwd=project)
+    assert proc.returncode == 1
+    assert "DM073" in proc.stderr, proc.stderr
+    assert not (project / "store" / "evil.txt").exists()
+    assert not (project / "store" / "127.0.0.1" / "evil.txt").exists()
+    assert not (tmp_path / "abs-evil.txt").exists()
+    assert not any(n.endswith((".complete", ".tmp", ".part")) for n in _files(project / "store"))
+
+
+def test_extract_zip_and_tar(http, served, project):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("inner/x.txt", "x")
+    (served / "z.zip").write_bytes(buf.getvalue())
+    (served / "t.tar.gz").write_bytes(_tar_with("data/more.txt"))
+    write_manifest(project, f'[z]\nuri = "{http.url("z.zip")}"\nextract = true\n\n'
+                            f'[t]\nuri = "{http.url("t.tar.gz")}"\nextract = true\n')
+    proc = run_cli("fetch", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    base = project / "store" / "127.0.0.1"
+    assert (base / "z" / "inner" / "x.txt").read_text() == "x"
+    assert (base / "z" / ".complete").exists() and (base / "t" / ".complete").exists()
+    assert (base / "t" / "data" / "ok.txt").read_text() == "ok"
+    assert not (base / "z.zip.part").exists()
+
+
+def test_file_sources_and_requires_order(project):
+    src = project / "inputs"
+    src.mkdir()
+    (src / "grid.txt").write_text("grid")
+    (src / "model.txt").write_text("model")
+    write_manifest(project, '[model]\nuri = "inputs/model.txt"\nrequires = ["grid"]\n\n'
+                            f'[grid]\nuri = "file://{src / "grid.txt"}"\nkey = "grid.txt"\n')
+    report = Project.open(project).fetch()
+    assert [o.name for o in report.outcomes] == ["grid", "model"]
+    assert (project / "store" / "grid.txt").read_text() == "grid"
+    assert (project / "store" / "inputs" / "model.txt").read_text() == "model"
+
+
+def test_failed_requirement_blocks_dependent(http, project):
+    write_manifest(project, f'[a]\nuri = "{http.url("missing.csv")}"\n\n'
+                            '[b]\nuri = "inputs/b.txt"\nrequires = ["a"]\n')
+    proc = run_cli("fetch", "--json", cwd=project)
+    assert proc.returncode == 1
+    out = {d["name"]: d for d in json.loads(proc.stdout)["datasets"]}
+    assert out["a"]["status"] == "failed" and out["a"]["error"]["code"] == "DM074"
+    assert out["b"]["status"] == "blocked" and out["b"]["error"]["code"] == "DM081"
+
+
+def test_unsupported_scheme_is_an_error(project):
+    write_manifest(project, '[s]\nuri = "s3://bucket/key.nc"\n')
+    proc = run_cli("fetch", cwd=project)
+    assert proc.returncode == 1 and "DM072" in proc.stderr and "'s3'" in proc.stderr
+
+
+def test_fetch_refuses_invalid_manifest(project):
+    write_manifest(project, '[a]\nuri = "x.csv"\nrequires = ["nope"]\n')
+    proc = run_cli("fetch", cwd=project)
+    assert proc.returncode == 1
+    assert "DM040" in proc.stderr and "DM091" in proc.stderr
+    assert not (project / "store").exists()
+
+
+def test_unknown_field_is_kept_and_does_not_block_fetch(project):
+    (project / "x.csv").write_text("x")
+    write_manifest(project, '[a]\nuri = "x.csv"\nfuture_field = 1\n')
+    proc = run_cli("fetch", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    assert "DM010" in proc.stderr  # reported as a warning
+    assert "future_field = 1" in (project / "datamanifest.toml").read_text()
+
+
+def test_status_and_path(http, served, project):
+    (served / "s.txt").write_bytes(b"s")
+    write_manifest(project, f'[s]\nuri = "{http.url("s.txt")}"\naliases = ["ess"]\n')
+    st = run_cli("status", "--json", cwd=project)
+    assert json.loads(st.stdout)[0]["status"] == "missing"
+    p = run_cli("path", "ess", cwd=project)
+    assert p.returncode == 1 and "DM078" in p.stderr
+    assert run_cli("fetch", "-q", cwd=project).returncode == 0
+    p = run_cli("path", "ess", cwd=project)
+    assert p.returncode == 0 and p.stdout.strip().endswith("store/127.0.0.1/s.txt")
+    # an unmarked target is reported incomplete
+    (project / "store" / "127.0.0.1" / "s.txt.complete").unlink()
+    assert json.loads(run_cli("status", "--json", cwd=project).stdout)[0]["status"] == "incomplete"
+    assert run_cli("path", "nope", cwd=project).returncode == 1
+
+
+def test_error_from_api_is_typed(project):
+    write_manifest(project, '[a]\nuri = "not-there.csv"\n')
+    with pytest.raises(FetchError) as exc:
+        Project.open(project).fetch()
+    assert exc.value.code == "DM074"

@@ -1,0 +1,87 @@
+"""The conformance fixtures: check, the JSON Schema and the models agree on every case."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from datamanifest import schemas
+from datamanifest.check import check_path
+from datamanifest.errors import CODES
+from datamanifest.spec.manifest import normalize, validate_structure
+
+from .conftest import ROOT, run_cli
+
+FIX = ROOT / "fixtures" / "manifest"
+VALID = sorted((FIX / "valid").glob("*.toml"))
+INVALID = sorted((FIX / "invalid").glob("*.toml"))
+
+
+def _expected(p: Path) -> dict:
+    return json.loads(p.with_suffix(".expected.json").read_text(encoding="utf-8"))
+
+
+def _model_verdict(data: dict) -> bool:
+    try:
+        validate_structure(data)
+    except ValueError:
+        return False
+    return True
+
+
+def test_enough_fixtures():
+    assert len(VALID) >= 15 and len(INVALID) >= 15
+    for p in VALID + INVALID:
+        assert p.with_suffix(".expected.json").is_file(), p
+
+
+@pytest.mark.parametrize("path", VALID, ids=lambda p: p.stem)
+def test_valid_fixture(path: Path):
+    exp = _expected(path)
+    result = check_path(path)
+    assert result.ok, [d.render() for d in result.errors]
+    got = normalize(result.manifest)
+    assert got["schema"] == exp["schema"]
+    assert got["datasets"] == exp["datasets"]
+    warnings = [{"code": d.code, "line": d.line, "column": d.column} for d in result.diagnostics]
+    assert warnings == exp["warnings"]
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    assert schemas.validator("manifest").is_valid(data)
+    assert _model_verdict(data)
+
+
+@pytest.mark.parametrize("path", INVALID, ids=lambda p: p.stem)
+def test_invalid_fixture(path: Path):
+    exp = _expected(path)
+    assert exp["code"] in CODES and CODES[exp["code"]][0] == exp["rule"]
+    result = check_path(path)
+    errors = result.errors
+    assert [(e.code, e.line, e.column) for e in errors] == [(exp["code"], exp["line"], exp["column"])]
+    if exp["layer"] == "syntax":
+        with pytest.raises(tomllib.TOMLDecodeError):
+            tomllib.loads(path.read_text(encoding="utf-8"))
+        return
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    schema_ok = schemas.validator("manifest").is_valid(data)
+    assert schema_ok == (exp["layer"] == "semantic")
+    assert _model_verdict(data) == schema_ok, "the JSON Schema and the models disagree"
+
+
+@pytest.mark.parametrize("path", INVALID[:6] + INVALID[-3:], ids=lambda p: p.stem)
+def test_cli_prints_expected_position(path: Path):
+    exp = _expected(path)
+    proc = run_cli("check", str(path))
+    assert proc.returncode == 1
+    assert f"{path}:{exp['line']}:{exp['column']}: error {exp['code']} " in proc.stdout
+    assert "Traceback" not in proc.stderr
+
+
+def test_every_manifest_rule_is_covered():
+    """Every error code of the manifest layer has at least one fixture."""
+    covered = {_expected(p)["code"] for p in INVALID}
+    covered |= {w["code"] for p in VALID for w in _expected(p)["warnings"]}
+    manifest_codes = {c for c in CODES if "DM001" <= c < "DM070" and c not in ("DM002", "DM003")}
+    assert manifest_codes - covered == set()
