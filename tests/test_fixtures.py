@@ -85,3 +85,21 @@ def test_every_manifest_rule_is_covered():
     covered |= {w["code"] for p in VALID for w in _expected(p)["warnings"]}
     manifest_codes = {c for c in CODES if "DM001" <= c < "DM070" and c not in ("DM002", "DM003")}
     assert manifest_codes - covered == set()
+
+
+def test_every_cited_rule_is_defined_in_schema_md():
+    """Code, fixtures and the code table cite only rules SCHEMA.md defines."""
+    import re
+
+    spec = (ROOT / "SCHEMA.md").read_text(encoding="utf-8")
+    defined = set(re.findall(r"\*\*([A-Z]+-\d{3})\*\*", spec))
+    rule_rx = re.compile(r"\b(?:VER|DISC|MAN|KEY|SUM|STO|LCK|STA|FET|DIAG|VAL)-\d{3}\b")
+    cited = set()
+    for folder in ("src", "fixtures"):
+        for p in (ROOT / folder).rglob("*"):
+            if p.suffix in (".py", ".json", ".toml"):
+                cited |= set(rule_rx.findall(p.read_text(encoding="utf-8")))
+    cited |= {rule for rule, _, _ in CODES.values()}
+    assert cited - defined == set()
+    for code, (rule, severity, _) in CODES.items():
+        assert f"| {code} | {rule} | {severity} |" in spec, code

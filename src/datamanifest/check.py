@@ -5,8 +5,10 @@ problem as a :class:`~datamanifest.errors.Diagnostic` located at the line and
 column of the offending key or value:
 
 1. TOML syntax (DM001, DIAG-002);
-2. the JSON Schema ``schemas/manifest.v1.json`` (structure and types); each
-   schema error is mapped to a stable code;
+2. structure and types per the JSON Schema ``schemas/manifest.v1.json``: the
+   pydantic models, which agree with the schema on every fixture and property
+   test (VAL-002), accept most documents quickly; when they reject one, the
+   JSON Schema itself is run and each of its errors is mapped to a stable code;
 3. the semantic rules the schema cannot express (requirements, cycles,
    identifiers, keys, symbols, legacy fields).
 
@@ -34,6 +36,7 @@ from .spec.manifest import (
     SUPPORTED_SCHEMAS,
     Dataset,
     Manifest,
+    validate_structure,
 )
 
 #: Symbols every storage expression may use (STO-003).
@@ -135,15 +138,18 @@ def check_text(text: str, file: str | None = None) -> CheckResult:
         )]
         return result
     result.data = data
-    check_data(data, col)
+    manifest = check_data(data, col)
     result.diagnostics = col.sorted()
     if result.ok:
-        result.manifest = Manifest.from_dict(data)
+        result.manifest = manifest
     return result
 
 
-def check_data(data: dict[str, Any], col: _Collector) -> None:
-    """Run the schema and semantic layers on a parsed manifest, into ``col``."""
+def check_data(data: dict[str, Any], col: _Collector) -> Manifest | None:
+    """Run the structural and semantic layers on a parsed manifest, into ``col``.
+
+    Returns the model when the document is structurally valid, else None.
+    """
     meta = data.get("_META")
     if isinstance(meta, dict):
         schema = meta.get("schema", 0)
@@ -152,9 +158,17 @@ def check_data(data: dict[str, Any], col: _Collector) -> None:
                     f"manifest schema {schema} is not supported (this tool reads schemas "
                     f"{', '.join(map(str, SUPPORTED_SCHEMAS))})",
                     "upgrade datamanifest, or use a tool that reads this schema")
-            return  # a newer document is not judged by older rules (VER-003)
-    bad_datasets = _schema_layer(data, col)
-    _semantic_layer(data, bad_datasets, col)
+            return None  # a newer document is not judged by older rules (VER-003)
+    try:
+        manifest: Manifest | None = validate_structure(data)
+    except ValueError:
+        manifest = None
+    if manifest is not None:
+        _semantic_layer(data, manifest.datasets, col)
+        return manifest
+    bad = _schema_layer(data, col)
+    _semantic_layer(data, _lenient_datasets(data, bad), col)
+    return None
 
 
 # -- layer 2: JSON Schema --------------------------------------------------------------
@@ -283,11 +297,8 @@ def _binding_message(inst: Any) -> str:
 
 
 # -- layer 3: semantic rules ------------------------------------------------------------------
-def _semantic_layer(data: dict[str, Any], bad: dict[str, set[str] | None],
-                    col: _Collector) -> None:
-    storage = data.get("_STORAGE") if isinstance(data.get("_STORAGE"), dict) else {}
-    user_symbols = {k for k in storage if not k.startswith("_") and k not in STORAGE_FIELDS}
-    symbols = set(PREDEFINED_SYMBOLS) | user_symbols
+def _lenient_datasets(data: dict[str, Any], bad: dict[str, set[str] | None]) -> dict[str, Dataset]:
+    """Models of the datasets, leaving out the fields the JSON Schema rejected."""
     datasets: dict[str, Dataset] = {}
     for name, table in data.items():
         if name.startswith("_") or not isinstance(table, dict):
@@ -302,6 +313,13 @@ def _semantic_layer(data: dict[str, Any], bad: dict[str, set[str] | None],
             datasets[name] = Dataset.model_validate(table)
         except Exception:  # structural faults are reported by layer 2
             continue
+    return datasets
+
+
+def _semantic_layer(data: dict[str, Any], datasets: dict[str, Dataset], col: _Collector) -> None:
+    storage = data.get("_STORAGE") if isinstance(data.get("_STORAGE"), dict) else {}
+    user_symbols = {k for k in storage if not k.startswith("_") and k not in STORAGE_FIELDS}
+    symbols = set(PREDEFINED_SYMBOLS) | user_symbols
     all_names = [n for n in data if not n.startswith("_")]
     keys_seen: dict[str, str] = {}
     ids_seen: dict[str, tuple[str, tuple]] = {n: (n, (n,)) for n in all_names}

@@ -156,7 +156,8 @@ class Fetcher:
                     task = self.progress.start(name, src.size)
                     try:
                         digest, size = stream_to_file(src.chunks(), dest, algorithm,
-                                                      lambda n: self.progress.advance(task, n))
+                                                      lambda n: self.progress.advance(task, n),
+                                                      size_hint=src.size)
                     finally:
                         self.progress.finish(task)
                 if parsed is not None and digest != parsed.hexdigest and not ds.skip_checksum:
@@ -197,7 +198,8 @@ class Fetcher:
                 task = self.progress.start(f"{name}/{rel}", src.size)
                 try:
                     _, size = stream_to_file(src.chunks(), dest, "sha256",
-                                             lambda n: self.progress.advance(task, n))
+                                             lambda n: self.progress.advance(task, n),
+                                             size_hint=src.size)
                 finally:
                     self.progress.finish(task)
             total += size

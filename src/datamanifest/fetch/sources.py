@@ -172,7 +172,10 @@ _PLANNED = {
 
 def scheme_of(uri: str) -> str:
     """``"file"`` for plain paths (including Windows drive paths), else the URI scheme."""
-    s = urlsplit(uri).scheme.lower()
+    try:
+        s = urlsplit(uri).scheme.lower()
+    except ValueError:
+        return ""
     return "file" if s in ("", "file") or (len(s) == 1 and uri[1:2] == ":") else s
 
 

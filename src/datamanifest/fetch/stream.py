@@ -1,16 +1,71 @@
 """Hash while writing: one pass over the bytes (SCHEMA.md FET-004).
 
-:func:`stream_to_file` consumes an iterator of byte chunks, feeding each chunk
+:func:`stream_to_file` consumes an iterator of byte chunks and feeds each chunk
 to the digest and to the file as it arrives, so the file is never re-read.
-Memory is bounded by the chunk size, not the file size.
+For large inputs, network chunks are gathered into ``BLOCK``-sized blocks
+and the digest and the write run in two helper threads fed by bounded queues
+(hashlib and file writes release the GIL for whole blocks), overlapping with
+the network read on another core. On Linux the writer starts write-back every
+``WRITEBACK`` bytes (``sync_file_range``) so the final fsync finds little left
+to flush. Memory is bounded by the queue depth, not by the file size.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import hashlib
 import os
+import sys
+import queue
+import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
+
+#: bytes per block handed to the helper threads
+BLOCK = 1024 * 1024
+#: blocks buffered per helper thread (bounds memory at about QUEUE_DEPTH * BLOCK)
+QUEUE_DEPTH = 16
+#: start disk write-back after this many bytes (Linux only)
+WRITEBACK = 32 * 1024 * 1024
+#: inputs known to be smaller than this are hashed and written inline
+INLINE_BELOW = 4 * 1024 * 1024  # bytes
+
+_STOP = None
+
+
+def _load_sync_file_range():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        fn = libc.sync_file_range
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_sync_file_range = _load_sync_file_range()
+_SYNC_FILE_RANGE_WRITE = 2
+
+
+class _BlockWriter:
+    """Writes blocks to a file and starts write-back every WRITEBACK bytes."""
+
+    def __init__(self, f) -> None:
+        self.f = f
+        self.fd = f.fileno()
+        self.offset = 0
+        self.kicked = 0
+
+    def __call__(self, block: bytes) -> None:
+        self.f.write(block)
+        self.offset += len(block)
+        if _sync_file_range is not None and self.offset - self.kicked >= WRITEBACK:
+            _sync_file_range(self.fd, self.kicked, self.offset - self.kicked, _SYNC_FILE_RANGE_WRITE)
+            self.kicked = self.offset
 
 
 def new_hasher(algorithm: str):
@@ -27,22 +82,92 @@ def stream_to_file(
     path: Path,
     algorithm: str,
     on_chunk: Callable[[int], None] | None = None,
+    size_hint: int | None = None,
 ) -> tuple[str, int]:
-    """Write ``chunks`` to ``path`` while hashing them; fsync before returning.
+    """Write ``chunks`` to ``path`` while hashing them in ``algorithm``; fsync before returning.
 
     Returns ``(hexdigest, size in bytes)``. ``on_chunk(n)`` is called with each
-    chunk's length (progress).
+    chunk's length (progress). ``size_hint`` (bytes), when known and small,
+    selects the inline path. Errors of the source or of the file propagate;
+    the caller removes the partial file.
     """
     h = new_hasher(algorithm)
-    size = 0
-    update = h.update
     with open(path, "wb", buffering=0) as f:
-        write = f.write
-        for chunk in chunks:
-            update(chunk)
-            write(chunk)
-            size += len(chunk)
-            if on_chunk is not None:
-                on_chunk(len(chunk))
+        if size_hint is not None and size_hint < INLINE_BELOW:
+            size = _inline(chunks, f, h, on_chunk)
+        else:
+            size = _pipelined(chunks, f, h, on_chunk)
         os.fsync(f.fileno())
     return h.hexdigest(), size
+
+
+def _inline(chunks, f, h, on_chunk) -> int:
+    size = 0
+    for chunk in chunks:
+        h.update(chunk)
+        f.write(chunk)
+        size += len(chunk)
+        if on_chunk is not None:
+            on_chunk(len(chunk))
+    return size
+
+
+class _Worker(threading.Thread):
+    """Applies ``fn`` to every queued chunk; after an error it drains without working."""
+
+    def __init__(self, fn: Callable[[bytes], object], name: str) -> None:
+        super().__init__(name=name, daemon=True)
+        self.fn = fn
+        self.q: queue.Queue[bytes | None] = queue.Queue(maxsize=QUEUE_DEPTH)
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        get, fn = self.q.get, self.fn
+        while (chunk := get()) is not _STOP:
+            if self.error is None:
+                try:
+                    fn(chunk)
+                except BaseException as e:  # reported to the producer
+                    self.error = e
+
+
+def _pipelined(chunks, f, h, on_chunk) -> int:
+    hasher = _Worker(h.update, "dm-hash")
+    writer = _Worker(_BlockWriter(f), "dm-write")
+    hasher.start()
+    writer.start()
+    size = 0
+    pending: list[bytes] = []
+    pending_len = 0
+    hput, wput = hasher.q.put, writer.q.put
+
+    def hand_over() -> None:
+        block = pending[0] if len(pending) == 1 else b"".join(pending)
+        pending.clear()
+        hput(block)
+        wput(block)
+        if on_chunk is not None:
+            on_chunk(len(block))
+
+    try:
+        for chunk in chunks:
+            pending.append(chunk)
+            pending_len += len(chunk)
+            size += len(chunk)
+            if pending_len >= BLOCK:
+                hand_over()
+                pending_len = 0
+                if writer.error is not None or hasher.error is not None:
+                    break
+        else:
+            if pending:
+                hand_over()
+    finally:
+        hasher.q.put(_STOP)
+        writer.q.put(_STOP)
+        hasher.join()
+        writer.join()
+    for worker in (writer, hasher):
+        if worker.error is not None:
+            raise worker.error
+    return size

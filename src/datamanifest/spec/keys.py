@@ -57,6 +57,16 @@ def check_key(key: str) -> None:
             raise UnsafeKey(f"the key {key!r} ends in {suffix!r}, reserved for control files")
 
 
+def _split(uri: str):
+    """``urlsplit`` that reports an unparsable URI as :class:`UnsafeKey`."""
+    try:
+        parts = urlsplit(uri)
+        parts.hostname  # noqa: B018 - may raise on a malformed netloc
+        return parts
+    except ValueError as e:
+        raise UnsafeKey(f"the URI {uri!r} cannot be parsed: {e}") from None
+
+
 def _split_format(query: str) -> tuple[str, str]:
     """Split a query string into (format value, remaining query)."""
     pairs = parse_qsl(query, keep_blank_values=True)
@@ -74,7 +84,7 @@ def _source_parts(uri: str) -> tuple[str, str, str]:
     """(host, path, query) of a URI or plain path for key derivation (KEY-002)."""
     if _WINDOWS_DRIVE.match(uri):
         return "", "/" + uri[3:].replace("\\", "/"), ""
-    parts = urlsplit(uri)
+    parts = _split(uri)
     if parts.scheme in ("", "file"):
         return "", parts.path, parts.query
     host = (parts.hostname or "").lower()
@@ -132,7 +142,10 @@ def query_format(uri: str) -> str:
     """The ``format=`` query parameter of ``uri``, or ``""`` (MAN-025)."""
     if "?" not in uri:
         return ""
-    return _split_format(urlsplit(uri).query)[0]
+    try:
+        return _split_format(_split(uri).query)[0]
+    except UnsafeKey:
+        return ""
 
 
 def infer_format(uri: str) -> str:
@@ -144,7 +157,10 @@ def infer_format(uri: str) -> str:
     fmt = query_format(uri)
     if fmt:
         return fmt.lower()
-    path = urlsplit(uri).path if not _WINDOWS_DRIVE.match(uri) else uri
+    try:
+        path = _split(uri).path if not _WINDOWS_DRIVE.match(uri) else uri
+    except UnsafeKey:
+        return ""
     name = posixpath.basename(path.rstrip("/")).lower()
     if name.endswith(".tar.gz") or name.endswith(".tgz"):
         return "tar.gz"

@@ -321,11 +321,11 @@ def normalize(manifest: Manifest) -> dict[str, Any]:
 Severity = Literal["error", "warning"]
 
 
-def validate_structure(data: dict[str, Any]) -> None:
+def validate_structure(data: dict[str, Any]) -> "Manifest":
     """Structural validation with the models alone, mirroring ``schemas/manifest.v1.json``.
 
-    Raises ``ValueError`` (or ``pydantic.ValidationError``, a subclass) on the
-    first fault. The conformance tests assert this verdict equals the JSON
+    Returns the model. Raises ``ValueError`` (or ``pydantic.ValidationError``,
+    a subclass) on the first fault. The conformance tests assert this verdict equals the JSON
     Schema's on every fixture (SCHEMA.md §10, VAL-002).
     """
     from pydantic import TypeAdapter
@@ -345,4 +345,4 @@ def validate_structure(data: dict[str, Any]) -> None:
     adapter = TypeAdapter(StrictStr | Binding)
     for fmt, value in data.get("_LOADERS", {}).items():
         _binding(adapter.validate_python(value))
-    Manifest.from_dict(data, strict_fields=True)
+    return Manifest.from_dict(data, strict_fields=True)

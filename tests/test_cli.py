@@ -1,0 +1,88 @@
+"""The CLI as a user runs it: exit codes, output formats, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .conftest import ROOT, run_cli, write_manifest
+
+
+def test_check_clean_exit_0(project: Path):
+    write_manifest(project, '[a]\nuri = "https://h.example.org/a.csv"\n')
+    proc = run_cli("check", cwd=project)
+    assert proc.returncode == 0 and proc.stdout == ""
+    assert "ok: 1 file(s), 1 dataset(s)" in proc.stderr
+
+
+def test_check_json_format(project: Path):
+    m = write_manifest(project, '[a]\nuri = "https://h.example.org/a.csv"\nextract = "yes"\n')
+    proc = run_cli("check", "--format", "json", str(m))
+    assert proc.returncode == 1
+    diags = json.loads(proc.stdout)
+    assert diags == [{
+        "code": "DM011", "severity": "error", "rule": "MAN-010", "file": str(m), "line": 9,
+        "column": 11, "path": ["a", "extract"],
+        "message": "dataset 'a': extract must be a boolean, not a string",
+        "hint": "write extract = true or false (unquoted)",
+    }]
+
+
+def test_check_syntax_error_no_traceback(tmp_path: Path):
+    p = tmp_path / "datamanifest.toml"
+    p.write_text("[a\nuri = 1\n")
+    proc = run_cli("check", str(p))
+    assert proc.returncode == 1
+    assert proc.stdout.startswith(f"{p}:1:3: error DM001 TOML syntax error")
+    assert "Traceback" not in proc.stderr
+
+
+def test_check_binary_garbage(tmp_path: Path):
+    p = tmp_path / "datamanifest.toml"
+    p.write_bytes(b"\xff\xfe\x00garbage")
+    proc = run_cli("check", str(p))
+    assert proc.returncode == 2 and "DM002" in proc.stdout and "Traceback" not in proc.stderr
+
+
+def test_check_usage_errors_exit_2(tmp_path: Path):
+    assert run_cli("check", "--format", "xml").returncode == 2
+    proc = run_cli("check", cwd=tmp_path)  # no manifest anywhere up from an empty tmp dir
+    assert proc.returncode == 2 and "DM003" in proc.stderr
+
+
+def test_check_strict_and_warnings(project: Path):
+    write_manifest(project, '[a]\nuri = "https://h.example.org/a.csv"\nlocal_path = "x"\n')
+    assert run_cli("check", cwd=project).returncode == 0
+    assert run_cli("check", "--strict", cwd=project).returncode == 1
+
+
+def test_check_many_files_at_once():
+    files = sorted((ROOT / "fixtures" / "manifest" / "invalid").glob("*.toml"))
+    proc = run_cli("check", *map(str, files))
+    assert proc.returncode == 1
+    lines = [l for l in proc.stdout.splitlines() if ": error DM" in l]
+    assert len(lines) == len(files)
+
+
+def test_discovery_order_and_env(tmp_path: Path):
+    (tmp_path / "Datasets.toml").write_text('[old]\nuri = "https://h.example.org/o.csv"\n')
+    (tmp_path / "datamanifest.toml").write_text('[new]\nuri = "https://h.example.org/n.csv"\n')
+    sub = tmp_path / "sub" / "deeper"
+    sub.mkdir(parents=True)
+    st = run_cli("status", "--json", cwd=sub)
+    assert [r["name"] for r in json.loads(st.stdout)] == ["new"]
+    st = run_cli("status", "--json", cwd=sub, env={"DATAMANIFEST_TOML": str(tmp_path / "Datasets.toml")})
+    assert [r["name"] for r in json.loads(st.stdout)] == ["old"]
+
+
+def test_help_and_version():
+    proc = run_cli("--help")
+    assert proc.returncode == 0 and "fetch" in proc.stdout and "check" in proc.stdout
+    assert run_cli("--version").stdout.startswith("datamanifest, version")
+    assert '"$schema"' in run_cli("schema", "manifest").stdout
+
+
+def test_ambiguous_alias_lookup(project: Path):
+    write_manifest(project, '[a]\nuri = "https://h.example.org/a.csv"\n')
+    proc = run_cli("path", "zzz", cwd=project)
+    assert proc.returncode == 1 and "DM076" in proc.stderr

@@ -1,0 +1,79 @@
+"""The lock protocol (SCHEMA.md §7.3) with real processes."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from datamanifest.errors import LockTimeout
+from datamanifest.store.lock import Lock, is_stale
+
+
+def _dead_pid() -> int:
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+def test_lock_file_content_and_release(tmp_path: Path):
+    path = tmp_path / "x.lock"
+    with Lock(path):
+        assert path.read_text() == f"{os.getpid()} {socket.gethostname()}\n"
+    assert not path.exists()
+
+
+def test_contender_times_out_with_dm075(tmp_path: Path):
+    path = tmp_path / "x.lock"
+    with Lock(path):
+        with pytest.raises(LockTimeout) as exc:
+            Lock(path, timeout=0.3).acquire()
+    assert exc.value.code == "DM075" and "held by pid" in str(exc.value)
+
+
+def test_stale_lock_of_dead_process_is_reclaimed(tmp_path: Path):
+    path = tmp_path / "x.lock"
+    path.write_text(f"{_dead_pid()} {socket.gethostname()}\n")
+    old = time.time() - 10
+    os.utime(path, (old, old))
+    assert is_stale(path, stale_age=5)
+    with Lock(path, stale_age=5, timeout=2):
+        assert path.read_text().startswith(f"{os.getpid()} ")
+
+
+def test_old_lock_of_live_process_is_not_reclaimed_early(tmp_path: Path):
+    path = tmp_path / "x.lock"
+    path.write_text(f"{os.getppid()} {socket.gethostname()}\n")  # a live pid
+    old = time.time() - 10
+    os.utime(path, (old, old))
+    assert not is_stale(path, stale_age=5)  # alive and younger than 5 x stale_age
+    old = time.time() - 30
+    os.utime(path, (old, old))
+    assert is_stale(path, stale_age=5)  # older than 5 x stale_age: reclaimable anywhere
+
+
+def test_heartbeat_keeps_a_long_holder_fresh(tmp_path: Path):
+    path = tmp_path / "x.lock"
+    with Lock(path, stale_age=0.4):
+        time.sleep(1.0)
+        assert time.time() - path.stat().st_mtime < 0.4
+        assert not is_stale(path, 0.4)
+
+
+def test_holder_killed_midway_is_reclaimed(tmp_path: Path):
+    path = tmp_path / "x.lock"
+    code = ("import sys,time; from datamanifest.store.lock import Lock; "
+            f"l=Lock({str(path)!r}, stale_age=0.5).acquire(); print('held', flush=True); time.sleep(60)")
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "held"
+    p.kill()
+    p.wait()
+    start = time.monotonic()
+    with Lock(path, stale_age=0.5, timeout=10):
+        waited = time.monotonic() - start
+    assert 0.3 < waited < 5
