@@ -86,3 +86,13 @@ def test_ambiguous_alias_lookup(project: Path):
     write_manifest(project, '[a]\nuri = "https://h.example.org/a.csv"\n')
     proc = run_cli("path", "zzz", cwd=project)
     assert proc.returncode == 1 and "DM076" in proc.stderr
+
+
+def test_readme_minimal_manifest_is_valid(tmp_path: Path):
+    import re
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"```toml\n(\[_META\].*?)```", text, re.S).group(1)
+    (tmp_path / "datamanifest.toml").write_text(block)
+    proc = run_cli("check", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
