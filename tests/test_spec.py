@@ -186,3 +186,22 @@ def test_wheel_ships_the_schemas(tmp_path):
                          text=True, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert json.dumps(out.stdout.strip()).endswith('manifest.v1.json"')
+
+
+def test_long_requires_chain_and_cycle_do_not_recurse():
+    from datamanifest.check import check_text
+    from datamanifest.spec.manifest import Manifest
+
+    n = 5000
+    lines = []
+    for i in range(n):
+        req = f'requires = ["d{i + 1}"]' if i + 1 < n else 'requires = ["d0"]'
+        lines += [f"[d{i}]", f'uri = "https://h.org/{i}.csv"', req, ""]
+    result = check_text("\n".join(lines))
+    assert [d.code for d in result.errors] == ["DM041"]
+    chain = "\n".join(lines).replace('requires = ["d0"]', "")
+    result = check_text(chain)
+    assert result.ok
+    order = result.manifest.order()
+    assert order[0] == f"d{n - 1}" and order[-1] == "d0" and len(order) == n
+    assert Manifest.from_dict(result.data).order(["d4998"]) == ["d4999", "d4998"]

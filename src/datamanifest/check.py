@@ -431,26 +431,32 @@ def _source(ds: Dataset) -> tuple:
 
 
 def _cycles(datasets: dict[str, Dataset], col: _Collector) -> None:
-    """MAN-032: report each requires cycle once, at the edge that closes it."""
+    """MAN-032: report each requires cycle once, at the edge that closes it (iterative DFS)."""
     WHITE, GREY, BLACK = 0, 1, 2
     state = dict.fromkeys(datasets, WHITE)
-    stack: list[str] = []
-
-    def visit(n: str) -> None:
-        state[n] = GREY
-        stack.append(n)
-        for i, r in enumerate(datasets[n].requires):
+    for root in datasets:
+        if state[root] != WHITE:
+            continue
+        state[root] = GREY
+        path = [root]
+        stack = [(root, 0)]
+        while stack:
+            node, i = stack[-1]
+            reqs = datasets[node].requires
+            if i >= len(reqs):
+                stack.pop()
+                path.pop()
+                state[node] = BLACK
+                continue
+            stack[-1] = (node, i + 1)
+            r = reqs[i]
             if r not in datasets:
                 continue
             if state[r] == GREY:
-                cycle = stack[stack.index(r):] + [r]
-                col.add("DM041", (n, "requires", i), "requires forms a cycle: "
+                cycle = path[path.index(r):] + [r]
+                col.add("DM041", (node, "requires", i), "requires forms a cycle: "
                         + " -> ".join(cycle), "remove one of these requirements")
             elif state[r] == WHITE:
-                visit(r)
-        stack.pop()
-        state[n] = BLACK
-
-    for n in datasets:
-        if state[n] == WHITE:
-            visit(n)
+                state[r] = GREY
+                path.append(r)
+                stack.append((r, 0))

@@ -44,12 +44,16 @@ class RichProgress(Progress):
                     return Text(f"{int(task.completed)}/{int(task.total or 0)} datasets")
                 return super().render(task)
 
+        class _Speed(TransferSpeedColumn):
+            def render(self, task):
+                return Text("") if task.fields.get("count") else super().render(task)
+
         self.console = Console(stderr=True)
         self.rp = RP(
             TextColumn("{task.description}", justify="left"),
             BarColumn(),
             _Amount(),
-            TransferSpeedColumn(),
+            _Speed(),
             TimeRemainingColumn(),
             console=self.console,
             transient=False,

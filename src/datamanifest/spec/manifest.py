@@ -242,17 +242,21 @@ class Manifest(BaseModel):
         wanted = list(self.datasets) if names is None else names
         seen: set[str] = set()
         out: list[str] = []
-
-        def visit(n: str) -> None:
-            if n in seen or n not in self.datasets:
-                return
-            seen.add(n)
-            for r in self.datasets[n].requires:
-                visit(r)
-            out.append(n)
-
-        for n in wanted:
-            visit(n)
+        for root in wanted:
+            if root in seen or root not in self.datasets:
+                continue
+            seen.add(root)
+            stack = [(root, iter(self.datasets[root].requires))]
+            while stack:  # iterative post-order: requirements first
+                node, it = stack[-1]
+                for r in it:
+                    if r not in seen and r in self.datasets:
+                        seen.add(r)
+                        stack.append((r, iter(self.datasets[r].requires)))
+                        break
+                else:
+                    stack.pop()
+                    out.append(node)
         return out
 
 
