@@ -62,6 +62,10 @@ CODES: dict[str, tuple[str, str, str]] = {
     "DM081": ("FET-003", "error", "dataset blocked by a failed requirement"),
     "DM090": ("STA-006", "error", "state file cannot be read"),
     "DM091": ("MAN-012", "error", "manifest has errors"),
+    # parameter hash and shell templates
+    "DM100": ("PAR-003", "error", "parameter value without canonical form"),
+    "DM101": ("SH-004", "error", "unknown variable in a shell template"),
+    "DM102": ("SH-001", "error", "malformed shell template"),
 }
 
 

@@ -236,3 +236,72 @@ def schema(name: str) -> None:
     from .. import schemas
 
     click.echo(json.dumps(schemas.load(name), indent=2, ensure_ascii=False))
+
+
+# -- conformance ---------------------------------------------------------------------------------
+@main.group()
+def conformance() -> None:
+    """The language-neutral conformance suite (fixtures/) and its runner."""
+
+
+def _fixtures_dir(given: Path | None) -> Path:
+    from ..conformance import default_fixtures_dir
+
+    root = given or default_fixtures_dir()
+    if root is None or not (root / "index.json").is_file():
+        raise click.UsageError("no fixtures/index.json found; pass --fixtures DIR")
+    return root
+
+
+_fixtures_option = click.option("--fixtures", "fixtures", type=click.Path(path_type=Path),
+                                help="The fixtures folder (default: ./fixtures or the source tree's).")
+
+
+@conformance.command("run")
+@click.option("--impl", metavar="CMD", help="Command answering the protocol on stdin/stdout "
+              "(default: this implementation, in-process). Example: --impl 'datamanifest "
+              "conformance serve'.")
+@click.option("--only", "only", multiple=True, type=click.Choice(
+    ["parse", "reject", "key", "hash", "shell"]), help="Run only this kind (repeatable).")
+@_fixtures_option
+@click.pass_context
+def conformance_run(ctx: click.Context, impl: str | None, only: tuple[str, ...],
+                    fixtures: Path | None) -> None:
+    """Run every case against an implementation; print failures and `N passed, N failed`."""
+    from ..conformance import run
+
+    result = run(_fixtures_dir(fixtures), impl, set(only) or None)
+    ctx.exit(1 if result.failed else 0)
+
+
+@conformance.command("serve")
+def conformance_serve() -> None:
+    """Answer one protocol request (JSON on stdin, JSON on stdout; exit 3: kind unsupported)."""
+    from ..conformance import serve
+
+    sys.exit(serve(sys.stdin, sys.stdout))
+
+
+@conformance.command("index")
+@_fixtures_option
+@click.option("--check", "check_only", is_flag=True, help="Exit 1 if index.json is stale.")
+def conformance_index(fixtures: Path | None, check_only: bool) -> None:
+    """Rebuild fixtures/index.json (and SHA256SUMS) from the case files."""
+    from ..conformance import build_index, checksums, render_index
+    from ..store.atomic import write_text
+
+    root = fixtures or Path("fixtures")
+    index = render_index(build_index(root))
+    sums = checksums(root, {"index.json": index})
+    if check_only:
+        current = [(root / n).read_text(encoding="utf-8") if (root / n).is_file() else ""
+                   for n in ("index.json", "SHA256SUMS")]
+        if current != [index, sums]:
+            click.echo("fixtures/index.json or SHA256SUMS is stale: run "
+                       "`datamanifest conformance index`", err=True)
+            sys.exit(1)
+        click.echo("index is current", err=True)
+        return
+    write_text(root / "index.json", index)
+    write_text(root / "SHA256SUMS", sums)
+    click.echo(f"wrote {root / 'index.json'} and {root / 'SHA256SUMS'}", err=True)

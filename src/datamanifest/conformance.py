@@ -1,0 +1,275 @@
+"""The conformance suite: its index, the subprocess protocol and the runner (fixtures/README.md).
+
+Any implementation of SCHEMA.md can be tested by a command that reads one JSON
+*request* on stdin and writes one JSON *answer* on stdout:
+
+=========  ===================================================  ==========================================
+kind       request members                                      answer members
+=========  ===================================================  ==========================================
+parse      ``document`` (manifest TOML text)                    ``errors``, ``warnings`` (lists of
+reject     ``document``                                         ``{code, line, column}``), ``normalized``
+key        ``uri``, ``uris``, ``version``, ``key``              ``key`` or ``error`` (a DM code)
+hash       ``document`` (key table TOML), ``cachetype``,        ``canonical_json``, ``hash``,
+           ``version``                                          ``cache_key``, or ``error``
+shell      ``template``, ``variables``                          ``argv`` or ``error``
+=========  ===================================================  ==========================================
+
+Exit status 0: answered (also when the answer reports an error in the input);
+3: this kind is not supported (counted as skipped); anything else: a failure.
+``datamanifest conformance serve`` is our implementation of the protocol.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+import subprocess
+import sys
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+SPEC_VERSION = 1
+KINDS = ("parse", "reject", "key", "hash", "shell")
+EXIT_UNSUPPORTED = 3
+JSON_KIND_DIRS = ("key", "hash", "shell")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One conformance case: ``id`` (its path without extension), ``kind``, covered ``rules``."""
+
+    id: str
+    kind: str
+    rules: tuple[str, ...]
+    since: int
+    files: tuple[str, ...]
+
+
+def default_fixtures_dir() -> Path | None:
+    """``fixtures/`` of the source tree or of the working directory, if any."""
+    for candidate in (Path(__file__).resolve().parents[2] / "fixtures", Path.cwd() / "fixtures"):
+        if (candidate / "index.json").is_file():
+            return candidate
+    return None
+
+
+# -- the index -----------------------------------------------------------------------------------
+def build_index(root: Path) -> dict[str, Any]:
+    """Scan the fixture files under ``root`` into the index document (``fixtures/index.json``)."""
+    cases: list[dict[str, Any]] = []
+    for sub, kind in (("valid", "parse"), ("invalid", "reject")):
+        for toml_path in sorted((root / "manifest" / sub).glob("*.toml")):
+            exp_path = toml_path.with_name(toml_path.stem + ".expected.json")
+            exp = json.loads(exp_path.read_text(encoding="utf-8"))
+            rules = exp.get("rules") or [exp["rule"]]
+            cases.append({
+                "id": f"manifest/{sub}/{toml_path.stem}", "kind": kind, "since": SPEC_VERSION,
+                "rules": sorted(set(rules)),
+                "files": [toml_path.relative_to(root).as_posix(), exp_path.relative_to(root).as_posix()],
+            })
+    for kind in JSON_KIND_DIRS:
+        for path in sorted((root / kind).glob("*.json")):
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            cases.append({"id": f"{kind}/{path.stem}", "kind": kind, "since": SPEC_VERSION,
+                          "rules": sorted(set(doc["rules"])),
+                          "files": [path.relative_to(root).as_posix()]})
+    return {"spec_version": SPEC_VERSION, "count": len(cases), "cases": cases}
+
+
+def render_index(index: dict[str, Any]) -> str:
+    return json.dumps(index, indent=1, ensure_ascii=False) + "\n"
+
+
+def load_cases(root: Path) -> list[Case]:
+    index = json.loads((root / "index.json").read_text(encoding="utf-8"))
+    return [Case(c["id"], c["kind"], tuple(c["rules"]), c["since"], tuple(c["files"]))
+            for c in index["cases"]]
+
+
+def checksums(root: Path, overrides: dict[str, str] | None = None) -> str:
+    """``sha256sum``-style lines for every fixture file (for pinning a spec version).
+
+    ``overrides`` maps a relative name to the text it is about to have.
+    """
+    contents: dict[str, bytes] = {}
+    for p in root.rglob("*"):
+        if p.is_file() and p.name != "SHA256SUMS":
+            contents[p.relative_to(root).as_posix()] = p.read_bytes()
+    for name, text in (overrides or {}).items():
+        contents[name] = text.encode("utf-8")
+    return "".join(f"{hashlib.sha256(data).hexdigest()}  {name}\n"
+                   for name, data in sorted(contents.items()))
+
+
+# -- requests and expectations -------------------------------------------------------------------------
+def request_and_expected(root: Path, case: Case) -> tuple[dict[str, Any], dict[str, Any]]:
+    if case.kind in ("parse", "reject"):
+        document = (root / case.files[0]).read_text(encoding="utf-8")
+        expected = json.loads((root / case.files[1]).read_text(encoding="utf-8"))
+        return {"kind": case.kind, "document": document}, expected
+    doc = json.loads((root / case.files[0]).read_text(encoding="utf-8"))
+    return {"kind": case.kind, **doc["input"]}, doc["expected"]
+
+
+def _positions(items: list[dict[str, Any]]) -> list[tuple]:
+    return [(d.get("code"), d.get("line"), d.get("column")) for d in items]
+
+
+def compare(kind: str, expected: dict[str, Any], answer: dict[str, Any]) -> str | None:
+    """None when ``answer`` matches ``expected``, else a one-line reason."""
+    if kind == "parse":
+        if answer.get("errors"):
+            return f"unexpected errors {_positions(answer['errors'])}"
+        got_w = _positions(answer.get("warnings", []))
+        want_w = _positions(expected["warnings"])
+        if got_w != want_w:
+            return f"warnings {got_w} != expected {want_w}"
+        want = {"schema": expected["schema"], "datasets": expected["datasets"]}
+        if answer.get("normalized") != want:
+            return _first_difference(want, answer.get("normalized"))
+        return None
+    if kind == "reject":
+        got = _positions(answer.get("errors", []))
+        want = [(expected["code"], expected["line"], expected["column"])]
+        return None if got == want else f"errors {got} != expected {want}"
+    if answer != expected:
+        return f"answer {json.dumps(answer, ensure_ascii=False)} != expected " \
+               f"{json.dumps(expected, ensure_ascii=False)}"
+    return None
+
+
+def _first_difference(want: Any, got: Any, path: str = "") -> str:
+    if isinstance(want, dict) and isinstance(got, dict):
+        for k in sorted(set(want) | set(got)):
+            if want.get(k, "<absent>") != got.get(k, "<absent>"):
+                return _first_difference(want.get(k, "<absent>"), got.get(k, "<absent>"),
+                                         f"{path}/{k}")
+    if isinstance(want, list) and isinstance(got, list) and len(want) == len(got):
+        for i, (a, b) in enumerate(zip(want, got)):
+            if a != b:
+                return _first_difference(a, b, f"{path}/{i}")
+    return f"normalized{path}: got {json.dumps(got, ensure_ascii=False)}, expected " \
+           f"{json.dumps(want, ensure_ascii=False)}"
+
+
+# -- our implementation of the protocol ------------------------------------------------------------------
+def answer(request: dict[str, Any]) -> dict[str, Any]:
+    """Answer one protocol request with this implementation (``conformance serve``).
+
+    Raises ``KeyError`` for an unknown kind.
+    """
+    kind = request["kind"]
+    if kind in ("parse", "reject"):
+        from .check import check_text
+        from .spec.manifest import normalize
+
+        result = check_text(request["document"], "document.toml")
+        pos = lambda ds: [{"code": d.code, "line": d.line, "column": d.column} for d in ds]  # noqa: E731
+        return {"errors": pos(result.errors), "warnings": pos(result.warnings),
+                "normalized": normalize(result.manifest) if result.manifest else None}
+    if kind == "key":
+        from .spec import keys
+
+        try:
+            if request.get("key"):
+                keys.check_key(request["key"])
+                return {"key": request["key"]}
+            return {"key": keys.derive_key(request.get("uri", ""), request.get("uris", []),
+                                           request.get("version", ""))}
+        except keys.UnsafeKey:
+            return {"error": "DM030" if request.get("key") else "DM031"}
+    if kind == "hash":
+        from .spec import paramhash
+
+        try:
+            table = tomllib.loads(request["document"])
+            return {"canonical_json": paramhash.canonical_json(paramhash.key_table(table)),
+                    "hash": paramhash.parameter_hash(table),
+                    "cache_key": paramhash.cache_key(request["cachetype"], table,
+                                                     request.get("version", ""))}
+        except paramhash.ParameterError:
+            return {"error": "DM100"}
+    if kind == "shell":
+        from .spec import shell
+
+        try:
+            return {"argv": shell.to_argv(request["template"], request["variables"])}
+        except shell.TemplateError as e:
+            return {"error": e.code}
+    raise KeyError(kind)
+
+
+def serve(stdin: TextIO, stdout: TextIO) -> int:
+    """Read one request from ``stdin``, write the answer to ``stdout``; return the exit status."""
+    try:
+        request = json.loads(stdin.read())
+    except ValueError as e:
+        print(f"bad request: {e}", file=sys.stderr)
+        return 2
+    try:
+        result = answer(request)
+    except KeyError:
+        return EXIT_UNSUPPORTED
+    stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
+    return 0
+
+
+# -- the runner ----------------------------------------------------------------------------------------
+@dataclass
+class RunResult:
+    passed: int = 0
+    failed: int = 0
+    skipped: int = 0
+
+    @property
+    def line(self) -> str:
+        text = f"{self.passed} passed, {self.failed} failed"
+        return text + (f", {self.skipped} skipped" if self.skipped else "")
+
+
+def run(root: Path, impl: str | None = None, only: set[str] | None = None,
+        out: TextIO = sys.stdout, timeout: float = 60.0) -> RunResult:
+    """Run every case (of the kinds in ``only``) against ``impl`` (a command line; None:
+    this implementation in-process). Prints one line per failure and the closing line
+    ``N passed, N failed``."""
+    result = RunResult()
+    argv = shlex.split(impl) if impl else None
+    for case in load_cases(root):
+        if only and case.kind not in only:
+            continue
+        request, expected = request_and_expected(root, case)
+        if argv is None:
+            got: dict[str, Any] | None = json.loads(json.dumps(answer(request), ensure_ascii=False))
+        else:
+            try:
+                proc = subprocess.run(argv, input=json.dumps(request, ensure_ascii=False),
+                                      capture_output=True, text=True, timeout=timeout)
+            except (OSError, subprocess.TimeoutExpired) as e:
+                print(f"FAIL {case.id}: cannot run the implementation: {e}", file=out)
+                result.failed += 1
+                continue
+            if proc.returncode == EXIT_UNSUPPORTED:
+                result.skipped += 1
+                continue
+            if proc.returncode != 0:
+                print(f"FAIL {case.id}: exit {proc.returncode}: {proc.stderr.strip()[:200]}",
+                      file=out)
+                result.failed += 1
+                continue
+            try:
+                got = json.loads(proc.stdout)
+            except ValueError:
+                print(f"FAIL {case.id}: answer is not JSON: {proc.stdout[:200]!r}", file=out)
+                result.failed += 1
+                continue
+        reason = compare(case.kind, expected, got or {})
+        if reason is None:
+            result.passed += 1
+        else:
+            print(f"FAIL {case.id} [{case.kind}; {', '.join(case.rules)}]: {reason}", file=out)
+            result.failed += 1
+    print(result.line, file=out)
+    return result
