@@ -146,3 +146,29 @@ def test_models_agree_with_json_schema(table):
     except ValueError:
         models_ok = False
     assert schemas.validator("manifest").is_valid(data) == models_ok
+
+
+storage_value = st.one_of(st.text(max_size=6), st.integers(-5, 5), st.booleans(), st.floats(-5, 5),
+                          st.lists(st.one_of(st.text(max_size=4), st.integers()), max_size=2))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(
+    st.sampled_from(["datasets_dir", "datacache_dir", "datasets_pools", "datacache_pools",
+                     "project", "canonical", "lock_stale_age", "default_remote", "scratch",
+                     "_other"]),
+    storage_value, max_size=4),
+    st.dictionaries(st.sampled_from(["login*", "node[0-9]"]),
+                    st.dictionaries(st.sampled_from(["datasets_dir", "lock_stale_age", "sym"]),
+                                    storage_value, max_size=2), max_size=2))
+def test_storage_models_agree_with_json_schema(table, hosts):
+    if hosts:
+        table = {**table, "_HOST": hosts}
+    data = {"_STORAGE": table}
+    try:
+        validate_structure(data)
+        models_ok = True
+    except ValueError:
+        models_ok = False
+    assert schemas.validator("manifest").is_valid(data) == models_ok, data
+    assert schemas.validator("config").is_valid(table) == models_ok, table

@@ -225,6 +225,14 @@ def _map_schema_error(err: Any, path: tuple, data: dict[str, Any], col: _Collect
         col.add("DM012", (*path, "uris"), f"dataset {path[0]!r}: uri and uris are mutually "
                 "exclusive", "keep uri for one source or uris for several", at_key=True)
         return
+    if path and path[0] == "_STORAGE":
+        where = ".".join(map(str, path))
+        want = err.validator_value if kind == "type" else None
+        want = " or ".join(_SCHEMA_TYPES.get(w, w) for w in ([want] if isinstance(want, str)
+                                                            else want)) if want else "valid"
+        col.add("DM061", path, f"{where} must be {want}, not {_toml_type(inst)}",
+                "see SCHEMA.md RES-002 for the storage fields and their types")
+        return
     name = path[0] if path else ""
     fld = path[1] if len(path) > 1 else ""
     if fld in ("fetcher", "loader") or (path and path[0] == "_LOADERS"):

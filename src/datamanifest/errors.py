@@ -47,6 +47,7 @@ CODES: dict[str, tuple[str, str, str]] = {
     "DM050": ("MAN-060", "warning", "deprecated legacy field"),
     "DM051": ("MAN-026", "error", "extract needs a known archive format"),
     "DM060": ("STO-003", "error", "unknown $ symbol"),
+    "DM061": ("RES-002", "error", "storage setting of the wrong type"),
     # operations
     "DM070": ("FET-004", "error", "checksum mismatch"),
     "DM071": ("FET-010", "error", "download failed"),

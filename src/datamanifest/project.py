@@ -9,10 +9,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .check import PREDEFINED_SYMBOLS, STORAGE_FIELDS, CheckResult, check_path
+from .check import CheckResult, check_path
 from .errors import Diagnostic, LookupFailed, ManifestError
-from .spec import keys as _keys
-from .spec import storage as _storage
 from .spec.manifest import Dataset, Manifest
 from .store.atomic import write_text
 from .store.layout import Target
@@ -51,9 +49,11 @@ class StorageConfig:
     """The resolved storage settings of a project (STO-006). Paths are absolute."""
 
     datasets_dir: Path
-    datasets_dir_source: str  # which rung set it: "environment", "manifest" or "default"
-    lock_stale_age: float
+    datasets_dir_source: str  # the ladder rung that set it (SCHEMA.md RES-001)
+    lock_stale_age: float  # seconds
     symbols: dict[str, str]
+    resolved: object = None  # datamanifest.spec.resolution.Resolved
+    platform: object = None  # datamanifest.spec.resolution.Platform
 
 
 class Project:
@@ -118,22 +118,15 @@ class Project:
 
     def target(self, name: str) -> Target:
         """Where dataset ``name`` lives (STO-001, STO-002)."""
+        from .spec.resolution import ResolutionError, storage_path
+
         ds = self.dataset(name)
-        key = ds.derived_key
-        is_dir = ds.extract or bool(ds.uris)
-        if ds.extract:
-            key = _keys.extracted_key(key)
-        expr = ds.storage_path or ds.local_path or "$datasets_dir/$key"
-        symbols = dict(self.storage.symbols, key=key)
         try:
-            expanded = expand_path(expr, symbols)
-        except _storage.SymbolError as e:
-            raise ManifestError(f"dataset {name!r}: {e}", code="DM060", file=str(self.manifest_path),
+            path, _ = storage_path(name, ds, self.storage.resolved, self.storage.platform)
+        except ResolutionError as e:
+            raise ManifestError(f"dataset {name!r}: {e}", code=e.code, file=str(self.manifest_path),
                                 hint="define the symbol in [_STORAGE] or set the variable") from None
-        path = Path(expanded)
-        if not path.is_absolute():
-            path = self.root / path
-        return Target(path, is_dir)
+        return Target(Path(path), ds.extract or bool(ds.uris))
 
     # -- operations (Python API) -------------------------------------------------------------------
     def fetch(self, names: list[str] | None = None, *, jobs: int = 4, force: bool = False,
@@ -221,65 +214,65 @@ def _insert_after(table, after: str, key: str, value: str) -> None:
         table[key] = value
 
 
-def expand_path(expr: str, symbols: dict[str, str]) -> str:
-    """Expand a path expression (STO-003): symbols, upper-case environment variables, ``~``."""
-    env_symbols = dict(symbols)
-    for name in _storage.symbols_in(expr):
-        if name not in env_symbols and _storage.is_env_name(name) and name in os.environ:
-            env_symbols[name] = os.environ[name].replace("$", "$$")
-    out = _storage.expand(expr, env_symbols)
-    return os.path.expanduser(out)
+def user_config_path() -> Path:
+    """The user configuration file ``<user config dir>/datamanifest/config.toml`` (CFG-001)."""
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir()) / "datamanifest" / "config.toml"
+
+
+def checkout_config_path(root: Path) -> Path:
+    """The checkout configuration file ``<root>/.datamanifest/config.toml`` (CFG-001)."""
+    return root / STATE_DIR / "config.toml"
+
+
+def read_config(path: Path) -> dict:
+    """A configuration document as a dict ({} when absent). Raises ManifestError on bad TOML."""
+    import tomllib
+
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ManifestError(f"cannot read configuration {path}: {e}", code="DM001",
+                            file=str(path), hint="run `datamanifest check` on it") from None
+
+
+def current_platform(root: Path):
+    """The :class:`~datamanifest.spec.resolution.Platform` of this machine and process."""
+    import socket
+
+    import platformdirs
+
+    from .spec.resolution import Platform
+
+    return Platform(root=str(root), hostname=socket.gethostname(), home=str(Path.home()),
+                    user_data_dir=platformdirs.user_data_dir(),
+                    user_cache_dir=platformdirs.user_cache_dir(), env=dict(os.environ))
 
 
 def resolve_storage(manifest: Manifest, root: Path) -> StorageConfig:
-    """Resolve ``datasets_dir`` and symbols (STO-006 ladder: environment, manifest, default).
+    """Resolve storage with the full ladder of SCHEMA.md §14 on this machine.
 
-    The full ladder of checkout, host and user configuration files is
-    specified for a later version (ROADMAP); this resolves the environment
-    variable ``DATAMANIFEST_DATASETS_DIR``, then ``[_STORAGE].datasets_dir``,
-    then the default ``$user_data_dir/datamanifest/shared/datasets``.
+    Raises :class:`ManifestError` (DM060 unknown symbol, DM061 bad setting).
     """
-    import platformdirs
+    from .spec.resolution import ResolutionError
+    from .spec.resolution import resolve_storage as _resolve
 
-    st = manifest.storage
-    symbols: dict[str, str] = {
-        "repo": str(root).replace("$", "$$"),
-        "project": str(st.get("project") or root.name).replace("$", "$$"),
-        "user_data_dir": platformdirs.user_data_dir().replace("$", "$$"),
-        "user_cache_dir": platformdirs.user_cache_dir().replace("$", "$$"),
-    }
-    for k, v in st.items():
-        if not k.startswith("_") and k not in STORAGE_FIELDS and isinstance(v, str):
-            symbols[k] = v
-    env = os.environ.get("DATAMANIFEST_DATASETS_DIR")
-    if env:
-        expr, source = env.replace("$", "$$") if "$" not in env else env, "environment"
-    elif isinstance(st.get("datasets_dir"), str):
-        expr, source = st["datasets_dir"], "manifest"
-    else:
-        expr, source = "$user_data_dir/datamanifest/shared/datasets", "default"
+    platform = current_platform(root)
+    checkout = read_config(checkout_config_path(root))
+    user = read_config(user_config_path())
     try:
-        expanded = expand_path(expr, symbols)
-    except _storage.SymbolError as e:
-        raise ManifestError(f"datasets_dir: {e}", code="DM060",
-                            hint="define the symbol in [_STORAGE]") from None
-    path = Path(expanded)
-    if not path.is_absolute():
-        path = root / path
-    symbols["datasets_dir"] = str(path).replace("$", "$$")
-    symbols.setdefault("datacache_dir", "$user_cache_dir/datamanifest/projects/$project/cached")
-    stale = st.get("lock_stale_age", DEFAULT_STALE_AGE)
-    try:
-        stale = float(stale)
-    except (TypeError, ValueError):
-        stale = DEFAULT_STALE_AGE
-    if stale <= 0:
-        stale = DEFAULT_STALE_AGE
-    env_stale = os.environ.get("DATAMANIFEST_LOCK_STALE_AGE")
-    if env_stale:
-        try:
-            stale = float(env_stale) if float(env_stale) > 0 else stale
-        except ValueError:
-            pass
-    assert set(PREDEFINED_SYMBOLS) - {"key"} <= set(symbols)
-    return StorageConfig(path, source, stale, symbols)
+        resolved = _resolve(manifest, checkout, user, platform)
+    except ResolutionError as e:
+        raise ManifestError(f"storage: {e}", code=e.code,
+                            hint="see `datamanifest check` and your configuration files") from None
+    return StorageConfig(
+        datasets_dir=Path(resolved.get("datasets_dir")),
+        datasets_dir_source=resolved.settings["datasets_dir"].rung,
+        lock_stale_age=resolved.get("lock_stale_age"),
+        symbols=resolved.symbols,
+        resolved=resolved,
+        platform=platform,
+    )

@@ -17,6 +17,7 @@ from typing import Any
 SCHEMA_FILES = {
     "manifest": "manifest.v1.json",
     "state": "state.v1.json",
+    "config": "config.v1.json",
 }
 
 

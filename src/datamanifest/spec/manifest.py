@@ -78,6 +78,33 @@ def _binding(value: Any) -> Any:
     return value
 
 
+class StorageHost(BaseModel):
+    """A ``_HOST."<glob>"`` section: storage fields and user symbols (RES-002, RES-003)."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+    datasets_dir: StrictStr | None = None
+    datacache_dir: StrictStr | None = None
+    datasets_pools: list[StrictStr] | None = None
+    datacache_pools: list[StrictStr] | None = None
+    project: StrictStr | None = None
+    canonical: StrictBool | StrictStr | None = None
+    lock_stale_age: float | int | StrictStr | None = None
+    default_remote: StrictStr | None = None
+
+    @model_validator(mode="after")
+    def _symbols_are_strings(self) -> "StorageHost":
+        for k, v in (self.__pydantic_extra__ or {}).items():
+            if not k.startswith("_") and not isinstance(v, str):
+                raise ValueError(f"user symbol {k} must be a string")
+        return self
+
+
+class StorageTable(StorageHost):
+    """``[_STORAGE]`` and the configuration documents (RES-002, CFG-002)."""
+
+    host: dict[str, StorageHost] | None = Field(default=None, alias="_HOST")
+
+
 class Dataset(BaseModel):
     """One dataset table (MAN-020). Unset fields take their defaults; extras are kept."""
 
@@ -343,6 +370,8 @@ def validate_structure(data: dict[str, Any]) -> "Manifest":
     for name in ("_STORAGE", "_LANG", "_LOADERS"):
         if name in data and not isinstance(data[name], dict):
             raise ValueError(f"{name} must be a table")
+    if "_STORAGE" in data:
+        StorageTable.model_validate(data["_STORAGE"])
     for lang, table in data.get("_LANG", {}).items():
         if not isinstance(table, dict):
             raise ValueError(f"_LANG.{lang} must be a table")
