@@ -12,6 +12,9 @@ key        ``uri``, ``uris``, ``version``, ``key``              ``key`` or ``err
 hash       ``document`` (key table TOML), ``cachetype``,        ``canonical_json``, ``hash``,
            ``version``                                          ``cache_key``, or ``error``
 shell      ``template``, ``variables``                          ``argv`` or ``error``
+resolve    ``manifest``, ``checkout_config``, ``user_config``   ``settings`` ({field: {value, rung}}),
+           (TOML texts), ``env``, ``hostname``, ``platform``,   ``datasets`` ({name: {storage_path,
+           ``languages``, ``builtin_formats``                   managed, fetch, load}}), or ``error``
 =========  ===================================================  ==========================================
 
 Exit status 0: answered (also when the answer reports an error in the input);
@@ -32,9 +35,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 SPEC_VERSION = 1
-KINDS = ("parse", "reject", "key", "hash", "shell")
+KINDS = ("parse", "reject", "key", "hash", "shell", "resolve")
 EXIT_UNSUPPORTED = 3
-JSON_KIND_DIRS = ("key", "hash", "shell")
+JSON_KIND_DIRS = ("key", "hash", "shell", "resolve")
 
 
 @dataclass(frozen=True)
@@ -199,7 +202,39 @@ def answer(request: dict[str, Any]) -> dict[str, Any]:
             return {"argv": shell.to_argv(request["template"], request["variables"])}
         except shell.TemplateError as e:
             return {"error": e.code}
+    if kind == "resolve":
+        return _answer_resolve(request)
     raise KeyError(kind)
+
+
+def _answer_resolve(request: dict[str, Any]) -> dict[str, Any]:
+    from .spec import resolution as res
+    from .spec.manifest import Manifest
+
+    p = request["platform"]
+    platform = res.Platform(root=p["root"], hostname=request["hostname"], home=p["home"],
+                            user_data_dir=p["user_data_dir"], user_cache_dir=p["user_cache_dir"],
+                            env=request.get("env", {}), pathsep=p.get("pathsep", ":"))
+    manifest = Manifest.from_dict(tomllib.loads(request["manifest"]))
+    checkout = tomllib.loads(request.get("checkout_config", ""))
+    user = tomllib.loads(request.get("user_config", ""))
+    try:
+        resolved = res.resolve_storage(manifest, checkout, user, platform)
+        datasets = {}
+        for name, ds in manifest.datasets.items():
+            entry: dict[str, Any] = {}
+            if (ds.key or ds.uri or ds.uris or ds.storage_path) and not ds.lazy_access:
+                entry["storage_path"], entry["managed"] = res.storage_path(name, ds, resolved,
+                                                                           platform)
+            entry["fetch"] = {lang: res.fetch_rung(ds, lang) for lang in request["languages"]}
+            entry["load"] = {lang: res.load_rung(manifest, ds, lang,
+                                                 request["builtin_formats"].get(lang, []))
+                             for lang in request["languages"]}
+            datasets[name] = entry
+    except res.ResolutionError as e:
+        return {"error": e.code}
+    return {"settings": {k: v.as_json() for k, v in resolved.settings.items()},
+            "datasets": datasets}
 
 
 def serve(stdin: TextIO, stdout: TextIO) -> int:

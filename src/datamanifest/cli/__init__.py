@@ -262,7 +262,8 @@ _fixtures_option = click.option("--fixtures", "fixtures", type=click.Path(path_t
               "(default: this implementation, in-process). Example: --impl 'datamanifest "
               "conformance serve'.")
 @click.option("--only", "only", multiple=True, type=click.Choice(
-    ["parse", "reject", "key", "hash", "shell"]), help="Run only this kind (repeatable).")
+    ["parse", "reject", "key", "hash", "shell", "resolve"]),
+    help="Run only this kind (repeatable).")
 @_fixtures_option
 @click.pass_context
 def conformance_run(ctx: click.Context, impl: str | None, only: tuple[str, ...],

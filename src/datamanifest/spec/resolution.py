@@ -235,7 +235,17 @@ def _normpath(p: str) -> str:
 
 
 def storage_path(name: str, ds: Dataset, resolved: Resolved, platform: Platform) -> tuple[str, str]:
-    """(absolute path, ``"keyed"`` or ``"exact"``) of a dataset (STO-001, STO-002)."""
+    """(absolute path, ``"keyed"`` or ``"exact"``) of a dataset (RES-006, STO-001, STO-002).
+
+    A ``skip_download`` dataset without ``storage_path`` lives at its ``uri``
+    (exact). Raises ResolutionError; ``lazy_access`` datasets have no location
+    (callers check first).
+    """
+    if ds.skip_download and not (ds.storage_path or ds.local_path) and ds.uri:
+        from urllib.parse import unquote, urlsplit
+
+        where = unquote(urlsplit(ds.uri).path) if ds.uri.startswith("file://") else ds.uri
+        return expand_path(where.replace("$", "$$"), resolved.symbols, platform), "exact"
     key = ds.derived_key
     if ds.extract:
         key = _keys.extracted_key(key)
