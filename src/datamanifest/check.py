@@ -78,6 +78,7 @@ class CheckResult:
     data: dict[str, Any] | None = None
     manifest: Manifest | None = None
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    doc_type: str = "manifest"
 
     @property
     def errors(self) -> list[Diagnostic]:
@@ -111,8 +112,12 @@ class _Collector:
         return sorted(self.items.values(), key=lambda d: (d.line or 0, d.column or 0, d.code))
 
 
-def check_path(path: str | Path) -> CheckResult:
-    """Check the manifest file at ``path`` (DM002 when it cannot be read)."""
+def check_path(path: str | Path, doc_type: str | None = None) -> CheckResult:
+    """Check the document at ``path`` (DM002 when it cannot be read).
+
+    ``doc_type`` is one of :data:`datamanifest.spec.documents.DOC_TYPES`; by
+    default it is detected from the file name and ``_META`` (DOC-001).
+    """
     p = Path(path)
     try:
         text = p.read_bytes().decode("utf-8")
@@ -121,11 +126,14 @@ def check_path(path: str | Path) -> CheckResult:
         return CheckResult(str(p), diagnostics=[Diagnostic(
             "DM002", f"cannot read {p}: {reason}", str(p), hint="check the path and permissions",
         )])
-    return check_text(text, str(p))
+    return check_text(text, str(p), doc_type)
 
 
-def check_text(text: str, file: str | None = None) -> CheckResult:
-    """Check manifest source ``text`` (SCHEMA.md §9). Never raises for bad input."""
+def check_text(text: str, file: str | None = None, doc_type: str | None = None) -> CheckResult:
+    """Check document source ``text`` (SCHEMA.md §9). Never raises for bad input.
+
+    ``result.doc_type`` tells which document type it was checked as.
+    """
     result = CheckResult(file)
     col = _Collector(file, text)
     try:
@@ -138,6 +146,13 @@ def check_text(text: str, file: str | None = None) -> CheckResult:
         )]
         return result
     result.data = data
+    from .spec.documents import detect
+
+    result.doc_type = doc_type or detect(data, file)
+    if result.doc_type != "manifest":
+        _check_other(result.doc_type, data, col)
+        result.diagnostics = col.sorted()
+        return result
     manifest = check_data(data, col)
     result.diagnostics = col.sorted()
     if result.ok:
@@ -468,3 +483,70 @@ def _cycles(datasets: dict[str, Dataset], col: _Collector) -> None:
                 state[r] = GREY
                 path.append(r)
                 stack.append((r, 0))
+
+
+# -- the other documents (§8, §14, §16) -----------------------------------------------------------
+#: document type -> (code of a structural fault, what the document is called)
+_OTHER = {
+    "config": ("DM061", "configuration"),
+    "state": ("DM092", "state file"),
+    "config-sidecar": ("DM110", "config sidecar"),
+    "metadata-sidecar": ("DM112", "metadata sidecar"),
+}
+
+
+def _check_other(doc_type: str, data: dict[str, Any], col: _Collector) -> None:
+    """Structure (models first, JSON Schema on rejection) and the rules of each document."""
+    from . import schemas
+    from .spec import documents, paramhash
+
+    code, label = _OTHER[doc_type]
+    meta = data.get("_META")
+    if doc_type == "state":
+        version = meta.get("schema") if isinstance(meta, dict) else None
+        if type(version) is int and 1 <= version <= 4:
+            col.add("DM093", ("_META", "schema"), f"state schema {version} is a legacy shape; "
+                    "it is read and rewritten as schema 5 on the next write",
+                    "run `datamanifest fetch` to upgrade it")
+            return
+        if type(version) is int and version > 5:
+            col.add("DM004", ("_META", "schema"), f"state schema {version} is newer than this tool "
+                    "reads (5)", "upgrade datamanifest")
+            return
+    try:
+        documents.MODELS[doc_type].model_validate(data)
+        structural_ok = True
+    except ValueError:
+        structural_ok = False
+    if not structural_ok:
+        for err in schemas.validator(doc_type).iter_errors(data):
+            path = tuple(err.absolute_path)
+            if path == ("_META", "schema") or (path == ("_META",) and err.validator == "required"
+                                               and "schema" in err.message):
+                col.add("DM004", path, f"{label}: {err.message}", "write schema = 1" if
+                        doc_type != "state" else "write schema = 5")
+                continue
+            where = ".".join(map(str, path)) or "document"
+            col.add(code, path, f"{label}: {where}: {err.message}",
+                    f"see SCHEMA.md for the {label}", at_key=err.validator == "required")
+        if not col.items:  # the models reject what the schema accepts: report it, never hide it
+            col.add(code, (), f"{label}: structurally invalid")
+        return
+    if doc_type == "config-sidecar":
+        table = {k: v for k, v in data.items() if k != "_META"}
+        try:
+            actual = paramhash.parameter_hash(table)
+        except paramhash.ParameterError as e:
+            col.add("DM100", e.path, f"config sidecar: {e}", "parameters are strings, numbers, "
+                    "booleans, arrays and tables")
+            return
+        if actual != meta["hash"]:
+            col.add("DM111", ("_META", "hash"), f"config sidecar: _META.hash {meta['hash']} does "
+                    f"not match the key table, which hashes to {actual}",
+                    "the artifact is not a cache hit; recompute it or fix the key table")
+    if doc_type == "state":
+        for key, rec in (data.get("datasets") or {}).items():
+            sha, chk = rec.get("sha256"), rec.get("checksum")
+            if sha and chk and chk.startswith("sha256:") and chk != f"sha256:{sha}":
+                col.add("DM023", ("datasets", key, "sha256"), f"state record {key!r}: sha256 "
+                        "and checksum disagree", "the state file is regenerable: fetch again")

@@ -63,10 +63,15 @@ CODES: dict[str, tuple[str, str, str]] = {
     "DM081": ("FET-003", "error", "dataset blocked by a failed requirement"),
     "DM090": ("STA-006", "error", "state file cannot be read"),
     "DM091": ("MAN-012", "error", "manifest has errors"),
+    "DM092": ("STA-002", "error", "malformed state record"),
+    "DM093": ("STA-009", "warning", "legacy state schema"),
     # parameter hash and shell templates
     "DM100": ("PAR-003", "error", "parameter value without canonical form"),
     "DM101": ("SH-004", "error", "unknown variable in a shell template"),
     "DM102": ("SH-001", "error", "malformed shell template"),
+    "DM110": ("SC-001", "error", "malformed config sidecar"),
+    "DM111": ("SC-003", "error", "sidecar hash does not match its key table"),
+    "DM112": ("SC-010", "error", "malformed metadata sidecar"),
 }
 
 

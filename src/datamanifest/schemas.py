@@ -18,6 +18,8 @@ SCHEMA_FILES = {
     "manifest": "manifest.v1.json",
     "state": "state.v1.json",
     "config": "config.v1.json",
+    "config-sidecar": "config-sidecar.v1.json",
+    "metadata-sidecar": "metadata-sidecar.v1.json",
 }
 
 

@@ -78,10 +78,15 @@ def _print_warnings(project) -> None:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="Diagnostics as lines or as one JSON list.")
 @click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
+@click.option("--type", "doc_type", type=click.Choice(
+    ["manifest", "config", "state", "config-sidecar", "metadata-sidecar"]),
+    help="Check as this document type (default: detected from the file name and _META).")
 @click.pass_context
-def check(ctx: click.Context, paths: tuple[Path, ...], fmt: str, strict: bool) -> None:
-    """Validate manifests: JSON Schema plus the spec's semantic rules.
+def check(ctx: click.Context, paths: tuple[Path, ...], fmt: str, strict: bool,
+          doc_type: str | None) -> None:
+    """Validate documents: manifests, config files, state files and sidecars.
 
+    Each document is checked against its JSON Schema and the spec's rules.
     Each problem prints as FILE:LINE:COL: severity DM### message (hint).
     Exit 0 when clean (warnings allowed unless --strict), 1 when problems
     were found, 2 on a usage error.
@@ -98,10 +103,10 @@ def check(ctx: click.Context, paths: tuple[Path, ...], fmt: str, strict: bool) -
     for p in paths:
         if p.is_dir():
             p = discover(p)
-        result = check_path(p)
+        result = check_path(p, doc_type)
         diagnostics.extend(result.diagnostics)
         unreadable |= any(d.code == "DM002" for d in result.diagnostics)
-        if result.data:
+        if result.data and result.doc_type == "manifest":
             n_datasets += sum(1 for k in result.data if not k.startswith("_"))
     errors = sum(d.severity == "error" for d in diagnostics)
     warnings = len(diagnostics) - errors
@@ -230,7 +235,8 @@ def path(ctx: click.Context, name: str, any_state: bool) -> None:
 
 # -- schema ----------------------------------------------------------------------------------
 @main.command()
-@click.argument("name", type=click.Choice(["manifest", "state"]))
+@click.argument("name", type=click.Choice(
+    ["manifest", "config", "state", "config-sidecar", "metadata-sidecar"]))
 def schema(name: str) -> None:
     """Print the JSON Schema of a document type (for editors and other tools)."""
     from .. import schemas
