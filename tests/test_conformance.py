@@ -32,6 +32,9 @@ def test_case_counts_and_ids():
     assert len({c.id for c in cases}) == len(cases)
     assert kinds["parse"] >= 15 and kinds["reject"] >= 15
     assert kinds["key"] >= 20 and kinds["hash"] >= 20 and kinds["shell"] >= 20
+    assert kinds["resolve"] >= 20 and len(cases) >= 150
+    assert {c.type for c in cases if c.kind in ("parse", "reject")} == {
+        "manifest", "config", "state", "config-sidecar", "metadata-sidecar"}
 
 
 def test_our_implementation_passes_every_case_in_process():

@@ -15,9 +15,15 @@ from datamanifest.spec.manifest import normalize, validate_structure
 
 from .conftest import ROOT, run_cli
 
+from datamanifest.spec.documents import DOC_TYPES, MODELS, NORMALIZERS
+
 FIX = ROOT / "fixtures" / "manifest"
 VALID = sorted((FIX / "valid").glob("*.toml"))
 INVALID = sorted((FIX / "invalid").glob("*.toml"))
+OTHER_TYPES = [t for t in DOC_TYPES if t != "manifest"]
+OTHER_VALID = [p for t in OTHER_TYPES for p in sorted((ROOT / "fixtures" / t / "valid").glob("*.toml"))]
+OTHER_INVALID = [p for t in OTHER_TYPES
+                 for p in sorted((ROOT / "fixtures" / t / "invalid").glob("*.toml"))]
 
 
 def _expected(p: Path) -> dict:
@@ -79,12 +85,62 @@ def test_cli_prints_expected_position(path: Path):
     assert "Traceback" not in proc.stderr
 
 
-def test_every_manifest_rule_is_covered():
-    """Every error code of the manifest layer has at least one fixture."""
-    covered = {_expected(p)["code"] for p in INVALID}
-    covered |= {w["code"] for p in VALID for w in _expected(p)["warnings"]}
-    manifest_codes = {c for c in CODES if "DM001" <= c < "DM070" and c not in ("DM002", "DM003")}
-    assert manifest_codes - covered == set()
+def test_every_document_code_is_covered():
+    """Every code that `check` can report on a document has at least one fixture."""
+    covered = {_expected(p)["code"] for p in INVALID + OTHER_INVALID}
+    covered |= {w["code"] for p in VALID + OTHER_VALID for w in _expected(p)["warnings"]}
+    document_codes = {c for c in CODES if "DM001" <= c < "DM070" and c not in ("DM002", "DM003")}
+    document_codes |= {"DM092", "DM093", "DM100", "DM110", "DM111", "DM112"}
+    assert document_codes - covered == set()
+
+
+def _doc_type(p: Path) -> str:
+    return p.parts[-3]
+
+
+def _models_accept(doc_type: str, data: dict) -> bool:
+    try:
+        MODELS[doc_type].model_validate(data)
+    except ValueError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("path", OTHER_VALID, ids=lambda p: f"{p.parts[-3]}/{p.stem}")
+def test_other_valid_fixture(path: Path):
+    doc_type, exp = _doc_type(path), _expected(path)
+    result = check_path(path, doc_type)
+    assert result.ok and result.doc_type == doc_type
+    assert [{"code": d.code, "line": d.line, "column": d.column}
+            for d in result.diagnostics] == exp["warnings"]
+    if exp["normalized"] is not None:
+        assert NORMALIZERS[doc_type](result.data) == exp["normalized"]
+        assert schemas.validator(doc_type).is_valid(result.data)
+        assert _models_accept(doc_type, result.data)
+
+
+@pytest.mark.parametrize("path", OTHER_INVALID, ids=lambda p: f"{p.parts[-3]}/{p.stem}")
+def test_other_invalid_fixture(path: Path):
+    doc_type, exp = _doc_type(path), _expected(path)
+    result = check_path(path, doc_type)
+    assert [(e.code, e.line, e.column) for e in result.errors] == \
+        [(exp["code"], exp["line"], exp["column"])]
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    schema_ok = schemas.validator(doc_type).is_valid(data)
+    assert schema_ok == (exp["layer"] == "semantic")
+    assert _models_accept(doc_type, data) == schema_ok, "the JSON Schema and the models disagree"
+
+
+def test_detection_by_name_and_meta():
+    for path in OTHER_VALID:
+        if path.stem != "legacy-schema-4":
+            assert check_path(path).doc_type in (_doc_type(path), "manifest", "config")
+    sidecar = (ROOT / "fixtures" / "config-sidecar" / "valid" / "ecosystem-vector-strings.toml")
+    assert check_path(sidecar).doc_type == "config-sidecar"
+    meta = ROOT / "fixtures" / "metadata-sidecar" / "valid" / "full.toml"
+    assert check_path(meta).doc_type == "metadata-sidecar"
+    state = ROOT / "fixtures" / "state" / "valid" / "records.toml"
+    assert check_path(state).doc_type == "state"
 
 
 def test_every_cited_rule_is_defined_in_schema_md():

@@ -495,6 +495,28 @@ _OTHER = {
 }
 
 
+def _describe(err: Any, where: str) -> str:
+    """A readable sentence for a JSON Schema error (no regular expressions shown)."""
+    kind, inst = err.validator, err.instance
+    if kind == "type":
+        want = err.validator_value
+        want = " or ".join(_SCHEMA_TYPES.get(w, w) for w in ([want] if isinstance(want, str)
+                                                            else want))
+        return f"{where} must be {want}, not {_toml_type(inst)}"
+    if kind == "pattern":
+        return f"{where} has an invalid form: {inst!r}"
+    if kind == "required":
+        missing = [p for p in err.validator_value if p not in inst]
+        return f"{where} lacks {', '.join(missing)}"
+    if kind in ("minLength", "minimum"):
+        return f"{where} is too small: {inst!r}"
+    if kind in ("const", "enum"):
+        return f"{where} must be {err.validator_value!r}, not {inst!r}"
+    if kind in ("anyOf", "oneOf"):
+        return f"{where}: {_toml_type(inst)} is not allowed here"
+    return f"{where}: {err.message}"
+
+
 def _check_other(doc_type: str, data: dict[str, Any], col: _Collector) -> None:
     """Structure (models first, JSON Schema on rejection) and the rules of each document."""
     from . import schemas
@@ -523,11 +545,12 @@ def _check_other(doc_type: str, data: dict[str, Any], col: _Collector) -> None:
             path = tuple(err.absolute_path)
             if path == ("_META", "schema") or (path == ("_META",) and err.validator == "required"
                                                and "schema" in err.message):
-                col.add("DM004", path, f"{label}: {err.message}", "write schema = 1" if
+                col.add("DM004", path, f"{label}: {_describe(err, '_META.schema')}",
+                        "write schema = 1" if
                         doc_type != "state" else "write schema = 5")
                 continue
             where = ".".join(map(str, path)) or "document"
-            col.add(code, path, f"{label}: {where}: {err.message}",
+            col.add(code, path, f"{label}: {_describe(err, where)}",
                     f"see SCHEMA.md for the {label}", at_key=err.validator == "required")
         if not col.items:  # the models reject what the schema accepts: report it, never hide it
             col.add(code, (), f"{label}: structurally invalid")

@@ -6,8 +6,8 @@ Any implementation of SCHEMA.md can be tested by a command that reads one JSON
 =========  ===================================================  ==========================================
 kind       request members                                      answer members
 =========  ===================================================  ==========================================
-parse      ``document`` (manifest TOML text)                    ``errors``, ``warnings`` (lists of
-reject     ``document``                                         ``{code, line, column}``), ``normalized``
+parse      ``type``, ``document`` (TOML text)                   ``errors``, ``warnings`` (lists of
+reject     ``type``, ``document``                               ``{code, line, column}``), ``normalized``
 key        ``uri``, ``uris``, ``version``, ``key``              ``key`` or ``error`` (a DM code)
 hash       ``document`` (key table TOML), ``cachetype``,        ``canonical_json``, ``hash``,
            ``version``                                          ``cache_key``, or ``error``
@@ -49,6 +49,7 @@ class Case:
     rules: tuple[str, ...]
     since: int
     files: tuple[str, ...]
+    type: str | None = None
 
 
 def default_fixtures_dir() -> Path | None:
@@ -62,17 +63,21 @@ def default_fixtures_dir() -> Path | None:
 # -- the index -----------------------------------------------------------------------------------
 def build_index(root: Path) -> dict[str, Any]:
     """Scan the fixture files under ``root`` into the index document (``fixtures/index.json``)."""
+    from .spec.documents import DOC_TYPES
+
     cases: list[dict[str, Any]] = []
-    for sub, kind in (("valid", "parse"), ("invalid", "reject")):
-        for toml_path in sorted((root / "manifest" / sub).glob("*.toml")):
-            exp_path = toml_path.with_name(toml_path.stem + ".expected.json")
-            exp = json.loads(exp_path.read_text(encoding="utf-8"))
-            rules = exp.get("rules") or [exp["rule"]]
-            cases.append({
-                "id": f"manifest/{sub}/{toml_path.stem}", "kind": kind, "since": SPEC_VERSION,
-                "rules": sorted(set(rules)),
-                "files": [toml_path.relative_to(root).as_posix(), exp_path.relative_to(root).as_posix()],
-            })
+    for doc_type in DOC_TYPES:
+        for sub, kind in (("valid", "parse"), ("invalid", "reject")):
+            for toml_path in sorted((root / doc_type / sub).glob("*.toml")):
+                exp_path = toml_path.with_name(toml_path.stem + ".expected.json")
+                exp = json.loads(exp_path.read_text(encoding="utf-8"))
+                rules = exp.get("rules") or [exp["rule"]]
+                cases.append({
+                    "id": f"{doc_type}/{sub}/{toml_path.stem}", "kind": kind, "type": doc_type,
+                    "since": SPEC_VERSION, "rules": sorted(set(rules)),
+                    "files": [toml_path.relative_to(root).as_posix(),
+                              exp_path.relative_to(root).as_posix()],
+                })
     for kind in JSON_KIND_DIRS:
         for path in sorted((root / kind).glob("*.json")):
             doc = json.loads(path.read_text(encoding="utf-8"))
@@ -88,8 +93,8 @@ def render_index(index: dict[str, Any]) -> str:
 
 def load_cases(root: Path) -> list[Case]:
     index = json.loads((root / "index.json").read_text(encoding="utf-8"))
-    return [Case(c["id"], c["kind"], tuple(c["rules"]), c["since"], tuple(c["files"]))
-            for c in index["cases"]]
+    return [Case(c["id"], c["kind"], tuple(c["rules"]), c["since"], tuple(c["files"]),
+                 c.get("type")) for c in index["cases"]]
 
 
 def checksums(root: Path, overrides: dict[str, str] | None = None) -> str:
@@ -112,7 +117,7 @@ def request_and_expected(root: Path, case: Case) -> tuple[dict[str, Any], dict[s
     if case.kind in ("parse", "reject"):
         document = (root / case.files[0]).read_text(encoding="utf-8")
         expected = json.loads((root / case.files[1]).read_text(encoding="utf-8"))
-        return {"kind": case.kind, "document": document}, expected
+        return {"kind": case.kind, "type": case.type or "manifest", "document": document}, expected
     doc = json.loads((root / case.files[0]).read_text(encoding="utf-8"))
     return {"kind": case.kind, **doc["input"]}, doc["expected"]
 
@@ -130,7 +135,8 @@ def compare(kind: str, expected: dict[str, Any], answer: dict[str, Any]) -> str 
         want_w = _positions(expected["warnings"])
         if got_w != want_w:
             return f"warnings {got_w} != expected {want_w}"
-        want = {"schema": expected["schema"], "datasets": expected["datasets"]}
+        want = expected["normalized"] if "normalized" in expected else \
+            {"schema": expected["schema"], "datasets": expected["datasets"]}
         if answer.get("normalized") != want:
             return _first_difference(want, answer.get("normalized"))
         return None
@@ -167,12 +173,19 @@ def answer(request: dict[str, Any]) -> dict[str, Any]:
     kind = request["kind"]
     if kind in ("parse", "reject"):
         from .check import check_text
+        from .spec.documents import NORMALIZERS
         from .spec.manifest import normalize
 
-        result = check_text(request["document"], "document.toml")
+        doc_type = request.get("type", "manifest")
+        result = check_text(request["document"], "document.toml", doc_type)
         pos = lambda ds: [{"code": d.code, "line": d.line, "column": d.column} for d in ds]  # noqa: E731
+        if doc_type == "manifest":
+            normalized = normalize(result.manifest) if result.manifest else None
+        else:
+            normalized = NORMALIZERS[doc_type](result.data) if result.ok and result.data is not \
+                None and not result.warnings else None
         return {"errors": pos(result.errors), "warnings": pos(result.warnings),
-                "normalized": normalize(result.manifest) if result.manifest else None}
+                "normalized": normalized}
     if kind == "key":
         from .spec import keys
 

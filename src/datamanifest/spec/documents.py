@@ -28,6 +28,18 @@ _HEX64 = re.compile(HEX64)
 RFC3339_UTC = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$"
 
 
+class ConfigDocument(StorageTable):
+    """A configuration file (CFG-002): a storage table with an optional ``_META.schema = 1``."""
+
+    @model_validator(mode="after")
+    def _meta(self) -> "ConfigDocument":
+        meta = (self.__pydantic_extra__ or {}).get("_META")
+        if meta is not None and (not isinstance(meta, dict) or meta.get("schema", 1) != 1
+                                 or type(meta.get("schema", 1)) is not int):
+            raise ValueError("configuration _META.schema must be 1")
+        return self
+
+
 # -- the state file (§8) ---------------------------------------------------------------------------
 class StateRecord(BaseModel):
     """One ``[datasets."<key>"]`` record (STA-002); unknown fields kept (STA-008)."""
@@ -85,6 +97,23 @@ class ConfigSidecar(BaseModel):
 
     model_config = ConfigDict(extra="allow", strict=True, populate_by_name=True)
     meta: SidecarMeta = Field(alias="_META")
+
+    @model_validator(mode="after")
+    def _plain_values(self) -> "ConfigSidecar":
+        def ok(v: Any) -> bool:
+            if isinstance(v, (str, int, float, bool)):
+                return True
+            if isinstance(v, list):
+                return all(ok(x) for x in v)
+            if isinstance(v, dict):
+                return all(ok(x) for x in v.values())
+            return False
+
+        for k, v in (self.__pydantic_extra__ or {}).items():
+            if not ok(v):
+                raise ValueError(f"key table value {k!r} is not a string, number, boolean, "
+                                 "array or table")
+        return self
 
     @property
     def key_table(self) -> dict[str, Any]:
@@ -212,7 +241,7 @@ NORMALIZERS = {
     "metadata-sidecar": normalize_metadata_sidecar,
 }
 MODELS = {
-    "config": StorageTable,
+    "config": ConfigDocument,
     "state": StateDocument,
     "config-sidecar": ConfigSidecar,
     "metadata-sidecar": MetadataSidecar,
