@@ -174,6 +174,10 @@ def check_data(data: dict[str, Any], col: _Collector) -> Manifest | None:
                     f"{', '.join(map(str, SUPPORTED_SCHEMAS))})",
                     "upgrade datamanifest, or use a tool that reads this schema")
             return None  # a newer document is not judged by older rules (VER-003)
+    if "_META" not in data and any(not k.startswith("_") for k in data):
+        first = next(k for k in data if not k.startswith("_"))
+        col.add("DM007", (first,), "no [_META] schema: the manifest reads as schema 0",
+                "run `datamanifest migrate` to add [_META] schema = 1", at_key=True)
     try:
         manifest: Manifest | None = validate_structure(data)
     except ValueError:

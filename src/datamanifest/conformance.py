@@ -15,6 +15,8 @@ shell      ``template``, ``variables``                          ``argv`` or ``er
 resolve    ``manifest``, ``checkout_config``, ``user_config``   ``settings`` ({field: {value, rung}}),
            (TOML texts), ``env``, ``hostname``, ``platform``,   ``datasets`` ({name: {storage_path,
            ``languages``, ``builtin_formats``                   managed, fetch, load}}), or ``error``
+roundtrip  ``type``, ``document``                               ``document``: the text the implementation
+                                                                writes for it (FMT-004)
 =========  ===================================================  ==========================================
 
 Exit status 0: answered (also when the answer reports an error in the input);
@@ -35,9 +37,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 SPEC_VERSION = 1
-KINDS = ("parse", "reject", "key", "hash", "shell", "resolve")
+KINDS = ("parse", "reject", "key", "hash", "shell", "resolve", "roundtrip")
 EXIT_UNSUPPORTED = 3
-JSON_KIND_DIRS = ("key", "hash", "shell", "resolve")
+JSON_KIND_DIRS = ("key", "hash", "shell", "resolve", "roundtrip")
 
 
 @dataclass(frozen=True)
@@ -126,8 +128,31 @@ def _positions(items: list[dict[str, Any]]) -> list[tuple]:
     return [(d.get("code"), d.get("line"), d.get("column")) for d in items]
 
 
-def compare(kind: str, expected: dict[str, Any], answer: dict[str, Any]) -> str | None:
-    """None when ``answer`` matches ``expected``, else a one-line reason."""
+def compare(kind: str, expected: dict[str, Any], answer: dict[str, Any],
+            byte_identity: bool = False) -> str | None:
+    """None when ``answer`` matches ``expected``, else a one-line reason.
+
+    ``roundtrip`` answers must be semantically identical, key order included
+    (FMT-004); with ``byte_identity`` they must also be the same bytes.
+    """
+    if kind == "roundtrip":
+        from .spec.canonical import key_orders
+
+        text = answer.get("document")
+        if not isinstance(text, str):
+            return "answer has no document text"
+        try:
+            got = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            return f"written document is not TOML: {e}"
+        want = tomllib.loads(expected["document"])
+        if got != want:
+            return _first_difference(want, got).replace("normalized", "document", 1)
+        if key_orders(got) != key_orders(want):
+            return "same values, different key order"
+        if byte_identity and text != expected["document"]:
+            return "same document, different bytes (byte identity requested)"
+        return None
     if kind == "parse":
         if answer.get("errors"):
             return f"unexpected errors {_positions(answer['errors'])}"
@@ -217,6 +242,11 @@ def answer(request: dict[str, Any]) -> dict[str, Any]:
             return {"error": e.code}
     if kind == "resolve":
         return _answer_resolve(request)
+    if kind == "roundtrip":
+        from .spec.canonical import dumps
+
+        return {"document": dumps(tomllib.loads(request["document"]), request.get("type",
+                                                                                 "manifest"))}
     raise KeyError(kind)
 
 
@@ -279,7 +309,7 @@ class RunResult:
 
 
 def run(root: Path, impl: str | None = None, only: set[str] | None = None,
-        out: TextIO = sys.stdout, timeout: float = 60.0) -> RunResult:
+        out: TextIO = sys.stdout, timeout: float = 60.0, byte_identity: bool = False) -> RunResult:
     """Run every case (of the kinds in ``only``) against ``impl`` (a command line; None:
     this implementation in-process). Prints one line per failure and the closing line
     ``N passed, N failed``."""
@@ -313,7 +343,7 @@ def run(root: Path, impl: str | None = None, only: set[str] | None = None,
                 print(f"FAIL {case.id}: answer is not JSON: {proc.stdout[:200]!r}", file=out)
                 result.failed += 1
                 continue
-        reason = compare(case.kind, expected, got or {})
+        reason = compare(case.kind, expected, got or {}, byte_identity)
         if reason is None:
             result.passed += 1
         else:

@@ -22,6 +22,7 @@ CODES: dict[str, tuple[str, str, str]] = {
     "DM003": ("DISC-002", "error", "no manifest found"),
     "DM004": ("VER-003", "error", "unsupported _META.schema"),
     "DM005": ("MAN-002", "error", "top-level key is not a table"),
+    "DM007": ("MIG-001", "warning", "manifest without _META.schema"),
     "DM010": ("MAN-011", "error", "unknown dataset field"),
     "DM011": ("MAN-010", "error", "field has the wrong type"),
     "DM012": ("MAN-021", "error", "uri and uris are mutually exclusive"),
@@ -65,6 +66,7 @@ CODES: dict[str, tuple[str, str, str]] = {
     "DM091": ("MAN-012", "error", "manifest has errors"),
     "DM092": ("STA-002", "error", "malformed state record"),
     "DM093": ("STA-009", "warning", "legacy state schema"),
+    "DM094": ("FMT-003", "error", "formatting would drop comments"),
     # parameter hash and shell templates
     "DM100": ("PAR-003", "error", "parameter value without canonical form"),
     "DM101": ("SH-004", "error", "unknown variable in a shell template"),

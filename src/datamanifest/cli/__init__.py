@@ -268,16 +268,18 @@ _fixtures_option = click.option("--fixtures", "fixtures", type=click.Path(path_t
               "(default: this implementation, in-process). Example: --impl 'datamanifest "
               "conformance serve'.")
 @click.option("--only", "only", multiple=True, type=click.Choice(
-    ["parse", "reject", "key", "hash", "shell", "resolve"]),
+    ["parse", "reject", "key", "hash", "shell", "resolve", "roundtrip"]),
     help="Run only this kind (repeatable).")
+@click.option("--bytes", "byte_identity", is_flag=True,
+              help="roundtrip cases must also match the canonical bytes (FMT-002).")
 @_fixtures_option
 @click.pass_context
 def conformance_run(ctx: click.Context, impl: str | None, only: tuple[str, ...],
-                    fixtures: Path | None) -> None:
+                    byte_identity: bool, fixtures: Path | None) -> None:
     """Run every case against an implementation; print failures and `N passed, N failed`."""
     from ..conformance import run
 
-    result = run(_fixtures_dir(fixtures), impl, set(only) or None)
+    result = run(_fixtures_dir(fixtures), impl, set(only) or None, byte_identity=byte_identity)
     ctx.exit(1 if result.failed else 0)
 
 
@@ -312,3 +314,98 @@ def conformance_index(fixtures: Path | None, check_only: bool) -> None:
     write_text(root / "index.json", index)
     write_text(root / "SHA256SUMS", sums)
     click.echo(f"wrote {root / 'index.json'} and {root / 'SHA256SUMS'}", err=True)
+
+
+# -- format / migrate -------------------------------------------------------------------------------
+def _read_document(file: str) -> tuple[str, str]:
+    """(text, label) of FILE, or of stdin for "-"."""
+    if file == "-":
+        return sys.stdin.read(), "<stdin>"
+    try:
+        return Path(file).read_text(encoding="utf-8"), file
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataManifestError(f"cannot read {file}: {e}", code="DM002") from None
+
+
+@main.command("format")
+@click.argument("file", default="datamanifest.toml")
+@click.option("-i", "--in-place", is_flag=True, help="Rewrite FILE instead of printing.")
+@click.option("--check", "check_only", is_flag=True,
+              help="Exit 1 when FILE is not in canonical form; write nothing.")
+@click.option("--drop-comments", is_flag=True,
+              help="Allow --in-place on a file with comments (the canonical form has none).")
+@click.option("--type", "doc_type", type=click.Choice(
+    ["manifest", "config", "state", "config-sidecar", "metadata-sidecar"]),
+    help="Document type (default: detected).")
+def format_cmd(file: str, in_place: bool, check_only: bool, drop_comments: bool,
+               doc_type: str | None) -> None:
+    """Print FILE (or - for stdin) in canonical form: key order and layout of SCHEMA.md §18.
+
+    The document must pass `check` first. The canonical form has no comments:
+    --in-place refuses to drop them unless --drop-comments is given (use
+    `migrate` for comment-preserving edits).
+    """
+    from ..check import check_text
+    from ..spec.canonical import dumps
+
+    text, label = _read_document(file)
+    result = check_text(text, label, doc_type)
+    if result.errors:
+        for d in result.errors:
+            click.echo(d.render(), err=True)
+        raise DataManifestError(f"{label} has errors; format only valid documents", code="DM091",
+                                hint="run `datamanifest check` and fix them first")
+    canonical = dumps(result.data, result.doc_type)
+    if check_only:
+        if text != canonical:
+            click.echo(f"{label}: not in canonical form", err=True)
+            sys.exit(1)
+        return
+    if not in_place or file == "-":
+        click.echo(canonical, nl=False)
+        return
+    from ..spec._locate import count_comments
+
+    comments = count_comments(text)
+    if comments and not drop_comments:
+        raise DataManifestError(
+            f"{label} has {comments} comment(s) that the canonical form would drop", code="DM094",
+            hint="pass --drop-comments to accept that, or keep the file as it is")
+    if text != canonical:
+        from ..store.atomic import write_text
+
+        write_text(Path(file), canonical)
+        click.echo(f"formatted {label}", err=True)
+
+
+@main.command()
+@click.argument("file", default="datamanifest.toml")
+@click.option("--dry-run", is_flag=True, help="Print the migrated text; change nothing.")
+def migrate(file: str, dry_run: bool) -> None:
+    """Rewrite legacy forms of a manifest to current ones, keeping comments (SCHEMA.md §19).
+
+    sha256 -> checksum, bare hex -> sha256:<hex>, local_path -> storage_path,
+    [<ds>._LANG.shell] fetcher -> shell, [_loaders] -> [_LOADERS], derived
+    host/path/scheme removed, [_META] schema = 1 added. Legacy forms without a
+    safe rewrite are listed and left alone.
+    """
+    from ..check import check_text
+    from ..migrate import migrate_text
+    from ..store.atomic import write_text
+
+    text, label = _read_document(file)
+    result = check_text(text, label, "manifest")
+    if any(d.code == "DM001" for d in result.errors):
+        raise DataManifestError(f"{label} is not valid TOML", code="DM001",
+                                hint="run `datamanifest check` first")
+    new, changes = migrate_text(text)
+    for c in changes:
+        click.echo(c.render(), err=True)
+    if dry_run or file == "-":
+        click.echo(new, nl=False)
+        return
+    if new != text:
+        write_text(Path(file), new)
+        click.echo(f"migrated {label}", err=True)
+    else:
+        click.echo(f"{label}: nothing to migrate", err=True)

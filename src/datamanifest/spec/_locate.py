@@ -310,3 +310,36 @@ def decode_error_position(err: tomllib.TOMLDecodeError, text: str) -> tuple[int,
     elif "(at end of document)" in msg:
         msg = msg.replace("(at end of document)", "").rstrip()
     return int(line), int(col or 1), msg
+
+
+def count_comments(text: str) -> int:
+    """The number of TOML comments in ``text`` (``#`` outside strings). Assumes valid TOML."""
+    count, i, n = 0, 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == "#":
+            count += 1
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+        elif text.startswith('"""', i) or text.startswith("'''", i):
+            q = text[i:i + 3]
+            j = i + 3
+            while j < n:
+                if q == '"""' and text[j] == "\\":
+                    j += 2
+                    continue
+                if text.startswith(q, j):
+                    j += 3
+                    while j < n and text[j] == q[0]:
+                        j += 1
+                    break
+                j += 1
+            i = j
+        elif c in "\"'":
+            j = i + 1
+            while j < n and text[j] != c and text[j] != "\n":
+                j += 2 if (c == '"' and text[j] == "\\") else 1
+            i = j + 1
+        else:
+            i += 1
+    return count

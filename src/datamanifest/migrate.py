@@ -1,0 +1,123 @@
+"""``datamanifest migrate``: rewrite legacy manifest forms to current ones (SCHEMA.md §19).
+
+Edits are made with tomlkit on the user's text, so comments, order and layout
+are kept everywhere except the lines that change. Each change is reported;
+forms with no safe automatic rewrite are reported as left alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import tomlkit
+
+from .spec import checksum as _checksum
+
+
+@dataclass(frozen=True)
+class Change:
+    """One rewrite (or a legacy form left alone when ``applied`` is False)."""
+
+    dataset: str | None
+    message: str
+    applied: bool = True
+
+    def render(self) -> str:
+        where = f"[{self.dataset}] " if self.dataset else ""
+        return f"{'migrated' if self.applied else 'left alone'}: {where}{self.message}"
+
+
+def migrate_text(text: str) -> tuple[str, list[Change]]:
+    """Rewrite the legacy forms of a manifest (MIG-001..MIG-008); returns (new text, changes).
+
+    Raises ``tomlkit.exceptions.ParseError`` on invalid TOML (callers run ``check`` first).
+    """
+    doc = tomlkit.parse(text)
+    changes: list[Change] = []
+    # MIG-001: a schema 0 manifest gains [_META] schema = 1, first in the file
+    if "_META" not in doc:
+        meta = tomlkit.table()
+        meta["schema"] = 1
+        body = list(doc.body)
+        lead = 0  # the file's leading comment block stays on top
+        while lead < len(body) and body[lead][0] is None:
+            lead += 1
+        new = tomlkit.document()
+        for _, item in body[:lead]:
+            new.add(item)
+        new.add("_META", meta)
+        new.add(tomlkit.nl())
+        for key, item in body[lead:]:
+            if key is None:
+                new.add(item)
+            else:
+                new.append(key, item)
+        doc = tomlkit.parse(tomlkit.dumps(new))
+        changes.append(Change(None, "added [_META] schema = 1"))
+    # MIG-007: the old lower-case _loaders table becomes [_LOADERS]
+    if "_loaders" in doc and "_LOADERS" not in doc:
+        doc["_LOADERS"] = doc["_loaders"]
+        del doc["_loaders"]
+        changes.append(Change(None, "renamed [_loaders] to [_LOADERS]"))
+    for name in list(doc.keys()):
+        if name.startswith("_"):
+            continue
+        table = doc[name]
+        if not hasattr(table, "keys"):
+            continue
+        _migrate_dataset(name, table, changes)
+    return tomlkit.dumps(doc), changes
+
+
+def _migrate_dataset(name: str, table, changes: list[Change]) -> None:
+    checksum = str(table.get("checksum", "") or "")
+    # MIG-002: legacy sha256 -> checksum
+    if "sha256" in table:
+        legacy = str(table["sha256"])
+        if not checksum and legacy:
+            table["checksum"] = f"sha256:{legacy}"
+            changes.append(Change(name, "sha256 = ... became checksum = \"sha256:...\""))
+        elif checksum and legacy and _checksum.is_valid(checksum) and \
+                _checksum.parse(checksum) != _checksum.parse(legacy):
+            changes.append(Change(name, "sha256 disagrees with checksum; fix it by hand", False))
+            return
+        del table["sha256"]
+        if not legacy:
+            changes.append(Change(name, "removed the empty sha256 field"))
+        elif checksum:
+            changes.append(Change(name, "removed sha256, equal to checksum"))
+        checksum = str(table.get("checksum", "") or "")
+    # MIG-003: bare hex -> sha256:<hex>
+    if checksum and ":" not in checksum and _checksum.is_valid(checksum):
+        table["checksum"] = f"sha256:{checksum}"
+        changes.append(Change(name, "bare checksum became sha256:<hex>"))
+    # MIG-004: local_path -> storage_path
+    if "local_path" in table:
+        if "storage_path" not in table:
+            table["storage_path"] = table["local_path"]
+            changes.append(Change(name, "local_path became storage_path"))
+        else:
+            changes.append(Change(name, "removed local_path (storage_path is set)"))
+        del table["local_path"]
+    # MIG-005: derived fields are dropped
+    for f in ("host", "path", "scheme"):
+        if f in table:
+            del table[f]
+            changes.append(Change(name, f"removed the derived field {f}"))
+    # MIG-006: [<ds>._LANG.shell] fetcher -> shell
+    lang = table.get("_LANG")
+    if lang is not None and hasattr(lang, "keys") and "shell" in lang:
+        legacy_shell = lang["shell"]
+        template = legacy_shell.get("fetcher") if hasattr(legacy_shell, "get") else None
+        if isinstance(template, str) and not table.get("shell"):
+            table["shell"] = str(template)
+            del lang["shell"]
+            if not list(lang.keys()):
+                del table["_LANG"]
+            changes.append(Change(name, "[_LANG.shell] fetcher became shell"))
+    # MIG-008: forms without a safe automatic rewrite
+    for f in ("python", "julia", "callable", "store", "downloads", "julia_modules",
+              "python_includes"):
+        if f in table:
+            changes.append(Change(name, f"{f} has no automatic rewrite; see SCHEMA.md MAN-060",
+                                  False))

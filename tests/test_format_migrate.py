@@ -1,0 +1,100 @@
+"""`format` (canonical form, SCHEMA.md §18) and `migrate` (§19) as a user runs them."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import tomli_w
+from hypothesis import HealthCheck, given, settings
+
+from datamanifest.spec.canonical import dumps, key_orders
+
+from .conftest import run_cli
+from .test_properties import manifests
+
+LEGACY = """\
+# Project data (keep this header)
+[old]   # old style
+uri = "https://h.example.org/old.csv"
+sha256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+local_path = "data/old.csv"
+host = "h.example.org"
+
+[old._LANG.shell]
+fetcher = "wget -O $download_path $uri"
+
+[keep]
+uri = "https://h.example.org/k.csv"   # stays as it is
+python = "pandas:read_csv"
+"""
+
+
+def test_migrate_in_place_keeps_comments_and_is_idempotent(tmp_path: Path):
+    m = tmp_path / "datamanifest.toml"
+    m.write_text(LEGACY)
+    proc = run_cli("migrate", str(m))
+    assert proc.returncode == 0, proc.stderr
+    text = m.read_text()
+    assert text.startswith("# Project data (keep this header)\n\n[_META]\nschema = 1\n")
+    assert "[old]   # old style" in text and "# stays as it is" in text
+    assert 'checksum = "sha256:e3b0c442' in text and "sha256 =" not in text
+    assert 'storage_path = "data/old.csv"' in text and "local_path" not in text
+    assert "host =" not in text and "_LANG" not in text
+    assert 'shell = "wget -O $download_path $uri"' in text
+    assert "left alone: [keep] python" in proc.stderr
+    check = run_cli("check", str(m))
+    assert check.returncode == 0 and "DM050" in check.stdout and "DM022" not in check.stdout
+    again = run_cli("migrate", str(m))
+    assert "nothing to migrate" in again.stderr and m.read_text() == text
+
+
+def test_migrate_dry_run_changes_nothing(tmp_path: Path):
+    m = tmp_path / "datamanifest.toml"
+    m.write_text(LEGACY)
+    proc = run_cli("migrate", "--dry-run", str(m))
+    assert proc.returncode == 0 and "[_META]" in proc.stdout
+    assert m.read_text() == LEGACY
+
+
+def test_format_prints_checks_and_refuses_to_drop_comments(tmp_path: Path):
+    m = tmp_path / "datamanifest.toml"
+    m.write_text('[zeta]\nuri = "https://h.example.org/z.csv"  # z\n\n[_META]\nschema = 1\n')
+    proc = run_cli("format", str(m))
+    assert proc.returncode == 0
+    assert proc.stdout == '[_META]\nschema = 1\n\n[zeta]\nuri = "https://h.example.org/z.csv"\n'
+    assert run_cli("format", "--check", str(m)).returncode == 1
+    refused = run_cli("format", "-i", str(m))
+    assert refused.returncode == 1 and "DM094" in refused.stderr
+    assert "# z" in m.read_text()
+    assert run_cli("format", "-i", "--drop-comments", str(m)).returncode == 0
+    assert m.read_text() == proc.stdout
+    assert run_cli("format", "--check", str(m)).returncode == 0
+
+
+def test_format_refuses_invalid_documents(tmp_path: Path):
+    m = tmp_path / "datamanifest.toml"
+    m.write_text('[a]\nuri = "x"\nrequires = ["nope"]\n')
+    proc = run_cli("format", str(m))
+    assert proc.returncode == 1 and "DM040" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_format_reads_stdin():
+    proc = run_cli("format", "-", input='[b]\nuri = "https://h.example.org/b"\n[a]\nuri = "https://h.example.org/a"\n')
+    assert proc.returncode == 0 and proc.stdout.index("[a]") < proc.stdout.index("[b]")
+
+
+def test_conformance_byte_identity_through_the_cli():
+    proc = run_cli("conformance", "run", "--only", "roundtrip", "--bytes")
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("passed, 0 failed")
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(manifests())
+def test_canonical_form_is_idempotent_and_semantic(doc):
+    once = dumps(tomllib.loads(tomli_w.dumps(doc)))
+    twice = dumps(tomllib.loads(once))
+    assert once == twice
+    parsed = tomllib.loads(once)
+    assert parsed == doc
+    assert key_orders(parsed) == key_orders(tomllib.loads(twice))
