@@ -43,6 +43,7 @@ def test_http_fetch_verifies_and_publishes(http, served, project):
     assert http.hits["/a.bin"] == 1
 
 
+@pytest.mark.covers("STO-007", "STO-008", "FET-010")
 def test_cut_off_download_leaves_nothing_complete_then_succeeds(http, served, project):
     data = os.urandom(2 * 1024 * 1024)
     (served / "cut.bin").write_bytes(data)
@@ -62,6 +63,7 @@ def test_cut_off_download_leaves_nothing_complete_then_succeeds(http, served, pr
     assert (store / "127.0.0.1" / "cut.bin").read_bytes() == data
 
 
+@pytest.mark.covers("FET-004", "STO-007")
 def test_checksum_mismatch_publishes_nothing(http, served, project):
     (served / "m.txt").write_bytes(b"actual content\n")
     wrong = "0" * 64
@@ -83,6 +85,7 @@ def test_mismatch_via_api_raises_typed_error(http, served, project):
     assert exc.value.actual == "9dd4e461268c8034f5c8564e155c67a6"
 
 
+@pytest.mark.covers("LCK-003", "FET-005")
 def test_two_processes_download_once(http, served, project):
     data = os.urandom(512 * 1024)
     (served / "shared.bin").write_bytes(data)
@@ -225,6 +228,7 @@ def test_unsupported_scheme_is_an_error(project):
     assert proc.returncode == 1 and "DM072" in proc.stderr and "'s3'" in proc.stderr
 
 
+@pytest.mark.covers("MAN-012")
 def test_fetch_refuses_invalid_manifest(project):
     write_manifest(project, '[a]\nuri = "x.csv"\nrequires = ["nope"]\n')
     proc = run_cli("fetch", cwd=project)
@@ -263,3 +267,20 @@ def test_error_from_api_is_typed(project):
     with pytest.raises(FetchError) as exc:
         Project.open(project).fetch()
     assert exc.value.code == "DM074"
+
+
+@pytest.mark.covers("STA-003", "STA-005")
+def test_state_file_is_replaced_atomically_and_never_directs_writes(project):
+    (project / "x.csv").write_text("x")
+    write_manifest(project, '[a]\nuri = "x.csv"\n')
+    state = project / ".datamanifest" / "state.toml"
+    state.parent.mkdir()
+    # a stale record claims the dataset lives elsewhere: it must not decide the write
+    state.write_text('[_META]\nschema = 5\n\n[datasets."x.csv"]\nstorage_path = "elsewhere/x.csv"\n')
+    before = state.stat().st_ino
+    assert run_cli("fetch", cwd=project).returncode == 0
+    assert (project / "store" / "x.csv").read_text() == "x"
+    assert not (project / "elsewhere").exists()
+    assert state.stat().st_ino != before  # replaced by rename, not rewritten in place
+    assert tomllib.loads(state.read_text())["datasets"]["x.csv"]["storage_path"] == "store/x.csv"
+    assert [p.name for p in state.parent.iterdir() if p.name.endswith(".tmp")] == []

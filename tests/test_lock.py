@@ -21,6 +21,7 @@ def _dead_pid() -> int:
     return p.pid
 
 
+@pytest.mark.covers("LCK-001")
 def test_lock_file_content_and_release(tmp_path: Path):
     path = tmp_path / "x.lock"
     with Lock(path):
@@ -57,6 +58,7 @@ def test_old_lock_of_live_process_is_not_reclaimed_early(tmp_path: Path):
     assert is_stale(path, stale_age=5)  # older than 5 x stale_age: reclaimable anywhere
 
 
+@pytest.mark.covers("LCK-002")
 def test_heartbeat_keeps_a_long_holder_fresh(tmp_path: Path):
     path = tmp_path / "x.lock"
     with Lock(path, stale_age=0.4):
@@ -65,6 +67,7 @@ def test_heartbeat_keeps_a_long_holder_fresh(tmp_path: Path):
         assert not is_stale(path, 0.4)
 
 
+@pytest.mark.covers("LCK-004", "LCK-005")
 def test_holder_killed_midway_is_reclaimed(tmp_path: Path):
     path = tmp_path / "x.lock"
     code = ("import sys,time; from datamanifest.store.lock import Lock; "

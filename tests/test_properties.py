@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import tomllib
 
 import tomli_w
@@ -138,6 +140,7 @@ def test_structural_mutations_report_located_diagnostics(doc, data):
     st.one_of(structural_value, st.just({"ref": "a:b"}), st.just({"ref": "a:b", "code": 1}),
               st.just("m:f"), st.just({"julia": {}}), st.just(["a", 1])),
     max_size=5))
+@pytest.mark.covers("VAL-002")
 def test_models_agree_with_json_schema(table):
     data = {"_META": {"schema": 1}, "ds": table}
     try:

@@ -17,6 +17,13 @@ resolve    ``manifest``, ``checkout_config``, ``user_config``   ``settings`` ({f
            ``languages``, ``builtin_formats``                   managed, fetch, load}}), or ``error``
 roundtrip  ``type``, ``document``                               ``document``: the text the implementation
                                                                 writes for it (FMT-004)
+discover   ``cwd``, ``files`` (existing paths), ``env``         ``manifest`` (a path) or ``error``
+archive    ``members`` ([{name, type, linkname}])               ``ok`` or ``error`` and ``member``
+layout     ``manifest``, ``dataset``, ``root``,                 ``target``, ``is_dir``, ``staging``,
+           ``datasets_dir``, ``files`` ({path: content|null})   ``lock``, ``marker``, ``status``,
+                                                                ``current``, ``algorithm``, ``source``
+verify     ``data`` (UTF-8 text), ``checksum``                  ``digest``, ``ok``, ``error`` (if not ok)
+autofill   ``document``, ``checksums`` ({name: value})          ``document``, ``filled``
 =========  ===================================================  ==========================================
 
 Exit status 0: answered (also when the answer reports an error in the input);
@@ -37,9 +44,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 SPEC_VERSION = 1
-KINDS = ("parse", "reject", "key", "hash", "shell", "resolve", "roundtrip")
+KINDS = ("parse", "reject", "key", "hash", "shell", "resolve", "roundtrip", "discover",
+         "archive", "layout", "verify", "autofill")
 EXIT_UNSUPPORTED = 3
-JSON_KIND_DIRS = ("key", "hash", "shell", "resolve", "roundtrip")
+JSON_KIND_DIRS = ("key", "hash", "shell", "resolve", "roundtrip", "discover", "archive",
+                  "layout", "verify", "autofill")
 
 
 @dataclass(frozen=True)
@@ -247,7 +256,94 @@ def answer(request: dict[str, Any]) -> dict[str, Any]:
 
         return {"document": dumps(tomllib.loads(request["document"]), request.get("type",
                                                                                  "manifest"))}
+    if kind in _MORE:
+        return _MORE[kind](request)
     raise KeyError(kind)
+
+
+def _answer_discover(request: dict[str, Any]) -> dict[str, Any]:
+    from .spec.discovery import discover
+
+    files = set(request["files"])
+    found = discover(request["cwd"], files.__contains__, request.get("env", {}))
+    return {"manifest": found} if found else {"error": "DM003"}
+
+
+def _answer_archive(request: dict[str, Any]) -> dict[str, Any]:
+    from .spec.archive import Member, UnsafeMember, check_members
+
+    try:
+        check_members([Member(m["name"], m.get("type", "file"), m.get("linkname", ""))
+                       for m in request["members"]])
+    except UnsafeMember as e:
+        return {"error": "DM073", "member": e.member}
+    return {"ok": True}
+
+
+def _answer_layout(request: dict[str, Any]) -> dict[str, Any]:
+    from pathlib import PurePosixPath
+
+    from .fetch.sources import scheme_of
+    from .spec import resolution as res
+    from .spec.checksum import DEFAULT_ALGORITHM, parse
+    from .spec.manifest import Manifest
+    from .store.layout import MARKER, is_current, status_of
+
+    manifest = Manifest.from_dict(tomllib.loads(request["manifest"]))
+    ds = manifest.datasets[request["dataset"]]
+    platform = res.Platform(root=request["root"], hostname="", home="/nonexistent",
+                            user_data_dir="/nonexistent", user_cache_dir="/nonexistent",
+                            env={"DATAMANIFEST_DATASETS_DIR": request["datasets_dir"]})
+    resolved = res.resolve_storage(manifest, {}, {}, platform)
+    path, managed = res.storage_path(request["dataset"], ds, resolved, platform)
+    is_dir = ds.extract or bool(ds.uris)
+    target = PurePosixPath(path)
+    marker = target / MARKER if is_dir else target.with_name(target.name + MARKER)
+    staging = target.with_name(target.name + ".tmp")
+    files: dict[str, Any] = request.get("files", {})
+    status = status_of(str(target) in files, str(marker) in files, str(staging) in files)
+    try:
+        marker_record = json.loads(files.get(str(marker)) or "{}")
+    except ValueError:
+        marker_record = {}
+    declared = ds.effective_checksum
+    parsed = parse(declared) if declared else None
+    if ds.skip_download or ds.lazy_access:
+        source: Any = "none"
+    elif ds.uri or ds.uris:
+        scheme = scheme_of(ds.uri or ds.uris[0])
+        source = scheme if scheme in ("file", "http", "https") else {"error": "DM072"}
+    else:
+        source = {"error": "DM079"}
+    return {"target": str(target), "managed": managed, "is_dir": is_dir, "staging": str(staging),
+            "lock": str(target.with_name(target.name + ".lock")), "marker": str(marker),
+            "status": status, "current": is_current(status, declared, marker_record),
+            "algorithm": parsed.algorithm if parsed else DEFAULT_ALGORITHM, "source": source}
+
+
+def _answer_verify(request: dict[str, Any]) -> dict[str, Any]:
+    from .fetch.stream import new_hasher
+    from .spec.checksum import DEFAULT_ALGORITHM, parse
+
+    declared = parse(request["checksum"]) if request["checksum"] else None
+    algorithm = declared.algorithm if declared else DEFAULT_ALGORITHM
+    h = new_hasher(algorithm)
+    h.update(request["data"].encode("utf-8"))
+    digest = f"{algorithm}:{h.hexdigest()}"
+    if declared is not None and str(declared) != digest:
+        return {"digest": digest, "ok": False, "error": "DM070"}
+    return {"digest": digest, "ok": True}
+
+
+def _answer_autofill(request: dict[str, Any]) -> dict[str, Any]:
+    from .migrate import fill_checksums_text
+
+    text, filled = fill_checksums_text(request["document"], request["checksums"])
+    return {"document": text, "filled": filled}
+
+
+_MORE = {"discover": _answer_discover, "archive": _answer_archive, "layout": _answer_layout,
+         "verify": _answer_verify, "autofill": _answer_autofill}
 
 
 def _answer_resolve(request: dict[str, Any]) -> dict[str, Any]:

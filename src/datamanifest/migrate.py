@@ -121,3 +121,30 @@ def _migrate_dataset(name: str, table, changes: list[Change]) -> None:
         if f in table:
             changes.append(Change(name, f"{f} has no automatic rewrite; see SCHEMA.md MAN-060",
                                   False))
+
+
+def fill_checksums_text(text: str, values: dict[str, str]) -> tuple[str, list[str]]:
+    """Fill empty checksums of a manifest's text (SUM-003) keeping everything else (MAN-004).
+
+    ``values`` maps dataset names to ``"<algo>:<hex>"``. A dataset whose
+    ``checksum`` or ``sha256`` is already non-empty is left alone. An existing
+    empty ``checksum`` gets the value in place (its comment kept); otherwise a
+    line ``checksum = "<value>"`` is inserted right after the ``uri`` line, or
+    after the dataset's last key when it has no ``uri``. Returns (new text, names filled).
+    """
+    doc = tomlkit.parse(text)
+    filled = []
+    for name, value in values.items():
+        table = doc.get(name)
+        if table is None or not hasattr(table, "get"):
+            continue
+        if table.get("checksum", "") or table.get("sha256", ""):
+            continue  # filled meanwhile, or legacy digest present
+        if "checksum" in table:
+            table["checksum"] = value
+        elif "uri" in table and isinstance(table, tomlkit.items.Table):
+            table.value._insert_after("uri", "checksum", tomlkit.item(value))  # noqa: SLF001
+        else:
+            table["checksum"] = value
+        filled.append(name)
+    return tomlkit.dumps(doc), filled

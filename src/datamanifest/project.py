@@ -17,8 +17,7 @@ from .store.layout import Target
 from .store.lock import DEFAULT_STALE_AGE, Lock
 from .store.state import STATE_DIR, state_path
 
-#: DISC-001: file names tried in each folder, first existing wins.
-MANIFEST_NAMES = ("datamanifest.toml", "DataManifest.toml", "datasets.toml", "Datasets.toml")
+from .spec.discovery import MANIFEST_NAMES  # noqa: E402 - re-exported
 
 
 def discover(start: Path | None = None) -> Path:
@@ -29,15 +28,12 @@ def discover(start: Path | None = None) -> Path:
     for the names of :data:`MANIFEST_NAMES`, in that order.
     Raises :class:`ManifestError` (DM003) when none is found.
     """
-    env = os.environ.get("DATAMANIFEST_TOML")
-    if env:
-        return Path(env)
+    from .spec.discovery import discover as _discover
+
     here = (start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        for name in MANIFEST_NAMES:
-            candidate = folder / name
-            if candidate.is_file():
-                return candidate
+    found = _discover(here.as_posix(), os.path.isfile, os.environ)
+    if found is not None:
+        return Path(found)
     raise ManifestError(
         f"no manifest found in {here} or its parents", code="DM003",
         hint="create datamanifest.toml, or pass its path",
@@ -171,47 +167,15 @@ class Project:
         """
         if not values:
             return []
-        import tomlkit
+        from .migrate import fill_checksums_text
 
-        filled = []
         lock_path = self.root / STATE_DIR / "manifest.lock"
         with Lock(lock_path, stale_age=self.storage.lock_stale_age, timeout=60):
             text = self.manifest_path.read_text(encoding="utf-8")
-            doc = tomlkit.parse(text)
-            for name, value in values.items():
-                table = doc.get(name)
-                if table is None or not hasattr(table, "get"):
-                    continue
-                if table.get("checksum", "") or table.get("sha256", ""):
-                    continue  # someone filled it meanwhile
-                if "checksum" in table:
-                    table["checksum"] = value
-                elif "uri" in table and hasattr(table, "value"):
-                    _insert_after(table, "uri", "checksum", value)
-                else:
-                    table["checksum"] = value
-                filled.append(name)
-            new = tomlkit.dumps(doc)
+            new, filled = fill_checksums_text(text, values)
             if new != text:
                 write_text(self.manifest_path, new)
         return filled
-
-
-def _insert_after(table, after: str, key: str, value: str) -> None:
-    """Insert ``key = value`` right after ``after`` in a tomlkit table, else append."""
-    import tomlkit
-
-    keys = list(table.keys())
-    try:
-        idx = keys.index(after)
-    except ValueError:
-        table[key] = value
-        return
-    container = table.value
-    if idx + 1 < len(keys):
-        container._insert_after(after, key, tomlkit.item(value))  # noqa: SLF001 - tomlkit API
-    else:
-        table[key] = value
 
 
 def user_config_path() -> Path:

@@ -268,7 +268,8 @@ _fixtures_option = click.option("--fixtures", "fixtures", type=click.Path(path_t
               "(default: this implementation, in-process). Example: --impl 'datamanifest "
               "conformance serve'.")
 @click.option("--only", "only", multiple=True, type=click.Choice(
-    ["parse", "reject", "key", "hash", "shell", "resolve", "roundtrip"]),
+    ["parse", "reject", "key", "hash", "shell", "resolve", "roundtrip", "discover", "archive",
+     "layout", "verify", "autofill"]),
     help="Run only this kind (repeatable).")
 @click.option("--bytes", "byte_identity", is_flag=True,
               help="roundtrip cases must also match the canonical bytes (FMT-002).")

@@ -1,14 +1,13 @@
 """Safe extraction of zip, tar and tar.gz archives (SCHEMA.md FET-020, FET-021).
 
-Every member is validated before anything is written: absolute names,
-``..`` segments, links that point outside the target, and device or FIFO
-members are refused with :class:`~datamanifest.errors.UnsafeArchive` (DM073).
+Every member is validated with :mod:`datamanifest.spec.archive` before
+anything is written; an unsafe one raises
+:class:`~datamanifest.errors.UnsafeArchive` (DM073).
 """
 
 from __future__ import annotations
 
 import os
-import posixpath
 import shutil
 import stat
 import tarfile
@@ -16,29 +15,15 @@ import zipfile
 from pathlib import Path
 
 from ..errors import FetchError, UnsafeArchive
+from ..spec.archive import Member, UnsafeMember, check_member
 
 
-def _check_name(name: str, archive: str) -> str:
-    norm = name.replace("\\", "/")
-    if norm.startswith("/") or (len(norm) > 1 and norm[1] == ":"):
-        raise UnsafeArchive(f"{archive}: member {name!r} has an absolute path",
-                            hint="the archive is refused; nothing was extracted")
-    parts = [p for p in norm.split("/") if p not in ("", ".")]
-    if ".." in parts:
-        raise UnsafeArchive(f"{archive}: member {name!r} would land outside the target",
-                            hint="the archive is refused; nothing was extracted")
-    return "/".join(parts)
-
-
-def _check_link(member: str, target: str, archive: str, *, hard: bool) -> None:
-    if target.startswith("/") or (len(target) > 1 and target[1] == ":"):
-        raise UnsafeArchive(f"{archive}: link {member!r} points to absolute path {target!r}",
-                            hint="the archive is refused; nothing was extracted")
-    base = "" if hard else posixpath.dirname(member)
-    resolved = posixpath.normpath(posixpath.join(base, target))
-    if resolved == ".." or resolved.startswith("../"):
-        raise UnsafeArchive(f"{archive}: link {member!r} points outside the target ({target!r})",
-                            hint="the archive is refused; nothing was extracted")
+def _check(m: Member, archive: str) -> str:
+    try:
+        return check_member(m)
+    except UnsafeMember as e:
+        raise UnsafeArchive(f"{archive}: {e}", hint="the archive is refused; nothing was extracted") \
+            from None
 
 
 def extract(archive: Path, fmt: str, dest: Path) -> None:
@@ -62,11 +47,12 @@ def _extract_zip(archive: Path, dest: Path, label: str) -> None:
         infos = zf.infolist()
         plan = []
         for info in infos:
-            rel = _check_name(info.filename, label)
             mode = info.external_attr >> 16
             if stat.S_ISLNK(mode):
-                _check_link(rel, zf.read(info).decode("utf-8"), label, hard=False)
-            plan.append((info, rel, mode))
+                member = Member(info.filename, "symlink", zf.read(info).decode("utf-8"))
+            else:
+                member = Member(info.filename, "dir" if info.is_dir() else "file")
+            plan.append((info, _check(member, label), mode))
         for info, rel, mode in plan:
             if not rel:
                 continue
@@ -88,12 +74,9 @@ def _extract_tar(archive: Path, dest: Path, label: str) -> None:
     with tarfile.open(archive, "r:*") as tf:
         members = tf.getmembers()
         for m in members:
-            rel = _check_name(m.name, label)
-            if m.issym() or m.islnk():
-                _check_link(rel, m.linkname, label, hard=m.islnk())
-            elif not (m.isfile() or m.isdir()):
-                raise UnsafeArchive(f"{label}: member {m.name!r} is a device, FIFO or other "
-                                    "special file", hint="the archive is refused; nothing was extracted")
+            kind = ("symlink" if m.issym() else "hardlink" if m.islnk() else "file" if m.isfile()
+                    else "dir" if m.isdir() else "device")
+            _check(Member(m.name, kind, m.linkname), label)
         if hasattr(tarfile, "data_filter"):
             tf.extractall(dest, members=members, filter="data")
         else:  # Python < 3.11.4: members were validated above

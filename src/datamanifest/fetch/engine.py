@@ -28,7 +28,7 @@ from ..errors import ChecksumMismatch, DataManifestError, FetchError
 from ..progress import NullProgress, Progress
 from ..project import Project
 from ..spec import checksum as _checksum
-from ..store.layout import Target
+from ..store.layout import Target, is_current
 from ..store.lock import Lock
 from ..store.state import DatasetRecord, update_state
 from . import archive as _archive
@@ -123,11 +123,8 @@ class Fetcher:
             return out
 
     def _is_current(self, target: Target, declared: str) -> bool:
-        if target.status() != "present":
-            return False
-        if not declared:
-            return True
-        return target.read_marker().get("checksum", declared) == declared
+        status = target.status()
+        return is_current(status, declared, target.read_marker() if status == "present" else {})
 
     def _present(self, name: str, target: Target) -> Outcome:
         rec = target.read_marker()

@@ -22,6 +22,22 @@ from .atomic import fsync_dir, write_text
 MARKER = ".complete"
 
 
+def status_of(target: bool, marker: bool, staging: bool) -> str:
+    """STO-009: a dataset is present only with its marker; bytes without it are incomplete."""
+    if target and marker:
+        return "present"
+    if target or staging:
+        return "incomplete"
+    return "missing"
+
+
+def is_current(status: str, declared: str, marker: dict) -> bool:
+    """STO-011: present, and the marker records the declared checksum (or none is declared)."""
+    if status != "present":
+        return False
+    return not declared or marker.get("checksum", declared) == declared
+
+
 @dataclass(frozen=True)
 class Target:
     """The on-disk location of one dataset. ``is_dir`` for extracted / multi-URI datasets."""
@@ -43,11 +59,7 @@ class Target:
 
     def status(self) -> str:
         """``"present"`` (marker there), ``"incomplete"`` (bytes, no marker) or ``"missing"``."""
-        if self.marker.exists() and self.path.exists():
-            return "present"
-        if self.path.exists() or self.staging.exists():
-            return "incomplete"
-        return "missing"
+        return status_of(self.path.exists(), self.marker.exists(), self.staging.exists())
 
     def read_marker(self) -> dict:
         """The marker's record ``{"checksum": str, "size": int}`` ({} for an empty marker)."""
