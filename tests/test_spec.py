@@ -205,3 +205,32 @@ def test_long_requires_chain_and_cycle_do_not_recurse():
     order = result.manifest.order()
     assert order[0] == f"d{n - 1}" and order[-1] == "d0" and len(order) == n
     assert Manifest.from_dict(result.data).order(["d4998"]) == ["d4999", "d4998"]
+
+
+def test_schemas_load_in_check_jsonschema():
+    """An independent validator (check-jsonschema, reading TOML itself) agrees on the fixtures."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from .conftest import ROOT
+
+    exe = shutil.which("check-jsonschema") or str(Path(sys.executable).parent / "check-jsonschema")
+    fixtures = ROOT / "fixtures"
+    for doc_type, schema_file in [("manifest", "manifest.v1.json"), ("config", "config.v1.json"),
+                                  ("state", "state.v1.json"),
+                                  ("config-sidecar", "config-sidecar.v1.json"),
+                                  ("metadata-sidecar", "metadata-sidecar.v1.json")]:
+        valid = sorted(str(p) for p in (fixtures / doc_type / "valid").glob("*.toml")
+                       if p.stem != "legacy-schema-4")
+        proc = subprocess.run([exe, "--schemafile", str(ROOT / "schemas" / schema_file), *valid],
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        for bad in sorted((fixtures / doc_type / "invalid").glob("*.toml")):
+            exp = json.loads(bad.with_name(bad.stem + ".expected.json").read_text())
+            if exp["layer"] != "schema" or bad.stem == "datetime-parameter":
+                continue  # check-jsonschema reads date-times as strings (SCHEMA.md VAL-004)
+            proc = subprocess.run([exe, "--schemafile", str(ROOT / "schemas" / schema_file),
+                                   str(bad)], capture_output=True, text=True)
+            assert proc.returncode == 1, (bad, proc.stdout)
