@@ -284,3 +284,50 @@ def test_state_file_is_replaced_atomically_and_never_directs_writes(project):
     assert state.stat().st_ino != before  # replaced by rename, not rewritten in place
     assert tomllib.loads(state.read_text())["datasets"]["x.csv"]["storage_path"] == "store/x.csv"
     assert [p.name for p in state.parent.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    return {p.relative_to(root).as_posix(): (p.stat().st_mtime_ns, p.stat().st_size)
+            for p in sorted(root.rglob("*"))}
+
+
+@pytest.mark.covers("POOL-003", "POOL-004", "POOL-005")
+def test_read_pool_hit_is_used_in_place_and_never_written(http, served, project, tmp_path):
+    data = b"pooled bytes\n"
+    (served / "p.csv").write_bytes(data)
+    pool = tmp_path / "group-pool"
+    key_dir = pool / "127.0.0.1"
+    key_dir.mkdir(parents=True)
+    (key_dir / "p.csv").write_bytes(data)
+    (key_dir / "p.csv.complete").write_text(json.dumps({"checksum": f"sha256:{sha256_of(data)}"}))
+    (key_dir / "nomarker.csv").write_bytes(b"no marker\n")
+    (key_dir / "wrong.csv").write_bytes(b"other bytes\n")
+    (served / "wrong.csv").write_bytes(b"right bytes\n")
+    (served / "nochecksum.csv").write_bytes(b"x")
+    (key_dir / "nochecksum.csv").write_bytes(b"x")
+    before = _snapshot(pool)
+    write_manifest(project, (
+        f'[p]\nuri = "{http.url("p.csv")}"\nchecksum = "sha256:{sha256_of(data)}"\n\n'
+        f'[nomarker]\nuri = "{http.url("nomarker.csv")}"\n'
+        f'checksum = "sha256:{sha256_of(b"no marker" + bytes([10]))}"\n\n'
+        f'[wrong]\nuri = "{http.url("wrong.csv")}"\nchecksum = "sha256:{sha256_of(b"right bytes" + bytes([10]))}"\n\n'
+        f'[nochecksum]\nuri = "{http.url("nochecksum.csv")}"\n'))
+    text = (project / "datamanifest.toml").read_text()
+    (project / "datamanifest.toml").write_text(text.replace(
+        'datasets_dir = "store"\n', f'datasets_dir = "store"\ndatasets_pools = ["{pool}"]\n', 1))
+    proc = run_cli("fetch", "--json", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    out = {d["name"]: d for d in json.loads(proc.stdout)["datasets"]}
+    assert out["p"]["from_pool"] and out["p"]["path"] == str(key_dir / "p.csv")
+    assert out["nomarker"]["from_pool"]  # hashed, verified, used in place
+    assert not out["wrong"]["from_pool"] and out["wrong"]["status"] == "fetched"
+    assert not out["nochecksum"]["from_pool"]  # no declared checksum: never from a pool
+    assert http.hits["/p.csv"] == 0 and http.hits["/nomarker.csv"] == 0
+    assert http.hits["/wrong.csv"] == 1
+    assert _snapshot(pool) == before  # nothing written, moved or deleted in the pool
+    state = tomllib.loads((project / ".datamanifest" / "state.toml").read_text())
+    assert state["datasets"]["127.0.0.1/p.csv"]["storage_path"] == str(key_dir / "p.csv")
+    assert run_cli("path", "p", cwd=project).stdout.strip() == str(key_dir / "p.csv")
+    rows = {r["name"]: r for r in json.loads(run_cli("status", "--json", cwd=project).stdout)}
+    assert rows["p"]["status"].startswith("present (") and rows["wrong"]["status"] == "present"
+    assert not (project / "store" / "127.0.0.1" / "p.csv").exists()

@@ -20,8 +20,10 @@ roundtrip  ``type``, ``document``                               ``document``: th
 discover   ``cwd``, ``files`` (existing paths), ``env``         ``manifest`` (a path) or ``error``
 archive    ``members`` ([{name, type, linkname}])               ``ok`` or ``error`` and ``member``
 layout     ``manifest``, ``dataset``, ``root``,                 ``target``, ``is_dir``, ``staging``,
-           ``datasets_dir``, ``files`` ({path: content|null})   ``lock``, ``marker``, ``status``,
-                                                                ``current``, ``algorithm``, ``source``
+           ``datasets_dir``, ``pools``, ``files``               ``lock``, ``marker``, ``status``,
+           ({path: content|null})                               ``current``, ``algorithm``, ``source``,
+                                                                ``pool_candidates``, ``pool_hit``,
+                                                                ``location``
 verify     ``data`` (UTF-8 text), ``checksum``                  ``digest``, ``ok``, ``error`` (if not ok)
 autofill   ``document``, ``checksums`` ({name: value})          ``document``, ``filled``
 =========  ===================================================  ==========================================
@@ -293,7 +295,9 @@ def _answer_layout(request: dict[str, Any]) -> dict[str, Any]:
     ds = manifest.datasets[request["dataset"]]
     platform = res.Platform(root=request["root"], hostname="", home="/nonexistent",
                             user_data_dir="/nonexistent", user_cache_dir="/nonexistent",
-                            env={"DATAMANIFEST_DATASETS_DIR": request["datasets_dir"]})
+                            env={"DATAMANIFEST_DATASETS_DIR": request["datasets_dir"],
+                                 "DATAMANIFEST_DATASETS_POOLS": ":".join(request.get("pools", []))},
+                            pathsep=":")
     resolved = res.resolve_storage(manifest, {}, {}, platform)
     path, managed = res.storage_path(request["dataset"], ds, resolved, platform)
     is_dir = ds.extract or bool(ds.uris)
@@ -315,10 +319,35 @@ def _answer_layout(request: dict[str, Any]) -> dict[str, Any]:
         source = scheme if scheme in ("file", "http", "https") else {"error": "DM072"}
     else:
         source = {"error": "DM079"}
+    current = is_current(status, declared, marker_record)
+    candidates = res.pool_candidates(ds, resolved, platform)
+    hit = None
+    for cand in ([] if current else candidates):  # POOL-003 on the described files
+        cmarker = f"{cand}/{MARKER}" if is_dir else f"{cand}{MARKER}"
+        if cand not in files:
+            continue
+        if cmarker in files:
+            try:
+                ok = json.loads(files[cmarker] or "{}").get("checksum") == declared
+            except ValueError:
+                ok = False
+        elif not is_dir and isinstance(files[cand], str) and parsed is not None:
+            from .fetch.stream import new_hasher
+
+            h = new_hasher(parsed.algorithm)
+            h.update(files[cand].encode("utf-8"))
+            ok = h.hexdigest() == parsed.hexdigest
+        else:
+            ok = False
+        if ok:
+            hit = cand
+            break
     return {"target": str(target), "managed": managed, "is_dir": is_dir, "staging": str(staging),
             "lock": str(target.with_name(target.name + ".lock")), "marker": str(marker),
-            "status": status, "current": is_current(status, declared, marker_record),
-            "algorithm": parsed.algorithm if parsed else DEFAULT_ALGORITHM, "source": source}
+            "status": status, "current": current,
+            "algorithm": parsed.algorithm if parsed else DEFAULT_ALGORITHM, "source": source,
+            "pool_candidates": candidates, "pool_hit": hit,
+            "location": str(target) if current else hit}
 
 
 def _answer_verify(request: dict[str, Any]) -> dict[str, Any]:

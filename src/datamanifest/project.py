@@ -146,11 +146,47 @@ class Project:
         from .errors import DataManifestError
 
         name = self.resolve(ident)
-        t = self.target(name)
-        if t.status() != "present":
+        found = self.locate(name)
+        if found is None:
+            t = self.target(name)
             raise DataManifestError(f"dataset {name!r} is {t.status()} at {t.path}", code="DM078",
                                     hint=f"run `datamanifest fetch {name}`")
-        return t.path
+        return found[0]
+
+    def pool_candidates(self, name: str) -> list[Target]:
+        """The read-pool candidates of a dataset (POOL-001, POOL-002)."""
+        from .spec.resolution import pool_candidates
+
+        ds = self.dataset(name)
+        is_dir = ds.extract or bool(ds.uris)
+        return [Target(Path(p), is_dir) for p in pool_candidates(ds, self.storage.resolved,
+                                                                 self.storage.platform)]
+
+    def locate(self, name: str) -> tuple[Path, str] | None:
+        """Where dataset ``name`` is, verified (POOL-005): ``(path, "target" | "state" | "pool")``.
+
+        None when it is not present anywhere. Never writes.
+        """
+        from .store.layout import is_current, pool_hit
+        from .store.state import read_state
+
+        ds = self.dataset(name)
+        target = self.target(name)
+        declared = ds.effective_checksum
+        status = target.status()
+        if is_current(status, declared, target.read_marker() if status == "present" else {}):
+            return target.path, "target"
+        if declared:
+            rec = read_state(self.state_file).datasets.get(ds.derived_key)
+            if rec is not None and rec.checksum == declared:
+                where = Path(rec.storage_path)
+                where = where if where.is_absolute() else self.root / where
+                if where.exists() and where != target.path:
+                    return where, "state"
+        for candidate in self.pool_candidates(name):
+            if pool_hit(candidate, declared):
+                return candidate.path, "pool"
+        return None
 
     @property
     def state_file(self) -> Path:

@@ -163,7 +163,8 @@ def fetch(ctx: click.Context, names: tuple[str, ...], jobs: int, quiet: bool, as
                 click.echo(f"{o.name}: {o.status}", err=True)
                 click.echo("  " + o.error.render(), err=True)
             else:
-                extra = " (checksum filled into the manifest)" if o.filled else ""
+                extra = " (checksum filled into the manifest)" if o.filled else \
+                    f" (from pool {o.path})" if o.pool else ""
                 size = f", {_human(o.size)}" if o.size is not None else ""
                 click.echo(f"{o.name}: {o.status}{size} {o.checksum}{extra}".rstrip())
         counts: dict[str, int] = {}
@@ -204,9 +205,13 @@ def status(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
         st = t.status()
         marker = t.read_marker() if st == "present" else {}
         declared = ds.effective_checksum
-        if st == "present" and declared and marker.get("checksum", declared) != declared:
+        found = project.locate(n)
+        where = str(t.path)
+        if found is not None and found[1] != "target":
+            st, where = f"present ({found[1]})", str(found[0])
+        elif st == "present" and declared and marker.get("checksum", declared) != declared:
             st = "outdated"
-        rows.append({"name": n, "status": st, "path": str(t.path),
+        rows.append({"name": n, "status": st, "path": where,
                      "checksum": declared or marker.get("checksum", ""),
                      "size": marker.get("size")})
     if as_json:
@@ -226,11 +231,11 @@ def path(ctx: click.Context, name: str, any_state: bool) -> None:
     """Print where dataset NAME (name, alias or doi) lives on this machine."""
     project = _project(ctx)
     n = project.resolve(name)
-    t = project.target(n)
-    if not any_state and t.status() != "present":
-        raise DataManifestError(f"dataset {n!r} is {t.status()} at {t.path}", code="DM078",
-                                hint=f"run `datamanifest fetch {n}`")
-    click.echo(str(t.path))
+    if any_state:
+        found = project.locate(n)
+        click.echo(str(found[0] if found else project.target(n).path))
+        return
+    click.echo(str(project.path(n)))
 
 
 # -- schema ----------------------------------------------------------------------------------

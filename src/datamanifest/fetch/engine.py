@@ -28,7 +28,7 @@ from ..errors import ChecksumMismatch, DataManifestError, FetchError
 from ..progress import NullProgress, Progress
 from ..project import Project
 from ..spec import checksum as _checksum
-from ..store.layout import Target, is_current
+from ..store.layout import Target, is_current, pool_hit
 from ..store.lock import Lock
 from ..store.state import DatasetRecord, update_state
 from . import archive as _archive
@@ -53,6 +53,7 @@ class Outcome:
     error: DataManifestError | None = None
     filled: bool = False
     waited: bool = False
+    pool: bool = False  # taken in place from a read pool (POOL-004)
 
     def as_json(self) -> dict:
         return {
@@ -62,6 +63,7 @@ class Outcome:
             "checksum": self.checksum,
             "size": self.size,
             "checksum_filled": self.filled,
+            "from_pool": self.pool,
             "error": self.error.as_diagnostic().as_json() if self.error else None,
         }
 
@@ -107,6 +109,16 @@ class Fetcher:
         declared = ds.effective_checksum
         if not self.force and self._is_current(target, declared):
             return self._present(name, target)
+        if not self.force:
+            for candidate in self.project.pool_candidates(name):  # POOL-002..POOL-004
+                if pool_hit(candidate, declared):
+                    rec = candidate.read_marker()
+                    size = rec.get("size")
+                    if size is None and candidate.path.is_file():
+                        size = candidate.path.stat().st_size
+                    out = Outcome(name, "present", candidate.path, declared, size, pool=True)
+                    self._record(name, candidate, declared, size)
+                    return out
         stale = self.project.storage.lock_stale_age
         waited = []
         lock = Lock(target.lock, stale_age=stale, timeout=self.lock_timeout,

@@ -324,3 +324,16 @@ def load_rung(manifest: Manifest, ds: Dataset, lang: str,
     if fmt and fmt in builtin_formats:
         return {"rung": "built-in", "ref": None}
     return {"rung": "error", "ref": None}
+
+
+def pool_candidates(ds: Dataset, resolved: Resolved, platform: Platform) -> list[str]:
+    """The read-pool candidates of a dataset, in order (POOL-001, POOL-002)."""
+    if not ds.effective_checksum or ds.skip_download or ds.lazy_access:
+        return []
+    expr = ds.storage_path or ds.local_path or "$datasets_dir/$key"
+    if not _storage.is_keyed(expr):
+        return []
+    key = _keys.extracted_key(ds.derived_key) if ds.extract else ds.derived_key
+    own = resolved.get("datasets_dir")
+    return [f"{pool.rstrip('/')}/{key}" for pool in resolved.get("datasets_pools")
+            if pool.rstrip("/") != own.rstrip("/")]

@@ -38,6 +38,11 @@ def is_current(status: str, declared: str, marker: dict) -> bool:
     return not declared or marker.get("checksum", declared) == declared
 
 
+def marker_path(path: Path, is_dir: bool) -> Path:
+    """STO-005: ``T/.complete`` for a folder, ``T.complete`` for a file."""
+    return path / MARKER if is_dir else path.with_name(path.name + MARKER)
+
+
 @dataclass(frozen=True)
 class Target:
     """The on-disk location of one dataset. ``is_dir`` for extracted / multi-URI datasets."""
@@ -55,7 +60,7 @@ class Target:
 
     @property
     def marker(self) -> Path:
-        return self.path / MARKER if self.is_dir else self.path.with_name(self.path.name + MARKER)
+        return marker_path(self.path, self.is_dir)
 
     def status(self) -> str:
         """``"present"`` (marker there), ``"incomplete"`` (bytes, no marker) or ``"missing"``."""
@@ -93,3 +98,25 @@ class Target:
             os.replace(self.staging, self.path)
         fsync_dir(self.path.parent)
         write_text(self.marker, json.dumps({"checksum": checksum, "size": size}) + "\n")
+
+
+def pool_hit(candidate: Target, declared: str) -> bool:
+    """POOL-003: is ``candidate`` complete and verified against ``declared``?
+
+    A marker must record the declared checksum; a file without a marker is
+    hashed (read only: nothing is ever written in a pool, POOL-004).
+    """
+    if not declared or not candidate.path.exists():
+        return False
+    if candidate.marker.exists():
+        return candidate.read_marker().get("checksum") == declared
+    if candidate.is_dir or not candidate.path.is_file():
+        return False
+    from ..fetch.stream import new_hasher
+
+    algo, _, hexdigest = declared.partition(":")
+    h = new_hasher(algo)
+    with open(candidate.path, "rb") as f:
+        while chunk := f.read(1024 * 1024):
+            h.update(chunk)
+    return h.hexdigest() == hexdigest
