@@ -331,3 +331,22 @@ def test_read_pool_hit_is_used_in_place_and_never_written(http, served, project,
     rows = {r["name"]: r for r in json.loads(run_cli("status", "--json", cwd=project).stdout)}
     assert rows["p"]["status"].startswith("present (") and rows["wrong"]["status"] == "present"
     assert not (project / "store" / "127.0.0.1" / "p.csv").exists()
+
+
+def test_unreadable_or_legacy_state_never_breaks_a_fetch(project):
+    (project / "x.csv").write_text("x")
+    write_manifest(project, '[a]\nuri = "x.csv"\n')
+    state = project / ".datamanifest" / "state.toml"
+    state.parent.mkdir()
+    state.write_text("this is [not toml\n")
+    proc = run_cli("fetch", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    aside = [p for p in state.parent.iterdir() if p.name.startswith("state.toml.unreadable-")]
+    assert len(aside) == 1 and aside[0].read_text() == "this is [not toml\n"
+    # a legacy schema with a record that does not fit schema 5 is kept verbatim
+    state.write_text('[_META]\nschema = 2\n\n[datasets."old/key"]\nstorage_path = ""\nhash = "x"\n')
+    assert run_cli("fetch", "--force", cwd=project).returncode == 0
+    data = tomllib.loads(state.read_text())
+    assert data["_META"]["schema"] == 5
+    assert data["datasets"]["old/key"] == {"storage_path": "", "hash": "x"}
+    assert data["datasets"]["x.csv"]["storage_path"] == "store/x.csv"

@@ -20,7 +20,10 @@ under ``state.toml.lock`` and are atomic (STA-003, STA-004).
 
 from __future__ import annotations
 
+import os
+import time
 import tomllib
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +57,8 @@ class State(BaseModel):
     model_config = ConfigDict(extra="forbid")
     schema_version: int = STATE_SCHEMA
     datasets: dict[str, DatasetRecord] = Field(default_factory=dict)
+    #: records that do not fit schema 5 (legacy schemas 1-4): kept verbatim (STA-009)
+    unreadable: dict[str, Any] = Field(default_factory=dict)
     other: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod
@@ -61,16 +66,23 @@ class State(BaseModel):
         meta = data.get("_META", {})
         version = meta.get("schema", 0) if isinstance(meta, dict) else 0
         raw = data.get("datasets", {})
-        datasets = {k: DatasetRecord.model_validate(v) for k, v in raw.items()}
+        if not isinstance(raw, dict):
+            raise ValueError("datasets is not a table")
+        datasets, unreadable = {}, {}
+        for k, v in raw.items():
+            try:
+                datasets[k] = DatasetRecord.model_validate(v)
+            except ValueError:
+                unreadable[k] = v
         other = {k: v for k, v in data.items() if k not in ("_META", "datasets")}
-        return cls(schema_version=version, datasets=datasets, other=other)
+        return cls(schema_version=version, datasets=datasets, unreadable=unreadable, other=other)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"_META": {"schema": STATE_SCHEMA}}
-        if self.datasets:
-            out["datasets"] = {
-                k: r.model_dump(exclude_none=True) for k, r in sorted(self.datasets.items())
-            }
+        records = dict(self.unreadable)
+        records.update({k: r.model_dump(exclude_none=True) for k, r in self.datasets.items()})
+        if records:
+            out["datasets"] = dict(sorted(records.items()))
         out.update(self.other)
         return out
 
@@ -106,7 +118,17 @@ def update_state(path: Path, records: dict[str, DatasetRecord], *, stale_age: fl
     if not ignore.exists():
         write_text(ignore, "*\n")
     with Lock(path.with_name(path.name + ".lock"), stale_age=stale_age, timeout=60):
-        state = read_state(path)
+        try:
+            state = read_state(path)
+        except StateError:
+            # regenerable (STA-006): keep the unreadable file aside, never lose it
+            aside = path.with_name(f"{path.name}.unreadable-{int(time.time())}")
+            os.replace(path, aside)
+            warnings.warn(f"{path} could not be read; it was moved to {aside.name} and a new "
+                          "state file was written", stacklevel=2)
+            state = State()
         state.datasets.update(records)
+        for key in records:
+            state.unreadable.pop(key, None)
         write_bytes(path, tomli_w.dumps(state.to_dict()).encode("utf-8"))
     return state
