@@ -150,7 +150,7 @@ def test_every_cited_rule_is_defined_in_schema_md():
 
     spec = (ROOT / "SCHEMA.md").read_text(encoding="utf-8")
     defined = set(re.findall(r"\*\*([A-Z]+-\d{3})\*\*", spec))
-    rule_rx = re.compile(r"\b(?:VER|DISC|MAN|KEY|SUM|STO|LCK|STA|FET|DIAG|VAL|PAR|SH|CFG|RES|LAD|SC|DOC|FMT|MIG|POOL)-\d{3}\b")
+    rule_rx = re.compile(r"\b(?:VER|DISC|MAN|KEY|SUM|STO|LCK|STA|FET|DIAG|VAL|PAR|SH|CFG|RES|LAD|SC|DOC|FMT|MIG|POOL|TREE)-\d{3}\b")
     cited = set()
     for folder in ("src", "fixtures"):
         for p in (ROOT / folder).rglob("*"):

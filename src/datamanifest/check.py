@@ -408,6 +408,17 @@ def _semantic_layer(data: dict[str, Any], datasets: dict[str, Dataset], col: _Co
                         "different sources", "give one of them an explicit key",
                         at_key=not ds.key)
             keys_seen.setdefault(key, name)
+        # TREE-007 checksum kind vs dataset kind
+        if ds.checksum and _checksum.is_valid(ds.checksum):
+            tree_sum = _checksum.is_tree(ds.checksum)
+            if tree_sum and not (ds.extract or ds.uris):
+                col.add("DM121", (name, "checksum"), f"dataset {name!r} is a file: a tree "
+                        "checksum applies to folder datasets (extract = true or uris)",
+                        "use a file checksum such as sha256:<hex>")
+            elif ds.uris and not tree_sum:
+                col.add("DM121", (name, "checksum"), f"dataset {name!r} is a folder of several "
+                        "files: its checksum is a tree checksum", 'use tree-sha256:<hex>, or "" to '
+                        "auto-fill it")
         # MAN-026 extract
         if ds.extract:
             fmt = ds.effective_format

@@ -26,6 +26,8 @@ layout     ``manifest``, ``dataset``, ``root``,                 ``target``, ``is
                                                                 ``location``
 verify     ``data`` (UTF-8 text), ``checksum``                  ``digest``, ``ok``, ``error`` (if not ok)
 autofill   ``document``, ``checksums`` ({name: value})          ``document``, ``filled``
+tree       ``entries`` (a described folder) or ``manifest``     ``tree-sha256``, ``dandi-zarr`` (each a
+           (a tree manifest document)                           value or ``{"error": code}``)
 =========  ===================================================  ==========================================
 
 Exit status 0: answered (also when the answer reports an error in the input);
@@ -47,10 +49,10 @@ from typing import Any, TextIO
 
 SPEC_VERSION = 1
 KINDS = ("parse", "reject", "key", "hash", "shell", "resolve", "roundtrip", "discover",
-         "archive", "layout", "verify", "autofill")
+         "archive", "layout", "verify", "autofill", "tree")
 EXIT_UNSUPPORTED = 3
 JSON_KIND_DIRS = ("key", "hash", "shell", "resolve", "roundtrip", "discover", "archive",
-                  "layout", "verify", "autofill")
+                  "layout", "verify", "autofill", "tree")
 
 
 @dataclass(frozen=True)
@@ -371,7 +373,24 @@ def _answer_autofill(request: dict[str, Any]) -> dict[str, Any]:
     return {"document": text, "filled": filled}
 
 
-_MORE = {"discover": _answer_discover, "archive": _answer_archive, "layout": _answer_layout,
+def _answer_tree(request: dict[str, Any]) -> dict[str, Any]:
+    from .spec.tree import TreeError, checksum_of_description
+    from .tree import TreeWalkError, checksum_from_manifest
+
+    out: dict[str, Any] = {}
+    for algorithm in ("tree-sha256", "dandi-zarr"):
+        try:
+            if "manifest" in request:
+                value = checksum_from_manifest(request["manifest"], algorithm)
+            else:
+                value = f"{algorithm}:{checksum_of_description(request['entries'], algorithm)}"
+            out[algorithm] = value
+        except (TreeError, TreeWalkError):
+            out[algorithm] = {"error": "DM120"}
+    return out
+
+
+_MORE = {"tree": _answer_tree, "discover": _answer_discover, "archive": _answer_archive, "layout": _answer_layout,
          "verify": _answer_verify, "autofill": _answer_autofill}
 
 

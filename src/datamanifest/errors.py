@@ -74,6 +74,9 @@ CODES: dict[str, tuple[str, str, str]] = {
     "DM110": ("SC-001", "error", "malformed config sidecar"),
     "DM111": ("SC-003", "error", "sidecar hash does not match its key table"),
     "DM112": ("SC-010", "error", "malformed metadata sidecar"),
+    "DM120": ("TREE-006", "error", "a folder that has no tree checksum"),
+    "DM121": ("TREE-007", "error", "checksum kind does not fit the dataset"),
+    "DM122": ("TREE-014", "error", "verify found differences"),
 }
 
 

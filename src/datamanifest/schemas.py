@@ -20,6 +20,7 @@ SCHEMA_FILES = {
     "config": "config.v1.json",
     "config-sidecar": "config-sidecar.v1.json",
     "metadata-sidecar": "metadata-sidecar.v1.json",
+    "tree-manifest": "tree-manifest.v1.json",
 }
 
 

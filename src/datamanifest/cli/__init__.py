@@ -241,7 +241,7 @@ def path(ctx: click.Context, name: str, any_state: bool) -> None:
 # -- schema ----------------------------------------------------------------------------------
 @main.command()
 @click.argument("name", type=click.Choice(
-    ["manifest", "config", "state", "config-sidecar", "metadata-sidecar"]))
+    ["manifest", "config", "state", "config-sidecar", "metadata-sidecar", "tree-manifest"]))
 def schema(name: str) -> None:
     """Print the JSON Schema of a document type (for editors and other tools)."""
     from .. import schemas
@@ -274,7 +274,7 @@ _fixtures_option = click.option("--fixtures", "fixtures", type=click.Path(path_t
               "conformance serve'.")
 @click.option("--only", "only", multiple=True, type=click.Choice(
     ["parse", "reject", "key", "hash", "shell", "resolve", "roundtrip", "discover", "archive",
-     "layout", "verify", "autofill"]),
+     "layout", "verify", "autofill", "tree"]),
     help="Run only this kind (repeatable).")
 @click.option("--bytes", "byte_identity", is_flag=True,
               help="roundtrip cases must also match the canonical bytes (FMT-002).")
@@ -415,3 +415,165 @@ def migrate(file: str, dry_run: bool) -> None:
         click.echo(f"migrated {label}", err=True)
     else:
         click.echo(f"{label}: nothing to migrate", err=True)
+
+
+# -- tree manifests: tree / verify / diff / versions --------------------------------------------------
+@main.command("tree")
+@click.argument("path", type=str)
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the manifest here "
+              "(atomically) instead of stdout.")
+@click.option("-a", "--algorithm", type=click.Choice(["tree-sha256", "dandi-zarr"]),
+              default="tree-sha256", show_default=True)
+@click.option("-j", "--jobs", type=click.IntRange(1, 64), default=None,
+              help="Files hashed at once (default: min(8, CPUs)).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def tree_cmd(path: str, output: Path | None, algorithm: str, jobs: int | None, quiet: bool) -> None:
+    """Write the tree manifest of a folder and print its checksum (SCHEMA.md §20).
+
+    The manifest (JSON, DANDI layout) goes to stdout or -o FILE; the checksum
+    `<algorithm>:<value>` is printed on stderr (on stdout with -o).
+    """
+    from ..tree import write_manifest
+
+    if "://" in path and not path.startswith("file://"):
+        scheme = path.split("://", 1)[0]
+        raise DataManifestError(f"listing {scheme}:// prefixes is not supported yet", code="DM072",
+                                hint="object-store tree manifests are on the ROADMAP (issue #5)")
+    root = Path(path[len("file://"):] if path.startswith("file://") else path)
+    if not root.is_dir():
+        raise DataManifestError(f"{root} is not a folder", code="DM074")
+    progress = None
+    if _stderr_is_tty() and not quiet and output is not None:
+        from ..progress import RichProgress
+
+        progress = RichProgress()
+        task = progress.start(f"hashing {root.name}", None)
+    try:
+        result = write_manifest(root, output, algorithm, jobs=jobs,
+                                on_bytes=(lambda n: progress.advance(task, n)) if progress else None)
+    finally:
+        if progress:
+            progress.close()
+    if output is not None:
+        click.echo(result.checksum)
+        click.echo(f"{result.entries} entries, {_human(result.total_size)}, written to {output}",
+                   err=True)
+    else:
+        click.echo(result.checksum, err=True)
+
+
+@main.command()
+@click.argument("names", nargs=-1)
+@click.option("--full", is_flag=True, help="Re-hash every file, not only those whose size or "
+              "modification time changed.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@click.pass_context
+def verify(ctx: click.Context, names: tuple[str, ...], full: bool, as_json: bool) -> None:
+    """Re-check datasets at rest against their checksums and tree manifests.
+
+    Reports every added, removed and modified entry; exits 1 on any difference.
+    """
+    from ..verify import verify_dataset
+
+    project = _project(ctx)
+    selected = [project.resolve(n) for n in names] if names else [
+        n for n, ds in project.manifest.datasets.items()
+        if not (ds.skip_download or ds.lazy_access) and project.locate(n) is not None]
+    results, failures = [], 0
+    for n in selected:
+        try:
+            r = verify_dataset(project, n, full=full)
+        except DataManifestError as e:
+            failures += 1
+            if as_json:
+                results.append({"name": n, "ok": False, "error": e.as_diagnostic().as_json()})
+            else:
+                click.echo(f"{n}: {e.render()}", err=True)
+            continue
+        failures += not r.ok
+        if as_json:
+            results.append(r.as_json())
+        else:
+            click.echo(f"{n}: {'ok' if r.ok else 'DIFFERS'} ({r.kind}, {r.rehashed} re-hashed)")
+            for line in r.differences.lines():
+                click.echo(f"  {line}")
+    if as_json:
+        click.echo(json.dumps(results, indent=2))
+    if failures:
+        click.echo(f"error DM122 {failures} dataset(s) differ or cannot be verified", err=True)
+    ctx.exit(1 if failures else 0)
+
+
+def _load_tree(project_getter, spec_text: str) -> dict:
+    p = Path(spec_text)
+    if p.suffix == ".json" and p.is_file():
+        return json.loads(p.read_text(encoding="utf-8"))
+    from ..store import trees
+
+    project = project_getter()
+    name, _, version = spec_text.partition("@")
+    n = project.resolve(name)
+    key = project.dataset(n).derived_key
+    if not version:
+        latest = trees.latest(project.root, key)
+        if latest is None:
+            raise DataManifestError(f"dataset {n!r} has no tree manifest", code="DM122")
+        return json.loads(latest.read_text(encoding="utf-8"))
+    hits = [v for v in trees.versions(project.root, key) if v.stem.startswith(version)]
+    if len(hits) != 1:
+        raise DataManifestError(f"{spec_text!r} matches {len(hits)} kept versions", code="DM076",
+                                hint=f"`datamanifest versions {n}` lists them")
+    return json.loads(hits[0].read_text(encoding="utf-8"))
+
+
+@main.command()
+@click.argument("a")
+@click.argument("b")
+@click.option("--json", "as_json", is_flag=True, help="Print the differences as JSON.")
+@click.pass_context
+def diff(ctx: click.Context, a: str, b: str, as_json: bool) -> None:
+    """Compare two tree manifests: files (*.json) or dataset versions (NAME, NAME@VALUE-PREFIX).
+
+    Exit 0 when they list the same entries, 1 when they differ.
+    """
+    from ..verify import diff_manifests
+
+    getter = lambda: _project(ctx)  # noqa: E731 - only opened when a name is given
+    d = diff_manifests(_load_tree(getter, a), _load_tree(getter, b))
+    if as_json:
+        click.echo(json.dumps(d.as_json(), indent=2))
+    else:
+        for line in d.lines():
+            click.echo(line)
+        click.echo(f"{len(d.added)} added, {len(d.removed)} removed, {len(d.modified)} modified",
+                   err=True)
+    ctx.exit(1 if d else 0)
+
+
+@main.command()
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_context
+def versions(ctx: click.Context, name: str, as_json: bool) -> None:
+    """List the kept tree manifests (versions by checksum) of a folder dataset."""
+    from ..store import trees
+
+    project = _project(ctx)
+    n = project.resolve(name)
+    key = project.dataset(n).derived_key
+    latest = trees.latest(project.root, key)
+    rows = []
+    for v in trees.versions(project.root, key):
+        doc = json.loads(v.read_text(encoding="utf-8"))
+        stats = doc.get("statistics", {})
+        rows.append({"checksum": doc.get("checksum"), "entries": stats.get("entries"),
+                     "total_size": stats.get("totalSize"), "latest": v == latest,
+                     "manifest": str(v)})
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo(f"{n}: no tree manifests (only folder datasets have them)", err=True)
+    for r in rows:
+        mark = "*" if r["latest"] else " "
+        click.echo(f"{mark} {r['checksum']}  {r['entries']} entries  {_human(r['total_size'])}")

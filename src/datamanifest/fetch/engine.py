@@ -24,6 +24,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pathlib import Path
+
 from ..errors import ChecksumMismatch, DataManifestError, FetchError
 from ..progress import NullProgress, Progress
 from ..project import Project
@@ -148,14 +150,14 @@ class Fetcher:
     def _download(self, name: str, target: Target, declared: str) -> Outcome:
         ds = self.project.dataset(name)
         parsed = _checksum.parse(declared) if declared else None
-        algorithm = parsed.algorithm if parsed else _checksum.DEFAULT_ALGORITHM
+        tree_declared = bool(parsed) and _checksum.is_tree(declared)
+        # the archive's bytes are hashed in the declared file algorithm, else sha256
+        algorithm = parsed.algorithm if parsed and not tree_declared else _checksum.DEFAULT_ALGORITHM
         base = self.project.root
+        manifest_tmp: Path | None = None
+        tree_sum = ""
         try:
             if ds.uris:
-                if parsed is not None:
-                    raise FetchError(
-                        f"dataset {name!r}: a checksum for a uris dataset needs a tree checksum",
-                        code="DM020", hint="remove checksum for now; tree checksums are on the ROADMAP")
                 size = self._fetch_uris(name, ds.uris, target)
                 digest = ""
             elif ds.uri:
@@ -169,7 +171,8 @@ class Fetcher:
                                                       size_hint=src.size)
                     finally:
                         self.progress.finish(task)
-                if parsed is not None and digest != parsed.hexdigest and not ds.skip_checksum:
+                if parsed is not None and not tree_declared and digest != parsed.hexdigest \
+                        and not ds.skip_checksum:
                     raise ChecksumMismatch(name, algorithm, parsed.hexdigest, digest)
                 if ds.extract:
                     fmt = ds.effective_format
@@ -178,17 +181,47 @@ class Fetcher:
             else:
                 raise FetchError(f"dataset {name!r} has no uri to fetch from", code="DM079",
                                  hint="fetcher bindings and shell fetchers arrive in a later version")
+            checksum = f"{algorithm}:{digest}" if digest else ""
+            if target.is_dir:
+                # TREE-008/TREE-009: verify the staged folder before publishing
+                tree_algo = parsed.algorithm if tree_declared else "tree-sha256"
+                manifest_tmp, tree_sum = self._tree_of(target, tree_algo)
+                if tree_declared and tree_sum != declared and not ds.skip_checksum:
+                    raise ChecksumMismatch(name, tree_algo, parsed.hexdigest,
+                                           tree_sum.partition(":")[2])
+                if tree_declared or not checksum or not declared:
+                    checksum = tree_sum
         except BaseException:
             target.clear_staging()
             part = target.path.with_name(target.path.name + ".part")
             part.unlink(missing_ok=True)
+            if manifest_tmp is not None:
+                manifest_tmp.unlink(missing_ok=True)
             raise
-        checksum = f"{algorithm}:{digest}" if digest else ""
         target.publish(checksum, size)
+        tree_path = None
+        if manifest_tmp is not None:
+            from ..store import trees
+
+            tree_path = trees.store(self.project.root, ds.derived_key, manifest_tmp, tree_sum)
         out = Outcome(name, "fetched", target.path, checksum, size)
-        self._record(name, target, checksum, size)
+        self._record(name, target, checksum, size, tree_path)
         self._maybe_fill(name, out)
         return out
+
+    def _tree_of(self, target: Target, algorithm: str) -> tuple[Path, str]:
+        """Walk the staged folder, writing its tree manifest; returns (manifest temp file, checksum)."""
+        import os as _os
+        import tempfile
+
+        from ..tree import write_manifest
+
+        folder = self.project.root / ".datamanifest" / "trees"
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tree.", suffix=".tmp", dir=folder)
+        _os.close(fd)
+        result = write_manifest(target.staging, tmp, algorithm, base=str(target.path))
+        return Path(tmp), result.checksum
 
     def _fetch_uris(self, name: str, uris: list[str], target: Target) -> int:
         from urllib.parse import urlsplit
@@ -214,7 +247,8 @@ class Fetcher:
             total += size
         return total
 
-    def _record(self, name: str, target: Target, checksum: str, size: int | None) -> None:
+    def _record(self, name: str, target: Target, checksum: str, size: int | None,
+                tree_path: Path | None = None) -> None:
         ds = self.project.dataset(name)
         try:
             rel = target.path.relative_to(self.project.root)
@@ -230,6 +264,8 @@ class Fetcher:
             uri=ds.uri or None,
             fetched=_now(),
         )
+        if tree_path is not None:
+            rec.tree = tree_path.relative_to(self.project.state_file.parent).as_posix()
         key = ds.derived_key
         with self._mutex:
             self._records[key] = rec

@@ -20,11 +20,19 @@ ALGORITHMS: dict[str, int] = {
 }
 DEFAULT_ALGORITHM = "sha256"
 
+#: Tree checksums of folders (SCHEMA.md §20, TREE-007): algorithm -> value pattern.
+TREE_ALGORITHMS: dict[str, str] = {
+    "tree-sha256": "[0-9a-f]{64}",
+    "dandi-zarr": "[0-9a-f]{32}-[0-9]+--[0-9]+",
+}
+
 #: The JSON Schema pattern for ``checksum`` (schemas/manifest.v1.json must carry
-#: exactly this string; tests/test_schema_sync.py asserts it).
+#: exactly this string; tests/test_spec.py asserts it).
 CHECKSUM_PATTERN = (
     "^(|[0-9a-f]{64}|"
     + "|".join(f"{a}:[0-9a-f]{{{n}}}" for a, n in ALGORITHMS.items())
+    + "|"
+    + "|".join(f"{a}:{p}" for a, p in TREE_ALGORITHMS.items())
     + ")$"
 )
 #: The legacy ``sha256`` field: empty or 64 lowercase hex digits (SUM-005).
@@ -55,9 +63,13 @@ def explain_invalid(text: str) -> tuple[str, str, str]:
 
     ``DM021`` for an unknown algorithm, ``DM020`` for anything else.
     """
-    algos = ", ".join(ALGORITHMS)
+    algos = ", ".join([*ALGORITHMS, *TREE_ALGORITHMS])
     if ":" in text:
         algo, _, digest = text.partition(":")
+        if algo in TREE_ALGORITHMS:
+            form = "64 lowercase hex digits" if algo == "tree-sha256" else "<md5>-<count>--<size>"
+            return ("DM020", f"{algo} value must be {form}", "copy the whole checksum, or set "
+                    "checksum = \"\" to auto-fill it")
         if algo not in ALGORITHMS:
             return (
                 "DM021",
@@ -95,6 +107,11 @@ def parse(text: str) -> Checksum | None:
         return Checksum("sha256", text)
     algo, _, digest = text.partition(":")
     return Checksum(algo, digest)
+
+
+def is_tree(checksum: str) -> bool:
+    """True for a tree checksum (``tree-sha256:`` or ``dandi-zarr:``) of a folder (TREE-007)."""
+    return checksum.partition(":")[0] in TREE_ALGORITHMS
 
 
 def effective(checksum: str, sha256: str) -> str:

@@ -51,6 +51,7 @@ class StateRecord(BaseModel):
     size: StrictInt | None = Field(default=None, ge=0)
     uri: StrictStr | None = None
     fetched: StrictStr | None = None
+    tree: StrictStr | None = None
 
 
 class StateMeta(BaseModel):

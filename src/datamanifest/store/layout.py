@@ -97,7 +97,10 @@ class Target:
             self.marker.unlink(missing_ok=True)
             os.replace(self.staging, self.path)
         fsync_dir(self.path.parent)
-        write_text(self.marker, json.dumps({"checksum": checksum, "size": size}) + "\n")
+        record: dict = {"checksum": checksum, "size": size}
+        if not self.is_dir:
+            record["mtime_ns"] = self.path.stat().st_mtime_ns  # for the fast verify (TREE-014)
+        write_text(self.marker, json.dumps(record) + "\n")
 
 
 def pool_hit(candidate: Target, declared: str) -> bool:

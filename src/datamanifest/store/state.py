@@ -49,6 +49,7 @@ class DatasetRecord(BaseModel):
     size: int | None = None
     uri: str | None = None
     fetched: str | None = None
+    tree: str | None = None  # latest tree manifest, relative to the state file's folder
 
 
 class State(BaseModel):

@@ -1,0 +1,331 @@
+"""Tree manifests of local directories: walk, hash, write (SCHEMA.md §20).
+
+:func:`walk` computes a tree checksum (``tree-sha256`` or ``dandi-zarr``) of a folder
+and, optionally, streams its tree manifest (JSON, DANDI layout plus our extensions)
+to a text stream while it walks. The walk is depth-first in sorted order; the files
+of each directory are hashed by a bounded thread pool (``jobs`` threads, 1 MiB
+reads); contents are never held and the manifest is written as the walk goes, so
+memory is bounded by depth x fan-out, not by the number of entries.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import stat
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from .errors import DataManifestError
+from .spec import tree as spec
+
+READ = 1024 * 1024  # bytes per read
+#: Fields of a local tree manifest's entry arrays (TREE-010).
+LOCAL_FIELDS = ["size", "lastModified", "digest", "type"]
+#: Names left out at the root of a dataset folder (TREE-005).
+CONTROL_NAMES = frozenset({".complete"})
+
+
+class TreeWalkError(DataManifestError):
+    """A folder that cannot be checksummed (DM120)."""
+
+    code = "DM120"
+
+
+def hash_file(path: str, algorithm: str) -> tuple[str, int]:
+    """(hex digest, size in bytes) of a file, read in 1 MiB blocks."""
+    h = hashlib.new(algorithm) if algorithm != "md5" else hashlib.md5(usedforsecurity=False)
+    buf = bytearray(READ)
+    view = memoryview(buf)
+    size = 0
+    with open(path, "rb", buffering=0) as f:
+        while n := f.readinto(buf):
+            h.update(view[:n])
+            size += n
+    return h.hexdigest(), size
+
+
+def rfc3339_ns(mtime_ns: int) -> str:
+    """``YYYY-MM-DDTHH:MM:SS.nnnnnnnnn+00:00`` (UTC, nanoseconds) of an mtime."""
+    sec, ns = divmod(mtime_ns, 1_000_000_000)
+    base = _dt.datetime.fromtimestamp(sec, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{base}.{ns:09d}+00:00"
+
+
+@dataclass
+class WalkResult:
+    """Outcome of :func:`walk`: the checksum (``<algo>:<value>``) and statistics."""
+
+    algorithm: str
+    value: str
+    entries: int = 0
+    depth: int = 0
+    total_size: int = 0  # bytes
+    last_modified_ns: int | None = None
+    files: dict[str, tuple[int, int, str, str]] = field(default_factory=dict)
+
+    @property
+    def checksum(self) -> str:
+        return f"{self.algorithm}:{self.value}"
+
+    def statistics(self) -> dict[str, Any]:
+        stats: dict[str, Any] = {
+            "entries": self.entries, "depth": self.depth, "totalSize": self.total_size,
+            "lastModified": rfc3339_ns(self.last_modified_ns) if self.last_modified_ns else None,
+        }
+        if self.algorithm == "dandi-zarr":
+            stats["zarrChecksum"] = self.value
+        return stats
+
+
+class _Writer:
+    """Streams the ``entries`` object of a manifest: one line per file, indent 1."""
+
+    def __init__(self, out: IO[str]) -> None:
+        self.out = out
+        self.first = [True]
+
+    def open_dir(self, name: str | None, level: int) -> None:
+        if name is not None:
+            self._sep(level)
+            self.out.write(f"{json.dumps(name)}: {{")
+        else:
+            self.out.write("{")
+        self.first.append(True)
+
+    def close_dir(self, level: int) -> None:
+        empty = self.first.pop()
+        if not empty:
+            self.out.write("\n" + " " * (level + 1))
+        self.out.write("}")
+
+    def leaf(self, name: str, row: list, level: int) -> None:
+        self._sep(level)
+        self.out.write(f"{json.dumps(name)}: {json.dumps(row, separators=(', ', ': '))}")
+
+    def _sep(self, level: int) -> None:
+        if self.first[-1]:
+            self.first[-1] = False
+            self.out.write("\n")
+        else:
+            self.out.write(",\n")
+        self.out.write(" " * (level + 2))
+
+
+def walk(root: str | Path, algorithm: str = spec.DEFAULT_ALGORITHM, *, jobs: int | None = None,
+         manifest: IO[str] | None = None, exclude_root: Iterable[str] = CONTROL_NAMES,
+         keep_files: bool = False, known: dict[str, tuple[int, int, str]] | None = None,
+         on_bytes: Callable[[int], None] | None = None) -> WalkResult:
+    """Checksum the folder ``root`` (TREE-001..TREE-005) and optionally write its manifest.
+
+    ``manifest``: a text stream receiving the ``entries`` JSON object (see
+    :func:`write_manifest` for the whole document). ``exclude_root``: names skipped at the
+    root (the completion marker by default). ``keep_files``: record ``path -> (size,
+    mtime_ns, digest, type)`` in the result (for ``verify``). ``known``: ``path -> (size,
+    mtime_ns, digest)``; a file whose size and mtime match is not re-read (fast verify).
+    Raises :class:`TreeWalkError` (DM120) for special files or non-UTF-8 names.
+    """
+    leaf_algo = spec.leaf_algorithm(algorithm)
+    root = os.fspath(root)
+    exclude = frozenset(exclude_root)
+    result = WalkResult(algorithm, "")
+    writer = _Writer(manifest) if manifest is not None else None
+    workers = jobs or min(8, (os.cpu_count() or 2))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dm-tree") as pool:
+
+        def digest_of(item: tuple[str, str, os.stat_result]) -> tuple[str, int]:
+            rel, path, st = item
+            if known is not None:
+                k = known.get(rel)
+                if k is not None and k[0] == st.st_size and k[1] == st.st_mtime_ns:
+                    return k[2], st.st_size
+            digest, size = hash_file(path, leaf_algo)
+            if on_bytes is not None:
+                on_bytes(size)
+            return digest, size
+
+        def visit(path: str, rel: str, name: str | None, level: int) -> spec.Child:
+            try:
+                with os.scandir(path) as it:
+                    items = sorted(it, key=lambda e: e.name.encode("utf-8", "surrogateescape"))
+            except OSError as e:
+                raise TreeWalkError(f"cannot list {path}: {e.strerror}") from None
+            if writer is not None:
+                writer.open_dir(name, level)
+            children: list[spec.Child] = []
+            files: list[tuple[str, str, os.stat_result, str, str]] = []
+            subdirs: list[tuple[str, str, str]] = []
+            for entry in items:
+                ename = entry.name
+                try:
+                    ename.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise TreeWalkError(f"{entry.path!r}: file names must be UTF-8 (TREE-006)") \
+                        from None
+                if level == 0 and ename in exclude:
+                    continue
+                erel = f"{rel}/{ename}" if rel else ename
+                st = entry.stat(follow_symlinks=False)
+                if stat.S_ISLNK(st.st_mode):
+                    files.append((erel, entry.path, st, "symlink", os.readlink(entry.path)))
+                elif stat.S_ISDIR(st.st_mode):
+                    subdirs.append((erel, entry.path, ename))
+                elif stat.S_ISREG(st.st_mode):
+                    kind = "exec" if st.st_mode & stat.S_IXUSR else "file"
+                    files.append((erel, entry.path, st, kind, ""))
+                else:
+                    raise TreeWalkError(f"{entry.path!r} is a device, FIFO or socket; a tree "
+                                        "checksum covers files, links and folders (TREE-006)")
+            regular = [(r, p, s) for r, p, s, k, _ in files if k != "symlink"]
+            digests = iter(pool.map(digest_of, regular)) if regular else iter(())
+            # merge files and folders in name order for the manifest
+            order = sorted([(f[0].rsplit("/", 1)[-1], "f", f) for f in files] +
+                           [(d[2], "d", d) for d in subdirs],
+                           key=lambda t: t[0].encode("utf-8"))
+            for ename, what, item in order:
+                if what == "f":
+                    erel, epath, st, kind, target = item
+                    if kind == "symlink":
+                        child = spec.Child(ename, "symlink", target=target)
+                        row = [0, rfc3339_ns(st.st_mtime_ns), target, "symlink"]
+                    else:
+                        digest, size = next(digests)
+                        child = spec.Child(ename, kind, digest, size)
+                        row = [size, rfc3339_ns(st.st_mtime_ns), digest, kind]
+                        result.total_size += size
+                        if result.last_modified_ns is None or st.st_mtime_ns > result.last_modified_ns:
+                            result.last_modified_ns = st.st_mtime_ns
+                    result.entries += 1
+                    result.depth = max(result.depth, level)
+                    if keep_files:
+                        result.files[erel] = (row[0], st.st_mtime_ns, row[2], kind)
+                    children.append(child)
+                    if writer is not None:
+                        writer.leaf(ename, row, level)
+                else:
+                    erel, epath, dname = item
+                    children.append(visit(epath, erel, dname, level + 1))
+            if writer is not None:
+                writer.close_dir(level)
+            try:
+                digest = spec.directory_digest(algorithm, children)
+            except spec.TreeError as e:
+                raise TreeWalkError(f"{path}: {e}") from None
+            return spec.Child(name or "", "dir", digest, spec.directory_size(algorithm, children))
+
+        top = visit(root, "", None, 0)
+    result.value = top.digest
+    return result
+
+
+def write_manifest(root: str | Path, out_path: str | Path | None, algorithm: str, *,
+                   base: str | None = None, jobs: int | None = None,
+                   on_bytes: Callable[[int], None] | None = None) -> WalkResult:
+    """Write the tree manifest of ``root`` to ``out_path`` (atomically; ``None``: stdout).
+
+    The document: ``schemaVersion`` 2, ``fields``, ``entries`` (streamed), ``statistics``,
+    and our extensions ``algorithm``, ``checksum`` and ``base`` (TREE-010, TREE-011).
+    """
+    import sys
+    import tempfile
+
+    base = base if base is not None else str(Path(root).resolve())
+    if out_path is None:
+        out = sys.stdout
+        tmp = None
+    else:
+        out_path = Path(out_path)
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
+        out = os.fdopen(fd, "w", encoding="utf-8")
+    try:
+        out.write('{\n "schemaVersion": 2,\n "fields": ' + json.dumps(LOCAL_FIELDS) +
+                  ',\n "entries": ')
+        result = walk(root, algorithm, jobs=jobs, manifest=out, on_bytes=on_bytes)
+        out.write(',\n "statistics": ' + json.dumps(result.statistics()) +
+                  ',\n "algorithm": ' + json.dumps(algorithm) +
+                  ',\n "checksum": ' + json.dumps(result.checksum) +
+                  ',\n "base": ' + json.dumps(base) + "\n}\n")
+        if tmp is not None:
+            out.flush()
+            os.fsync(out.fileno())
+            out.close()
+            os.replace(tmp, out_path)
+            tmp = None
+    finally:
+        if tmp is not None:
+            out.close()
+            os.unlink(tmp)
+    return result
+
+
+def iter_manifest_files(doc: dict[str, Any]):
+    """Yield ``(path, row dict)`` for every file or link of a tree manifest (TREE-010)."""
+    fields = doc.get("fields") or []
+    if isinstance(fields, str):
+        fields = [fields]
+
+    def rec(node: dict[str, Any], prefix: str):
+        for name, value in node.items():
+            path = f"{prefix}/{name}" if prefix else name
+            if isinstance(value, dict):
+                yield from rec(value, path)
+            else:
+                yield path, dict(zip(fields, value if isinstance(value, list) else [value]))
+
+    yield from rec(doc.get("entries") or {}, "")
+
+
+def checksum_from_manifest(doc: dict[str, Any], algorithm: str | None = None) -> str:
+    """The tree checksum ``<algo>:<value>`` computed from a manifest's entries (TREE-012).
+
+    ``dandi-zarr`` uses the ``digest`` column or, in DANDI manifests, the ``ETag`` column;
+    ``tree-sha256`` needs the ``digest`` and ``type`` columns of a local manifest.
+    Raises TreeWalkError when the manifest lacks what the algorithm needs.
+    """
+    import posixpath
+
+    algorithm = algorithm or doc.get("algorithm") or (
+        "dandi-zarr" if "ETag" in (doc.get("fields") or []) else spec.DEFAULT_ALGORITHM)
+    dirs: dict[str, list[spec.Child]] = {"": []}
+
+    def ensure(d: str) -> None:
+        while d not in dirs:
+            dirs[d] = []
+            d = posixpath.dirname(d)
+
+    def walk_dirs(node: dict[str, Any], prefix: str) -> None:
+        for name, value in node.items():
+            if isinstance(value, dict):
+                path = f"{prefix}/{name}" if prefix else name
+                ensure(path)
+                walk_dirs(value, path)
+
+    walk_dirs(doc.get("entries") or {}, "")
+    for path, row in iter_manifest_files(doc):
+        parent, name = posixpath.split(path)
+        ensure(parent)
+        kind = row.get("type", "file")
+        if kind == "symlink":
+            dirs[parent].append(spec.Child(name, "symlink", target=str(row.get("digest", ""))))
+            continue
+        digest = row.get("digest") if algorithm == "tree-sha256" else (
+            row.get("ETag") or row.get("digest"))
+        if not isinstance(digest, str):
+            raise TreeWalkError(f"the manifest has no {algorithm} leaf digests")
+        dirs[parent].append(spec.Child(name, kind, digest.strip('"'), int(row.get("size", 0))))
+    try:
+        for d in sorted((d for d in dirs if d), key=lambda d: -d.count("/")):
+            children = dirs[d]
+            digest = spec.directory_digest(algorithm, children)
+            parent, name = posixpath.split(d)
+            dirs[parent].append(spec.Child(name, "dir", digest,
+                                           spec.directory_size(algorithm, children)))
+        return f"{algorithm}:{spec.directory_digest(algorithm, dirs[''])}"
+    except spec.TreeError as e:
+        raise TreeWalkError(str(e)) from None

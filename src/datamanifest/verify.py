@@ -1,0 +1,156 @@
+"""Verification at rest and comparison of tree manifests (SCHEMA.md TREE-013, TREE-014).
+
+* :func:`verify_dataset` re-checks one materialized dataset: a folder against its latest
+  tree manifest (fast: re-hash only files whose size or mtime differ; full: re-hash all),
+  a file against its checksum (fast: skip when size and mtime match the marker).
+* :func:`diff_manifests` compares two tree manifests entry by entry.
+"""
+
+from __future__ import annotations
+
+import calendar
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import DataManifestError
+from .store import trees
+from .tree import iter_manifest_files, walk
+
+_RFC = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]00:00)$")
+
+
+def parse_time_ns(text: str | None) -> int | None:
+    """Nanoseconds since the epoch of a UTC RFC 3339 time (None when absent or not UTC)."""
+    if not text:
+        return None
+    m = _RFC.match(text)
+    if not m:
+        return None
+    y, mo, d, h, mi, s, frac, _ = m.groups()
+    sec = calendar.timegm((int(y), int(mo), int(d), int(h), int(mi), int(s)))
+    return sec * 1_000_000_000 + int((frac or "0").ljust(9, "0"))
+
+
+@dataclass
+class Differences:
+    """Entries that differ: paths added, removed and modified (content or type)."""
+
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    modified: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.removed or self.modified)
+
+    def lines(self) -> list[str]:
+        return ([f"added    {p}" for p in self.added] + [f"removed  {p}" for p in self.removed]
+                + [f"modified {p}" for p in self.modified])
+
+    def as_json(self) -> dict[str, list[str]]:
+        return {"added": self.added, "removed": self.removed, "modified": self.modified}
+
+
+def _rows(doc: dict[str, Any]) -> dict[str, tuple[Any, Any, Any]]:
+    """path -> (size, digest, type) of a manifest's files and links."""
+    out = {}
+    for path, row in iter_manifest_files(doc):
+        digest = row.get("digest", row.get("ETag"))
+        out[path] = (row.get("size"), digest.strip('"') if isinstance(digest, str) else digest,
+                     row.get("type", "file"))
+    return out
+
+
+def diff_manifests(a: dict[str, Any], b: dict[str, Any]) -> Differences:
+    """Entries of ``b`` added, removed or modified relative to ``a``."""
+    ra, rb = _rows(a), _rows(b)
+    d = Differences()
+    d.added = sorted(set(rb) - set(ra))
+    d.removed = sorted(set(ra) - set(rb))
+    d.modified = sorted(p for p in set(ra) & set(rb) if ra[p] != rb[p])
+    return d
+
+
+@dataclass
+class VerifyResult:
+    name: str
+    path: Path
+    kind: str  # "folder" or "file"
+    checksum: str
+    differences: Differences
+    rehashed: int = 0  # files read during verification
+
+    @property
+    def ok(self) -> bool:
+        return not self.differences
+
+    def as_json(self) -> dict[str, Any]:
+        return {"name": self.name, "path": str(self.path), "kind": self.kind, "ok": self.ok,
+                "checksum": self.checksum, "rehashed": self.rehashed,
+                **self.differences.as_json()}
+
+
+def verify_dataset(project, name: str, *, full: bool = False) -> VerifyResult:
+    """Verify one dataset at rest (TREE-014). Raises DataManifestError DM078 when absent."""
+    ds = project.dataset(name)
+    found = project.locate(name)
+    if found is None:
+        t = project.target(name)
+        raise DataManifestError(f"dataset {name!r} is {t.status()} at {t.path}", code="DM078",
+                                hint=f"run `datamanifest fetch {name}`")
+    path, _ = found
+    if path.is_dir():
+        return _verify_folder(project, name, ds, path, full)
+    return _verify_file(project, name, ds, path, full)
+
+
+def _verify_folder(project, name: str, ds, path: Path, full: bool) -> VerifyResult:
+    manifest_path = trees.latest(project.root, ds.derived_key)
+    if manifest_path is None:
+        raise DataManifestError(f"dataset {name!r} has no tree manifest to verify against",
+                                code="DM122", hint=f"run `datamanifest fetch --force {name}` once")
+    doc = json.loads(manifest_path.read_text(encoding="utf-8"))
+    algorithm = doc.get("algorithm", "tree-sha256")
+    known = None
+    if not full:
+        known = {}
+        for p, row in iter_manifest_files(doc):
+            t = parse_time_ns(row.get("lastModified"))
+            if t is not None and row.get("type") != "symlink":
+                known[p] = (row.get("size"), t, row.get("digest"))
+    counter = {"n": 0}
+    result = walk(path, algorithm, known=known, keep_files=True,
+                  on_bytes=lambda n: counter.__setitem__("n", counter["n"] + 1))
+    now = {"entries": {}}
+    for rel, (size, _mtime, digest, kind) in result.files.items():
+        node = now["entries"]
+        parts = rel.split("/")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = [size, None, digest, kind]
+    now["fields"] = ["size", "lastModified", "digest", "type"]
+    diffs = diff_manifests(doc, now)
+    return VerifyResult(name, path, "folder", result.checksum, diffs, counter["n"])
+
+
+def _verify_file(project, name: str, ds, path: Path, full: bool) -> VerifyResult:
+    from .fetch.stream import new_hasher
+    from .store.layout import Target
+
+    declared = ds.effective_checksum
+    marker = Target(path, False).read_marker()
+    expected = declared or marker.get("checksum", "")
+    st = path.stat()
+    if not full and marker.get("size") == st.st_size and marker.get("mtime_ns") == st.st_mtime_ns:
+        return VerifyResult(name, path, "file", expected, Differences(), 0)
+    algo, _, hexd = expected.partition(":") if expected else ("sha256", "", "")
+    h = new_hasher(algo)
+    with open(path, "rb") as f:
+        while chunk := f.read(1024 * 1024):
+            h.update(chunk)
+    diffs = Differences()
+    if expected and h.hexdigest() != hexd:
+        diffs.modified.append(path.name)
+    return VerifyResult(name, path, "file", f"{algo}:{h.hexdigest()}", diffs, 1)

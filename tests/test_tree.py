@@ -1,0 +1,246 @@
+"""Tree checksums and manifests on real folders (SCHEMA.md §20)."""
+
+from __future__ import annotations
+
+import io
+import re
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from datamanifest.tree import TreeWalkError, checksum_from_manifest, walk, write_manifest
+
+from .conftest import ROOT
+
+TREE_CASES = sorted((ROOT / "fixtures" / "tree").glob("*.json"))
+
+
+def materialize(entries: list[dict], root: Path) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    for e in entries:
+        p = root / e["path"].strip("/")
+        kind = e.get("type", "file")
+        if kind == "dir":
+            p.mkdir(parents=True, exist_ok=True)
+            continue
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if kind == "symlink":
+            os.symlink(e["target"], p)
+            continue
+        p.write_bytes(e.get("content", "").encode("utf-8"))
+        os.chmod(p, 0o755 if e.get("executable") else 0o644)
+
+
+@pytest.mark.parametrize("case", [c for c in TREE_CASES if "entries" in json.loads(c.read_text())["input"]],
+                         ids=lambda p: p.stem)
+def test_walker_matches_every_described_tree(case: Path, tmp_path: Path):
+    doc = json.loads(case.read_text(encoding="utf-8"))
+    root = tmp_path / "tree"
+    materialize(doc["input"]["entries"], root)
+    for algorithm, expected in doc["expected"].items():
+        if isinstance(expected, dict):
+            with pytest.raises(TreeWalkError) as exc:
+                walk(root, algorithm)
+            assert exc.value.code == expected["error"]
+            continue
+        assert walk(root, algorithm).checksum == expected
+        # the manifest written during the walk gives the same checksum back
+        buf = io.StringIO()
+        result = walk(root, algorithm, manifest=buf)
+        manifest = {"fields": ["size", "lastModified", "digest", "type"],
+                    "entries": json.loads(buf.getvalue())}
+        assert checksum_from_manifest(manifest, algorithm) == result.checksum == expected
+
+
+@pytest.mark.parametrize("case", [c for c in TREE_CASES if "symlink" not in c.read_text()
+                                  and "entries" in json.loads(c.read_text())["input"]],
+                         ids=lambda p: p.stem)
+def test_dandi_value_equals_zarr_checksum(case: Path, tmp_path: Path):
+    """Our dandi-zarr equals the reference implementation zarr-checksum on the same folder."""
+    from zarr_checksum import compute_zarr_checksum
+    from zarr_checksum.generators import yield_files_local
+
+    doc = json.loads(case.read_text(encoding="utf-8"))
+    root = tmp_path / "tree"
+    materialize(doc["input"]["entries"], root)
+    theirs = str(compute_zarr_checksum(yield_files_local(str(root))))
+    assert doc["expected"]["dandi-zarr"] == f"dandi-zarr:{theirs}"
+
+
+def test_control_marker_is_left_out_and_special_files_refused(tmp_path: Path):
+    root = tmp_path / "d"
+    materialize([{"path": "a.txt", "content": "a"}], root)
+    before = walk(root).checksum
+    (root / ".complete").write_text("{}")
+    assert walk(root).checksum == before
+    (root / "sub").mkdir()
+    (root / "sub" / ".complete").write_text("{}")  # only the root marker is a control file
+    assert walk(root).checksum != before
+    os.mkfifo(root / "pipe")
+    with pytest.raises(TreeWalkError) as exc:
+        walk(root)
+    assert exc.value.code == "DM120"
+
+
+def test_manifest_document_validates_and_is_stable(tmp_path: Path):
+    from datamanifest import schemas
+
+    root = tmp_path / "d"
+    materialize([{"path": "x/y.bin", "content": "1"}, {"path": "e", "type": "dir"},
+                 {"path": "l", "type": "symlink", "target": "x/y.bin"}], root)
+    out = tmp_path / "m.json"
+    r = write_manifest(root, out, "tree-sha256")
+    doc = json.loads(out.read_text())
+    assert schemas.validator("tree-manifest").is_valid(doc)
+    assert doc["checksum"] == r.checksum and doc["base"] == str(root.resolve())
+    assert doc["entries"]["e"] == {} and doc["entries"]["l"][3] == "symlink"
+    assert doc["statistics"]["entries"] == 2 and doc["statistics"]["depth"] == 1
+    assert checksum_from_manifest(doc) == r.checksum
+
+
+def test_dandi_manifest_is_a_valid_tree_manifest():
+    from datamanifest import schemas
+
+    doc = json.loads((ROOT / "fixtures" / "tree" / "dandi-manifest.json").read_text())["input"]["manifest"]
+    assert schemas.validator("tree-manifest").is_valid(doc)
+
+
+# -- folder datasets, verify, diff, versions ----------------------------------------------------------
+import tarfile  # noqa: E402
+
+from .conftest import run_cli  # noqa: E402
+from .conftest import write_manifest as write_dm  # noqa: E402
+
+
+def _archive_project(project: Path, files: dict[str, bytes], checksum: str = "") -> Path:
+    src = project / "src"
+    for rel, data in files.items():
+        p = src / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+    with tarfile.open(project / "pkg.tar.gz", "w:gz") as tf:
+        for rel in sorted(files):
+            tf.add(src / rel, arcname=f"pkg/{rel}")
+    line = f'checksum = "{checksum}"\n' if checksum else ""
+    write_dm(project, f'[pkg]\nuri = "pkg.tar.gz"\nextract = true\n{line}')
+    return project / "store" / "pkg"
+
+
+FILES = {"zarr.json": b'{"zarr_format":3}', "t/c/0/0": b"\x00" * 4096, "t/c/0/1": b"\x01" * 4096,
+         "t/c/1/0": b"\x02" * 100}
+
+
+def test_verify_catches_flip_truncation_addition_deletion(project: Path):
+    target = _archive_project(project, FILES)
+    assert run_cli("fetch", cwd=project).returncode == 0
+    assert run_cli("verify", cwd=project).returncode == 0
+    data = target / "pkg" / "t" / "c" / "0" / "0"
+    # a flipped byte with size and mtime restored: only --full sees it
+    st = data.stat()
+    blob = bytearray(data.read_bytes())
+    blob[100] ^= 0xFF
+    data.write_bytes(bytes(blob))
+    os.utime(data, ns=(st.st_atime_ns, st.st_mtime_ns))
+    fast = run_cli("verify", "--json", cwd=project)
+    assert fast.returncode == 0 and json.loads(fast.stdout)[0]["rehashed"] == 0
+    full = run_cli("verify", "--full", cwd=project)
+    assert full.returncode == 1 and "modified pkg/t/c/0/0" in full.stdout
+    # a flipped byte that changes the mtime: the fast mode re-hashes just that file
+    data.write_bytes(bytes(blob))
+    out = json.loads(run_cli("verify", "--json", cwd=project).stdout)[0]
+    assert out["modified"] == ["pkg/t/c/0/0"] and out["rehashed"] == 1
+    (target / "pkg" / "t" / "c" / "0" / "1").write_bytes(b"\x01" * 100)  # truncated
+    (target / "pkg" / "new.bin").write_bytes(b"new")  # added
+    (target / "pkg" / "t" / "c" / "1" / "0").unlink()  # deleted
+    proc = run_cli("verify", "--json", cwd=project)
+    assert proc.returncode == 1
+    out = json.loads(proc.stdout)[0]
+    assert out["added"] == ["pkg/new.bin"] and out["removed"] == ["pkg/t/c/1/0"]
+    assert out["modified"] == ["pkg/t/c/0/0", "pkg/t/c/0/1"]
+
+
+def test_file_dataset_verify(project: Path):
+    (project / "x.csv").write_text("a,b\n")
+    write_dm(project, '[x]\nuri = "x.csv"\n')
+    assert run_cli("fetch", cwd=project).returncode == 0
+    assert run_cli("verify", cwd=project).returncode == 0
+    (project / "store" / "x.csv").write_text("a,c\n")
+    proc = run_cli("verify", cwd=project)
+    assert proc.returncode == 1 and "DIFFERS" in proc.stdout
+
+
+@pytest.mark.covers("TREE-009")
+def test_wrong_tree_checksum_publishes_nothing(project: Path):
+    wrong = "tree-sha256:" + "0" * 64
+    _archive_project(project, FILES, wrong)
+    proc = run_cli("fetch", cwd=project)
+    assert proc.returncode == 1 and "DM070" in proc.stderr and "tree-sha256" in proc.stderr
+    assert not (project / "store" / "pkg").exists()
+    assert not list((project / "store").glob("*.tmp"))
+    trees_dir = project / ".datamanifest" / "trees"
+    assert not trees_dir.exists() or not [p for p in trees_dir.rglob("*") if p.is_file()]
+
+
+def test_declared_tree_checksum_verifies_and_dandi_too(project: Path, tmp_path: Path):
+    ref = tmp_path / "ref"
+    for rel, data in FILES.items():
+        p = ref / "pkg" / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+    expected = walk(ref, "dandi-zarr").checksum
+    _archive_project(project, FILES, expected)
+    proc = run_cli("fetch", "--json", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["datasets"][0]["checksum"] == expected
+
+
+def test_diff_and_versions(project: Path):
+    _archive_project(project, FILES)
+    assert run_cli("fetch", cwd=project).returncode == 0
+    m = (project / "datamanifest.toml").read_text()
+    first = re.search(r'checksum = "tree-sha256:([0-9a-f]+)"', m).group(1)
+    # a new upstream version: one chunk changed, one added
+    files2 = dict(FILES)
+    files2["t/c/0/0"] = b"\x09" * 4096
+    files2["t/c/2/0"] = b"new"
+    _archive_project(project, files2)
+    (project / "datamanifest.toml").write_text(m.replace(f"tree-sha256:{first}", ""))
+    assert run_cli("fetch", "--force", cwd=project).returncode == 0
+    vs = json.loads(run_cli("versions", "pkg", "--json", cwd=project).stdout)
+    assert len(vs) == 2 and [v["latest"] for v in vs] == [False, True]
+    proc = run_cli("diff", f"pkg@{first[:12]}", "pkg", "--json", cwd=project)
+    assert proc.returncode == 1
+    assert json.loads(proc.stdout) == {"added": ["pkg/t/c/2/0"], "removed": [],
+                                       "modified": ["pkg/t/c/0/0"]}
+    same = run_cli("diff", vs[1]["manifest"], vs[1]["manifest"])
+    assert same.returncode == 0
+
+
+def test_tree_command_writes_manifest(tmp_path: Path):
+    root = tmp_path / "store.zarr"
+    materialize([{"path": ".zgroup", "content": '{"zarr_format":2}'},
+                 {"path": "arr/0/0", "content": "hello"}, {"path": "arr/0/1", "content": "world!"}],
+                root)
+    out = tmp_path / "m.json"
+    proc = run_cli("tree", str(root), "-o", str(out), "--algorithm", "dandi-zarr")
+    assert proc.returncode == 0
+    assert proc.stdout.strip() == "dandi-zarr:86217024250758f681d489b1bd4e43ba-3--28"
+    doc = json.loads(out.read_text())
+    assert doc["statistics"]["zarrChecksum"] == "86217024250758f681d489b1bd4e43ba-3--28"
+    assert run_cli("tree", "s3://bucket/prefix").returncode == 1
+
+
+def test_uris_dataset_with_tree_checksum(http, served, project: Path):
+    (served / "t").mkdir()
+    (served / "t" / "1.bin").write_bytes(b"one")
+    (served / "t" / "2.bin").write_bytes(b"two")
+    write_dm(project, f'[tiles]\nuris = ["{http.url("t/1.bin")}", "{http.url("t/2.bin")}"]\n')
+    proc = run_cli("fetch", "--json", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    checksum = json.loads(proc.stdout)["datasets"][0]["checksum"]
+    assert checksum.startswith("tree-sha256:")
+    assert f'checksum = "{checksum}"' in (project / "datamanifest.toml").read_text()
+    assert run_cli("check", cwd=project).returncode == 0
+    assert run_cli("verify", cwd=project).returncode == 0
