@@ -244,3 +244,34 @@ def test_uris_dataset_with_tree_checksum(http, served, project: Path):
     assert f'checksum = "{checksum}"' in (project / "datamanifest.toml").read_text()
     assert run_cli("check", cwd=project).returncode == 0
     assert run_cli("verify", cwd=project).returncode == 0
+
+
+def test_tree_output_to_a_fifo_is_not_replaced(tmp_path: Path):
+    import stat as st_mod
+    import threading
+
+    root = tmp_path / "d"
+    materialize([{"path": "a", "content": "a"}], root)
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()))
+    reader.start()
+    proc = run_cli("tree", str(root), "-o", str(fifo))
+    reader.join(timeout=30)
+    assert proc.returncode == 0
+    assert st_mod.S_ISFIFO(fifo.lstat().st_mode)  # still a FIFO, never renamed over
+    assert json.loads(got[0])["checksum"] == proc.stdout.strip()
+
+
+def test_atomic_write_keeps_a_symlinked_manifest_a_symlink(tmp_path: Path):
+    from datamanifest.store.atomic import write_text
+
+    real = tmp_path / "real.toml"
+    real.write_text("a = 1\n")
+    link = tmp_path / "datamanifest.toml"
+    link.symlink_to(real)
+    write_text(link, "a = 2\n")
+    assert link.is_symlink() and real.read_text() == "a = 2\n"
+    with pytest.raises(IsADirectoryError):
+        write_text(tmp_path, "x")

@@ -11,10 +11,12 @@ memory is bounded by depth x fan-out, not by the number of entries.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 import json
 import os
 import stat
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -37,10 +39,40 @@ class TreeWalkError(DataManifestError):
     code = "DM120"
 
 
-def hash_file(path: str, algorithm: str) -> tuple[str, int]:
-    """(hex digest, size in bytes) of a file, read in 1 MiB blocks."""
-    h = hashlib.new(algorithm) if algorithm != "md5" else hashlib.md5(usedforsecurity=False)
-    buf = bytearray(READ)
+#: files up to this size are read in one call and hashed in the walking thread
+SMALL = 1024 * 1024  # bytes
+#: fewest small files sent to a worker process at once
+MIN_CHUNK = 16
+
+
+def _hash_small(paths: list[str], algorithm: str) -> list[tuple[str, int]]:
+    """Worker-process side: (digest, size) of small files read in one call each."""
+    out = []
+    for p in paths:
+        with open(p, "rb", buffering=0) as f:
+            data = f.read()
+        h = _new(algorithm)
+        h.update(data)
+        out.append((h.hexdigest(), len(data)))
+    return out
+_local = threading.local()
+
+
+def _new(algorithm: str):
+    return hashlib.md5(usedforsecurity=False) if algorithm == "md5" else hashlib.new(algorithm)
+
+
+def hash_file(path: str, algorithm: str, size_hint: int | None = None) -> tuple[str, int]:
+    """(hex digest, size in bytes) of a file: one read when small, else 1 MiB blocks."""
+    h = _new(algorithm)
+    if size_hint is not None and size_hint <= SMALL:
+        with open(path, "rb", buffering=0) as f:
+            data = f.read()
+        h.update(data)
+        return h.hexdigest(), len(data)
+    buf = getattr(_local, "buf", None)
+    if buf is None:
+        buf = _local.buf = bytearray(READ)  # one buffer per thread, reused
     view = memoryview(buf)
     size = 0
     with open(path, "rb", buffering=0) as f:
@@ -50,11 +82,15 @@ def hash_file(path: str, algorithm: str) -> tuple[str, int]:
     return h.hexdigest(), size
 
 
+@functools.lru_cache(maxsize=4096)
+def _second(sec: int) -> str:
+    return _dt.datetime.fromtimestamp(sec, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+
+
 def rfc3339_ns(mtime_ns: int) -> str:
     """``YYYY-MM-DDTHH:MM:SS.nnnnnnnnn+00:00`` (UTC, nanoseconds) of an mtime."""
     sec, ns = divmod(mtime_ns, 1_000_000_000)
-    base = _dt.datetime.fromtimestamp(sec, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{base}.{ns:09d}+00:00"
+    return f"{_second(sec)}.{ns:09d}+00:00"
 
 
 @dataclass
@@ -106,7 +142,9 @@ class _Writer:
 
     def leaf(self, name: str, row: list, level: int) -> None:
         self._sep(level)
-        self.out.write(f"{json.dumps(name)}: {json.dumps(row, separators=(', ', ': '))}")
+        size, when, digest, kind = row  # hex digests, times and kinds need no escaping
+        digest_text = json.dumps(digest) if kind == "symlink" else f'"{digest}"'
+        self.out.write(f'{json.dumps(name)}: [{size}, "{when}", {digest_text}, "{kind}"]')
 
     def _sep(self, level: int) -> None:
         if self.first[-1]:
@@ -120,7 +158,7 @@ class _Writer:
 def walk(root: str | Path, algorithm: str = spec.DEFAULT_ALGORITHM, *, jobs: int | None = None,
          manifest: IO[str] | None = None, exclude_root: Iterable[str] = CONTROL_NAMES,
          keep_files: bool = False, known: dict[str, tuple[int, int, str]] | None = None,
-         on_bytes: Callable[[int], None] | None = None) -> WalkResult:
+         on_bytes: Callable[[int], None] | None = None, processes: bool = False) -> WalkResult:
     """Checksum the folder ``root`` (TREE-001..TREE-005) and optionally write its manifest.
 
     ``manifest``: a text stream receiving the ``entries`` JSON object (see
@@ -128,6 +166,9 @@ def walk(root: str | Path, algorithm: str = spec.DEFAULT_ALGORITHM, *, jobs: int
     root (the completion marker by default). ``keep_files``: record ``path -> (size,
     mtime_ns, digest, type)`` in the result (for ``verify``). ``known``: ``path -> (size,
     mtime_ns, digest)``; a file whose size and mtime match is not re-read (fast verify).
+    ``processes``: hash small files in ``jobs`` forked worker processes (many small files
+    are bound by the interpreter, not the disk); only for callers with no other threads
+    running, such as the ``tree`` command.
     Raises :class:`TreeWalkError` (DM120) for special files or non-UTF-8 names.
     """
     leaf_algo = spec.leaf_algorithm(algorithm)
@@ -136,30 +177,61 @@ def walk(root: str | Path, algorithm: str = spec.DEFAULT_ALGORITHM, *, jobs: int
     result = WalkResult(algorithm, "")
     writer = _Writer(manifest) if manifest is not None else None
     workers = jobs or min(8, (os.cpu_count() or 2))
+    procs = None
+    if processes and workers > 1 and hasattr(os, "fork"):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # created before any thread of ours exists, so forking is safe
+        procs = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+    try:
+        return _walk(root, algorithm, leaf_algo, exclude, result, writer, workers, procs, known,
+                     keep_files, on_bytes)
+    finally:
+        if procs is not None:
+            procs.shutdown()
+
+
+#: sibling folders listed and submitted for hashing ahead of the one being written
+LOOKAHEAD = 8
+
+
+@dataclass
+class _Prepared:
+    """A listed folder whose file digests are already being computed."""
+
+    path: str
+    rel: str
+    name: str | None
+    files: list  # (rel, path, stat, kind, target), name order
+    subdirs: list  # (rel, path, name), name order
+    digests: list  # per file: a Future, a (digest, size) pair, or None (symlink)
+
+
+def _walk(root, algorithm, leaf_algo, exclude, result, writer, workers, procs, known, keep_files,
+          on_bytes) -> WalkResult:
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dm-tree") as pool:
 
-        def digest_of(item: tuple[str, str, os.stat_result]) -> tuple[str, int]:
-            rel, path, st = item
+        def cached(rel: str, st: os.stat_result) -> tuple[str, int] | None:
             if known is not None:
                 k = known.get(rel)
                 if k is not None and k[0] == st.st_size and k[1] == st.st_mtime_ns:
                     return k[2], st.st_size
-            digest, size = hash_file(path, leaf_algo)
-            if on_bytes is not None:
-                on_bytes(size)
-            return digest, size
+            return None
 
-        def visit(path: str, rel: str, name: str | None, level: int) -> spec.Child:
+        def hash_one(path: str, size: int) -> tuple[str, int]:
+            r = hash_file(path, leaf_algo, size)
+            if on_bytes is not None:
+                on_bytes(r[1])
+            return r
+
+        def prepare(path: str, rel: str, name: str | None, level: int) -> _Prepared:
             try:
                 with os.scandir(path) as it:
                     items = sorted(it, key=lambda e: e.name.encode("utf-8", "surrogateescape"))
             except OSError as e:
                 raise TreeWalkError(f"cannot list {path}: {e.strerror}") from None
-            if writer is not None:
-                writer.open_dir(name, level)
-            children: list[spec.Child] = []
-            files: list[tuple[str, str, os.stat_result, str, str]] = []
-            subdirs: list[tuple[str, str, str]] = []
+            files, subdirs = [], []
             for entry in items:
                 ename = entry.name
                 try:
@@ -181,20 +253,71 @@ def walk(root: str | Path, algorithm: str = spec.DEFAULT_ALGORITHM, *, jobs: int
                 else:
                     raise TreeWalkError(f"{entry.path!r} is a device, FIFO or socket; a tree "
                                         "checksum covers files, links and folders (TREE-006)")
-            regular = [(r, p, s) for r, p, s, k, _ in files if k != "symlink"]
-            digests = iter(pool.map(digest_of, regular)) if regular else iter(())
-            # merge files and folders in name order for the manifest
-            order = sorted([(f[0].rsplit("/", 1)[-1], "f", f) for f in files] +
-                           [(d[2], "d", d) for d in subdirs],
+            digests: list = [None] * len(files)
+            small: list[int] = []
+            for k, (erel, epath, st, kind, _) in enumerate(files):
+                if kind == "symlink":
+                    continue
+                hit = cached(erel, st)
+                if hit is not None:
+                    digests[k] = hit
+                elif st.st_size > SMALL:
+                    digests[k] = pool.submit(hash_one, epath, st.st_size)
+                else:
+                    small.append(k)
+            if procs is not None and len(small) >= MIN_CHUNK:
+                n = max(MIN_CHUNK, -(-len(small) // workers))
+                for c in range(0, len(small), n):
+                    chunk = small[c:c + n]
+                    fut = procs.submit(_hash_small, [files[k][1] for k in chunk], leaf_algo)
+                    for pos, k in enumerate(chunk):
+                        digests[k] = (fut, pos)
+            else:
+                for k in small:
+                    digests[k] = ("inline",)
+            return _Prepared(path, rel, name, files, subdirs, digests)
+
+        def digest_at(prep: _Prepared, k: int) -> tuple[str, int]:
+            d = prep.digests[k]
+            if isinstance(d, tuple) and len(d) == 2 and isinstance(d[1], int) and \
+                    not hasattr(d[0], "result"):
+                return d
+            if isinstance(d, tuple) and d == ("inline",):
+                return hash_one(prep.files[k][1], prep.files[k][2].st_size)
+            if isinstance(d, tuple):  # (process future, position)
+                r = d[0].result()[d[1]]
+                if on_bytes is not None:
+                    on_bytes(r[1])
+                return r
+            return d.result()
+
+        def visit(prep: _Prepared, level: int) -> spec.Child:
+            if writer is not None:
+                writer.open_dir(prep.name, level)
+            children: list[spec.Child] = []
+            # subfolders are prepared ahead, at most LOOKAHEAD at a time (bounded memory)
+            ahead: dict[int, _Prepared] = {}
+            next_to_prepare = 0
+
+            def fill(upto: int) -> None:
+                nonlocal next_to_prepare
+                while next_to_prepare < min(upto, len(prep.subdirs)):
+                    srel, spath, sname = prep.subdirs[next_to_prepare]
+                    ahead[next_to_prepare] = prepare(spath, srel, sname, level + 1)
+                    next_to_prepare += 1
+
+            fill(LOOKAHEAD)
+            order = sorted([(f[0].rsplit("/", 1)[-1], 0, k) for k, f in enumerate(prep.files)] +
+                           [(d[2], 1, k) for k, d in enumerate(prep.subdirs)],
                            key=lambda t: t[0].encode("utf-8"))
-            for ename, what, item in order:
-                if what == "f":
-                    erel, epath, st, kind, target = item
+            for ename, what, k in order:
+                if what == 0:
+                    erel, epath, st, kind, target = prep.files[k]
                     if kind == "symlink":
                         child = spec.Child(ename, "symlink", target=target)
                         row = [0, rfc3339_ns(st.st_mtime_ns), target, "symlink"]
                     else:
-                        digest, size = next(digests)
+                        digest, size = digest_at(prep, k)
                         child = spec.Child(ename, kind, digest, size)
                         row = [size, rfc3339_ns(st.st_mtime_ns), digest, kind]
                         result.total_size += size
@@ -208,24 +331,26 @@ def walk(root: str | Path, algorithm: str = spec.DEFAULT_ALGORITHM, *, jobs: int
                     if writer is not None:
                         writer.leaf(ename, row, level)
                 else:
-                    erel, epath, dname = item
-                    children.append(visit(epath, erel, dname, level + 1))
+                    fill(k + 1 + LOOKAHEAD)
+                    children.append(visit(ahead.pop(k), level + 1))
             if writer is not None:
                 writer.close_dir(level)
             try:
                 digest = spec.directory_digest(algorithm, children)
             except spec.TreeError as e:
-                raise TreeWalkError(f"{path}: {e}") from None
-            return spec.Child(name or "", "dir", digest, spec.directory_size(algorithm, children))
+                raise TreeWalkError(f"{prep.path}: {e}") from None
+            return spec.Child(prep.name or "", "dir", digest,
+                              spec.directory_size(algorithm, children))
 
-        top = visit(root, "", None, 0)
+        top = visit(prepare(root, "", None, 0), 0)
     result.value = top.digest
     return result
 
 
 def write_manifest(root: str | Path, out_path: str | Path | None, algorithm: str, *,
                    base: str | None = None, jobs: int | None = None,
-                   on_bytes: Callable[[int], None] | None = None) -> WalkResult:
+                   on_bytes: Callable[[int], None] | None = None,
+                   processes: bool = False) -> WalkResult:
     """Write the tree manifest of ``root`` to ``out_path`` (atomically; ``None``: stdout).
 
     The document: ``schemaVersion`` 2, ``fields``, ``entries`` (streamed), ``statistics``,
@@ -238,6 +363,10 @@ def write_manifest(root: str | Path, out_path: str | Path | None, algorithm: str
     if out_path is None:
         out = sys.stdout
         tmp = None
+    elif Path(out_path).exists() and not Path(out_path).is_file():
+        # a device or FIFO (e.g. /dev/null): write to it, never rename over it
+        out = open(out_path, "w", encoding="utf-8")
+        tmp = None
     else:
         out_path = Path(out_path)
         out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -246,7 +375,8 @@ def write_manifest(root: str | Path, out_path: str | Path | None, algorithm: str
     try:
         out.write('{\n "schemaVersion": 2,\n "fields": ' + json.dumps(LOCAL_FIELDS) +
                   ',\n "entries": ')
-        result = walk(root, algorithm, jobs=jobs, manifest=out, on_bytes=on_bytes)
+        result = walk(root, algorithm, jobs=jobs, manifest=out, on_bytes=on_bytes,
+                      processes=processes)
         out.write(',\n "statistics": ' + json.dumps(result.statistics()) +
                   ',\n "algorithm": ' + json.dumps(algorithm) +
                   ',\n "checksum": ' + json.dumps(result.checksum) +
@@ -257,6 +387,8 @@ def write_manifest(root: str | Path, out_path: str | Path | None, algorithm: str
             out.close()
             os.replace(tmp, out_path)
             tmp = None
+        elif out is not sys.stdout:
+            out.close()
     finally:
         if tmp is not None:
             out.close()

@@ -449,7 +449,8 @@ def tree_cmd(path: str, output: Path | None, algorithm: str, jobs: int | None, q
         progress = RichProgress()
         task = progress.start(f"hashing {root.name}", None)
     try:
-        result = write_manifest(root, output, algorithm, jobs=jobs,
+        # worker processes only when no thread of ours runs (no progress bar thread)
+        result = write_manifest(root, output, algorithm, jobs=jobs, processes=progress is None,
                                 on_bytes=(lambda n: progress.advance(task, n)) if progress else None)
     finally:
         if progress:

@@ -26,7 +26,9 @@ def write_bytes(path: str | Path, data: bytes, *, mode: int | None = None) -> No
 
     Keeps the permission bits of an existing file unless ``mode`` is given.
     """
-    path = Path(path)
+    path = Path(os.path.realpath(path))  # a symlinked file stays a symlink; its target changes
+    if path.exists() and not path.is_file():
+        raise IsADirectoryError(f"{path} is not a regular file; refusing to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
     if mode is None:
         try:
