@@ -14,6 +14,7 @@ import datetime as _dt
 import functools
 import hashlib
 import json
+import operator
 import os
 import stat
 import threading
@@ -41,23 +42,7 @@ class TreeWalkError(DataManifestError):
 
 #: files up to this size are read in one call and hashed in the walking thread
 SMALL = 1024 * 1024  # bytes
-#: fewest small files sent to a worker process at once
-MIN_CHUNK = 16
-
-
-def _hash_small(paths: list[str], algorithm: str) -> list[tuple[str, int]]:
-    """Worker-process side: (digest, size) of small files read in one call each."""
-    out = []
-    for p in paths:
-        with open(p, "rb", buffering=0) as f:
-            data = f.read()
-        h = _new(algorithm)
-        h.update(data)
-        out.append((h.hexdigest(), len(data)))
-    return out
 _local = threading.local()
-
-
 def _new(algorithm: str):
     return hashlib.md5(usedforsecurity=False) if algorithm == "md5" else hashlib.new(algorithm)
 
@@ -140,11 +125,9 @@ class _Writer:
             self.out.write("\n" + " " * (level + 1))
         self.out.write("}")
 
-    def leaf(self, name: str, row: list, level: int) -> None:
+    def raw_leaf(self, text: str, level: int) -> None:
         self._sep(level)
-        size, when, digest, kind = row  # hex digests, times and kinds need no escaping
-        digest_text = json.dumps(digest) if kind == "symlink" else f'"{digest}"'
-        self.out.write(f'{json.dumps(name)}: [{size}, "{when}", {digest_text}, "{kind}"]')
+        self.out.write(text)
 
     def _sep(self, level: int) -> None:
         if self.first[-1]:
@@ -177,6 +160,8 @@ def walk(root: str | Path, algorithm: str = spec.DEFAULT_ALGORITHM, *, jobs: int
     result = WalkResult(algorithm, "")
     writer = _Writer(manifest) if manifest is not None else None
     workers = jobs or min(8, (os.cpu_count() or 2))
+    global _KNOWN
+    _KNOWN = known  # read by _scan, in this process or in forked workers
     procs = None
     if processes and workers > 1 and hasattr(os, "fork"):
         import multiprocessing
@@ -188,161 +173,159 @@ def walk(root: str | Path, algorithm: str = spec.DEFAULT_ALGORITHM, *, jobs: int
         return _walk(root, algorithm, leaf_algo, exclude, result, writer, workers, procs, known,
                      keep_files, on_bytes)
     finally:
+        _KNOWN = None
         if procs is not None:
             procs.shutdown()
 
 
 #: sibling folders listed and submitted for hashing ahead of the one being written
 LOOKAHEAD = 8
+_by_name = operator.attrgetter("name")
+#: path -> (size, mtime_ns, digest) known to be right (fast verify); set before forking
+_KNOWN: dict[str, tuple[int, int, str]] | None = None
 
 
-@dataclass
-class _Prepared:
-    """A listed folder whose file digests are already being computed."""
+def _leaf_text(name: str, size: int, when: str, digest: str, kind: str) -> str:
+    quoted = json.dumps(name) if not name.isascii() or '"' in name or "\\" in name or \
+        not name.isprintable() else f'"{name}"'
+    digest_text = json.dumps(digest) if kind == "symlink" else f'"{digest}"'
+    return f'{quoted}: [{size}, "{when}", {digest_text}, "{kind}"]'
 
-    path: str
-    rel: str
-    name: str | None
-    files: list  # (rel, path, stat, kind, target), name order
-    subdirs: list  # (rel, path, name), name order
-    digests: list  # per file: a Future, a (digest, size) pair, or None (symlink)
+
+def _scan(path: str, rel: str, at_root: bool, exclude: frozenset, leaf_algo: str) -> list:
+    """List one folder in name order; hash its small files (worker side).
+
+    Returns ``(name, kind, data)`` per entry: files and links carry
+    ``[size, mtime_ns, digest|None, kind, rel, path, leaf text|None]`` (big files come
+    back with ``digest`` None, hashed by the caller); folders carry ``(rel, path)``.
+    Raises TreeWalkError for special files and non-UTF-8 names (TREE-006).
+    """
+    try:
+        with os.scandir(path) as it:
+            items = sorted(it, key=_by_name)  # str order = code points = UTF-8 byte order
+    except OSError as e:
+        raise TreeWalkError(f"cannot list {path}: {e.strerror}") from None
+    out = []
+    known = _KNOWN
+    for entry in items:
+        name = entry.name
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            raise TreeWalkError(f"{entry.path!r}: file names must be UTF-8 (TREE-006)") from None
+        if at_root and name in exclude:
+            continue
+        erel = f"{rel}/{name}" if rel else name
+        st = entry.stat(follow_symlinks=False)
+        mode = st.st_mode
+        if stat.S_ISDIR(mode):
+            out.append((name, "dir", (erel, entry.path)))
+            continue
+        if stat.S_ISLNK(mode):
+            target = os.readlink(entry.path)
+            when = rfc3339_ns(st.st_mtime_ns)
+            out.append((name, "symlink", [0, st.st_mtime_ns, target, "symlink", erel, entry.path,
+                                          _leaf_text(name, 0, when, target, "symlink"), False]))
+            continue
+        if not stat.S_ISREG(mode):
+            raise TreeWalkError(f"{entry.path!r} is a device, FIFO or socket; a tree checksum "
+                                "covers files, links and folders (TREE-006)")
+        kind = "exec" if mode & stat.S_IXUSR else "file"
+        size = st.st_size
+        digest = None
+        hashed = False
+        hit = known.get(erel) if known is not None else None
+        if hit is not None and hit[0] == size and hit[1] == st.st_mtime_ns:
+            digest = hit[2]
+        elif size <= SMALL:
+            with open(entry.path, "rb", buffering=0) as f:
+                data = f.read()
+            h = _new(leaf_algo)
+            h.update(data)
+            digest, size, hashed = h.hexdigest(), len(data), True
+        text = _leaf_text(name, size, rfc3339_ns(st.st_mtime_ns), digest, kind) \
+            if digest is not None else None
+        out.append((name, kind, [size, st.st_mtime_ns, digest, kind, erel, entry.path, text,
+                                 hashed]))
+    return out
 
 
 def _walk(root, algorithm, leaf_algo, exclude, result, writer, workers, procs, known, keep_files,
           on_bytes) -> WalkResult:
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dm-tree") as pool:
+        scanner = procs if procs is not None else pool
 
-        def cached(rel: str, st: os.stat_result) -> tuple[str, int] | None:
-            if known is not None:
-                k = known.get(rel)
-                if k is not None and k[0] == st.st_size and k[1] == st.st_mtime_ns:
-                    return k[2], st.st_size
-            return None
-
-        def hash_one(path: str, size: int) -> tuple[str, int]:
+        def hash_big(path: str, size: int) -> tuple[str, int]:
             r = hash_file(path, leaf_algo, size)
             if on_bytes is not None:
                 on_bytes(r[1])
             return r
 
-        def prepare(path: str, rel: str, name: str | None, level: int) -> _Prepared:
+        def submit(path: str, rel: str, at_root: bool):
+            return scanner.submit(_scan, path, rel, at_root, exclude, leaf_algo)
+
+        def visit(scan_future, name: str | None, path: str, level: int) -> spec.Child:
             try:
-                with os.scandir(path) as it:
-                    items = sorted(it, key=lambda e: e.name.encode("utf-8", "surrogateescape"))
-            except OSError as e:
-                raise TreeWalkError(f"cannot list {path}: {e.strerror}") from None
-            files, subdirs = [], []
-            for entry in items:
-                ename = entry.name
-                try:
-                    ename.encode("utf-8")
-                except UnicodeEncodeError:
-                    raise TreeWalkError(f"{entry.path!r}: file names must be UTF-8 (TREE-006)") \
-                        from None
-                if level == 0 and ename in exclude:
-                    continue
-                erel = f"{rel}/{ename}" if rel else ename
-                st = entry.stat(follow_symlinks=False)
-                if stat.S_ISLNK(st.st_mode):
-                    files.append((erel, entry.path, st, "symlink", os.readlink(entry.path)))
-                elif stat.S_ISDIR(st.st_mode):
-                    subdirs.append((erel, entry.path, ename))
-                elif stat.S_ISREG(st.st_mode):
-                    kind = "exec" if st.st_mode & stat.S_IXUSR else "file"
-                    files.append((erel, entry.path, st, kind, ""))
-                else:
-                    raise TreeWalkError(f"{entry.path!r} is a device, FIFO or socket; a tree "
-                                        "checksum covers files, links and folders (TREE-006)")
-            digests: list = [None] * len(files)
-            small: list[int] = []
-            for k, (erel, epath, st, kind, _) in enumerate(files):
-                if kind == "symlink":
-                    continue
-                hit = cached(erel, st)
-                if hit is not None:
-                    digests[k] = hit
-                elif st.st_size > SMALL:
-                    digests[k] = pool.submit(hash_one, epath, st.st_size)
-                else:
-                    small.append(k)
-            if procs is not None and len(small) >= MIN_CHUNK:
-                n = max(MIN_CHUNK, -(-len(small) // workers))
-                for c in range(0, len(small), n):
-                    chunk = small[c:c + n]
-                    fut = procs.submit(_hash_small, [files[k][1] for k in chunk], leaf_algo)
-                    for pos, k in enumerate(chunk):
-                        digests[k] = (fut, pos)
-            else:
-                for k in small:
-                    digests[k] = ("inline",)
-            return _Prepared(path, rel, name, files, subdirs, digests)
+                entries = scan_future.result()
+            except TreeWalkError:
+                raise
+            if on_bytes is not None:
+                for _, kind, data in entries:
+                    if kind != "dir" and data[7]:
+                        on_bytes(data[0])
+            # big files: one task each on the thread pool
+            big = {i: pool.submit(hash_big, data[5], data[0]) for i, (_, kind, data)
+                   in enumerate(entries) if kind in ("file", "exec") and data[2] is None}
+            # subfolders: scanned ahead, at most LOOKAHEAD at a time (bounded memory)
+            dirs = [i for i, e in enumerate(entries) if e[1] == "dir"]
+            ahead: dict[int, Any] = {}
+            pos = 0
 
-        def digest_at(prep: _Prepared, k: int) -> tuple[str, int]:
-            d = prep.digests[k]
-            if isinstance(d, tuple) and len(d) == 2 and isinstance(d[1], int) and \
-                    not hasattr(d[0], "result"):
-                return d
-            if isinstance(d, tuple) and d == ("inline",):
-                return hash_one(prep.files[k][1], prep.files[k][2].st_size)
-            if isinstance(d, tuple):  # (process future, position)
-                r = d[0].result()[d[1]]
-                if on_bytes is not None:
-                    on_bytes(r[1])
-                return r
-            return d.result()
-
-        def visit(prep: _Prepared, level: int) -> spec.Child:
-            if writer is not None:
-                writer.open_dir(prep.name, level)
-            children: list[spec.Child] = []
-            # subfolders are prepared ahead, at most LOOKAHEAD at a time (bounded memory)
-            ahead: dict[int, _Prepared] = {}
-            next_to_prepare = 0
-
-            def fill(upto: int) -> None:
-                nonlocal next_to_prepare
-                while next_to_prepare < min(upto, len(prep.subdirs)):
-                    srel, spath, sname = prep.subdirs[next_to_prepare]
-                    ahead[next_to_prepare] = prepare(spath, srel, sname, level + 1)
-                    next_to_prepare += 1
+            def fill(limit: int) -> None:
+                nonlocal pos
+                while pos < min(limit, len(dirs)):
+                    i = dirs[pos]
+                    ahead[i] = submit(entries[i][2][1], entries[i][2][0], False)
+                    pos += 1
 
             fill(LOOKAHEAD)
-            order = sorted([(f[0].rsplit("/", 1)[-1], 0, k) for k, f in enumerate(prep.files)] +
-                           [(d[2], 1, k) for k, d in enumerate(prep.subdirs)],
-                           key=lambda t: t[0].encode("utf-8"))
-            for ename, what, k in order:
-                if what == 0:
-                    erel, epath, st, kind, target = prep.files[k]
-                    if kind == "symlink":
-                        child = spec.Child(ename, "symlink", target=target)
-                        row = [0, rfc3339_ns(st.st_mtime_ns), target, "symlink"]
-                    else:
-                        digest, size = digest_at(prep, k)
-                        child = spec.Child(ename, kind, digest, size)
-                        row = [size, rfc3339_ns(st.st_mtime_ns), digest, kind]
-                        result.total_size += size
-                        if result.last_modified_ns is None or st.st_mtime_ns > result.last_modified_ns:
-                            result.last_modified_ns = st.st_mtime_ns
-                    result.entries += 1
-                    result.depth = max(result.depth, level)
-                    if keep_files:
-                        result.files[erel] = (row[0], st.st_mtime_ns, row[2], kind)
-                    children.append(child)
-                    if writer is not None:
-                        writer.leaf(ename, row, level)
+            if writer is not None:
+                writer.open_dir(name, level)
+            children: list[spec.Child] = []
+            seen_dirs = 0
+            for i, (ename, kind, data) in enumerate(entries):
+                if kind == "dir":
+                    seen_dirs += 1
+                    fill(seen_dirs + LOOKAHEAD)
+                    children.append(visit(ahead.pop(i), ename, data[1], level + 1))
+                    continue
+                size, mtime_ns, digest, _, erel, _, text, _ = data
+                if kind == "symlink":
+                    children.append(spec.Child(ename, "symlink", target=digest))
                 else:
-                    fill(k + 1 + LOOKAHEAD)
-                    children.append(visit(ahead.pop(k), level + 1))
+                    if digest is None:
+                        digest, size = big[i].result()
+                        text = _leaf_text(ename, size, rfc3339_ns(mtime_ns), digest, kind)
+                    children.append(spec.Child(ename, kind, digest, size))
+                    result.total_size += size
+                    if result.last_modified_ns is None or mtime_ns > result.last_modified_ns:
+                        result.last_modified_ns = mtime_ns
+                result.entries += 1
+                if level > result.depth:
+                    result.depth = level
+                if keep_files:
+                    result.files[erel] = (size, mtime_ns, digest, kind)
+                if writer is not None:
+                    writer.raw_leaf(text, level)
             if writer is not None:
                 writer.close_dir(level)
             try:
                 digest = spec.directory_digest(algorithm, children)
             except spec.TreeError as e:
-                raise TreeWalkError(f"{prep.path}: {e}") from None
-            return spec.Child(prep.name or "", "dir", digest,
-                              spec.directory_size(algorithm, children))
+                raise TreeWalkError(f"{path}: {e}") from None
+            return spec.Child(name or "", "dir", digest, spec.directory_size(algorithm, children))
 
-        top = visit(prepare(root, "", None, 0), 0)
+        top = visit(submit(root, "", True), None, root, 0)
     result.value = top.digest
     return result
 
