@@ -275,3 +275,34 @@ def test_atomic_write_keeps_a_symlinked_manifest_a_symlink(tmp_path: Path):
     assert link.is_symlink() and real.read_text() == "a = 2\n"
     with pytest.raises(IsADirectoryError):
         write_text(tmp_path, "x")
+
+
+def test_tree_of_a_versioned_s3_prefix_equals_the_local_tree(s3_endpoint, tmp_path: Path):
+    import boto3
+
+    from datamanifest import schemas
+
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="zarrs")
+    s3.put_bucket_versioning(Bucket="zarrs", VersioningConfiguration={"Status": "Enabled"})
+    files = {".zgroup": b'{"zarr_format":2}', "arr/0/0": b"hello", "arr/0/1": b"world!",
+             "arr/.zarray": b"{}", "été/x": b"unicode"}
+    s3.put_object(Bucket="zarrs", Key="store-1/arr/0/0", Body=b"an older version")
+    for rel, data in files.items():
+        s3.put_object(Bucket="zarrs", Key=f"store-1/{rel}", Body=data)
+    s3.put_object(Bucket="zarrs", Key="store-2/other", Body=b"not in the prefix")
+    local = tmp_path / "local"
+    materialize([{"path": k, "content": v.decode()} for k, v in files.items()], local)
+    for algorithm in ("dandi-zarr", "tree-sha256"):
+        out = tmp_path / f"{algorithm}.json"
+        proc = run_cli("tree", "s3://zarrs/store-1", "-a", algorithm, "-o", str(out))
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.strip() == walk(local, algorithm).checksum
+        doc = json.loads(out.read_text())
+        assert schemas.validator("tree-manifest").is_valid(doc)
+        assert doc["base"] == "s3://zarrs/store-1" and doc["statistics"]["entries"] == 5
+        assert checksum_from_manifest(doc, algorithm) == doc["checksum"]
+    latest = s3.list_object_versions(Bucket="zarrs", Prefix="store-1/arr/0/0")["Versions"]
+    current = [v["VersionId"] for v in latest if v["IsLatest"]][0]
+    row = json.loads((tmp_path / "dandi-zarr.json").read_text())["entries"]["arr"]["0"]["0"]
+    assert row[0] == current and row[2] == 5 and row[3] == "5d41402abc4b2a76b9719d911017c592"

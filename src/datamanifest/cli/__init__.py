@@ -435,10 +435,23 @@ def tree_cmd(path: str, output: Path | None, algorithm: str, jobs: int | None, q
     """
     from ..tree import write_manifest
 
+    if path.startswith("s3://"):
+        from ..store.atomic import write_text
+        from ..tree import s3_manifest
+
+        doc = s3_manifest(path, algorithm, jobs=jobs or 8)
+        text = json.dumps(doc, indent=1, ensure_ascii=False) + "\n"
+        if output is None:
+            click.echo(text, nl=False)
+            click.echo(doc["checksum"], err=True)
+        else:
+            write_text(output, text)
+            click.echo(doc["checksum"])
+        return
     if "://" in path and not path.startswith("file://"):
         scheme = path.split("://", 1)[0]
-        raise DataManifestError(f"listing {scheme}:// prefixes is not supported yet", code="DM072",
-                                hint="object-store tree manifests are on the ROADMAP (issue #5)")
+        raise DataManifestError(f"listing {scheme}:// prefixes is not supported", code="DM072",
+                                hint="supported: local folders and s3:// (with boto3)")
     root = Path(path[len("file://"):] if path.startswith("file://") else path)
     if not root.is_dir():
         raise DataManifestError(f"{root} is not a folder", code="DM074")
