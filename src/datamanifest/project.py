@@ -122,7 +122,8 @@ class Project:
         except ResolutionError as e:
             raise ManifestError(f"dataset {name!r}: {e}", code=e.code, file=str(self.manifest_path),
                                 hint="define the symbol in [_STORAGE] or set the variable") from None
-        return Target(Path(path), ds.extract or bool(ds.uris))
+        # a fetcher may have written a folder (LAD-020): the bytes on disk tell
+        return Target(Path(path), ds.extract or bool(ds.uris) or Path(path).is_dir())
 
     # -- operations (Python API) -------------------------------------------------------------------
     def fetch(self, names: list[str] | None = None, *, jobs: int = 4, force: bool = False,

@@ -32,7 +32,9 @@ from ..project import Project
 from ..spec import checksum as _checksum
 from ..store.layout import Target, is_current, pool_hit
 from ..store.lock import Lock
+from ..spec.resolution import fetch_rung
 from ..store.state import DatasetRecord, update_state
+from .bindings import run_fetcher
 from . import archive as _archive
 from .sources import open_source
 from .stream import stream_to_file
@@ -160,6 +162,30 @@ class Fetcher:
             if ds.uris:
                 size = self._fetch_uris(name, ds.uris, target)
                 digest = ""
+            elif (rung := fetch_rung(ds, "python"))["rung"] in ("own-fetcher", "shell"):
+                # LAD-001/LAD-002/LAD-020: the fetcher writes download_path = the staging path
+                run_fetcher(self.project, name, rung, target.staging, self._variables(name))
+                if not target.staging.exists():
+                    raise FetchError(f"dataset {name!r}: the fetcher wrote nothing at "
+                                     f"{target.staging}", code="DM084",
+                                     hint="a fetcher must write the dataset at download_path")
+                if target.staging.is_dir() and not target.is_dir:
+                    target = Target(target.path, True)
+                if target.is_dir:
+                    size, digest = 0, ""
+                else:
+                    from .stream import new_hasher
+
+                    h = new_hasher(algorithm)
+                    size = 0
+                    with open(target.staging, "rb") as f:
+                        while chunk := f.read(1024 * 1024):
+                            h.update(chunk)
+                            size += len(chunk)
+                    digest = h.hexdigest()
+                    if parsed is not None and not tree_declared and digest != parsed.hexdigest \
+                            and not ds.skip_checksum:
+                        raise ChecksumMismatch(name, algorithm, parsed.hexdigest, digest)
             elif ds.uri:
                 dest = target.path.with_name(target.path.name + ".part") if ds.extract else target.staging
                 dest.parent.mkdir(parents=True, exist_ok=True)
@@ -179,8 +205,11 @@ class Fetcher:
                     _archive.extract(dest, "tar.gz" if fmt == "tgz" else fmt, target.staging)
                     dest.unlink()
             else:
-                raise FetchError(f"dataset {name!r} has no uri to fetch from", code="DM079",
-                                 hint="fetcher bindings and shell fetchers arrive in a later version")
+                hint = ("its only fetcher is another language's; no peer tool for it was found "
+                        "on PATH (LAD-003)" if rung["rung"] == "delegation" else
+                        "add uri, uris, fetcher or shell")
+                raise FetchError(f"dataset {name!r} has nothing this tool can fetch it from",
+                                 code="DM079", hint=hint)
             checksum = f"{algorithm}:{digest}" if digest else ""
             if target.is_dir:
                 # TREE-008/TREE-009: verify the staged folder before publishing
@@ -208,6 +237,24 @@ class Fetcher:
         self._record(name, target, checksum, size, tree_path)
         self._maybe_fill(name, out)
         return out
+
+    def _variables(self, name: str) -> dict:
+        """The fetcher variables of SH-006 (download_path is added by run_fetcher)."""
+        ds = self.project.dataset(name)
+        req_paths = []
+        variables: dict = {}
+        for i, req in enumerate(ds.requires, start=1):
+            found = self.project.locate(req)
+            path = str(found[0]) if found else str(self.project.target(req).path)
+            req_paths.append(path)
+            variables[f"path_{i}"] = path
+            variables["path_" + "".join(c if c.isalnum() or c == "_" else "_" for c in req)] = path
+        variables.update({
+            "project_root": str(self.project.root), "uri": ds.uri, "key": ds.derived_key
+            if (ds.key or ds.uri or ds.uris) else "", "version": ds.version, "doi": ds.doi,
+            "format": ds.effective_format, "branch": ds.branch, "requires_paths": req_paths,
+        })
+        return variables
 
     def _tree_of(self, target: Target, algorithm: str) -> tuple[Path, str]:
         """Walk the staged folder, writing its tree manifest; returns (manifest temp file, checksum)."""
