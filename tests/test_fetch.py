@@ -223,9 +223,9 @@ def test_failed_requirement_blocks_dependent(http, project):
 
 
 def test_unsupported_scheme_is_an_error(project):
-    write_manifest(project, '[s]\nuri = "s3://bucket/key.nc"\n')
+    write_manifest(project, '[s]\nuri = "gs://bucket/key.nc"\n')
     proc = run_cli("fetch", cwd=project)
-    assert proc.returncode == 1 and "DM072" in proc.stderr and "'s3'" in proc.stderr
+    assert proc.returncode == 1 and "DM072" in proc.stderr and "'gs'" in proc.stderr
 
 
 @pytest.mark.covers("MAN-012")
@@ -350,3 +350,32 @@ def test_unreadable_or_legacy_state_never_breaks_a_fetch(project):
     assert data["_META"]["schema"] == 5
     assert data["datasets"]["old/key"] == {"storage_path": "", "hash": "x"}
     assert data["datasets"]["x.csv"]["storage_path"] == "store/x.csv"
+
+
+def test_s3_source_on_a_real_s3_server(s3_endpoint, project):
+    import boto3
+
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="data")
+    s3.put_object(Bucket="data", Key="obs/t.csv", Body=b"t,1\n")
+    write_manifest(project, '[t]\nuri = "s3://data/obs/t.csv"\n\n[gone]\nuri = "s3://data/nope.csv"\n')
+    proc = run_cli("fetch", "--json", cwd=project)
+    out = {d["name"]: d for d in json.loads(proc.stdout)["datasets"]}
+    assert out["t"]["status"] == "fetched" and out["t"]["checksum"] == "sha256:" + sha256_of(b"t,1\n")
+    assert (project / "store" / "data" / "obs" / "t.csv").read_bytes() == b"t,1\n"
+    assert out["gone"]["error"]["code"] == "DM074"
+
+
+@pytest.mark.covers("FET-006")
+def test_offline_uses_only_what_is_present(http, served, project):
+    (served / "a.txt").write_bytes(b"a")
+    (served / "b.txt").write_bytes(b"b")
+    write_manifest(project, f'[a]\nuri = "{http.url("a.txt")}"\n\n[b]\nuri = "{http.url("b.txt")}"\n')
+    assert run_cli("fetch", "a", cwd=project).returncode == 0
+    before = dict(http.hits)
+    proc = run_cli("fetch", "--offline", "--json", cwd=project)
+    assert proc.returncode == 1
+    out = {d["name"]: d for d in json.loads(proc.stdout)["datasets"]}
+    assert out["a"]["status"] == "present"
+    assert out["b"]["status"] == "missing" and out["b"]["error"]["code"] == "DM085"
+    assert dict(http.hits) == before  # no request at all

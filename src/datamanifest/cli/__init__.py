@@ -134,9 +134,11 @@ def check(ctx: click.Context, paths: tuple[Path, ...], fmt: str, strict: bool,
 @click.option("--force", is_flag=True, help="Download again even when present.")
 @click.option("--lock-timeout", type=float, default=None, metavar="SECONDS",
               help="Give up waiting for another process's lock after this long.")
+@click.option("--offline", is_flag=True, help="Use only what is present (targets, state, "
+              "pools); download nothing and list what is missing.")
 @click.pass_context
 def fetch(ctx: click.Context, names: tuple[str, ...], jobs: int, quiet: bool, as_json: bool,
-          force: bool, lock_timeout: float | None) -> None:
+          force: bool, lock_timeout: float | None, offline: bool) -> None:
     """Download datasets (all, or NAMES and their requirements), verified and atomically.
 
     The digest is computed while bytes stream in; a mismatch publishes
@@ -151,7 +153,7 @@ def fetch(ctx: click.Context, names: tuple[str, ...], jobs: int, quiet: bool, as
     progress = RichProgress() if (_stderr_is_tty() and not quiet and not as_json) else NullProgress()
     try:
         report = Fetcher(project, jobs=jobs, progress=progress, lock_timeout=lock_timeout,
-                         force=force).run(list(names) or None)
+                         force=force, offline=offline).run(list(names) or None)
     finally:
         progress.close()
     if as_json:
@@ -159,6 +161,9 @@ def fetch(ctx: click.Context, names: tuple[str, ...], jobs: int, quiet: bool, as
                                "checksums_filled": report.filled}, indent=2))
     else:
         for o in report.outcomes:
+            if o.status == "missing":
+                click.echo(f"{o.name}: missing (offline) {o.path}", err=True)
+                continue
             if o.error is not None:
                 click.echo(f"{o.name}: {o.status}", err=True)
                 click.echo("  " + o.error.render(), err=True)

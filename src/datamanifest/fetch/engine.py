@@ -81,6 +81,10 @@ class FetchReport:
     def ok(self) -> bool:
         return all(o.status in ("fetched", "present", "skipped") for o in self.outcomes)
 
+    @property
+    def missing(self) -> list[str]:
+        return [o.name for o in self.outcomes if o.status == "missing"]
+
 
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
@@ -94,12 +98,14 @@ class Fetcher:
     """
 
     def __init__(self, project: Project, *, jobs: int = 4, progress: Progress | None = None,
-                 lock_timeout: float | None = None, force: bool = False) -> None:
+                 lock_timeout: float | None = None, force: bool = False,
+                 offline: bool = False) -> None:
         self.project = project
         self.jobs = max(1, jobs)
         self.progress = progress or NullProgress()
         self.lock_timeout = lock_timeout
         self.force = force
+        self.offline = offline  # FET-006: resolve only what is already present
         self._records: dict[str, DatasetRecord] = {}
         self._fill: dict[str, str] = {}
         self._mutex = threading.Lock()
@@ -123,6 +129,10 @@ class Fetcher:
                     out = Outcome(name, "present", candidate.path, declared, size, pool=True)
                     self._record(name, candidate, declared, size)
                     return out
+        if self.offline:
+            return Outcome(name, "missing", target.path, error=FetchError(
+                f"dataset {name!r} is not present and --offline forbids fetching it",
+                code="DM085", hint=f"run `datamanifest fetch {name}` when online"))
         stale = self.project.storage.lock_stale_age
         waited = []
         lock = Lock(target.lock, stale_age=stale, timeout=self.lock_timeout,
@@ -348,7 +358,8 @@ class Fetcher:
                     if any(r not in outcomes for r in reqs):
                         continue
                     pending.remove(n)
-                    failed = [r for r in reqs if outcomes[r].status in ("failed", "blocked")]
+                    failed = [r for r in reqs
+                              if outcomes[r].status in ("failed", "blocked", "missing")]
                     if failed:
                         outcomes[n] = Outcome(n, "blocked", error=FetchError(
                             f"dataset {n!r} not fetched: requirement {failed[0]!r} failed",

@@ -157,9 +157,44 @@ def _retry_after(value: str | None, default: float) -> float:
     return default
 
 
+class S3Download(Download):
+    """A streaming GET of ``s3://bucket/key`` through boto3 (FET-001; endpoint and credentials
+    from the usual AWS settings such as ``AWS_ENDPOINT_URL``)."""
+
+    def __init__(self, uri: str) -> None:
+        try:
+            import boto3
+            import botocore.exceptions
+        except ImportError:
+            raise FetchError(f"{uri}: s3:// needs boto3", code="DM072",
+                             hint="pip install 'datamanifest[s3]'") from None
+        parts = urlsplit(uri)
+        self.uri = uri
+        try:
+            obj = boto3.client("s3").get_object(Bucket=parts.netloc, Key=parts.path.lstrip("/"))
+        except botocore.exceptions.ClientError as e:
+            code = e.response.get("Error", {}).get("Code", "")
+            raise FetchError(f"{uri}: {code or e}", code="DM074" if code in (
+                "NoSuchKey", "NoSuchBucket", "404") else "DM071") from None
+        except botocore.exceptions.BotoCoreError as e:
+            raise FetchError(f"{uri}: {e}", code="DM071") from None
+        self.body = obj["Body"]
+        self.size = obj.get("ContentLength")
+
+    def chunks(self) -> Iterator[bytes]:
+        got = 0
+        for chunk in self.body.iter_chunks(CHUNK):
+            got += len(chunk)
+            yield chunk
+        if self.size is not None and got != self.size:
+            raise FetchError(f"{self.uri}: received {got} of {self.size} bytes", code="DM071")
+
+    def close(self) -> None:
+        self.body.close()
+
+
 #: scheme -> hint naming what would add it (FET-001)
 _PLANNED = {
-    "s3": "object stores arrive with the optional fsspec/obstore backends",
     "gs": "object stores arrive with the optional fsspec/obstore backends",
     "az": "object stores arrive with the optional fsspec/obstore backends",
     "git": "git sources are not supported by this version",
@@ -186,7 +221,9 @@ def open_source(uri: str, base: Path) -> Download:
         return FileDownload(local_path(uri, base))
     if scheme in ("http", "https"):
         return HTTPDownload(uri)
+    if scheme == "s3":
+        return S3Download(uri)
     raise FetchError(
         f"unsupported URI scheme {scheme!r} in {uri}", code="DM072",
-        hint=_PLANNED.get(scheme, "supported: file, http, https"),
+        hint=_PLANNED.get(scheme, "supported: file, http, https, s3"),
     )

@@ -16,7 +16,7 @@ one the manifest was built from: unknown ``_`` tables, other languages'
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, model_validator
 
@@ -113,7 +113,7 @@ class Dataset(BaseModel):
     )
 
     uri: StrictStr = ""
-    uris: list[StrictStr] = Field(default_factory=list)
+    uris: list[Annotated[StrictStr, Field(min_length=1)]] = Field(default_factory=list)
     version: StrictStr = ""
     branch: StrictStr = ""
     doi: StrictStr = ""
