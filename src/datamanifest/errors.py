@@ -64,6 +64,8 @@ CODES: dict[str, tuple[str, str, str]] = {
     "DM081": ("FET-003", "error", "dataset blocked by a failed requirement"),
     "DM082": ("LAD-001", "error", "a binding cannot be imported"),
     "DM085": ("FET-006", "error", "not present, and offline"),
+    "DM086": ("LAD-023", "error", "a loader's library is not installed"),
+    "DM087": ("LAD-012", "error", "no loader for the dataset"),
     "DM083": ("LAD-020", "error", "a fetcher failed"),
     "DM084": ("LAD-021", "error", "a fetcher wrote nothing"),
     "DM090": ("STA-006", "error", "state file cannot be read"),

@@ -142,6 +142,12 @@ class Project:
             raise failures[0].error  # type: ignore[misc]
         return report
 
+    def load(self, ident: str, *, offline: bool = False):
+        """The loaded dataset (load ladder, SCHEMA.md §15); see :func:`datamanifest.load.load`."""
+        from .load import load
+
+        return load(self, ident, offline=offline)
+
     def path(self, ident: str) -> Path:
         """The verified local path of a dataset. Raises DM078 when it is not present (STO-010)."""
         from .errors import DataManifestError

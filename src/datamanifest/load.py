@@ -1,0 +1,118 @@
+"""The load ladder in Python: per-dataset loader, format defaults, built-ins (SCHEMA.md §15).
+
+:func:`load` returns the loaded object of a dataset (fetching it first when absent).
+Built-in loaders use the standard library or an optional library installed through an
+extra (``pip install 'datamanifest[csv]'``); a missing one is DM086 naming the extra.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .errors import DataManifestError
+from .fetch.bindings import resolve_binding, substitute
+from .spec.resolution import load_rung
+
+
+def _need(module: str, extra: str, fmt: str) -> None:
+    if importlib.util.find_spec(module) is None:
+        raise DataManifestError(f"loading {fmt} needs {module}, which is not installed",
+                                code="DM086", hint=f"pip install 'datamanifest[{extra}]'")
+
+
+def _csv(path: Path) -> Any:
+    _need("pandas", "csv", "csv")
+    import pandas as pd
+
+    return pd.read_csv(path)
+
+
+def _parquet(path: Path) -> Any:
+    _need("pandas", "parquet", "parquet")
+    _need("pyarrow", "parquet", "parquet")
+    import pandas as pd
+
+    return pd.read_parquet(path)
+
+
+def _yaml(path: Path) -> Any:
+    _need("yaml", "yaml", "yaml")
+    import yaml
+
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def _xarray(path: Path) -> Any:
+    _need("xarray", "nc", "nc")
+    import xarray as xr
+
+    return xr.open_dataset(path)
+
+
+def _zarr(path: Path) -> Any:
+    _need("xarray", "zarr", "zarr")
+    _need("zarr", "zarr", "zarr")
+    import xarray as xr
+
+    return xr.open_zarr(path)
+
+
+#: LAD-023: format -> loader of a local path
+BUILTIN: dict[str, Callable[[Path], Any]] = {
+    "json": lambda p: json.loads(p.read_text(encoding="utf-8")),
+    "toml": lambda p: tomllib.loads(p.read_text(encoding="utf-8")),
+    "txt": lambda p: p.read_text(encoding="utf-8"),
+    "md": lambda p: p.read_text(encoding="utf-8"),
+    "csv": _csv,
+    "parquet": _parquet,
+    "yaml": _yaml,
+    "yml": _yaml,
+    "nc": _xarray,
+    "zarr": _zarr,
+}
+
+
+def load(project, ident: str, *, offline: bool = False) -> Any:
+    """Load dataset ``ident`` (name, alias or doi) with the load ladder for Python (LAD-010..013).
+
+    Fetches it (and its requirements) first when it is not present, unless ``offline``.
+    Raises DM078 when absent offline, DM082 for a binding that cannot be imported, DM086
+    when a built-in loader's library is missing, DM087 when there is no loader.
+    """
+    name = project.resolve(ident)
+    ds = project.dataset(name)
+    rung = load_rung(project.manifest, ds, "python", sorted(BUILTIN))
+    if rung["rung"] == "error":
+        raise DataManifestError(f"dataset {name!r} has no loader for format "
+                                f"{ds.effective_format or 'unknown'!r}", code="DM087",
+                                hint="set loader = \"module:function\", or format = ...")
+    if project.locate(name) is None and not offline:
+        project.fetch([name])
+    path = project.path(name)
+    if rung["rung"] == "built-in":
+        return BUILTIN[ds.effective_format](path)
+    binding = _binding_for(project, ds, rung)
+    fn = resolve_binding(rung["ref"], project.root)
+    if isinstance(binding, str) or binding is None:
+        return fn(str(path))
+    args = binding.get("args", []) if isinstance(binding, dict) else binding.args
+    kwargs = binding.get("kwargs", {}) if isinstance(binding, dict) else binding.kwargs
+    variables = {"path": str(path), "key": ds.derived_key, "uri": ds.uri, "version": ds.version,
+                 "doi": ds.doi, "format": ds.effective_format, "branch": ds.branch,
+                 "project_root": str(project.root)}
+    return fn(*substitute(list(args), variables), **substitute(dict(kwargs), variables))
+
+
+def _binding_for(project, ds, rung: dict[str, Any]) -> Any:
+    if rung["rung"] == "per-dataset":
+        lang = ds.lang.get("python") if isinstance(ds.lang.get("python"), dict) else {}
+        return lang.get("loader") or ds.loader
+    fmt = ds.effective_format
+    lang_top = project.manifest.structural.get("_LANG", {}).get("python", {})
+    loaders = lang_top.get("loaders", {}) if isinstance(lang_top, dict) else {}
+    return loaders.get(fmt) or project.manifest.structural.get("_LOADERS", {}).get(fmt)

@@ -1,0 +1,73 @@
+"""The load ladder and Project.load (SCHEMA.md §15, LAD-010..LAD-023)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+import datamanifest
+from datamanifest.errors import DataManifestError
+
+from .conftest import write_manifest
+
+LOADERS = '''
+import json, pathlib
+
+def upper(path):
+    return pathlib.Path(path).read_text().upper()
+
+def with_args(path, *, prefix=""):
+    return prefix + pathlib.Path(path).read_text()
+'''
+
+
+@pytest.fixture
+def lproject(project: Path) -> Path:
+    (project / "myloaders.py").write_text(LOADERS)
+    (project / "in").mkdir()
+    (project / "in" / "a.json").write_text('{"x": [1, 2]}')
+    (project / "in" / "b.toml").write_text('k = "v"\n')
+    (project / "in" / "c.txt").write_text("text\n")
+    (project / "in" / "d.dat").write_text("dat\n")
+    (project / "in" / "e.xyz").write_text("?")
+    (project / "in" / "f.csv").write_text("a,b\n1,2\n")
+    write_manifest(project, (
+        '[_LOADERS]\ndat = "myloaders:upper"\n\n'
+        '[a]\nuri = "in/a.json"\n\n[b]\nuri = "in/b.toml"\n\n[c]\nuri = "in/c.txt"\n'
+        'aliases = ["see"]\n\n'
+        '[c2]\nuri = "in/c.txt"\nkey = "c2.txt"\n'
+        'loader = { ref = "myloaders:with_args", args = ["$path"], kwargs = { prefix = "$key:" } }\n\n'
+        '[d]\nuri = "in/d.dat"\n\n[e]\nuri = "in/e.xyz"\n\n[f]\nuri = "in/f.csv"\n'))
+    return project
+
+
+def test_builtin_and_binding_loaders(lproject: Path):
+    m = datamanifest.open_manifest(lproject)
+    assert m.load("a") == {"x": [1, 2]}  # fetched on first load
+    assert m.load("b") == {"k": "v"}
+    assert m.load("see") == "text\n"  # by alias
+    assert m.load("c2") == "c2.txt:text\n"  # per-dataset table binding, $path and $key
+    assert m.load("d") == "DAT\n"  # [_LOADERS] format default
+
+
+def test_no_loader_and_missing_library(lproject: Path):
+    m = datamanifest.open_manifest(lproject)
+    with pytest.raises(DataManifestError) as exc:
+        m.load("e")
+    assert exc.value.code == "DM087"
+    if importlib.util.find_spec("pandas") is None:
+        with pytest.raises(DataManifestError) as exc:
+            m.load("f")
+        assert exc.value.code == "DM086" and "datamanifest[csv]" in exc.value.hint
+    else:
+        assert list(m.load("f").columns) == ["a", "b"]
+
+
+def test_load_offline_does_not_fetch(lproject: Path):
+    m = datamanifest.open_manifest(lproject)
+    with pytest.raises(DataManifestError) as exc:
+        m.load("a", offline=True)
+    assert exc.value.code == "DM078"
+    assert not (lproject / "store").exists()
