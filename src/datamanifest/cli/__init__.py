@@ -129,7 +129,9 @@ def check(ctx: click.Context, paths: tuple[Path, ...], fmt: str, strict: bool,
 @click.argument("names", nargs=-1)
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), default=4, show_default=True,
               help="Datasets downloaded at once.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars; print only problems and "
+              "the summary.")
+@click.option("-v", "--verbose", is_flag=True, help="Also list datasets already present.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON on stdout.")
 @click.option("--force", is_flag=True, help="Download again even when present.")
 @click.option("--lock-timeout", type=float, default=None, metavar="SECONDS",
@@ -137,8 +139,8 @@ def check(ctx: click.Context, paths: tuple[Path, ...], fmt: str, strict: bool,
 @click.option("--offline", is_flag=True, help="Use only what is present (targets, state, "
               "pools); download nothing and list what is missing.")
 @click.pass_context
-def fetch(ctx: click.Context, names: tuple[str, ...], jobs: int, quiet: bool, as_json: bool,
-          force: bool, lock_timeout: float | None, offline: bool) -> None:
+def fetch(ctx: click.Context, names: tuple[str, ...], jobs: int, quiet: bool, verbose: bool,
+          as_json: bool, force: bool, lock_timeout: float | None, offline: bool) -> None:
     """Download datasets (all, or NAMES and their requirements), verified and atomically.
 
     The digest is computed while bytes stream in; a mismatch publishes
@@ -167,6 +169,8 @@ def fetch(ctx: click.Context, names: tuple[str, ...], jobs: int, quiet: bool, as
             if o.error is not None:
                 click.echo(f"{o.name}: {o.status}", err=True)
                 click.echo("  " + o.error.render(), err=True)
+            elif quiet or (o.status == "present" and not verbose and not o.filled):
+                continue
             else:
                 extra = " (checksum filled into the manifest)" if o.filled else \
                     f" (from pool {o.path})" if o.pool else ""

@@ -17,6 +17,7 @@ For each dataset, in ``requires`` order and at most ``jobs`` at a time:
 
 from __future__ import annotations
 
+import collections
 import datetime as _dt
 import os
 import threading
@@ -106,6 +107,12 @@ class Fetcher:
         self.lock_timeout = lock_timeout
         self.force = force
         self.offline = offline  # FET-006: resolve only what is already present
+        from ..store.state import StateError, read_state
+
+        try:
+            self._known_state = read_state(project.state_file).datasets
+        except StateError:
+            self._known_state = {}
         self._records: dict[str, DatasetRecord] = {}
         self._fill: dict[str, str] = {}
         self._mutex = threading.Lock()
@@ -147,6 +154,21 @@ class Fetcher:
             out = self._download(name, target, declared)
             out.waited = bool(waited)
             return out
+
+    def _quick_present(self, name: str) -> Outcome | None:
+        """The outcome of a dataset that is already current, checked inline; else None."""
+        if self.force:
+            return None
+        ds = self.project.dataset(name)
+        if ds.skip_download or ds.lazy_access:
+            return Outcome(name, "skipped")
+        try:
+            target = self.project.target(name)
+        except DataManifestError:
+            return None
+        if not self._is_current(target, ds.effective_checksum):
+            return None
+        return self._present(name, target)
 
     def _is_current(self, target: Target, declared: str) -> bool:
         status = target.status()
@@ -324,6 +346,10 @@ class Fetcher:
         if tree_path is not None:
             rec.tree = tree_path.relative_to(self.project.state_file.parent).as_posix()
         key = ds.derived_key
+        old = self._known_state.get(key)
+        if old is not None and (old.storage_path, old.checksum, old.size, old.tree) == (
+                rec.storage_path, rec.checksum, rec.size, rec.tree):
+            return  # nothing new to record: the state file is not rewritten (STA-007)
         with self._mutex:
             self._records[key] = rec
 
@@ -346,25 +372,38 @@ class Fetcher:
         order = project.manifest.order(wanted)
         requires = {n: [r for r in project.dataset(n).requires if r in order] for n in order}
         outcomes: dict[str, Outcome] = {}
-        pending = list(order)
+        # a ready queue in requires order: O(datasets + requirements) scheduling
+        waiting = {n: len(requires[n]) for n in order}
+        dependents: dict[str, list[str]] = {n: [] for n in order}
+        for n in order:
+            for r in requires[n]:
+                dependents[r].append(n)
+        ready = collections.deque(n for n in order if waiting[n] == 0)
         running: dict[Future, str] = {}
         self.progress.total(len(order))
+
+        def finish(n: str, outcome: Outcome) -> None:
+            outcomes[n] = outcome
+            self.progress.done_one()
+            for d in dependents[n]:
+                waiting[d] -= 1
+                if waiting[d] == 0:
+                    ready.append(d)
+
         with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="dm-fetch") as pool:
-            while pending or running:
-                for n in list(pending):
-                    if len(running) >= self.jobs:
-                        break
-                    reqs = requires[n]
-                    if any(r not in outcomes for r in reqs):
+            while ready or running:
+                while ready and len(running) < self.jobs:
+                    n = ready.popleft()
+                    quick = self._quick_present(n)  # FET-005: no thread, no lock, no network
+                    if quick is not None:
+                        finish(n, quick)
                         continue
-                    pending.remove(n)
-                    failed = [r for r in reqs
+                    failed = [r for r in requires[n]
                               if outcomes[r].status in ("failed", "blocked", "missing")]
                     if failed:
-                        outcomes[n] = Outcome(n, "blocked", error=FetchError(
+                        finish(n, Outcome(n, "blocked", error=FetchError(
                             f"dataset {n!r} not fetched: requirement {failed[0]!r} failed",
-                            code="DM081"))
-                        self.progress.done_one()
+                            code="DM081")))
                         continue
                     running[pool.submit(self._safe_one, n)] = n
                 if not running:
@@ -372,8 +411,7 @@ class Fetcher:
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for fut in done:
                     n = running.pop(fut)
-                    outcomes[n] = fut.result()
-                    self.progress.done_one()
+                    finish(n, fut.result())
         report = FetchReport([outcomes[n] for n in order])
         if self._records:
             update_state(project.state_file, self._records,

@@ -61,3 +61,25 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def sync_filesystem(path: str | Path) -> None:
+    """Flush the file system holding ``path`` (Linux ``syncfs``; elsewhere ``os.sync``).
+
+    Used once before publishing a folder whose files were written without fsync
+    (extracted archives, fetchers), so its marker never points at volatile bytes.
+    """
+    try:
+        import ctypes
+        import ctypes.util
+
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            if libc.syncfs(fd) == 0:
+                return
+        finally:
+            os.close(fd)
+    except (OSError, AttributeError):
+        pass
+    os.sync()

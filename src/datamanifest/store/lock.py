@@ -65,6 +65,48 @@ def is_stale(path: Path, stale_age: float, now: float | None = None) -> bool:
     return pid is not None and host == socket.gethostname() and not _pid_alive(pid)
 
 
+class _Heartbeat:
+    """One thread per process refreshes the mtime of every held lock (LCK-002)."""
+
+    def __init__(self) -> None:
+        self._held: dict[Path, float] = {}  # path -> interval (seconds)
+        self._due: dict[Path, float] = {}
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def add(self, path: Path, interval: float) -> None:
+        with self._cond:
+            self._held[path] = interval
+            self._due[path] = time.monotonic() + interval
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="dm-lock-heartbeat",
+                                                daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def remove(self, path: Path) -> None:
+        with self._cond:
+            self._held.pop(path, None)
+            self._due.pop(path, None)
+
+    def _run(self) -> None:
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                for path, due in list(self._due.items()):
+                    if due <= now:
+                        try:
+                            os.utime(path)
+                        except FileNotFoundError:
+                            pass
+                        self._due[path] = now + self._held[path]
+                wait = min(self._due.values(), default=now + 1.0) - now
+                self._cond.wait(timeout=max(wait, 0.01))
+
+
+_HEARTBEAT = _Heartbeat()
+
+
 class Lock:
     """An inter-process lock on ``<target>.lock`` (LCK-001..LCK-006).
 
@@ -88,8 +130,6 @@ class Lock:
         self.poll = poll
         self.on_wait = on_wait
         self.waited = False
-        self._stop = threading.Event()
-        self._beat: threading.Thread | None = None
         self._token = f"{os.getpid()} {socket.gethostname()}\n"
 
     def _try_create(self) -> bool:
@@ -97,9 +137,8 @@ class Lock:
             fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
             return False
-        try:
+        try:  # no fsync: after a crash the pid is dead and the lock is reclaimed (LCK-004)
             os.write(fd, self._token.encode())
-            os.fsync(fd)
         finally:
             os.close(fd)
         return True
@@ -148,24 +187,11 @@ class Lock:
                 )
             time.sleep(delay)
             delay = min(delay * 1.5, 0.5)
-        self._stop.clear()
-        self._beat = threading.Thread(target=self._heartbeat, name="dm-lock-heartbeat", daemon=True)
-        self._beat.start()
+        _HEARTBEAT.add(self.path, max(self.stale_age / 2, 0.05))
         return self
 
-    def _heartbeat(self) -> None:
-        interval = max(self.stale_age / 2, 0.05)
-        while not self._stop.wait(interval):
-            try:
-                os.utime(self.path)
-            except FileNotFoundError:
-                return
-
     def release(self) -> None:
-        self._stop.set()
-        if self._beat is not None:
-            self._beat.join()
-            self._beat = None
+        _HEARTBEAT.remove(self.path)
         try:
             if self.path.read_text(encoding="utf-8", errors="replace") == self._token:
                 self.path.unlink()
