@@ -600,3 +600,110 @@ def versions(ctx: click.Context, name: str, as_json: bool) -> None:
     for r in rows:
         mark = "*" if r["latest"] else " "
         click.echo(f"{mark} {r['checksum']}  {r['entries']} entries  {_human(r['total_size'])}")
+
+
+# -- where / config ---------------------------------------------------------------------------------
+def _settings_rows(project) -> list[dict]:
+    res = project.storage.resolved
+    return [{"field": k, "value": v.value, "rung": v.rung} for k, v in res.settings.items()]
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_context
+def where(ctx: click.Context, as_json: bool) -> None:
+    """Where things are: manifest, state file, config files, and each storage setting with the
+    rung of the ladder that set it (SCHEMA.md RES-001)."""
+    from ..project import checkout_config_path, user_config_path
+
+    project = _project(ctx)
+    info = {
+        "manifest": str(project.manifest_path), "project_root": str(project.root),
+        "state_file": str(project.state_file), "host": project.storage.platform.hostname,
+        "checkout_config": str(checkout_config_path(project.root)),
+        "user_config": str(user_config_path()),
+        "settings": _settings_rows(project),
+        "symbols": {k: v for k, v in project.storage.symbols.items()},
+    }
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    for k in ("manifest", "project_root", "state_file", "checkout_config", "user_config", "host"):
+        exists = "" if k in ("project_root", "host") else (
+            "" if Path(info[k]).exists() else "  (absent)")
+        click.echo(f"{k:<16} {info[k]}{exists}")
+    click.echo("")
+    for row in info["settings"]:
+        click.echo(f"{row['field']:<16} {json.dumps(row['value'])}  [{row['rung']}]")
+
+
+@main.group(invoke_without_command=True)
+@click.pass_context
+def config(ctx: click.Context) -> None:
+    """Show or edit storage settings (this clone, the user file, or the manifest)."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(config_show)
+
+
+def _scope_options(f):
+    f = click.option("--local", "scope", flag_value="local", default=True,
+                     help="This clone: .datamanifest/config.toml (default).")(f)
+    f = click.option("--global", "scope", flag_value="global",
+                     help="The user configuration file.")(f)
+    f = click.option("--project", "scope", flag_value="project",
+                     help="The manifest's [_STORAGE] (shared with everyone; comments kept).")(f)
+    f = click.option("--host", "host", metavar="GLOB",
+                     help="Only on hosts matching GLOB (a _HOST section).")(f)
+    return f
+
+
+def _scope_path(ctx: click.Context, scope: str) -> Path:
+    from ..project import checkout_config_path, discover, user_config_path
+
+    if scope == "global":
+        return user_config_path()
+    given = ctx.find_root().obj.get("manifest")
+    manifest = discover(given) if given is None or Path(given).is_dir() else Path(given)
+    return manifest if scope == "project" else checkout_config_path(manifest.resolve().parent)
+
+
+@config.command("show")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_context
+def config_show(ctx: click.Context, as_json: bool = False) -> None:
+    """Each storage setting, its value and the rung that set it."""
+    project = _project(ctx.find_root())
+    rows = _settings_rows(project)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        click.echo(f"{row['field']:<16} {json.dumps(row['value'])}  [{row['rung']}]")
+
+
+@config.command("set")
+@click.argument("field")
+@click.argument("values", nargs=-1, required=True)
+@_scope_options
+@click.pass_context
+def config_set(ctx: click.Context, field: str, values: tuple[str, ...], scope: str,
+               host: str | None) -> None:
+    """Set FIELD (a storage field or a user symbol) to VALUE(s) in the chosen file."""
+    from ..configedit import edit, parse_values
+
+    path = _scope_path(ctx, scope)
+    changed = edit(path, scope, field, parse_values(field, list(values)), host=host)
+    click.echo(f"{'set' if changed else 'unchanged'}: {field} in {path}", err=True)
+
+
+@config.command("unset")
+@click.argument("field")
+@_scope_options
+@click.pass_context
+def config_unset(ctx: click.Context, field: str, scope: str, host: str | None) -> None:
+    """Remove FIELD from the chosen file."""
+    from ..configedit import edit
+
+    path = _scope_path(ctx, scope)
+    changed = edit(path, scope, field, host=host, unset=True)
+    click.echo(f"{'unset' if changed else 'not set'}: {field} in {path}", err=True)
