@@ -379,3 +379,39 @@ def test_offline_uses_only_what_is_present(http, served, project):
     assert out["a"]["status"] == "present"
     assert out["b"]["status"] == "missing" and out["b"]["error"]["code"] == "DM085"
     assert dict(http.hits) == before  # no request at all
+
+
+def test_http_retries_5xx_and_429_honouring_retry_after(http, served, project):
+    (served / "flaky.bin").write_bytes(b"eventually")
+    http.script["/flaky.bin"] = [503, 429, 502]
+    write_manifest(project, f'[f]\nuri = "{http.url("flaky.bin")}"\n')
+    proc = run_cli("fetch", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    assert http.hits["/flaky.bin"] == 4
+    assert (project / "store" / "127.0.0.1" / "flaky.bin").read_bytes() == b"eventually"
+    assert all(ua.startswith("datamanifest/") for ua in http.user_agents)
+
+
+def test_http_gives_up_after_retries(http, served, project):
+    (served / "down.bin").write_bytes(b"x")
+    http.script["/down.bin"] = [503] * 10
+    write_manifest(project, f'[d]\nuri = "{http.url("down.bin")}"\n')
+    proc = run_cli("fetch", cwd=project)
+    assert proc.returncode == 1 and "DM071" in proc.stderr and "503" in proc.stderr
+    assert http.hits["/down.bin"] == 4  # the first try and three retries
+
+
+def test_netrc_credentials(http, served, project, tmp_path):
+    import base64
+
+    (served / "secret.bin").write_bytes(b"private")
+    http.auth["/secret.bin"] = "Basic " + base64.b64encode(b"ada:s3cret").decode()
+    write_manifest(project, f'[s]\nuri = "{http.url("secret.bin")}"\n')
+    denied = run_cli("fetch", cwd=project, env={"NETRC": str(tmp_path / "none")})
+    assert denied.returncode == 1 and "401" in denied.stderr and "netrc" in denied.stderr
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login ada password s3cret\n")
+    netrc.chmod(0o600)
+    proc = run_cli("fetch", cwd=project, env={"NETRC": str(netrc)})
+    assert proc.returncode == 0, proc.stderr
+    assert (project / "store" / "127.0.0.1" / "secret.bin").read_bytes() == b"private"

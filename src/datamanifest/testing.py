@@ -27,7 +27,10 @@ class LoopbackServer:
 
     ``cut``: path -> byte count after which the connection is dropped (the
     full Content-Length is still announced). ``delay``: path -> seconds to
-    stall before the body.
+    stall before the body. ``script``: path -> status codes answered (with
+    ``Retry-After: 0``) before the file is served. ``auth``: path -> required
+    ``Authorization`` header value. Ranges (``bytes=N-``) are honoured, with
+    ``If-Range`` compared to the ETag; ``ranges`` counts 206 answers.
     """
 
     def __init__(self, root: str | Path) -> None:
@@ -35,6 +38,10 @@ class LoopbackServer:
         self.hits: Counter[str] = Counter()
         self.cut: dict[str, int] = {}
         self.delay: dict[str, float] = {}
+        self.script: dict[str, list[int]] = {}
+        self.auth: dict[str, str] = {}
+        self.ranges: Counter[str] = Counter()
+        self.user_agents: list[str] = []
         self._lock = threading.Lock()
         server = self
 
@@ -67,6 +74,21 @@ class LoopbackServer:
                 path = urlsplit(self.path).path
                 with server._lock:
                     server.hits[path] += 1
+                    server.user_agents.append(self.headers.get("User-Agent", ""))
+                    scripted = server.script.get(path)
+                    status = scripted.pop(0) if scripted else None
+                if status is not None:
+                    self.send_response(status)
+                    self.send_header("Retry-After", "0")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if path in server.auth and self.headers.get("Authorization") != server.auth[path]:
+                    self.send_response(401)
+                    self.send_header("WWW-Authenticate", 'Basic realm="data"')
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 p = self._file()
                 if p is None:
                     self.send_response(404)
@@ -74,10 +96,28 @@ class LoopbackServer:
                     self.end_headers()
                     return
                 size = p.stat().st_size
-                self.send_response(200)
-                self.send_header("Content-Length", str(size))
+                etag = f'"{int(p.stat().st_mtime_ns)}-{size}"'
+                start = 0
+                rng = self.headers.get("Range", "")
+                if_range = self.headers.get("If-Range")
+                if rng.startswith("bytes=") and rng.endswith("-") and (if_range in (None, etag)):
+                    try:
+                        start = int(rng[6:-1])
+                    except ValueError:
+                        start = 0
+                    if not 0 < start < size:
+                        start = 0
+                if start:
+                    with server._lock:
+                        server.ranges[path] += 1
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{size - 1}/{size}")
+                else:
+                    self.send_response(200)
+                self.send_header("Content-Length", str(size - start))
                 self.send_header("Content-Type", "application/octet-stream")
-                self.send_header("ETag", f'"{int(p.stat().st_mtime_ns)}-{size}"')
+                self.send_header("ETag", etag)
+                self.send_header("Accept-Ranges", "bytes")
                 self.end_headers()
                 if not body:
                     return
@@ -85,13 +125,14 @@ class LoopbackServer:
                     time.sleep(server.delay[path])
                 self.wfile.flush()
                 with open(p, "rb") as f:
+                    f.seek(start)
                     if path in server.cut:
-                        self.wfile.write(f.read(server.cut[path]))
+                        self.wfile.write(f.read(max(server.cut[path] - start, 0)))
                         self.wfile.flush()
                         self.close_connection = True
                         self.connection.shutdown(2)
                         return
-                    self.connection.sendfile(f)
+                    self.connection.sendfile(f, offset=start)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True

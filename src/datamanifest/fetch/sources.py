@@ -76,6 +76,19 @@ def local_path(uri: str, base: Path) -> Path:
 _local = threading.local()
 
 
+def _netrc_auth():
+    """httpx's NetRCAuth when ``$NETRC`` or ``~/.netrc`` exists (FET-013), else None."""
+    import httpx
+
+    path = os.environ.get("NETRC") or os.path.expanduser("~/.netrc")
+    if not os.path.isfile(path):
+        return None
+    try:
+        return httpx.NetRCAuth(path)
+    except Exception:  # a malformed netrc must not break unauthenticated downloads
+        return None
+
+
 def _client():
     import httpx
 
@@ -86,6 +99,7 @@ def _client():
             timeout=httpx.Timeout(30.0, connect=10.0),
             headers={"User-Agent": USER_AGENT},
             trust_env=True,
+            auth=_netrc_auth(),
         )
         _local.client = client
     return client
@@ -120,6 +134,10 @@ class HTTPDownload(Download):
                 delay *= 2
                 continue
             break
+        if resp.status_code in (401, 403):
+            resp.close()
+            raise FetchError(f"{uri}: HTTP {resp.status_code} {resp.reason_phrase}", code="DM071",
+                             hint="credentials for this host go in ~/.netrc (or $NETRC)")
         if resp.status_code == 404:
             resp.close()
             raise FetchError(f"{uri}: HTTP 404 Not Found", code="DM074",
