@@ -44,7 +44,7 @@ def test_http_fetch_verifies_and_publishes(http, served, project):
 
 
 @pytest.mark.covers("STO-007", "STO-008", "FET-010")
-def test_cut_off_download_leaves_nothing_complete_then_succeeds(http, served, project):
+def test_cut_off_download_leaves_nothing_complete_then_resumes(http, served, project):
     data = os.urandom(2 * 1024 * 1024)
     (served / "cut.bin").write_bytes(data)
     write_manifest(project, f'[cut]\nuri = "{http.url("cut.bin")}"\n')
@@ -53,17 +53,35 @@ def test_cut_off_download_leaves_nothing_complete_then_succeeds(http, served, pr
     assert proc.returncode == 1
     assert "DM071" in proc.stderr and "Traceback" not in proc.stderr
     store = project / "store"
-    assert not any(n.endswith((".complete", ".tmp")) for n in _files(store))
+    assert not any(n.endswith(".complete") for n in _files(store))
     assert not (store / "127.0.0.1" / "cut.bin").exists()
-    text = (project / "datamanifest.toml").read_text()
-    assert "checksum" not in text  # nothing was auto-filled from partial bytes
+    assert "checksum" not in (project / "datamanifest.toml").read_text()  # nothing auto-filled
+    assert json.loads(run_cli("status", "--json", cwd=project).stdout)[0]["status"] == "incomplete"
     del http.cut["/cut.bin"]
-    proc = run_cli("fetch", cwd=project)
+    proc = run_cli("fetch", "--json", cwd=project)
     assert proc.returncode == 0, proc.stderr
     assert (store / "127.0.0.1" / "cut.bin").read_bytes() == data
+    assert http.ranges["/cut.bin"] == 1  # resumed with Range + If-Range, not downloaded again
+    out = json.loads(proc.stdout)["datasets"][0]
+    assert out["checksum"] == "sha256:" + sha256_of(data)  # the hash covers the kept bytes too
+    assert not any(n.endswith(".tmp") for n in _files(store))
 
 
-@pytest.mark.covers("FET-004", "STO-007")
+@pytest.mark.covers("FET-012")
+def test_resume_refused_when_the_source_changed(http, served, project):
+    old = os.urandom(1024 * 1024)
+    (served / "v.bin").write_bytes(old)
+    write_manifest(project, f'[v]\nuri = "{http.url("v.bin")}"\n')
+    http.cut["/v.bin"] = 300_000
+    assert run_cli("fetch", cwd=project).returncode == 1
+    del http.cut["/v.bin"]
+    new = os.urandom(1024 * 1024 + 5)
+    (served / "v.bin").write_bytes(new)  # new bytes, new ETag: If-Range fails, 200 whole
+    assert run_cli("fetch", cwd=project).returncode == 0
+    assert (project / "store" / "127.0.0.1" / "v.bin").read_bytes() == new
+    assert http.ranges["/v.bin"] == 0
+
+
 def test_checksum_mismatch_publishes_nothing(http, served, project):
     (served / "m.txt").write_bytes(b"actual content\n")
     wrong = "0" * 64

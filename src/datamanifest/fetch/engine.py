@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import collections
 import datetime as _dt
+import json
 import os
 import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -37,7 +38,7 @@ from ..spec.resolution import fetch_rung
 from ..store.state import DatasetRecord, update_state
 from .bindings import run_fetcher
 from . import archive as _archive
-from .sources import open_source
+from .sources import HTTPDownload, Interrupted, open_source, scheme_of
 from .stream import stream_to_file
 
 
@@ -150,8 +151,10 @@ class Fetcher:
                 out = self._present(name, target)
                 out.waited = bool(waited)
                 return out
-            target.clear_staging()
-            out = self._download(name, target, declared)
+            resume = self._resume_info(name, target)
+            if resume is None:
+                target.clear_staging()
+            out = self._download(name, target, declared, resume)
             out.waited = bool(waited)
             return out
 
@@ -181,7 +184,32 @@ class Fetcher:
         self._maybe_fill(name, out)
         return out
 
-    def _download(self, name: str, target: Target, declared: str) -> Outcome:
+    def _resume_path(self, name: str) -> Path:
+        import hashlib
+
+        key = self.project.dataset(name).derived_key
+        return self.project.root / ".datamanifest" / "resume" / (
+            hashlib.sha256(key.encode()).hexdigest()[:32] + ".json")
+
+    def _resume_info(self, name: str, target: Target) -> dict | None:
+        """FET-012: what an interrupted download of this dataset left to resume, if anything."""
+        import json as _json
+
+        path = self._resume_path(name)
+        try:
+            info = _json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        ds = self.project.dataset(name)
+        dest = Path(info.get("file", ""))
+        if info.get("uri") != ds.uri or not dest.is_file() or not info.get("validator"):
+            path.unlink(missing_ok=True)
+            return None
+        info["offset"] = dest.stat().st_size
+        return info
+
+    def _download(self, name: str, target: Target, declared: str,
+                  resume: dict | None = None) -> Outcome:
         ds = self.project.dataset(name)
         parsed = _checksum.parse(declared) if declared else None
         tree_declared = bool(parsed) and _checksum.is_tree(declared)
@@ -221,14 +249,26 @@ class Fetcher:
             elif ds.uri:
                 dest = target.path.with_name(target.path.name + ".part") if ds.extract else target.staging
                 dest.parent.mkdir(parents=True, exist_ok=True)
-                with open_source(ds.uri, base) as src:
+                resumable = scheme_of(ds.uri) in ("http", "https")
+                if resume is not None and resumable:
+                    src_cm = HTTPDownload(ds.uri, resume["offset"], resume["validator"])
+                else:
+                    src_cm = open_source(ds.uri, base)
+                with src_cm as src:
+                    appending = bool(getattr(src, "resumed", False))
                     task = self.progress.start(name, src.size)
                     try:
                         digest, size = stream_to_file(src.chunks(), dest, algorithm,
                                                       lambda n: self.progress.advance(task, n),
-                                                      size_hint=src.size)
+                                                      size_hint=src.size, append=appending)
+                    except Interrupted as cut:
+                        if resumable and cut.validator:  # keep the bytes for a resume
+                            self._save_resume(name, ds.uri, dest, cut.validator)
+                            cut.kept = True
+                        raise
                     finally:
                         self.progress.finish(task)
+                self._resume_path(name).unlink(missing_ok=True)
                 if parsed is not None and not tree_declared and digest != parsed.hexdigest \
                         and not ds.skip_checksum:
                     raise ChecksumMismatch(name, algorithm, parsed.hexdigest, digest)
@@ -252,10 +292,12 @@ class Fetcher:
                                            tree_sum.partition(":")[2])
                 if tree_declared or not checksum or not declared:
                     checksum = tree_sum
-        except BaseException:
-            target.clear_staging()
-            part = target.path.with_name(target.path.name + ".part")
-            part.unlink(missing_ok=True)
+        except BaseException as exc:
+            if not getattr(exc, "kept", False):
+                target.clear_staging()
+                part = target.path.with_name(target.path.name + ".part")
+                part.unlink(missing_ok=True)
+                self._resume_path(name).unlink(missing_ok=True)
             if manifest_tmp is not None:
                 manifest_tmp.unlink(missing_ok=True)
             raise
@@ -287,6 +329,12 @@ class Fetcher:
             "format": ds.effective_format, "branch": ds.branch, "requires_paths": req_paths,
         })
         return variables
+
+    def _save_resume(self, name: str, uri: str, dest: Path, validator: str) -> None:
+        from ..store.atomic import write_text
+
+        write_text(self._resume_path(name), json.dumps(
+            {"uri": uri, "file": str(dest), "validator": validator}) + "\n")
 
     def _tree_of(self, target: Target, algorithm: str) -> tuple[Path, str]:
         """Walk the staged folder, writing its tree manifest; returns (manifest temp file, checksum)."""

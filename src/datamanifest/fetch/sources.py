@@ -105,20 +105,40 @@ def _client():
     return client
 
 
+class Interrupted(FetchError):
+    """A body cut midway (DM071); ``received`` bytes and the response's ``validator`` (its ETag,
+    else Last-Modified) allow a resume with If-Range (FET-012)."""
+
+    code = "DM071"
+
+    def __init__(self, message: str, received: int, validator: str | None) -> None:
+        self.received = received
+        self.validator = validator
+        super().__init__(message, hint="run the fetch again: it resumes where it stopped")
+
+
 class HTTPDownload(Download):
-    """A streaming GET (FET-010). Connection errors and 429/5xx are retried before any byte is read."""
+    """A streaming GET (FET-010). Connection errors and 429/5xx are retried before any byte is read.
+
+    ``resume_from`` (bytes) with ``validator`` asks for the rest of a response with
+    ``Range`` and ``If-Range`` (FET-012); ``resumed`` tells whether the server agreed (206).
+    """
 
     RETRIES = 3
 
-    def __init__(self, uri: str) -> None:
+    def __init__(self, uri: str, resume_from: int = 0, validator: str | None = None) -> None:
         import httpx
 
         self.uri = uri
+        self.resumed = False
         client = _client()
         delay = 0.5
+        headers = {}
+        if resume_from and validator:
+            headers = {"Range": f"bytes={resume_from}-", "If-Range": validator}
         for attempt in range(self.RETRIES + 1):
             try:
-                req = client.build_request("GET", uri)
+                req = client.build_request("GET", uri, headers=headers)
                 resp = client.send(req, stream=True)
             except httpx.TransportError as e:
                 if attempt < self.RETRIES:
@@ -146,6 +166,10 @@ class HTTPDownload(Download):
             resp.close()
             raise FetchError(f"{uri}: HTTP {resp.status_code} {resp.reason_phrase}", code="DM071")
         self.resp = resp
+        self.validator = resp.headers.get("ETag") or resp.headers.get("Last-Modified")
+        if resp.status_code == 206 and headers:
+            self.resumed = True
+            self.validator = validator
         length = resp.headers.get("Content-Length")
         encoded = resp.headers.get("Content-Encoding", "identity") not in ("identity", "")
         self.size = int(length) if length and length.isdigit() and not encoded else None
@@ -159,11 +183,11 @@ class HTTPDownload(Download):
                 got += len(chunk)
                 yield chunk
         except httpx.HTTPError as e:
-            raise FetchError(f"{self.uri}: download interrupted after {got} bytes: {e}",
-                             code="DM071", hint="run the fetch again") from None
+            raise Interrupted(f"{self.uri}: download interrupted after {got} bytes: {e}", got,
+                              self.validator) from None
         if self.size is not None and got != self.size:
-            raise FetchError(f"{self.uri}: received {got} of {self.size} bytes", code="DM071",
-                             hint="run the fetch again")
+            raise Interrupted(f"{self.uri}: received {got} of {self.size} bytes", got,
+                              self.validator)
 
     def close(self) -> None:
         self.resp.close()

@@ -83,6 +83,7 @@ def stream_to_file(
     algorithm: str,
     on_chunk: Callable[[int], None] | None = None,
     size_hint: int | None = None,
+    append: bool = False,
 ) -> tuple[str, int]:
     """Write ``chunks`` to ``path`` while hashing them in ``algorithm``; fsync before returning.
 
@@ -92,13 +93,19 @@ def stream_to_file(
     the caller removes the partial file.
     """
     h = new_hasher(algorithm)
-    with open(path, "wb", buffering=0) as f:
+    kept = 0
+    if append:  # a resume (FET-012): the kept bytes are hashed first, read once
+        with open(path, "rb") as f:
+            while block := f.read(1024 * 1024):
+                h.update(block)
+                kept += len(block)
+    with open(path, "ab" if append else "wb", buffering=0) as f:
         if size_hint is not None and size_hint < INLINE_BELOW:
             size = _inline(chunks, f, h, on_chunk)
         else:
             size = _pipelined(chunks, f, h, on_chunk)
         os.fsync(f.fileno())
-    return h.hexdigest(), size
+    return h.hexdigest(), kept + size
 
 
 def _inline(chunks, f, h, on_chunk) -> int:
