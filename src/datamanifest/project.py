@@ -123,7 +123,10 @@ class Project:
             raise ManifestError(f"dataset {name!r}: {e}", code=e.code, file=str(self.manifest_path),
                                 hint="define the symbol in [_STORAGE] or set the variable") from None
         # a fetcher may have written a folder (LAD-020): the bytes on disk tell
-        return Target(Path(path), ds.extract or bool(ds.uris) or Path(path).is_dir())
+        from .fetch.sources import is_git
+
+        folder = ds.extract or bool(ds.uris) or bool(ds.uri and is_git(ds.uri))
+        return Target(Path(path), folder or Path(path).is_dir())
 
     # -- operations (Python API) -------------------------------------------------------------------
     def fetch(self, names: list[str] | None = None, *, jobs: int = 4, force: bool = False,

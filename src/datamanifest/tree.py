@@ -333,7 +333,8 @@ def _walk(root, algorithm, leaf_algo, exclude, result, writer, workers, procs, k
 def write_manifest(root: str | Path, out_path: str | Path | None, algorithm: str, *,
                    base: str | None = None, jobs: int | None = None,
                    on_bytes: Callable[[int], None] | None = None,
-                   processes: bool = False) -> WalkResult:
+                   processes: bool = False,
+                   exclude_root: Iterable[str] = CONTROL_NAMES) -> WalkResult:
     """Write the tree manifest of ``root`` to ``out_path`` (atomically; ``None``: stdout).
 
     The document: ``schemaVersion`` 2, ``fields``, ``entries`` (streamed), ``statistics``,
@@ -359,7 +360,7 @@ def write_manifest(root: str | Path, out_path: str | Path | None, algorithm: str
         out.write('{\n "schemaVersion": 2,\n "fields": ' + json.dumps(LOCAL_FIELDS) +
                   ',\n "entries": ')
         result = walk(root, algorithm, jobs=jobs, manifest=out, on_bytes=on_bytes,
-                      processes=processes)
+                      processes=processes, exclude_root=exclude_root)
         out.write(',\n "statistics": ' + json.dumps(result.statistics()) +
                   ',\n "algorithm": ' + json.dumps(algorithm) +
                   ',\n "checksum": ' + json.dumps(result.checksum) +

@@ -121,7 +121,10 @@ def _verify_folder(project, name: str, ds, path: Path, full: bool) -> VerifyResu
             if t is not None and row.get("type") != "symlink":
                 known[p] = (row.get("size"), t, row.get("digest"))
     counter = {"n": 0}
-    result = walk(path, algorithm, known=known, keep_files=True,
+    from .fetch.sources import is_git
+
+    exclude = (".complete", ".git") if ds.uri and is_git(ds.uri) else (".complete",)
+    result = walk(path, algorithm, known=known, keep_files=True, exclude_root=exclude,
                   on_bytes=lambda n: counter.__setitem__("n", counter["n"] + 1))
     now = {"entries": {}}
     for rel, (size, _mtime, digest, kind) in result.files.items():

@@ -38,7 +38,7 @@ from ..spec.resolution import fetch_rung
 from ..store.state import DatasetRecord, update_state
 from .bindings import run_fetcher
 from . import archive as _archive
-from .sources import HTTPDownload, Interrupted, open_source, scheme_of
+from .sources import HTTPDownload, Interrupted, git_clone, is_git, open_source, scheme_of
 from .stream import stream_to_file
 
 
@@ -246,6 +246,12 @@ class Fetcher:
                     if parsed is not None and not tree_declared and digest != parsed.hexdigest \
                             and not ds.skip_checksum:
                         raise ChecksumMismatch(name, algorithm, parsed.hexdigest, digest)
+            elif ds.uri and is_git(ds.uri):
+                # FET-014: a shallow clone is a folder dataset; its checksum leaves out .git
+                if not target.is_dir:
+                    target = Target(target.path, True)
+                git_clone(ds.uri, target.staging, ds.branch, base)
+                size, digest = 0, ""
             elif ds.uri:
                 dest = target.path.with_name(target.path.name + ".part") if ds.extract else target.staging
                 dest.parent.mkdir(parents=True, exist_ok=True)
@@ -286,7 +292,9 @@ class Fetcher:
             if target.is_dir:
                 # TREE-008/TREE-009: verify the staged folder before publishing
                 tree_algo = parsed.algorithm if tree_declared else "tree-sha256"
-                manifest_tmp, tree_sum = self._tree_of(target, tree_algo)
+                manifest_tmp, tree_sum = self._tree_of(
+                    target, tree_algo, exclude=(".complete", ".git") if ds.uri and is_git(ds.uri)
+                    else (".complete",))
                 if tree_declared and tree_sum != declared and not ds.skip_checksum:
                     raise ChecksumMismatch(name, tree_algo, parsed.hexdigest,
                                            tree_sum.partition(":")[2])
@@ -336,7 +344,8 @@ class Fetcher:
         write_text(self._resume_path(name), json.dumps(
             {"uri": uri, "file": str(dest), "validator": validator}) + "\n")
 
-    def _tree_of(self, target: Target, algorithm: str) -> tuple[Path, str]:
+    def _tree_of(self, target: Target, algorithm: str,
+                 exclude: tuple[str, ...] = (".complete",)) -> tuple[Path, str]:
         """Walk the staged folder, writing its tree manifest; returns (manifest temp file, checksum)."""
         import os as _os
         import tempfile
@@ -347,7 +356,8 @@ class Fetcher:
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".tree.", suffix=".tmp", dir=folder)
         _os.close(fd)
-        result = write_manifest(target.staging, tmp, algorithm, base=str(target.path))
+        result = write_manifest(target.staging, tmp, algorithm, base=str(target.path),
+                                exclude_root=exclude)
         return Path(tmp), result.checksum
 
     def _fetch_uris(self, name: str, uris: list[str], target: Target) -> int:

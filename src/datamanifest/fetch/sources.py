@@ -235,11 +235,51 @@ class S3Download(Download):
         self.body.close()
 
 
+def is_git(uri: str) -> bool:
+    """True for git sources (FET-014); see :func:`datamanifest.spec.keys.is_git_uri`."""
+    from ..spec.keys import is_git_uri
+
+    return is_git_uri(uri)
+
+
+def git_clone(uri: str, dest: Path, branch: str = "", base: Path | None = None) -> None:
+    """Shallow-clone ``uri`` (at ``branch``, a branch or tag) into ``dest`` (FET-014).
+
+    Raises FetchError DM071 when git fails (unreachable, no such branch), DM072 without git.
+    """
+    import shutil
+    import subprocess
+
+    git = shutil.which("git")
+    if git is None:
+        raise FetchError(f"{uri}: git sources need the git program", code="DM072",
+                         hint="install git")
+    url = uri
+    if url.startswith("git+"):
+        url = url[4:]
+    elif url.startswith("ssh+git://"):
+        url = "ssh://" + url[len("ssh+git://"):]
+    if scheme_of(url) == "file" and "://" not in url:
+        p = Path(url)
+        url = str(p if p.is_absolute() else (base or Path.cwd()) / p)
+    cmd = [git, "-c", "advice.detachedHead=false", "clone", "--quiet", "--depth", "1"]
+    if branch:
+        cmd += ["--branch", branch]
+    if url.startswith(("/", "file:")):
+        cmd += ["--no-local"]  # a real (shallow) clone, not hard links into the source
+    cmd += [url, str(dest)]
+    env = dict(os.environ, GIT_TERMINAL_PROMPT="0")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        tail = " | ".join(proc.stderr.strip().splitlines()[-2:])
+        raise FetchError(f"{uri}: git clone failed: {tail}", code="DM071",
+                         hint="check the URL and the branch or tag")
+
+
 #: scheme -> hint naming what would add it (FET-001)
 _PLANNED = {
     "gs": "object stores arrive with the optional fsspec/obstore backends",
     "az": "object stores arrive with the optional fsspec/obstore backends",
-    "git": "git sources are not supported by this version",
     "ssh": "ssh/rsync sources are not supported by this version",
     "rsync": "ssh/rsync sources are not supported by this version",
     "sshfs": "ssh/rsync sources are not supported by this version",

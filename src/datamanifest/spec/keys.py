@@ -179,3 +179,15 @@ def extracted_key(key: str) -> str:
         if lower.endswith(suffix) and len(key) > len(suffix) and not key[: -len(suffix)].endswith("/"):
             return key[: -len(suffix)]
     return key + ".d"
+
+
+def is_git_uri(uri: str) -> bool:
+    """git sources (FET-014): git://, ssh+git://, git+<scheme>://, or a path ending in .git."""
+    try:
+        parts = _split(uri)
+    except UnsafeKey:
+        return False
+    scheme = parts.scheme.lower()
+    if scheme in ("git", "ssh+git", "git+ssh") or scheme.startswith("git+"):
+        return True
+    return parts.path.rstrip("/").endswith(".git")
