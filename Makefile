@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench clean system-deps
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,20 @@ $(VENV)/.installed-bench: pyproject.toml | $(PY)
 demo: $(VENV)/.installed-demo
 	$(PY) -m datamanifest.demo
 
-test: $(VENV)/.installed-test
+# Servers the tests start on 127.0.0.1 that come from Debian's packages (sshd, rsync).
+system-deps:
+	@if ! command -v rsync >/dev/null || [ ! -x /usr/sbin/sshd ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing openssh-server and rsync (Debian packages) for the tests"; \
+	    apt-get update -qq >/dev/null && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	      openssh-server rsync >/dev/null; \
+	  else \
+	    echo "note: sshd or rsync missing and not root: the ssh tests will be skipped"; \
+	  fi; \
+	fi
+
+test: $(VENV)/.installed-test system-deps
 	$(PY) -m pytest -q
 
 bench: $(VENV)/.installed-bench

@@ -412,8 +412,8 @@ def _semantic_layer(data: dict[str, Any], datasets: dict[str, Dataset], col: _Co
         if ds.checksum and _checksum.is_valid(ds.checksum):
             tree_sum = _checksum.is_tree(ds.checksum)
             by_fetcher = bool(ds.fetcher or ds.shell or ds.lang)  # may write a file or a folder
-            git = bool(ds.uri) and _keys.is_git_uri(ds.uri)  # a clone is a folder (FET-014)
-            if tree_sum and ds.uri and not ds.extract and not by_fetcher and not git:
+            folder = bool(ds.uri) and _keys.is_folder_uri(ds.uri)  # FET-014, FET-015
+            if tree_sum and ds.uri and not ds.extract and not by_fetcher and not folder:
                 col.add("DM121", (name, "checksum"), f"dataset {name!r} is a file: a tree "
                         "checksum applies to folder datasets (extract = true or uris)",
                         "use a file checksum such as sha256:<hex>")

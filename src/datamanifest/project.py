@@ -123,9 +123,9 @@ class Project:
             raise ManifestError(f"dataset {name!r}: {e}", code=e.code, file=str(self.manifest_path),
                                 hint="define the symbol in [_STORAGE] or set the variable") from None
         # a fetcher may have written a folder (LAD-020): the bytes on disk tell
-        from .fetch.sources import is_git
+        from .spec.keys import is_folder_uri
 
-        folder = ds.extract or bool(ds.uris) or bool(ds.uri and is_git(ds.uri))
+        folder = ds.extract or bool(ds.uris) or bool(ds.uri and is_folder_uri(ds.uri))
         return Target(Path(path), folder or Path(path).is_dir())
 
     # -- operations (Python API) -------------------------------------------------------------------

@@ -38,7 +38,17 @@ from ..spec.resolution import fetch_rung
 from ..store.state import DatasetRecord, update_state
 from .bindings import run_fetcher
 from . import archive as _archive
-from .sources import HTTPDownload, Interrupted, git_clone, is_git, open_source, scheme_of
+from .sources import (
+    SSH_SCHEMES,
+    HTTPDownload,
+    Interrupted,
+    git_clone,
+    is_git,
+    is_rsync_folder,
+    open_source,
+    rsync_copy,
+    scheme_of,
+)
 from .stream import stream_to_file
 
 
@@ -243,6 +253,20 @@ class Fetcher:
                             h.update(chunk)
                             size += len(chunk)
                     digest = h.hexdigest()
+                    if parsed is not None and not tree_declared and digest != parsed.hexdigest \
+                            and not ds.skip_checksum:
+                        raise ChecksumMismatch(name, algorithm, parsed.hexdigest, digest)
+            elif ds.uri and scheme_of(ds.uri) in SSH_SCHEMES:
+                # FET-015: rsync over SSH; a path ending in "/" is a folder
+                if is_rsync_folder(ds.uri) and not target.is_dir:
+                    target = Target(target.path, True)
+                rsync_copy(ds.uri, target.staging)
+                if target.is_dir:
+                    size, digest = 0, ""
+                else:
+                    from ..tree import hash_file
+
+                    digest, size = hash_file(str(target.staging), algorithm)
                     if parsed is not None and not tree_declared and digest != parsed.hexdigest \
                             and not ds.skip_checksum:
                         raise ChecksumMismatch(name, algorithm, parsed.hexdigest, digest)

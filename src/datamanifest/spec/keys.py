@@ -191,3 +191,15 @@ def is_git_uri(uri: str) -> bool:
     if scheme in ("git", "ssh+git", "git+ssh") or scheme.startswith("git+"):
         return True
     return parts.path.rstrip("/").endswith(".git")
+
+
+def is_folder_uri(uri: str) -> bool:
+    """A single URI that names a folder dataset: a git clone (FET-014), or an ssh/rsync/sshfs
+    path ending in '/' (FET-015)."""
+    if is_git_uri(uri):
+        return True
+    try:
+        parts = _split(uri)
+    except UnsafeKey:
+        return False
+    return parts.scheme.lower() in ("ssh", "rsync", "sshfs") and parts.path.endswith("/")
