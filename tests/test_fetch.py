@@ -433,3 +433,15 @@ def test_netrc_credentials(http, served, project, tmp_path):
     proc = run_cli("fetch", cwd=project, env={"NETRC": str(netrc)})
     assert proc.returncode == 0, proc.stderr
     assert (project / "store" / "127.0.0.1" / "secret.bin").read_bytes() == b"private"
+
+
+def test_per_host_cap_bounds_concurrent_requests(http, served, project):
+    body = []
+    for i in range(12):
+        (served / f"p{i}.bin").write_bytes(b"x" * 1000)
+        http.delay[f"/p{i}.bin"] = 0.3
+        body.append(f'[p{i}]\nuri = "{http.url(f"p{i}.bin")}"\n')
+    write_manifest(project, "\n".join(body))
+    proc = run_cli("fetch", "-q", "--jobs", "8", "--per-host", "2", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    assert http.max_active == 2

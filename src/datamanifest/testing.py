@@ -42,6 +42,8 @@ class LoopbackServer:
         self.auth: dict[str, str] = {}
         self.ranges: Counter[str] = Counter()
         self.user_agents: list[str] = []
+        self.active = 0  # requests being served now
+        self.max_active = 0
         self._lock = threading.Lock()
         server = self
 
@@ -68,7 +70,14 @@ class LoopbackServer:
                 self._serve(body=False)
 
             def do_GET(self) -> None:
-                self._serve(body=True)
+                with server._lock:
+                    server.active += 1
+                    server.max_active = max(server.max_active, server.active)
+                try:
+                    self._serve(body=True)
+                finally:
+                    with server._lock:
+                        server.active -= 1
 
             def _serve(self, body: bool) -> None:
                 path = urlsplit(self.path).path

@@ -129,6 +129,8 @@ def check(ctx: click.Context, paths: tuple[Path, ...], fmt: str, strict: bool,
 @click.argument("names", nargs=-1)
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), default=4, show_default=True,
               help="Datasets downloaded at once.")
+@click.option("--per-host", type=click.IntRange(1, 64), default=4, show_default=True,
+              help="Downloads from any one host at once.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars; print only problems and "
               "the summary.")
 @click.option("-v", "--verbose", is_flag=True, help="Also list datasets already present.")
@@ -139,8 +141,9 @@ def check(ctx: click.Context, paths: tuple[Path, ...], fmt: str, strict: bool,
 @click.option("--offline", is_flag=True, help="Use only what is present (targets, state, "
               "pools); download nothing and list what is missing.")
 @click.pass_context
-def fetch(ctx: click.Context, names: tuple[str, ...], jobs: int, quiet: bool, verbose: bool,
-          as_json: bool, force: bool, lock_timeout: float | None, offline: bool) -> None:
+def fetch(ctx: click.Context, names: tuple[str, ...], jobs: int, per_host: int, quiet: bool,
+          verbose: bool, as_json: bool, force: bool, lock_timeout: float | None,
+          offline: bool) -> None:
     """Download datasets (all, or NAMES and their requirements), verified and atomically.
 
     The digest is computed while bytes stream in; a mismatch publishes
@@ -155,7 +158,7 @@ def fetch(ctx: click.Context, names: tuple[str, ...], jobs: int, quiet: bool, ve
     progress = RichProgress() if (_stderr_is_tty() and not quiet and not as_json) else NullProgress()
     try:
         report = Fetcher(project, jobs=jobs, progress=progress, lock_timeout=lock_timeout,
-                         force=force, offline=offline).run(list(names) or None)
+                         force=force, offline=offline, per_host=per_host).run(list(names) or None)
     finally:
         progress.close()
     if as_json:

@@ -111,13 +111,15 @@ class Fetcher:
 
     def __init__(self, project: Project, *, jobs: int = 4, progress: Progress | None = None,
                  lock_timeout: float | None = None, force: bool = False,
-                 offline: bool = False) -> None:
+                 offline: bool = False, per_host: int = 4) -> None:
         self.project = project
         self.jobs = max(1, jobs)
         self.progress = progress or NullProgress()
         self.lock_timeout = lock_timeout
         self.force = force
         self.offline = offline  # FET-006: resolve only what is already present
+        self.per_host = max(1, per_host)  # FET-007: downloads from one host at once
+        self._hosts: dict[str, threading.BoundedSemaphore] = {}
         from ..store.state import StateError, read_state
 
         try:
@@ -164,9 +166,25 @@ class Fetcher:
             resume = self._resume_info(name, target)
             if resume is None:
                 target.clear_staging()
-            out = self._download(name, target, declared, resume)
+            with self._host_slot(ds.uri or (ds.uris[0] if ds.uris else "")):
+                out = self._download(name, target, declared, resume)
             out.waited = bool(waited)
             return out
+
+    def _host_slot(self, uri: str) -> threading.BoundedSemaphore:
+        """The semaphore bounding concurrent downloads from ``uri``'s host (FET-007)."""
+        from urllib.parse import urlsplit
+
+        try:
+            host = (urlsplit(uri).hostname or "") if "://" in uri else ""
+        except ValueError:
+            host = ""
+        with self._mutex:
+            sem = self._hosts.get(host)
+            if sem is None:
+                sem = self._hosts[host] = threading.BoundedSemaphore(
+                    self.per_host if host else self.jobs)
+        return sem
 
     def _quick_present(self, name: str) -> Outcome | None:
         """The outcome of a dataset that is already current, checked inline; else None."""
