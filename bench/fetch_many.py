@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from datamanifest.testing import start_server_process
+
 POOCH_LOOP = """
 import sys, pooch
 urls = [l.split() for l in open(sys.argv[1])]
@@ -51,15 +53,9 @@ def main() -> None:
         served.mkdir()
         lines, body = [], ["[_STORAGE]", 'datasets_dir = "store"', ""]
         block = os.urandom(args.size_kib * 1024)
-        port_file = tmp / "port"
-        server = subprocess.Popen([sys.executable, "-m", "datamanifest.testing", str(served),
-                                   str(port_file)])
+        server, base_url = start_server_process(served)
         try:
-            for _ in range(100):
-                if port_file.exists() and port_file.read_text():
-                    break
-                time.sleep(0.05)
-            base = f"http://127.0.0.1:{port_file.read_text()}"
+            base = base_url
             for i in range(args.files):
                 data = i.to_bytes(8, "little") + block[8:]
                 (served / f"f{i:05d}.bin").write_bytes(data)

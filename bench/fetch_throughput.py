@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from datamanifest.testing import start_server_process
+
 
 def timed(cmd: list[str], cwd: Path | None = None, shell: bool = False) -> tuple[float, int]:
     """Wall seconds and peak RSS (KiB) of one child process."""
@@ -58,15 +60,9 @@ def main() -> None:
                 f.write(chunk)
                 h.update(chunk)
         digest = h.hexdigest()
-        port_file = tmp / "port"
-        server = subprocess.Popen([sys.executable, "-m", "datamanifest.testing", str(served),
-                                   str(port_file)])
+        server, base_url = start_server_process(served)
         try:
-            for _ in range(100):
-                if port_file.exists() and port_file.read_text():
-                    break
-                time.sleep(0.05)
-            url = f"http://127.0.0.1:{port_file.read_text()}/big.bin"
+            url = f"{base_url}/big.bin"
             out = tmp / "curl.bin"
             project = tmp / "project"
             project.mkdir()

@@ -60,14 +60,13 @@ def write_manifest(project: Path, body: str) -> Path:
 def s3_endpoint():
     """A real S3-compatible server (moto's standalone server) on 127.0.0.1."""
     import shutil
-    import socket
     import time
     import urllib.request
 
+    from datamanifest.testing import free_port
+
     exe = shutil.which("moto_server") or str(Path(sys.executable).parent / "moto_server")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"

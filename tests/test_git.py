@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from datamanifest.tree import walk
+
+from datamanifest.testing import free_port, wait_for_port
 
 from .conftest import run_cli, write_manifest
 
@@ -42,17 +42,11 @@ def repos(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def git_daemon(repos: Path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen(["git", "daemon", "--reuseaddr", "--export-all", "--listen=127.0.0.1",
                              f"--port={port}", f"--base-path={repos}", str(repos)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(100):
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.05)
+    assert wait_for_port(port)
     yield f"git://127.0.0.1:{port}"
     proc.terminate()
     proc.wait(timeout=10)
@@ -80,9 +74,7 @@ def test_git_file_and_daemon_clones_at_a_tag(repos: Path, git_daemon: str, proje
 
 
 def test_git_checksum_mismatch_and_unreachable_publish_nothing(repos: Path, project: Path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        dead = s.getsockname()[1]
+    dead = free_port()
     write_manifest(project, (
         f'[wrong]\nuri = "file://{repos}/repo.git"\nchecksum = "tree-sha256:{"0" * 64}"\n\n'
         f'[gone]\nuri = "git://127.0.0.1:{dead}/repo.git"\n\n'

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from datamanifest.tree import walk
+
+from datamanifest.testing import free_port, wait_for_port
 
 from .conftest import run_cli, sha256_of, write_manifest
 
@@ -31,9 +31,7 @@ def sshd(tmp_path_factory):
                        check=True)
     (d / "authorized_keys").write_text((d / "user_key.pub").read_text())
     os.chmod(d / "authorized_keys", 0o600)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     (d / "sshd_config").write_text(
         f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d / 'host_key'}\n"
         f"AuthorizedKeysFile {d / 'authorized_keys'}\nPasswordAuthentication no\n"
@@ -42,11 +40,7 @@ def sshd(tmp_path_factory):
     Path("/run/sshd").mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(d / "sshd_config")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(100):
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.05)
+    assert wait_for_port(port)
     ssh = (f"ssh -i {d / 'user_key'} -o UserKnownHostsFile={d / 'known_hosts'} "
            "-o StrictHostKeyChecking=accept-new")
     old = os.environ.get("DATAMANIFEST_SSH")
@@ -92,9 +86,7 @@ def test_ssh_mismatch_missing_and_unreachable(sshd, project: Path, tmp_path: Pat
 
     user, port = getpass.getuser(), sshd["port"]
     (tmp_path / "x.bin").write_bytes(b"x")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        dead = s.getsockname()[1]
+    dead = free_port()
     write_manifest(project, (
         f'[wrong]\nuri = "ssh://{user}@127.0.0.1:{port}{tmp_path}/x.bin"\n'
         f'checksum = "sha256:{"0" * 64}"\nkey = "w/x.bin"\n\n'

@@ -153,15 +153,19 @@ class Project:
 
     def path(self, ident: str) -> Path:
         """The verified local path of a dataset. Raises DM078 when it is not present (STO-010)."""
-        from .errors import DataManifestError
-
         name = self.resolve(ident)
         found = self.locate(name)
         if found is None:
-            t = self.target(name)
-            raise DataManifestError(f"dataset {name!r} is {t.status()} at {t.path}", code="DM078",
-                                    hint=f"run `datamanifest fetch {name}`")
+            raise self.not_present(name)
         return found[0]
+
+    def not_present(self, name: str) -> "DataManifestError":
+        """The DM078 error for a dataset that is not present (STO-010)."""
+        from .errors import DataManifestError
+
+        t = self.target(name)
+        return DataManifestError(f"dataset {name!r} is {t.status()} at {t.path}", code="DM078",
+                                 hint=f"run `datamanifest fetch {name}`")
 
     def pool_candidates(self, name: str) -> list[Target]:
         """The read-pool candidates of a dataset (POOL-001, POOL-002)."""

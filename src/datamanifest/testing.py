@@ -168,6 +168,45 @@ class LoopbackServer:
         self.stop()
 
 
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 5.0) -> bool:
+    """True once something accepts connections on 127.0.0.1:``port`` (False on timeout)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return True
+        time.sleep(0.05)
+    return False
+
+
+def start_server_process(root: str | Path):
+    """Serve ``root`` from a separate process (its own GIL, as for benchmarks).
+
+    Returns ``(process, base_url)``; terminate the process when done.
+    """
+    import subprocess
+    import sys
+    import tempfile
+
+    port_file = Path(tempfile.mkstemp(prefix="dm-port-")[1])
+    proc = subprocess.Popen([sys.executable, "-m", "datamanifest.testing", str(root),
+                             str(port_file)])
+    for _ in range(200):
+        text = port_file.read_text()
+        if text:
+            break
+        time.sleep(0.05)
+    port_file.unlink(missing_ok=True)
+    return proc, f"http://127.0.0.1:{text}"
+
+
 def serve_forever(root: str, port_file: str) -> None:  # pragma: no cover - used by bench/tests
     """Run a server in this process, writing its port to ``port_file``."""
     srv = LoopbackServer(root)

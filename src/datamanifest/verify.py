@@ -97,9 +97,7 @@ def verify_dataset(project, name: str, *, full: bool = False) -> VerifyResult:
     ds = project.dataset(name)
     found = project.locate(name)
     if found is None:
-        t = project.target(name)
-        raise DataManifestError(f"dataset {name!r} is {t.status()} at {t.path}", code="DM078",
-                                hint=f"run `datamanifest fetch {name}`")
+        raise project.not_present(name)
     path, _ = found
     if path.is_dir():
         return _verify_folder(project, name, ds, path, full)
