@@ -71,3 +71,28 @@ def test_load_offline_does_not_fetch(lproject: Path):
         m.load("a", offline=True)
     assert exc.value.code == "DM078"
     assert not (lproject / "store").exists()
+
+
+def test_lazy_access_opens_in_place_local_and_http(http, served, project: Path):
+    (served / "remote.json").write_text('{"remote": true}')
+    (served / "table.csv").write_text("a\n1\n")
+    (project / "big.json").write_text('{"local": 1}')
+    (project / "lazyloaders.py").write_text("def show(path):\n    return 'opened ' + path\n")
+    write_manifest(project, (
+        f'[remote]\nuri = "{http.url("remote.json")}"\nlazy_access = true\n\n'
+        '[local]\nuri = "big.json"\nlazy_access = true\n\n'
+        f'[bound]\nuri = "{http.url("table.csv")}"\nlazy_access = true\n'
+        'loader = "lazyloaders:show"\n'))
+    m = datamanifest.open_manifest(project)
+    assert m.load("remote") == {"remote": True}  # through fsspec over HTTP
+    assert m.load("local") == {"local": 1}  # in place, no copy
+    assert m.load("bound") == f"opened {http.url('table.csv')}"  # the binding gets the URI
+    assert not (project / "store").exists() and not (project / ".datamanifest").exists()
+    assert http.hits["/remote.json"] >= 1
+
+
+def test_path_of_a_local_lazy_dataset_is_in_place(project: Path):
+    (project / "big.json").write_text("{}")
+    write_manifest(project, '[local]\nuri = "big.json"\nlazy_access = true\n')
+    m = datamanifest.open_manifest(project)
+    assert m.path("local") == project / "big.json"

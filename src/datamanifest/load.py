@@ -77,6 +77,54 @@ BUILTIN: dict[str, Callable[[Path], Any]] = {
 }
 
 
+def _open_remote(uri: str, fmt: str) -> Any:
+    """Open a lazy dataset in place through fsspec / xarray, without a local copy (LAD-024)."""
+    _need("fsspec", "lazy", fmt)
+    import fsspec
+
+    if fmt == "zarr":
+        _need("xarray", "zarr", fmt)
+        import xarray as xr
+
+        return xr.open_zarr(fsspec.get_mapper(uri))
+    if fmt == "nc":
+        _need("xarray", "nc", fmt)
+        import xarray as xr
+
+        return xr.open_dataset(fsspec.open(uri, "rb").open())
+    with fsspec.open(uri, "rb") as f:
+        data = f.read()
+    if fmt == "json":
+        return json.loads(data)
+    if fmt == "toml":
+        return tomllib.loads(data.decode("utf-8"))
+    if fmt in ("txt", "md"):
+        return data.decode("utf-8")
+    if fmt == "csv":
+        _need("pandas", "csv", fmt)
+        import io
+
+        import pandas as pd
+
+        return pd.read_csv(io.BytesIO(data))
+    if fmt in ("yaml", "yml"):
+        _need("yaml", "yaml", fmt)
+        import yaml
+
+        return yaml.safe_load(data)
+    raise DataManifestError(f"no lazy loader for format {fmt!r}", code="DM087",
+                            hint="give the dataset a loader binding; it receives the URI as $path")
+
+
+def _lazy_location(project, ds) -> tuple[str, bool]:
+    """(where a lazy dataset is, whether that is a local path)."""
+    from .fetch.sources import local_path, scheme_of
+
+    if scheme_of(ds.uri) == "file":
+        return str(local_path(ds.uri, project.root)), True
+    return ds.uri, False
+
+
 def load(project, ident: str, *, offline: bool = False) -> Any:
     """Load dataset ``ident`` (name, alias or doi) with the load ladder for Python (LAD-010..013).
 
@@ -91,9 +139,16 @@ def load(project, ident: str, *, offline: bool = False) -> Any:
         raise DataManifestError(f"dataset {name!r} has no loader for format "
                                 f"{ds.effective_format or 'unknown'!r}", code="DM087",
                                 hint="set loader = \"module:function\", or format = ...")
-    if project.locate(name) is None and not offline:
-        project.fetch([name])
-    path = project.path(name)
+    if ds.lazy_access:  # LAD-024: opened in place, never copied, never recorded
+        where, local = _lazy_location(project, ds)
+        if rung["rung"] == "built-in":
+            return BUILTIN[ds.effective_format](Path(where)) if local else \
+                _open_remote(where, ds.effective_format)
+        path: Any = where
+    else:
+        if project.locate(name) is None and not offline:
+            project.fetch([name])
+        path = project.path(name)
     if rung["rung"] == "built-in":
         return BUILTIN[ds.effective_format](path)
     binding = _binding_for(project, ds, rung)

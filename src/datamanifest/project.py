@@ -185,6 +185,14 @@ class Project:
         from .store.state import read_state
 
         ds = self.dataset(name)
+        if ds.lazy_access or ds.skip_download:  # LAD-024, RES-006: used in place
+            from .fetch.sources import local_path, scheme_of
+
+            if ds.uri and scheme_of(ds.uri) == "file":
+                where = local_path(ds.uri, self.root) if not ds.storage_path else \
+                    self.target(name).path
+                return (where, "in-place") if where.exists() else None
+            return None
         target = self.target(name)
         declared = ds.effective_checksum
         status = target.status()
