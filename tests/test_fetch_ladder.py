@@ -115,3 +115,43 @@ def test_foreign_only_fetcher_without_peer_is_a_clear_error(fproject: Path):
     write_manifest(fproject, '[j]\nkey = "j/data"\n\n[j._LANG.julia]\nfetcher = "Fetch:get"\n')
     proc = run_cli("fetch", cwd=fproject)
     assert proc.returncode == 1 and "DM079" in proc.stderr and "peer" in proc.stderr
+
+
+PEER = '''#!/usr/bin/env python3
+import sys, pathlib, tomllib
+args = sys.argv[1:]
+if args == ["--version"]:
+    print("datamanifest-julia 0.0 (test peer)"); sys.exit(0)
+assert args[0] == "fetch"
+name = args[1]
+toml = pathlib.Path(args[args.index("--datasets-toml") + 1])
+folder = pathlib.Path(args[args.index("--datasets-folder") + 1])
+key = tomllib.loads(toml.read_text())[name]["key"]
+out = folder / key
+out.parent.mkdir(parents=True, exist_ok=True)
+out.write_text("written by the julia peer\\n")
+'''
+
+
+def test_delegation_runs_a_probed_peer_and_verifies(fproject: Path, tmp_path: Path):
+    import os
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    peer = bindir / "datamanifest-julia"
+    peer.write_text(PEER)
+    peer.chmod(0o755)
+    write_manifest(fproject, '[j]\nkey = "j/data.txt"\n\n[j._LANG.julia]\nfetcher = "Fetch:get"\n')
+    env = {"PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"}
+    proc = run_cli("fetch", "--json", cwd=fproject, env=env)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)["datasets"][0]
+    assert out["status"] == "fetched"
+    assert out["checksum"] == "sha256:" + sha256_of(b"written by the julia peer\n")
+    assert (fproject / "store" / "j" / "data.txt.complete").exists()
+    # a wrong declared checksum is caught after the peer ran
+    text = (fproject / "datamanifest.toml").read_text().replace(out["checksum"], "sha256:" + "0" * 64)
+    (fproject / "datamanifest.toml").write_text(text)
+    proc = run_cli("fetch", "--force", cwd=fproject, env=env)
+    assert proc.returncode == 1 and "DM070" in proc.stderr
+    assert not (fproject / "store" / "j" / "data.txt.complete").exists()  # reads as incomplete

@@ -83,3 +83,34 @@ def run_fetcher(project, name: str, rung: dict[str, Any], download_path: Path,
     except Exception as e:  # the user's code: report, never crash the tool
         raise FetchError(f"dataset {name!r}: fetcher {ref!r} raised {type(e).__name__}: {e}",
                          code="DM083") from e
+
+
+#: language -> peer command names probed on PATH (LAD-003; the ecosystem's Peer-CLI contract)
+PEERS = {"julia": ("datamanifest-julia", "DataManifest"), "r": ("datamanifest-r",)}
+
+
+def find_peer(language: str) -> str | None:
+    """The first peer tool for ``language`` on PATH that answers ``--version`` (probe first)."""
+    import shutil
+
+    for name in PEERS.get(language, ()):
+        exe = shutil.which(name)
+        if exe is None:
+            continue
+        try:
+            if subprocess.run([exe, "--version"], capture_output=True, timeout=30).returncode == 0:
+                return exe
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+    return None
+
+
+def run_peer(project, name: str, exe: str, datasets_dir: Path) -> None:
+    """Ask a peer tool to fetch ``name`` into the shared store (LAD-003). Raises DM083."""
+    cmd = [exe, "fetch", name, "--datasets-toml", str(project.manifest_path),
+           "--datasets-folder", str(datasets_dir)]
+    proc = subprocess.run(cmd, cwd=project.root, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-2:])
+        raise FetchError(f"dataset {name!r}: peer {Path(exe).name} failed "
+                         f"({proc.returncode}): {tail}", code="DM083")

@@ -36,7 +36,7 @@ from ..store.layout import Target, is_current, pool_hit
 from ..store.lock import Lock
 from ..spec.resolution import fetch_rung
 from ..store.state import DatasetRecord, update_state
-from .bindings import run_fetcher
+from .bindings import find_peer, run_fetcher, run_peer
 from . import archive as _archive
 from .sources import (
     SSH_SCHEMES,
@@ -324,6 +324,10 @@ class Fetcher:
                     fmt = ds.effective_format
                     _archive.extract(dest, "tar.gz" if fmt == "tgz" else fmt, target.staging)
                     dest.unlink()
+            elif rung["rung"] == "delegation" and (peer := find_peer(rung.get("language", ""))):
+                # LAD-003: the peer writes into the shared store; we verify what it wrote
+                run_peer(self.project, name, peer, self.project.storage.datasets_dir)
+                return self._after_peer(name, target, declared)
             else:
                 hint = ("its only fetcher is another language's; no peer tool for it was found "
                         "on PATH (LAD-003)" if rung["rung"] == "delegation" else
@@ -359,6 +363,33 @@ class Fetcher:
             tree_path = trees.store(self.project.root, ds.derived_key, manifest_tmp, tree_sum)
         out = Outcome(name, "fetched", target.path, checksum, size)
         self._record(name, target, checksum, size, tree_path)
+        self._maybe_fill(name, out)
+        return out
+
+    def _after_peer(self, name: str, target: Target, declared: str) -> Outcome:
+        """Verify what a peer tool published into the shared store (LAD-021) and record it."""
+        from ..tree import hash_file, walk
+
+        ds = self.project.dataset(name)
+        target = Target(target.path, target.path.is_dir())
+        if not target.path.exists():
+            raise FetchError(f"dataset {name!r}: the peer tool wrote nothing at {target.path}",
+                             code="DM084")
+        if target.is_dir:
+            algo = declared.partition(":")[0] if _checksum.is_tree(declared) else "tree-sha256"
+            checksum = walk(target.path, algo).checksum
+        else:
+            parsed = _checksum.parse(declared) if declared else None
+            algo = parsed.algorithm if parsed else _checksum.DEFAULT_ALGORITHM
+            checksum = f"{algo}:{hash_file(str(target.path), algo)[0]}"
+        if declared and checksum != declared and not ds.skip_checksum:
+            target.marker.unlink(missing_ok=True)  # the peer wrote in place: mark it incomplete
+            raise ChecksumMismatch(name, algo, declared.partition(":")[2],
+                                   checksum.partition(":")[2])
+        if not target.marker.exists():  # a peer of an older spec may not write markers
+            target.marker.write_text(json.dumps({"checksum": checksum}) + "\n")
+        out = Outcome(name, "fetched", target.path, checksum, None)
+        self._record(name, target, checksum, None)
         self._maybe_fill(name, out)
         return out
 
