@@ -445,3 +445,17 @@ def test_per_host_cap_bounds_concurrent_requests(http, served, project):
     proc = run_cli("fetch", "-q", "--jobs", "8", "--per-host", "2", cwd=project)
     assert proc.returncode == 0, proc.stderr
     assert http.max_active == 2
+
+
+def test_s3_endpoint_down_publishes_nothing(project):
+    from datamanifest.testing import free_port
+
+    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}", "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+           "AWS_MAX_ATTEMPTS": "1"}
+    write_manifest(project, '[t]\nuri = "s3://data/obs/t.csv"\n')
+    proc = run_cli("fetch", "--json", cwd=project, env=env)
+    assert proc.returncode == 1
+    assert json.loads(proc.stdout)["datasets"][0]["error"]["code"] == "DM071"
+    store = project / "store"
+    assert not store.exists() or not [p for p in store.rglob("*") if p.is_file()]
