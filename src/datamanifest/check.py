@@ -28,6 +28,7 @@ from .spec import checksum as _checksum
 from .spec import keys as _keys
 from .spec import storage as _storage
 from .spec._locate import Locator, decode_error_position
+from .spec.resolution import FIELDS as _RESOLUTION_FIELDS
 from .spec.manifest import (
     ARCHIVE_FORMATS,
     DATASET_FIELDS,
@@ -43,11 +44,8 @@ from .spec.manifest import (
 PREDEFINED_SYMBOLS = (
     "datasets_dir", "datacache_dir", "key", "repo", "project", "user_data_dir", "user_cache_dir",
 )
-#: Known `[_STORAGE]` fields; any other bare key is a user symbol (STO-006).
-STORAGE_FIELDS = (
-    "datasets_dir", "datacache_dir", "datasets_pools", "datacache_pools", "project",
-    "canonical", "lock_stale_age", "default_remote",
-)
+#: Known `[_STORAGE]` fields; any other bare key is a user symbol (RES-002).
+STORAGE_FIELDS = tuple(_RESOLUTION_FIELDS)
 
 _TOML_TYPES = {
     str: "a string", int: "an integer", float: "a float", bool: "a boolean",

@@ -334,9 +334,9 @@ def _answer_layout(request: dict[str, Any]) -> dict[str, Any]:
             except ValueError:
                 ok = False
         elif not is_dir and isinstance(files[cand], str) and parsed is not None:
-            from .fetch.stream import new_hasher
+            from .spec.checksum import hasher
 
-            h = new_hasher(parsed.algorithm)
+            h = hasher(parsed.algorithm)
             h.update(files[cand].encode("utf-8"))
             ok = h.hexdigest() == parsed.hexdigest
         else:
@@ -353,12 +353,11 @@ def _answer_layout(request: dict[str, Any]) -> dict[str, Any]:
 
 
 def _answer_verify(request: dict[str, Any]) -> dict[str, Any]:
-    from .fetch.stream import new_hasher
-    from .spec.checksum import DEFAULT_ALGORITHM, parse
+    from .spec.checksum import DEFAULT_ALGORITHM, hasher, parse
 
     declared = parse(request["checksum"]) if request["checksum"] else None
     algorithm = declared.algorithm if declared else DEFAULT_ALGORITHM
-    h = new_hasher(algorithm)
+    h = hasher(algorithm)
     h.update(request["data"].encode("utf-8"))
     digest = f"{algorithm}:{h.hexdigest()}"
     if declared is not None and str(declared) != digest:

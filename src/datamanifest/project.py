@@ -66,6 +66,7 @@ class Project:
         assert result.manifest is not None
         self.manifest: Manifest = result.manifest
         self.storage = resolve_storage(self.manifest, self.root)
+        self._records: dict | None = None  # state records, read lazily
 
     # -- opening ----------------------------------------------------------------------------
     @classmethod
@@ -140,6 +141,7 @@ class Project:
         from .fetch.engine import Fetcher
 
         report = Fetcher(self, jobs=jobs, force=force, lock_timeout=lock_timeout).run(names)
+        self._records = None  # the run may have recorded new locations
         failures = [o for o in report.outcomes if o.error is not None]
         if failures:
             raise failures[0].error  # type: ignore[misc]
@@ -167,6 +169,20 @@ class Project:
         return DataManifestError(f"dataset {name!r} is {t.status()} at {t.path}", code="DM078",
                                  hint=f"run `datamanifest fetch {name}`")
 
+    def _state_records(self) -> dict:
+        """The state file's records, read once per project (reset by :meth:`fetch`).
+
+        An unreadable state file counts as empty here: it is regenerable (STA-006).
+        """
+        if self._records is None:
+            from .store.state import StateError, read_state
+
+            try:
+                self._records = read_state(self.state_file).datasets
+            except StateError:
+                self._records = {}
+        return self._records
+
     def pool_candidates(self, name: str) -> list[Target]:
         """The read-pool candidates of a dataset (POOL-001, POOL-002)."""
         from .spec.resolution import pool_candidates
@@ -182,7 +198,6 @@ class Project:
         None when it is not present anywhere. Never writes.
         """
         from .store.layout import is_current, pool_hit
-        from .store.state import read_state
 
         ds = self.dataset(name)
         if ds.lazy_access or ds.skip_download:  # LAD-024, RES-006: used in place
@@ -199,7 +214,7 @@ class Project:
         if is_current(status, declared, target.read_marker() if status == "present" else {}):
             return target.path, "target"
         if declared:
-            rec = read_state(self.state_file).datasets.get(ds.derived_key)
+            rec = self._state_records().get(ds.derived_key)
             if rec is not None and rec.checksum == declared:
                 where = Path(rec.storage_path)
                 where = where if where.is_absolute() else self.root / where

@@ -26,6 +26,7 @@ from typing import IO, Any
 
 from .errors import DataManifestError
 from .spec import tree as spec
+from .spec.checksum import hasher
 
 READ = 1024 * 1024  # bytes per read
 #: Fields of a local tree manifest's entry arrays (TREE-010).
@@ -43,13 +44,9 @@ class TreeWalkError(DataManifestError):
 #: files up to this size are read in one call and hashed in the walking thread
 SMALL = 1024 * 1024  # bytes
 _local = threading.local()
-def _new(algorithm: str):
-    return hashlib.md5(usedforsecurity=False) if algorithm == "md5" else hashlib.new(algorithm)
-
-
 def hash_file(path: str, algorithm: str, size_hint: int | None = None) -> tuple[str, int]:
     """(hex digest, size in bytes) of a file: one read when small, else 1 MiB blocks."""
-    h = _new(algorithm)
+    h = hasher(algorithm)
     if size_hint is not None and size_hint <= SMALL:
         with open(path, "rb", buffering=0) as f:
             data = f.read()
@@ -240,7 +237,7 @@ def _scan(path: str, rel: str, at_root: bool, exclude: frozenset, leaf_algo: str
         elif size <= SMALL:
             with open(entry.path, "rb", buffering=0) as f:
                 data = f.read()
-            h = _new(leaf_algo)
+            h = hasher(leaf_algo)
             h.update(data)
             digest, size, hashed = h.hexdigest(), len(data), True
         text = _leaf_text(name, size, rfc3339_ns(st.st_mtime_ns), digest, kind) \

@@ -137,8 +137,8 @@ def _verify_folder(project, name: str, ds, path: Path, full: bool) -> VerifyResu
 
 
 def _verify_file(project, name: str, ds, path: Path, full: bool) -> VerifyResult:
-    from .fetch.stream import new_hasher
     from .store.layout import Target
+    from .tree import hash_file
 
     declared = ds.effective_checksum
     marker = Target(path, False).read_marker()
@@ -147,11 +147,8 @@ def _verify_file(project, name: str, ds, path: Path, full: bool) -> VerifyResult
     if not full and marker.get("size") == st.st_size and marker.get("mtime_ns") == st.st_mtime_ns:
         return VerifyResult(name, path, "file", expected, Differences(), 0)
     algo, _, hexd = expected.partition(":") if expected else ("sha256", "", "")
-    h = new_hasher(algo)
-    with open(path, "rb") as f:
-        while chunk := f.read(1024 * 1024):
-            h.update(chunk)
+    digest, _ = hash_file(str(path), algo)
     diffs = Differences()
-    if expected and h.hexdigest() != hexd:
+    if expected and digest != hexd:
         diffs.modified.append(path.name)
-    return VerifyResult(name, path, "file", f"{algo}:{h.hexdigest()}", diffs, 1)
+    return VerifyResult(name, path, "file", f"{algo}:{digest}", diffs, 1)

@@ -606,6 +606,11 @@ def versions(ctx: click.Context, name: str, as_json: bool) -> None:
 
 
 # -- where / config ---------------------------------------------------------------------------------
+def _echo_settings(rows: list[dict]) -> None:
+    for row in rows:
+        click.echo(f"{row['field']:<16} {json.dumps(row['value'])}  [{row['rung']}]")
+
+
 def _settings_rows(project) -> list[dict]:
     res = project.storage.resolved
     return [{"field": k, "value": v.value, "rung": v.rung} for k, v in res.settings.items()]
@@ -636,8 +641,7 @@ def where(ctx: click.Context, as_json: bool) -> None:
             "" if Path(info[k]).exists() else "  (absent)")
         click.echo(f"{k:<16} {info[k]}{exists}")
     click.echo("")
-    for row in info["settings"]:
-        click.echo(f"{row['field']:<16} {json.dumps(row['value'])}  [{row['rung']}]")
+    _echo_settings(info["settings"])
 
 
 @main.group(invoke_without_command=True)
@@ -680,8 +684,7 @@ def config_show(ctx: click.Context, as_json: bool = False) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    for row in rows:
-        click.echo(f"{row['field']:<16} {json.dumps(row['value'])}  [{row['rung']}]")
+    _echo_settings(rows)
 
 
 @config.command("set")

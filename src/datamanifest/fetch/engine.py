@@ -262,15 +262,9 @@ class Fetcher:
                 if target.is_dir:
                     size, digest = 0, ""
                 else:
-                    from .stream import new_hasher
+                    from ..tree import hash_file
 
-                    h = new_hasher(algorithm)
-                    size = 0
-                    with open(target.staging, "rb") as f:
-                        while chunk := f.read(1024 * 1024):
-                            h.update(chunk)
-                            size += len(chunk)
-                    digest = h.hexdigest()
+                    digest, size = hash_file(str(target.staging), algorithm)
                     if parsed is not None and not tree_declared and digest != parsed.hexdigest \
                             and not ds.skip_checksum:
                         raise ChecksumMismatch(name, algorithm, parsed.hexdigest, digest)

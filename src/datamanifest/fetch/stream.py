@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import hashlib
 import os
 import sys
 import queue
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
+
+from ..spec.checksum import hasher
 
 #: bytes per block handed to the helper threads
 BLOCK = 1024 * 1024
@@ -68,15 +69,6 @@ class _BlockWriter:
             self.kicked = self.offset
 
 
-def new_hasher(algorithm: str):
-    """A hashlib object for a SCHEMA.md algorithm name (SUM-002)."""
-    if algorithm == "md5":
-        return hashlib.md5(usedforsecurity=False)
-    if algorithm == "sha1":
-        return hashlib.sha1(usedforsecurity=False)
-    return hashlib.new(algorithm)
-
-
 def stream_to_file(
     chunks: Iterable[bytes],
     path: Path,
@@ -92,7 +84,7 @@ def stream_to_file(
     selects the inline path. Errors of the source or of the file propagate;
     the caller removes the partial file.
     """
-    h = new_hasher(algorithm)
+    h = hasher(algorithm)
     kept = 0
     if append:  # a resume (FET-012): the kept bytes are hashed first, read once
         with open(path, "rb") as f:

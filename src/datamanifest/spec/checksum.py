@@ -109,6 +109,15 @@ def parse(text: str) -> Checksum | None:
     return Checksum(algo, digest)
 
 
+def hasher(algorithm: str):
+    """A hashlib object for a file algorithm of SUM-002 (md5 and sha1 not for security)."""
+    import hashlib
+
+    if algorithm in ("md5", "sha1"):
+        return hashlib.new(algorithm, usedforsecurity=False)
+    return hashlib.new(algorithm)
+
+
 def is_tree(checksum: str) -> bool:
     """True for a tree checksum (``tree-sha256:`` or ``dandi-zarr:``) of a folder (TREE-007)."""
     return checksum.partition(":")[0] in TREE_ALGORITHMS

@@ -16,7 +16,7 @@ one the manifest was built from: unknown ``_`` tables, other languages'
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, model_validator
 
@@ -348,8 +348,6 @@ def normalize(manifest: Manifest) -> dict[str, Any]:
         "datasets": [normalized_record(n, manifest.datasets[n]) for n in sorted(manifest.datasets)],
     }
 
-
-Severity = Literal["error", "warning"]
 
 
 def validate_structure(data: dict[str, Any]) -> "Manifest":

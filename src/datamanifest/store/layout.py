@@ -126,11 +126,7 @@ def pool_hit(candidate: Target, declared: str) -> bool:
         return candidate.read_marker().get("checksum") == declared
     if candidate.is_dir or not candidate.path.is_file():
         return False
-    from ..fetch.stream import new_hasher
+    from ..tree import hash_file
 
     algo, _, hexdigest = declared.partition(":")
-    h = new_hasher(algo)
-    with open(candidate.path, "rb") as f:
-        while chunk := f.read(1024 * 1024):
-            h.update(chunk)
-    return h.hexdigest() == hexdigest
+    return hash_file(str(candidate.path), algo)[0] == hexdigest
