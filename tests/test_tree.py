@@ -306,3 +306,31 @@ def test_tree_of_a_versioned_s3_prefix_equals_the_local_tree(s3_endpoint, tmp_pa
     current = [v["VersionId"] for v in latest if v["IsLatest"]][0]
     row = json.loads((tmp_path / "dandi-zarr.json").read_text())["entries"]["arr"]["0"]["0"]
     assert row[0] == current and row[2] == 5 and row[3] == "5d41402abc4b2a76b9719d911017c592"
+
+
+def test_uris_members_are_hashed_once(http, served, project: Path, monkeypatch):
+    """The digests computed while streaming feed the tree walk: no member is read back."""
+    import builtins
+
+    from datamanifest.fetch import engine
+    from datamanifest.project import Project
+
+    (served / "t").mkdir()
+    for i in range(3):
+        (served / "t" / f"{i}.bin").write_bytes(bytes([i]) * 1000)
+    write_dm(project, "[tiles]\nuris = [" + ", ".join(f'"{http.url(f"t/{i}.bin")}"'
+                                                     for i in range(3)) + "]\n")
+    reads = []
+    real_open = builtins.open
+
+    def counting_open(file, mode="r", *args, **kwargs):
+        if str(file).startswith(str(project)) and str(file).endswith(".bin") and "r" in mode:
+            reads.append(str(file))
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", counting_open)
+    report = engine.Fetcher(Project.open(project)).run()
+    monkeypatch.undo()
+    assert report.ok and reads == []
+    local = project / "store" / "127.0.0.1" / "t"
+    assert report.outcomes[0].checksum == walk(local, "tree-sha256").checksum

@@ -10,14 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .check import CheckResult, check_path
-from .errors import Diagnostic, LookupFailed, ManifestError
+from .errors import DataManifestError, Diagnostic, LookupFailed, ManifestError
 from .spec.manifest import Dataset, Manifest
 from .store.atomic import write_text
 from .store.layout import Target
-from .store.lock import DEFAULT_STALE_AGE, Lock
+from .store.lock import Lock
 from .store.state import STATE_DIR, state_path
 
-from .spec.discovery import MANIFEST_NAMES  # noqa: E402 - re-exported
 
 
 def discover(start: Path | None = None) -> Path:
@@ -25,7 +24,7 @@ def discover(start: Path | None = None) -> Path:
 
     ``$DATAMANIFEST_TOML`` wins when set; otherwise each folder from ``start``
     (default: the working directory) up to the file-system root is searched
-    for the names of :data:`MANIFEST_NAMES`, in that order.
+    for the names of :data:`datamanifest.spec.discovery.MANIFEST_NAMES`, in that order.
     Raises :class:`ManifestError` (DM003) when none is found.
     """
     from .spec.discovery import discover as _discover
@@ -66,7 +65,7 @@ class Project:
         assert result.manifest is not None
         self.manifest: Manifest = result.manifest
         self.storage = resolve_storage(self.manifest, self.root)
-        self._records: dict | None = None  # state records, read lazily
+        self._state_cache: dict | None = None  # state records, read lazily
 
     # -- opening ----------------------------------------------------------------------------
     @classmethod
@@ -141,7 +140,7 @@ class Project:
         from .fetch.engine import Fetcher
 
         report = Fetcher(self, jobs=jobs, force=force, lock_timeout=lock_timeout).run(names)
-        self._records = None  # the run may have recorded new locations
+        self._state_cache = None  # the run may have recorded new locations
         failures = [o for o in report.outcomes if o.error is not None]
         if failures:
             raise failures[0].error  # type: ignore[misc]
@@ -163,25 +162,23 @@ class Project:
 
     def not_present(self, name: str) -> "DataManifestError":
         """The DM078 error for a dataset that is not present (STO-010)."""
-        from .errors import DataManifestError
-
         t = self.target(name)
         return DataManifestError(f"dataset {name!r} is {t.status()} at {t.path}", code="DM078",
                                  hint=f"run `datamanifest fetch {name}`")
 
-    def _state_records(self) -> dict:
+    def state_records(self) -> dict:
         """The state file's records, read once per project (reset by :meth:`fetch`).
 
         An unreadable state file counts as empty here: it is regenerable (STA-006).
         """
-        if self._records is None:
+        if self._state_cache is None:
             from .store.state import StateError, read_state
 
             try:
-                self._records = read_state(self.state_file).datasets
+                self._state_cache = read_state(self.state_file).datasets
             except StateError:
-                self._records = {}
-        return self._records
+                self._state_cache = {}
+        return self._state_cache
 
     def pool_candidates(self, name: str) -> list[Target]:
         """The read-pool candidates of a dataset (POOL-001, POOL-002)."""
@@ -214,7 +211,7 @@ class Project:
         if is_current(status, declared, target.read_marker() if status == "present" else {}):
             return target.path, "target"
         if declared:
-            rec = self._state_records().get(ds.derived_key)
+            rec = self.state_records().get(ds.derived_key)
             if rec is not None and rec.checksum == declared:
                 where = Path(rec.storage_path)
                 where = where if where.is_absolute() else self.root / where

@@ -158,9 +158,9 @@ def walk(root: str | Path, algorithm: str = spec.DEFAULT_ALGORITHM, *, jobs: int
     writer = _Writer(manifest) if manifest is not None else None
     workers = jobs or min(8, (os.cpu_count() or 2))
     global _KNOWN
-    _KNOWN = known  # read by _scan, in this process or in forked workers
     procs = None
     if processes and workers > 1 and hasattr(os, "fork"):
+        _KNOWN = known  # inherited by the workers forked just below
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
@@ -170,16 +170,18 @@ def walk(root: str | Path, algorithm: str = spec.DEFAULT_ALGORITHM, *, jobs: int
         return _walk(root, algorithm, leaf_algo, exclude, result, writer, workers, procs, known,
                      keep_files, on_bytes)
     finally:
-        _KNOWN = None
         if procs is not None:
             procs.shutdown()
+            _KNOWN = None
 
 
 #: sibling folders listed and submitted for hashing ahead of the one being written
 LOOKAHEAD = 8
 _by_name = operator.attrgetter("name")
-#: path -> (size, mtime_ns, digest) known to be right (fast verify); set before forking
+#: path -> (size, mtime_ns, digest) known to be right; set before forking, read only by forked
+#: workers (threads get it as an argument, since concurrent walks may differ)
 _KNOWN: dict[str, tuple[int, int, str]] | None = None
+_INHERITED = object()
 
 
 def _leaf_text(name: str, size: int, when: str, digest: str, kind: str) -> str:
@@ -189,7 +191,8 @@ def _leaf_text(name: str, size: int, when: str, digest: str, kind: str) -> str:
     return f'{quoted}: [{size}, "{when}", {digest_text}, "{kind}"]'
 
 
-def _scan(path: str, rel: str, at_root: bool, exclude: frozenset, leaf_algo: str) -> list:
+def _scan(path: str, rel: str, at_root: bool, exclude: frozenset, leaf_algo: str,
+          known: Any = _INHERITED) -> list:
     """List one folder in name order; hash its small files (worker side).
 
     Returns ``(name, kind, data)`` per entry: files and links carry
@@ -203,7 +206,8 @@ def _scan(path: str, rel: str, at_root: bool, exclude: frozenset, leaf_algo: str
     except OSError as e:
         raise TreeWalkError(f"cannot list {path}: {e.strerror}") from None
     out = []
-    known = _KNOWN
+    if known is _INHERITED:
+        known = _KNOWN
     for entry in items:
         name = entry.name
         try:
@@ -259,7 +263,9 @@ def _walk(root, algorithm, leaf_algo, exclude, result, writer, workers, procs, k
             return r
 
         def submit(path: str, rel: str, at_root: bool):
-            return scanner.submit(_scan, path, rel, at_root, exclude, leaf_algo)
+            if procs is not None:  # forked workers inherit _KNOWN (one walk per pool)
+                return scanner.submit(_scan, path, rel, at_root, exclude, leaf_algo)
+            return scanner.submit(_scan, path, rel, at_root, exclude, leaf_algo, known)
 
         def visit(scan_future, name: str | None, path: str, level: int) -> spec.Child:
             try:
@@ -331,7 +337,8 @@ def write_manifest(root: str | Path, out_path: str | Path | None, algorithm: str
                    base: str | None = None, jobs: int | None = None,
                    on_bytes: Callable[[int], None] | None = None,
                    processes: bool = False,
-                   exclude_root: Iterable[str] = CONTROL_NAMES) -> WalkResult:
+                   exclude_root: Iterable[str] = CONTROL_NAMES,
+                   known: dict[str, tuple[int, int, str]] | None = None) -> WalkResult:
     """Write the tree manifest of ``root`` to ``out_path`` (atomically; ``None``: stdout).
 
     The document: ``schemaVersion`` 2, ``fields``, ``entries`` (streamed), ``statistics``,
@@ -357,7 +364,7 @@ def write_manifest(root: str | Path, out_path: str | Path | None, algorithm: str
         out.write('{\n "schemaVersion": 2,\n "fields": ' + json.dumps(LOCAL_FIELDS) +
                   ',\n "entries": ')
         result = walk(root, algorithm, jobs=jobs, manifest=out, on_bytes=on_bytes,
-                      processes=processes, exclude_root=exclude_root)
+                      processes=processes, exclude_root=exclude_root, known=known)
         out.write(',\n "statistics": ' + json.dumps(result.statistics()) +
                   ',\n "algorithm": ' + json.dumps(algorithm) +
                   ',\n "checksum": ' + json.dumps(result.checksum) +

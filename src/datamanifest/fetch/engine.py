@@ -26,7 +26,6 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pathlib import Path
 
 from ..errors import ChecksumMismatch, DataManifestError, FetchError
 from ..progress import NullProgress, Progress
@@ -35,6 +34,7 @@ from ..spec import checksum as _checksum
 from ..store.layout import Target, is_current, pool_hit
 from ..store.lock import Lock
 from ..spec.resolution import fetch_rung
+from ..spec.tree import leaf_algorithm
 from ..store.state import DatasetRecord, update_state
 from .bindings import find_peer, run_fetcher, run_peer
 from . import archive as _archive
@@ -120,12 +120,7 @@ class Fetcher:
         self.offline = offline  # FET-006: resolve only what is already present
         self.per_host = max(1, per_host)  # FET-007: downloads from one host at once
         self._hosts: dict[str, threading.BoundedSemaphore] = {}
-        from ..store.state import StateError, read_state
-
-        try:
-            self._known_state = read_state(project.state_file).datasets
-        except StateError:
-            self._known_state = {}
+        self._known_state = project.state_records()
         self._records: dict[str, DatasetRecord] = {}
         self._fill: dict[str, str] = {}
         self._mutex = threading.Lock()
@@ -246,9 +241,12 @@ class Fetcher:
         base = self.project.root
         manifest_tmp: Path | None = None
         tree_sum = ""
+        streamed: dict | None = None  # rel -> (size, mtime_ns, digest) of files hashed once
         try:
             if ds.uris:
-                size = self._fetch_uris(name, ds.uris, target)
+                # each file is hashed as it streams in; the tree walk reuses those digests
+                leaf = leaf_algorithm(parsed.algorithm if tree_declared else "tree-sha256")
+                size, streamed = self._fetch_uris(name, ds.uris, target, leaf)
                 digest = ""
             elif (rung := fetch_rung(ds, "python"))["rung"] in ("own-fetcher", "shell"):
                 # LAD-001/LAD-002/LAD-020: the fetcher writes download_path = the staging path
@@ -334,7 +332,7 @@ class Fetcher:
                 tree_algo = parsed.algorithm if tree_declared else "tree-sha256"
                 manifest_tmp, tree_sum = self._tree_of(
                     target, tree_algo, exclude=(".complete", ".git") if ds.uri and is_git(ds.uri)
-                    else (".complete",))
+                    else (".complete",), known=streamed)
                 if tree_declared and tree_sum != declared and not ds.skip_checksum:
                     raise ChecksumMismatch(name, tree_algo, parsed.hexdigest,
                                            tree_sum.partition(":")[2])
@@ -412,8 +410,12 @@ class Fetcher:
             {"uri": uri, "file": str(dest), "validator": validator}) + "\n")
 
     def _tree_of(self, target: Target, algorithm: str,
-                 exclude: tuple[str, ...] = (".complete",)) -> tuple[Path, str]:
-        """Walk the staged folder, writing its tree manifest; returns (manifest temp file, checksum)."""
+                 exclude: tuple[str, ...] = (".complete",),
+                 known: dict | None = None) -> tuple[Path, str]:
+        """Walk the staged folder, writing its tree manifest; returns (manifest temp file, checksum).
+
+        ``known``: digests of files already hashed (rel -> (size, mtime_ns, digest)), not re-read.
+        """
         import os as _os
         import tempfile
 
@@ -424,10 +426,15 @@ class Fetcher:
         fd, tmp = tempfile.mkstemp(prefix=".tree.", suffix=".tmp", dir=folder)
         _os.close(fd)
         result = write_manifest(target.staging, tmp, algorithm, base=str(target.path),
-                                exclude_root=exclude)
+                                exclude_root=exclude, known=known)
         return Path(tmp), result.checksum
 
-    def _fetch_uris(self, name: str, uris: list[str], target: Target) -> int:
+    def _fetch_uris(self, name: str, uris: list[str], target: Target,
+                    leaf: str) -> tuple[int, dict]:
+        """Download each member into the staging folder, hashing it in ``leaf``.
+
+        Returns (total bytes, rel -> (size, mtime_ns, digest)) for the tree walk.
+        """
         from urllib.parse import urlsplit
 
         staging = target.staging
@@ -436,6 +443,7 @@ class Fetcher:
         common = os.path.commonpath([os.path.dirname(p) for p in paths]) if len(paths) > 1 \
             else os.path.dirname(paths[0])
         total = 0
+        digests: dict = {}
         for uri, p in zip(uris, paths):
             rel = os.path.relpath(p, common) if common else p.lstrip("/")
             dest = staging / rel
@@ -443,13 +451,14 @@ class Fetcher:
             with open_source(uri, self.project.root) as src:
                 task = self.progress.start(f"{name}/{rel}", src.size)
                 try:
-                    _, size = stream_to_file(src.chunks(), dest, "sha256",
-                                             lambda n: self.progress.advance(task, n),
-                                             size_hint=src.size)
+                    digest, size = stream_to_file(src.chunks(), dest, leaf,
+                                                  lambda n: self.progress.advance(task, n),
+                                                  size_hint=src.size)
                 finally:
                     self.progress.finish(task)
             total += size
-        return total
+            digests[Path(rel).as_posix()] = (size, dest.stat().st_mtime_ns, digest)
+        return total, digests
 
     def _record(self, name: str, target: Target, checksum: str, size: int | None,
                 tree_path: Path | None = None) -> None:

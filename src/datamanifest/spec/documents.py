@@ -169,7 +169,7 @@ def detect(data: dict[str, Any] | None, path: str | None) -> str:
     whose only non-``_`` tables are ``datasets`` / ``datacache`` is a state file.
     Otherwise a manifest.
     """
-    from ..project import MANIFEST_NAMES
+    from .discovery import MANIFEST_NAMES
 
     if path:
         p = PurePath(path)
