@@ -57,6 +57,12 @@ _SCHEMA_TYPES = {
 }
 
 
+def _wanted(err: Any) -> str:
+    """The TOML type names a JSON Schema ``type`` error asked for: "a string or a table"."""
+    want = err.validator_value
+    return " or ".join(_SCHEMA_TYPES.get(w, w) for w in ([want] if isinstance(want, str) else want))
+
+
 def _toml_type(value: Any) -> str:
     for t, name in _TOML_TYPES.items():
         if type(value) is t:
@@ -244,9 +250,7 @@ def _map_schema_error(err: Any, path: tuple, data: dict[str, Any], col: _Collect
         return
     if path and path[0] == "_STORAGE":
         where = ".".join(map(str, path))
-        want = err.validator_value if kind == "type" else None
-        want = " or ".join(_SCHEMA_TYPES.get(w, w) for w in ([want] if isinstance(want, str)
-                                                            else want)) if want else "valid"
+        want = _wanted(err) if kind == "type" else "valid"
         col.add("DM061", path, f"{where} must be {want}, not {_toml_type(inst)}",
                 "see SCHEMA.md RES-002 for the storage fields and their types")
         return
@@ -264,8 +268,7 @@ def _map_schema_error(err: Any, path: tuple, data: dict[str, Any], col: _Collect
                 "kwargs = {...}}")
         return
     if kind == "type":
-        want = err.validator_value
-        want = " or ".join(_SCHEMA_TYPES.get(w, w) for w in ([want] if isinstance(want, str) else want))
+        want = _wanted(err)
         where = f"dataset {name!r}: " if path and not str(name).startswith("_") else ""
         label = ".".join(str(p) for p in path[1:]) if where else ".".join(map(str, path))
         col.add("DM011", path, f"{where}{label or 'value'} must be {want}, not {_toml_type(inst)}",
@@ -514,9 +517,7 @@ def _describe(err: Any, where: str) -> str:
     """A readable sentence for a JSON Schema error (no regular expressions shown)."""
     kind, inst = err.validator, err.instance
     if kind == "type":
-        want = err.validator_value
-        want = " or ".join(_SCHEMA_TYPES.get(w, w) for w in ([want] if isinstance(want, str)
-                                                            else want))
+        want = _wanted(err)
         return f"{where} must be {want}, not {_toml_type(inst)}"
     if kind == "pattern":
         return f"{where} has an invalid form: {inst!r}"
