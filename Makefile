@@ -39,7 +39,19 @@ system-deps:
 	  fi; \
 	fi
 
-test: $(VENV)/.installed-test system-deps
+# Azurite (the Azure Blob Storage emulator) comes from the npm registry, for the az:// tests
+AZURITE := .cache/azurite/node_modules/.bin/azurite-blob
+$(AZURITE):
+	@if command -v npm >/dev/null; then \
+	  echo "installing Azurite (npm) into .cache/azurite for the az:// tests"; \
+	  mkdir -p .cache/azurite && \
+	  npm install --prefix .cache/azurite --silent --no-audit --no-fund azurite@3.37.0 >/dev/null 2>&1 \
+	    || echo "note: npm install azurite failed: the az:// tests will fail"; \
+	else \
+	  echo "note: npm missing: the az:// tests will be skipped"; \
+	fi
+
+test: $(VENV)/.installed-test system-deps $(AZURITE)
 	$(PY) -m pytest -q
 
 bench: $(VENV)/.installed-bench

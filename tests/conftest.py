@@ -91,3 +91,86 @@ def s3_endpoint():
             os.environ[k] = v
     proc.terminate()
     proc.wait(timeout=10)
+
+
+def _serve(cmd: list[str], port: int, what: str, cwd: Path | None = None):
+    """Start a server process and wait until it accepts connections on 127.0.0.1:port."""
+    from datamanifest.testing import wait_for_port
+
+    log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"dm-{what}-{port}.log", "wb")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=cwd)
+    if not wait_for_port(port, timeout=60):
+        proc.kill()
+        pytest.fail(f"{what} did not start: {cmd}")
+    return proc
+
+
+def _stop(proc: subprocess.Popen, grace: float = 5.0) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def gcs_endpoint(tmp_path_factory):
+    """A real Google Cloud Storage emulator (gcp-storage-emulator) on 127.0.0.1, bucket ``data``.
+
+    Yields the environment a client needs (``STORAGE_EMULATOR_HOST``); gcsfs's gRPC bucket-type
+    probe, which the emulator does not serve, is turned off.
+    """
+    import shutil
+
+    from datamanifest.testing import free_port
+
+    exe = shutil.which("gcp-storage-emulator") or str(Path(sys.executable).parent / "gcp-storage-emulator")
+    port = free_port()
+    proc = _serve([exe, "start", "--host=127.0.0.1", f"--port={port}", "--in-memory",
+                   "--default-bucket=data"], port, "gcs")
+    env = {"STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{port}",
+           "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false"}
+    yield env
+    _stop(proc)
+
+
+#: Azurite's documented development account (a public, fixed test credential)
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = ("Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/"
+               "KBHBeksoGMGw==")
+
+
+def azurite_connection_string(port: int) -> str:
+    return (f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+            f"BlobEndpoint=http://127.0.0.1:{port}/{AZURITE_ACCOUNT};")
+
+
+@pytest.fixture(scope="session")
+def azure_endpoint(tmp_path_factory):
+    """A real Azure Blob Storage emulator (Azurite, from npm) on 127.0.0.1, container ``data``.
+
+    `make test` installs Azurite into .cache/azurite when node is there. Yields
+    ``(environment, port)``; the environment carries ``AZURE_STORAGE_CONNECTION_STRING``.
+    """
+    import shutil
+
+    from datamanifest.testing import free_port
+
+    exe = shutil.which("azurite-blob") or str(ROOT / ".cache" / "azurite" / "node_modules" / ".bin"
+                                                / "azurite-blob")
+    if not os.path.exists(exe) or shutil.which("node") is None:
+        if os.environ.get("CI"):
+            pytest.fail("Azurite is not installed (make test installs it with npm)")
+        pytest.skip("Azurite is not installed (make test installs it with npm)")
+    port = free_port()
+    where = tmp_path_factory.mktemp("azurite")
+    proc = _serve([exe, "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", str(where),
+                   "--silent", "--skipApiVersionCheck", "--loose"], port, "azurite")
+    env = {"AZURE_STORAGE_CONNECTION_STRING": azurite_connection_string(port)}
+    from azure.storage.blob import BlobServiceClient
+
+    BlobServiceClient.from_connection_string(env["AZURE_STORAGE_CONNECTION_STRING"]) \
+        .create_container("data")
+    yield env, port
+    _stop(proc, grace=0.5)  # its data is a throw-away folder

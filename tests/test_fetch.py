@@ -241,9 +241,10 @@ def test_failed_requirement_blocks_dependent(http, project):
 
 
 def test_unsupported_scheme_is_an_error(project):
-    write_manifest(project, '[s]\nuri = "gs://bucket/key.nc"\n')
+    write_manifest(project, '[s]\nuri = "ftp://example.org/key.nc"\n')
     proc = run_cli("fetch", cwd=project)
-    assert proc.returncode == 1 and "DM072" in proc.stderr and "'gs'" in proc.stderr
+    assert proc.returncode == 1 and "DM072" in proc.stderr and "'ftp'" in proc.stderr
+    assert (project / "store").exists() is False or not any((project / "store").rglob("*"))
 
 
 @pytest.mark.covers("MAN-012")

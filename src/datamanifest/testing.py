@@ -168,6 +168,73 @@ class LoopbackServer:
         self.stop()
 
 
+class CuttingProxy:
+    """A TCP proxy on 127.0.0.1 in front of ``upstream_port`` that cuts responses midway.
+
+    The first ``cuts`` connections whose server-to-client bytes pass ``cut_after`` (bytes)
+    are closed at that point, on both sides, as a dropped connection would be; later
+    connections pass through whole. ``cut`` counts the cuts made. For tests of
+    interrupted downloads against real servers (object stores) that cannot cut a body
+    themselves.
+    """
+
+    def __init__(self, upstream_port: int, cut_after: int, cuts: int = 1) -> None:
+        self.upstream_port = upstream_port
+        self.cut_after = cut_after
+        self.cuts_left = cuts
+        self.cut = 0
+        self._mutex = threading.Lock()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            except OSError:
+                client.close()
+                continue
+            threading.Thread(target=self._pump, args=(client, upstream, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, True), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, downstream: bool) -> None:
+        sent = 0
+        try:
+            while data := src.recv(65536):
+                if downstream:
+                    with self._mutex:
+                        cutting = self.cuts_left > 0 and sent + len(data) > self.cut_after
+                        if cutting:
+                            self.cuts_left -= 1
+                            self.cut += 1
+                    if cutting:
+                        dst.sendall(data[: max(0, self.cut_after - sent)])
+                        break
+                dst.sendall(data)
+                sent += len(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def close(self) -> None:
+        self._closed = True
+        self.sock.close()
+
+
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 right now."""
     with socket.socket() as s:

@@ -8,6 +8,8 @@ User errors print one line per diagnostic and never a traceback.
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sys
 from pathlib import Path
 
@@ -15,6 +17,27 @@ import click
 
 from .. import __version__
 from ..errors import DataManifestError, Diagnostic
+
+
+class _LibraryLogFormatter(logging.Formatter):
+    """Library log records (gcsfs, botocore, ...) as one line each, without tracebacks: the
+    failure they describe reaches the user as a coded diagnostic (set DATAMANIFEST_DEBUG=1
+    for the full records)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"note: {record.name}: {record.getMessage().splitlines()[0] if record.getMessage() else ''}"
+
+
+def _quiet_library_logs() -> None:
+    if os.environ.get("DATAMANIFEST_DEBUG"):
+        logging.basicConfig(level=logging.DEBUG)
+        return
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(_LibraryLogFormatter())
+        handler.setLevel(logging.WARNING)
+        root.addHandler(handler)
 
 
 def _stderr_is_tty() -> bool:
@@ -58,6 +81,7 @@ def main(ctx: click.Context, manifest: Path | None) -> None:
 
     The specification is SCHEMA.md; every diagnostic has a stable code DM###.
     """
+    _quiet_library_logs()
     ctx.obj = {"manifest": manifest}
 
 

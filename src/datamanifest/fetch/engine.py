@@ -547,12 +547,43 @@ class Fetcher:
                     n = running.pop(fut)
                     finish(n, fut.result())
         report = FetchReport([outcomes[n] for n in order])
+        self._place_errors(report)
         if self._records:
             update_state(project.state_file, self._records,
                          stale_age=project.storage.lock_stale_age)
         if self._fill:
             report.filled = project.fill_checksums(self._fill)
         return report
+
+    def _place_errors(self, report: FetchReport) -> None:
+        """Point each failure without a location at its dataset in the manifest (DIAG-001),
+        and remove folders a failed fetch created in the store and left empty."""
+        failed = [o for o in report.outcomes if o.error is not None and o.error.file is None]
+        if not failed:
+            return
+        from ..spec._locate import Locator
+
+        try:
+            locator = Locator(self.project.manifest_path.read_text(encoding="utf-8"))
+        except OSError:
+            return
+        root = self.project.storage.datasets_dir
+        for o in failed:
+            ds = self.project.dataset(o.name)
+            field_name = "uri" if ds.uri else "uris" if ds.uris else None
+            line, col = locator.find((o.name, field_name) if field_name else (o.name,))
+            o.error.file, o.error.line, o.error.column = str(self.project.manifest_path), line, col
+            if o.status == "failed":
+                try:
+                    parent = self.project.target(o.name).path.parent
+                except DataManifestError:
+                    continue
+                while parent != root and root in parent.parents:
+                    try:
+                        parent.rmdir()  # only an empty folder goes
+                    except OSError:
+                        break
+                    parent = parent.parent
 
     def _safe_one(self, name: str) -> Outcome:
         try:

@@ -3,7 +3,8 @@
 A source turns a URI into a :class:`Download`: a context manager with
 ``size`` (bytes, or None when unknown) and ``chunks()`` yielding bytes.
 ``file://`` URIs and plain paths read local files; ``http(s)://`` streams with
-httpx. Another scheme is error DM072 naming it (never a silent skip).
+httpx; ``s3://`` with boto3; ``gs://`` and ``az://`` through fsspec (gcsfs, adlfs).
+Another scheme is error DM072 naming it (never a silent skip).
 """
 
 from __future__ import annotations
@@ -224,12 +225,19 @@ class S3Download(Download):
         self.size = obj.get("ContentLength")
 
     def chunks(self) -> Iterator[bytes]:
+        import botocore.exceptions
+
         got = 0
-        for chunk in self.body.iter_chunks(CHUNK):
-            got += len(chunk)
-            yield chunk
+        try:
+            for chunk in self.body.iter_chunks(CHUNK):
+                got += len(chunk)
+                yield chunk
+        except (botocore.exceptions.BotoCoreError, OSError) as e:  # a connection cut midway
+            raise FetchError(f"{self.uri}: download interrupted after {got} bytes: {e}",
+                             code="DM071", hint="run the fetch again") from None
         if self.size is not None and got != self.size:
-            raise FetchError(f"{self.uri}: received {got} of {self.size} bytes", code="DM071")
+            raise FetchError(f"{self.uri}: received {got} of {self.size} bytes", code="DM071",
+                             hint="run the fetch again")
 
     def close(self) -> None:
         self.body.close()
@@ -315,10 +323,95 @@ def rsync_copy(uri: str, dest: Path) -> None:
 
 #: scheme -> hint naming what would add it (FET-001)
 _PLANNED = {
-    "gs": "object stores arrive with the optional fsspec/obstore backends",
-    "az": "object stores arrive with the optional fsspec/obstore backends",
     "ftp": "ftp sources are not supported by this version",
 }
+
+#: object-store schemes read through fsspec (FET-016) -> (extra, fsspec implementation package)
+FSSPEC_SCHEMES = {
+    "gs": ("gs", "gcsfs"),
+    "gcs": ("gs", "gcsfs"),
+    "az": ("az", "adlfs"),
+    "abfs": ("az", "adlfs"),
+}
+
+#: bytes per ranged read from an object store
+OBJECT_BLOCK = 8 * 1024 * 1024
+
+
+def _object_store_options(scheme: str) -> dict:
+    """fsspec storage options beyond each library's own settings.
+
+    An emulator named by ``STORAGE_EMULATOR_HOST`` checks no credentials, so without
+    ``GOOGLE_APPLICATION_CREDENTIALS`` gcsfs is told to send none instead of probing the
+    cloud's metadata server (which waits out its timeouts off the cloud).
+    """
+    if FSSPEC_SCHEMES[scheme][0] == "gs" and os.environ.get("STORAGE_EMULATOR_HOST") \
+            and not os.environ.get("GOOGLE_APPLICATION_CREDENTIALS"):
+        return {"token": "anon"}
+    return {}
+
+
+class ObjectStoreDownload(Download):
+    """A streaming read of ``gs://bucket/key`` or ``az://container/path`` through fsspec (FET-016).
+
+    The endpoint and credentials come from each store's usual settings (for example
+    ``STORAGE_EMULATOR_HOST`` / ``GOOGLE_APPLICATION_CREDENTIALS`` for gcsfs,
+    ``AZURE_STORAGE_CONNECTION_STRING`` or ``AZURE_STORAGE_ACCOUNT_NAME`` for adlfs), never
+    from the manifest. ``size`` is the object's size in bytes. Raises FetchError DM072 when the
+    scheme's fsspec implementation is not installed (naming the extra), DM074 for a missing
+    object, DM071 for any other failure or a body cut short.
+    """
+
+    def __init__(self, uri: str) -> None:
+        scheme = scheme_of(uri)
+        extra, package = FSSPEC_SCHEMES[scheme]
+        self.uri = uri
+        try:
+            import fsspec
+
+            fs, path = fsspec.core.url_to_fs(uri, **_object_store_options(scheme))
+        except ImportError:
+            raise FetchError(f"{uri}: {scheme}:// needs fsspec and {package}", code="DM072",
+                             hint=f"pip install 'datamanifest[{extra}]'") from None
+        except Exception as e:  # bad credentials settings, malformed URI
+            raise FetchError(f"{uri}: cannot open the object store: {e}", code="DM071",
+                             hint="check the store's endpoint and credential settings") from None
+        try:
+            info = fs.info(path)
+            if info.get("type") == "directory":
+                raise IsADirectoryError(path)
+            self.f = fs.open(path, "rb", block_size=OBJECT_BLOCK, cache_type="none")
+        except FileNotFoundError:
+            raise FetchError(f"{uri}: no such object", code="DM074",
+                             hint="check the bucket or container and the key") from None
+        except IsADirectoryError:
+            raise FetchError(f"{uri} is a prefix, not an object", code="DM074",
+                             hint="point uri at one object, or use uris for several") from None
+        except FetchError:
+            raise
+        except Exception as e:
+            raise FetchError(f"{uri}: {type(e).__name__}: {e}", code="DM071",
+                             hint="check the store's endpoint and credential settings") from None
+        self.size = info.get("size")
+
+    def chunks(self) -> Iterator[bytes]:
+        got = 0
+        try:
+            while chunk := self.f.read(OBJECT_BLOCK):
+                got += len(chunk)
+                yield chunk
+        except Exception as e:  # a cut connection surfaces as the library's own error
+            raise FetchError(f"{self.uri}: download interrupted after {got} bytes: "
+                             f"{type(e).__name__}: {e}", code="DM071",
+                             hint="run the fetch again") from None
+        if self.size is not None and got != self.size:
+            raise FetchError(f"{self.uri}: received {got} of {self.size} bytes", code="DM071",
+                             hint="run the fetch again")
+
+    def close(self) -> None:
+        f = getattr(self, "f", None)
+        if f is not None:
+            f.close()
 
 
 def scheme_of(uri: str) -> str:
@@ -339,7 +432,9 @@ def open_source(uri: str, base: Path) -> Download:
         return HTTPDownload(uri)
     if scheme == "s3":
         return S3Download(uri)
+    if scheme in FSSPEC_SCHEMES:
+        return ObjectStoreDownload(uri)
     raise FetchError(
         f"unsupported URI scheme {scheme!r} in {uri}", code="DM072",
-        hint=_PLANNED.get(scheme, "supported: file, http, https, s3, git, ssh, rsync, sshfs"),
+        hint=_PLANNED.get(scheme, "supported: file, http, https, s3, gs, az, git, ssh, rsync, sshfs"),
     )
