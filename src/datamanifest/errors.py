@@ -141,6 +141,13 @@ class Diagnostic:
         }
 
 
+def _rebuild_error(cls: type, args: tuple, state: dict) -> "DataManifestError":
+    err = cls.__new__(cls)
+    Exception.__init__(err, *args)
+    err.__dict__.update(state)
+    return err
+
+
 class DataManifestError(Exception):
     """Base of every error datamanifest raises on purpose.
 
@@ -173,6 +180,11 @@ class DataManifestError(Exception):
 
     def as_diagnostic(self) -> Diagnostic:
         return Diagnostic(self.code, self.message, self.file, self.line, self.column, (), self.hint)
+
+    def __reduce__(self):
+        # subclasses take other constructor arguments: rebuild from the attributes instead,
+        # so errors cross process boundaries (forked fetch workers) intact
+        return (_rebuild_error, (type(self), self.args, self.__dict__.copy()))
 
     def render(self) -> str:
         return self.as_diagnostic().render()

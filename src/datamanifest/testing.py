@@ -42,6 +42,8 @@ class LoopbackServer:
         self.auth: dict[str, str] = {}
         self.ranges: Counter[str] = Counter()
         self.user_agents: list[str] = []
+        self.requested: list[str] = []  # paths in the order requests arrived
+        self.served: list[str] = []  # paths in the order their whole body was sent
         self.active = 0  # requests being served now
         self.max_active = 0
         self._lock = threading.Lock()
@@ -83,6 +85,7 @@ class LoopbackServer:
                 path = urlsplit(self.path).path
                 with server._lock:
                     server.hits[path] += 1
+                    server.requested.append(path)
                     server.user_agents.append(self.headers.get("User-Agent", ""))
                     scripted = server.script.get(path)
                     status = scripted.pop(0) if scripted else None
@@ -142,6 +145,8 @@ class LoopbackServer:
                         self.connection.shutdown(2)
                         return
                     self.connection.sendfile(f, offset=start)
+                with server._lock:
+                    server.served.append(path)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True

@@ -187,7 +187,8 @@ def fetch(ctx: click.Context, names: tuple[str, ...], jobs: int, per_host: int, 
         progress.close()
     if as_json:
         click.echo(json.dumps({"ok": report.ok, "datasets": [o.as_json() for o in report.outcomes],
-                               "checksums_filled": report.filled}, indent=2))
+                               "checksums_filled": report.filled,
+                               "workers": report.workers}, indent=2))
     else:
         for o in report.outcomes:
             if o.status == "missing":

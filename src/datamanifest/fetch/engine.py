@@ -52,6 +52,61 @@ from .sources import (
 from .stream import stream_to_file
 
 
+#: fork worker processes when at least this many datasets need fetching
+PROCESS_MIN = 64
+#: datasets handed to a worker process at once (at most)
+BATCH_MAX = 16
+#: above this many distinct hosts, threads are used (one semaphore per host, FET-007)
+MAX_FORK_HOSTS = 256
+
+_FORKED: "Fetcher | None" = None
+
+
+def _forked_batch(names: list[str]) -> tuple[list["Outcome"], dict, dict]:
+    """Run in a forked worker: fetch ``names`` with the parent's fetcher (inherited).
+
+    Returns the outcomes with the state records and checksum fills they produced,
+    which the parent merges and writes once (STA-007, SUM-003).
+    """
+    fetcher = _FORKED
+    assert fetcher is not None
+    fetcher.progress = NullProgress()  # the parent draws progress as batches return
+    fetcher._records, fetcher._fill = {}, {}
+    fetcher._defer = []
+    outcomes = [fetcher._safe_one(name) for name in names]
+    deferred = [o for o in outcomes if isinstance(o, _Deferred)]
+    if deferred:
+        # STO-007: the staged bytes of the whole batch become durable with one file-system
+        # sync (each was written without its own fsync), then each is published
+        from ..store.atomic import sync_filesystem
+
+        try:
+            sync_filesystem(deferred[0].path.parent)
+        except OSError:
+            pass  # publishing below then fails per dataset, which is reported
+        for i, out in enumerate(outcomes):
+            if isinstance(out, _Deferred):
+                try:
+                    outcomes[i] = out.publish()
+                except OSError as e:
+                    outcomes[i] = Outcome(out.name, "failed", error=FetchError(
+                        f"dataset {out.name!r}: {e.strerror or e}", code="DM071"))
+                finally:
+                    out.lock.release()
+    return outcomes, fetcher._records, fetcher._fill
+
+
+@dataclass
+class _Deferred:
+    """A verified download whose publish waits for the batch's sync; holds the dataset lock."""
+
+    name: str
+    path: Path
+    publish: "object"
+    lock: "Lock | None" = None
+    waited: bool = False
+
+
 @dataclass
 class Outcome:
     """What happened to one dataset.
@@ -86,8 +141,13 @@ class Outcome:
 
 @dataclass
 class FetchReport:
+    """The outcomes of a run, in ``requires`` order; ``filled``: datasets whose empty checksum
+    was written into the manifest; ``workers``: ``"processes"`` (forked workers),
+    ``"threads"``, or ``"none"`` when nothing needed fetching."""
+
     outcomes: list[Outcome] = field(default_factory=list)
     filled: list[str] = field(default_factory=list)
+    workers: str = "none"
 
     @property
     def ok(self) -> bool:
@@ -111,7 +171,7 @@ class Fetcher:
 
     def __init__(self, project: Project, *, jobs: int = 4, progress: Progress | None = None,
                  lock_timeout: float | None = None, force: bool = False,
-                 offline: bool = False, per_host: int = 4) -> None:
+                 offline: bool = False, per_host: int = 4, processes: bool = True) -> None:
         self.project = project
         self.jobs = max(1, jobs)
         self.progress = progress or NullProgress()
@@ -119,6 +179,9 @@ class Fetcher:
         self.force = force
         self.offline = offline  # FET-006: resolve only what is already present
         self.per_host = max(1, per_host)  # FET-007: downloads from one host at once
+        self.processes = processes  # many datasets: forked workers (see run)
+        self._defer: list | None = None  # set in forked workers: publishes wait for one sync
+        self._resumable: bool | None = None  # is there a resume folder at all (FET-012)
         self._hosts: dict[str, threading.BoundedSemaphore] = {}
         self._known_state = project.state_records()
         self._records: dict[str, DatasetRecord] = {}
@@ -126,13 +189,15 @@ class Fetcher:
         self._mutex = threading.Lock()
 
     # -- one dataset ----------------------------------------------------------------------
-    def fetch_one(self, name: str) -> Outcome:
+    def fetch_one(self, name: str, *, checked: bool = False) -> Outcome:
+        """Fetch one dataset (no requirements). ``checked``: the caller just found it not
+        current (run's inline check), so only the check under the lock is repeated."""
         ds = self.project.dataset(name)
         if ds.skip_download or ds.lazy_access:
             return Outcome(name, "skipped")
         target = self.project.target(name)
         declared = ds.effective_checksum
-        if not self.force and self._is_current(target, declared):
+        if not self.force and not checked and self._is_current(target, declared):
             return self._present(name, target)
         if not self.force:
             for candidate in self.project.pool_candidates(name):  # POOL-002..POOL-004
@@ -153,7 +218,9 @@ class Fetcher:
         lock = Lock(target.lock, stale_age=stale, timeout=self.lock_timeout,
                     on_wait=lambda who: (waited.append(who),
                                          self.progress.note(f"{name}: waiting for {who}")))
-        with lock:
+        lock.acquire()
+        keep = False  # a deferred publish keeps the lock until the batch's sync (_forked_batch)
+        try:
             if not self.force and self._is_current(target, declared):  # LCK-003
                 out = self._present(name, target)
                 out.waited = bool(waited)
@@ -164,7 +231,12 @@ class Fetcher:
             with self._host_slot(ds.uri or (ds.uris[0] if ds.uris else "")):
                 out = self._download(name, target, declared, resume)
             out.waited = bool(waited)
+            if isinstance(out, _Deferred):
+                out.lock, keep = lock, True
             return out
+        finally:
+            if not keep:
+                lock.release()
 
     def _host_slot(self, uri: str) -> threading.BoundedSemaphore:
         """The semaphore bounding concurrent downloads from ``uri``'s host (FET-007)."""
@@ -218,6 +290,10 @@ class Fetcher:
         """FET-012: what an interrupted download of this dataset left to resume, if anything."""
         import json as _json
 
+        if self._resumable is None:  # looked up once per run: usually there is nothing
+            self._resumable = (self.project.root / ".datamanifest" / "resume").is_dir()
+        if not self._resumable:
+            return None
         path = self._resume_path(name)
         try:
             info = _json.loads(path.read_text(encoding="utf-8"))
@@ -241,6 +317,7 @@ class Fetcher:
         base = self.project.root
         manifest_tmp: Path | None = None
         tree_sum = ""
+        defer = False
         streamed: dict | None = None  # rel -> (size, mtime_ns, digest) of files hashed once
         try:
             if ds.uris:
@@ -287,6 +364,8 @@ class Fetcher:
                 git_clone(ds.uri, target.staging, ds.branch, base)
                 size, digest = 0, ""
             elif ds.uri:
+                # in a forked batch, a file's fsync is replaced by one sync of the batch
+                defer = self._defer is not None and not ds.extract
                 dest = target.path.with_name(target.path.name + ".part") if ds.extract else target.staging
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 resumable = scheme_of(ds.uri) in ("http", "https")
@@ -300,7 +379,8 @@ class Fetcher:
                     try:
                         digest, size = stream_to_file(src.chunks(), dest, algorithm,
                                                       lambda n: self.progress.advance(task, n),
-                                                      size_hint=src.size, append=appending)
+                                                      size_hint=src.size, append=appending,
+                                                      durable=not defer)
                     except Interrupted as cut:
                         if resumable and cut.validator:  # keep the bytes for a resume
                             self._save_resume(name, ds.uri, dest, cut.validator)
@@ -347,6 +427,15 @@ class Fetcher:
             if manifest_tmp is not None:
                 manifest_tmp.unlink(missing_ok=True)
             raise
+        if defer and manifest_tmp is None:
+            return _Deferred(name, target.path,
+                             lambda: self._publish(name, target, checksum, size, None, ""))
+        return self._publish(name, target, checksum, size, manifest_tmp, tree_sum)
+
+    def _publish(self, name: str, target: Target, checksum: str, size: int | None,
+                 manifest_tmp: Path | None, tree_sum: str) -> Outcome:
+        """Publish verified, durable staged bytes (STO-007/008) and record them."""
+        ds = self.project.dataset(name)
         target.publish(checksum, size)
         tree_path = None
         if manifest_tmp is not None:
@@ -405,6 +494,8 @@ class Fetcher:
 
     def _save_resume(self, name: str, uri: str, dest: Path, validator: str) -> None:
         from ..store.atomic import write_text
+
+        self._resumable = True
 
         write_text(self._resume_path(name), json.dumps(
             {"uri": uri, "file": str(dest), "validator": validator}) + "\n")
@@ -499,13 +590,26 @@ class Fetcher:
     def run(self, names: list[str] | None = None) -> FetchReport:
         """Fetch ``names`` (identifiers; all when None) and their requirements.
 
-        Returns a :class:`FetchReport`; failures are reported, not raised.
+        Returns a :class:`FetchReport`; failures are reported, not raised. Datasets
+        already current are resolved inline first (FET-005). When many remain
+        (``PROCESS_MIN`` or more, ``jobs`` > 1, POSIX), they are fetched by ``jobs``
+        forked worker processes in batches, so that the per-dataset Python work runs
+        on every core; otherwise by ``jobs`` threads. Either way at most ``jobs``
+        datasets and ``per_host`` downloads per host run at once (FET-003, FET-007).
         """
         project = self.project
         wanted = None if names is None else [project.resolve(n) for n in names]
         order = project.manifest.order(wanted)
         requires = {n: [r for r in project.dataset(n).requires if r in order] for n in order}
         outcomes: dict[str, Outcome] = {}
+        self.progress.total(len(order))
+        quick: dict[str, Outcome] = {}
+        for n in order:
+            out = self._quick_present(n)  # FET-005: no thread, no lock, no network
+            if out is not None:
+                quick[n] = out
+        pending = len(order) - len(quick)
+        processes = self._process_mode(pending, [n for n in order if n not in quick])
         # a ready queue in requires order: O(datasets + requirements) scheduling
         waiting = {n: len(requires[n]) for n in order}
         dependents: dict[str, list[str]] = {n: [] for n in order}
@@ -513,8 +617,7 @@ class Fetcher:
             for r in requires[n]:
                 dependents[r].append(n)
         ready = collections.deque(n for n in order if waiting[n] == 0)
-        running: dict[Future, str] = {}
-        self.progress.total(len(order))
+        running: dict[Future, list[str]] = {}
 
         def finish(n: str, outcome: Outcome) -> None:
             outcomes[n] = outcome
@@ -524,29 +627,54 @@ class Fetcher:
                 if waiting[d] == 0:
                     ready.append(d)
 
-        with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="dm-fetch") as pool:
+        def next_batch(size: int) -> list[str]:
+            batch: list[str] = []
+            while ready and len(batch) < size:
+                n = ready.popleft()
+                if n in quick:
+                    finish(n, quick.pop(n))
+                    continue
+                failed = [r for r in requires[n]
+                          if outcomes[r].status in ("failed", "blocked", "missing")]
+                if failed:
+                    finish(n, Outcome(n, "blocked", error=FetchError(
+                        f"dataset {n!r} not fetched: requirement {failed[0]!r} failed",
+                        code="DM081")))
+                    continue
+                batch.append(n)
+            return batch
+
+        if processes:
+            pool = self._process_pool()
+            size = max(1, min(BATCH_MAX, pending // (self.jobs * 4)))
+            submit = lambda batch: pool.submit(_forked_batch, batch)  # noqa: E731
+        else:
+            pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="dm-fetch")
+            size = 1
+            submit = lambda batch: pool.submit(self._safe_batch, batch)  # noqa: E731
+        try:
             while ready or running:
                 while ready and len(running) < self.jobs:
-                    n = ready.popleft()
-                    quick = self._quick_present(n)  # FET-005: no thread, no lock, no network
-                    if quick is not None:
-                        finish(n, quick)
-                        continue
-                    failed = [r for r in requires[n]
-                              if outcomes[r].status in ("failed", "blocked", "missing")]
-                    if failed:
-                        finish(n, Outcome(n, "blocked", error=FetchError(
-                            f"dataset {n!r} not fetched: requirement {failed[0]!r} failed",
-                            code="DM081")))
-                        continue
-                    running[pool.submit(self._safe_one, n)] = n
+                    batch = next_batch(size)
+                    if batch:
+                        running[submit(batch)] = batch
                 if not running:
                     continue
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for fut in done:
-                    n = running.pop(fut)
-                    finish(n, fut.result())
-        report = FetchReport([outcomes[n] for n in order])
+                    running.pop(fut)
+                    batch_outcomes, records, fill = fut.result()
+                    self._records.update(records)
+                    self._fill.update(fill)
+                    for out in batch_outcomes:
+                        finish(out.name, out)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            global _FORKED
+            _FORKED = None
+        report = FetchReport([outcomes[n] for n in order],
+                             workers="none" if not pending else
+                             "processes" if processes else "threads")
         self._place_errors(report)
         if self._records:
             update_state(project.state_file, self._records,
@@ -554,6 +682,45 @@ class Fetcher:
         if self._fill:
             report.filled = project.fill_checksums(self._fill)
         return report
+
+    def _process_mode(self, pending: int, names: list[str]) -> bool:
+        """Fork workers when enough datasets remain and hosts are few enough to give each its
+        own cross-process semaphore (FET-007)."""
+        if not (self.processes and self.jobs > 1 and pending >= PROCESS_MIN
+                and hasattr(os, "fork") and hasattr(os, "register_at_fork")):
+            return False
+        import multiprocessing
+        from urllib.parse import urlsplit
+
+        hosts = set()
+        for n in names:
+            ds = self.project.dataset(n)
+            uri = ds.uri or (ds.uris[0] if ds.uris else "")
+            try:
+                hosts.add((urlsplit(uri).hostname or "") if "://" in uri else "")
+            except ValueError:
+                hosts.add("")
+        if len(hosts) > MAX_FORK_HOSTS:
+            return False
+        ctx = multiprocessing.get_context("fork")
+        self._hosts = {h: ctx.BoundedSemaphore(self.per_host if h else self.jobs) for h in hosts}
+        return True
+
+    def _process_pool(self):
+        import multiprocessing
+        import warnings
+        from concurrent.futures import ProcessPoolExecutor
+
+        global _FORKED
+        _FORKED = self  # the forked workers find the fetcher here (copy-on-write)
+        with warnings.catch_warnings():  # Python >= 3.12 warns about fork with threads
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return ProcessPoolExecutor(max_workers=self.jobs,
+                                       mp_context=multiprocessing.get_context("fork"))
+
+    def _safe_batch(self, names: list[str]) -> tuple[list[Outcome], dict, dict]:
+        """Fetch ``names`` one after another (a worker thread; records stay in this process)."""
+        return [self._safe_one(name) for name in names], {}, {}
 
     def _place_errors(self, report: FetchReport) -> None:
         """Point each failure without a location at its dataset in the manifest (DIAG-001),
@@ -587,7 +754,7 @@ class Fetcher:
 
     def _safe_one(self, name: str) -> Outcome:
         try:
-            return self.fetch_one(name)
+            return self.fetch_one(name, checked=True)
         except DataManifestError as e:
             return Outcome(name, "failed", error=e)
         except OSError as e:

@@ -76,6 +76,10 @@ def local_path(uri: str, base: Path) -> Path:
 
 _local = threading.local()
 
+if hasattr(os, "register_at_fork"):
+    # a forked fetch worker opens its own connections; the parent's pooled ones stay its own
+    os.register_at_fork(after_in_child=lambda: _local.__dict__.pop("client", None))
+
 
 def _netrc_auth():
     """httpx's NetRCAuth when ``$NETRC`` or ``~/.netrc`` exists (FET-013), else None."""

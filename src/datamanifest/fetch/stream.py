@@ -76,8 +76,12 @@ def stream_to_file(
     on_chunk: Callable[[int], None] | None = None,
     size_hint: int | None = None,
     append: bool = False,
+    durable: bool = True,
 ) -> tuple[str, int]:
     """Write ``chunks`` to ``path`` while hashing them in ``algorithm``; fsync before returning.
+
+    ``durable=False`` skips the fsync: the caller then makes the bytes durable itself
+    (one file-system sync for a batch) before publishing them (STO-007).
 
     Returns ``(hexdigest, size in bytes)``. ``on_chunk(n)`` is called with each
     chunk's length (progress). ``size_hint`` (bytes), when known and small,
@@ -96,7 +100,8 @@ def stream_to_file(
             size = _inline(chunks, f, h, on_chunk)
         else:
             size = _pipelined(chunks, f, h, on_chunk)
-        os.fsync(f.fileno())
+        if durable:
+            os.fsync(f.fileno())
     return h.hexdigest(), kept + size
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from pathlib import Path
@@ -63,6 +64,14 @@ def _umask() -> int:
     return mask
 
 
+@functools.lru_cache(maxsize=None)
+def _libc():
+    import ctypes
+    import ctypes.util
+
+    return ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+
+
 def sync_filesystem(path: str | Path) -> None:
     """Flush the file system holding ``path`` (Linux ``syncfs``; elsewhere ``os.sync``).
 
@@ -70,10 +79,7 @@ def sync_filesystem(path: str | Path) -> None:
     (extracted archives, fetchers), so its marker never points at volatile bytes.
     """
     try:
-        import ctypes
-        import ctypes.util
-
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        libc = _libc()
         fd = os.open(path, os.O_RDONLY)
         try:
             if libc.syncfs(fd) == 0:

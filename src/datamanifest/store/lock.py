@@ -106,6 +106,11 @@ class _Heartbeat:
 
 _HEARTBEAT = _Heartbeat()
 
+if hasattr(os, "register_at_fork"):
+    # a forked fetch worker holds none of its parent's locks, and must not inherit a
+    # condition the parent's heartbeat thread may have held at the fork
+    os.register_at_fork(after_in_child=_HEARTBEAT.__init__)
+
 
 class Lock:
     """An inter-process lock on ``<target>.lock`` (LCK-001..LCK-006).
