@@ -394,7 +394,7 @@ def _semantic_layer(data: dict[str, Any], datasets: dict[str, Dataset], col: _Co
         key = ""
         if not ds.key and (ds.uri or ds.uris):
             try:
-                key = _keys.derive_key(ds.uri, ds.uris, ds.version)
+                key = ds.derived_key  # cached: fetch reuses it
             except _keys.UnsafeKey as e:
                 where = (name, "uri") if ds.uri else (name, "uris")
                 col.add("DM031", where, f"dataset {name!r}: {e}",

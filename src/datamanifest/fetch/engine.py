@@ -76,14 +76,19 @@ def _forked_batch(names: list[str]) -> tuple[list["Outcome"], dict, dict]:
     outcomes = [fetcher._safe_one(name) for name in names]
     deferred = [o for o in outcomes if isinstance(o, _Deferred)]
     if deferred:
-        # STO-007: the staged bytes of the whole batch become durable with one file-system
-        # sync (each was written without its own fsync), then each is published
-        from ..store.atomic import sync_filesystem
-
-        try:
-            sync_filesystem(deferred[0].path.parent)
-        except OSError:
-            pass  # publishing below then fails per dataset, which is reported
+        # STO-007: the staged files of the batch are fsynced back to back, then published.
+        # The first fsync's journal commit carries the others' data and metadata along
+        # (ext4/xfs ordered mode), so a batch costs about one commit instead of one per file;
+        # unlike syncfs, nothing else on the file system is waited for.
+        for out in deferred:
+            try:
+                fd = os.open(out.staging, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            except OSError:
+                pass  # publishing below then fails for this dataset, which is reported
         for i, out in enumerate(outcomes):
             if isinstance(out, _Deferred):
                 try:
@@ -101,7 +106,7 @@ class _Deferred:
     """A verified download whose publish waits for the batch's sync; holds the dataset lock."""
 
     name: str
-    path: Path
+    staging: Path
     publish: "object"
     lock: "Lock | None" = None
     waited: bool = False
@@ -264,16 +269,18 @@ class Fetcher:
             target = self.project.target(name)
         except DataManifestError:
             return None
-        if not self._is_current(target, ds.effective_checksum):
+        status = target.status()
+        marker = target.read_marker() if status == "present" else {}
+        if not is_current(status, ds.effective_checksum, marker):
             return None
-        return self._present(name, target)
+        return self._present(name, target, marker)
 
     def _is_current(self, target: Target, declared: str) -> bool:
         status = target.status()
         return is_current(status, declared, target.read_marker() if status == "present" else {})
 
-    def _present(self, name: str, target: Target) -> Outcome:
-        rec = target.read_marker()
+    def _present(self, name: str, target: Target, marker: dict | None = None) -> Outcome:
+        rec = target.read_marker() if marker is None else marker
         out = Outcome(name, "present", target.path, rec.get("checksum", ""), rec.get("size"))
         self._record(name, target, out.checksum, out.size)
         self._maybe_fill(name, out)
@@ -428,7 +435,7 @@ class Fetcher:
                 manifest_tmp.unlink(missing_ok=True)
             raise
         if defer and manifest_tmp is None:
-            return _Deferred(name, target.path,
+            return _Deferred(name, target.staging,
                              lambda: self._publish(name, target, checksum, size, None, ""))
         return self._publish(name, target, checksum, size, manifest_tmp, tree_sum)
 

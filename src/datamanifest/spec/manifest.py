@@ -15,6 +15,8 @@ one the manifest was built from: unknown ``_`` tables, other languages'
 
 from __future__ import annotations
 
+import functools
+
 import re
 from typing import Annotated, Any
 
@@ -56,6 +58,12 @@ KNOWN_FIELDS = frozenset(DATASET_FIELDS) | frozenset(LEGACY_FIELDS) | frozenset(
 #: Archive formats ``extract`` understands (MAN-026).
 ARCHIVE_FORMATS = ("zip", "tar", "tar.gz")
 
+
+
+@functools.lru_cache(maxsize=65536)
+def _derive_key_cached(uri: str, uris: tuple[str, ...], version: str) -> str:
+    """KEY-002/KEY-003 for one source, computed once per process (derivation is pure)."""
+    return _keys.derive_key(uri, uris, version)
 
 class Binding(BaseModel):
     """A fetcher or loader binding in table form ``{ref, args, kwargs}`` (MAN-040)."""
@@ -190,7 +198,7 @@ class Dataset(BaseModel):
         if self.key:
             _keys.check_key(self.key)
             return self.key
-        return _keys.derive_key(self.uri, self.uris, self.version)
+        return _derive_key_cached(self.uri, tuple(self.uris), self.version)
 
     @property
     def extra_fields(self) -> dict[str, Any]:
