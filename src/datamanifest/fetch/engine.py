@@ -599,9 +599,9 @@ class Fetcher:
 
         Returns a :class:`FetchReport`; failures are reported, not raised. Datasets
         already current are resolved inline first (FET-005). When many remain
-        (``PROCESS_MIN`` or more, ``jobs`` > 1, POSIX), they are fetched by ``jobs``
-        forked worker processes in batches, so that the per-dataset Python work runs
-        on every core; otherwise by ``jobs`` threads. Either way at most ``jobs``
+        (``PROCESS_MIN`` or more, ``jobs`` > 1, POSIX), they are fetched in batches by
+        :attr:`workers` forked processes, so that the per-dataset Python work runs on
+        every core; otherwise by ``jobs`` threads. Either way at most ``jobs``
         datasets and ``per_host`` downloads per host run at once (FET-003, FET-007).
         """
         project = self.project
@@ -653,15 +653,16 @@ class Fetcher:
 
         if processes:
             pool = self._process_pool()
-            size = max(1, min(BATCH_MAX, pending // (self.jobs * 4)))
+            size = max(1, min(BATCH_MAX, pending // (self.workers * 4)))
             submit = lambda batch: pool.submit(_forked_batch, batch)  # noqa: E731
         else:
             pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="dm-fetch")
             size = 1
             submit = lambda batch: pool.submit(self._safe_batch, batch)  # noqa: E731
         try:
+            slots = self.workers if processes else self.jobs
             while ready or running:
-                while ready and len(running) < self.jobs:
+                while ready and len(running) < slots:
                     batch = next_batch(size)
                     if batch:
                         running[submit(batch)] = batch
@@ -722,8 +723,14 @@ class Fetcher:
         _FORKED = self  # the forked workers find the fetcher here (copy-on-write)
         with warnings.catch_warnings():  # Python >= 3.12 warns about fork with threads
             warnings.simplefilter("ignore", DeprecationWarning)
-            return ProcessPoolExecutor(max_workers=self.jobs,
+            return ProcessPoolExecutor(max_workers=self.workers,
                                        mp_context=multiprocessing.get_context("fork"))
+
+    @property
+    def workers(self) -> int:
+        """Worker processes in process mode: ``jobs``, at most two per core (more only
+        contend for the cores; each worker fetches one dataset at a time)."""
+        return max(1, min(self.jobs, 2 * (os.cpu_count() or 1)))
 
     def _safe_batch(self, names: list[str]) -> tuple[list[Outcome], dict, dict]:
         """Fetch ``names`` one after another (a worker thread; records stay in this process)."""
