@@ -395,7 +395,8 @@ class Fetcher:
                         raise
                     finally:
                         self.progress.finish(task)
-                self._resume_path(name).unlink(missing_ok=True)
+                if self._resumable:
+                    self._resume_path(name).unlink(missing_ok=True)
                 if parsed is not None and not tree_declared and digest != parsed.hexdigest \
                         and not ds.skip_checksum:
                     raise ChecksumMismatch(name, algorithm, parsed.hexdigest, digest)
