@@ -23,6 +23,7 @@ import json
 import os
 import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -107,7 +108,7 @@ class _Deferred:
 
     name: str
     staging: Path
-    publish: "object"
+    publish: Callable[[], "Outcome"]
     lock: "Lock | None" = None
     waited: bool = False
 
@@ -504,7 +505,6 @@ class Fetcher:
         from ..store.atomic import write_text
 
         self._resumable = True
-
         write_text(self._resume_path(name), json.dumps(
             {"uri": uri, "file": str(dest), "validator": validator}) + "\n")
 
@@ -695,7 +695,7 @@ class Fetcher:
     def _process_mode(self, pending: int, names: list[str]) -> bool:
         """Fork workers when enough datasets remain and hosts are few enough to give each its
         own cross-process semaphore (FET-007)."""
-        if not (self.processes and self.jobs > 1 and pending >= PROCESS_MIN
+        if not (self.processes and self.jobs > 1 and pending >= PROCESS_MIN and not self.offline
                 and hasattr(os, "fork") and hasattr(os, "register_at_fork")):
             return False
         import multiprocessing
