@@ -44,7 +44,7 @@ class LoopbackServer:
         self.user_agents: list[str] = []
         self.requested: list[str] = []  # paths in the order requests arrived
         self.served: list[str] = []  # paths in the order their whole body was sent
-        self.active = 0  # requests being served now
+        self.active = 0  # requests between arrival and the start of their body (see do_GET)
         self.max_active = 0
         self._lock = threading.Lock()
         server = self
@@ -72,12 +72,22 @@ class LoopbackServer:
                 self._serve(body=False)
 
             def do_GET(self) -> None:
+                # ``active`` counts requests from arrival until their body starts: a client
+                # holds its download slot for all of that time, so a count above a client's
+                # cap is a real violation, never the race of a slot released while this
+                # handler is still finishing
                 with server._lock:
                     server.active += 1
                     server.max_active = max(server.max_active, server.active)
+                self._counted = True
                 try:
                     self._serve(body=True)
                 finally:
+                    self._uncount()
+
+            def _uncount(self) -> None:
+                if getattr(self, "_counted", False):
+                    self._counted = False
                     with server._lock:
                         server.active -= 1
 
@@ -135,6 +145,7 @@ class LoopbackServer:
                     return
                 if path in server.delay:
                     time.sleep(server.delay[path])
+                self._uncount()
                 self.wfile.flush()
                 with open(p, "rb") as f:
                     f.seek(start)

@@ -327,6 +327,23 @@ class Fetcher:
         tree_sum = ""
         defer = False
         streamed: dict | None = None  # rel -> (size, mtime_ns, digest) of files hashed once
+
+        def check_file(digest: str) -> None:
+            """FET-004: a file's digest against the declared file checksum."""
+            if parsed is not None and not tree_declared and digest != parsed.hexdigest \
+                    and not ds.skip_checksum:
+                raise ChecksumMismatch(name, algorithm, parsed.hexdigest, digest)
+
+        def hash_staged() -> tuple[int, str]:
+            """(size in bytes, digest) of what a fetcher or rsync staged, verified; a folder is
+            (0, "") here and verified by its tree checksum below."""
+            if target.is_dir:
+                return 0, ""
+            from ..tree import hash_file
+
+            digest, size = hash_file(str(target.staging), algorithm)
+            check_file(digest)
+            return size, digest
         try:
             if ds.uris:
                 # each file is hashed as it streams in; the tree walk reuses those digests
@@ -342,29 +359,13 @@ class Fetcher:
                                      hint="a fetcher must write the dataset at download_path")
                 if target.staging.is_dir() and not target.is_dir:
                     target = Target(target.path, True)
-                if target.is_dir:
-                    size, digest = 0, ""
-                else:
-                    from ..tree import hash_file
-
-                    digest, size = hash_file(str(target.staging), algorithm)
-                    if parsed is not None and not tree_declared and digest != parsed.hexdigest \
-                            and not ds.skip_checksum:
-                        raise ChecksumMismatch(name, algorithm, parsed.hexdigest, digest)
+                size, digest = hash_staged()
             elif ds.uri and scheme_of(ds.uri) in SSH_SCHEMES:
                 # FET-015: rsync over SSH; a path ending in "/" is a folder
                 if is_rsync_folder(ds.uri) and not target.is_dir:
                     target = Target(target.path, True)
                 rsync_copy(ds.uri, target.staging)
-                if target.is_dir:
-                    size, digest = 0, ""
-                else:
-                    from ..tree import hash_file
-
-                    digest, size = hash_file(str(target.staging), algorithm)
-                    if parsed is not None and not tree_declared and digest != parsed.hexdigest \
-                            and not ds.skip_checksum:
-                        raise ChecksumMismatch(name, algorithm, parsed.hexdigest, digest)
+                size, digest = hash_staged()
             elif ds.uri and is_git(ds.uri):
                 # FET-014: a shallow clone is a folder dataset; its checksum leaves out .git
                 if not target.is_dir:
@@ -398,9 +399,7 @@ class Fetcher:
                         self.progress.finish(task)
                 if self._resumable:
                     self._resume_path(name).unlink(missing_ok=True)
-                if parsed is not None and not tree_declared and digest != parsed.hexdigest \
-                        and not ds.skip_checksum:
-                    raise ChecksumMismatch(name, algorithm, parsed.hexdigest, digest)
+                check_file(digest)
                 if ds.extract:
                     fmt = ds.effective_format
                     _archive.extract(dest, "tar.gz" if fmt == "tgz" else fmt, target.staging)
