@@ -102,11 +102,17 @@ uri = "{scheme}://data/obs/nope.csv"
     assert sorted(p.name for p in _files(project / "store")) == ["t.csv", "t.csv.complete"]
 
 
-def test_body_cut_midway_publishes_nothing_then_fetches(store, project):
-    scheme, env, put, port = store
-    put(env, "big/b.bin", BIG)
-    write_manifest(project, f'[b]\nuri = "{scheme}://data/big/b.bin"\n'
+def _big_dataset(store, project, name: str) -> None:
+    """Upload BIG as ``big/<name>.bin`` and declare it, with its checksum, as dataset ``name``."""
+    scheme, env, put, _ = store
+    put(env, f"big/{name}.bin", BIG)
+    write_manifest(project, f'[{name}]\nuri = "{scheme}://data/big/{name}.bin"\n'
                             f'checksum = "sha256:{sha256_of(BIG)}"\n')
+
+
+def test_body_cut_midway_publishes_nothing_then_fetches(store, project):
+    scheme, env, _, port = store
+    _big_dataset(store, project, "b")
     target = project / "store" / "data" / "big" / "b.bin"
     proxy = CuttingProxy(port, cut_after=1024 * 1024)
     try:
@@ -127,10 +133,8 @@ def test_body_cut_midway_publishes_nothing_then_fetches(store, project):
 
 
 def test_every_connection_cut_is_a_failure_that_publishes_nothing(store, project):
-    scheme, env, put, port = store
-    put(env, "big/c.bin", BIG)
-    write_manifest(project, f'[c]\nuri = "{scheme}://data/big/c.bin"\n'
-                            f'checksum = "sha256:{sha256_of(BIG)}"\n')
+    scheme, env, _, port = store
+    _big_dataset(store, project, "c")
     proxy = CuttingProxy(port, cut_after=1024 * 1024, cuts=1000)  # the libraries' retries fail too
     try:
         proc = run_cli("fetch", "--json", cwd=project, env=_through(scheme, env, proxy))

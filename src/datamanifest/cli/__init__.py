@@ -25,7 +25,8 @@ class _LibraryLogFormatter(logging.Formatter):
     for the full records)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return f"note: {record.name}: {record.getMessage().splitlines()[0] if record.getMessage() else ''}"
+        first = record.getMessage().partition("\n")[0]
+        return f"note: {record.name}: {first}"
 
 
 def _quiet_library_logs() -> None:

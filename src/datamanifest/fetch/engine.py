@@ -94,6 +94,7 @@ def _forked_batch(names: list[str]) -> tuple[list["Outcome"], dict, dict]:
             if isinstance(out, _Deferred):
                 try:
                     outcomes[i] = out.publish()
+                    outcomes[i].waited = out.waited
                 except OSError as e:
                     outcomes[i] = Outcome(out.name, "failed", error=FetchError(
                         f"dataset {out.name!r}: {e.strerror or e}", code="DM071"))
@@ -234,7 +235,7 @@ class Fetcher:
             resume = self._resume_info(name, target)
             if resume is None:
                 target.clear_staging()
-            with self._host_slot(ds.uri or (ds.uris[0] if ds.uris else "")):
+            with self._host_slot(name):
                 out = self._download(name, target, declared, resume)
             out.waited = bool(waited)
             if isinstance(out, _Deferred):
@@ -244,14 +245,20 @@ class Fetcher:
             if not keep:
                 lock.release()
 
-    def _host_slot(self, uri: str) -> threading.BoundedSemaphore:
-        """The semaphore bounding concurrent downloads from ``uri``'s host (FET-007)."""
+    def _host_of(self, name: str) -> str:
+        """The host a dataset downloads from ("" for local sources), for the cap of FET-007."""
         from urllib.parse import urlsplit
 
+        ds = self.project.dataset(name)
+        uri = ds.uri or (ds.uris[0] if ds.uris else "")
         try:
-            host = (urlsplit(uri).hostname or "") if "://" in uri else ""
+            return (urlsplit(uri).hostname or "") if "://" in uri else ""
         except ValueError:
-            host = ""
+            return ""
+
+    def _host_slot(self, name: str) -> threading.BoundedSemaphore:
+        """The semaphore bounding concurrent downloads from dataset ``name``'s host (FET-007)."""
+        host = self._host_of(name)
         with self._mutex:
             sem = self._hosts.get(host)
             if sem is None:
@@ -698,16 +705,8 @@ class Fetcher:
                 and hasattr(os, "fork") and hasattr(os, "register_at_fork")):
             return False
         import multiprocessing
-        from urllib.parse import urlsplit
 
-        hosts = set()
-        for n in names:
-            ds = self.project.dataset(n)
-            uri = ds.uri or (ds.uris[0] if ds.uris else "")
-            try:
-                hosts.add((urlsplit(uri).hostname or "") if "://" in uri else "")
-            except ValueError:
-                hosts.add("")
+        hosts = {self._host_of(n) for n in names}
         if len(hosts) > MAX_FORK_HOSTS:
             return False
         ctx = multiprocessing.get_context("fork")
