@@ -7,6 +7,9 @@ reference implementation. Public API::
     m = open_manifest()              # discovers datamanifest.toml upward from cwd
     m.fetch()                        # materialize every dataset, verified
     m.path("my-dataset")             # -> pathlib.Path of the verified copy
+
+    @datamanifest.cached             # produce or load by parameter hash (SCHEMA.md §21)
+    def monthly_means(year: int, region: str = "global"): ...
 """
 
 from __future__ import annotations
@@ -28,4 +31,18 @@ def open_manifest(path=None):
     return Project.open(path)
 
 
-__all__ = ["open_manifest", "DataManifestError", "Diagnostic", "__version__"]
+_LAZY = {"cached": "cache", "CachedFunction": "cache", "register_format": "cache",
+         "Artifact": "cache", "ProduceError": "errors"}
+
+
+def __getattr__(name: str):
+    # the produce-or-load layer is imported on first use, so `import datamanifest` stays light
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["open_manifest", "DataManifestError", "Diagnostic", "__version__", "cached",
+           "CachedFunction", "register_format", "Artifact", "ProduceError"]

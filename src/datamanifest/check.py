@@ -542,6 +542,11 @@ def _check_other(doc_type: str, data: dict[str, Any], col: _Collector) -> None:
     meta = data.get("_META")
     if doc_type == "state":
         version = meta.get("schema") if isinstance(meta, dict) else None
+        if meta is None:  # PRD-032: a state file without _META is the legacy schema 1
+            col.add("DM093", (), "a state file without _META is the legacy schema 1; it is "
+                    "read and rewritten as schema 5 on the next write",
+                    "run `datamanifest fetch` to upgrade it")
+            return
         if type(version) is int and 1 <= version <= 4:
             col.add("DM093", ("_META", "schema"), f"state schema {version} is a legacy shape; "
                     "it is read and rewritten as schema 5 on the next write",

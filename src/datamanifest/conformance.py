@@ -28,6 +28,12 @@ verify     ``data`` (UTF-8 text), ``checksum``                  ``digest``, ``ok
 autofill   ``document``, ``checksums`` ({name: value})          ``document``, ``filled``
 tree       ``entries`` (a described folder) or ``manifest``     ``tree-sha256``, ``dandi-zarr`` (each a
            (a tree manifest document)                           value or ``{"error": code}``)
+produce    ``document`` (key table TOML), ``cachetype``,         ``cache_key``, ``record_key``,
+           ``version``, ``format``, ``basename``,               ``folder``, ``marker``, ``lock``,
+           ``datacache_dir``, ``pools``, ``recorded``,          ``staging``, ``data_entry``,
+           ``files`` ({path: text or null for a folder})        ``candidates``, ``hit``, or ``error``
+datacache  ``document`` (state TOML), ``name`` (its file        ``datacache`` (the table a reader
+           name), ``journal`` (text), ``datacache_dir``         sees)
 =========  ===================================================  ==========================================
 
 Exit status 0: answered (also when the answer reports an error in the input);
@@ -49,10 +55,10 @@ from typing import Any, TextIO
 
 SPEC_VERSION = 1
 KINDS = ("parse", "reject", "key", "hash", "shell", "resolve", "roundtrip", "discover",
-         "archive", "layout", "verify", "autofill", "tree")
+         "archive", "layout", "verify", "autofill", "tree", "produce", "datacache")
 EXIT_UNSUPPORTED = 3
 JSON_KIND_DIRS = ("key", "hash", "shell", "resolve", "roundtrip", "discover", "archive",
-                  "layout", "verify", "autofill", "tree")
+                  "layout", "verify", "autofill", "tree", "produce", "datacache")
 
 
 @dataclass(frozen=True)
@@ -389,7 +395,37 @@ def _answer_tree(request: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-_MORE = {"tree": _answer_tree, "discover": _answer_discover, "archive": _answer_archive, "layout": _answer_layout,
+def _answer_produce(request: dict[str, Any]) -> dict[str, Any]:
+    from .spec import paramhash
+    from .spec import produced as prd
+
+    try:
+        table = tomllib.loads(request["document"])
+        ident = prd.identity(request["cachetype"], table, request.get("version", ""))
+    except paramhash.ParameterError:
+        return {"error": "DM100"}
+    fmt = request.get("format") or "pickle"
+    basename = request.get("basename") or prd.DEFAULT_BASENAME
+    lay = prd.layout(request["datacache_dir"], ident)
+    found = prd.find_in_description(ident, fmt, basename, request["datacache_dir"],
+                                    request.get("pools", []), request.get("recorded"),
+                                    request.get("files", {}))
+    return {"cache_key": ident.cache_key, "record_key": ident.record_key, "folder": lay.folder,
+            "marker": lay.marker, "lock": lay.lock, "staging": lay.staging,
+            "data_entry": lay.entry(fmt, basename), **found}
+
+
+def _answer_datacache(request: dict[str, Any]) -> dict[str, Any]:
+    from .spec import produced as prd
+
+    data = tomllib.loads(request.get("document", ""))
+    datacache = prd.legacy_datacache(data, request.get("datacache_dir"))
+    prd.apply_journal(datacache, request.get("journal", ""))
+    return {"datacache": dict(sorted(datacache.items()))}
+
+
+_MORE = {"produce": _answer_produce, "datacache": _answer_datacache, "tree": _answer_tree,
+         "discover": _answer_discover, "archive": _answer_archive, "layout": _answer_layout,
          "verify": _answer_verify, "autofill": _answer_autofill}
 
 

@@ -80,6 +80,10 @@ CODES: dict[str, tuple[str, str, str]] = {
     "DM110": ("SC-001", "error", "malformed config sidecar"),
     "DM111": ("SC-003", "error", "sidecar hash does not match its key table"),
     "DM112": ("SC-010", "error", "malformed metadata sidecar"),
+    "DM113": ("PRD-004", "error", "a function that cannot be a producer as declared"),
+    "DM114": ("PRD-012", "error", "a format that cannot be written or read here"),
+    "DM115": ("PRD-020", "error", "produced dataset is not present"),
+    "DM116": ("PRD-005", "error", "two producers claim one cachetype and version"),
     "DM120": ("TREE-006", "error", "a folder that has no tree checksum"),
     "DM121": ("TREE-007", "error", "checksum kind does not fit the dataset"),
     "DM122": ("TREE-014", "error", "verify found differences"),
@@ -241,3 +245,15 @@ class StateError(DataManifestError):
     """The state file cannot be read (DM090)."""
 
     code = "DM090"
+
+
+class ProduceError(DataManifestError):
+    """A produced dataset could not be declared, computed, stored or loaded (SCHEMA.md §21).
+
+    Codes: DM100 (a parameter without canonical form, PRD-003), DM113 (a function that
+    cannot be a producer as declared, PRD-004..PRD-006), DM114 (a format that cannot be
+    written or read, PRD-012), DM115 (not present, PRD-020), DM116 (two producers claim
+    one cachetype and version, PRD-005).
+    """
+
+    code = "DM113"

@@ -21,6 +21,8 @@ SCHEMA_FILES = {
     "config-sidecar": "config-sidecar.v1.json",
     "metadata-sidecar": "metadata-sidecar.v1.json",
     "tree-manifest": "tree-manifest.v1.json",
+    "produced-marker": "produced-marker.v1.json",
+    "state-journal-line": "state-journal-line.v1.json",
 }
 
 

@@ -693,7 +693,8 @@ class Fetcher:
         self._place_errors(report)
         if self._records:
             update_state(project.state_file, self._records,
-                         stale_age=project.storage.lock_stale_age)
+                         stale_age=project.storage.lock_stale_age,
+                         datacache_dir=project.storage.resolved.get("datacache_dir"))
         if self._fill:
             report.filled = project.fill_checksums(self._fill)
         return report

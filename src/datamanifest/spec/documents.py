@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Strict
 from . import paramhash
 from .checksum import CHECKSUM_PATTERN
 from .manifest import StorageTable
+from .produced import LEGACY_INDEX_NAMES
 
 DOC_TYPES = ("manifest", "config", "state", "config-sidecar", "metadata-sidecar")
 HEX64 = "^[0-9a-f]{64}$"
@@ -164,7 +165,8 @@ def detect(data: dict[str, Any] | None, path: str | None) -> str:
     """The document type of a parsed document (DOC-001).
 
     File names first: the manifest names; ``state.toml`` and ``config.toml`` inside a
-    ``.datamanifest`` folder; ``metadata.toml``. Then ``_META``: a ``cachetype``
+    ``.datamanifest`` folder; the legacy state names ``cached.toml`` and
+    ``.datamanifest-state.toml``; ``metadata.toml``. Then ``_META``: a ``cachetype``
     means a config sidecar, ``created`` or ``tool`` a metadata sidecar; a document
     whose only non-``_`` tables are ``datasets`` / ``datacache`` is a state file.
     Otherwise a manifest.
@@ -177,6 +179,8 @@ def detect(data: dict[str, Any] | None, path: str | None) -> str:
         if p.name in MANIFEST_NAMES:
             return "manifest"
         if parent == ".datamanifest" and p.name == "state.toml":
+            return "state"
+        if p.name in LEGACY_INDEX_NAMES:  # legacy state files (PRD-032)
             return "state"
         if p.name == "metadata.toml":
             return "metadata-sidecar"

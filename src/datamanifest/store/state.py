@@ -14,8 +14,12 @@ ecosystem's shape (``_META.schema = 5``) with optional fields of ours::
     uri = "https://example.org/data/file.csv"
     fetched = "2026-11-21T06:00:00Z"
 
-Reads keep unknown tables and fields (``datacache`` and others); writes merge
-under ``state.toml.lock`` and are atomic (STA-003, STA-004).
+Reads keep unknown tables and fields; writes merge under ``state.toml.lock`` and
+are atomic (STA-003, STA-004). Produced datasets are recorded in ``[datacache]``
+(PRD-030), usually by appending to the journal ``state.journal`` (PRD-031), which
+readers apply after ``state.toml`` and every full write folds in. Legacy files
+(``cached.toml``, ``.datamanifest-state.toml``, schemas 1-4) are read (PRD-032)
+and renamed ``<name>.migrated`` by the first write.
 """
 
 from __future__ import annotations
@@ -31,12 +35,16 @@ import tomli_w
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import StateError
+from ..spec import produced as _produced
 from .atomic import write_bytes, write_text
 from .lock import Lock
 
 STATE_SCHEMA = 5
 STATE_DIR = ".datamanifest"
 STATE_FILE = "state.toml"
+JOURNAL_FILE = "state.journal"
+#: a writer folds the journal into state.toml past this many lines (PRD-031)
+JOURNAL_COMPACT_LINES = 1000
 
 
 class DatasetRecord(BaseModel):
@@ -63,7 +71,13 @@ class State(BaseModel):
     other: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "State":
+    def from_dict(cls, data: dict[str, Any], datacache_dir: str | None = None) -> "State":
+        """Read a parsed state document of any schema.
+
+        Legacy produced-dataset records (schemas 1-4) become ``[datacache]``
+        (PRD-032); an instance recorded without a folder is placed under
+        ``datacache_dir``, or left out when it is not given.
+        """
         meta = data.get("_META", {})
         version = meta.get("schema", 0) if isinstance(meta, dict) else 0
         raw = data.get("datasets", {})
@@ -76,15 +90,39 @@ class State(BaseModel):
             except ValueError:
                 unreadable[k] = v
         other = {k: v for k, v in data.items() if k not in ("_META", "datasets")}
+        schema = _produced.legacy_schema(data)
+        if schema < STATE_SCHEMA:
+            legacy = {k: v for k, v in data.items() if k != "datasets"}
+            datacache = _produced.legacy_datacache(legacy, datacache_dir)
+            if datacache or datacache_dir is not None:
+                for k in _produced.legacy_tables(legacy):
+                    other.pop(k, None)
+            other["datacache"] = datacache
+        elif not isinstance(other.get("datacache", {}), dict):
+            raise ValueError("datacache is not a table")
         return cls(schema_version=version, datasets=datasets, unreadable=unreadable, other=other)
+
+    @property
+    def datacache(self) -> dict[str, Any]:
+        """The ``[datacache]`` table (PRD-030), created empty when absent."""
+        return self.other.setdefault("datacache", {})
+
+    def instance(self, record_key: str, hash_: str) -> str | None:
+        """The folder recorded for one produced instance (as written), or None."""
+        rec = self.other.get("datacache", {}).get(record_key)
+        inst = rec.get("instances") if isinstance(rec, dict) else None
+        path = inst.get(hash_) if isinstance(inst, dict) else None
+        return path if isinstance(path, str) and path else None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"_META": {"schema": STATE_SCHEMA}}
+        if self.other.get("datacache"):
+            out["datacache"] = dict(sorted(self.other["datacache"].items()))
         records = dict(self.unreadable)
         records.update({k: r.model_dump(exclude_none=True) for k, r in self.datasets.items()})
         if records:
             out["datasets"] = dict(sorted(records.items()))
-        out.update(self.other)
+        out.update({k: v for k, v in self.other.items() if k != "datacache"})
         return out
 
 
@@ -93,43 +131,133 @@ def state_path(root: Path) -> Path:
     return root / STATE_DIR / STATE_FILE
 
 
-def read_state(path: Path) -> State:
-    """Read a state file; an absent file is an empty state. Raises StateError (DM090)."""
+def journal_path(path: Path) -> Path:
+    """The state journal beside the state file ``path`` (PRD-031)."""
+    return path.with_name(JOURNAL_FILE)
+
+
+def _parse(path: Path, datacache_dir: str | None) -> State | None:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        return State()
+        return None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise StateError(f"cannot read the state file: {e}", file=str(path),
                          hint="it is regenerable: move it away and run `datamanifest fetch`") from e
     try:
-        return State.from_dict(data)
+        return State.from_dict(data, datacache_dir)
     except Exception as e:
         raise StateError(f"the state file is malformed: {e}", file=str(path),
                          hint="it is regenerable: move it away and run `datamanifest fetch`") from e
 
 
-def update_state(path: Path, records: dict[str, DatasetRecord], *, stale_age: float = 30.0) -> State:
-    """Merge ``records`` into the state file at ``path`` under its lock; write once, atomically.
+def legacy_paths(path: Path) -> list[Path]:
+    """Legacy index files of the project whose state file is ``path`` (PRD-032)."""
+    root = path.parent.parent
+    return [root / name for name in _produced.LEGACY_INDEX_NAMES]
 
-    Other processes' records written meanwhile are kept (STA-004).
+
+def read_state(path: Path, *, datacache_dir: str | None = None, legacy: bool = True) -> State:
+    """Read a state file with its journal applied; an absent file is an empty state.
+
+    ``datacache_dir`` places legacy instances recorded without a folder (PRD-032).
+    With ``legacy``, produced-dataset records of the project's legacy index files
+    (``cached.toml``, ``.datamanifest-state.toml``) are read too, under the
+    records of the state file itself. Raises StateError (DM090).
     """
+    state = _parse(path, datacache_dir) or State()
+    if legacy:
+        for lp in legacy_paths(path):
+            try:
+                old = _parse(lp, datacache_dir)
+            except StateError:
+                continue
+            if old is None:
+                continue
+            merged = old.other.get("datacache", {})
+            _produced.merge_datacache(merged, state.datacache)
+            state.other["datacache"] = merged
+    try:
+        text = journal_path(path).read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        text = ""
+    if text:
+        _produced.apply_journal(state.datacache, text)
+    return state
+
+
+def _prepare(path: Path, stale_age: float) -> Lock:
     path.parent.mkdir(parents=True, exist_ok=True)
     ignore = path.parent / ".gitignore"
     if not ignore.exists():
         write_text(ignore, "*\n")
-    with Lock(path.with_name(path.name + ".lock"), stale_age=stale_age, timeout=60):
-        try:
-            state = read_state(path)
-        except StateError:
-            # regenerable (STA-006): keep the unreadable file aside, never lose it
-            aside = path.with_name(f"{path.name}.unreadable-{int(time.time())}")
-            os.replace(path, aside)
-            warnings.warn(f"{path} could not be read; it was moved to {aside.name} and a new "
-                          "state file was written", stacklevel=2)
-            state = State()
+    return Lock(path.with_name(path.name + ".lock"), stale_age=stale_age, timeout=60)
+
+
+def _rewrite(path: Path, state: State) -> None:
+    """Write ``state`` whole, then drop the folded journal and legacy files (caller holds the lock)."""
+    write_bytes(path, tomli_w.dumps(state.to_dict()).encode("utf-8"))
+    journal_path(path).unlink(missing_ok=True)
+    for lp in legacy_paths(path):
+        if lp.exists():  # PRD-032: kept beside, never read again
+            os.replace(lp, lp.with_name(lp.name + ".migrated"))
+
+
+def _read_for_write(path: Path, datacache_dir: str | None) -> State:
+    try:
+        return read_state(path, datacache_dir=datacache_dir)
+    except StateError:
+        # regenerable (STA-006): keep the unreadable file aside, never lose it
+        aside = path.with_name(f"{path.name}.unreadable-{int(time.time())}")
+        os.replace(path, aside)
+        warnings.warn(f"{path} could not be read; it was moved to {aside.name} and a new "
+                      "state file was written", stacklevel=3)
+        return read_state(path, datacache_dir=datacache_dir)
+
+
+def update_state(path: Path, records: dict[str, DatasetRecord], *, stale_age: float = 30.0,
+                 datacache_dir: str | None = None) -> State:
+    """Merge ``records`` into the state file at ``path`` under its lock; write once, atomically.
+
+    Other processes' records written meanwhile are kept (STA-004); the journal and
+    legacy index files are folded in (PRD-031, PRD-032).
+    """
+    lock = _prepare(path, stale_age)
+    with lock:
+        state = _read_for_write(path, datacache_dir)
         state.datasets.update(records)
         for key in records:
             state.unreadable.pop(key, None)
-        write_bytes(path, tomli_w.dumps(state.to_dict()).encode("utf-8"))
+        _rewrite(path, state)
     return state
+
+
+def record_instances(path: Path, entries: list[tuple[str, str, str | None, str, str]], *,
+                     stale_age: float = 30.0, datacache_dir: str | None = None) -> None:
+    """Record produced instances (PRD-030) by appending to the journal (PRD-031).
+
+    ``entries`` are ``(record key, hash, folder or None to forget, ref, format)``;
+    folders are written as given (relative to the project root when inside it).
+    One ``write`` under the state lock: O(1) in the size of the state file. Past
+    :data:`JOURNAL_COMPACT_LINES` lines, or when a legacy index file is present,
+    the journal is folded into ``state.toml``.
+    """
+    text = "".join(_produced.journal_line(k, h, p, ref=r, fmt=f) for k, h, p, r, f in entries)
+    lock = _prepare(path, stale_age)
+    jpath = journal_path(path)
+    with lock:
+        fd = os.open(jpath, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, text.encode("utf-8"))
+            size = os.fstat(fd).st_size
+        finally:
+            os.close(fd)
+        # more than JOURNAL_COMPACT_LINES lines are at least this many bytes
+        if size > JOURNAL_COMPACT_LINES * 100 and _journal_lines(jpath) > JOURNAL_COMPACT_LINES \
+                or any(lp.exists() for lp in legacy_paths(path)):
+            _rewrite(path, _read_for_write(path, datacache_dir))
+
+
+def _journal_lines(path: Path) -> int:
+    with open(path, "rb") as f:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 16), b""))

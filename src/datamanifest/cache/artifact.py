@@ -1,0 +1,485 @@
+"""Artifacts on disk: find a hit, verify it, publish, add a format, forget (SCHEMA.md §21).
+
+The I/O edge over :mod:`datamanifest.spec.produced`. Every write follows PRD-024:
+lock ``A.lock``, re-check, stage in ``A.tmp``, make durable, rename onto ``A``,
+marker last, then one journal line in the state file (PRD-030, PRD-031).
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import os
+import shutil
+import socket
+import threading
+import time
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from .. import __version__
+from ..spec import produced as spec
+from ..spec.canonical import sort_document
+from ..store.atomic import fsync_dir, sync_filesystem, write_bytes
+from ..store.lock import Lock
+from ..store.state import JOURNAL_FILE, legacy_paths, read_state, record_instances
+from .context import Context
+from .formats import Format
+
+
+@dataclass
+class Artifact:
+    """Where one produced dataset is, or would be published.
+
+    ``identity``: its :class:`~datamanifest.spec.produced.Identity`; ``folder``: the
+    folder of the hit, else the folder a miss publishes into (``A``, PRD-010);
+    ``data_file``: the data entry of the requested format in ``folder``;
+    ``source``: ``"store"`` (``A``), ``"recorded"`` (the state file's folder),
+    ``"pool"``, or None when absent; ``formats``: the formats its marker lists
+    (empty for a marker without digests, or when absent).
+    """
+
+    identity: spec.Identity
+    folder: Path
+    data_file: Path
+    source: str | None = None
+    formats: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def present(self) -> bool:
+        return self.source is not None
+
+    @property
+    def config(self) -> Path:
+        return self.folder / spec.CONFIG
+
+    @property
+    def metadata(self) -> Path:
+        return self.folder / spec.METADATA
+
+
+# -- reading ---------------------------------------------------------------------------------------------
+def _read_text(path: Path) -> str | None:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return None
+
+
+def _read_config(path: Path) -> dict[str, Any] | None:
+    text = _read_text(path)
+    if text is None:
+        return None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return None
+
+
+def check(folder: Path, ident: spec.Identity, fmt: Format,
+          basename: str) -> tuple[bool, str, str | None]:
+    """(hit, reason, marker text or None) for ``folder`` (PRD-020), reading as little as
+    possible."""
+    marker = _read_text(folder / spec.MARKER)
+    if marker is None:
+        return False, "no completion marker", None
+    name = spec.data_entry(fmt.name, basename)
+    entry = folder / name
+    exists = entry.is_dir() if fmt.folder else entry.is_file()
+    hit, reason = spec.verdict(marker=marker, config=_read_config(folder / spec.CONFIG),
+                               entry_exists=exists, ident=ident, fmt=fmt.name, entry_name=name)
+    return hit, reason, marker
+
+
+def digest_entry(path: Path, folder: bool) -> tuple[str, int]:
+    """(``<algo>:<hex>``, size in bytes) of a data entry (PRD-011)."""
+    if folder:
+        from ..tree import walk
+
+        result = walk(path, "tree-sha256", exclude_root=())
+        return result.checksum, result.total_size
+    h = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+            size += len(chunk)
+    return f"sha256:{h.hexdigest()}", size
+
+
+def _verified_bytes(folder: Path, fmt: Format, basename: str, marker: str | None) -> bytes | bool:
+    """PRD-022: check the entry against the marker's digest; the verified bytes when the
+    format loads from bytes (so what is loaded is what was checked), else True; False
+    when it does not verify."""
+    listed = spec.parse_marker(marker or "") or {}
+    rec = listed.get(fmt.name)
+    if not rec or not isinstance(rec.get("checksum"), str) or not isinstance(rec.get("size"), int):
+        return False
+    entry = folder / rec["file"]
+    if fmt.folder or fmt.loads is None:
+        try:
+            got = digest_entry(entry, fmt.folder)
+        except OSError:
+            return False
+        return got == (rec["checksum"], rec["size"])
+    try:
+        data = entry.read_bytes()
+    except OSError:
+        return False
+    if len(data) != rec["size"] or f"sha256:{hashlib.sha256(data).hexdigest()}" != rec["checksum"]:
+        return False
+    return data
+
+
+@dataclass
+class Found:
+    """A verified hit: the artifact, and the verified bytes when they were read (PRD-022)."""
+
+    artifact: Artifact
+    data: bytes | None = None
+
+
+class _RecordedIndex:
+    """The state file's ``[datacache]`` instances, re-read only when its files change.
+
+    ``state.toml`` (and legacy index files) are parsed when their identity changes;
+    the journal is read from where the last read stopped (PRD-031), so that a
+    miss costs O(new journal lines), not O(state file).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._base_key: tuple | None = None
+        self._datacache: dict[str, Any] = {}
+        self._journal_id: tuple[int, int] | None = None
+        self._journal_pos = 0
+
+    @staticmethod
+    def _id(path: Path) -> tuple:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return ()
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def lookup(self, ctx: Context, ident: spec.Identity) -> str | None:
+        state = ctx.state_file
+        base_key = (str(state), str(ctx.datacache_dir), self._id(state),
+                    *(self._id(p) for p in legacy_paths(state)))
+        with self._lock:
+            if base_key != self._base_key:
+                try:
+                    st = read_state(state, datacache_dir=str(ctx.datacache_dir))
+                except Exception:  # unreadable: no recorded candidates (STA-006)
+                    st = None
+                dc = st.datacache if st is not None else {}
+                self._datacache, self._base_key = dc, base_key
+                self._journal_id, self._journal_pos = None, 0
+                # read_state applied the journal as it was: continue after it
+                jid = self._id(state.with_name(JOURNAL_FILE))
+                if jid:
+                    self._journal_id, self._journal_pos = (jid[0], 0), jid[2]
+            self._tail(state.with_name(JOURNAL_FILE))
+            rec = self._datacache.get(ident.record_key)
+            path = rec.get("instances", {}).get(ident.hash) if isinstance(rec, dict) else None
+        return spec.absolute_from_root(path, str(ctx.root)) if isinstance(path, str) and path \
+            else None
+
+    def _tail(self, journal: Path) -> None:
+        try:
+            f = open(journal, "rb")
+        except FileNotFoundError:
+            self._journal_id, self._journal_pos = None, 0
+            return
+        with f:
+            st = os.fstat(f.fileno())
+            if self._journal_id is None or self._journal_id[0] != st.st_ino \
+                    or st.st_size < self._journal_pos:
+                self._journal_pos = 0  # a new journal (after a fold): apply it whole
+            self._journal_id = (st.st_ino, 0)
+            if st.st_size == self._journal_pos:
+                return
+            f.seek(self._journal_pos)
+            data = f.read()
+        end = data.rfind(b"\n") + 1  # a torn last line is read again next time
+        spec.apply_journal(self._datacache, data[:end].decode("utf-8", errors="replace"))
+        self._journal_pos += end
+
+
+_RECORDED = _RecordedIndex()
+
+
+def find(ctx: Context, ident: spec.Identity, fmt: Format, basename: str, *,
+         datacache_dir: Path | None = None) -> Found | None:
+    """The first hit among the candidates of PRD-021, verified per PRD-022; None on a miss."""
+    store = datacache_dir or ctx.datacache_dir
+    a = store / ident.cache_key
+    hit, _, marker = check(a, ident, fmt, basename)
+    if hit:
+        return Found(_artifact(ident, a, fmt, basename, "store", marker))
+    candidates: list[tuple[Path, str]] = []
+    recorded = _RECORDED.lookup(ctx, ident)
+    if recorded is not None and Path(recorded) != a:
+        candidates.append((Path(recorded), "recorded"))
+    candidates += [(pool / ident.cache_key, "pool") for pool in ctx.pools if pool != store]
+    for folder, source in candidates:
+        hit, _, marker = check(folder, ident, fmt, basename)
+        if not hit:
+            continue
+        if source == "recorded" and not _inside_any(folder, ctx.pools):
+            return Found(_artifact(ident, folder, fmt, basename, source, marker))
+        verified = _verified_bytes(folder, fmt, basename, marker)
+        if verified is False:
+            continue
+        return Found(_artifact(ident, folder, fmt, basename, source, marker),
+                     verified if isinstance(verified, bytes) else None)
+    return None
+
+
+def _inside_any(folder: Path, roots: tuple[Path, ...]) -> bool:
+    return any(folder == r or r in folder.parents for r in roots)
+
+
+def _artifact(ident: spec.Identity, folder: Path, fmt: Format, basename: str,
+              source: str | None, marker: str | None) -> Artifact:
+    return Artifact(ident, folder, folder / spec.data_entry(fmt.name, basename), source,
+                    spec.parse_marker(marker or "") or {})
+
+
+def load(found: Found, fmt: Format) -> Any:
+    """Load a hit's value (from the verified bytes when there are some)."""
+    if found.data is not None and fmt.loads is not None:
+        return fmt.loads(found.data)
+    return fmt.load(found.artifact.data_file)
+
+
+# -- writing ---------------------------------------------------------------------------------------------
+def _durable(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sync_entry(path: Path, folder: bool) -> tuple[str, int]:
+    """Make a saved data entry durable and return its digest and size (one read)."""
+    if folder:
+        sync_filesystem(path)
+        return digest_entry(path, True)
+    h = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+            size += len(chunk)
+        os.fsync(f.fileno())
+    return f"sha256:{h.hexdigest()}", size
+
+
+def config_text(ident: spec.Identity, key_table: dict[str, Any]) -> str:
+    """``config.toml``: the key table, then ``[_META]`` (SC-001, canonical form FMT-001)."""
+    meta: dict[str, Any] = {"schema": 1, "cachetype": ident.cachetype, "hash": ident.hash}
+    if ident.version:
+        meta["version"] = ident.version
+    return tomli_w.dumps(sort_document({**key_table, "_META": meta}, "config-sidecar"))
+
+
+def _git(root: Path) -> dict[str, Any]:
+    """commit and branch of the checkout at ``root``, read from ``.git`` (no subprocess)."""
+    git = root / ".git"
+    try:
+        if git.is_file():  # a worktree: "gitdir: <path>"
+            git = (root / git.read_text().split(":", 1)[1].strip()).resolve()
+        head = (git / "HEAD").read_text().strip()
+    except (OSError, IndexError):
+        return {}
+    if not head.startswith("ref: "):
+        return {"commit": head}
+    ref = head[5:]
+    out: dict[str, Any] = {"branch": ref.removeprefix("refs/heads/")}
+    common = git
+    try:
+        common = (git / (git / "commondir").read_text().strip()).resolve()
+    except OSError:
+        pass
+    for base in (git, common):
+        try:
+            out["commit"] = (base / ref).read_text().strip()
+            return out
+        except OSError:
+            pass
+        try:
+            for line in (base / "packed-refs").read_text().splitlines():
+                if line.endswith(" " + ref):
+                    out["commit"] = line.split(" ", 1)[0]
+                    return out
+        except OSError:
+            pass
+    return out
+
+
+def metadata_text(ctx: Context) -> str:
+    """``metadata.toml``: provenance only (SC-010)."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = os.environ.get("USER", "")
+    meta = {"schema": 1, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "tool": f"datamanifest {__version__}", "host": socket.gethostname(), "user": user}
+    doc: dict[str, Any] = {"_META": meta}
+    git = _git(ctx.root)
+    if git:
+        doc["git"] = git
+    doc["origin"] = {"state_file": str(ctx.state_file)}
+    return tomli_w.dumps(doc)
+
+
+def _remove_tree(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def _record(ctx: Context, ident: spec.Identity, folder: Path | None, ref: str, fmt: str) -> None:
+    path = None if folder is None else spec.relative_to_root(str(folder), str(ctx.root))
+    record_instances(ctx.state_file, [(ident.record_key, ident.hash, path, ref, fmt)],
+                     stale_age=ctx.stale_age, datacache_dir=str(ctx.datacache_dir))
+
+
+@dataclass
+class Produced:
+    """The outcome of :func:`produce`: the value, the artifact, and what happened.
+
+    ``computed`` is True when this call ran the function; ``waited`` when it waited
+    for another process's lock.
+    """
+
+    value: Any
+    artifact: Artifact
+    computed: bool
+    waited: bool = False
+
+
+def produce(ctx: Context, ident: spec.Identity, key_table: dict[str, Any], fmt: Format,
+            basename: str, compute: Callable[[], Any], *, ref: str, recompute: bool = False,
+            datacache_dir: Path | None = None, lock_timeout: float | None = None) -> Produced:
+    """Publish the artifact of ``ident`` after computing it, unless another process did
+    meanwhile (PRD-024..PRD-026). With ``recompute``, an existing artifact is replaced.
+
+    The function's own exceptions propagate unchanged, leaving nothing (PRD-025).
+    Raises :class:`~datamanifest.errors.LockTimeout` (DM075) after ``lock_timeout``
+    seconds of waiting (None: wait while the holder is alive).
+    """
+    fmt.check_available()
+    store = datacache_dir or ctx.datacache_dir
+    a = store / ident.cache_key
+    a.parent.mkdir(parents=True, exist_ok=True)
+    lock = Lock(a.with_name(a.name + ".lock"), stale_age=ctx.stale_age, timeout=lock_timeout)
+    with lock:
+        hit, _, marker = check(a, ident, fmt, basename)
+        if hit and not recompute:  # LCK-003: another process published it meanwhile
+            art = _artifact(ident, a, fmt, basename, "store", marker)
+            return Produced(fmt.load(art.data_file), art, computed=False, waited=lock.waited)
+        if not hit and not recompute and marker is not None and \
+                spec.config_matches(_read_config(a / spec.CONFIG), ident):
+            return _add_format(ctx, ident, a, fmt, basename, compute, marker, ref, lock.waited)
+        staging = a.with_name(a.name + ".tmp")
+        _remove_tree(staging)
+        staging.mkdir()
+        try:
+            value = compute()
+            entry = staging / spec.data_entry(fmt.name, basename)
+            fmt.save(value, entry)
+            checksum, size = _sync_entry(entry, fmt.folder)
+            _durable(staging / spec.CONFIG, config_text(ident, key_table).encode("utf-8"))
+            _durable(staging / spec.METADATA, metadata_text(ctx).encode("utf-8"))
+            fsync_dir(staging)
+        except BaseException:
+            _remove_tree(staging)  # PRD-025: nothing left, the error propagates unchanged
+            raise
+        if os.path.lexists(a):  # not a hit (or replaced on purpose): marker first, then bytes
+            (a / spec.MARKER).unlink(missing_ok=True)
+            old = a.with_name(a.name + ".old")
+            _remove_tree(old)  # left by a producer killed while replacing
+            os.replace(a, old)
+            os.replace(staging, a)
+            _remove_tree(old)
+        else:
+            os.replace(staging, a)
+        fsync_dir(a.parent)
+        listed = {fmt.name: {"file": entry.name, "checksum": checksum, "size": size}}
+        write_bytes(a / spec.MARKER, spec.render_marker(listed).encode("utf-8"))
+        _record(ctx, ident, a, ref, fmt.name)
+        art = Artifact(ident, a, a / entry.name, "store", listed)
+        return Produced(value, art, computed=True, waited=lock.waited)
+
+
+def _add_format(ctx: Context, ident: spec.Identity, a: Path, fmt: Format, basename: str,
+                compute: Callable[[], Any], marker: str | None, ref: str,
+                waited: bool) -> Produced:
+    """PRD-026: a new data entry renamed into a complete artifact, then a new marker."""
+    name = spec.data_entry(fmt.name, basename)
+    listed = spec.parse_marker(marker or "")
+    if listed is None:  # an empty (ecosystem) marker: list what is there now
+        listed = {}
+        for p in a.iterdir():
+            if p.name.startswith(basename + ".") and p.name not in (spec.CONFIG, spec.METADATA):
+                fname = p.name[len(basename) + 1:]
+                try:
+                    checksum, size = digest_entry(p, p.is_dir())
+                except OSError:
+                    continue
+                listed[fname] = {"file": p.name, "checksum": checksum, "size": size}
+    tmp = a / f".{name}.{os.getpid()}.tmp"
+    _remove_tree(tmp)
+    try:
+        value = compute()
+        fmt.save(value, tmp)
+        checksum, size = _sync_entry(tmp, fmt.folder)
+    except BaseException:
+        _remove_tree(tmp)
+        raise
+    final = a / name
+    if os.path.lexists(final):
+        _remove_tree(final)
+    os.replace(tmp, final)
+    fsync_dir(a)
+    listed[fmt.name] = {"file": name, "checksum": checksum, "size": size}
+    write_bytes(a / spec.MARKER, spec.render_marker(listed).encode("utf-8"))
+    _record(ctx, ident, a, ref, fmt.name)
+    return Produced(value, Artifact(ident, a, final, "store", listed), computed=True,
+                    waited=waited)
+
+
+def forget(ctx: Context, ident: spec.Identity, *, datacache_dir: Path | None = None) -> bool:
+    """Delete the artifact of ``ident`` from the store and its state record (PRD-027).
+
+    Pools are never touched (PRD-023). Returns whether a folder was removed.
+    """
+    store = datacache_dir or ctx.datacache_dir
+    a = store / ident.cache_key
+    removed = False
+    with Lock(a.with_name(a.name + ".lock"), stale_age=ctx.stale_age):
+        if os.path.lexists(a):
+            (a / spec.MARKER).unlink(missing_ok=True)
+            old = a.with_name(a.name + ".old")
+            _remove_tree(old)
+            os.replace(a, old)
+            _remove_tree(old)
+            removed = True
+        _remove_tree(a.with_name(a.name + ".tmp"))
+        if removed or _RECORDED.lookup(ctx, ident) is not None:
+            _record(ctx, ident, None, "", "")
+    return removed

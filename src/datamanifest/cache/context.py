@@ -1,0 +1,120 @@
+"""Which project a producer belongs to, and where its store is (SCHEMA.md PRD-029).
+
+The manifest is discovered from the working directory (DISC-001) and its storage
+settings resolved with the ladder of §14; without a manifest the working
+directory is the project root. Resolution is remembered per process and
+recomputed when the working directory, a ``DATAMANIFEST_*`` or platform
+variable, or one of the files it read (manifest, checkout and user configuration)
+changes: a cache hit costs a few ``stat`` calls here, never a parse.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ManifestError
+
+#: variables besides DATAMANIFEST_* that change the platform folders
+_PLATFORM_VARS = ("HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_CONFIG_HOME")
+
+
+@dataclass(frozen=True)
+class Context:
+    """The resolved storage of a producer's project. Paths are absolute.
+
+    ``root``: the project root; ``manifest``: its manifest, or None (PRD-029);
+    ``datacache_dir``: where artifacts are published; ``pools``: ``datacache_pools``
+    (read only, PRD-023); ``stale_age``: ``lock_stale_age`` in seconds;
+    ``state_file``: ``<root>/.datamanifest/state.toml``.
+    """
+
+    root: Path
+    manifest: Path | None
+    datacache_dir: Path
+    pools: tuple[Path, ...]
+    stale_age: float
+    state_file: Path
+
+
+_lock = threading.Lock()
+_memo: dict[tuple, tuple[tuple, Context]] = {}
+
+
+def _mtime(path: Path | None) -> int:
+    if path is None:
+        return -1
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return -1
+
+
+def _env_key() -> tuple:
+    env = os.environ
+    return tuple(sorted((k, v) for k, v in env.items() if k.startswith("DATAMANIFEST_"))) + \
+        tuple(env.get(k, "") for k in _PLATFORM_VARS)
+
+
+def current() -> Context:
+    """The context of the working directory (memoized; see the module docstring).
+
+    Raises :class:`~datamanifest.errors.ManifestError` when the manifest or a
+    configuration file cannot be read, or a storage setting is invalid (DM060, DM061).
+    """
+    key = (os.getcwd(), _env_key())
+    with _lock:
+        memo = _memo.get(key)
+    if memo is not None:
+        files, ctx = memo
+        if tuple(_mtime(p) for p in files[0]) == files[1]:
+            return ctx
+    ctx, paths = _resolve()
+    files = (paths, tuple(_mtime(p) for p in paths))
+    with _lock:
+        _memo[key] = (files, ctx)
+    return ctx
+
+
+def _resolve() -> tuple[Context, tuple[Path | None, ...]]:
+    from ..project import checkout_config_path, current_platform, read_config, user_config_path
+    from ..spec.manifest import Manifest
+    from ..spec.resolution import ResolutionError, resolve_storage
+    from ..store.state import state_path
+
+    try:
+        from ..project import discover
+
+        manifest_path: Path | None = discover()
+    except ManifestError:
+        manifest_path = None
+    if manifest_path is not None:
+        root = manifest_path.resolve().parent
+        try:
+            data = tomllib.loads(manifest_path.read_text(encoding="utf-8"))
+            manifest = Manifest.from_dict(data)
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, ValueError) as e:
+            raise ManifestError(f"cannot read {manifest_path}: {e}", file=str(manifest_path),
+                                hint="run `datamanifest check` for details") from None
+    else:
+        root = Path.cwd().resolve()
+        manifest = Manifest.from_dict({"_META": {"schema": 1}})
+    checkout_path, user_path = checkout_config_path(root), user_config_path()
+    platform = current_platform(root)
+    try:
+        resolved = resolve_storage(manifest, read_config(checkout_path), read_config(user_path),
+                                   platform)
+    except ResolutionError as e:
+        raise ManifestError(f"storage: {e}", code=e.code,
+                            hint="see `datamanifest where` and your configuration files") from None
+    ctx = Context(root=root, manifest=manifest_path,
+                  datacache_dir=Path(resolved.get("datacache_dir")),
+                  pools=tuple(Path(p) for p in resolved.get("datacache_pools")),
+                  stale_age=float(resolved.get("lock_stale_age")),
+                  state_file=state_path(root))
+    # without a manifest, one created later in the working directory is noticed
+    first = manifest_path if manifest_path is not None else root / "datamanifest.toml"
+    return ctx, (first, checkout_path, user_path)
