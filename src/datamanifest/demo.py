@@ -5,7 +5,10 @@ Earth-orientation tables of ``astropy-iers-data`` and xarray's NetCDF test
 samples) from a loopback HTTP server on 127.0.0.1, writes a manifest naming
 them (one with an empty checksum to show auto-fill, one tar.gz archive with
 ``extract = true``), then runs ``datamanifest check``, ``fetch``, ``status``
-and ``fetch`` again (everything already present), and stops the server.
+and ``fetch`` again (everything already present), and stops the server. Then a
+produced dataset: monthly means of UT1-UTC derived from the fetched IERS table by
+an ``@datamanifest.cached`` function, computed by one process and loaded by the next
+(SCHEMA.md §21), with its artifact folder and sidecars shown.
 
 Run: ``python -m datamanifest.demo [WORKDIR]`` (default ``./demo-run``).
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import shutil
 import subprocess
 import sys
@@ -44,6 +48,7 @@ schema = 1
 
 [_STORAGE]
 datasets_dir = "datasets"   # relative to this file
+datacache_dir = "cached"    # produced datasets (SCHEMA.md §21)
 
 # IERS Earth orientation parameters (finals2000A), ~3.8 MB of text.
 [iers-finals]
@@ -67,6 +72,71 @@ extract = true
 description = "example_1.nc and bears.nc from xarray's test suite"
 requires = ["leap-seconds"]
 """
+
+
+# The produced step: a module of the demo project, so the cachetype is its import path.
+IERS_STATS = '''\
+"""Monthly means of UT1-UTC from the IERS finals2000A table (a produced dataset)."""
+import datamanifest
+
+
+@datamanifest.cached(format="json", version="1")
+def monthly_ut1_utc(first_year: int = 1973, last_year: int = 2030) -> dict:
+    path = datamanifest.open_manifest().path("iers-finals")
+    sums: dict[str, list[float]] = {}
+    for line in path.read_text().splitlines():
+        value = line[58:68].strip()
+        if len(line) < 68 or not value:
+            continue  # future rows carry no UT1-UTC
+        yy, mm = int(line[0:2]), int(line[2:4])
+        year = 1900 + yy if yy >= 73 else 2000 + yy
+        if first_year <= year <= last_year:
+            acc = sums.setdefault(f"{year:04d}-{mm:02d}", [0.0, 0])
+            acc[0] += float(value)
+            acc[1] += 1
+    return {month: round(total / n, 7) for month, (total, n) in sorted(sums.items())}
+'''
+
+DERIVE = '''\
+import time
+import iers_stats
+
+f = iers_stats.monthly_ut1_utc
+computed = not f.exists(first_year=2000)
+start = time.perf_counter()
+result = f(first_year=2000)
+first = time.perf_counter() - start
+start = time.perf_counter()
+f(first_year=2000)
+again = time.perf_counter() - start
+print(f"{'computed' if computed else 'loaded'} {len(result)} monthly means in "
+      f"{first * 1000:.1f} ms (the same call again in this process: {again * 1000:.2f} ms); "
+      f"2020-01: {result['2020-01']} s")
+print(f"artifact: {f.path(first_year=2000)}")
+'''
+
+
+def _produced_step(project: Path, cli: list[str]) -> int:
+    """Run the produced-dataset step twice in fresh processes: computed, then loaded."""
+    (project / "iers_stats.py").write_text(IERS_STATS)
+    (project / "derive.py").write_text(DERIVE)
+    print("\n$ cat iers_stats.py   # a function of the project, cached by parameter hash")
+    print(IERS_STATS)
+    for label in ("first call: computed and stored", "second call, a new process: loaded"):
+        print(f"$ python derive.py   # {label}", flush=True)
+        code = subprocess.call([sys.executable, "derive.py"], cwd=project)
+        if code != 0:
+            return code
+    import tomllib
+
+    state = (project / ".datamanifest" / "state.journal").read_text().splitlines()
+    folder = Path(json.loads(state[-1])["path"])
+    folder = folder if folder.is_absolute() else project / folder
+    for name in ("config.toml", "metadata.toml", ".complete"):
+        print(f"\n$ cat {folder.name[:12]}.../{name}")
+        print((folder / name).read_text().rstrip())
+    tomllib.loads((folder / "config.toml").read_text())
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,6 +188,10 @@ def main(argv: list[str] | None = None) -> int:
         ds.close()
     except Exception as e:  # a NetCDF engine is optional for the demo
         print(f"(xarray could not open the sample here: {e})")
+    code = _produced_step(project, cli)
+    if code != 0:
+        print(f"demo: the produced step exited {code}", file=sys.stderr)
+        return code
     print(f"\ndemo done: {project}")
     return 0
 
