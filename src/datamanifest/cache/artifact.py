@@ -12,6 +12,7 @@ import hashlib
 import os
 import shutil
 import socket
+import stat
 import threading
 import time
 import tomllib
@@ -82,18 +83,45 @@ def _read_config(path: Path) -> dict[str, Any] | None:
         return None
 
 
+def _sig(path: str) -> tuple[int, int, int, bool] | None:
+    """(inode, mtime ns, size, is a folder) of ``path``, or None when absent."""
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size, stat.S_ISDIR(st.st_mode))
+
+
+#: verdicts of PRD-020 by folder, identity and format, valid while the marker, config.toml
+#: and data entry keep their inode, mtime and size: a repeated hit costs three stats,
+#: and any rewrite of one of the files is read and checked again (SC-003)
+_VERDICTS: dict[tuple, tuple[tuple, tuple[bool, str, str | None]]] = {}
+_VERDICTS_MAX = 4096
+
+
 def check(folder: Path, ident: spec.Identity, fmt: Format,
           basename: str) -> tuple[bool, str, str | None]:
-    """(hit, reason, marker text or None) for ``folder`` (PRD-020), reading as little as
-    possible."""
+    """(hit, reason, marker text or None) for ``folder`` (PRD-020)."""
+    base = os.fspath(folder)
+    msig = _sig(base + "/" + spec.MARKER)
+    if msig is None:
+        return False, "no completion marker", None
+    name = spec.data_entry(fmt.name, basename)
+    sigs = (msig, _sig(base + "/" + spec.CONFIG), _sig(base + "/" + name))
+    key = (base, ident, fmt.name, basename)
+    memo = _VERDICTS.get(key)
+    if memo is not None and memo[0] == sigs:
+        return memo[1]
     marker = _read_text(folder / spec.MARKER)
     if marker is None:
         return False, "no completion marker", None
-    name = spec.data_entry(fmt.name, basename)
-    entry = folder / name
-    exists = entry.is_dir() if fmt.folder else entry.is_file()
+    esig = sigs[2]
+    exists = esig is not None and esig[3] == fmt.folder
     hit, reason = spec.verdict(marker=marker, config=_read_config(folder / spec.CONFIG),
                                entry_exists=exists, ident=ident, fmt=fmt.name, entry_name=name)
+    if len(_VERDICTS) >= _VERDICTS_MAX:
+        _VERDICTS.pop(next(iter(_VERDICTS)))
+    _VERDICTS[key] = (sigs, (hit, reason, marker))
     return hit, reason, marker
 
 

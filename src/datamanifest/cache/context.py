@@ -3,9 +3,10 @@
 The manifest is discovered from the working directory (DISC-001) and its storage
 settings resolved with the ladder of §14; without a manifest the working
 directory is the project root. Resolution is remembered per process and
-recomputed when the working directory, a ``DATAMANIFEST_*`` or platform
+recomputed when the working directory, a ``DATAMANIFEST_<FIELD>`` or platform
 variable, or one of the files it read (manifest, checkout and user configuration)
-changes: a cache hit costs a few ``stat`` calls here, never a parse.
+changes: a cache hit costs a few ``stat`` calls here, never a parse. (An environment
+variable named inside a path expression is read when the context is resolved.)
 """
 
 from __future__ import annotations
@@ -44,19 +45,27 @@ _lock = threading.Lock()
 _memo: dict[tuple, tuple[tuple, Context]] = {}
 
 
-def _mtime(path: Path | None) -> int:
-    if path is None:
-        return -1
+def _mtime(path: str) -> int:
     try:
         return os.stat(path).st_mtime_ns
     except OSError:
         return -1
 
 
+def _watched() -> tuple[str, ...]:
+    from ..spec.resolution import FIELDS
+
+    return ("DATAMANIFEST_TOML", *(f"DATAMANIFEST_{f.upper()}" for f in FIELDS), *_PLATFORM_VARS)
+
+
+_WATCHED = _watched()
+
+
 def _env_key() -> tuple:
-    env = os.environ
-    return tuple(sorted((k, v) for k, v in env.items() if k.startswith("DATAMANIFEST_"))) + \
-        tuple(env.get(k, "") for k in _PLATFORM_VARS)
+    # the variables the ladder reads (RES-001) and those behind the platform folders; an
+    # environment variable named inside a path expression is read at resolution
+    get = os.environ.get
+    return tuple(get(k) for k in _WATCHED)
 
 
 def current() -> Context:
@@ -66,20 +75,19 @@ def current() -> Context:
     configuration file cannot be read, or a storage setting is invalid (DM060, DM061).
     """
     key = (os.getcwd(), _env_key())
-    with _lock:
-        memo = _memo.get(key)
+    memo = _memo.get(key)  # one dict read: atomic, no lock needed
     if memo is not None:
         files, ctx = memo
-        if tuple(_mtime(p) for p in files[0]) == files[1]:
+        if [_mtime(p) for p in files[0]] == files[1]:
             return ctx
     ctx, paths = _resolve()
-    files = (paths, tuple(_mtime(p) for p in paths))
+    files = (paths, [_mtime(p) for p in paths])
     with _lock:
         _memo[key] = (files, ctx)
     return ctx
 
 
-def _resolve() -> tuple[Context, tuple[Path | None, ...]]:
+def _resolve() -> tuple[Context, tuple[str, ...]]:
     from ..project import checkout_config_path, current_platform, read_config, user_config_path
     from ..spec.manifest import Manifest
     from ..spec.resolution import ResolutionError, resolve_storage
@@ -117,4 +125,4 @@ def _resolve() -> tuple[Context, tuple[Path | None, ...]]:
                   state_file=state_path(root))
     # without a manifest, one created later in the working directory is noticed
     first = manifest_path if manifest_path is not None else root / "datamanifest.toml"
-    return ctx, (first, checkout_path, user_path)
+    return ctx, tuple(os.fspath(p) for p in (first, checkout_path, user_path))
