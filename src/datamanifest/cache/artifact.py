@@ -125,20 +125,24 @@ def check(folder: Path, ident: spec.Identity, fmt: Format,
     return hit, reason, marker
 
 
-def digest_entry(path: Path, folder: bool) -> tuple[str, int]:
-    """(``<algo>:<hex>``, size in bytes) of a data entry (PRD-011)."""
-    if folder:
-        from ..tree import walk
+def digest_entry(path: Path, folder: bool, *, sync: bool = False) -> tuple[str, int]:
+    """(``<algo>:<hex>``, size in bytes) of a data entry (PRD-011); with ``sync``, the
+    entry is made durable first (fsync of a file, a file-system sync for a folder)."""
+    from ..tree import hash_file, walk
 
+    if folder:
+        if sync:
+            sync_filesystem(path)
         result = walk(path, "tree-sha256", exclude_root=())
         return result.checksum, result.total_size
-    h = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-            size += len(chunk)
-    return f"sha256:{h.hexdigest()}", size
+    if sync:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    hexdigest, size = hash_file(os.fspath(path), "sha256")
+    return f"sha256:{hexdigest}", size
 
 
 def _verified_bytes(folder: Path, fmt: Format, basename: str, marker: str | None) -> bytes | bool:
@@ -297,21 +301,6 @@ def _durable(path: Path, data: bytes) -> None:
         os.close(fd)
 
 
-def _sync_entry(path: Path, folder: bool) -> tuple[str, int]:
-    """Make a saved data entry durable and return its digest and size (one read)."""
-    if folder:
-        sync_filesystem(path)
-        return digest_entry(path, True)
-    h = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-            size += len(chunk)
-        os.fsync(f.fileno())
-    return f"sha256:{h.hexdigest()}", size
-
-
 def config_text(ident: spec.Identity, key_table: dict[str, Any]) -> str:
     """``config.toml``: the key table, then ``[_META]`` (SC-001, canonical form FMT-001)."""
     meta: dict[str, Any] = {"schema": 1, "cachetype": ident.cachetype, "hash": ident.hash}
@@ -430,7 +419,7 @@ def produce(ctx: Context, ident: spec.Identity, key_table: dict[str, Any], fmt: 
             value = compute()
             entry = staging / spec.data_entry(fmt.name, basename)
             fmt.save(value, entry)
-            checksum, size = _sync_entry(entry, fmt.folder)
+            checksum, size = digest_entry(entry, fmt.folder, sync=True)
             _durable(staging / spec.CONFIG, config_text(ident, key_table).encode("utf-8"))
             _durable(staging / spec.METADATA, metadata_text(ctx).encode("utf-8"))
             fsync_dir(staging)
@@ -475,7 +464,7 @@ def _add_format(ctx: Context, ident: spec.Identity, a: Path, fmt: Format, basena
     try:
         value = compute()
         fmt.save(value, tmp)
-        checksum, size = _sync_entry(tmp, fmt.folder)
+        checksum, size = digest_entry(tmp, fmt.folder, sync=True)
     except BaseException:
         _remove_tree(tmp)
         raise

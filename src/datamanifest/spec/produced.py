@@ -88,14 +88,6 @@ class Layout:
         return f"{self.folder}/{MARKER}"
 
     @property
-    def config(self) -> str:
-        return f"{self.folder}/{CONFIG}"
-
-    @property
-    def metadata(self) -> str:
-        return f"{self.folder}/{METADATA}"
-
-    @property
     def lock(self) -> str:
         return f"{self.folder}.lock"
 
