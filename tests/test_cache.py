@@ -134,6 +134,26 @@ def test_reserved_names_of_other_tools_are_ordinary_parameters(prod: Path):
     assert f.path(False, "elsewhere").parent == prod / "cache" / "t.reserved"
 
 
+def test_fast_binding_equals_signature_binding(prod: Path):
+    import inspect
+
+    @datamanifest.cached(cachetype="t.bind")
+    def f(a, b=2, *, c=3, _d=4):
+        return a
+
+    def slow(*args, **kwargs):
+        bound = inspect.signature(f.__wrapped__).bind(*args, **kwargs)
+        bound.apply_defaults()
+        return {k: v for k, v in bound.arguments.items() if not k.startswith("_")}
+
+    for args, kwargs in [((1,), {}), ((1, 5), {}), ((), {"a": 1}), ((1,), {"c": 9}),
+                         ((), {"c": 9, "a": 0, "b": 1}), ((1,), {"_d": 0})]:
+        assert f.key_table(*args, **kwargs) == slow(*args, **kwargs)
+    for args, kwargs in [((), {}), ((1, 2, 3), {}), ((1,), {"a": 2}), ((1,), {"zz": 1})]:
+        with pytest.raises(TypeError):
+            f.key_table(*args, **kwargs)
+
+
 def test_var_keyword_members_are_keys(prod: Path):
     @datamanifest.cached(cachetype="t.kw")
     def f(a, **opts):
@@ -262,7 +282,8 @@ def test_artifact_layout_sidecars_marker_and_state(prod: Path):
     import hashlib
 
     assert marker == {"formats": {"pickle": {"file": "data.pickle", "size": len(data),
-                                             "checksum": "sha256:" + hashlib.sha256(data).hexdigest()}}}
+                                             "checksum": "sha256:" + hashlib.sha256(data).hexdigest()}},
+                      "config": "sha256:" + hashlib.sha256((a / "config.toml").read_bytes()).hexdigest()}
     rec = read_state(prod / ".datamanifest" / "state.toml").datacache["prodmod.slow"]
     assert rec == {"ref": "prodmod:slow", "format": "pickle", "formats": ["pickle"],
                    "instances": {ident.hash: f"cache/prodmod.slow/{ident.hash}"}}

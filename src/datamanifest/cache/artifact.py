@@ -15,7 +15,6 @@ import socket
 import stat
 import threading
 import time
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,22 +64,20 @@ class Artifact:
 
 
 # -- reading ---------------------------------------------------------------------------------------------
-def _read_text(path: Path) -> str | None:
+def _read_bytes(path: str) -> bytes | None:
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return f.read()
+        fd = os.open(path, os.O_RDONLY)
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return None
-
-
-def _read_config(path: Path) -> dict[str, Any] | None:
-    text = _read_text(path)
-    if text is None:
-        return None
     try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError:
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    except IsADirectoryError:
         return None
+    finally:
+        os.close(fd)
 
 
 def _sig(path: str) -> tuple[int, int, int, bool] | None:
@@ -95,34 +92,34 @@ def _sig(path: str) -> tuple[int, int, int, bool] | None:
 #: verdicts of PRD-020 by folder, identity and format, valid while the marker, config.toml
 #: and data entry keep their inode, mtime and size: a repeated hit costs three stats,
 #: and any rewrite of one of the files is read and checked again (SC-003)
-_VERDICTS: dict[tuple, tuple[tuple, tuple[bool, str, str | None]]] = {}
+_VERDICTS: dict[tuple, tuple[tuple, tuple[bool, str, spec.Marker | None]]] = {}
 _VERDICTS_MAX = 4096
 
 
-def check(folder: Path, ident: spec.Identity, fmt: Format,
-          basename: str) -> tuple[bool, str, str | None]:
-    """(hit, reason, marker text or None) for ``folder`` (PRD-020)."""
-    base = os.fspath(folder)
-    msig = _sig(base + "/" + spec.MARKER)
+def check(folder: str, ident: spec.Identity, fmt: Format,
+          basename: str) -> tuple[bool, str, spec.Marker | None]:
+    """(hit, reason, the parsed marker or None when absent) for ``folder`` (PRD-020)."""
+    msig = _sig(folder + "/" + spec.MARKER)
     if msig is None:
         return False, "no completion marker", None
     name = spec.data_entry(fmt.name, basename)
-    sigs = (msig, _sig(base + "/" + spec.CONFIG), _sig(base + "/" + name))
-    key = (base, ident, fmt.name, basename)
+    sigs = (msig, _sig(folder + "/" + spec.CONFIG), _sig(folder + "/" + name))
+    key = (folder, ident, fmt.name, basename)
     memo = _VERDICTS.get(key)
     if memo is not None and memo[0] == sigs:
         return memo[1]
-    marker = _read_text(folder / spec.MARKER)
+    marker = _read_bytes(folder + "/" + spec.MARKER)
     if marker is None:
         return False, "no completion marker", None
     esig = sigs[2]
-    exists = esig is not None and esig[3] == fmt.folder
-    hit, reason = spec.verdict(marker=marker, config=_read_config(folder / spec.CONFIG),
-                               entry_exists=exists, ident=ident, fmt=fmt.name, entry_name=name)
+    result = spec.verdict(marker=marker.decode("utf-8", errors="replace"),
+                          config=_read_bytes(folder + "/" + spec.CONFIG),
+                          entry_exists=esig is not None and esig[3] == fmt.folder,
+                          ident=ident, fmt=fmt.name, entry_name=name)
     if len(_VERDICTS) >= _VERDICTS_MAX:
         _VERDICTS.pop(next(iter(_VERDICTS)))
-    _VERDICTS[key] = (sigs, (hit, reason, marker))
-    return hit, reason, marker
+    _VERDICTS[key] = (sigs, result)
+    return result
 
 
 def digest_entry(path: Path, folder: bool, *, sync: bool = False) -> tuple[str, int]:
@@ -145,26 +142,23 @@ def digest_entry(path: Path, folder: bool, *, sync: bool = False) -> tuple[str, 
     return f"sha256:{hexdigest}", size
 
 
-def _verified_bytes(folder: Path, fmt: Format, basename: str, marker: str | None) -> bytes | bool:
+def _verified_bytes(folder: str, fmt: Format, marker: spec.Marker) -> bytes | bool:
     """PRD-022: check the entry against the marker's digest; the verified bytes when the
     format loads from bytes (so what is loaded is what was checked), else True; False
     when it does not verify."""
-    listed = spec.parse_marker(marker or "") or {}
-    rec = listed.get(fmt.name)
-    if not rec or not isinstance(rec.get("checksum"), str) or not isinstance(rec.get("size"), int):
+    rec = (marker.formats or {}).get(fmt.name)
+    if rec is None:
         return False
-    entry = folder / rec["file"]
+    entry = folder + "/" + rec["file"]
     if fmt.folder or fmt.loads is None:
         try:
-            got = digest_entry(entry, fmt.folder)
+            got = digest_entry(Path(entry), fmt.folder)
         except OSError:
             return False
         return got == (rec["checksum"], rec["size"])
-    try:
-        data = entry.read_bytes()
-    except OSError:
-        return False
-    if len(data) != rec["size"] or f"sha256:{hashlib.sha256(data).hexdigest()}" != rec["checksum"]:
+    data = _read_bytes(entry)
+    if data is None or len(data) != rec["size"] or \
+            f"sha256:{hashlib.sha256(data).hexdigest()}" != rec["checksum"]:
         return False
     return data
 
@@ -250,23 +244,24 @@ _RECORDED = _RecordedIndex()
 def find(ctx: Context, ident: spec.Identity, fmt: Format, basename: str, *,
          datacache_dir: Path | None = None) -> Found | None:
     """The first hit among the candidates of PRD-021, verified per PRD-022; None on a miss."""
-    store = datacache_dir or ctx.datacache_dir
-    a = store / ident.cache_key
+    store = os.fspath(datacache_dir or ctx.datacache_dir)
+    a = store + "/" + ident.cache_key
     hit, _, marker = check(a, ident, fmt, basename)
     if hit:
         return Found(_artifact(ident, a, fmt, basename, "store", marker))
-    candidates: list[tuple[Path, str]] = []
+    pools = [os.fspath(p) for p in ctx.pools]
+    candidates: list[tuple[str, str]] = []
     recorded = _RECORDED.lookup(ctx, ident)
-    if recorded is not None and Path(recorded) != a:
-        candidates.append((Path(recorded), "recorded"))
-    candidates += [(pool / ident.cache_key, "pool") for pool in ctx.pools if pool != store]
+    if recorded is not None and recorded != a:
+        candidates.append((recorded, "recorded"))
+    candidates += [(pool + "/" + ident.cache_key, "pool") for pool in pools if pool != store]
     for folder, source in candidates:
         hit, _, marker = check(folder, ident, fmt, basename)
-        if not hit:
+        if not hit or marker is None:
             continue
-        if source == "recorded" and not _inside_any(folder, ctx.pools):
+        if source == "recorded" and not any(folder.startswith(p + "/") for p in pools):
             return Found(_artifact(ident, folder, fmt, basename, source, marker))
-        verified = _verified_bytes(folder, fmt, basename, marker)
+        verified = _verified_bytes(folder, fmt, marker)
         if verified is False:
             continue
         return Found(_artifact(ident, folder, fmt, basename, source, marker),
@@ -274,14 +269,11 @@ def find(ctx: Context, ident: spec.Identity, fmt: Format, basename: str, *,
     return None
 
 
-def _inside_any(folder: Path, roots: tuple[Path, ...]) -> bool:
-    return any(folder == r or r in folder.parents for r in roots)
-
-
-def _artifact(ident: spec.Identity, folder: Path, fmt: Format, basename: str,
-              source: str | None, marker: str | None) -> Artifact:
-    return Artifact(ident, folder, folder / spec.data_entry(fmt.name, basename), source,
-                    spec.parse_marker(marker or "") or {})
+def _artifact(ident: spec.Identity, folder: str, fmt: Format, basename: str,
+              source: str | None, marker: spec.Marker | None) -> Artifact:
+    path = Path(folder)
+    return Artifact(ident, path, path / spec.data_entry(fmt.name, basename), source,
+                    (marker.formats if marker else None) or {})
 
 
 def load(found: Found, fmt: Format) -> Any:
@@ -405,13 +397,15 @@ def produce(ctx: Context, ident: spec.Identity, key_table: dict[str, Any], fmt: 
     a.parent.mkdir(parents=True, exist_ok=True)
     lock = Lock(a.with_name(a.name + ".lock"), stale_age=ctx.stale_age, timeout=lock_timeout)
     with lock:
-        hit, _, marker = check(a, ident, fmt, basename)
+        hit, _, marker = check(os.fspath(a), ident, fmt, basename)
         if hit and not recompute:  # LCK-003: another process published it meanwhile
-            art = _artifact(ident, a, fmt, basename, "store", marker)
+            art = _artifact(ident, os.fspath(a), fmt, basename, "store", marker)
             return Produced(fmt.load(art.data_file), art, computed=False, waited=lock.waited)
+        config = _read_bytes(os.fspath(a / spec.CONFIG))
         if not hit and not recompute and marker is not None and \
-                spec.config_matches(_read_config(a / spec.CONFIG), ident):
-            return _add_format(ctx, ident, a, fmt, basename, compute, marker, ref, lock.waited)
+                spec.config_bytes_match(config, ident):
+            return _add_format(ctx, ident, a, fmt, basename, compute, marker, config or b"",
+                               ref, lock.waited)
         staging = a.with_name(a.name + ".tmp")
         _remove_tree(staging)
         staging.mkdir()
@@ -420,7 +414,8 @@ def produce(ctx: Context, ident: spec.Identity, key_table: dict[str, Any], fmt: 
             entry = staging / spec.data_entry(fmt.name, basename)
             fmt.save(value, entry)
             checksum, size = digest_entry(entry, fmt.folder, sync=True)
-            _durable(staging / spec.CONFIG, config_text(ident, key_table).encode("utf-8"))
+            config = config_text(ident, key_table).encode("utf-8")
+            _durable(staging / spec.CONFIG, config)
             _durable(staging / spec.METADATA, metadata_text(ctx).encode("utf-8"))
             fsync_dir(staging)
         except BaseException:
@@ -437,18 +432,19 @@ def produce(ctx: Context, ident: spec.Identity, key_table: dict[str, Any], fmt: 
             os.replace(staging, a)
         fsync_dir(a.parent)
         listed = {fmt.name: {"file": entry.name, "checksum": checksum, "size": size}}
-        write_bytes(a / spec.MARKER, spec.render_marker(listed).encode("utf-8"))
+        text = spec.render_marker(listed, spec.config_digest(config))
+        write_bytes(a / spec.MARKER, text.encode("utf-8"))
         _record(ctx, ident, a, ref, fmt.name)
         art = Artifact(ident, a, a / entry.name, "store", listed)
         return Produced(value, art, computed=True, waited=lock.waited)
 
 
 def _add_format(ctx: Context, ident: spec.Identity, a: Path, fmt: Format, basename: str,
-                compute: Callable[[], Any], marker: str | None, ref: str,
+                compute: Callable[[], Any], marker: spec.Marker, config: bytes, ref: str,
                 waited: bool) -> Produced:
     """PRD-026: a new data entry renamed into a complete artifact, then a new marker."""
     name = spec.data_entry(fmt.name, basename)
-    listed = spec.parse_marker(marker or "")
+    listed = dict(marker.formats) if marker.formats is not None else None
     if listed is None:  # an empty (ecosystem) marker: list what is there now
         listed = {}
         for p in a.iterdir():
@@ -474,7 +470,8 @@ def _add_format(ctx: Context, ident: spec.Identity, a: Path, fmt: Format, basena
     os.replace(tmp, final)
     fsync_dir(a)
     listed[fmt.name] = {"file": name, "checksum": checksum, "size": size}
-    write_bytes(a / spec.MARKER, spec.render_marker(listed).encode("utf-8"))
+    text = spec.render_marker(listed, spec.config_digest(config))
+    write_bytes(a / spec.MARKER, text.encode("utf-8"))
     _record(ctx, ident, a, ref, fmt.name)
     return Produced(value, Artifact(ident, a, final, "store", listed), computed=True,
                     waited=waited)

@@ -52,20 +52,22 @@ def _mtime(path: str) -> int:
         return -1
 
 
-def _watched() -> tuple[str, ...]:
-    from ..spec.resolution import FIELDS
-
-    return ("DATAMANIFEST_TOML", *(f"DATAMANIFEST_{f.upper()}" for f in FIELDS), *_PLATFORM_VARS)
-
-
-_WATCHED = _watched()
+#: the variables that decide a producer's store: the ladder's (RES-001) for the fields it
+#: uses, and those behind the platform folders; an environment variable named inside a
+#: path expression is read when the context is resolved
+_WATCHED = ("DATAMANIFEST_TOML", "DATAMANIFEST_DATACACHE_DIR", "DATAMANIFEST_DATACACHE_POOLS",
+            "DATAMANIFEST_DATASETS_DIR", "DATAMANIFEST_PROJECT", "DATAMANIFEST_LOCK_STALE_AGE",
+            *_PLATFORM_VARS)
+_RAW_ENV = getattr(os.environ, "_data", None)  # CPython's mapping under os.environ: no decoding
+_WATCHED_RAW = tuple(os.fsencode(k) for k in _WATCHED) if os.name == "posix" else ()
 
 
 def _env_key() -> tuple:
-    # the variables the ladder reads (RES-001) and those behind the platform folders; an
-    # environment variable named inside a path expression is read at resolution
-    get = os.environ.get
-    return tuple(get(k) for k in _WATCHED)
+    if isinstance(_RAW_ENV, dict) and _WATCHED_RAW:
+        get = _RAW_ENV.get
+        return tuple(get(k) for k in _WATCHED_RAW)
+    env_get = os.environ.get
+    return tuple(env_get(k) for k in _WATCHED)
 
 
 def current() -> Context:

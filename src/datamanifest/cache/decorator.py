@@ -104,6 +104,14 @@ class CachedFunction:
                     f"{fn.__qualname__}(*{p.name}): a variadic positional parameter has no "
                     "name to hash (PRD-002)", hint="give the values named parameters")
         self._var_keyword = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+        # the fast path of key_table: only named parameters, bound by position or name
+        simple = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        self._simple = all(p.kind in simple for p in params.values())
+        self._positional = tuple(n for n, p in params.items()
+                                 if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        self._defaults = {n: p.default for n, p in params.items()
+                          if p.default is not inspect.Parameter.empty}
+        self._names = tuple(params)
         if key is not None and not callable(key):
             key = tuple(key)
             unknown = [k for k in key if k not in params or
@@ -172,14 +180,16 @@ class CachedFunction:
         """The key table of a call (PRD-002, PRD-004): bound arguments with defaults,
         ``_``-prefixed parameters and parameters bound to None left out. Raises TypeError for a call that does not
         bind, DM100 for a value without canonical form."""
-        bound = self.signature.bind(*args, **kwargs)
-        bound.apply_defaults()
-        table: dict[str, Any] = {}
-        for name, value in bound.arguments.items():
-            if self.signature.parameters[name].kind is inspect.Parameter.VAR_KEYWORD:
-                table.update(value)
-            else:
-                table[name] = value
+        table = self._bind_fast(args, kwargs) if self._simple else None
+        if table is None:
+            bound = self.signature.bind(*args, **kwargs)  # raises TypeError like the call
+            bound.apply_defaults()
+            table = {}
+            for name, value in bound.arguments.items():
+                if self.signature.parameters[name].kind is inspect.Parameter.VAR_KEYWORD:
+                    table.update(value)
+                else:
+                    table[name] = value
         # PRD-002: `_` knobs and parameters bound to None are absent from the key table
         table = {k: v for k, v in paramhash.key_table(table).items() if v is not None}
         if callable(self.key):
@@ -190,6 +200,24 @@ class CachedFunction:
                                    hint="a selector maps the key table to a key table")
         elif self.key is not None:
             table = {k: table[k] for k in self.key if k in table}
+        return table
+
+    def _bind_fast(self, args: tuple, kwargs: dict) -> dict[str, Any] | None:
+        """``signature.bind`` + ``apply_defaults`` for plain parameters; None to take the
+        slow path (which raises the TypeError of a call that does not bind)."""
+        if len(args) > len(self._positional):
+            return None
+        table = dict(zip(self._positional, args))
+        for k, v in kwargs.items():
+            if k in table or k not in self._names:
+                return None
+            table[k] = v
+        if len(table) < len(self._names):
+            for k in self._names:
+                if k not in table:
+                    if k not in self._defaults:
+                        return None
+                    table[k] = self._defaults[k]
         return table
 
     def identity(self, *args: Any, **kwargs: Any) -> spec.Identity:

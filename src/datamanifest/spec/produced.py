@@ -17,8 +17,10 @@ PRD-032    legacy indexes (state schemas 1-4, ``cached.toml``) read as schema 5
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -105,32 +107,55 @@ def layout(root: str, ident: Identity) -> Layout:
 
 
 # -- the marker (PRD-011) ---------------------------------------------------------------------------
-def parse_marker(text: str) -> dict[str, dict[str, Any]] | None:
-    """The formats a marker lists: ``{format: {"file", "checksum", "size"}}``.
+@dataclass(frozen=True)
+class Marker:
+    """A parsed marker: ``formats`` lists ``{format: {"file", "checksum", "size"}}`` (None
+    when the marker lists nothing: empty, the ecosystem's, or unreadable); ``config`` is
+    the recorded ``sha256:<hex>`` of ``config.toml``'s bytes, if any."""
 
-    ``None`` for a marker that lists nothing (empty, the ecosystem's, or
-    unreadable): it marks completion without digests.
-    """
+    formats: dict[str, dict[str, Any]] | None
+    config: str | None = None
+
+
+def read_marker(text: str) -> Marker:
+    """Parse a marker's text (PRD-011); never raises."""
     try:
         doc = json.loads(text) if text.strip() else None
     except ValueError:
-        return None
-    formats = doc.get("formats") if isinstance(doc, dict) else None
+        return Marker(None)
+    if not isinstance(doc, dict):
+        return Marker(None)
+    config = doc.get("config") if isinstance(doc.get("config"), str) else None
+    formats = doc.get("formats")
     if not isinstance(formats, dict):
-        return None
+        return Marker(None, config)
     out: dict[str, dict[str, Any]] = {}
     for fmt, rec in formats.items():
         if isinstance(rec, dict) and isinstance(rec.get("file"), str) \
                 and isinstance(rec.get("checksum"), str) and isinstance(rec.get("size"), int):
             out[fmt] = rec
-    return out
+    return Marker(out, config)
 
 
-def render_marker(formats: Mapping[str, Mapping[str, Any]]) -> str:
-    """The marker text listing ``formats`` (sorted, compact, one line)."""
-    body = {f: {"file": r["file"], "checksum": r["checksum"], "size": r["size"]}
-            for f, r in sorted(formats.items())}
-    return json.dumps({"formats": body}, sort_keys=True, separators=(",", ":")) + "\n"
+def parse_marker(text: str) -> dict[str, dict[str, Any]] | None:
+    """The formats a marker lists (see :func:`read_marker`)."""
+    return read_marker(text).formats
+
+
+def render_marker(formats: Mapping[str, Mapping[str, Any]], config: str | None = None) -> str:
+    """The marker text listing ``formats`` and the digest of ``config.toml`` (sorted, compact,
+    one line)."""
+    body: dict[str, Any] = {"formats": {
+        f: {"file": r["file"], "checksum": r["checksum"], "size": r["size"]}
+        for f, r in sorted(formats.items())}}
+    if config:
+        body["config"] = config
+    return json.dumps(body, sort_keys=True, separators=(",", ":")) + "\n"
+
+
+def config_digest(data: bytes) -> str:
+    """``sha256:<hex>`` of ``config.toml``'s bytes, as a marker records it (PRD-011)."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 # -- hit verdicts (PRD-020) -------------------------------------------------------------------------
@@ -152,23 +177,39 @@ def config_matches(data: Mapping[str, Any] | None, ident: Identity) -> bool:
         return False
 
 
-def verdict(*, marker: str | None, config: Mapping[str, Any] | None, entry_exists: bool,
-            ident: Identity, fmt: str, entry_name: str) -> tuple[bool, str]:
-    """(hit, reason) for one candidate folder described by what was read (PRD-020).
+def config_bytes_match(data: bytes | None, ident: Identity) -> bool:
+    """:func:`config_matches` on the bytes of a ``config.toml`` (False when unparsable)."""
+    if data is None:
+        return False
+    try:
+        return config_matches(tomllib.loads(data.decode("utf-8")), ident)
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return False
 
-    ``marker`` is the marker's text (``None`` when absent), ``config`` the parsed
-    ``config.toml`` (``None`` when absent or unparsable).
+
+def verdict(*, marker: str | None, config: bytes | None, entry_exists: bool,
+            ident: Identity, fmt: str, entry_name: str) -> tuple[bool, str, Marker | None]:
+    """(hit, reason, parsed marker) for one candidate folder described by what was read
+    (PRD-020). ``marker`` is the marker's text and ``config`` the bytes of
+    ``config.toml`` (each None when absent).
+
+    When the marker records the digest of ``config.toml`` and the bytes match it, the
+    file is the one its producer wrote after checking it, and is not parsed again
+    (PRD-020); otherwise it is parsed and its hash recomputed (SC-003).
     """
     if marker is None:
-        return False, "no completion marker"
-    if not config_matches(config, ident):
-        return False, "config.toml is absent, unreadable or does not match"
+        return False, "no completion marker", None
+    m = read_marker(marker)
     if not entry_exists:
-        return False, f"no {entry_name}"
-    listed = parse_marker(marker)
-    if listed is not None and listed.get(fmt, {}).get("file") != entry_name:
-        return False, f"the marker does not list {fmt}"
-    return True, "hit"
+        return False, f"no {entry_name}", m
+    if m.formats is not None and m.formats.get(fmt, {}).get("file") != entry_name:
+        return False, f"the marker does not list {fmt}", m
+    if config is None:
+        return False, "no config.toml", m
+    if not (m.config is not None and config_digest(config) == m.config) \
+            and not config_bytes_match(config, ident):
+        return False, "config.toml is unreadable or does not match", m
+    return True, "hit", m
 
 
 def find_in_description(ident: Identity, fmt: str, basename: str, datacache_dir: str,
@@ -181,8 +222,6 @@ def find_in_description(ident: Identity, fmt: str, basename: str, datacache_dir:
     the SHA-256 of their UTF-8 bytes. Returns ``{"candidates": [...], "hit": {"folder",
     "source"} or None}``; the conformance kind ``produce`` answers with it.
     """
-    import hashlib
-
     store = datacache_dir.rstrip("/")
     a = f"{store}/{ident.cache_key}"
     cands: list[tuple[str, str]] = [(a, "store")]
@@ -194,32 +233,21 @@ def find_in_description(ident: Identity, fmt: str, basename: str, datacache_dir:
     hit = None
     for folder, source in cands:
         marker = files.get(f"{folder}/{MARKER}") if f"{folder}/{MARKER}" in files else None
-        try:
-            config = tomllib_loads(files.get(f"{folder}/{CONFIG}") or "")
-        except ValueError:
-            config = None
-        ok, _ = verdict(marker=marker, config=config, entry_exists=f"{folder}/{name}" in files,
-                        ident=ident, fmt=fmt, entry_name=name)
+        text = files.get(f"{folder}/{CONFIG}")
+        ok, _, m = verdict(marker=marker, config=text.encode("utf-8") if isinstance(text, str)
+                           else None, entry_exists=f"{folder}/{name}" in files, ident=ident,
+                           fmt=fmt, entry_name=name)
         in_pool = source == "pool" or any(folder.startswith(p.rstrip("/") + "/") for p in pools)
         if ok and in_pool:
-            rec = (parse_marker(marker or "") or {}).get(fmt)
-            text = files.get(f"{folder}/{name}")
-            ok = rec is not None and isinstance(text, str) and \
-                rec["size"] == len(text.encode("utf-8")) and \
-                rec["checksum"] == "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+            rec = (m.formats or {}).get(fmt) if m else None
+            data = files.get(f"{folder}/{name}")
+            ok = rec is not None and isinstance(data, str) and \
+                rec["size"] == len(data.encode("utf-8")) and \
+                rec["checksum"] == "sha256:" + hashlib.sha256(data.encode("utf-8")).hexdigest()
         if ok:
             hit = {"folder": folder, "source": source}
             break
     return {"candidates": [c for c, _ in cands], "hit": hit}
-
-
-def tomllib_loads(text: str) -> dict[str, Any] | None:
-    """``tomllib.loads``, with None for empty text; raises ValueError on bad TOML."""
-    import tomllib
-
-    if not text:
-        return None
-    return tomllib.loads(text)
 
 
 # -- the state file's [datacache] (PRD-030, PRD-031) ----------------------------------------------
