@@ -84,6 +84,13 @@ CODES: dict[str, tuple[str, str, str]] = {
     "DM114": ("PRD-012", "error", "a format that cannot be written or read here"),
     "DM115": ("PRD-020", "error", "produced dataset is not present"),
     "DM116": ("PRD-005", "error", "two producers claim one cachetype and version"),
+    "DM130": ("MNT-011", "error", "empty selection"),
+    "DM131": ("MNT-020", "error", "object busy: a live writer holds its lock"),
+    "DM132": ("MNT-004", "error", "protected object"),
+    "DM133": ("MNT-023", "error", "destination exists"),
+    "DM134": ("MNT-001", "error", "no object with that id"),
+    "DM135": ("SYNC-001", "error", "far store cannot be resolved"),
+    "DM136": ("MNT-012", "error", "malformed age or size"),
     "DM120": ("TREE-006", "error", "a folder that has no tree checksum"),
     "DM121": ("TREE-007", "error", "checksum kind does not fit the dataset"),
     "DM122": ("TREE-014", "error", "verify found differences"),
@@ -257,3 +264,9 @@ class ProduceError(DataManifestError):
     """
 
     code = "DM113"
+
+
+class MaintenanceError(DataManifestError):
+    """A maintenance action refused or failed (SCHEMA.md §22–§23, DM130–DM136)."""
+
+    code = "DM130"

@@ -239,13 +239,21 @@ class Project:
             return []
         from .migrate import fill_checksums_text
 
+        return self.edit_manifest(lambda text: fill_checksums_text(text, values))
+
+    def edit_manifest(self, edit):
+        """Apply ``edit(text) -> (new text, result)`` to the manifest and return the result.
+
+        Under ``.datamanifest/manifest.lock``, the file is re-read (so concurrent edits
+        are not lost) and written atomically only when the text changed (MAN-004).
+        """
         lock_path = self.root / STATE_DIR / "manifest.lock"
         with Lock(lock_path, stale_age=self.storage.lock_stale_age, timeout=60):
             text = self.manifest_path.read_text(encoding="utf-8")
-            new, filled = fill_checksums_text(text, values)
+            new, result = edit(text)
             if new != text:
                 write_text(self.manifest_path, new)
-        return filled
+        return result
 
 
 def user_config_path() -> Path:

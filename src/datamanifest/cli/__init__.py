@@ -739,3 +739,7 @@ def config_unset(ctx: click.Context, field: str, scope: str, host: str | None) -
     path = _scope_path(ctx, scope)
     changed = edit(path, scope, field, host=host, unset=True)
     click.echo(f"{'unset' if changed else 'not set'}: {field} in {path}", err=True)
+
+
+# command families in modules of their own (registered on import)
+from . import maintain as _maintain  # noqa: E402,F401  list/ls, rm, mv, refresh, export

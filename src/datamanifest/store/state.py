@@ -216,11 +216,14 @@ def _read_for_write(path: Path, datacache_dir: str | None) -> State:
 
 
 def update_state(path: Path, records: dict[str, DatasetRecord], *, stale_age: float = 30.0,
-                 datacache_dir: str | None = None) -> State:
+                 datacache_dir: str | None = None, remove: tuple[str, ...] | list[str] = (),
+                 instances: list[tuple[str, str, str | None, str, str]] = ()) -> State:
     """Merge ``records`` into the state file at ``path`` under its lock; write once, atomically.
 
-    Other processes' records written meanwhile are kept (STA-004); the journal and
-    legacy index files are folded in (PRD-031, PRD-032).
+    ``remove`` lists dataset keys whose records are dropped; ``instances`` are produced
+    instances to record or forget, as in :func:`record_instances`. Other processes'
+    records written meanwhile are kept (STA-004); the journal and legacy index files
+    are folded in (PRD-031, PRD-032).
     """
     lock = _prepare(path, stale_age)
     with lock:
@@ -228,6 +231,11 @@ def update_state(path: Path, records: dict[str, DatasetRecord], *, stale_age: fl
         state.datasets.update(records)
         for key in records:
             state.unreadable.pop(key, None)
+        for key in remove:
+            state.datasets.pop(key, None)
+            state.unreadable.pop(key, None)
+        for key, h, folder, ref, fmt in instances:
+            _produced.merge_instance(state.datacache, key, h, folder, ref=ref, fmt=fmt)
         _rewrite(path, state)
     return state
 

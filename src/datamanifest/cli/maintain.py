@@ -1,0 +1,265 @@
+"""``list``, ``rm``, ``mv``, ``refresh``, ``export``: owning the store (SCHEMA.md §22)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from ..errors import MaintenanceError
+from ..spec import maintain as spec
+from . import _project, main
+
+
+def _selection_options(fn: Callable) -> Callable:
+    """The terms and filters of MNT-010, shared by every verb that selects."""
+    opts = [
+        click.argument("terms", nargs=-1),
+        click.option("--kind", type=click.Choice(["data", "cached"]),
+                     help="Only datasets (data) or produced artifacts (cached)."),
+        click.option("--format", "formats", multiple=True, metavar="FMT",
+                     help="Only objects of this format (repeatable)."),
+        click.option("--state", "states", multiple=True, type=click.Choice(spec.STATES),
+                     help="Only objects in this state (repeatable)."),
+        click.option("--present/--missing", "present", default=None,
+                     help="Only present, or only missing, objects."),
+        click.option("--older-than", metavar="AGE", help="Created (or with --by-access, last "
+                     "read) more than AGE ago: 30d, 12h, 2w, 90 (seconds)."),
+        click.option("--newer-than", metavar="AGE", help="Created (or last read) within AGE."),
+        click.option("--by-access", is_flag=True, help="Age filters use the last access time "
+                     "(read with stat, never changed by listing) instead of creation."),
+        click.option("--larger-than", metavar="SIZE", help="Larger than SIZE: 500M, 2G, 10K."),
+        click.option("--unreferenced", is_flag=True, help="Produced artifacts the state file "
+                     "does not record."),
+        click.option("--outside", is_flag=True, help="Objects outside datasets_dir and "
+                     "datacache_dir."),
+        click.option("--all", "all_", is_flag=True, help="Select every object."),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
+def _selection(terms, kind, formats, states, present, older_than, newer_than, by_access,
+               larger_than, unreferenced, outside, all_) -> spec.Selection:
+    try:
+        return spec.Selection(
+            terms=tuple(terms), kind=kind, formats=tuple(formats), states=tuple(states),
+            present=present,
+            older_than=spec.parse_age(older_than) if older_than else None,
+            newer_than=spec.parse_age(newer_than) if newer_than else None,
+            time_field="last_access" if by_access else "created",
+            larger_than=spec.parse_size(larger_than) if larger_than else None,
+            unreferenced=unreferenced, outside=outside, all=all_)
+    except ValueError as e:
+        raise MaintenanceError(str(e), code="DM136", hint="see `datamanifest list --help`") \
+            from None
+
+
+def _human(n: int | None) -> str:
+    if n is None:
+        return "-"
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+def _require(selection: spec.Selection, picked: list, verb: str) -> None:
+    if selection.empty:
+        raise MaintenanceError(f"{verb}: nothing selected", code="DM130",
+                               hint="name objects (terms), use filters, or pass --all")
+    if not picked:
+        raise MaintenanceError(f"{verb}: the selection is empty (no object matches)",
+                               code="DM130", hint="`datamanifest list` with the same terms "
+                               "shows what they match")
+
+
+# -- list --------------------------------------------------------------------------------------
+@main.command("list")
+@_selection_options
+@click.option("--json", "as_json", is_flag=True, help="Print the objects as a JSON list.")
+@click.option("--fields", metavar="F1,F2,...", help="Print these fields, tab-separated, one "
+              "object a line, no header (for scripts). Fields: " + ", ".join(spec.FIELDS) + ".")
+@click.option("--verify", "verify_", is_flag=True, help="Re-hash present objects to find "
+              "modified ones (reads the data; slow on large stores).")
+@click.pass_context
+def list_cmd(ctx: click.Context, as_json: bool, fields: str | None, verify_: bool,
+             **sel: Any) -> None:
+    """List every object of the project's stores: datasets and produced artifacts.
+
+    TERMS match substrings of the id, name, key or location (all must match).
+    Listing reads markers and the state file and never opens a data file, so the
+    access times it reports are left as they were. Alias: ls.
+    """
+    from ..maintain import inventory
+    from ..maintain.inventory import verify, verify_artifact
+
+    selection = _selection(**sel)
+    if selection.empty:
+        selection = spec.Selection(all=True)
+    inv = inventory(_project(ctx))
+    objs = spec.select(inv.objects, selection)
+    if verify_:
+        for o in objs:
+            if o.state != "missing" and not o.protected and not (
+                    verify_artifact(o) if o.kind == "cached" else verify(o)):
+                o.state = "modified"
+    if as_json:
+        click.echo(json.dumps([o.as_json() for o in objs], indent=2, ensure_ascii=False))
+        return
+    if fields:
+        names = [f.strip() for f in fields.split(",") if f.strip()]
+        bad = [f for f in names if f not in spec.FIELDS]
+        if bad:
+            raise click.UsageError(f"unknown field(s) {', '.join(bad)}; known: "
+                                   + ", ".join(spec.FIELDS))
+        for o in objs:
+            row = o.as_json()
+            click.echo("\t".join("" if row[f] is None else str(row[f]) for f in names))
+        return
+    _table(objs)
+
+
+def _table(objs: list) -> None:
+    total = sum(o.size or 0 for o in objs if o.state != "missing")
+    if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(box=None, pad_edge=False)
+        for col in ("kind", "id", "state", "size", "created", "location"):
+            table.add_column(col, overflow="fold", justify="right" if col == "size" else "left")
+        colors = {"clean": "green", "missing": "red", "relocated": "yellow",
+                  "untracked": "yellow", "modified": "red"}
+        for o in objs:
+            state = f"[{colors.get(o.state, 'white')}]{o.state}[/]" + \
+                (f" [dim]({o.protected})[/]" if o.protected else "")
+            table.add_row(o.kind, o.id if o.kind == "data" else _short(o.id), state,
+                          _human(o.size), (spec.rfc3339(o.created) or "-")[:10], o.location)
+        Console().print(table)
+    else:
+        for o in objs:
+            prot = f" ({o.protected})" if o.protected else ""
+            click.echo(f"{o.kind}\t{o.id}\t{o.state}{prot}\t{_human(o.size)}\t{o.location}")
+    click.echo(f"{len(objs)} object(s), {_human(total)} present", err=True)
+
+
+def _short(cache_key: str) -> str:
+    head, _, h = cache_key.rpartition("/")
+    return f"{head}/{h[:12]}"
+
+
+main.add_command(list_cmd, "ls")
+
+
+# -- rm ----------------------------------------------------------------------------------------
+def _report(steps: list, as_json: bool, dry_run: bool, verb: str) -> int:
+    if as_json:
+        click.echo(json.dumps({"dry_run": dry_run, "steps": [s.as_json() for s in steps]},
+                              indent=2, ensure_ascii=False))
+    else:
+        for s in steps:
+            what = "would " + s.action if dry_run and s.action not in ("skip", "keep") else \
+                s.action
+            size = f" ({_human(s.bytes)})" if s.bytes else ""
+            line = f"{what}: {s.obj.kind} {s.obj.id} {s.detail}{size}"
+            click.echo(line, err=s.error is not None)
+            if s.error is not None:
+                click.echo("  " + s.error.render(), err=True)
+        done = [s for s in steps if s.error is None and s.action not in ("skip", "keep")]
+        total = sum(s.bytes or 0 for s in done)
+        click.echo(f"{verb}: {len(done)} object(s), {_human(total)}"
+                   f"{' (dry run: nothing changed)' if dry_run else ''}", err=True)
+    return 1 if any(s.error is not None for s in steps) else 0
+
+
+@main.command("rm")
+@_selection_options
+@click.option("--dry-run", is_flag=True, help="Print what would be deleted and the bytes freed; "
+              "change nothing.")
+@click.option("--prune", is_flag=True, help="Also remove the datasets' entries from the "
+              "manifest (comments elsewhere kept).")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@click.pass_context
+def rm_cmd(ctx: click.Context, dry_run: bool, prune: bool, as_json: bool, **sel: Any) -> None:
+    """Delete the selected objects: bytes, marker and state record.
+
+    Nothing is deleted without a selection (TERMS, filters, or --all). Protected
+    objects (your own exact storage_path, skip_download, lazy_access, read pools,
+    anything outside the store roots) and objects a running process is writing are
+    skipped and reported.
+    """
+    from ..maintain import inventory, remove
+
+    selection = _selection(**sel)
+    inv = inventory(_project(ctx))
+    picked = spec.select(inv.objects, selection)
+    _require(selection, picked, "rm")
+    ctx.exit(_report(remove(inv, picked, dry_run=dry_run, prune=prune), as_json, dry_run,
+                     "deleted" if not dry_run else "would delete"))
+
+
+# -- mv ----------------------------------------------------------------------------------------
+@main.command("mv")
+@click.argument("ident", metavar="ID")
+@click.argument("dest", type=click.Path(file_okay=False))
+@click.option("--dry-run", is_flag=True, help="Print what would move and how many bytes.")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@click.pass_context
+def mv_cmd(ctx: click.Context, ident: str, dest: str, dry_run: bool, as_json: bool) -> None:
+    """Move one object (a dataset name, or an artifact's cache key or hash prefix) into the
+    store root DEST: copied, verified, published, the record repointed, then the source
+    deleted. Lands at DEST/<key>, never nested; an existing copy with the same checksum is
+    adopted."""
+    from ..maintain import inventory, move
+
+    inv = inventory(_project(ctx))
+    step = move(inv, inv.by_id(ident), dest, dry_run=dry_run)
+    ctx.exit(_report([step], as_json, dry_run, "moved" if not dry_run else "would move"))
+
+
+# -- refresh -------------------------------------------------------------------------------------
+@main.command("refresh")
+@click.option("--scan", is_flag=True, help="Also adopt untracked objects after verifying "
+              "their bytes.")
+@click.option("--dry-run", is_flag=True, help="Print the changes; write nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@click.pass_context
+def refresh_cmd(ctx: click.Context, scan: bool, dry_run: bool, as_json: bool) -> None:
+    """Make the state file follow the bytes: repoint relocated objects, drop records of what
+    is gone (only when its folder is reachable), and with --scan adopt untracked ones."""
+    from ..maintain import inventory, refresh
+
+    inv = inventory(_project(ctx))
+    steps = refresh(inv, scan=scan, dry_run=dry_run)
+    ctx.exit(_report(steps, as_json, dry_run, "refreshed" if not dry_run else "would refresh"))
+
+
+# -- export --------------------------------------------------------------------------------------
+@main.command("export")
+@click.argument("dest", type=click.Path(file_okay=False))
+@click.argument("names", nargs=-1)
+@click.option("--force", is_flag=True, help="Replace an existing DEST/datamanifest.toml.")
+@click.option("--dry-run", is_flag=True, help="Print what would be copied; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@click.pass_context
+def export_cmd(ctx: click.Context, dest: str, names: tuple[str, ...], force: bool, dry_run: bool,
+               as_json: bool) -> None:
+    """Copy datasets (NAMES, default all present) into DEST with a manifest of their own
+    (datasets_dir = "."): a self-contained folder another project can use as is, or as a
+    read pool. Copies are verified against their checksums."""
+    from ..maintain import export, inventory
+
+    project = _project(ctx)
+    inv = inventory(project)
+    wanted = {project.resolve(n) for n in names}
+    picked = [o for o in inv.objects if o.kind == "data" and (not wanted or o.id in wanted)]
+    steps = export(inv, picked, dest, dry_run=dry_run, force=force)
+    ctx.exit(_report(steps, as_json, dry_run, "exported" if not dry_run else "would export"))
+

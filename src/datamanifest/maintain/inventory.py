@@ -1,0 +1,156 @@
+"""The objects of a project's stores, read from the real file system (SCHEMA.md §22.1).
+
+:func:`inventory` lists every dataset and produced artifact with the fields of
+MNT-002, without opening a data file (MNT-005): only markers, the state file and
+directory listings are read, and the data is ``stat``ed.
+"""
+
+from __future__ import annotations
+
+import os
+import stat as _stat
+from pathlib import Path
+
+from ..spec import maintain as spec
+from ..spec.maintain import Obj, Stat
+from ..store.state import State, StateError, read_state
+
+
+class OsView:
+    """:class:`~datamanifest.spec.maintain.View` over the local file system."""
+
+    def stat(self, path: str) -> Stat | None:
+        try:
+            st = os.stat(path)
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
+            return None
+        return Stat(_stat.S_ISDIR(st.st_mode), st.st_size, st.st_mtime, st.st_atime)
+
+    def read(self, path: str) -> str | None:
+        try:
+            with open(path, "rb") as f:
+                return f.read(1 << 20).decode("utf-8", errors="replace")
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError):
+            return None
+
+    def listdir(self, path: str) -> list[str] | None:
+        try:
+            return os.listdir(path)
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
+            return None
+
+
+class Inventory:
+    """A project's objects and what acting on them needs: roots, pools, state."""
+
+    def __init__(self, project, objects: list[Obj], state: State) -> None:
+        self.project = project
+        self.objects = objects
+        self.state = state
+        res = project.storage.resolved
+        self.datasets_dir: str = res.get("datasets_dir")
+        self.datacache_dir: str = res.get("datacache_dir")
+
+    def by_id(self, ident: str) -> Obj:
+        """The object whose id is ``ident``: a dataset's name (or alias, doi), a cache key, or a
+        unique prefix of an artifact's hash. DM134 when none, DM077 when several."""
+        from ..errors import LookupFailed, MaintenanceError
+
+        for o in self.objects:
+            if o.id == ident:
+                return o
+        if o_name := self.project.manifest.candidates(ident):
+            if len(o_name) == 1:
+                return next(o for o in self.objects if o.kind == "data" and o.id == o_name[0])
+        hits = [o for o in self.objects if o.kind == "cached" and
+                (o.key.rsplit("/", 1)[1].startswith(ident) or o.id.startswith(ident))]
+        if len(hits) == 1:
+            return hits[0]
+        if len(hits) > 1:
+            raise LookupFailed(f"{ident!r} matches {len(hits)} artifacts: " +
+                               ", ".join(o.id for o in hits[:5]), code="DM077",
+                               hint="give more of the hash, or the whole cache key")
+        raise MaintenanceError(f"no object with id {ident!r}", code="DM134",
+                               hint="`datamanifest list` shows every object and its id")
+
+
+def inventory(project, *, view: spec.View | None = None) -> Inventory:
+    """Every object of ``project`` (MNT-001): its datasets, then its artifacts.
+
+    Raises :class:`~datamanifest.errors.ManifestError` for a storage setting that does
+    not resolve (DM060, DM061).
+    """
+    from ..spec.resolution import pool_candidates
+
+    view = view or OsView()
+    res = project.storage.resolved
+    platform = project.storage.platform
+    datasets_dir, datacache_dir = res.get("datasets_dir"), res.get("datacache_dir")
+    pools = [*res.get("datasets_pools"), *res.get("datacache_pools")]
+    pools = [p for p in pools if p not in (datasets_dir, datacache_dir)]
+    roots = [datasets_dir, datacache_dir]
+    try:
+        state = read_state(project.state_file, datacache_dir=datacache_dir)
+    except StateError:
+        state = State()
+    root = str(project.root)
+    objects: list[Obj] = []
+    for name, ds in project.manifest.datasets.items():
+        target = project.target(name)
+        _, managed = _managed(project, name)
+        in_place = None
+        if ds.lazy_access or ds.skip_download:
+            found = project.locate(name)
+            in_place = str(found[0]) if found else (ds.uri or "")
+        rec = state.datasets.get(ds.derived_key)
+        objects.append(spec.data_object(
+            name, key=ds.derived_key, target=str(target.path), is_dir=target.is_dir,
+            managed=managed, declared=ds.effective_checksum, fmt=ds.effective_format or "",
+            record=rec.model_dump() if rec is not None else None,
+            pool_candidates=pool_candidates(ds, res, platform) if ds.effective_checksum and
+            managed == "keyed" else [],
+            skip_download=ds.skip_download, lazy_access=ds.lazy_access, in_place=in_place,
+            roots=roots, pools=pools, root=root, view=view))
+    objects.extend(spec.cached_objects(datacache_dir, state.other.get("datacache", {}),
+                                       root=root, roots=roots, pools=pools, view=view))
+    return Inventory(project, objects, state)
+
+
+def _managed(project, name: str) -> tuple[str, str]:
+    from ..spec.resolution import storage_path
+
+    return storage_path(name, project.dataset(name), project.storage.resolved,
+                        project.storage.platform)
+
+
+def verify(obj: Obj) -> bool:
+    """Whether an object's bytes still match its marker (the ``modified`` state, MNT-003).
+
+    Reads the data: only on request (``list --verify``), never by plain listing.
+    """
+    from ..tree import hash_file, walk
+
+    if obj.state == "missing" or not obj.checksum:
+        return True
+    if obj.kind == "cached":
+        return True  # artifacts: verified by digests below
+    algo, _, hexdigest = obj.checksum.partition(":")
+    if obj.is_dir:
+        return walk(obj.location, algo).value == hexdigest
+    return hash_file(obj.location, algo)[0] == hexdigest
+
+
+def verify_artifact(obj: Obj) -> bool:
+    """Whether every format an artifact's marker lists still has its digest."""
+    from ..cache.artifact import digest_entry
+    from ..spec import produced as prd
+
+    marker = prd.read_marker(OsView().read(f"{obj.location}/{prd.MARKER}") or "")
+    for rec in (marker.formats or {}).values():
+        entry = Path(obj.location) / rec["file"]
+        try:
+            if digest_entry(entry, entry.is_dir()) != (rec["checksum"], rec["size"]):
+                return False
+        except OSError:
+            return False
+    return True
