@@ -34,6 +34,10 @@ produce    ``document`` (key table TOML), ``cachetype``,         ``cache_key``, 
            ``files`` ({path: text or null for a folder})        ``candidates``, ``hit``, or ``error``
 datacache  ``document`` (state TOML), ``name`` (its file        ``datacache`` (the table a reader
            name), ``journal`` (text), ``datacache_dir``         sees)
+objects    ``manifest``, ``root``, ``datasets_dir``,            ``objects`` (MNT-002 fields each),
+           ``datacache_dir``, ``pools``, ``state`` (TOML),      ``selected`` (ids), or ``error``
+           ``journal``, ``files`` ({path: text, null or         (DM130, DM136) with ``objects``
+           {content, mtime, atime}}), ``now``, ``select``
 =========  ===================================================  ==========================================
 
 Exit status 0: answered (also when the answer reports an error in the input);
@@ -55,10 +59,10 @@ from typing import Any, TextIO
 
 SPEC_VERSION = 1
 KINDS = ("parse", "reject", "key", "hash", "shell", "resolve", "roundtrip", "discover",
-         "archive", "layout", "verify", "autofill", "tree", "produce", "datacache")
+         "archive", "layout", "verify", "autofill", "tree", "produce", "datacache", "objects")
 EXIT_UNSUPPORTED = 3
 JSON_KIND_DIRS = ("key", "hash", "shell", "resolve", "roundtrip", "discover", "archive",
-                  "layout", "verify", "autofill", "tree", "produce", "datacache")
+                  "layout", "verify", "autofill", "tree", "produce", "datacache", "objects")
 
 
 @dataclass(frozen=True)
@@ -424,7 +428,51 @@ def _answer_datacache(request: dict[str, Any]) -> dict[str, Any]:
     return {"datacache": dict(sorted(datacache.items()))}
 
 
-_MORE = {"produce": _answer_produce, "datacache": _answer_datacache, "tree": _answer_tree,
+def _answer_objects(request: dict[str, Any]) -> dict[str, Any]:
+    from .spec import maintain as mnt
+    from .spec import produced as prd
+    from .spec import resolution as res
+    from .spec.manifest import Manifest
+
+    manifest = Manifest.from_dict(tomllib.loads(request["manifest"]))
+    env = {"DATAMANIFEST_DATASETS_DIR": request["datasets_dir"],
+           "DATAMANIFEST_DATACACHE_DIR": request["datacache_dir"],
+           "DATAMANIFEST_DATASETS_POOLS": ":".join(request.get("pools", []))}
+    platform = res.Platform(root=request["root"], hostname="", home="/nonexistent",
+                            user_data_dir="/nonexistent", user_cache_dir="/nonexistent",
+                            env=env, pathsep=":")
+    resolved = res.resolve_storage(manifest, {}, {}, platform)
+    state = tomllib.loads(request.get("state", ""))
+    datacache = prd.legacy_datacache(state, request["datacache_dir"])
+    prd.apply_journal(datacache, request.get("journal", ""))
+    records = state.get("datasets", {})
+    objects = mnt.objects_of(manifest, resolved, platform, records=records, datacache=datacache,
+                             view=mnt.DescribedView(request.get("files", {})))
+    out: dict[str, Any] = {"objects": [o.as_json() for o in objects]}
+    if "select" in request:
+        sel = request["select"]
+        try:
+            selection = mnt.Selection(
+                terms=tuple(sel.get("terms", ())), kind=sel.get("kind"),
+                formats=tuple(sel.get("formats", ())), states=tuple(sel.get("states", ())),
+                present=sel.get("present"),
+                older_than=mnt.parse_age(sel["older_than"]) if sel.get("older_than") else None,
+                newer_than=mnt.parse_age(sel["newer_than"]) if sel.get("newer_than") else None,
+                time_field="last_access" if sel.get("by_access") else "created",
+                larger_than=mnt.parse_size(sel["larger_than"]) if sel.get("larger_than")
+                else None,
+                unreferenced=bool(sel.get("unreferenced")), outside=bool(sel.get("outside")),
+                all=bool(sel.get("all")))
+        except ValueError:
+            return {**out, "error": "DM136"}
+        picked = mnt.select(objects, selection, now=float(request.get("now", 0)))
+        if not picked:
+            return {**out, "error": "DM130"}
+        out["selected"] = [o.id for o in picked]
+    return out
+
+
+_MORE = {"objects": _answer_objects, "produce": _answer_produce, "datacache": _answer_datacache, "tree": _answer_tree,
          "discover": _answer_discover, "archive": _answer_archive, "layout": _answer_layout,
          "verify": _answer_verify, "autofill": _answer_autofill}
 

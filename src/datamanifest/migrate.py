@@ -7,6 +7,8 @@ forms with no safe automatic rewrite are reported as left alone.
 
 from __future__ import annotations
 
+import re
+import tomllib
 from dataclasses import dataclass
 
 import tomlkit
@@ -148,3 +150,52 @@ def fill_checksums_text(text: str, values: dict[str, str]) -> tuple[str, list[st
             table["checksum"] = value
         filled.append(name)
     return tomlkit.dumps(doc), filled
+
+
+
+def _header_root(line: str) -> str | None:
+    """The first key of a ``[table]`` header line, or None when the line is not one."""
+    stripped = line.strip()
+    if not stripped.startswith("["):
+        return None
+    try:
+        doc = tomllib.loads(stripped)
+    except tomllib.TOMLDecodeError:
+        return None
+    return next(iter(doc), None)
+
+
+def remove_datasets_text(text: str, names: list[str]) -> str:
+    """The manifest text without the tables of ``names`` (MNT-022 ``--prune``, MAN-004).
+
+    Each dataset's header, body and sub-tables go, with the comment lines right above its
+    header (they describe it); everything else, comments included, stays as it was. A
+    dataset written some other way (dotted keys at the top level) is removed by tomlkit.
+    """
+    lines = text.splitlines(keepends=True)
+    drop = [False] * len(lines)
+    current: str | None = None
+    for i, line in enumerate(lines):
+        root = _header_root(line)
+        if root is not None:
+            current = root
+        drop[i] = current in names
+    # the comment lines right above a header belong to that header's table
+    for i, line in enumerate(lines):
+        root = _header_root(line)
+        if root is None:
+            continue
+        j = i - 1
+        while j >= 0 and lines[j].lstrip().startswith("#"):
+            drop[j] = root in names
+            j -= 1
+    new = "".join(line for line, d in zip(lines, drop) if not d)
+    new = re.sub(r"\n{3,}", "\n\n", new).rstrip("\n") + "\n" if new.strip() else ""
+    expected = {k: v for k, v in tomllib.loads(text).items() if k not in names}
+    if tomllib.loads(new) != expected:
+        doc = tomlkit.parse(text)
+        for name in names:
+            if name in doc:
+                del doc[name]
+        return tomlkit.dumps(doc)
+    return new

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataManifestError, LockTimeout, MaintenanceError
+from ..migrate import remove_datasets_text
 from ..spec import produced as prd
 from ..spec.maintain import Obj
 from ..store.atomic import fsync_dir, sync_filesystem, write_bytes
@@ -136,19 +137,8 @@ def remove(inv: Inventory, objects: list[Obj], *, dry_run: bool = False,
         update_state(inv.project.state_file, {}, stale_age=stale,
                      datacache_dir=inv.datacache_dir, remove=drop_keys, instances=forget)
     if not dry_run and pruned:
-        inv.project.edit_manifest(lambda text: (remove_entries_text(text, pruned), None))
+        inv.project.edit_manifest(lambda text: (remove_datasets_text(text, pruned), None))
     return steps
-
-
-def remove_entries_text(text: str, names: list[str]) -> str:
-    """The manifest text without the tables of ``names`` (MAN-004: the rest is kept as is)."""
-    import tomlkit
-
-    doc = tomlkit.parse(text)
-    for name in names:
-        if name in doc:
-            del doc[name]
-    return tomlkit.dumps(doc)
 
 
 # -- copies: staged, verified, marker last ----------------------------------------------------------------

@@ -11,6 +11,7 @@ import os
 import stat as _stat
 from pathlib import Path
 
+from ..errors import ManifestError
 from ..spec import maintain as spec
 from ..spec.maintain import Obj, Stat
 from ..store.state import State, StateError, read_state
@@ -80,47 +81,24 @@ def inventory(project, *, view: spec.View | None = None) -> Inventory:
     Raises :class:`~datamanifest.errors.ManifestError` for a storage setting that does
     not resolve (DM060, DM061).
     """
-    from ..spec.resolution import pool_candidates
+    from ..spec.resolution import ResolutionError
 
     view = view or OsView()
     res = project.storage.resolved
-    platform = project.storage.platform
-    datasets_dir, datacache_dir = res.get("datasets_dir"), res.get("datacache_dir")
-    pools = [*res.get("datasets_pools"), *res.get("datacache_pools")]
-    pools = [p for p in pools if p not in (datasets_dir, datacache_dir)]
-    roots = [datasets_dir, datacache_dir]
+    datacache_dir = res.get("datacache_dir")
     try:
         state = read_state(project.state_file, datacache_dir=datacache_dir)
     except StateError:
         state = State()
-    root = str(project.root)
-    objects: list[Obj] = []
-    for name, ds in project.manifest.datasets.items():
-        target = project.target(name)
-        _, managed = _managed(project, name)
-        in_place = None
-        if ds.lazy_access or ds.skip_download:
-            found = project.locate(name)
-            in_place = str(found[0]) if found else (ds.uri or "")
-        rec = state.datasets.get(ds.derived_key)
-        objects.append(spec.data_object(
-            name, key=ds.derived_key, target=str(target.path), is_dir=target.is_dir,
-            managed=managed, declared=ds.effective_checksum, fmt=ds.effective_format or "",
-            record=rec.model_dump() if rec is not None else None,
-            pool_candidates=pool_candidates(ds, res, platform) if ds.effective_checksum and
-            managed == "keyed" else [],
-            skip_download=ds.skip_download, lazy_access=ds.lazy_access, in_place=in_place,
-            roots=roots, pools=pools, root=root, view=view))
-    objects.extend(spec.cached_objects(datacache_dir, state.other.get("datacache", {}),
-                                       root=root, roots=roots, pools=pools, view=view))
+    records = {k: r.model_dump() for k, r in state.datasets.items()}
+    try:
+        objects = spec.objects_of(project.manifest, res, project.storage.platform,
+                                  records=records, datacache=state.other.get("datacache", {}),
+                                  view=view)
+    except ResolutionError as e:
+        raise ManifestError(str(e), code=e.code, file=str(project.manifest_path),
+                            hint="define the symbol in [_STORAGE] or set the variable") from None
     return Inventory(project, objects, state)
-
-
-def _managed(project, name: str) -> tuple[str, str]:
-    from ..spec.resolution import storage_path
-
-    return storage_path(name, project.dataset(name), project.storage.resolved,
-                        project.storage.platform)
 
 
 def verify(obj: Obj) -> bool:

@@ -9,12 +9,14 @@ MNT-002  fields: kind, id, name, key, location, referenced, format, size, create
          last_access, state, protected
 MNT-003  states: clean, untracked, relocated, missing, modified
 MNT-004  protected: exact, skip_download, lazy_access, pool, outside
-MNT-010  selection: terms (substrings, all must match) and filters
+MNT-010  selection: terms (exact, hash prefix or glob; all must match) and filters
 MNT-012  ages and sizes
 """
 
 from __future__ import annotations
 
+import fnmatch
+import os
 import re
 import time
 from collections.abc import Iterable, Mapping
@@ -48,6 +50,50 @@ class View(Protocol):
     def read(self, path: str) -> str | None: ...
 
     def listdir(self, path: str) -> list[str] | None: ...
+
+
+class DescribedView:
+    """:class:`View` over a described file system (the conformance kind ``objects``).
+
+    ``files`` maps absolute paths to a file's UTF-8 text, ``None`` for a folder, or
+    ``{"content": text or None, "mtime": seconds, "atime": seconds}``. Parent folders
+    of a described path exist; times default to 0; a file's size is its UTF-8 length.
+    """
+
+    def __init__(self, files: Mapping[str, Any]) -> None:
+        self._entries: dict[str, tuple[str | None, float, float]] = {}
+        for path, v in files.items():
+            path = path.rstrip("/") or "/"
+            if isinstance(v, Mapping):
+                self._entries[path] = (v.get("content"), float(v.get("mtime", 0)),
+                                       float(v.get("atime", 0)))
+            else:
+                self._entries[path] = (v, 0.0, 0.0)
+        for path in list(self._entries):
+            parent = path.rsplit("/", 1)[0]
+            while parent and parent not in self._entries:
+                self._entries[parent] = (None, 0.0, 0.0)
+                parent = parent.rsplit("/", 1)[0]
+
+    def stat(self, path: str) -> Stat | None:
+        e = self._entries.get(path.rstrip("/") or "/")
+        if e is None:
+            return None
+        content, mtime, atime = e
+        return Stat(content is None, len(content.encode("utf-8")) if content is not None else 0,
+                    mtime, atime)
+
+    def read(self, path: str) -> str | None:
+        e = self._entries.get(path)
+        return e[0] if e is not None else None
+
+    def listdir(self, path: str) -> list[str] | None:
+        path = path.rstrip("/")
+        e = self._entries.get(path)
+        if e is None or e[0] is not None:
+            return None
+        return sorted(p[len(path) + 1:] for p in self._entries
+                      if p.startswith(path + "/") and "/" not in p[len(path) + 1:])
 
 
 @dataclass
@@ -177,16 +223,14 @@ def data_object(name: str, *, key: str, target: str, is_dir: bool, managed: str,
                record_key=key)
 
 
-def _artifact_facts(folder: str, view: View) -> tuple[bool, dict | None, Stat | None, str]:
-    """(complete, listed formats or None, marker stat, first data entry) of a folder."""
+def _artifact_facts(folder: str, view: View) -> tuple[bool, dict | None, Stat | None, list[str]]:
+    """(complete, listed formats or None, marker stat, data entries) of a folder."""
     mst = view.stat(f"{folder}/{prd.MARKER}")
     if mst is None:
-        return False, None, None, ""
+        return False, None, None, []
     marker = prd.read_marker(view.read(f"{folder}/{prd.MARKER}") or "")
-    entry = ""
-    if marker.formats:
-        entry = next(iter(sorted(marker.formats.values(), key=lambda r: r["file"])))["file"]
-    return True, marker.formats, mst, entry
+    entries = sorted(r["file"] for r in (marker.formats or {}).values())
+    return True, marker.formats, mst, entries
 
 
 def cached_objects(datacache_dir: str, datacache: Mapping[str, Any], *, root: str,
@@ -225,13 +269,13 @@ def cached_objects(datacache_dir: str, datacache: Mapping[str, Any], *, root: st
         size = created = atime = None
         fmt = ""
         if facts is not None:
-            _, formats, mst, entry = facts
+            _, formats, mst, entries = facts
             if formats:
                 fmt = ",".join(sorted(formats))
                 size = sum(r["size"] for r in formats.values())
             created = mst.mtime if mst else None
-            est = view.stat(f"{location}/{entry}") if entry else None
-            atime = est.atime if est is not None else None
+            times = [st.atime for e in entries if (st := view.stat(f"{location}/{e}")) is not None]
+            atime = max(times) if times else None  # the format used last
         if not fmt:
             rec = datacache.get(rk) if isinstance(datacache.get(rk), Mapping) else {}
             fmts = rec.get("formats") or ([rec["format"]] if rec.get("format") else [])
@@ -248,6 +292,61 @@ _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([bkmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
 _AGE_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def _in_place(ds: Any, target: str, root: str) -> str:
+    """Where a ``skip_download`` or ``lazy_access`` dataset is used in place (RES-006)."""
+    import posixpath
+    from urllib.parse import unquote, urlsplit
+
+    uri = ds.uri or ""
+    parts = urlsplit(uri)
+    if parts.scheme not in ("", "file") and not (len(parts.scheme) == 1 and uri[1:2] == ":"):
+        return uri  # remote: never a local path
+    if ds.storage_path:
+        return target
+    path = unquote(parts.path) if parts.scheme == "file" else os.path.expanduser(uri)
+    return path if os.path.isabs(path) else posixpath.join(root, path)
+
+
+def objects_of(manifest: Any, resolved: Any, platform: Any, *, records: Mapping[str, Any],
+               datacache: Mapping[str, Any], view: View) -> list[Obj]:
+    """Every object of a project (MNT-001): its datasets in manifest order, then its
+    artifacts by cache key, seen through ``view``.
+
+    ``manifest`` is a :class:`~datamanifest.spec.manifest.Manifest`, ``resolved`` and
+    ``platform`` its resolved storage (§9); ``records`` the state file's dataset records
+    (key -> table) and ``datacache`` its ``[datacache]`` table. Raises
+    :class:`~datamanifest.spec.resolution.ResolutionError` for a storage expression that
+    does not resolve.
+    """
+    from .keys import is_folder_uri
+    from .resolution import pool_candidates, storage_path
+
+    datasets_dir, datacache_dir = resolved.get("datasets_dir"), resolved.get("datacache_dir")
+    pools = [*resolved.get("datasets_pools"), *resolved.get("datacache_pools")]
+    pools = [p for p in pools if p not in (datasets_dir, datacache_dir)]
+    roots = [datasets_dir, datacache_dir]
+    root = platform.root
+    out: list[Obj] = []
+    for name, ds in manifest.datasets.items():
+        target, managed = storage_path(name, ds, resolved, platform)
+        st = view.stat(target)
+        is_dir = ds.extract or bool(ds.uris) or bool(ds.uri and is_folder_uri(ds.uri)) or \
+            bool(st is not None and st.is_dir)
+        in_place = _in_place(ds, target, root) if ds.lazy_access or ds.skip_download else None
+        rec = records.get(ds.derived_key)
+        out.append(data_object(
+            name, key=ds.derived_key, target=target, is_dir=is_dir, managed=managed,
+            declared=ds.effective_checksum, fmt=ds.effective_format or "",
+            record=rec if isinstance(rec, Mapping) else None,
+            pool_candidates=pool_candidates(ds, resolved, platform)
+            if ds.effective_checksum and managed == "keyed" else [],
+            skip_download=ds.skip_download, lazy_access=ds.lazy_access, in_place=in_place,
+            roots=roots, pools=pools, root=root, view=view))
+    out.extend(cached_objects(datacache_dir, datacache, root=root, roots=roots, pools=pools,
+                              view=view))
+    return out
 
 
 def parse_age(text: str) -> float:
@@ -295,8 +394,7 @@ class Selection:
 
     def matches(self, o: Obj, now: float) -> bool:
         for t in self.terms:
-            t = t.lower()
-            if not any(t in v.lower() for v in (o.id, o.name, o.key, o.location)):
+            if not term_matches(t, o):
                 return False
         if self.kind and o.kind != self.kind:
             return False
@@ -318,6 +416,16 @@ class Selection:
         if self.outside and o.protected != "outside":
             return False
         return True
+
+
+def term_matches(term: str, o: Obj) -> bool:
+    """MNT-010: ``term`` equals the id, name or key; is a 6+ character prefix of an
+    artifact's hash; or, holding ``*``, ``?`` or ``[``, matches one of them as a glob."""
+    if any(c in term for c in "*?["):
+        return any(fnmatch.fnmatchcase(v, term) for v in (o.id, o.name, o.key))
+    if term in (o.id, o.name, o.key):
+        return True
+    return o.kind == "cached" and len(term) >= 6 and o.key.rsplit("/", 1)[-1].startswith(term)
 
 
 def select(objects: Iterable[Obj], selection: Selection, now: float | None = None) -> list[Obj]:
