@@ -18,6 +18,7 @@ It never raises for bad input: every fault is a diagnostic.
 from __future__ import annotations
 
 import difflib
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ from .errors import Diagnostic
 from .spec import checksum as _checksum
 from .spec import keys as _keys
 from .spec import storage as _storage
+from .spec import tomlparse
 from .spec._locate import Locator, decode_error_position
 from .spec.resolution import FIELDS as _RESOLUTION_FIELDS
 from .spec.manifest import (
@@ -55,6 +57,8 @@ _SCHEMA_TYPES = {
     "string": "a string", "integer": "an integer", "number": "a number", "boolean": "a boolean",
     "array": "an array", "object": "a table",
 }
+
+_CONTROL = re.compile(r"[\x00-\x1f]")
 
 
 def _wanted(err: Any) -> str:
@@ -141,7 +145,7 @@ def check_text(text: str, file: str | None = None, doc_type: str | None = None) 
     result = CheckResult(file)
     col = _Collector(file, text)
     try:
-        data = tomllib.loads(text)
+        data = tomlparse.loads(text)
     except tomllib.TOMLDecodeError as e:
         line, column, msg = decode_error_position(e, text)
         result.diagnostics = [Diagnostic(
@@ -377,7 +381,7 @@ def _semantic_layer(data: dict[str, Any], datasets: dict[str, Dataset], col: _Co
         # MAN-023 URIs
         for i, u in enumerate([ds.uri] if ds.uri else ds.uris):
             p = (name, "uri") if ds.uri else (name, "uris", i)
-            if u != u.strip() or any(ord(c) < 32 for c in u):
+            if u != u.strip() or _CONTROL.search(u):
                 col.add("DM015", p, f"dataset {name!r}: URI {u!r} has surrounding whitespace or "
                         "control characters", "remove them")
             elif not u.strip():

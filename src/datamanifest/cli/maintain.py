@@ -93,7 +93,8 @@ def list_cmd(ctx: click.Context, as_json: bool, fields: str | None, verify_: boo
              **sel: Any) -> None:
     """List every object of the project's stores: datasets and produced artifacts.
 
-    TERMS match substrings of the id, name, key or location (all must match).
+    TERMS select objects whose id, name or key equals one of them, artifacts whose hash
+    starts with one (6+ characters), or, with * ? [, that a glob matches (MNT-010).
     Listing reads markers and the state file and never opens a data file, so the
     access times it reports are left as they were. Alias: ls.
     """
@@ -111,7 +112,9 @@ def list_cmd(ctx: click.Context, as_json: bool, fields: str | None, verify_: boo
                     verify_artifact(o) if o.kind == "cached" else verify(o)):
                 o.state = "modified"
     if as_json:
-        click.echo(json.dumps([o.as_json() for o in objs], indent=2, ensure_ascii=False))
+        # one object per line: the C encoder (indent= falls back to pure Python)
+        click.echo("[" + ",\n ".join(json.dumps(o.as_json(), ensure_ascii=False)
+                                      for o in objs) + "]")
         return
     if fields:
         names = [f.strip() for f in fields.split(",") if f.strip()]

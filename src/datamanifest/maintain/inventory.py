@@ -29,10 +29,15 @@ class OsView:
 
     def read(self, path: str) -> str | None:
         try:
-            with open(path, "rb") as f:
-                return f.read(1 << 20).decode("utf-8", errors="replace")
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError):
+            fd = os.open(path, os.O_RDONLY)
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
             return None
+        try:
+            return os.read(fd, 1 << 20).decode("utf-8", errors="replace")
+        except IsADirectoryError:
+            return None
+        finally:
+            os.close(fd)
 
     def listdir(self, path: str) -> list[str] | None:
         try:

@@ -6,6 +6,8 @@ a store (``<datasets_dir>/<key>``). Pure functions; no I/O.
 
 from __future__ import annotations
 
+import functools
+
 import hashlib
 import posixpath
 import re
@@ -57,6 +59,7 @@ def check_key(key: str) -> None:
             raise UnsafeKey(f"the key {key!r} ends in {suffix!r}, reserved for control files")
 
 
+@functools.lru_cache(maxsize=65536)
 def _split(uri: str):
     """``urlsplit`` that reports an unparsable URI as :class:`UnsafeKey`."""
     try:
@@ -148,6 +151,7 @@ def query_format(uri: str) -> str:
         return ""
 
 
+@functools.lru_cache(maxsize=65536)
 def infer_format(uri: str) -> str:
     """The format of a dataset from its URI: ``?format=``, else the file extension (MAN-025).
 
@@ -193,6 +197,7 @@ def is_git_uri(uri: str) -> bool:
     return parts.path.rstrip("/").endswith(".git")
 
 
+@functools.lru_cache(maxsize=65536)
 def is_folder_uri(uri: str) -> bool:
     """A single URI that names a folder dataset: a git clone (FET-014), or an ssh/rsync/sshfs
     path ending in '/' (FET-015)."""

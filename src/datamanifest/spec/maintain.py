@@ -20,7 +20,7 @@ import os
 import re
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from . import produced as prd
@@ -126,10 +126,11 @@ class Obj:
 
     def as_json(self) -> dict[str, Any]:
         """The MNT-002 fields, times as RFC 3339 UTC."""
-        out = {k: v for k, v in asdict(self).items() if k in FIELDS}
-        out["created"] = rfc3339(self.created)
-        out["last_access"] = rfc3339(self.last_access)
-        return out
+        return {"kind": self.kind, "id": self.id, "name": self.name, "key": self.key,
+                "location": self.location, "referenced": self.referenced,
+                "format": self.format, "size": self.size, "created": rfc3339(self.created),
+                "last_access": rfc3339(self.last_access), "state": self.state,
+                "protected": self.protected}
 
 
 def rfc3339(t: float | None) -> str | None:
@@ -172,14 +173,15 @@ def data_object(name: str, *, key: str, target: str, is_dir: bool, managed: str,
                 declared: str, fmt: str, record: Mapping[str, Any] | None,
                 pool_candidates: list[str], skip_download: bool, lazy_access: bool,
                 in_place: str | None, roots: list[str], pools: list[str], root: str,
-                view: View) -> Obj:
-    """The object of one dataset (MNT-001..MNT-004)."""
+                view: View, target_stat: Stat | None = None) -> Obj:
+    """The object of one dataset (MNT-001..MNT-004). ``target_stat``: the target's stat,
+    when the caller has it already."""
 
     def marker_of(path: str) -> str:
         return f"{path}/.complete" if is_dir else f"{path}.complete"
 
     def complete(path: str) -> tuple[Stat, Stat] | None:
-        st = view.stat(path)
+        st = target_stat if path == target and target_stat is not None else view.stat(path)
         mst = view.stat(marker_of(path)) if st is not None else None
         return (st, mst) if st is not None and mst is not None else None
 
@@ -328,6 +330,7 @@ def objects_of(manifest: Any, resolved: Any, platform: Any, *, records: Mapping[
     pools = [p for p in pools if p not in (datasets_dir, datacache_dir)]
     roots = [datasets_dir, datacache_dir]
     root = platform.root
+    has_pools = bool(resolved.get("datasets_pools"))
     out: list[Obj] = []
     for name, ds in manifest.datasets.items():
         target, managed = storage_path(name, ds, resolved, platform)
@@ -335,15 +338,16 @@ def objects_of(manifest: Any, resolved: Any, platform: Any, *, records: Mapping[
         is_dir = ds.extract or bool(ds.uris) or bool(ds.uri and is_folder_uri(ds.uri)) or \
             bool(st is not None and st.is_dir)
         in_place = _in_place(ds, target, root) if ds.lazy_access or ds.skip_download else None
-        rec = records.get(ds.derived_key)
+        key, declared = ds.derived_key, ds.effective_checksum
+        rec = records.get(key)
         out.append(data_object(
-            name, key=ds.derived_key, target=target, is_dir=is_dir, managed=managed,
-            declared=ds.effective_checksum, fmt=ds.effective_format or "",
+            name, key=key, target=target, is_dir=is_dir, managed=managed,
+            declared=declared, fmt=ds.effective_format or "",
             record=rec if isinstance(rec, Mapping) else None,
             pool_candidates=pool_candidates(ds, resolved, platform)
-            if ds.effective_checksum and managed == "keyed" else [],
+            if declared and managed == "keyed" and has_pools else [],
             skip_download=ds.skip_download, lazy_access=ds.lazy_access, in_place=in_place,
-            roots=roots, pools=pools, root=root, view=view))
+            roots=roots, pools=pools, root=root, view=view, target_stat=st))
     out.extend(cached_objects(datacache_dir, datacache, root=root, roots=roots, pools=pools,
                               view=view))
     return out

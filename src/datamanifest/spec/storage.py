@@ -8,6 +8,7 @@ an unknown symbol is an error (STO-003). Pure: the caller supplies symbols.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 
@@ -25,9 +26,10 @@ class SymbolError(ValueError):
         self.symbol = symbol
 
 
-def symbols_in(expr: str) -> list[str]:
+@functools.lru_cache(maxsize=4096)
+def symbols_in(expr: str) -> tuple[str, ...]:
     """The symbol names ``expr`` refers to, in order of appearance."""
-    return [m.group(1) or m.group(2) for m in _TOKEN.finditer(expr) if m.group(0) != "$$"]
+    return tuple(m.group(1) or m.group(2) for m in _TOKEN.finditer(expr) if m.group(0) != "$$")
 
 
 def expand(expr: str, symbols: Mapping[str, str], _stack: tuple[str, ...] = ()) -> str:

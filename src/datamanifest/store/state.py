@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import StateError
 from ..spec import produced as _produced
+from ..spec import tomlparse
 from .atomic import write_bytes, write_text
 from .lock import Lock
 
@@ -138,7 +139,7 @@ def journal_path(path: Path) -> Path:
 
 def _parse(path: Path, datacache_dir: str | None) -> State | None:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomlparse.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
