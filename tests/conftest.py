@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from datamanifest.testing import LoopbackServer
+from datamanifest.testing import LoopbackServer, free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -174,3 +175,42 @@ def azure_endpoint(tmp_path_factory):
         .create_container("data")
     yield env, port
     _stop(proc, grace=0.5)  # its data is a throw-away folder
+
+
+SSHD = "/usr/sbin/sshd"
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory):
+    """A real sshd on 127.0.0.1 (key login, no password); DATAMANIFEST_SSH points at it."""
+    if not (os.access(SSHD, os.X_OK) and shutil.which("rsync")):
+        if os.environ.get("CI"):
+            pytest.fail("sshd and rsync must be installed in CI (make test installs them)")
+        pytest.skip("sshd or rsync missing (make test installs them as root)")
+    d = tmp_path_factory.mktemp("ssh")
+    for name in ("host_key", "user_key"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / name)],
+                       check=True)
+    (d / "authorized_keys").write_text((d / "user_key.pub").read_text())
+    os.chmod(d / "authorized_keys", 0o600)
+    port = free_port()
+    (d / "sshd_config").write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d / 'host_key'}\n"
+        f"AuthorizedKeysFile {d / 'authorized_keys'}\nPasswordAuthentication no\n"
+        "KbdInteractiveAuthentication no\nPubkeyAuthentication yes\nStrictModes no\n"
+        f"PidFile {d / 'sshd.pid'}\nUsePAM no\nPermitRootLogin yes\n")
+    Path("/run/sshd").mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(d / "sshd_config")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert wait_for_port(port)
+    ssh = (f"ssh -i {d / 'user_key'} -o UserKnownHostsFile={d / 'known_hosts'} "
+           "-o StrictHostKeyChecking=accept-new")
+    old = os.environ.get("DATAMANIFEST_SSH")
+    os.environ["DATAMANIFEST_SSH"] = ssh
+    yield {"port": port, "user": os.environ.get("USER") or "root", "dir": d}
+    if old is None:
+        os.environ.pop("DATAMANIFEST_SSH", None)
+    else:
+        os.environ["DATAMANIFEST_SSH"] = old
+    proc.terminate()
+    proc.wait(timeout=10)

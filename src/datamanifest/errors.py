@@ -91,6 +91,7 @@ CODES: dict[str, tuple[str, str, str]] = {
     "DM134": ("MNT-001", "error", "no object with that id"),
     "DM135": ("SYNC-001", "error", "far store cannot be resolved"),
     "DM136": ("MNT-012", "error", "malformed age or size"),
+    "DM137": ("SYNC-003", "error", "transfer failed"),
     "DM120": ("TREE-006", "error", "a folder that has no tree checksum"),
     "DM121": ("TREE-007", "error", "checksum kind does not fit the dataset"),
     "DM122": ("TREE-014", "error", "verify found differences"),
@@ -267,6 +268,6 @@ class ProduceError(DataManifestError):
 
 
 class MaintenanceError(DataManifestError):
-    """A maintenance action refused or failed (SCHEMA.md §22–§23, DM130–DM136)."""
+    """A maintenance action refused or failed (SCHEMA.md §22–§23, DM130–DM137)."""
 
     code = "DM130"

@@ -1,0 +1,543 @@
+"""Copying objects between two machines' stores: ``push`` and ``pull`` (SCHEMA.md §23).
+
+The two ends are symmetric. The *receiving* end (this one on pull, the far one on push)
+runs a :class:`Receiver`: it takes the object's lock, lets the bytes arrive in the staging
+area ``<new>.tmp``, verifies them against the object's checksum (a file), tree checksum
+(a folder) or per-format digests (an artifact), renames, writes the marker last and
+records the object in its own state file (SYNC-003, SYNC-005). On push the far receiver
+is ``datamanifest receive`` run over SSH, driven by one JSON line each way (SYNC-006).
+
+Bytes move with rsync (``-a --inplace``, so only the staging area is ever written, a folder as ``src/`` into ``staging/``, so it is
+never nested; the sender's marker excluded). A transfer killed midway leaves the partial
+staging copy and no marker; the next run resumes it (rsync's delta transfer).
+
+The SSH command is ``$DATAMANIFEST_SSH`` or ``ssh`` (as for ssh sources, FET-015); the far
+``datamanifest`` command is ``--remote-command`` or ``$DATAMANIFEST_REMOTE`` (default
+``datamanifest``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from ..errors import ChecksumMismatch, DataManifestError, MaintenanceError
+from ..spec import produced as prd
+from ..spec.maintain import Obj
+from ..store.atomic import fsync_dir, sync_filesystem, write_bytes
+from ..store.lock import Lock
+from ..store.state import DatasetRecord, update_state
+from .actions import Step, _lock, _marker, _relative_key, _remove
+from .inventory import Inventory, OsView
+
+MARKER = ".complete"
+
+
+# -- the far end --------------------------------------------------------------------------------
+@dataclass
+class Endpoint:
+    """Where the other store is: ``host`` (``[user@]host``; None for a local folder), its
+    SSH ``port``, ``path`` (the far project folder, or with ``root_mode`` the store root
+    itself), the far ``datamanifest`` command, and an rsync bandwidth limit (KiB/s)."""
+
+    host: str | None
+    path: str
+    port: int | None = None
+    root_mode: bool = False
+    remote_command: list[str] = field(default_factory=lambda: ["datamanifest"])
+    bwlimit: int | None = None
+
+    @classmethod
+    def parse(cls, target: str, *, root_mode: bool = False, remote_command: str | None = None,
+              bwlimit: int | None = None) -> "Endpoint":
+        """``[user@]host:[path]``, ``ssh://[user@]host[:port]/path`` or a local folder
+        (SYNC-001). A path that exists locally, or has no ``:`` before its first ``/``,
+        is a local folder."""
+        from urllib.parse import unquote, urlsplit
+
+        cmd = shlex.split(remote_command or os.environ.get("DATAMANIFEST_REMOTE", "")
+                          or "datamanifest")
+        if target.startswith("ssh://"):
+            parts = urlsplit(target)
+            if not parts.hostname:
+                raise MaintenanceError(f"{target!r} names no host", code="DM135")
+            user = f"{parts.username}@" if parts.username else ""
+            return cls(f"{user}{parts.hostname}", unquote(parts.path), parts.port, root_mode,
+                       cmd, bwlimit)
+        head, colon, tail = target.partition(":")
+        if colon and "/" not in head and head and not os.path.exists(target):
+            return cls(head, tail, None, root_mode, cmd, bwlimit)
+        return cls(None, os.path.abspath(target), None, root_mode,
+                   [sys.executable, "-m", "datamanifest"] if remote_command is None else cmd,
+                   bwlimit)
+
+    def describe(self) -> str:
+        return f"{self.host}:{self.path}" if self.host else self.path
+
+    # processes at the far end
+    def ssh(self) -> list[str]:
+        ssh = shlex.split(os.environ.get("DATAMANIFEST_SSH", "ssh")) + ["-o", "BatchMode=yes"]
+        return ssh + (["-p", str(self.port)] if self.port else [])
+
+    def argv(self, argv: list[str], *, in_project: bool = False) -> list[str]:
+        """The local argv that runs ``argv`` at the far end (in the far project folder when
+        ``in_project``)."""
+        if self.host is None:
+            return argv
+        command = shlex.join(argv)
+        if in_project and self.path:
+            command = f"cd -- {shlex.quote(self.path)} && {command}"
+        return self.ssh() + [self.host, command]
+
+    def run(self, argv: list[str], *, in_project: bool = False) -> subprocess.CompletedProcess:
+        cwd = self.path if in_project and self.host is None else None
+        return subprocess.run(self.argv(argv, in_project=in_project), cwd=cwd,
+                              capture_output=True, text=True, stdin=subprocess.DEVNULL)
+
+    def read(self, path: str) -> str | None:
+        """A small file's text at the far end; None when it is absent."""
+        if self.host is None:
+            return OsView().read(path)
+        proc = self.run(["cat", "--", path])
+        return proc.stdout if proc.returncode == 0 else None
+
+    def roots(self) -> dict[str, str]:
+        """``{"datasets_dir", "datacache_dir", "state"}`` of the far store (SYNC-001):
+        ``path`` itself with ``root_mode``, else what ``datamanifest where --json`` prints
+        in the far project. DM135 when that fails."""
+        if self.root_mode:
+            return {"datasets_dir": self.path, "datacache_dir": self.path, "state": ""}
+        proc = self.run(self.remote_command + ["where", "--json"], in_project=True)
+        try:
+            info = json.loads(proc.stdout)
+            settings = {row["field"]: row["value"] for row in info["settings"]}
+            return {"datasets_dir": settings["datasets_dir"],
+                    "datacache_dir": settings["datacache_dir"], "state": info["state_file"]}
+        except (ValueError, KeyError, TypeError):
+            tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-2:])
+            raise MaintenanceError(
+                f"cannot resolve the far store at {self.describe()}: `datamanifest where "
+                f"--json` failed: {tail or 'no output'}", code="DM135",
+                hint="give the far project's folder (host:path), set --remote-command to the "
+                     "far datamanifest, or pass --root to name a store root") from None
+
+    def rsync(self, src: str, dst: str, *, is_dir: bool, src_far: bool) -> None:
+        """Copy ``src`` into the staging area ``dst`` (one of them at the far end): a folder's
+        contents (trailing ``/``, never nested), without the sender's marker. DM137."""
+        rsync = shutil.which("rsync")
+        if rsync is None:
+            raise MaintenanceError("push and pull need the rsync program", code="DM137",
+                                   hint="install rsync (and an SSH client)")
+        cmd = [rsync, "-a", "--inplace", "--protect-args"]  # --inplace: only the staging area is written
+        if self.bwlimit:
+            cmd.append(f"--bwlimit={self.bwlimit}")
+        if is_dir:
+            cmd += ["--delete", f"--exclude=/{MARKER}"]
+            src, dst = src.rstrip("/") + "/", dst.rstrip("/") + "/"
+        if self.host is not None:
+            cmd += ["-e", shlex.join(self.ssh())]
+            if src_far:
+                src = f"{self.host}:{src}"
+            else:
+                dst = f"{self.host}:{dst}"
+        proc = subprocess.run(cmd + [src, dst], capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL)
+        if proc.returncode != 0:
+            tail = " | ".join(proc.stderr.strip().splitlines()[-2:])
+            raise MaintenanceError(f"rsync failed ({proc.returncode}): {tail}", code="DM137",
+                                   hint="check the host, the path and your SSH keys "
+                                        "(DATAMANIFEST_SSH); the next run resumes")
+
+
+# -- the receiving end ----------------------------------------------------------------------------
+def _record_checksum(kind: str, marker_text: str) -> str:
+    """What identifies an object's bytes in its marker: a dataset's checksum, an artifact's
+    whole marker (its formats' digests and config digest)."""
+    if kind == "cached":
+        return json.dumps(prd.parse_marker(marker_text) or {}, sort_keys=True) + \
+            str(prd.read_marker(marker_text).config or "")
+    try:
+        rec = json.loads(marker_text) if marker_text.strip() else {}
+    except ValueError:
+        return ""
+    return rec.get("checksum", "") if isinstance(rec, dict) else ""
+
+
+def verify_staged(path: str, *, kind: str, is_dir: bool, marker_text: str) -> int:
+    """Verify the staged copy at ``path`` against ``marker_text`` (SYNC-003); its size in
+    bytes. Raises :class:`~datamanifest.errors.ChecksumMismatch` (DM070)."""
+    from ..cache.artifact import digest_entry
+    from ..tree import hash_file, walk
+
+    if kind == "cached":
+        marker = prd.read_marker(marker_text)
+        if not marker.formats:
+            raise ChecksumMismatch(path, "sha256", "a marker listing digests", "an empty marker")
+        total = 0
+        for fmt, rec in marker.formats.items():
+            entry = Path(path) / rec["file"]
+            got = digest_entry(entry, entry.is_dir()) if entry.exists() else ("absent", 0)
+            if got != (rec["checksum"], rec["size"]):
+                raise ChecksumMismatch(f"{path} ({fmt})", rec["checksum"].split(":")[0],
+                                       rec["checksum"], got[0])
+            total += got[1]
+        if marker.config:
+            data = (Path(path) / prd.CONFIG).read_bytes() if (Path(path) / prd.CONFIG).exists() \
+                else b""
+            if prd.config_digest(data) != marker.config:
+                raise ChecksumMismatch(f"{path}/{prd.CONFIG}", "sha256", marker.config,
+                                       prd.config_digest(data))
+        return total
+    checksum = _record_checksum(kind, marker_text)
+    algo, _, hexdigest = checksum.partition(":")
+    if not hexdigest:
+        raise ChecksumMismatch(path, "sha256", "a checksum", "none recorded")
+    if is_dir:
+        result = walk(path, algo)
+        got, size = result.value, result.total_size
+    else:
+        got, size = hash_file(path, algo)
+    if got != hexdigest:
+        raise ChecksumMismatch(path, algo, hexdigest, got)
+    return size
+
+
+@dataclass
+class Receiver:
+    """The receiving end of one object (SYNC-003, SYNC-005).
+
+    ``location``: where the object goes (absolute); ``kind``, ``is_dir``; ``key`` (a
+    dataset's storage key, or an artifact's cache key) and ``record_key`` (an artifact's
+    ``<cachetype>[@<version>]``) name its state record in ``state_file`` (None: record
+    nothing), whose paths are relative to ``project_root``.
+    """
+
+    location: str
+    kind: str
+    is_dir: bool
+    key: str
+    record_key: str = ""
+    state_file: str | None = None
+    project_root: str = ""
+    datacache_dir: str | None = None
+    stale_age: float = 30.0
+    _lock: Lock | None = None
+
+    @property
+    def staging(self) -> str:
+        return self.location + ".tmp"
+
+    def current(self, identity: str) -> bool:
+        """Is the object complete here with this checksum (an artifact: this marker)?"""
+        text = OsView().read(_marker(self.location, self.is_dir))
+        return text is not None and bool(identity) and _record_checksum(self.kind, text) == identity
+
+    def begin(self) -> None:
+        """Take the lock without waiting (DM131) and prepare the staging area."""
+        os.makedirs(os.path.dirname(self.location), exist_ok=True)
+        self._lock = _lock(self.location, self.stale_age)
+        s = self.staging
+        if os.path.lexists(s) and os.path.isdir(s) != self.is_dir:
+            _remove(s)  # a leftover of the other shape
+        if self.is_dir:
+            os.makedirs(s, exist_ok=True)
+
+    def commit(self, marker_text: str) -> int:
+        """Verify the staged copy, publish it, write the marker last, record it; bytes."""
+        try:
+            size = verify_staged(self.staging, kind=self.kind, is_dir=self.is_dir,
+                                 marker_text=marker_text)
+        except ChecksumMismatch:
+            _remove(self.staging)
+            raise
+        if self.is_dir:
+            sync_filesystem(self.staging)
+        else:
+            fd = os.open(self.staging, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        marker = _marker(self.location, self.is_dir)
+        if os.path.lexists(marker):
+            os.unlink(marker)
+        if os.path.lexists(self.location):
+            _remove(self.location)
+        os.replace(self.staging, self.location)
+        fsync_dir(Path(self.location).parent)
+        if self.kind == "cached":
+            text = marker_text
+        else:
+            rec: dict[str, Any] = {"checksum": _record_checksum(self.kind, marker_text),
+                                   "size": size}
+            if not self.is_dir:
+                rec["mtime_ns"] = os.stat(self.location).st_mtime_ns
+            text = json.dumps(rec) + "\n"
+        write_bytes(marker, text.encode("utf-8"))
+        self._record(marker_text, size)
+        return size
+
+    def _record(self, marker_text: str, size: int) -> None:
+        if not self.state_file:
+            return
+        path = prd.relative_to_root(self.location, self.project_root)
+        if self.kind == "data":
+            checksum = _record_checksum("data", marker_text)
+            algo, _, hexd = checksum.partition(":")
+            rec = DatasetRecord(storage_path=path, checksum=checksum or None,
+                                sha256=hexd if algo == "sha256" else None, size=size)
+            update_state(Path(self.state_file), {self.key: rec}, stale_age=self.stale_age,
+                         datacache_dir=self.datacache_dir)
+        else:
+            formats = sorted((prd.read_marker(marker_text).formats or {}).keys()) or [""]
+            h = self.key.rsplit("/", 1)[1]
+            update_state(Path(self.state_file), {}, stale_age=self.stale_age,
+                         datacache_dir=self.datacache_dir,
+                         instances=[(self.record_key, h, path, "", f) for f in formats])
+
+    def release(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+
+def serve_receive(receiver: Receiver, identity: str, stdin: IO[str], stdout: IO[str]) -> int:
+    """The far end of a push (SYNC-006): one JSON line out (``{"staging"}``, ``{"status":
+    "current"}`` or ``{"error"}``), the marker in (``{"marker": text}``), the outcome out.
+    End of input or a hang-up releases the lock and publishes nothing. Exit status."""
+
+    def say(obj: dict[str, Any]) -> None:
+        stdout.write(json.dumps(obj) + "\n")
+        stdout.flush()
+
+    def hang_up(signum, frame):  # noqa: ARG001
+        raise SystemExit(1)
+
+    for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGPIPE):
+        signal.signal(sig, hang_up)
+    try:
+        if receiver.current(identity):
+            say({"status": "current"})
+            return 0
+        try:
+            receiver.begin()
+        except DataManifestError as e:
+            say({"error": {"code": e.code, "message": e.message}})
+            return 1
+        if receiver.current(identity):  # it arrived while we waited for the lock (LCK-003)
+            say({"status": "current"})
+            return 0
+        say({"staging": receiver.staging})
+        line = stdin.readline()
+        if not line.strip():
+            return 1
+        try:
+            marker_text = json.loads(line)["marker"]
+            size = receiver.commit(marker_text)
+        except DataManifestError as e:
+            say({"error": {"code": e.code, "message": e.message}})
+            return 1
+        except (ValueError, KeyError, TypeError):
+            say({"error": {"code": "DM137", "message": "malformed request"}})
+            return 1
+        say({"status": "published", "bytes": size})
+        return 0
+    finally:
+        receiver.release()
+
+
+# -- the sending side of this project -----------------------------------------------------------
+def _far_location(o: Obj, rel: str, roots: dict[str, str]) -> str:
+    root = roots["datacache_dir"] if o.kind == "cached" else roots["datasets_dir"]
+    return root.rstrip("/") + "/" + rel
+
+
+def _marker_text(o: Obj) -> str:
+    """The marker a receiver verifies ``o`` against: its own, or (a marker without a
+    checksum) one computed now from the bytes."""
+    text = OsView().read(_marker(o.location, o.is_dir)) or ""
+    if _record_checksum(o.kind, text):
+        return text
+    if o.kind == "cached":
+        raise MaintenanceError(f"artifact {o.id!r} has an empty marker: no digest to verify "
+                               "a copy against", code="DM137",
+                               hint="recompute it, or load it once with this version")
+    from ..tree import hash_file, walk
+
+    if o.checksum:
+        return json.dumps({"checksum": o.checksum, "size": o.size})
+    if o.is_dir:
+        r = walk(o.location, "tree-sha256")
+        return json.dumps({"checksum": r.checksum, "size": r.total_size})
+    hexd, size = hash_file(o.location, "sha256")
+    return json.dumps({"checksum": f"sha256:{hexd}", "size": size})
+
+
+def push(inv: Inventory, objects: list[Obj], endpoint: Endpoint, *,
+         dry_run: bool = False) -> list[Step]:
+    """Copy present objects to the far store (SYNC-001..SYNC-006); one Step per object."""
+    roots = endpoint.roots()
+    steps: list[Step] = []
+    for o in objects:
+        if o.state == "missing":
+            steps.append(Step(o, "skip", "not present here", error=MaintenanceError(
+                f"{o.kind} {o.id!r} is not present here", code="DM078")))
+            continue
+        rel = _relative_key(inv, o)
+        far = _far_location(o, rel, roots)
+        try:
+            text = _marker_text(o)
+        except DataManifestError as e:
+            steps.append(Step(o, "skip", far, error=e))
+            continue
+        identity = _record_checksum(o.kind, text)
+        far_marker = endpoint.read(_marker(far, o.is_dir))
+        if far_marker is not None and _record_checksum(o.kind, far_marker) == identity:
+            steps.append(Step(o, "keep", f"{endpoint.describe()} {far} (already there)", 0))
+            continue
+        if dry_run:
+            steps.append(Step(o, "push", f"{endpoint.host + ':' if endpoint.host else ''}{far}",
+                              o.size))
+            continue
+        try:
+            moved = _push_one(o, rel, identity, text, endpoint)
+        except DataManifestError as e:
+            steps.append(Step(o, "skip", far, error=e))
+            continue
+        steps.append(Step(o, "push" if moved is not None else "keep",
+                          f"{endpoint.host + ':' if endpoint.host else ''}{far}", moved or 0))
+    return steps
+
+
+def _push_one(o: Obj, rel: str, identity: str, marker_text: str, endpoint: Endpoint) -> int | None:
+    argv = endpoint.remote_command + [
+        "receive", "--kind", o.kind, "--rel", rel, "--key", o.key,
+        "--record-key", o.record_key, "--identity", identity,
+        "--dir" if o.is_dir else "--file"]
+    if endpoint.root_mode:
+        argv += ["--root", endpoint.path]
+    cwd = endpoint.path if endpoint.host is None and not endpoint.root_mode else None
+    proc = subprocess.Popen(endpoint.argv(argv, in_project=not endpoint.root_mode), cwd=cwd,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdin is not None and proc.stdout is not None
+
+    def answer() -> dict[str, Any]:
+        line = proc.stdout.readline()
+        try:
+            return json.loads(line)
+        except ValueError:
+            proc.kill()
+            err = proc.stderr.read() if proc.stderr else ""
+            tail = " | ".join((err or line).strip().splitlines()[-2:])
+            raise MaintenanceError(f"the far end did not answer: {tail or 'no output'}",
+                                   code="DM137", hint="is datamanifest installed there? "
+                                   "(--remote-command)") from None
+
+    try:
+        first = answer()
+        if "error" in first:
+            raise MaintenanceError(first["error"]["message"], code=first["error"]["code"])
+        if first.get("status") == "current":
+            return None
+        try:
+            endpoint.rsync(o.location, first["staging"], is_dir=o.is_dir, src_far=False)
+        except DataManifestError:
+            proc.stdin.close()  # the receiver releases its lock; the partial copy stays
+            raise
+        proc.stdin.write(json.dumps({"marker": marker_text}) + "\n")
+        proc.stdin.flush()
+        result = answer()
+        if "error" in result:
+            raise MaintenanceError(result["error"]["message"], code=result["error"]["code"])
+        return int(result.get("bytes") or 0)
+    finally:
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            try:
+                if stream:
+                    stream.close()
+            except OSError:
+                pass
+        proc.wait()
+
+
+def pull(inv: Inventory, ids: list[str], endpoint: Endpoint, *,
+         dry_run: bool = False) -> list[Step]:
+    """Copy objects from the far store into this one (SYNC-001..SYNC-005)."""
+    roots = endpoint.roots()
+    steps: list[Step] = []
+    stale = inv.project.storage.lock_stale_age
+    for ident in ids:
+        o = pull_object(inv, ident)
+        if o.protected:
+            from .actions import _protected
+
+            steps.append(Step(o, "skip", o.location, error=_protected(o)))
+            continue
+        rel = _relative_key(inv, o)
+        far = _far_location(o, rel, roots)
+        far_marker = endpoint.read(_marker(far, o.is_dir))
+        if far_marker is None:
+            steps.append(Step(o, "skip", far, error=MaintenanceError(
+                f"{o.kind} {o.id!r} is not present at {endpoint.describe()} ({far})",
+                code="DM078", hint="push it from where it is, or fetch it")))
+            continue
+        identity = _record_checksum(o.kind, far_marker)
+        declared = inv.project.dataset(o.id).effective_checksum if o.kind == "data" else ""
+        if declared and identity and identity != declared:
+            steps.append(Step(o, "skip", far, error=ChecksumMismatch(
+                f"{endpoint.describe()} {far}", declared.split(":")[0], declared, identity)))
+            continue
+        if not identity and declared:
+            identity, far_marker = declared, json.dumps({"checksum": declared})
+        recv = Receiver(o.target, o.kind, o.is_dir, o.key, o.record_key,
+                        str(inv.project.state_file), str(inv.project.root),
+                        inv.datacache_dir, stale)
+        if recv.current(identity):
+            steps.append(Step(o, "keep", f"{o.target} (already here)", 0))
+            continue
+        if dry_run:
+            steps.append(Step(o, "pull", f"{endpoint.describe()} {far} -> {o.target}", None))
+            continue
+        try:
+            recv.begin()
+            try:
+                if recv.current(identity):
+                    steps.append(Step(o, "keep", f"{o.target} (already here)", 0))
+                    continue
+                endpoint.rsync(far, recv.staging, is_dir=o.is_dir, src_far=True)
+                size = recv.commit(far_marker)
+            finally:
+                recv.release()
+        except DataManifestError as e:
+            steps.append(Step(o, "skip", o.target, error=e))
+            continue
+        steps.append(Step(o, "pull", o.target, size))
+    return steps
+
+
+def pull_object(inv: Inventory, ident: str) -> Obj:
+    """The object ``ident`` names here, or, for a cache key this store has never seen
+    (``<cachetype>[@<version>]/<hash>``), the artifact it would be (SYNC-002)."""
+    from ..errors import LookupFailed
+
+    try:
+        return inv.by_id(ident)
+    except (MaintenanceError, LookupFailed):
+        if "/" not in ident:
+            raise
+    record_key, _, h = ident.rpartition("/")
+    location = os.path.join(inv.datacache_dir, ident)
+    name = record_key.split("@", 1)[0]
+    return Obj(kind="cached", id=ident, name=name, key=ident, location=location,
+               referenced=False, format="", size=None, created=None, last_access=None,
+               state="missing", protected=None, target=location, is_dir=True,
+               record_key=record_key)
