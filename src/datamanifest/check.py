@@ -61,6 +61,18 @@ _SCHEMA_TYPES = {
 _CONTROL = re.compile(r"[\x00-\x1f]")
 
 
+def _is_binding_path(path: tuple) -> bool:
+    """Does a schema error's path point at a binding a Python reader runs (MAN-040, MAN-042)?
+    ``(ds, "loader")``, ``(ds, "_LANG", "python", "fetcher")``, ``("_LOADERS", fmt)``,
+    ``("_LANG", "python", "loaders", fmt)``."""
+    path = tuple(path)
+    if len(path) == 2 and (path[0] == "_LOADERS" or path[1] in ("fetcher", "loader")):
+        return True
+    if len(path) >= 3 and path[-3:-1] == ("_LANG", "python"):
+        return path[-1] in ("fetcher", "loader")
+    return len(path) >= 4 and path[-4:-1] == ("_LANG", "python", "loaders")
+
+
 def _wanted(err: Any) -> str:
     """The TOML type names a JSON Schema ``type`` error asked for: "a string or a table"."""
     want = err.validator_value
@@ -260,7 +272,7 @@ def _map_schema_error(err: Any, path: tuple, data: dict[str, Any], col: _Collect
         return
     name = path[0] if path else ""
     fld = path[1] if len(path) > 1 else ""
-    if fld in ("fetcher", "loader") or (path and path[0] == "_LOADERS"):
+    if _is_binding_path(path):
         if isinstance(inst, dict):
             extra = [k for k in inst if k not in ("ref", "args", "kwargs")]
             if extra:

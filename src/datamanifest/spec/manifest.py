@@ -384,4 +384,27 @@ def validate_structure(data: dict[str, Any]) -> "Manifest":
     adapter = TypeAdapter(StrictStr | Binding)
     for fmt, value in data.get("_LOADERS", {}).items():
         _binding(adapter.validate_python(value))
+    _python_bindings(data.get("_LANG", {}), adapter)
+    for name, table in data.items():
+        if not name.startswith("_") and isinstance(table, dict):
+            lang = table.get("_LANG", {})
+            if not isinstance(lang, dict) or any(not isinstance(t, dict) for t in lang.values()):
+                raise ValueError(f"{name}._LANG must be a table of tables")
+            _python_bindings(lang, adapter)
     return Manifest.from_dict(data, strict_fields=True)
+
+
+def _python_bindings(lang: dict[str, Any], adapter: Any) -> None:
+    """MAN-042: the bindings of a ``_LANG.python`` table (fetcher, loader, loaders) are
+    MAN-040 bindings; other languages' tables are not judged. Raises ValueError."""
+    table = lang.get("python")
+    if not isinstance(table, dict):
+        return
+    for field in ("fetcher", "loader"):
+        if field in table:
+            _binding(adapter.validate_python(table[field]))
+    loaders = table.get("loaders", {})
+    if not isinstance(loaders, dict):
+        raise ValueError("_LANG.python.loaders must be a table")
+    for value in loaders.values():
+        _binding(adapter.validate_python(value))
