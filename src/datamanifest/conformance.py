@@ -59,10 +59,12 @@ from typing import Any, TextIO
 
 SPEC_VERSION = 1
 KINDS = ("parse", "reject", "key", "hash", "shell", "resolve", "roundtrip", "discover",
-         "archive", "layout", "verify", "autofill", "tree", "produce", "datacache", "objects")
+         "archive", "layout", "verify", "autofill", "tree", "produce", "datacache", "objects",
+         "author")
 EXIT_UNSUPPORTED = 3
 JSON_KIND_DIRS = ("key", "hash", "shell", "resolve", "roundtrip", "discover", "archive",
-                  "layout", "verify", "autofill", "tree", "produce", "datacache", "objects")
+                  "layout", "verify", "autofill", "tree", "produce", "datacache", "objects",
+                  "author")
 
 
 @dataclass(frozen=True)
@@ -472,7 +474,64 @@ def _answer_objects(request: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-_MORE = {"objects": _answer_objects, "produce": _answer_produce, "datacache": _answer_datacache, "tree": _answer_tree,
+def _answer_author(request: dict[str, Any]) -> dict[str, Any]:
+    """AUT-003/AUT-004/AUT-010..AUT-013: names, new entries and imported lists."""
+    from .author.edit import new_errors
+    from .spec import authoring as aut
+
+    op = request["operation"]
+    if op == "name":
+        source = aut.uri_name_source(request["uri"]) if "uri" in request else request["source"]
+        try:
+            return {"name": aut.derive_name(source, set(request.get("taken", [])))}
+        except aut.NameTaken:
+            return {"error": "DM141"}
+    document = request.get("document", "")
+    warnings: list[aut.Warning_] = []
+    if op == "add":
+        entries = [aut.Entry(uri=request["uri"], name=request.get("name", ""),
+                             extract=bool(request.get("extract")),
+                             version=request.get("version", ""))]
+    else:
+        fmt = request["format"]
+        try:
+            if fmt == "pooch":
+                entries, warnings = aut.parse_pooch(request["text"], request.get("base_url", ""))
+            elif fmt == "urls":
+                entries, warnings = aut.parse_urls(request["text"])
+            else:
+                import yaml
+
+                try:
+                    node = yaml.compose(request["text"], Loader=yaml.SafeLoader)
+                except yaml.YAMLError:
+                    return {"error": "DM143"}  # the position is the YAML parser's (AUT-012)
+                entries, warnings = aut.parse_dvc(node, request.get("folder", ""))
+                files = request.get("files", [])
+                entries, more = aut.expand_folders(entries, lambda d: [
+                    f[len(d) + 1:] for f in files if f.startswith(d + "/")])
+                warnings += more
+        except aut.SourceError as e:
+            return {"error": e.code, "line": e.line, "column": e.column}
+    try:
+        planned = aut.plan(document, tomllib.loads(document), entries)
+    except aut.NameTaken:
+        return {"error": "DM141"}
+    if op == "add" and planned.skipped:
+        return {"error": "DM033"}
+    bad = new_errors("document.toml", document, planned.text)
+    if bad:
+        return {"error": bad[0].code}
+    out: dict[str, Any] = {"document": planned.text,
+                           "entries": [{"name": e.name, **e.table()} for e in planned.added]}
+    if op == "import":
+        out["skipped"] = [e.uri for e, _ in planned.skipped]
+        out["warnings"] = [{"code": w.code, "line": w.line, "column": w.column}
+                           for w in warnings]
+    return out
+
+
+_MORE = {"author": _answer_author, "objects": _answer_objects, "produce": _answer_produce, "datacache": _answer_datacache, "tree": _answer_tree,
          "discover": _answer_discover, "archive": _answer_archive, "layout": _answer_layout,
          "verify": _answer_verify, "autofill": _answer_autofill}
 

@@ -153,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     with tarfile.open(tarball, "w:gz") as tf:
         for name in ("example_1.nc", "bears.nc"):
             tf.add(_package_file("xarray", "tests", "data", name), arcname=f"samples/{name}")
+    shutil.copy(_package_file("xarray", "tests", "data", "example_1.nc"),
+                served / "xarray" / "example_1.nc")
 
     project = work / "project"
     project.mkdir()
@@ -168,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
             ["status"],
             ["path", "finals2000A"],
             ["fetch"],
+            ["add", f"{base}/xarray/example_1.nc", "-q"],  # declare + fetch + record
+            ["show", "example_1"],
         ]
         for args in steps:
             print(f"\n$ datamanifest {' '.join(args)}", flush=True)
@@ -175,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
             if code != 0:
                 print(f"demo: `datamanifest {' '.join(args)}` exited {code}", file=sys.stderr)
                 return code
-        print(f"\nGET requests served: {dict(srv.hits)} (the second fetch downloaded nothing)")
+        print(f"\nGET requests served: {dict(srv.hits)} (the second fetch downloaded nothing;"
+              " `add` fetched example_1.nc once)")
     print("\n$ cat datamanifest.toml   # leap-seconds now has its checksum, comments kept")
     print((project / "datamanifest.toml").read_text())
     extracted = sorted(p.relative_to(project) for p in (project / "datasets").rglob("*.nc"))
@@ -191,6 +196,12 @@ def main(argv: list[str] | None = None) -> int:
     code = _produced_step(project, cli)
     if code != 0:
         print(f"demo: the produced step exited {code}", file=sys.stderr)
+        return code
+    print("\n$ datamanifest list   # every object of the store: datasets and produced artifacts",
+          flush=True)
+    code = subprocess.call(cli + ["list"], cwd=project)
+    if code != 0:
+        print(f"demo: `datamanifest list` exited {code}", file=sys.stderr)
         return code
     print(f"\ndemo done: {project}")
     return 0

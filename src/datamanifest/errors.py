@@ -92,6 +92,11 @@ CODES: dict[str, tuple[str, str, str]] = {
     "DM135": ("SYNC-001", "error", "far store cannot be resolved"),
     "DM136": ("MNT-012", "error", "malformed age or size"),
     "DM137": ("SYNC-003", "error", "transfer failed"),
+    # authoring
+    "DM140": ("AUT-001", "error", "a manifest already exists there"),
+    "DM141": ("AUT-004", "error", "the dataset name is taken"),
+    "DM143": ("AUT-011", "error", "malformed import source"),
+    "DM144": ("AUT-011", "warning", "a digest that cannot be imported as a checksum"),
     "DM120": ("TREE-006", "error", "a folder that has no tree checksum"),
     "DM121": ("TREE-007", "error", "checksum kind does not fit the dataset"),
     "DM122": ("TREE-014", "error", "verify found differences"),
@@ -271,3 +276,11 @@ class MaintenanceError(DataManifestError):
     """A maintenance action refused or failed (SCHEMA.md §22–§23, DM130–DM137)."""
 
     code = "DM130"
+
+
+class AuthoringError(DataManifestError):
+    """An authoring verb refused an edit (SCHEMA.md §24, DM140–DM143): a manifest already
+    there (DM140), a name taken (DM141), an import source that does not parse (DM143,
+    located at its line and column)."""
+
+    code = "DM141"

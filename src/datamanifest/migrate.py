@@ -134,13 +134,38 @@ def fill_checksums_text(text: str, values: dict[str, str]) -> tuple[str, list[st
     line ``checksum = "<value>"`` is inserted right after the ``uri`` line, or
     after the dataset's last key when it has no ``uri``. Returns (new text, names filled).
     """
+    return _set_checksums(text, values, replace=False)
+
+
+def set_checksums_text(text: str, values: dict[str, str]) -> tuple[str, list[str]]:
+    """Set the checksums of a manifest's text, replacing declared ones (AUT-007, MAN-004).
+
+    Like :func:`fill_checksums_text`, but a non-empty ``checksum`` is replaced in place
+    (its comment kept), and a legacy ``sha256`` gets the new hexadecimal digest in place
+    when the value is a sha256 checksum, else is removed and ``checksum`` inserted. A
+    value equal to the declared one is no change. Returns (new text, names changed).
+    """
+    return _set_checksums(text, values, replace=True)
+
+
+def _set_checksums(text: str, values: dict[str, str], replace: bool) -> tuple[str, list[str]]:
     doc = tomlkit.parse(text)
     filled = []
     for name, value in values.items():
         table = doc.get(name)
         if table is None or not hasattr(table, "get"):
             continue
-        if table.get("checksum", "") or table.get("sha256", ""):
+        if replace and table.get("sha256", "") and not table.get("checksum", ""):
+            algo, _, hexd = value.partition(":")
+            if algo == "sha256":
+                if table["sha256"] != hexd:
+                    table["sha256"] = hexd
+                    filled.append(name)
+                continue
+            del table["sha256"]
+        elif replace and table.get("checksum", "") == value:
+            continue
+        elif not replace and (table.get("checksum", "") or table.get("sha256", "")):
             continue  # filled meanwhile, or legacy digest present
         if "checksum" in table:
             table["checksum"] = value
@@ -148,6 +173,8 @@ def fill_checksums_text(text: str, values: dict[str, str]) -> tuple[str, list[st
             table.value._insert_after("uri", "checksum", tomlkit.item(value))  # noqa: SLF001
         else:
             table["checksum"] = value
+        if replace and "sha256" in table:
+            del table["sha256"]  # it would disagree with the new checksum (SUM-006)
         filled.append(name)
     return tomlkit.dumps(doc), filled
 
@@ -165,21 +192,17 @@ def _header_root(line: str) -> str | None:
     return next(iter(doc), None)
 
 
-def remove_datasets_text(text: str, names: list[str]) -> str:
-    """The manifest text without the tables of ``names`` (MNT-022 ``--prune``, MAN-004).
-
-    Each dataset's header, body and sub-tables go, with the comment lines right above its
-    header (they describe it); everything else, comments included, stays as it was. A
-    dataset written some other way (dotted keys at the top level) is removed by tomlkit.
-    """
+def _dataset_lines(text: str, names: list[str]) -> tuple[list[str], list[bool]]:
+    """The lines of ``text`` and, per line, whether it belongs to one of ``names``' tables:
+    their headers, bodies and sub-tables, and the comment lines right above a header."""
     lines = text.splitlines(keepends=True)
-    drop = [False] * len(lines)
+    mine = [False] * len(lines)
     current: str | None = None
     for i, line in enumerate(lines):
         root = _header_root(line)
         if root is not None:
             current = root
-        drop[i] = current in names
+        mine[i] = current in names
     # the comment lines right above a header belong to that header's table
     for i, line in enumerate(lines):
         root = _header_root(line)
@@ -187,8 +210,27 @@ def remove_datasets_text(text: str, names: list[str]) -> str:
             continue
         j = i - 1
         while j >= 0 and lines[j].lstrip().startswith("#"):
-            drop[j] = root in names
+            mine[j] = root in names
             j -= 1
+    return lines, mine
+
+
+def dataset_text(text: str, name: str) -> str:
+    """The lines of the manifest that declare dataset ``name`` (its tables and the comments
+    above them), as written; ``""`` when it is not written as tables of its own."""
+    lines, mine = _dataset_lines(text, [name])
+    return "".join(line for line, m in zip(lines, mine) if m).strip("\n") + "\n" \
+        if any(mine) else ""
+
+
+def remove_datasets_text(text: str, names: list[str]) -> str:
+    """The manifest text without the tables of ``names`` (MNT-022 ``--prune``, MAN-004).
+
+    Each dataset's header, body and sub-tables go, with the comment lines right above its
+    header (they describe it); everything else, comments included, stays as it was. A
+    dataset written some other way (dotted keys at the top level) is removed by tomlkit.
+    """
+    lines, drop = _dataset_lines(text, names)
     new = "".join(line for line, d in zip(lines, drop) if not d)
     new = re.sub(r"\n{3,}", "\n\n", new).rstrip("\n") + "\n" if new.strip() else ""
     expected = {k: v for k, v in tomllib.loads(text).items() if k not in names}

@@ -77,7 +77,20 @@ class Project:
             p = Path(path)
             mpath = discover(p) if p.is_dir() else p
         mpath = mpath.resolve()
-        result = check_path(mpath)
+        return cls._checked(mpath, check_path(mpath))
+
+    @classmethod
+    def from_text(cls, manifest_path: str | Path, text: str) -> "Project":
+        """A project whose manifest is ``text`` (not the file's bytes), rooted at
+        ``manifest_path``'s folder: what a fetch would do with an edit before it is written
+        (SCHEMA.md AUT-005). Raises :class:`ManifestError` (DM091) as :meth:`open` does."""
+        from .check import check_text
+
+        mpath = Path(manifest_path).resolve()
+        return cls._checked(mpath, check_text(text, str(mpath), "manifest"))
+
+    @classmethod
+    def _checked(cls, mpath: Path, result: CheckResult) -> "Project":
         # MAN-011: unknown fields are typos to `check`, but readers keep and ignore them.
         errors = [d for d in result.errors if d.code != "DM010"]
         if errors:

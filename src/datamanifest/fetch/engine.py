@@ -41,6 +41,7 @@ from .bindings import find_peer, run_fetcher, run_peer
 from . import archive as _archive
 from .sources import (
     SSH_SCHEMES,
+    FileDownload,
     HTTPDownload,
     Interrupted,
     git_clone,
@@ -165,6 +166,24 @@ class FetchReport:
         return [o.name for o in self.outcomes if o.status == "missing"]
 
 
+def dataset_record(project: Project, name: str, path: Path, checksum: str, size: int | None,
+                   tree_path: Path | None = None) -> DatasetRecord:
+    """The state record of dataset ``name`` found at ``path`` (STA-002): its storage path
+    (relative to the project root when under it), checksum, size in bytes, uri, the time
+    now, and its tree manifest (``tree_path``) when it is a folder."""
+    ds = project.dataset(name)
+    try:
+        spath = path.relative_to(project.root).as_posix()
+    except ValueError:
+        spath = str(path)
+    algo, _, hexd = checksum.partition(":")
+    rec = DatasetRecord(storage_path=spath, sha256=hexd if algo == "sha256" else None,
+                        checksum=checksum or None, size=size, uri=ds.uri or None, fetched=_now())
+    if tree_path is not None:
+        rec.tree = tree_path.relative_to(project.state_file.parent).as_posix()
+    return rec
+
+
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
@@ -173,17 +192,22 @@ class Fetcher:
     """Materialize datasets of a :class:`~datamanifest.project.Project`.
 
     ``jobs``: datasets fetched at once (default 4). ``lock_timeout``: seconds to
-    wait for another process's lock (None: wait as long as it heartbeats).
+    wait for another process's lock (None: wait as long as it heartbeats). ``force``:
+    download again even when present, every dataset (True) or these names. ``adopt``:
+    dataset name -> a local file whose bytes stand in for the dataset's ``uri`` (AUT-010:
+    copied through staging and verified like a download; the record keeps the ``uri``).
     """
 
     def __init__(self, project: Project, *, jobs: int = 4, progress: Progress | None = None,
-                 lock_timeout: float | None = None, force: bool = False,
-                 offline: bool = False, per_host: int = 4, processes: bool = True) -> None:
+                 lock_timeout: float | None = None, force: bool | set[str] = False,
+                 offline: bool = False, per_host: int = 4, processes: bool = True,
+                 adopt: dict[str, Path] | None = None) -> None:
         self.project = project
         self.jobs = max(1, jobs)
         self.progress = progress or NullProgress()
         self.lock_timeout = lock_timeout
         self.force = force
+        self.adopt = adopt or {}
         self.offline = offline  # FET-006: resolve only what is already present
         self.per_host = max(1, per_host)  # FET-007: downloads from one host at once
         self.processes = processes  # many datasets: forked workers (see run)
@@ -204,9 +228,10 @@ class Fetcher:
             return Outcome(name, "skipped")
         target = self.project.target(name)
         declared = ds.effective_checksum
-        if not self.force and not checked and self._is_current(target, declared):
+        forced = self._forced(name)
+        if not forced and not checked and self._is_current(target, declared):
             return self._present(name, target)
-        if not self.force:
+        if not forced:
             for candidate in self.project.pool_candidates(name):  # POOL-002..POOL-004
                 if pool_hit(candidate, declared):
                     rec = candidate.read_marker()
@@ -228,7 +253,7 @@ class Fetcher:
         lock.acquire()
         keep = False  # a deferred publish keeps the lock until the batch's sync (_forked_batch)
         try:
-            if not self.force and self._is_current(target, declared):  # LCK-003
+            if not forced and self._is_current(target, declared):  # LCK-003
                 out = self._present(name, target)
                 out.waited = bool(waited)
                 return out
@@ -244,6 +269,9 @@ class Fetcher:
         finally:
             if not keep:
                 lock.release()
+
+    def _forced(self, name: str) -> bool:
+        return self.force is True or (not isinstance(self.force, bool) and name in self.force)
 
     def _host_of(self, name: str) -> str:
         """The host a dataset downloads from ("" for local sources), for the cap of FET-007."""
@@ -268,7 +296,7 @@ class Fetcher:
 
     def _quick_present(self, name: str) -> Outcome | None:
         """The outcome of a dataset that is already current, checked inline; else None."""
-        if self.force:
+        if self._forced(name):
             return None
         ds = self.project.dataset(name)
         if ds.skip_download or ds.lazy_access:
@@ -384,8 +412,10 @@ class Fetcher:
                 defer = self._defer is not None and not ds.extract
                 dest = target.path.with_name(target.path.name + ".part") if ds.extract else target.staging
                 dest.parent.mkdir(parents=True, exist_ok=True)
-                resumable = scheme_of(ds.uri) in ("http", "https")
-                if resume is not None and resumable:
+                resumable = scheme_of(ds.uri) in ("http", "https") and name not in self.adopt
+                if name in self.adopt:  # AUT-010: bytes already on this machine
+                    src_cm = FileDownload(self.adopt[name])
+                elif resume is not None and resumable:
                     src_cm = HTTPDownload(ds.uri, resume["offset"], resume["validator"])
                 else:
                     src_cm = open_source(ds.uri, base)
@@ -568,22 +598,7 @@ class Fetcher:
     def _record(self, name: str, target: Target, checksum: str, size: int | None,
                 tree_path: Path | None = None) -> None:
         ds = self.project.dataset(name)
-        try:
-            rel = target.path.relative_to(self.project.root)
-            spath = rel.as_posix()
-        except ValueError:
-            spath = str(target.path)
-        algo, _, hexd = checksum.partition(":")
-        rec = DatasetRecord(
-            storage_path=spath,
-            sha256=hexd if algo == "sha256" else None,
-            checksum=checksum or None,
-            size=size,
-            uri=ds.uri or None,
-            fetched=_now(),
-        )
-        if tree_path is not None:
-            rec.tree = tree_path.relative_to(self.project.state_file.parent).as_posix()
+        rec = dataset_record(self.project, name, target.path, checksum, size, tree_path)
         key = ds.derived_key
         old = self._known_state.get(key)
         if old is not None and (old.storage_path, old.checksum, old.size, old.tree) == (

@@ -56,7 +56,7 @@ def _remove(path: str) -> None:
         os.unlink(path)
 
 
-def _lock(path: str, stale_age: float) -> Lock:
+def lock_object(path: str, stale_age: float) -> Lock:
     """The object's lock, taken without waiting (MNT-020): DM131 when a live writer holds it."""
     lock = Lock(path + ".lock", stale_age=stale_age, timeout=0, poll=0.01)
     try:
@@ -94,7 +94,7 @@ def _discard(o: Obj) -> None:
 
 
 def _delete_bytes(o: Obj, stale_age: float) -> None:
-    lock = _lock(o.location, stale_age)
+    lock = lock_object(o.location, stale_age)
     try:
         _discard(o)
     finally:
@@ -228,12 +228,12 @@ def move(inv: Inventory, o: Obj, dest: str, *, dry_run: bool = False) -> Step:
         return Step(o, "adopt" if existing else "move", new, 0 if existing else o.size)
     stale = inv.project.storage.lock_stale_age
     try:
-        src_lock = _lock(o.location, stale)
+        src_lock = lock_object(o.location, stale)
     except MaintenanceError as e:
         return Step(o, "skip", o.location, error=e)
     try:
         os.makedirs(os.path.dirname(new), exist_ok=True)
-        dst_lock = _lock(new, stale)
+        dst_lock = lock_object(new, stale)
         try:
             moved = 0 if existing else _copy_verified(o, new)
         except DataManifestError as e:

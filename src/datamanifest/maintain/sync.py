@@ -35,7 +35,7 @@ from ..spec.maintain import Obj
 from ..store.atomic import fsync_dir, sync_filesystem, write_bytes
 from ..store.lock import Lock
 from ..store.state import DatasetRecord, update_state
-from .actions import Step, _lock, _marker, _relative_key, _remove
+from .actions import Step, _marker, _relative_key, _remove, lock_object
 from .inventory import Inventory, OsView
 
 MARKER = ".complete"
@@ -243,7 +243,7 @@ class Receiver:
     def begin(self) -> None:
         """Take the lock without waiting (DM131) and prepare the staging area."""
         os.makedirs(os.path.dirname(self.location), exist_ok=True)
-        self._lock = _lock(self.location, self.stale_age)
+        self._lock = lock_object(self.location, self.stale_age)
         s = self.staging
         if os.path.lexists(s) and os.path.isdir(s) != self.is_dir:
             _remove(s)  # a leftover of the other shape
