@@ -175,3 +175,23 @@ def test_storage_models_agree_with_json_schema(table, hosts):
         models_ok = False
     assert schemas.validator("manifest").is_valid(data) == models_ok, data
     assert schemas.validator("config").is_valid(table) == models_ok, table
+
+
+_URL_CHARS = st.sampled_from(list("abcAZ09._~-:@/?#[]% \t\u00e9\x7f+"))
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.sampled_from(["https://", "http://", "s3://", "FILE://", "git+ssh://", "x://"]),
+       st.text(alphabet=_URL_CHARS, max_size=30))
+def test_plain_url_fast_path_equals_urlsplit(scheme, rest):
+    """KEY-002 reads URLs with urlsplit; the fast path for plain ones must give its answer."""
+    from urllib.parse import urlsplit
+
+    from datamanifest.spec import keys
+
+    uri = scheme + rest
+    m = keys._PLAIN_URL.fullmatch(uri)
+    if m is None:
+        return
+    assert tuple(keys._split.__wrapped__(uri)) == tuple(urlsplit(uri))
+    assert (urlsplit(uri).hostname or "").lower() == m.group(2).lower()

@@ -360,6 +360,9 @@ def _lenient_datasets(data: dict[str, Any], bad: dict[str, set[str] | None]) -> 
     return datasets
 
 
+_UNUSUAL_FIELDS = frozenset(LEGACY_FIELDS) | frozenset(DERIVED_FIELDS)
+
+
 def _semantic_layer(data: dict[str, Any], datasets: dict[str, Dataset], col: _Collector) -> None:
     storage = data.get("_STORAGE") if isinstance(data.get("_STORAGE"), dict) else {}
     user_symbols = {k for k in storage if not k.startswith("_") and k not in STORAGE_FIELDS}
@@ -368,17 +371,19 @@ def _semantic_layer(data: dict[str, Any], datasets: dict[str, Dataset], col: _Co
     keys_seen: dict[str, str] = {}
     ids_seen: dict[str, tuple[str, tuple]] = {n: (n, (n,)) for n in all_names}
 
+    unusual = _UNUSUAL_FIELDS
     for name, ds in datasets.items():
         raw = data[name]
-        # MAN-060 / MAN-061 legacy and derived fields
-        for f, hint in LEGACY_FIELDS.items():
-            if f in raw and f != "sha256":
-                col.add("DM050", (name, f), f"dataset {name!r}: {f!r} is deprecated", hint,
-                        at_key=True)
-        for f in DERIVED_FIELDS:
-            if f in raw:
-                col.add("DM050", (name, f), f"dataset {name!r}: {f!r} is derived and ignored",
-                        "remove it; it is computed from uri", at_key=True)
+        # MAN-060 / MAN-061 legacy and derived fields (rare: one set intersection finds them)
+        if not unusual.isdisjoint(raw):
+            for f, hint in LEGACY_FIELDS.items():
+                if f in raw and f != "sha256":
+                    col.add("DM050", (name, f), f"dataset {name!r}: {f!r} is deprecated", hint,
+                            at_key=True)
+            for f in DERIVED_FIELDS:
+                if f in raw:
+                    col.add("DM050", (name, f), f"dataset {name!r}: {f!r} is derived and "
+                            "ignored", "remove it; it is computed from uri", at_key=True)
         # SUM-004..SUM-006
         if "sha256" in raw:
             col.add("DM022", (name, "sha256"), f"dataset {name!r}: the sha256 field is legacy",

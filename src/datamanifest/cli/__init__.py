@@ -83,7 +83,18 @@ def main(ctx: click.Context, manifest: Path | None) -> None:
     The specification is SCHEMA.md; every diagnostic has a stable code DM###.
     """
     _quiet_library_logs()
+    _tune_gc()
     ctx.obj = {"manifest": manifest}
+
+
+def _tune_gc() -> None:
+    """A command is a short process that builds many small objects and few cycles: the
+    imported modules are moved out of the collector's view and young collections run
+    every 50,000 allocations instead of 700 (10,000 datasets: ~10% of `list`'s time)."""
+    import gc
+
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
 
 
 def _project(ctx: click.Context):
@@ -288,6 +299,9 @@ def schema(name: str) -> None:
 
 
 # -- conformance ---------------------------------------------------------------------------------
+from ..conformance import KINDS as _CONFORMANCE_KINDS  # noqa: E402  (stdlib imports only)
+
+
 @main.group()
 def conformance() -> None:
     """The language-neutral conformance suite (fixtures/) and its runner."""
@@ -310,9 +324,7 @@ _fixtures_option = click.option("--fixtures", "fixtures", type=click.Path(path_t
 @click.option("--impl", metavar="CMD", help="Command answering the protocol on stdin/stdout "
               "(default: this implementation, in-process). Example: --impl 'datamanifest "
               "conformance serve'.")
-@click.option("--only", "only", multiple=True, type=click.Choice(
-    ["parse", "reject", "key", "hash", "shell", "resolve", "roundtrip", "discover", "archive",
-     "layout", "verify", "autofill", "tree"]),
+@click.option("--only", "only", multiple=True, type=click.Choice(_CONFORMANCE_KINDS),
     help="Run only this kind (repeatable).")
 @click.option("--bytes", "byte_identity", is_flag=True,
               help="roundtrip cases must also match the canonical bytes (FMT-002).")

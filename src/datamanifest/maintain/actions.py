@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataManifestError, LockTimeout, MaintenanceError
-from ..migrate import remove_datasets_text
 from ..spec import produced as prd
 from ..spec.maintain import Obj
 from ..store.atomic import fsync_dir, sync_filesystem, write_bytes
@@ -137,6 +136,8 @@ def remove(inv: Inventory, objects: list[Obj], *, dry_run: bool = False,
         update_state(inv.project.state_file, {}, stale_age=stale,
                      datacache_dir=inv.datacache_dir, remove=drop_keys, instances=forget)
     if not dry_run and pruned:
+        from ..migrate import remove_datasets_text  # tomlkit: only when editing
+
         inv.project.edit_manifest(lambda text: (remove_datasets_text(text, pruned), None))
     return steps
 
@@ -165,7 +166,7 @@ def _copy_verified(o: Obj, new: str) -> int:
             fd = os.open(tmp, os.O_RDONLY)
             os.fsync(fd)
             os.close(fd)
-        probe = Obj(**{**o.__dict__, "location": tmp})
+        probe = Obj(**{**o.__dict__, "location": tmp, "_checksum": o.checksum})
         ok = verify_artifact(probe) if o.kind == "cached" else verify(probe)
         if not ok:
             raise ChecksumMismatch(o.id, (o.checksum or "digests").split(":")[0],

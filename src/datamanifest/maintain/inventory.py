@@ -95,7 +95,7 @@ def inventory(project, *, view: spec.View | None = None) -> Inventory:
         state = read_state(project.state_file, datacache_dir=datacache_dir)
     except StateError:
         state = State()
-    records = {k: r.model_dump() for k, r in state.datasets.items()}
+    records = {k: r.__dict__ for k, r in state.datasets.items()}  # the declared fields
     try:
         objects = spec.objects_of(project.manifest, res, project.storage.platform,
                                   records=records, datacache=state.other.get("datacache", {}),

@@ -11,7 +11,7 @@ import functools
 import hashlib
 import posixpath
 import re
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit
 
 #: Suffixes reserved for control files next to a dataset (STO-005, KEY-004).
 RESERVED_SUFFIXES = (".tmp", ".lock", ".complete", ".part")
@@ -59,9 +59,18 @@ def check_key(key: str) -> None:
             raise UnsafeKey(f"the key {key!r} ends in {suffix!r}, reserved for control files")
 
 
+#: ``scheme://host/path`` with nothing ``urlsplit`` would treat specially (no user info,
+#: port, IPv6 brackets, query, fragment, white space or control characters): its parts are
+#: read by position, which gives exactly what ``urlsplit`` gives, in a tenth of the time.
+_PLAIN_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://([A-Za-z0-9._~-]+)(/[^?#\x00-\x20\x7f]*)?")
+
+
 @functools.lru_cache(maxsize=65536)
 def _split(uri: str):
     """``urlsplit`` that reports an unparsable URI as :class:`UnsafeKey`."""
+    m = _PLAIN_URL.fullmatch(uri)
+    if m is not None:
+        return SplitResult(m.group(1).lower(), m.group(2), m.group(3) or "", "", "")
     try:
         parts = urlsplit(uri)
         parts.hostname  # noqa: B018 - may raise on a malformed netloc
@@ -72,6 +81,8 @@ def _split(uri: str):
 
 def _split_format(query: str) -> tuple[str, str]:
     """Split a query string into (format value, remaining query)."""
+    if not query:
+        return "", ""
     pairs = parse_qsl(query, keep_blank_values=True)
     fmt = ""
     rest = []
@@ -87,6 +98,9 @@ def _source_parts(uri: str) -> tuple[str, str, str]:
     """(host, path, query) of a URI or plain path for key derivation (KEY-002)."""
     if _WINDOWS_DRIVE.match(uri):
         return "", "/" + uri[3:].replace("\\", "/"), ""
+    m = _PLAIN_URL.fullmatch(uri)
+    if m is not None and m.group(1).lower() != "file":  # its host is its netloc
+        return m.group(2).lower(), m.group(3) or "", ""
     parts = _split(uri)
     if parts.scheme in ("", "file"):
         return "", parts.path, parts.query

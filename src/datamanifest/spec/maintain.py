@@ -20,7 +20,7 @@ import os
 import re
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from . import produced as prd
@@ -101,9 +101,9 @@ class Obj:
     """One object of a store (MNT-002). Times are seconds since the epoch (None: unknown).
 
     ``target`` is where the object belongs (a dataset's target, an artifact's derived
-    folder); ``recorded`` the location the state file records, if any; ``marker`` its
-    completion marker's path; ``is_dir`` whether its bytes are a folder; ``checksum``
-    what its marker records (a dataset) — the internals that actions need.
+    folder); ``recorded`` the location the state file records, if any; ``is_dir`` whether
+    its bytes are a folder; :attr:`checksum` what its marker records (a dataset) — the
+    internals that actions need.
     """
 
     kind: str
@@ -121,8 +121,23 @@ class Obj:
     target: str = ""
     recorded: str | None = None
     is_dir: bool = False
-    checksum: str = ""
     record_key: str = ""
+    #: a dataset's declared checksum, and where to read what its marker records (read on
+    #: first use of :attr:`checksum`: a listing opens no marker it does not need)
+    declared: str = ""
+    marker_file: str | None = None
+    view: Any = field(default=None, repr=False, compare=False)
+    _checksum: str | None = field(default=None, repr=False)
+
+    @property
+    def checksum(self) -> str:
+        """What the object's marker records (a dataset), else its declared checksum."""
+        if self._checksum is None:
+            rec = _marker_record(self.view.read(self.marker_file)) \
+                if self.marker_file and self.view is not None else {}
+            got = rec.get("checksum")
+            self._checksum = got if isinstance(got, str) and got else self.declared
+        return self._checksum
 
     def as_json(self) -> dict[str, Any]:
         """The MNT-002 fields, times as RFC 3339 UTC."""
@@ -208,11 +223,14 @@ def data_object(name: str, *, key: str, target: str, is_dir: bool, managed: str,
                 state = "clean" if recorded == cand else "untracked"
                 break
     size = created = atime = None
-    checksum = ""
+    marker = None
     if found is not None and not (lazy_access or skip_download):
-        rec = _marker_record(view.read(marker_of(location)))
-        size = rec.get("size") if isinstance(rec.get("size"), int) else None
-        checksum = rec.get("checksum") if isinstance(rec.get("checksum"), str) else ""
+        marker = marker_of(location)
+        if found[0].is_dir:  # a folder's size is what its marker records
+            rec = _marker_record(view.read(marker))
+            size = rec.get("size") if isinstance(rec.get("size"), int) else None
+        else:
+            size = found[0].size
         created = found[1].mtime
         atime = found[0].atime
     elif found is not None:
@@ -221,8 +239,8 @@ def data_object(name: str, *, key: str, target: str, is_dir: bool, managed: str,
     prot = protection(location, managed=managed, skip_download=skip_download,
                       lazy_access=lazy_access, pools=pools, roots=roots)
     return Obj("data", name, name, key, location, True, fmt, size, created, atime, state, prot,
-               target=target, recorded=recorded, is_dir=is_dir, checksum=checksum or declared,
-               record_key=key)
+               target=target, recorded=recorded, is_dir=is_dir, record_key=key,
+               declared=declared, marker_file=marker, view=view)
 
 
 def _artifact_facts(folder: str, view: View) -> tuple[bool, dict | None, Stat | None, list[str]]:

@@ -249,9 +249,18 @@ def storage_path(name: str, ds: Dataset, resolved: Resolved, platform: Platform)
     key = ds.derived_key
     if ds.extract:
         key = _keys.extracted_key(key)
-    expr = ds.storage_path or ds.local_path or "$datasets_dir/$key"
-    symbols = dict(resolved.symbols, key=key)
+    expr = ds.storage_path or ds.local_path or DEFAULT_STORAGE_PATH
+    if expr == DEFAULT_STORAGE_PATH:
+        # the common case, without the expansion machinery: datasets_dir is already an
+        # absolute, normalized path, and a key has no empty, "." or ".." segment (KEY-004)
+        return resolved.settings["datasets_dir"].value.rstrip("/") + "/" + key, "keyed"
+    # a key is literal text: a "$" in a URL's path is not a symbol (STO-003)
+    symbols = dict(resolved.symbols, key=key.replace("$", "$$"))
     return expand_path(expr, symbols, platform), ("keyed" if _storage.is_keyed(expr) else "exact")
+
+
+#: The storage path of a dataset that declares none (STO-001).
+DEFAULT_STORAGE_PATH = "$datasets_dir/$key"
 
 
 # -- ladders ---------------------------------------------------------------------------------------

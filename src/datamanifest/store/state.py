@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from ..errors import StateError
 from ..spec import produced as _produced
@@ -61,6 +61,9 @@ class DatasetRecord(BaseModel):
     tree: str | None = None  # latest tree manifest, relative to the state file's folder
 
 
+_RECORDS = TypeAdapter(dict[str, DatasetRecord])
+
+
 class State(BaseModel):
     """The whole state document. ``other`` holds every table besides _META and datasets."""
 
@@ -85,11 +88,14 @@ class State(BaseModel):
         if not isinstance(raw, dict):
             raise ValueError("datasets is not a table")
         datasets, unreadable = {}, {}
-        for k, v in raw.items():
-            try:
-                datasets[k] = DatasetRecord.model_validate(v)
-            except ValueError:
-                unreadable[k] = v
+        try:  # one call for all records; one by one only to find the unreadable ones
+            datasets = _RECORDS.validate_python(raw)
+        except ValueError:
+            for k, v in raw.items():
+                try:
+                    datasets[k] = DatasetRecord.model_validate(v)
+                except ValueError:
+                    unreadable[k] = v
         other = {k: v for k, v in data.items() if k not in ("_META", "datasets")}
         schema = _produced.legacy_schema(data)
         if schema < STATE_SCHEMA:
@@ -137,11 +143,60 @@ def journal_path(path: Path) -> Path:
     return path.with_name(JOURNAL_FILE)
 
 
-def _parse(path: Path, datacache_dir: str | None) -> State | None:
+#: beside the state file: its parsed form as JSON, tagged with the identity of the bytes it
+#: came from (size, mtime, ctime, inode). JSON parses about 15 times faster than TOML, and a
+#: state file of 10,000 records is 2 MB. Not a document of the spec: a cache, regenerated
+#: whenever the identity differs, like a .pyc file.
+PARSED_CACHE = ".state.parsed.json"
+
+
+def _identity(st: os.stat_result) -> list[int]:
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+
+
+def _load_parsed(path: Path) -> dict[str, Any] | None:
+    """The state file's parsed dict: from the cache when it tags these very bytes, else
+    parsed (and the cache refreshed, best effort). None when the file is absent. Raises
+    OSError, UnicodeDecodeError or TOMLDecodeError for an unreadable file."""
+    import json
+
     try:
-        data = tomlparse.loads(path.read_text(encoding="utf-8"))
+        f = open(path, "rb")
     except FileNotFoundError:
         return None
+    with f:
+        ident = _identity(os.fstat(f.fileno()))  # of the bytes read below, not of the name
+        cache = path.with_name(PARSED_CACHE)
+        try:
+            doc = json.loads(cache.read_bytes())
+            if doc.get("identity") == ident and isinstance(doc.get("data"), dict):
+                return doc["data"]
+        except (OSError, ValueError, AttributeError):
+            pass
+        data = tomlparse.loads(f.read().decode("utf-8"))
+    if ident[0] > 64 * 1024:  # small files parse fast; no cache to keep for them
+        _save_parsed(path, ident, data)
+    return data
+
+
+def _save_parsed(path: Path, ident: list[int], data: dict[str, Any]) -> None:
+    import json
+
+    try:
+        text = json.dumps({"identity": ident, "data": data}, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return  # TOML dates and times have no JSON form: such a file is simply not cached
+    try:
+        write_bytes(path.with_name(PARSED_CACHE), text.encode("utf-8"))
+    except OSError:
+        pass
+
+
+def _parse(path: Path, datacache_dir: str | None) -> State | None:
+    try:
+        data = _load_parsed(path)
+        if data is None:
+            return None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise StateError(f"cannot read the state file: {e}", file=str(path),
                          hint="it is regenerable: move it away and run `datamanifest fetch`") from e
@@ -197,6 +252,7 @@ def _prepare(path: Path, stale_age: float) -> Lock:
 
 def _rewrite(path: Path, state: State) -> None:
     """Write ``state`` whole, then drop the folded journal and legacy files (caller holds the lock)."""
+    # the parse cache is refreshed by the next reader (the identity changed with the rename)
     write_bytes(path, tomli_w.dumps(state.to_dict()).encode("utf-8"))
     journal_path(path).unlink(missing_ok=True)
     for lp in legacy_paths(path):
