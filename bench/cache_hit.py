@@ -77,10 +77,21 @@ def worker(tool: str, size: int, work: Path, repeat: int) -> dict:
         (work / f".filled-{tool}").write_text("")
     call(0)  # warm: imports, project resolution
     rng = random.Random(1)
-    hits = _timed(call, [rng.randrange(size) for _ in range(repeat)])
+    keys = [rng.randrange(size) for _ in range(repeat)]
+    cold = None
+    if tool == "datamanifest":
+        # a hit on an instance this process has not judged yet: the verdict memo (PRD-020
+        # verdicts by file identity) emptied before each call, so small stores get no help
+        from datamanifest.cache import artifact
+
+        def cold_call(k):
+            artifact._VERDICTS.clear()
+            call(k)
+        cold = _timed(cold_call, keys)
+    hits = _timed(call, keys)
     misses = _timed(call, [size + 10_000_000 + j for j in range(min(repeat, 200))])
     own = _timed(bench_mod.f, range(repeat))
-    return {"fill_s": fill, "hit": hits, "miss": misses, "own": own}
+    return {"fill_s": fill, "hit": hits, "cold": cold, "miss": misses, "own": own}
 
 
 def _fill_datamanifestpy(work: Path, size: int) -> None:
@@ -151,13 +162,16 @@ def main() -> int:
     ap.add_argument("--size", type=int)
     ap.add_argument("--dir")
     ap.add_argument("--keep", action="store_true", help="keep the stores (prints where)")
+    ap.add_argument("--tools", default="datamanifest,joblib,datamanifestpy",
+                    help="which tools to run (comma-separated)")
     args = ap.parse_args()
     if args.worker:
         print(json.dumps(worker(args.worker, args.size, Path(args.dir), args.repeat)))
         return 0
     sizes = [int(s) for s in args.sizes.split(",")]
-    tools = [("datamanifest", sys.executable), ("joblib", sys.executable)]
-    peer = _peer_python()
+    wanted = args.tools.split(",")
+    tools = [(t, sys.executable) for t in ("datamanifest", "joblib") if t in wanted]
+    peer = _peer_python() if "datamanifestpy" in wanted else None
     if peer:
         tools.append(("datamanifestpy", peer))
     base = Path(tempfile.mkdtemp(prefix="dm-cache-bench-", dir=ROOT / ".cache"
@@ -198,10 +212,18 @@ def main() -> int:
                 cells.append(f"{med:9.3f} / {p90:9.3f}")
         print(f"{size:>10} | " + " | ".join(f"{c:>22}" for c in cells))
     ours = [statistics.median(results[("datamanifest", s)]["hit"]) for s in sizes]
+    cold = [statistics.median(results[("datamanifest", s)]["cold"]) for s in sizes]
     jl = [statistics.median(results[("joblib", s)]["hit"]) for s in sizes]
-    print(f"\nour hit / joblib hit: " + ", ".join(f"{o / j:.2f}x at {s}" for o, j, s
-                                                    in zip(ours, jl, sizes)))
-    print(f"our hit, largest / smallest store: {ours[-1] / ours[0]:.2f}x")
+    print("our cold hit (an instance not yet judged in this process; ms, median / 90th): " +
+          ", ".join(f"{ms(results[('datamanifest', s)]['cold']):.3f} / "
+                    f"{ms(results[('datamanifest', s)]['cold'], 0.9):.3f} at {s}"
+                    for s in sizes))
+    print("\nour hit / joblib hit: " + ", ".join(f"{o / j:.2f}x at {s}" for o, j, s
+                                                 in zip(ours, jl, sizes)))
+    print("our cold hit / joblib hit: " + ", ".join(f"{o / j:.2f}x at {s}" for o, j, s
+                                                   in zip(cold, jl, sizes)))
+    print(f"our hit, largest / smallest store: {ours[-1] / ours[0]:.2f}x; cold: "
+          f"{cold[-1] / cold[0]:.2f}x")
     misses = [statistics.median(results[("datamanifest", s)]["miss"]) * 1000 for s in sizes]
     print("our miss (median, ms): " + ", ".join(f"{m:.2f} at {s}" for m, s in zip(misses, sizes)))
     for s in sizes:

@@ -65,17 +65,45 @@ class Artifact:
 
 # -- reading ---------------------------------------------------------------------------------------------
 def _read_bytes(path: str) -> bytes | None:
+    """The bytes of a file, None when it is absent or a folder: one read of its fstat size
+    and one more only when the file grew meanwhile (a small file: four system calls)."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return None
     try:
-        chunks = []
+        size = os.fstat(fd).st_size
+        first = os.read(fd, size + 1)
+        if len(first) <= size:
+            return first
+        chunks = [first]
         while chunk := os.read(fd, 1 << 16):
             chunks.append(chunk)
         return b"".join(chunks)
     except IsADirectoryError:
         return None
+    finally:
+        os.close(fd)
+
+
+def _read_signed(path: str) -> tuple[bytes | None, tuple[int, int, int, bool] | None]:
+    """(bytes, signature as :func:`_sig`) of a file read once; (None, None) when absent."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return None, None
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            return None, (st.st_ino, st.st_mtime_ns, st.st_size, True)
+        data = os.read(fd, st.st_size + 1)
+        if len(data) > st.st_size:  # it grew while read: read it whole, sign what was read
+            chunks = [data]
+            while chunk := os.read(fd, 1 << 16):
+                chunks.append(chunk)
+            data = b"".join(chunks)
+            st = os.fstat(fd)
+        return data, (st.st_ino, st.st_mtime_ns, st.st_size, False)
     finally:
         os.close(fd)
 
@@ -99,21 +127,23 @@ _VERDICTS_MAX = 4096
 def check(folder: str, ident: spec.Identity, fmt: Format,
           basename: str) -> tuple[bool, str, spec.Marker | None]:
     """(hit, reason, the parsed marker or None when absent) for ``folder`` (PRD-020)."""
-    msig = _sig(folder + "/" + spec.MARKER)
-    if msig is None:
-        return False, "no completion marker", None
     name = spec.data_entry(fmt.name, basename)
-    sigs = (msig, _sig(folder + "/" + spec.CONFIG), _sig(folder + "/" + name))
     key = (folder, ident, fmt.name, basename)
     memo = _VERDICTS.get(key)
-    if memo is not None and memo[0] == sigs:
-        return memo[1]
-    marker = _read_bytes(folder + "/" + spec.MARKER)
+    if memo is not None:  # three stats say whether the verdict still holds
+        msig = _sig(folder + "/" + spec.MARKER)
+        if msig is None:
+            return False, "no completion marker", None
+        if memo[0] == (msig, _sig(folder + "/" + spec.CONFIG), _sig(folder + "/" + name)):
+            return memo[1]
+    # read (each file's signature from the descriptor read), then judge
+    marker, msig = _read_signed(folder + "/" + spec.MARKER)
     if marker is None:
         return False, "no completion marker", None
-    esig = sigs[2]
-    result = spec.verdict(marker=marker.decode("utf-8", errors="replace"),
-                          config=_read_bytes(folder + "/" + spec.CONFIG),
+    config, csig = _read_signed(folder + "/" + spec.CONFIG)
+    esig = _sig(folder + "/" + name)
+    sigs = (msig, csig, esig)
+    result = spec.verdict(marker=marker.decode("utf-8", errors="replace"), config=config,
                           entry_exists=esig is not None and esig[3] == fmt.folder,
                           ident=ident, fmt=fmt.name, entry_name=name)
     if len(_VERDICTS) >= _VERDICTS_MAX:
@@ -163,12 +193,27 @@ def _verified_bytes(folder: str, fmt: Format, marker: spec.Marker) -> bytes | bo
     return data
 
 
-@dataclass
 class Found:
-    """A verified hit: the artifact, and the verified bytes when they were read (PRD-022)."""
+    """A verified hit: where it is, and the verified bytes when they were read (PRD-022).
 
-    artifact: Artifact
-    data: bytes | None = None
+    :attr:`artifact` is built on first use: a plain hit only needs the data file's path.
+    """
+
+    __slots__ = ("identity", "folder", "data_file", "source", "marker", "data", "_artifact")
+
+    def __init__(self, identity: spec.Identity, folder: str, data_file: str, source: str,
+                 marker: spec.Marker | None, data: bytes | None = None) -> None:
+        self.identity, self.folder, self.data_file = identity, folder, data_file
+        self.source, self.marker, self.data = source, marker, data
+        self._artifact: Artifact | None = None
+
+    @property
+    def artifact(self) -> Artifact:
+        if self._artifact is None:
+            data_file = Path(self.data_file)
+            self._artifact = Artifact(self.identity, data_file.parent, data_file, self.source,
+                                      (self.marker.formats if self.marker else None) or {})
+        return self._artifact
 
 
 class _RecordedIndex:
@@ -248,7 +293,7 @@ def find(ctx: Context, ident: spec.Identity, fmt: Format, basename: str, *,
     a = store + "/" + ident.cache_key
     hit, _, marker = check(a, ident, fmt, basename)
     if hit:
-        return Found(_artifact(ident, a, fmt, basename, "store", marker))
+        return _found(ident, a, fmt, basename, "store", marker)
     pools = [os.fspath(p) for p in ctx.pools]
     candidates: list[tuple[str, str]] = []
     recorded = _RECORDED.lookup(ctx, ident)
@@ -260,27 +305,29 @@ def find(ctx: Context, ident: spec.Identity, fmt: Format, basename: str, *,
         if not hit or marker is None:
             continue
         if source == "recorded" and not any(folder.startswith(p + "/") for p in pools):
-            return Found(_artifact(ident, folder, fmt, basename, source, marker))
+            return _found(ident, folder, fmt, basename, source, marker)
         verified = _verified_bytes(folder, fmt, marker)
         if verified is False:
             continue
-        return Found(_artifact(ident, folder, fmt, basename, source, marker),
-                     verified if isinstance(verified, bytes) else None)
+        return _found(ident, folder, fmt, basename, source, marker,
+                      verified if isinstance(verified, bytes) else None)
     return None
 
 
-def _artifact(ident: spec.Identity, folder: str, fmt: Format, basename: str,
-              source: str | None, marker: spec.Marker | None) -> Artifact:
-    path = Path(folder)
-    return Artifact(ident, path, path / spec.data_entry(fmt.name, basename), source,
-                    (marker.formats if marker else None) or {})
+def _found(ident: spec.Identity, folder: str, fmt: Format, basename: str, source: str,
+           marker: spec.Marker | None, data: bytes | None = None) -> Found:
+    return Found(ident, folder, folder + "/" + spec.data_entry(fmt.name, basename), source,
+                 marker, data)
 
 
 def load(found: Found, fmt: Format) -> Any:
-    """Load a hit's value (from the verified bytes when there are some)."""
-    if found.data is not None and fmt.loads is not None:
-        return fmt.loads(found.data)
-    return fmt.load(found.artifact.data_file)
+    """Load a hit's value: from the verified bytes when there are some, else from the data
+    file (read whole in one call when the format loads from bytes)."""
+    if fmt.loads is not None:
+        data = found.data if found.data is not None else _read_bytes(found.data_file)
+        if data is not None:
+            return fmt.loads(data)
+    return fmt.load(Path(found.data_file))
 
 
 # -- writing ---------------------------------------------------------------------------------------------
@@ -399,8 +446,9 @@ def produce(ctx: Context, ident: spec.Identity, key_table: dict[str, Any], fmt: 
     with lock:
         hit, _, marker = check(os.fspath(a), ident, fmt, basename)
         if hit and not recompute:  # LCK-003: another process published it meanwhile
-            art = _artifact(ident, os.fspath(a), fmt, basename, "store", marker)
-            return Produced(fmt.load(art.data_file), art, computed=False, waited=lock.waited)
+            found = _found(ident, os.fspath(a), fmt, basename, "store", marker)
+            return Produced(load(found, fmt), found.artifact, computed=False,
+                            waited=lock.waited)
         config = _read_bytes(os.fspath(a / spec.CONFIG))
         if not hit and not recompute and marker is not None and \
                 spec.config_bytes_match(config, ident):
