@@ -132,6 +132,62 @@ class _Collector:
         return sorted(self.items.values(), key=lambda d: (d.line or 0, d.column or 0, d.code))
 
 
+def _is_chunk_manifest(file: str | None, text: str) -> bool:
+    """CHK-009: by the name suffix ``.chunks.json``, or a JSON object with
+    ``chunk_manifest`` near its start."""
+    from .spec.chunks import SUFFIX
+
+    if file and file.endswith(SUFFIX):
+        return True
+    head = text.lstrip()[:4096]
+    return head.startswith("{") and '"chunk_manifest"' in head
+
+
+def check_chunk_manifest(text: str, file: str | None = None) -> CheckResult:
+    """Check a chunk manifest (CHK-009): JSON, then ``schemas/chunk-manifest.v1.json``
+    (DM150), then the rules of §25 (DM151 references, DM155 checksum), each diagnostic at
+    the line and column of the offending value."""
+    import json
+
+    from . import schemas
+    from .spec import chunks
+    from .spec._jsonlocate import locate
+
+    result = CheckResult(file, doc_type="chunk-manifest")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        result.diagnostics = [Diagnostic("DM150", f"not JSON: {e.msg}", file, e.lineno, e.colno,
+                                         (), "a chunk manifest is a JSON document")]
+        return result
+    result.data = data
+
+    def diag(code: str, path: tuple, message: str, hint: str | None = None) -> Diagnostic:
+        line, column = locate(text, path)
+        return Diagnostic(code, message, file, line, column, path, hint)
+
+    errors = sorted(schemas.validator("chunk-manifest").iter_errors(data),
+                    key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    if errors:
+        seen = set()
+        for err in errors:
+            path = tuple(err.absolute_path)
+            if path in seen:
+                continue
+            seen.add(path)
+            result.diagnostics.append(diag("DM150", path, err.message,
+                                           "see `datamanifest schema chunk-manifest`"))
+        result.diagnostics.sort(key=lambda d: (d.line or 0, d.column or 0))
+        return result
+    try:
+        chunks.parse(data)
+    except chunks.ChunkManifestError as e:
+        result.diagnostics = [diag(e.code, e.path, e.message,
+                                   "rebuild it with `datamanifest virtualize`"
+                                   if e.code == "DM155" else None)]
+    return result
+
+
 def check_path(path: str | Path, doc_type: str | None = None) -> CheckResult:
     """Check the document at ``path`` (DM002 when it cannot be read).
 
@@ -154,6 +210,8 @@ def check_text(text: str, file: str | None = None, doc_type: str | None = None) 
 
     ``result.doc_type`` tells which document type it was checked as.
     """
+    if doc_type == "chunk-manifest" or (doc_type is None and _is_chunk_manifest(file, text)):
+        return check_chunk_manifest(text, file)
     result = CheckResult(file)
     col = _Collector(file, text)
     try:

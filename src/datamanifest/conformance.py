@@ -60,11 +60,11 @@ from typing import Any, TextIO
 SPEC_VERSION = 1
 KINDS = ("parse", "reject", "key", "hash", "shell", "resolve", "roundtrip", "discover",
          "archive", "layout", "verify", "autofill", "tree", "produce", "datacache", "objects",
-         "author")
+         "author", "chunks")
 EXIT_UNSUPPORTED = 3
 JSON_KIND_DIRS = ("key", "hash", "shell", "resolve", "roundtrip", "discover", "archive",
                   "layout", "verify", "autofill", "tree", "produce", "datacache", "objects",
-                  "author")
+                  "author", "chunks")
 
 
 @dataclass(frozen=True)
@@ -531,7 +531,51 @@ def _answer_author(request: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-_MORE = {"author": _answer_author, "objects": _answer_objects, "produce": _answer_produce, "datacache": _answer_datacache, "tree": _answer_tree,
+def _answer_chunks(request: dict[str, Any]) -> dict[str, Any]:
+    """CHK-001..CHK-011: validate a chunk manifest, resolve keys and URLs, compare identities."""
+    import json as _json
+
+    from .spec import chunks as chk
+
+    op = request["operation"]
+    if op == "url":
+        try:
+            return {"url": chk.resolve_url(request["url"], request.get("base"),
+                                           request.get("document_url"))}
+        except ValueError:
+            return {"error": "DM150"}
+    if op == "identity":
+        from .errors import VirtualError
+        from .virtual.readers import Identity
+        from .virtual.store import check_identity
+
+        rec = request["recorded"]
+        now = request["now"]
+        try:
+            check_identity(chk.Source(rec["url"], rec["size"], rec.get("etag"),
+                                      rec.get("last_modified")),
+                           Identity(now["size"], now.get("etag"), now.get("last_modified")),
+                           rec["url"])
+        except VirtualError as e:
+            return {"error": e.code}
+        return {"ok": True}
+    from .check import check_chunk_manifest
+
+    result = check_chunk_manifest(request["text"], "document.chunks.json")
+    errors = [{"code": d.code, "line": d.line, "column": d.column} for d in result.errors]
+    if op == "check":
+        out: dict[str, Any] = {"errors": errors}
+        if not errors:
+            out["checksum"] = chk.document_checksum(_json.loads(request["text"]))
+        return out
+    if errors:
+        return {"errors": errors}
+    manifest = chk.parse(_json.loads(request["text"]))
+    return {"results": [chk.resolve_key(manifest, k, request.get("document_url"))
+                        for k in request["keys"]]}
+
+
+_MORE = {"chunks": _answer_chunks, "author": _answer_author, "objects": _answer_objects, "produce": _answer_produce, "datacache": _answer_datacache, "tree": _answer_tree,
          "discover": _answer_discover, "archive": _answer_archive, "layout": _answer_layout,
          "verify": _answer_verify, "autofill": _answer_autofill}
 

@@ -97,6 +97,13 @@ CODES: dict[str, tuple[str, str, str]] = {
     "DM141": ("AUT-004", "error", "the dataset name is taken"),
     "DM143": ("AUT-011", "error", "malformed import source"),
     "DM144": ("AUT-011", "warning", "a digest that cannot be imported as a checksum"),
+    # chunk manifests
+    "DM150": ("CHK-001", "error", "malformed chunk manifest"),
+    "DM151": ("CHK-006", "error", "a chunk reference that does not fit its array or sources"),
+    "DM152": ("CHK-011", "error", "a referenced source changed"),
+    "DM153": ("CHK-021", "error", "a filter without a codec"),
+    "DM154": ("CHK-024", "error", "sources that cannot be concatenated"),
+    "DM155": ("CHK-008", "error", "chunk manifest checksum mismatch"),
     "DM120": ("TREE-006", "error", "a folder that has no tree checksum"),
     "DM121": ("TREE-007", "error", "checksum kind does not fit the dataset"),
     "DM122": ("TREE-014", "error", "verify found differences"),
@@ -284,3 +291,12 @@ class AuthoringError(DataManifestError):
     located at its line and column)."""
 
     code = "DM141"
+
+
+class VirtualError(DataManifestError):
+    """A chunk manifest could not be read, built, combined or served (SCHEMA.md §25,
+    DM150–DM155): malformed (DM150, DM151), a source changed since it was indexed
+    (DM152), a filter without a codec (DM153), sources that cannot be concatenated
+    (DM154), a checksum mismatch (DM155)."""
+
+    code = "DM150"

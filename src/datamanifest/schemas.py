@@ -23,6 +23,7 @@ SCHEMA_FILES = {
     "tree-manifest": "tree-manifest.v1.json",
     "produced-marker": "produced-marker.v1.json",
     "state-journal-line": "state-journal-line.v1.json",
+    "chunk-manifest": "chunk-manifest.v1.json",
 }
 
 

@@ -119,24 +119,28 @@ class LoopbackServer:
                     return
                 size = p.stat().st_size
                 etag = f'"{int(p.stat().st_mtime_ns)}-{size}"'
-                start = 0
+                start, end = 0, size  # end exclusive
                 rng = self.headers.get("Range", "")
                 if_range = self.headers.get("If-Range")
-                if rng.startswith("bytes=") and rng.endswith("-") and (if_range in (None, etag)):
+                partial = False
+                if rng.startswith("bytes=") and "," not in rng and (if_range in (None, etag)):
+                    first, _, last = rng[6:].partition("-")
                     try:
-                        start = int(rng[6:-1])
+                        start = int(first) if first else 0
+                        end = min(size, int(last) + 1) if last else size
+                        partial = 0 <= start < end and (start > 0 or end < size)
                     except ValueError:
-                        start = 0
-                    if not 0 < start < size:
-                        start = 0
-                if start:
+                        partial = False
+                    if not partial:
+                        start, end = 0, size
+                if partial:
                     with server._lock:
                         server.ranges[path] += 1
                     self.send_response(206)
-                    self.send_header("Content-Range", f"bytes {start}-{size - 1}/{size}")
+                    self.send_header("Content-Range", f"bytes {start}-{end - 1}/{size}")
                 else:
                     self.send_response(200)
-                self.send_header("Content-Length", str(size - start))
+                self.send_header("Content-Length", str(end - start))
                 self.send_header("Content-Type", "application/octet-stream")
                 self.send_header("ETag", etag)
                 self.send_header("Accept-Ranges", "bytes")
@@ -150,12 +154,12 @@ class LoopbackServer:
                 with open(p, "rb") as f:
                     f.seek(start)
                     if path in server.cut:
-                        self.wfile.write(f.read(max(server.cut[path] - start, 0)))
+                        self.wfile.write(f.read(max(min(server.cut[path], end) - start, 0)))
                         self.wfile.flush()
                         self.close_connection = True
                         self.connection.shutdown(2)
                         return
-                    self.connection.sendfile(f, offset=start)
+                    self.connection.sendfile(f, offset=start, count=end - start)
                 with server._lock:
                     server.served.append(path)
 

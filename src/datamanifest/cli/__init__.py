@@ -115,12 +115,13 @@ def _print_warnings(project) -> None:
               show_default=True, help="Diagnostics as lines or as one JSON list.")
 @click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
 @click.option("--type", "doc_type", type=click.Choice(
-    ["manifest", "config", "state", "config-sidecar", "metadata-sidecar"]),
+    ["manifest", "config", "state", "config-sidecar", "metadata-sidecar", "chunk-manifest"]),
     help="Check as this document type (default: detected from the file name and _META).")
 @click.pass_context
 def check(ctx: click.Context, paths: tuple[Path, ...], fmt: str, strict: bool,
           doc_type: str | None) -> None:
-    """Validate documents: manifests, config files, state files and sidecars.
+    """Validate documents: manifests, config files, state files, sidecars and chunk
+    manifests (*.chunks.json).
 
     Each document is checked against its JSON Schema and the spec's rules.
     Each problem prints as FILE:LINE:COL: severity DM### message (hint).
@@ -290,7 +291,7 @@ def path(ctx: click.Context, name: str, any_state: bool) -> None:
 # -- schema ----------------------------------------------------------------------------------
 @main.command()
 @click.argument("name", type=click.Choice(
-    ["manifest", "config", "state", "config-sidecar", "metadata-sidecar", "tree-manifest"]))
+    ["manifest", "config", "state", "config-sidecar", "metadata-sidecar", "tree-manifest", "chunk-manifest"]))
 def schema(name: str) -> None:
     """Print the JSON Schema of a document type (for editors and other tools)."""
     from .. import schemas

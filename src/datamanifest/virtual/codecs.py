@@ -1,0 +1,112 @@
+"""Zarr v3 metadata pieces shared by the parsers: data types, fill values, codecs and
+attribute values (SCHEMA.md CHK-003, CHK-020).
+
+Data types and fill values are written with zarr-python's own data-type machinery, so
+what a parser writes is what zarr reads back.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import numpy as np
+
+from ..errors import VirtualError
+
+
+def data_type(dtype: np.dtype, what: str) -> Any:
+    """The Zarr v3 ``data_type`` of a numpy dtype (native or big-endian alike).
+
+    Raises :class:`VirtualError` (DM153) for a type that zarr cannot describe here.
+    """
+    from zarr.core.dtype import parse_data_type
+
+    native = dtype.newbyteorder("=") if dtype.byteorder not in ("|", "=") else dtype
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # fixed-length byte strings: an extension type
+        try:
+            return parse_data_type(native, zarr_format=3).to_json(zarr_format=3)
+        except Exception as e:
+            raise VirtualError(f"{what}: the type {dtype} has no Zarr v3 data type here ({e})",
+                               code="DM153", hint="load this variable inline instead") from None
+
+
+def fill_value(dtype: np.dtype, value: Any) -> Any:
+    """The JSON fill value of a Zarr v3 array of ``dtype`` (CHK-003)."""
+    from zarr.core.dtype import parse_data_type
+
+    native = dtype.newbyteorder("=") if dtype.byteorder not in ("|", "=") else dtype
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        z = parse_data_type(native, zarr_format=3)
+        if value is None:
+            value = z.default_scalar()
+        return z.to_json_scalar(z.cast_scalar(value), zarr_format=3)
+
+
+def bytes_codec(dtype: np.dtype) -> dict[str, Any]:
+    """The array-to-bytes codec of a stored type: ``bytes`` with its byte order."""
+    if dtype.itemsize <= 1 or dtype.byteorder == "|" or dtype.kind in ("S", "U", "V"):
+        return {"name": "bytes"}
+    big = dtype.byteorder == ">" or (dtype.byteorder == "=" and np.little_endian is False)
+    return {"name": "bytes", "configuration": {"endian": "big" if big else "little"}}
+
+
+#: attribute types JSON cannot tell apart from its own numbers: recorded beside the value
+#: (CHK-003 ``attribute_types``), because CF decoding takes its dtype from them
+_PLAIN = {"int64", "float64", "bool"}
+
+
+def attribute(value: Any) -> tuple[Any, str | None]:
+    """(JSON value, numpy type name or None) of an attribute value: the type name is given
+    for numeric values whose type JSON does not keep (``float32``, ``int16``, ...)."""
+    typ = None
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+        typ = value.dtype.name
+    elif isinstance(value, np.generic) and value.dtype.kind in "biuf":
+        typ = value.dtype.name
+    return json_value(value), (typ if typ not in _PLAIN else None)
+
+
+def restore(value: Any, typ: str | None) -> Any:
+    """An attribute value read back: numpy values of its recorded type; the strings
+    "NaN", "Infinity", "-Infinity" as floats where the type is a float type."""
+    if typ is None:
+        return value
+    dtype = np.dtype(typ)
+
+    def one(v: Any) -> Any:
+        if isinstance(v, str) and dtype.kind == "f":
+            return {"NaN": np.nan, "Infinity": np.inf, "-Infinity": -np.inf}.get(v, v)
+        return v
+    if isinstance(value, list):
+        return np.array([one(v) for v in value], dtype=dtype)
+    return dtype.type(one(value))
+
+
+def json_value(value: Any) -> Any:
+    """An attribute value as JSON: numpy scalars and arrays as numbers and lists, bytes as
+    text, a one-element array as its element (netCDF reads them so), non-finite floats as
+    the strings Zarr uses (``"NaN"``, ``"Infinity"``, ``"-Infinity"``)."""
+    if isinstance(value, (bytes, np.bytes_)):
+        return bytes(value).decode("utf-8", errors="replace")
+    if isinstance(value, np.ndarray):
+        if value.size == 1 and value.ndim <= 1:
+            return json_value(value.reshape(())[()])
+        return [json_value(v) for v in value.tolist()] if value.dtype.kind not in "SO" else \
+            [json_value(v) for v in value.ravel()]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NaN"
+        if math.isinf(value):
+            return "Infinity" if value > 0 else "-Infinity"
+        return value
+    if isinstance(value, (bool, int, str)) or value is None:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [json_value(v) for v in value]
+    return str(value)

@@ -1,0 +1,240 @@
+"""HDF5 and NetCDF4 files as chunk manifests, through h5py (SCHEMA.md CHK-020, CHK-021).
+
+The chunk index of each dataset is listed in one ``chunk_iter`` pass (one HDF5 call per
+dataset, not one per chunk). Only metadata is read: a remote file is opened through a
+block-caching file object over a :class:`~datamanifest.virtual.readers.Reader`, so the
+bytes fetched are the file's header, B-trees and attributes, never its chunks.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ..errors import VirtualError
+from ..spec import chunks as spec
+from . import codecs as zc
+
+#: netCDF-4's bookkeeping attributes, not attributes of the data (CHK-020)
+NETCDF_INTERNAL = frozenset({"DIMENSION_LIST", "REFERENCE_LIST", "CLASS", "NAME",
+                             "_Netcdf4Dimid", "_Netcdf4Coordinates", "_NCProperties",
+                             "_nc3_strict", "_Netcdf4Coordinates"})
+_NOT_A_VARIABLE = b"This is a netCDF dimension but not a netCDF variable"
+
+#: HDF5 filter ids (H5Zpublic.h) and their names for errors
+FILTERS = {1: "deflate", 2: "shuffle", 3: "fletcher32", 4: "szip", 5: "nbit", 6: "scaleoffset",
+           307: "bzip2", 32000: "lzf", 32001: "blosc", 32004: "lz4", 32008: "bitshuffle",
+           32015: "zstd", 32026: "blosc2"}
+
+
+def parse(file: Any, url: str, *, size: int, split_contiguous: int | None = None,
+          inline_unsupported: bool = False, inline_max_bytes: int = 0) -> spec.ChunkManifest:
+    """A chunk manifest of one HDF5/NetCDF4 file (CHK-020).
+
+    ``file``: a path or a binary file object h5py can read; ``url`` is written as the one
+    source (its ``size`` in bytes). ``split_contiguous``: cut contiguous datasets into
+    chunks of at most this many bytes along their first axis (None: one chunk each).
+    ``inline_unsupported``: load variables whose filters have no codec (CHK-021) and
+    write them inline instead of failing. ``inline_max_bytes``: also inline datasets up to
+    this many bytes (small coordinates). Raises :class:`VirtualError` (DM153).
+    """
+    import h5py
+
+    nodes: dict[str, spec.Node] = {}
+    with h5py.File(file, "r") as f:
+        nodes[""] = spec.Node("", _group_meta(f))
+        phony = _Phony()
+
+        def visit(name: str, obj: Any) -> None:
+            if isinstance(obj, h5py.Group):
+                nodes[name] = spec.Node(name, _group_meta(obj))
+            elif isinstance(obj, h5py.Dataset) and not _hidden_dimension(obj):
+                nodes[name] = _array(name, obj, phony, split_contiguous, inline_unsupported,
+                                     inline_max_bytes)
+
+        f.visititems(visit)
+    return spec.ChunkManifest([spec.Source(url, size)], nodes)
+
+
+def _group_meta(group: Any) -> dict[str, Any]:
+    attrs, types = _attributes(group)
+    meta = {"zarr_format": 3, "node_type": "group", "attributes": attrs}
+    if types:
+        meta["attribute_types"] = types
+    return meta
+
+
+def _attributes(obj: Any) -> tuple[dict[str, Any], dict[str, str]]:
+    """The attributes (JSON) and the numpy types JSON loses (CHK-003)."""
+    out: dict[str, Any] = {}
+    types: dict[str, str] = {}
+    for k in obj.attrs:
+        if k in NETCDF_INTERNAL:
+            continue
+        try:
+            v = obj.attrs[k]
+        except (OSError, TypeError):  # a type h5py cannot read (references of other kinds)
+            continue
+        out[k], typ = zc.attribute(v)
+        if typ:
+            types[k] = typ
+    return out, types
+
+
+def _hidden_dimension(ds: Any) -> bool:
+    """A netCDF dimension without a variable (CHK-020): a scale whose NAME says so."""
+    name = ds.attrs.get("NAME") if "NAME" in ds.attrs else None
+    return isinstance(name, (bytes, np.bytes_)) and bytes(name).startswith(_NOT_A_VARIABLE)
+
+
+class _Phony:
+    """``phony_dim_<n>`` names for dimensions without a scale, numbered in order of first
+    use, one per distinct (dataset, axis) size as h5netcdf's "sort" mode does per length."""
+
+    def __init__(self) -> None:
+        self.by_size: dict[int, str] = {}
+
+    def name(self, size: int) -> str:
+        if size not in self.by_size:
+            self.by_size[size] = f"phony_dim_{len(self.by_size)}"
+        return self.by_size[size]
+
+
+def _dimension_names(ds: Any, phony: _Phony) -> list[str]:
+    import h5py
+
+    names = []
+    is_scale = h5py.h5ds.is_scale(ds.id)
+    for axis, size in enumerate(ds.shape):
+        scales = list(ds.dims[axis].values()) if ds.ndim else []
+        if scales:
+            names.append(scales[0].name.rsplit("/", 1)[-1])
+        elif is_scale and axis == 0:
+            names.append(ds.name.rsplit("/", 1)[-1])
+        else:
+            names.append(phony.name(size))
+    return names
+
+
+def _codecs(ds: Any, name: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """The codecs of a dataset's filter pipeline, and the filters that have none."""
+    dtype = ds.dtype
+    plist = ds.id.get_create_plist()
+    out = [zc.bytes_codec(dtype)]
+    missing = []
+    for i in range(plist.get_nfilters()):
+        code, _flags, values, _fname = plist.get_filter(i)[:4]
+        if code == 2:
+            out.append({"name": "numcodecs.shuffle",
+                        "configuration": {"elementsize": int(values[0]) if values else
+                                          dtype.itemsize}})
+        elif code == 1:
+            out.append({"name": "numcodecs.zlib",
+                        "configuration": {"level": int(values[0]) if values else 6}})
+        elif code == 3:
+            out.append({"name": "numcodecs.fletcher32"})
+        else:
+            missing.append(FILTERS.get(code, f"HDF5 filter {code}"))
+    return out, missing
+
+
+def _array(name: str, ds: Any, phony: _Phony, split: int | None, inline_unsupported: bool,
+           inline_max_bytes: int) -> spec.Node:
+    import h5py
+
+    dtype = ds.dtype
+    shape = tuple(int(s) for s in ds.shape)
+    fill = ds.fillvalue if ds.fillvalue is not None else None
+    meta: dict[str, Any] = {
+        "zarr_format": 3, "node_type": "array", "shape": list(shape),
+        "data_type": zc.data_type(dtype, f"variable {name!r}"),
+        "chunk_grid": None, "chunk_key_encoding": {"name": "default",
+                                                   "configuration": {"separator": "/"}},
+        "fill_value": zc.fill_value(dtype, fill),
+        "codecs": None, "attributes": None,
+        "dimension_names": _dimension_names(ds, phony),
+    }
+    meta["attributes"], types = _attributes(ds)
+    if types:
+        meta["attribute_types"] = types
+    codecs, missing = _codecs(ds, name)
+    layout = ds.id.get_create_plist().get_layout()
+    nbytes = math.prod(shape) * dtype.itemsize
+    if missing and not inline_unsupported:
+        raise VirtualError(f"variable {name!r} is compressed with {', '.join(missing)}, which "
+                           "has no codec in a chunk manifest", code="DM153",
+                           hint="pass inline_unsupported=True (--inline-unsupported) to load "
+                           "its values into the manifest instead")
+    if missing or layout == h5py.h5d.COMPACT or (inline_max_bytes and nbytes <= inline_max_bytes):
+        return _inline(name, ds, meta)
+    meta["codecs"] = codecs
+    if layout == h5py.h5d.CHUNKED:
+        cshape = tuple(int(c) for c in ds.chunks)
+        meta["chunk_grid"] = {"name": "regular", "configuration": {"chunk_shape": list(cshape)}}
+        grid = spec.grid_shape(meta)
+        count = math.prod(grid)
+        infos: list = []
+        if count:
+            ds.id.chunk_iter(infos.append)  # the whole index in one HDF5 call
+        src = np.full(count, spec.MISSING, dtype=np.int64)
+        off = np.zeros(count, dtype=np.int64)
+        ln = np.zeros(count, dtype=np.int64)
+        if infos:
+            where = np.array([i.chunk_offset for i in infos], dtype=np.int64).reshape(
+                len(infos), len(cshape)) // np.array(cshape, dtype=np.int64)
+            pos = np.ravel_multi_index(tuple(where.T), grid) if grid else np.zeros(1, int)
+            src[pos] = 0
+            off[pos] = [i.byte_offset for i in infos]
+            ln[pos] = [i.size for i in infos]
+            masked = [i.chunk_offset for i in infos if i.filter_mask]
+            if masked:
+                raise VirtualError(f"variable {name!r}: {len(masked)} chunk(s) were stored "
+                                   f"without some of the dataset's filters (first at "
+                                   f"{tuple(masked[0])}), which one codec list cannot "
+                                   "describe", code="DM153",
+                                   hint="load this variable inline instead")
+        return spec.Node(name, meta, spec.Refs(grid, src.tolist(), off.tolist(), ln.tolist()))
+    # contiguous: one chunk, or rows of at most `split` bytes (a divisor of the rows, so
+    # that every chunk is whole); missing when unallocated
+    offset = ds.id.get_offset()
+    rows = shape[0] if shape else 1
+    row_bytes = nbytes // rows if rows else 0
+    per = rows
+    if split and shape and row_bytes and nbytes > split:
+        target = max(1, split // row_bytes)
+        per = max(d for d in range(1, min(target, rows) + 1) if rows % d == 0)
+    cshape = (per, *shape[1:]) if shape else ()
+    meta["chunk_grid"] = {"name": "regular", "configuration": {"chunk_shape": list(cshape)}}
+    meta["codecs"] = [zc.bytes_codec(dtype)]
+    grid = spec.grid_shape(meta)
+    count = math.prod(grid)
+    if offset is None or nbytes == 0:
+        return spec.Node(name, meta, spec.Refs(grid, [spec.MISSING] * count, [0] * count,
+                                               [0] * count))
+    chunk_bytes = per * row_bytes if shape else nbytes
+    return spec.Node(name, meta, spec.Refs(grid, [0] * count,
+                                           [int(offset) + i * chunk_bytes for i in range(count)],
+                                           [chunk_bytes] * count))
+
+
+def _inline(name: str, ds: Any, meta: dict[str, Any]) -> spec.Node:
+    """The whole variable as one inline chunk, encoded with the ``bytes`` codec only."""
+    dtype = ds.dtype
+    shape = tuple(meta["shape"])
+    try:
+        values = ds[()]
+    except OSError as e:  # a filter plugin h5py does not have either
+        raise VirtualError(f"variable {name!r} cannot be loaded to be inlined: {e}",
+                           code="DM153", hint="install hdf5plugin for its filter") from None
+    meta["chunk_grid"] = {"name": "regular",
+                          "configuration": {"chunk_shape": [max(1, s) for s in shape]}}
+    meta["codecs"] = [zc.bytes_codec(dtype)]
+    grid = spec.grid_shape(meta)
+    count = math.prod(grid)
+    refs = spec.Refs(grid, [spec.MISSING] * count, [0] * count, [0] * count)
+    if count:
+        data = np.asarray(values, dtype=dtype)
+        refs.inline[spec.index_key((0,) * len(shape))] = np.ascontiguousarray(data).tobytes()
+    return spec.Node(name, meta, refs)

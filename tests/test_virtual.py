@@ -1,0 +1,310 @@
+"""Chunk manifests (SCHEMA.md §25) on real data from the package registries: every virtual
+open must equal xarray's direct read of the sources."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from . import realdata as rd
+
+xr = pytest.importorskip("xarray")
+pytest.importorskip("h5py")
+
+from datamanifest.errors import VirtualError  # noqa: E402
+from datamanifest.virtual import build, kerchunk, open_virtual  # noqa: E402
+from datamanifest.virtual.store import ChunkStore, Session  # noqa: E402
+
+warnings.filterwarnings("ignore", category=xr.SerializationWarning)
+
+
+def _identical(manifest, reference, **kw) -> None:
+    ds = open_virtual(json.loads(json.dumps(manifest.as_json())), **kw).load()
+    xr.testing.assert_identical(ds, reference.load())
+
+
+@pytest.fixture(scope="module")
+def drb() -> Path:
+    return rd.wheel_files(rd.PYWATERSHED, "pywatershed/data/drb_2yr")
+
+
+# -- HDF5 / NetCDF4 ---------------------------------------------------------------------------
+@pytest.mark.covers("CHK-020")
+@pytest.mark.parametrize("name", ["prcp", "tmax", "tmin", "ssr_to_gw", "dprst_seep_hru"])
+def test_netcdf4_files_open_equal_to_xarray(drb: Path, name: str):
+    f = drb / f"{name}.nc"
+    m = build.parse_source(f)
+    arrays = {p: n for p, n in m.nodes.items() if n.is_array}
+    data = next(n for p, n in arrays.items() if p not in ("time", "nhm_id"))
+    assert [c["name"] for c in data.metadata["codecs"]] == ["bytes", "numcodecs.shuffle",
+                                                            "numcodecs.zlib"]
+    assert data.refs.count == 25  # 731 days in chunks of 30: the last one partial
+    _identical(m, xr.open_dataset(f))
+
+
+def test_plain_hdf5_with_many_chunks_equals_h5py():
+    import h5py
+
+    f = rd.wheel_files(rd.PVLIB, "pvlib/data/LinkeTurbidities.h5")
+    m = build.parse_source(f)
+    node = m.nodes["LinkeTurbidity"]
+    assert node.refs.count == 1536
+    ds = open_virtual(m, decode=False)
+    with h5py.File(f) as h:
+        np.testing.assert_array_equal(ds["LinkeTurbidity"].values, h["LinkeTurbidity"][...])
+        np.testing.assert_array_equal(ds["LinkeTurbidity"][100:300, 5, 3].values,
+                                      h["LinkeTurbidity"][100:300, 5, 3])
+
+
+def test_groups():
+    f = rd.deb_files("libncarg-data", "usr/share/ncarg/data/cdf/nc4uvt.nc")
+    m = build.parse_source(f)
+    assert {"grp1", "group2", "g3"} <= set(m.nodes)
+    _identical(m, xr.open_dataset(f))
+    _identical(m, xr.open_dataset(f, group="grp1"), group="grp1")
+
+
+@pytest.mark.covers("CHK-021")
+def test_a_filter_without_codec_names_the_variable_and_the_filter():
+    f = rd.wheel_files(rd.KERCHUNK, "kerchunk/tests/hdf5_compression_zstd.h5")
+    with pytest.raises(VirtualError) as e:
+        build.parse_source(f)
+    assert e.value.code == "DM153" and "zstd" in e.value.message
+    assert "variable" in e.value.message and "inline" in (e.value.hint or "")
+
+
+def test_contiguous_split_into_row_chunks(tmp_path: Path):
+    import h5py
+
+    f = tmp_path / "c.h5"
+    values = np.arange(1200 * 50, dtype="<f8").reshape(1200, 50)
+    with h5py.File(f, "w") as h:
+        h["v"] = values
+    m = build.parse_source(f, build.Options(split_contiguous=64 * 1024))
+    node = m.nodes["v"]
+    assert node.refs.count > 1 and 1200 % node.metadata["chunk_grid"]["configuration"][
+        "chunk_shape"][0] == 0
+    got = open_virtual(m, decode=False)["v"]
+    np.testing.assert_array_equal(got.values, values)
+    np.testing.assert_array_equal(got[::-7, 3].values, values[::-7, 3])
+
+
+# -- NetCDF classic ------------------------------------------------------------------------------
+@pytest.mark.covers("CHK-022")
+@pytest.mark.parametrize("name", ["trinidad.nc", "950318_sao.cdf", "Tstorm.cdf",
+                                  "sst30e_netcdf.nc", "fice.nc"])
+def test_netcdf3_classic_equal_to_xarray(name: str):
+    f = rd.deb_files("libncarg-data", f"usr/share/ncarg/data/cdf/{name}")
+    assert f.read_bytes()[:4] == b"CDF\x01"
+    _identical(build.parse_source(f), xr.open_dataset(f))
+
+
+def test_netcdf3_64bit_offset():
+    f = rd.wheel_files(rd.IRIS, "iris_sample_data/sample_data/mesh_C4_synthetic_float.nc")
+    assert f.read_bytes()[:4] == b"CDF\x02"
+    _identical(build.parse_source(f), xr.open_dataset(f))
+
+
+# -- many files as one ----------------------------------------------------------------------------
+def _mf(files, dim):
+    return xr.open_mfdataset(files, combine="nested", concat_dim=dim, data_vars="minimal",
+                             coords="minimal", compat="override")
+
+
+@pytest.mark.covers("CHK-024")
+def test_nemo_monthly_files_along_time_counter():
+    folder = rd.wheel_files(rd.IRIS, "iris_sample_data/sample_data/NEMO")
+    files = sorted(folder.glob("*.nc"))
+    assert len(files) == 3
+    m = build.virtualize(files, concat_dim="time_counter")
+    assert len(m.sources) == 3
+    assert m.nodes["time_counter"].refs.inline  # the concatenated coordinate, inlined
+    _identical(m, _mf(files, "time_counter"))
+
+
+def test_cmip6_yearly_files_along_time():
+    root = rd.wheel_files(rd.ESMVALTOOL, "esmvaltool_sample_data/data/timeseries/CMIP6/CMIP/"
+                          "AWI/AWI-CM-1-1-MR/historical/r1i1p1f1/Amon/ta")
+    files = sorted(root.rglob("*.nc"))
+    assert len(files) == 65
+    m = build.virtualize(files, concat_dim="time")
+    ds = open_virtual(m)
+    assert ds.sizes["time"] == 780 and str(ds.time.values[0])[:7] == "1950-01"
+    _identical(m, _mf(files, "time"))
+
+
+def test_files_that_disagree_are_refused_naming_both(tmp_path: Path, drb: Path):
+    import h5netcdf
+
+    a, b = tmp_path / "a.nc", tmp_path / "b.nc"
+    for path, chunks in ((a, (30, 765)), (b, (10, 765))):
+        with xr.open_dataset(drb / "prcp.nc") as src:
+            src.isel(time=slice(0, 60)).to_netcdf(path, engine="h5netcdf",
+                                                  encoding={"prcp": {"chunksizes": chunks,
+                                                                     "zlib": True}})
+    with pytest.raises(VirtualError) as e:
+        build.virtualize([a, b], concat_dim="time")
+    assert e.value.code == "DM154" and "a.nc" in e.value.message and "b.nc" in e.value.message
+    assert "chunk" in e.value.message
+    del h5netcdf
+
+
+def test_executor_parses_files_in_parallel(drb: Path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    folder = rd.wheel_files(rd.IRIS, "iris_sample_data/sample_data/NEMO")
+    files = sorted(folder.glob("*.nc"))
+    with ThreadPoolExecutor(2) as ex:
+        m = build.virtualize(files, concat_dim="time_counter", executor=ex)
+    _identical(m, _mf(files, "time_counter"))
+
+
+@pytest.mark.slow
+def test_dask_distributed_local_cluster_executor():
+    distributed = pytest.importorskip("distributed")
+    folder = rd.wheel_files(rd.IRIS, "iris_sample_data/sample_data/NEMO")
+    files = sorted(folder.glob("*.nc"))
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1", dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        m = build.virtualize(files, concat_dim="time_counter", executor=client.get_executor())
+    _identical(m, _mf(files, "time_counter"))
+
+
+# -- sources pinned --------------------------------------------------------------------------------
+@pytest.mark.covers("CHK-011")
+def test_a_changed_source_is_refused(tmp_path: Path, drb: Path):
+    f = tmp_path / "prcp.nc"
+    shutil.copy(drb / "prcp.nc", f)
+    doc = build.parse_source(f).as_json()
+    with open(f, "ab") as out:
+        out.write(b"\0" * 16)  # appended: same chunks, but not the bytes that were indexed
+    with pytest.raises(VirtualError) as e:
+        open_virtual(doc).prcp.values  # the coordinates are read at open already
+    assert e.value.code == "DM152" and "prcp.nc" in e.value.message
+    assert "size" in e.value.message
+
+
+@pytest.mark.covers("CHK-008")
+def test_an_edited_document_fails_its_checksum(drb: Path):
+    doc = build.parse_source(drb / "prcp.nc").as_json()
+    doc["nodes"]["prcp"]["refs"]["offset"][0] += 1
+    with pytest.raises(VirtualError) as e:
+        open_virtual(doc)
+    assert e.value.code == "DM155"
+
+
+# -- the zarr Store ---------------------------------------------------------------------------------
+@pytest.mark.covers("CHK-010")
+def test_zarr_store_serves_metadata_and_chunks(drb: Path):
+    import zarr
+
+    m = build.parse_source(drb / "prcp.nc")
+    store = ChunkStore(Session(m))
+    group = zarr.open_group(store=store, mode="r")
+    with xr.open_dataset(drb / "prcp.nc", mask_and_scale=False) as ref:
+        np.testing.assert_array_equal(group["prcp"][...], ref.prcp.values)
+        np.testing.assert_array_equal(group["prcp"][700:731, 3], ref.prcp.values[700:, 3])
+    via = xr.open_zarr(store, consolidated=False).load()
+    xr.testing.assert_identical(via.prcp.drop_encoding(),
+                                xr.open_dataset(drb / "prcp.nc").prcp.load())
+
+
+# -- Zarr stores and kerchunk ------------------------------------------------------------------------
+@pytest.mark.covers("CHK-023")
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_existing_zarr_store_by_reference(tmp_path: Path, drb: Path, zarr_format: int):
+    with xr.open_dataset(drb / "tmax.nc") as src:
+        src.chunk({"time": 100}).to_zarr(tmp_path / "s.zarr", zarr_format=zarr_format,
+                                          consolidated=False)
+    m = build.parse_source(tmp_path / "s.zarr")
+    assert len(m.sources) > 8  # every chunk file a source
+    ref = xr.open_zarr(tmp_path / "s.zarr", consolidated=False).load()
+    ds = open_virtual(m).load()
+    xr.testing.assert_identical(ds.drop_encoding(), ref.drop_encoding())
+
+
+def test_kerchunk_exports_open_in_fsspec_and_import_back(tmp_path: Path, drb: Path):
+    fsspec = pytest.importorskip("fsspec")
+    f = drb / "prcp.nc"
+    ref = xr.open_dataset(f).load()
+    m = build.parse_source(f)
+    refs = kerchunk.to_json(m)
+    fs = fsspec.filesystem("reference", fo=refs)
+    got = xr.open_dataset(fs.get_mapper(""), engine="zarr", consolidated=False, zarr_format=2)
+    xr.testing.assert_identical(got.load(), ref)
+    kerchunk.write_parquet(m, tmp_path / "refs.parq")
+    fs = fsspec.filesystem("reference", fo=str(tmp_path / "refs.parq"), remote_protocol="file")
+    got = xr.open_dataset(fs.get_mapper(""), engine="zarr", consolidated=False, zarr_format=2)
+    xr.testing.assert_identical(got.load(), ref)
+    (tmp_path / "refs.json").write_text(json.dumps(refs))
+    for location in (tmp_path / "refs.json", tmp_path / "refs.parq"):
+        back = kerchunk.import_references(str(location))
+        assert not back.sources[0].extra  # sizes read from the file itself
+        _identical(back, ref)
+
+
+def test_kerchunk_reference_sets_of_the_wheel_parse():
+    for name in ("hrrr.wrfsfcf.subset.json", "hrrr.wrfsubhf.subset.json"):
+        sets = json.loads(rd.wheel_files(rd.KERCHUNK, f"kerchunk/tests/{name}").read_text())
+        for doc in sets:
+            assert doc["version"] == 1 and doc["templates"]
+            m = kerchunk.from_refs(kerchunk.expand(doc))
+            urls = {s.url for s in m.sources}
+            assert all("{{" not in u for u in urls)  # templates substituted
+            assert all(s.extra.get("size_from_references") for s in m.sources)
+            field = next(p for p in ("u", "dswrf") if p in m.nodes)
+            assert m.nodes[field].refs.chunks
+            assert any(n.refs.inline for n in m.arrays())  # small coordinates inline
+            m.as_json()  # canonical: serializable with its checksum
+
+
+def test_kerchunk_gen_expands_the_product_of_dimensions():
+    doc = {"version": 1, "templates": {"u": "https://h.example.org/f.bin"},
+           "gen": [{"key": "x/{{i}}.{{j}}", "url": "{{u}}", "offset": "{{ (i*2 + j) * 100 }}",
+                    "length": "100", "dimensions": {"i": {"stop": 2}, "j": [0, 1]}}],
+           "refs": {".zgroup": '{"zarr_format": 2}',
+                    "x/.zarray": json.dumps({"shape": [4, 4], "chunks": [2, 2], "dtype": "<i2",
+                                             "compressor": None, "filters": None,
+                                             "fill_value": 0, "order": "C",
+                                             "zarr_format": 2})}}
+    refs = kerchunk.expand(doc)
+    assert refs["x/1.1"] == ["https://h.example.org/f.bin", 300, 100]
+    m = kerchunk.from_refs(refs, sizes={"https://h.example.org/f.bin": 400})
+    assert m.nodes["x"].refs.chunks["1.0"] == [0, 200, 100]
+
+
+# -- remote sources ---------------------------------------------------------------------------------
+def test_http_source_indexed_by_range_requests(tmp_path: Path, drb: Path):
+    from datamanifest.testing import LoopbackServer
+
+    served = tmp_path / "served"
+    served.mkdir()
+    shutil.copy(drb / "prcp.nc", served / "prcp.nc")
+    with LoopbackServer(served) as srv:
+        url = srv.url("prcp.nc")
+        m = build.parse_source(url)
+        assert m.sources[0].url == url and m.sources[0].etag
+        assert srv.ranges["/prcp.nc"] > 0  # read by ranges, never whole
+        _identical(m, xr.open_dataset(drb / "prcp.nc"))
+
+
+def test_s3_source_through_obstore(s3_endpoint, tmp_path: Path, drb: Path):
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint)
+    s3.create_bucket(Bucket="virt")
+    s3.upload_file(str(drb / "tmin.nc"), "virt", "drb/tmin.nc")
+    m = build.parse_source("s3://virt/drb/tmin.nc")
+    assert m.sources[0].etag
+    _identical(m, xr.open_dataset(drb / "tmin.nc"))
+    s3.put_object(Bucket="virt", Key="drb/tmin.nc", Body=(drb / "tmax.nc").read_bytes())
+    with pytest.raises(VirtualError) as e:
+        open_virtual(m).tmin.values
+    assert e.value.code == "DM152"
