@@ -195,3 +195,23 @@ def test_plain_url_fast_path_equals_urlsplit(scheme, rest):
         return
     assert tuple(keys._split.__wrapped__(uri)) == tuple(urlsplit(uri))
     assert (urlsplit(uri).hostname or "").lower() == m.group(2).lower()
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**70, 2**70) |
+    st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=5), inner,
+                                                                max_size=5),
+    max_leaves=30)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.dictionaries(st.text(max_size=6), _json_values, max_size=6))
+def test_chunk_manifest_checksum_text_is_the_canonical_json(doc):
+    """CHK-008: the C encoder used for the checksum writes exactly the canonical JSON."""
+    import json
+
+    from datamanifest.spec.chunks import document_json
+
+    assert json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False) == document_json(doc)

@@ -19,7 +19,8 @@ pytest.importorskip("h5py")
 
 from datamanifest.errors import VirtualError  # noqa: E402
 from datamanifest.virtual import build, kerchunk, open_virtual  # noqa: E402
-from datamanifest.virtual.store import ChunkStore, Session  # noqa: E402
+from datamanifest.virtual.store import Session  # noqa: E402
+from datamanifest.virtual.zarrstore import ChunkStore  # noqa: E402
 
 warnings.filterwarnings("ignore", category=xr.SerializationWarning)
 

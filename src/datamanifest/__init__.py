@@ -10,6 +10,9 @@ reference implementation. Public API::
 
     @datamanifest.cached             # produce or load by parameter hash (SCHEMA.md §21)
     def monthly_means(year: int, region: str = "global"): ...
+
+    refs = datamanifest.virtualize(files, concat_dim="time")   # chunk manifest (§25)
+    ds = datamanifest.open_virtual(refs)                         # xarray, read in place
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ def open_manifest(path=None):
 
 
 _LAZY = {"cached": "cache", "CachedFunction": "cache", "register_format": "cache",
-         "Artifact": "cache", "ProduceError": "errors"}
+         "Artifact": "cache", "ProduceError": "errors", "open_virtual": "virtual",
+         "virtualize": "virtual", "ChunkStore": "virtual", "VirtualError": "errors"}
 
 
 def __getattr__(name: str):
@@ -45,4 +49,5 @@ def __getattr__(name: str):
 
 
 __all__ = ["open_manifest", "DataManifestError", "Diagnostic", "__version__", "cached",
-           "CachedFunction", "register_format", "Artifact", "ProduceError"]
+           "CachedFunction", "register_format", "Artifact", "ProduceError", "open_virtual",
+           "virtualize", "ChunkStore", "VirtualError"]

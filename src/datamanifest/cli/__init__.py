@@ -758,3 +758,4 @@ def config_unset(ctx: click.Context, field: str, scope: str, host: str | None) -
 from . import maintain as _maintain  # noqa: E402,F401  list/ls, rm, mv, refresh, export
 from . import sync as _sync  # noqa: E402,F401  push, pull, receive
 from . import author as _author  # noqa: E402,F401  init, add, remove, show, update-checksums, import
+from . import virtual as _virtual  # noqa: E402,F401  virtualize, refs info

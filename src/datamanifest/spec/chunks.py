@@ -305,7 +305,7 @@ def document_json(value: Any) -> str:
     if t is str:
         return _string(value)
     if t is list or t is tuple:
-        if all(type(v) is int for v in value):  # the reference columns: one join
+        if len(value) > 16 and set(map(type, value)) == {int}:  # reference columns: one join
             return "[" + ",".join(map(str, value)) + "]"
         return "[" + ",".join(document_json(v) for v in value) + "]"
     if t is dict:
@@ -321,9 +321,21 @@ def document_json(value: Any) -> str:
 
 
 def document_checksum(doc: dict[str, Any]) -> str:
-    """``sha256:<hex>`` of the canonical JSON of ``doc`` without ``checksum`` (CHK-008)."""
+    """``sha256:<hex>`` of the canonical JSON of ``doc`` without ``checksum`` (CHK-008).
+
+    The text is made by the standard library's C encoder, whose output for JSON values
+    (sorted keys, no spaces, raw UTF-8, the shortest round-trip floats laid out at the
+    same thresholds) is exactly :func:`document_json`'s; a property test holds them equal.
+    """
+    import json
+
     body = {k: v for k, v in doc.items() if k != "checksum"}
-    return "sha256:" + hashlib.sha256(document_json(body).encode("utf-8")).hexdigest()
+    try:
+        text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                          allow_nan=False)
+    except (TypeError, ValueError):
+        text = document_json(body)  # raises the precise error
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 # -- parsing and validation (CHK-001..CHK-008) ---------------------------------------------------------
@@ -484,12 +496,35 @@ def _refs(raw: dict, grid: tuple[int, ...], where: tuple, nsources: int,
                  f"{list(grid)} has {count} chunks", (*where, name), "DM151")
         cols[name] = col
     src, off, ln = cols["source"], cols["offset"], cols["length"]
-    for i in range(count):
+    bad = _first_bad_column_ref(src, off, ln, sources) if count > 256 else 0
+    for i in range(bad or 0, count) if bad is not None else ():
         s = src[i]
         if s == MISSING and _int(s):
             continue
         _check_ref(s, off[i], ln[i], (*where, "source", i), nsources, sources)
     return Refs(grid, src, off, ln, inline=inline)
+
+
+def _first_bad_column_ref(src: list, off: list, ln: list, sources: list[Source]) -> int | None:
+    """The first position where a column reference may break CHK-006, found with numpy in
+    one pass (None: all are good); the caller checks from there one by one, for the
+    message and path."""
+    import numpy as np
+
+    try:
+        if set(map(type, src)) | set(map(type, off)) | set(map(type, ln)) != {int}:
+            return 0
+        s = np.asarray(src, dtype=np.int64)
+        o = np.asarray(off, dtype=np.int64)
+        n = np.asarray(ln, dtype=np.int64)
+    except (OverflowError, ValueError):
+        return 0
+    used = s != MISSING
+    sizes = np.asarray([x.size for x in sources] + [0], dtype=np.int64)
+    ok = ~used | ((s >= 0) & (s < len(sources)) & (o >= 0) & (n >= 1) &
+                  (o + n <= sizes[np.where((s >= 0) & (s < len(sources)), s, len(sources))]))
+    bad = np.flatnonzero(~ok)
+    return int(bad[0]) if bad.size else None
 
 
 def _check_in_grid(index: tuple[int, ...], grid: tuple[int, ...], at: tuple) -> None:

@@ -5,6 +5,17 @@ manifest; ``ChunkStore`` is the same as a zarr-python 3 store; the parsers turn 
 chunk manifests.
 """
 
-from .store import ChunkStore, Session, VirtualArray, load_manifest, open_virtual
+from .build import Options, parse_source, virtualize
+from .store import Session, VirtualArray, load_manifest, open_virtual
 
-__all__ = ["open_virtual", "ChunkStore", "Session", "VirtualArray", "load_manifest"]
+
+def __getattr__(name: str):
+    if name == "ChunkStore":  # imports zarr: only when asked for
+        from .zarrstore import ChunkStore
+
+        return ChunkStore
+    raise AttributeError(name)
+
+
+__all__ = ["open_virtual", "virtualize", "parse_source", "Options", "ChunkStore", "Session",
+           "VirtualArray", "load_manifest"]

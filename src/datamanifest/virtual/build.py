@@ -108,17 +108,25 @@ def _hdf5_later(reader, size: int) -> bool:
     return False
 
 
+#: from this many sources on, ``virtualize`` parses in forked worker processes by default
+#: (HDF5 serializes its calls inside one process, so threads would not help)
+PROCESS_MIN = 16
+
+
 def virtualize(sources: Sequence[str | os.PathLike] | str | os.PathLike, *,
                concat_dim: str | None = None, executor: Executor | None = None,
                options: Options = Options(), base: str | None = None,
-               progress: Callable[[int], None] | None = None) -> spec.ChunkManifest:
+               progress: Callable[[int], None] | None = None,
+               jobs: int | None = None) -> spec.ChunkManifest:
     """One chunk manifest over ``sources`` (SCHEMA.md §25).
 
     Several sources are concatenated along ``concat_dim`` after the checks of CHK-024;
     they are parsed through ``executor`` when given (``Client.get_executor()`` of
-    dask.distributed works), else in this process. ``base``: write source URLs relative
-    to this URL where they lie under it (CHK-007). ``progress(n)`` is called as sources
-    finish. Raises :class:`VirtualError` (DM154 when they disagree, naming both files).
+    dask.distributed works), else by ``jobs`` forked processes (default: one per core
+    from :data:`PROCESS_MIN` sources on; 1: in this process). ``base``: write source URLs
+    relative to this URL where they lie under it (CHK-007). ``progress(n)`` is called as
+    sources finish. Raises :class:`VirtualError` (DM154 when they disagree, naming both
+    files).
     """
     if isinstance(sources, (str, os.PathLike)):
         sources = [sources]
@@ -129,12 +137,25 @@ def virtualize(sources: Sequence[str | os.PathLike] | str | os.PathLike, *,
         raise VirtualError(f"{len(sources)} sources need a dimension to be concatenated along",
                            code="DM154", hint="give concat_dim (--concat-dim), e.g. time")
     parts: list[spec.ChunkManifest] = []
+    workers = jobs if jobs is not None else (
+        min(8, os.cpu_count() or 1) if len(sources) >= PROCESS_MIN else 1)
+    own = None
+    if executor is None and workers > 1 and len(sources) > 1 and hasattr(os, "fork"):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        executor = own = ProcessPoolExecutor(workers,
+                                             mp_context=multiprocessing.get_context("fork"))
     if executor is not None and len(sources) > 1:
-        futures = [executor.submit(parse_source, s, options) for s in sources]
-        for f in futures:
-            parts.append(f.result())
-            if progress:
-                progress(1)
+        try:
+            futures = [executor.submit(parse_source, s, options) for s in sources]
+            for f in futures:
+                parts.append(f.result())
+                if progress:
+                    progress(1)
+        finally:
+            if own is not None:
+                own.shutdown()
     else:
         for s in sources:
             parts.append(parse_source(s, options))
@@ -191,22 +212,41 @@ def concatenate(parts: list[spec.ChunkManifest], dim: str) -> spec.ChunkManifest
             continue
         found_dim = True
         axis = names.index(dim)
-        nodes[path] = _concat_array(path, axis, parts, offsets)
+        if path.rsplit("/", 1)[-1] == dim:  # the coordinate itself: loaded and inlined
+            _check_units(path, parts)
+            nodes[path] = _inline_concatenated(path, axis, parts)
+            continue
+        try:
+            nodes[path] = _concat_array(path, axis, parts, offsets)
+        except _Misaligned:
+            if _nbytes(parts, path) > INLINE_MISALIGNED:
+                raise
+            nodes[path] = _inline_concatenated(path, axis, parts)
     if not found_dim:
         raise VirtualError(f"no variable has the dimension {dim!r}", code="DM154",
                            hint="name a dimension the files share, e.g. time")
-    out = spec.ChunkManifest(sources, nodes, first.base, None, dict(first.extra))
-    coord = next((p for p, n in nodes.items() if n.is_array and p.rsplit("/", 1)[-1] == dim),
-                 None)
-    if coord is not None:
-        _check_units(coord, parts)
-        nodes[coord] = _inline_coordinate(out, nodes[coord])
-    return out
+    return spec.ChunkManifest(sources, nodes, first.base, None, dict(first.extra))
 
 
-def _compare_meta(path: str, node: spec.Node, other: spec.Node, a, b, skip_axis: int | None):
+#: an array along the dimension whose chunks do not align with the files' boundaries is
+#: loaded and inlined when all its values take at most this many bytes (CHK-024)
+INLINE_MISALIGNED = 1024 * 1024
+
+
+class _Misaligned(VirtualError):
+    pass
+
+
+def _nbytes(parts: list[spec.ChunkManifest], path: str) -> int:
+    return sum(math.prod(p.nodes[path].metadata["shape"]) * _itemsize(p.nodes[path])
+               for p in parts)
+
+
+def _compare_meta(path: str, node: spec.Node, other: spec.Node, a, b, skip_axis: int | None,
+                  *, chunks: bool = True):
     m1, m2 = node.metadata, other.metadata
-    for key in ("data_type", "codecs", "fill_value", "dimension_names"):
+    for key in (("data_type", "codecs", "fill_value", "dimension_names") if chunks else
+                ("data_type", "fill_value", "dimension_names")):
         if m1.get(key) != m2.get(key):
             raise _disagree(f"{path}: {key}", a, b, f"{m1.get(key)} vs {m2.get(key)}")
     c1, c2 = spec.chunk_shape(m1), spec.chunk_shape(m2)
@@ -216,7 +256,7 @@ def _compare_meta(path: str, node: spec.Node, other: spec.Node, a, b, skip_axis:
             continue
         if s1[k] != s2[k]:
             raise _disagree(f"{path}: shape", a, b, f"{s1} vs {s2}")
-    if c1 != c2:
+    if chunks and c1 != c2:
         raise _disagree(f"{path}: chunk shape", a, b, f"{list(c1)} vs {list(c2)}")
     at1, at2 = m1.get("attributes") or {}, m2.get("attributes") or {}
     for k in _PACKING:
@@ -267,9 +307,10 @@ def _concat_array(path: str, axis: int, parts: list[spec.ChunkManifest],
         _compare_meta(path, first, node, parts[0], p, axis)
         n = node.metadata["shape"][axis]
         if i < len(parts) - 1 and n % chunk[axis]:
-            raise _disagree(f"{path}: length along the dimension", parts[0], p,
-                            f"{n} is not a multiple of the chunk length {chunk[axis]}, so the "
-                            "next file's chunks would not start on a chunk boundary")
+            e = _disagree(f"{path}: length along the dimension", parts[0], p,
+                          f"{n} is not a multiple of the chunk length {chunk[axis]}, so the "
+                          "next file's chunks would not start on a chunk boundary")
+            raise _Misaligned(e.message, code="DM154", hint=e.hint)
         total += n
     meta = dict(first.metadata)
     shape = list(meta["shape"])
@@ -328,19 +369,23 @@ def _check_units(path: str, parts: list[spec.ChunkManifest]) -> None:
                                 f"{a0.get(k)!r} vs {a.get(k)!r}")
 
 
-def _inline_coordinate(manifest: spec.ChunkManifest, node: spec.Node) -> spec.Node:
-    """The coordinate along the concatenated dimension, loaded and written inline as one
-    chunk with the ``bytes`` codec (CHK-024)."""
+def _inline_concatenated(path: str, axis: int, parts: list[spec.ChunkManifest]) -> spec.Node:
+    """An array along the concatenated dimension, loaded from every source, concatenated
+    and written inline as one chunk with the ``bytes`` codec (CHK-024)."""
     from . import codecs as zc
-    from .store import Session, VirtualArray
 
-    with Session(manifest) as s:
-        values = np.asarray(VirtualArray(s, node)[...])
-    meta = dict(node.metadata)
-    n = meta["shape"][0] if meta["shape"] else 1
-    meta["chunk_grid"] = {"name": "regular", "configuration": {"chunk_shape": [max(1, n)]}}
+    first = parts[0].nodes[path]
+    for p in parts[1:]:
+        _compare_meta(path, first, p.nodes[path], parts[0], p, axis, chunks=False)
+    values = np.concatenate([_values(p, p.nodes[path]) for p in parts], axis=axis)
+    meta = dict(first.metadata)
+    meta["shape"] = list(values.shape)
+    meta["chunk_grid"] = {"name": "regular",
+                          "configuration": {"chunk_shape": [max(1, n) for n in values.shape]}}
     meta["codecs"] = [zc.bytes_codec(values.dtype)]
     grid = spec.grid_shape(meta)
-    refs = spec.Refs(grid, [spec.MISSING], [0], [0])
-    refs.inline["0"] = np.ascontiguousarray(values).tobytes()
-    return spec.Node(node.path, meta, refs, dict(node.attribute_types))
+    refs = spec.Refs(grid, [spec.MISSING] * math.prod(grid), [0] * math.prod(grid),
+                     [0] * math.prod(grid))
+    if values.size:
+        refs.inline[spec.index_key((0,) * values.ndim)] = np.ascontiguousarray(values).tobytes()
+    return spec.Node(path, meta, refs, dict(first.attribute_types))

@@ -46,16 +46,70 @@ def parse(file: Any, url: str, *, size: int, split_contiguous: int | None = None
     with h5py.File(file, "r") as f:
         nodes[""] = spec.Node("", _group_meta(f))
         phony = _Phony()
+        dims = _NetCDFDims()
 
         def visit(name: str, obj: Any) -> None:
             if isinstance(obj, h5py.Group):
                 nodes[name] = spec.Node(name, _group_meta(obj))
-            elif isinstance(obj, h5py.Dataset) and not _hidden_dimension(obj):
+            elif isinstance(obj, h5py.Dataset):
+                names = obj.attrs.keys()
+                dims.see(name, obj, names)
+                if "NAME" in names and _hidden_dimension(obj):
+                    return
                 nodes[name] = _array(name, obj, phony, split_contiguous, inline_unsupported,
-                                     inline_max_bytes)
+                                     inline_max_bytes, dims, names)
 
         f.visititems(visit)
+        dims.finish(f, nodes, phony)
     return spec.ChunkManifest([spec.Source(url, size)], nodes)
+
+
+class _NetCDFDims:
+    """Dimension names from netCDF-4's own bookkeeping, read with the attributes anyway:
+    each dimension scale's ``_Netcdf4Dimid`` and each variable's ``_Netcdf4Coordinates``.
+    Where either is missing the attached scales are asked (slower: one HDF5 call per
+    dimension)."""
+
+    def __init__(self) -> None:
+        self.by_id: dict[tuple[str, int], str] = {}
+        self.wanted: dict[str, tuple[str, list[int] | None]] = {}
+
+    def see(self, name: str, ds: Any, attr_names: Any) -> None:
+        import h5py
+
+        # netCDF-C leaves _Netcdf4Dimid on some variables too: only scales name dimensions
+        if "_Netcdf4Dimid" in attr_names and h5py.h5ds.is_scale(ds.id):
+            group = name.rpartition("/")[0]
+            try:
+                self.by_id[(group, int(ds.attrs["_Netcdf4Dimid"]))] = name.rsplit("/", 1)[-1]
+            except (TypeError, ValueError, OSError):
+                pass
+        coords = None
+        if "_Netcdf4Coordinates" in attr_names:
+            try:
+                coords = [int(i) for i in np.atleast_1d(ds.attrs["_Netcdf4Coordinates"])]
+            except (TypeError, ValueError, OSError):
+                coords = None
+        self.wanted[name] = (name.rpartition("/")[0], coords)
+
+    def finish(self, f: Any, nodes: dict[str, spec.Node], phony: "_Phony") -> None:
+        for name, node in nodes.items():
+            if not node.is_array or node.metadata.get("dimension_names") is not None:
+                continue
+            group, coords = self.wanted.get(name, ("", None))
+            names = None
+            if coords is not None and len(coords) == len(node.metadata["shape"]):
+                names = [self._lookup(group, i) for i in coords]
+                if any(n is None for n in names):
+                    names = None
+            node.metadata["dimension_names"] = names or _dimension_names(f[name], phony)
+
+    def _lookup(self, group: str, dimid: int) -> str | None:
+        while True:  # a dimension may be defined in an enclosing group
+            hit = self.by_id.get((group, dimid))
+            if hit is not None or not group:
+                return hit
+            group = group.rpartition("/")[0]
 
 
 def _group_meta(group: Any) -> dict[str, Any]:
@@ -141,7 +195,7 @@ def _codecs(ds: Any, name: str) -> tuple[list[dict[str, Any]], list[str]]:
 
 
 def _array(name: str, ds: Any, phony: _Phony, split: int | None, inline_unsupported: bool,
-           inline_max_bytes: int) -> spec.Node:
+           inline_max_bytes: int, dims: "_NetCDFDims", attr_names: Any) -> spec.Node:
     import h5py
 
     dtype = ds.dtype
@@ -154,7 +208,7 @@ def _array(name: str, ds: Any, phony: _Phony, split: int | None, inline_unsuppor
                                                    "configuration": {"separator": "/"}},
         "fill_value": zc.fill_value(dtype, fill),
         "codecs": None, "attributes": None,
-        "dimension_names": _dimension_names(ds, phony),
+        "dimension_names": None,  # filled in at the end, when every scale is known
     }
     meta["attributes"], types = _attributes(ds)
     if types:

@@ -6,8 +6,8 @@ decoded in parallel (SCHEMA.md CHK-010..CHK-012).
 * :class:`VirtualArray` reads any rectangular selection of one array: the chunks it
   touches are read with one ``read_ranges`` call per source (coalesced, CHK-012), decoded
   on a thread pool (zlib releases the GIL) and copied into the result.
-* :class:`ChunkStore` is a read-only zarr-python 3 ``Store`` over the same session, for
-  ``zarr.open_group`` and ``xarray.open_zarr``.
+* :class:`~datamanifest.virtual.zarrstore.ChunkStore` is a read-only zarr-python 3
+  ``Store`` over the same session, for ``zarr.open_group`` and ``xarray.open_zarr``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ import json
 import math
 import os
 import threading
-from collections.abc import AsyncIterator, Iterable
+import zlib
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -28,7 +29,10 @@ from ..spec import chunks as spec
 from .readers import Identity, Reader, open_reader
 
 #: chunks decoded per batch: bounds the memory held by compressed and decoded chunks
-BATCH_BYTES = 64 * 1024 * 1024
+BATCH_BYTES = 8 * 1024 * 1024
+#: below this many compressed bytes, chunks are decoded in the calling thread: handing
+#: them to the pool costs more than it saves
+INLINE_DECODE = 4 * 1024 * 1024
 _POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
 
@@ -143,16 +147,47 @@ def _same_time(a: str, b: str) -> bool | None:
 
 
 # -- decoding -------------------------------------------------------------------------------------
+_NUMERIC = {"bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+            "float16", "float32", "float64", "complex64", "complex128"}
+
+
+def native_dtype(data_type: Any) -> np.dtype:
+    """The numpy dtype of a Zarr v3 ``data_type``: the core names and fixed-length byte
+    strings directly, anything else through zarr."""
+    if isinstance(data_type, str) and data_type in _NUMERIC:
+        return np.dtype(data_type)
+    if isinstance(data_type, dict) and data_type.get("name") == "null_terminated_bytes":
+        return np.dtype(f"S{data_type['configuration']['length_bytes']}")
+    from zarr.core.dtype import get_data_type_from_json
+
+    return get_data_type_from_json(data_type, zarr_format=3).to_native_dtype()
+
+
+def fill_scalar(data_type: Any, value: Any, dtype: np.dtype) -> Any:
+    """The fill value of an array as a numpy scalar (Zarr v3 JSON: numbers, booleans, the
+    strings "NaN", "Infinity", "-Infinity", hex floats; base64 for byte strings)."""
+    if dtype.kind in "biuf" and not isinstance(value, (list, dict)):
+        if isinstance(value, str):
+            special = {"NaN": np.nan, "Infinity": np.inf, "-Infinity": -np.inf}
+            if value in special:
+                return dtype.type(special[value])
+        else:
+            return dtype.type(value)
+    if dtype.kind == "S" and isinstance(value, str):
+        return dtype.type(base64.b64decode(value))
+    from zarr.core.dtype import get_data_type_from_json
+
+    z = get_data_type_from_json(data_type, zarr_format=3)
+    return z.from_json_scalar(value, zarr_format=3)
+
+
 class Decoder:
     """The codecs of one array, applied in reverse (CHK-010). ``bytes`` and the numcodecs
     codecs are applied here directly; any other codec goes through zarr's own pipeline."""
 
     def __init__(self, metadata: dict[str, Any]) -> None:
-        from zarr.core.dtype import get_data_type_from_json
-
         self.shape = spec.chunk_shape(metadata)
-        self.dtype = get_data_type_from_json(metadata["data_type"],
-                                             zarr_format=3).to_native_dtype()
+        self.dtype = native_dtype(metadata["data_type"])
         codecs = metadata["codecs"]
         self.fast = bool(codecs) and codecs[0].get("name") == "bytes" and all(
             c.get("name", "").startswith("numcodecs.") for c in codecs[1:])
@@ -161,17 +196,20 @@ class Decoder:
         endian = (codecs[0].get("configuration") or {}).get("endian", "little")
         self.stored = self.dtype.newbyteorder(">" if endian == "big" else "<") \
             if self.dtype.itemsize > 1 and self.dtype.kind not in "SUV" else self.dtype
-        import numcodecs
-
         self.filters = []
         for c in reversed(codecs[1:]):
             config = dict(c.get("configuration") or {})
-            self.filters.append(numcodecs.get_codec({"id": c["name"][len("numcodecs."):],
-                                                     **config}))
+            name = c["name"][len("numcodecs."):]
+            if name == "zlib":  # the standard library's, without numcodecs' wrapping
+                self.filters.append(zlib.decompress)
+                continue
+            import numcodecs
+
+            self.filters.append(numcodecs.get_codec({"id": name, **config}).decode)
 
     def decode(self, data: Any) -> np.ndarray:
-        for codec in self.filters:
-            data = codec.decode(data)
+        for decode in self.filters:
+            data = decode(data)
         arr = np.frombuffer(data, dtype=self.stored)
         if arr.size != math.prod(self.shape):
             raise VirtualError(f"a chunk decoded to {arr.size} values, not the "
@@ -192,10 +230,7 @@ class VirtualArray:
         self.chunks = spec.chunk_shape(meta)
         self.decoder = Decoder(meta)
         self.dtype = self.decoder.dtype
-        from zarr.core.dtype import get_data_type_from_json
-
-        z = get_data_type_from_json(meta["data_type"], zarr_format=3)
-        self.fill_value = z.from_json_scalar(meta["fill_value"], zarr_format=3)
+        self.fill_value = fill_scalar(meta["data_type"], meta["fill_value"], self.dtype)
         self._zarr = None
 
     def __getitem__(self, key: Any) -> np.ndarray:
@@ -275,7 +310,7 @@ class VirtualArray:
                 out[dst] = decode(raw[i])[src]
         n = len(pending)
         parts = min(n, 4 * (os.cpu_count() or 2))  # a few tasks per thread, not one per chunk
-        if parts <= 1:
+        if parts <= 1 or sum(p[0][2] for p in pending) < INLINE_DECODE:
             work(0, n)
             return
         bounds = [n * k // parts for k in range(parts + 1)]
@@ -285,6 +320,8 @@ class VirtualArray:
     def _via_zarr(self, key: tuple) -> np.ndarray:
         if self._zarr is None:
             import zarr
+
+            from .zarrstore import ChunkStore
 
             group = zarr.open_group(store=ChunkStore(self.session), mode="r")
             self._zarr = group[self.node.path]
@@ -321,150 +358,6 @@ def _product(axes: list[list]) -> Iterable[tuple]:
     import itertools
 
     return itertools.product(*axes)
-
-
-# -- the zarr Store -------------------------------------------------------------------------------
-def _store_base():
-    from zarr.abc.store import Store
-
-    return Store
-
-
-def _served(node: spec.Node) -> dict[str, Any]:
-    """A node's ``zarr.json`` as served (CHK-010). A float ``_FillValue`` attribute is
-    written as xarray writes it in Zarr v3 (the base64 of its little-endian binary64
-    bytes), so that ``xarray.open_zarr`` reads the store as it reads its own."""
-    meta = node.metadata
-    attrs = meta.get("attributes") or {}
-    fv = attrs.get("_FillValue")
-    if fv is None or not node.is_array or not (
-            isinstance(fv, float) or node.attribute_types.get("_FillValue", "").startswith("float")
-            or fv in ("NaN", "Infinity", "-Infinity")):
-        return meta
-    import struct
-
-    value = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}.get(
-        fv, fv) if isinstance(fv, str) else float(fv)
-    return {**meta, "attributes": {
-        **attrs, "_FillValue": base64.standard_b64encode(struct.pack("<d", value)).decode()}}
-
-
-class ChunkStore(_store_base()):  # type: ignore[misc]
-    """A read-only zarr-python 3 store over a chunk manifest (CHK-010).
-
-    ``get`` serves each node's ``zarr.json`` and each chunk key: inline bytes, None for a
-    missing chunk, else the byte range read from its source (verified once, CHK-011).
-    ``get_partial_values`` reads many keys with one coalesced request per source.
-    """
-
-    supports_writes = False
-    supports_deletes = False
-    supports_partial_writes = False
-    supports_listing = True
-
-    def __init__(self, session: Session) -> None:
-        super().__init__(read_only=True)
-        self.session = session
-        self._meta: dict[str, bytes] = {}
-        self._arrays = [(n.path + "/" if n.path else "", n)
-                        for n in session.manifest.nodes.values() if n.is_array]
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, ChunkStore) and other.session is self.session
-
-    def _resolve(self, key: str):
-        if key == "zarr.json" or key.endswith("/zarr.json"):
-            path = key[: -len("/zarr.json")] if key != "zarr.json" else ""
-            node = self.session.manifest.nodes.get(path)
-            if node is None:
-                return "absent", None
-            data = self._meta.get(path)
-            if data is None:
-                data = self._meta[path] = json.dumps(_served(node)).encode("utf-8")
-            return "bytes", data
-        for prefix, node in self._arrays:
-            if key.startswith(prefix):
-                index = spec.index_of_chunk_key(node.metadata, key[len(prefix):])
-                if index is not None:
-                    return node.refs.lookup(index)
-        return "absent", None
-
-    @staticmethod
-    def _range(data: Any, byte_range: Any) -> Any:
-        if byte_range is None:
-            return data
-        from zarr.abc.store import OffsetByteRequest, RangeByteRequest, SuffixByteRequest
-
-        if isinstance(byte_range, RangeByteRequest):
-            return data[byte_range.start: byte_range.end]
-        if isinstance(byte_range, OffsetByteRequest):
-            return data[byte_range.offset:]
-        if isinstance(byte_range, SuffixByteRequest):
-            return data[-byte_range.suffix:]
-        raise TypeError(f"unknown byte range {byte_range!r}")
-
-    async def get(self, key: str, prototype: Any, byte_range: Any = None) -> Any:
-        kind, value = self._resolve(key)
-        if kind in ("absent", "missing"):
-            return None
-        if kind == "ref":
-            import asyncio
-
-            value = (await asyncio.to_thread(self.session.read, [value]))[0]
-        return prototype.buffer.from_bytes(bytes(self._range(value, byte_range)))
-
-    async def get_partial_values(self, prototype: Any, key_ranges: Iterable[tuple[str, Any]]):
-        import asyncio
-
-        key_ranges = list(key_ranges)
-        resolved = [self._resolve(k) for k, _ in key_ranges]
-        refs = [v for kind, v in resolved if kind == "ref"]
-        raw = iter(await asyncio.to_thread(self.session.read, refs)) if refs else iter(())
-        out = []
-        for (kind, value), (_, br) in zip(resolved, key_ranges):
-            if kind in ("absent", "missing"):
-                out.append(None)
-                continue
-            data = next(raw) if kind == "ref" else value
-            out.append(prototype.buffer.from_bytes(bytes(self._range(data, br))))
-        return out
-
-    async def exists(self, key: str) -> bool:
-        return self._resolve(key)[0] not in ("absent", "missing")
-
-    async def set(self, key: str, value: Any) -> None:
-        raise PermissionError("a chunk manifest store is read-only")
-
-    async def delete(self, key: str) -> None:
-        raise PermissionError("a chunk manifest store is read-only")
-
-    async def list(self) -> AsyncIterator[str]:
-        for path, node in self.session.manifest.nodes.items():
-            yield (path + "/zarr.json") if path else "zarr.json"
-            if node.is_array:
-                prefix = path + "/" if path else ""
-                for index, *_ in node.refs.references():
-                    yield prefix + spec.chunk_key(node.metadata, index)
-                for k in node.refs.inline:
-                    yield prefix + spec.chunk_key(node.metadata,
-                                                  spec.parse_index_key(k, len(node.refs.grid)))
-
-    async def list_prefix(self, prefix: str) -> AsyncIterator[str]:
-        async for k in self.list():
-            if k.startswith(prefix):
-                yield k
-
-    async def list_dir(self, prefix: str) -> AsyncIterator[str]:
-        prefix = prefix.rstrip("/")
-        seen = set()
-        async for k in self.list():
-            if prefix and not k.startswith(prefix + "/"):
-                continue
-            rest = k[len(prefix) + 1:] if prefix else k
-            head = rest.split("/", 1)[0]
-            if head not in seen:
-                seen.add(head)
-                yield head
 
 
 # -- xarray -----------------------------------------------------------------------------------------

@@ -1,0 +1,107 @@
+"""Writing and describing chunk manifest documents (SCHEMA.md CHK-001, CHK-008, CHK-011).
+
+:func:`dumps` lays a document out one source and one node per line, so that diffs and
+``check`` positions point at a node; :func:`write` writes it atomically; :func:`info`
+describes one (arrays, chunk counts, bytes referenced, whether each source still matches).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from ..spec import chunks as spec
+
+
+def dumps(doc: dict[str, Any]) -> str:
+    """The document's text: top-level members on their own lines, each source and each node
+    compact on one line."""
+    def one(v: Any) -> str:
+        return json.dumps(v, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+    lines = ["{"]
+    members = []
+    for k, v in doc.items():
+        if k == "sources":
+            inner = ",\n".join("  " + one(s) for s in v)
+            members.append(f' "sources": [\n{inner}\n ]' if v else ' "sources": []')
+        elif k == "nodes":
+            inner = ",\n".join(f"  {one(p)}: {one(n)}" for p, n in v.items())
+            members.append(f' "nodes": {{\n{inner}\n }}')
+        else:
+            members.append(f" {one(k)}: {one(v)}")
+    lines.append(",\n".join(members))
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def write(manifest: spec.ChunkManifest, path: str | os.PathLike) -> str:
+    """Write ``manifest`` at ``path`` (temp file, fsync, rename) with its checksum
+    (CHK-008); returns the checksum."""
+    from ..store.atomic import write_text
+
+    doc = manifest.as_json()
+    write_text(Path(path), dumps(doc))
+    return doc["checksum"]
+
+
+def info(manifest: spec.ChunkManifest, document_url: str | None = None, *,
+         verify: bool = False) -> dict[str, Any]:
+    """A description of a chunk manifest: per array its shape, data type, chunk shape and
+    counts of referenced, inline and missing chunks and bytes referenced; per source its
+    URL, size and whether it still matches (``ok``, ``changed``, ``unreachable``; with
+    ``verify``, whole-file checksums are compared too)."""
+    from ..errors import VirtualError
+    from .readers import open_reader
+    from .store import check_identity
+
+    arrays = []
+    per_source = [0] * len(manifest.sources)
+    for node in manifest.arrays():
+        refs = node.refs
+        n_ref = nbytes = 0
+        for _, s, _, length in refs.references():
+            n_ref += 1
+            nbytes += length
+            per_source[s] += length
+        arrays.append({"path": node.path, "shape": node.metadata["shape"],
+                       "data_type": node.metadata["data_type"],
+                       "chunk_shape": list(spec.chunk_shape(node.metadata)),
+                       "chunks": refs.count, "referenced": n_ref, "inline": len(refs.inline),
+                       "missing": refs.count - n_ref - len(refs.inline),
+                       "bytes_referenced": nbytes,
+                       "codecs": [c["name"] for c in node.metadata["codecs"]]})
+    sources = []
+    for i, src in enumerate(manifest.sources):
+        url = manifest.url_of(i, document_url)
+        row: dict[str, Any] = {"url": url, "size": src.size, "bytes_referenced": per_source[i],
+                               "etag": src.etag, "last_modified": src.last_modified,
+                               "checksum": src.checksum}
+        try:
+            reader = open_reader(url)
+            try:
+                check_identity(src, reader.identity(), url)
+                row["status"] = "ok"
+                if verify and src.checksum:
+                    row["status"] = "ok" if _whole_checksum(reader, src) else "changed"
+            finally:
+                reader.close()
+        except VirtualError as e:
+            row["status"] = "changed" if e.code == "DM152" else "unreachable"
+            row["problem"] = e.message
+        sources.append(row)
+    return {"arrays": arrays, "sources": sources, "checksum": manifest.checksum,
+            "bytes_referenced": sum(per_source)}
+
+
+def _whole_checksum(reader, src: spec.Source) -> bool:
+    from ..spec import checksum as _checksum
+
+    parsed = _checksum.parse(src.checksum)
+    h = _checksum.hasher(parsed.algorithm)
+    step = 16 * 1024 * 1024
+    for off in range(0, src.size, step):
+        h.update(reader.read_ranges([(off, min(step, src.size - off))])[0])
+    return h.hexdigest() == parsed.hexdigest
