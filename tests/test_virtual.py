@@ -309,3 +309,81 @@ def test_s3_source_through_obstore(s3_endpoint, tmp_path: Path, drb: Path):
     with pytest.raises(VirtualError) as e:
         open_virtual(m).tmin.values
     assert e.value.code == "DM152"
+
+
+# -- virtual datasets in the data manifest (CHK-030) ----------------------------------------------
+@pytest.mark.covers("CHK-030", "MAN-027")
+def test_a_virtual_dataset_is_fetched_as_its_chunk_manifest(tmp_path: Path, drb: Path):
+    from datamanifest.testing import LoopbackServer
+
+    from .conftest import run_cli
+
+    served = tmp_path / "served"
+    served.mkdir()
+    for n in ("tmax", "tmin"):
+        shutil.copy(drb / f"{n}.nc", served / f"{n}.nc")
+    root = tmp_path / "proj"
+    root.mkdir()
+    with LoopbackServer(served) as srv:
+        (root / "datamanifest.toml").write_text(
+            '[_META]\nschema = 1\n\n[_STORAGE]\ndatasets_dir = "store"\n\n'
+            f'# daily maxima, read in place\n[tmax]\nuri = "{srv.url("tmax.nc")}"\n'
+            'virtual = true\n')
+        r = run_cli("fetch", "--json", cwd=root)
+        assert r.returncode == 0, r.stderr
+        [out] = json.loads(r.stdout)["datasets"]
+        path = Path(out["path"])
+        assert path.name == "tmax.nc.chunks.json" and path.is_file()
+        assert out["checksum"] == json.loads(path.read_text())["checksum"]
+        assert 'checksum = "' + out["checksum"] + '"' in (root / "datamanifest.toml").read_text()
+        # one HEAD for its identity, then only range requests: never the whole file
+        assert srv.ranges["/tmax.nc"] >= 1 and srv.hits["/tmax.nc"] == srv.ranges["/tmax.nc"] + 1
+        from datamanifest import open_manifest
+
+        ds = open_manifest(root).load("tmax")
+        xr.testing.assert_identical(ds.load(), xr.open_dataset(drb / "tmax.nc").load())
+        assert run_cli("verify", "tmax", cwd=root).returncode == 0
+        # the source changes: verify says so, and reading refuses (CHK-011)
+        shutil.copy(drb / "tmin.nc", served / "tmax.nc")
+        r = run_cli("verify", "tmax", cwd=root)
+        assert r.returncode == 1 and "tmax.nc" in (r.stdout + r.stderr)
+        with pytest.raises(VirtualError) as e:
+            open_manifest(root).load("tmax").tmax.values
+        assert e.value.code == "DM152"
+
+
+def test_a_virtual_dataset_with_a_wrong_checksum_publishes_nothing(tmp_path: Path, drb: Path):
+    from .conftest import run_cli
+
+    root = tmp_path / "proj"
+    root.mkdir()
+    (root / "datamanifest.toml").write_text(
+        '[_META]\nschema = 1\n\n[_STORAGE]\ndatasets_dir = "store"\n\n'
+        f'[prcp]\nuri = "{drb / "prcp.nc"}"\nvirtual = true\n'
+        f'checksum = "sha256:{"0" * 64}"\n')
+    r = run_cli("fetch", cwd=root)
+    assert r.returncode == 1 and "DM070" in r.stderr
+    assert not list((root / "store").rglob("*.chunks.json*")) if (root / "store").exists() \
+        else True
+
+
+def test_virtualize_command_writes_each_format(tmp_path: Path):
+    from .conftest import run_cli
+
+    folder = rd.wheel_files(rd.IRIS, "iris_sample_data/sample_data/NEMO")
+    files = [str(p) for p in sorted(folder.glob("*.nc"))]
+    out = tmp_path / "nemo.chunks.json"
+    r = run_cli("virtualize", *files, "--concat-dim", "time_counter", "-o", str(out), "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["sources"] == 3
+    assert run_cli("check", str(out)).returncode == 0
+    info = run_cli("refs", "info", str(out), "--json")
+    assert info.returncode == 0
+    assert all(s["status"] == "ok" for s in json.loads(info.stdout)["sources"])
+    for fmt, name in (("kerchunk-json", "k.json"), ("kerchunk-parquet", "k.parq")):
+        r = run_cli("virtualize", *files, "--concat-dim", "time_counter", "-o",
+                    str(tmp_path / name), "--format", fmt)
+        assert r.returncode == 0, r.stderr
+        assert (tmp_path / name).exists()
+    bad = run_cli("virtualize", *files, "-o", str(tmp_path / "x.chunks.json"))
+    assert bad.returncode == 1 and "DM154" in bad.stderr and "Traceback" not in bad.stderr

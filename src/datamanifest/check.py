@@ -493,7 +493,13 @@ def _semantic_layer(data: dict[str, Any], datasets: dict[str, Dataset], col: _Co
             tree_sum = _checksum.is_tree(ds.checksum)
             by_fetcher = bool(ds.fetcher or ds.shell or ds.lang)  # may write a file or a folder
             folder = bool(ds.uri) and _keys.is_folder_uri(ds.uri)  # FET-014, FET-015
-            if tree_sum and ds.uri and not ds.extract and not by_fetcher and not folder:
+            if tree_sum and ds.virtual:
+                col.add("DM121", (name, "checksum"), f"dataset {name!r} is virtual: it is one "
+                        "file, its chunk manifest, so its checksum is a file checksum",
+                        "use sha256:<hex>, or \"\" to auto-fill it")
+            elif ds.virtual:
+                pass
+            elif tree_sum and ds.uri and not ds.extract and not by_fetcher and not folder:
                 col.add("DM121", (name, "checksum"), f"dataset {name!r} is a file: a tree "
                         "checksum applies to folder datasets (extract = true or uris)",
                         "use a file checksum such as sha256:<hex>")
@@ -501,8 +507,22 @@ def _semantic_layer(data: dict[str, Any], datasets: dict[str, Dataset], col: _Co
                 col.add("DM121", (name, "checksum"), f"dataset {name!r} is a folder of several "
                         "files: its checksum is a tree checksum", 'use tree-sha256:<hex>, or "" to '
                         "auto-fill it")
-        # MAN-026 extract
-        if ds.extract:
+        # MAN-027 virtual datasets
+        if ds.virtual:
+            why = ("it has no uri or uris to index" if not (ds.uri or ds.uris) else
+                   "it cannot also be extracted" if ds.extract else
+                   "it cannot be skip_download" if ds.skip_download else
+                   "it cannot be lazy_access" if ds.lazy_access else
+                   "its uris need concat_dim, the dimension they are concatenated along"
+                   if ds.uris and not ds.concat_dim else "")
+            if why:
+                col.add("DM016", (name, "virtual"), f"dataset {name!r} is virtual, but {why}",
+                        "see SCHEMA.md MAN-027")
+        elif ds.concat_dim:
+            col.add("DM016", (name, "concat_dim"), f"dataset {name!r}: concat_dim applies only "
+                    "to a virtual dataset with uris", "add virtual = true, or remove concat_dim")
+        # MAN-026 extract (a virtual dataset is not extracted: DM016 above)
+        if ds.extract and not ds.virtual:
             fmt = ds.effective_format
             fmt = "tar.gz" if fmt == "tgz" else fmt
             if fmt not in ARCHIVE_FORMATS:

@@ -296,12 +296,18 @@ def _answer_archive(request: dict[str, Any]) -> dict[str, Any]:
     return {"ok": True}
 
 
+#: the schemes FET-001, FET-014 and FET-015 fetch from
+_FETCH_SCHEMES = frozenset({"file", "http", "https", "s3", "gs", "gcs", "az", "abfs", "ssh",
+                            "rsync", "sshfs"})
+
+
 def _answer_layout(request: dict[str, Any]) -> dict[str, Any]:
     from pathlib import PurePosixPath
 
     from .fetch.sources import scheme_of
     from .spec import resolution as res
     from .spec.checksum import DEFAULT_ALGORITHM, parse
+    from .spec.keys import is_git_uri
     from .spec.manifest import Manifest
     from .store.layout import MARKER, is_current, status_of
 
@@ -314,7 +320,7 @@ def _answer_layout(request: dict[str, Any]) -> dict[str, Any]:
                             pathsep=":")
     resolved = res.resolve_storage(manifest, {}, {}, platform)
     path, managed = res.storage_path(request["dataset"], ds, resolved, platform)
-    is_dir = ds.extract or bool(ds.uris)
+    is_dir = ds.is_folder
     target = PurePosixPath(path)
     marker = target / MARKER if is_dir else target.with_name(target.name + MARKER)
     staging = target.with_name(target.name + ".tmp")
@@ -330,7 +336,8 @@ def _answer_layout(request: dict[str, Any]) -> dict[str, Any]:
         source: Any = "none"
     elif ds.uri or ds.uris:
         scheme = scheme_of(ds.uri or ds.uris[0])
-        source = scheme if scheme in ("file", "http", "https") else {"error": "DM072"}
+        source = scheme if scheme in _FETCH_SCHEMES or is_git_uri(ds.uri or ds.uris[0]) \
+            else {"error": "DM072"}
     else:
         source = {"error": "DM079"}
     current = is_current(status, declared, marker_record)

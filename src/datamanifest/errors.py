@@ -29,6 +29,7 @@ CODES: dict[str, tuple[str, str, str]] = {
     "DM013": ("MAN-022", "warning", "dataset has no source"),
     "DM014": ("MAN-040", "error", "malformed binding"),
     "DM015": ("MAN-023", "error", "empty or invalid URI"),
+    "DM016": ("MAN-027", "error", "virtual or concat_dim where they do not apply"),
     # checksums
     "DM020": ("SUM-001", "error", "malformed checksum"),
     "DM021": ("SUM-002", "error", "unknown checksum algorithm"),

@@ -62,6 +62,15 @@ def _zarr(path: Path) -> Any:
     return xr.open_zarr(path)
 
 
+def _chunk_manifest(path: Path) -> Any:
+    """A virtual dataset (CHK-030): its chunk manifest opened as an xarray.Dataset, read
+    in place from its sources."""
+    _need("xarray", "virtual", "chunk-manifest")
+    from .virtual import open_virtual
+
+    return open_virtual(path)
+
+
 #: LAD-023: format -> loader of a local path
 BUILTIN: dict[str, Callable[[Path], Any]] = {
     "json": lambda p: json.loads(p.read_text(encoding="utf-8")),
@@ -74,6 +83,7 @@ BUILTIN: dict[str, Callable[[Path], Any]] = {
     "yml": _yaml,
     "nc": _xarray,
     "zarr": _zarr,
+    "chunk-manifest": _chunk_manifest,
 }
 
 

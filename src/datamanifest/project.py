@@ -136,9 +136,8 @@ class Project:
             raise ManifestError(f"dataset {name!r}: {e}", code=e.code, file=str(self.manifest_path),
                                 hint="define the symbol in [_STORAGE] or set the variable") from None
         # a fetcher may have written a folder (LAD-020): the bytes on disk tell
-        from .spec.keys import is_folder_uri
 
-        folder = ds.extract or bool(ds.uris) or bool(ds.uri and is_folder_uri(ds.uri))
+        folder = ds.is_folder
         return Target(Path(path), folder or Path(path).is_dir())
 
     # -- operations (Python API) -------------------------------------------------------------------
@@ -198,7 +197,7 @@ class Project:
         from .spec.resolution import pool_candidates
 
         ds = self.dataset(name)
-        is_dir = ds.extract or bool(ds.uris)
+        is_dir = ds.is_folder
         return [Target(Path(p), is_dir) for p in pool_candidates(ds, self.storage.resolved,
                                                                  self.storage.platform)]
 

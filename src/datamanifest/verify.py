@@ -99,9 +99,26 @@ def verify_dataset(project, name: str, *, full: bool = False) -> VerifyResult:
     if found is None:
         raise project.not_present(name)
     path, _ = found
+    if ds.virtual:
+        return _verify_virtual(project, name, ds, path, full)
     if path.is_dir():
         return _verify_folder(project, name, ds, path, full)
     return _verify_file(project, name, ds, path, full)
+
+
+def _verify_virtual(project, name: str, ds, path: Path, full: bool) -> VerifyResult:
+    """CHK-030: the chunk manifest's own checksum, then each source's identity (CHK-011);
+    with ``full``, the sources' whole-file checksums where recorded. A source that changed
+    or cannot be reached is reported as modified."""
+    from .virtual import document
+    from .virtual.store import load_manifest
+
+    manifest, url = load_manifest(path)  # DM155 when the document was edited
+    info = document.info(manifest, url, verify=full)
+    diffs = Differences()
+    diffs.modified = [s["url"] for s in info["sources"] if s["status"] != "ok"]
+    return VerifyResult(name, path, "virtual", manifest.checksum or "", diffs,
+                        len(info["sources"]))
 
 
 def _verify_folder(project, name: str, ds, path: Path, full: bool) -> VerifyResult:

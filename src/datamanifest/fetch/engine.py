@@ -26,6 +26,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 from ..errors import ChecksumMismatch, DataManifestError, FetchError
@@ -380,7 +381,11 @@ class Fetcher:
             check_file(digest)
             return size, digest
         try:
-            if ds.uris:
+            if ds.virtual:
+                # CHK-030: the chunk manifest of the sources is the dataset
+                size, digest = self._virtualize(name, ds, target, declared)
+                algorithm = "sha256"
+            elif ds.uris:
                 # each file is hashed as it streams in; the tree walk reuses those digests
                 leaf = leaf_algorithm(parsed.algorithm if tree_declared else "tree-sha256")
                 size, streamed = self._fetch_uris(name, ds.uris, target, leaf)
@@ -476,6 +481,38 @@ class Fetcher:
             return _Deferred(name, target.staging,
                              lambda: self._publish(name, target, checksum, size, None, ""))
         return self._publish(name, target, checksum, size, manifest_tmp, tree_sum)
+
+    def _virtualize(self, name: str, ds: Any, target: Target, declared: str) -> tuple[int, str]:
+        """Index the dataset's sources into a chunk manifest (CHK-030), write it at the
+        staging path, durable, and check its checksum against the declared one (FET-004).
+        Returns (size in bytes, sha256 hex digest of the document's canonical JSON)."""
+        from ..virtual import build, document
+
+        from .sources import local_path
+
+        def absolute(uri: str) -> str:
+            return uri if scheme_of(uri) != "file" else local_path(uri, self.project.root
+                                                                   ).resolve().as_uri()
+
+        sources = [absolute(u) for u in ([ds.uri] if ds.uri else ds.uris)]
+        task = self.progress.start(name, len(sources))
+        try:
+            manifest = build.virtualize(sources, concat_dim=ds.concat_dim or None,
+                                        progress=lambda n: self.progress.advance(task, n))
+        finally:
+            self.progress.finish(task)
+        doc = manifest.as_json()
+        data = document.dumps(doc).encode("utf-8")
+        from ..store.atomic import write_bytes
+
+        target.staging.parent.mkdir(parents=True, exist_ok=True)
+        write_bytes(target.staging, data)
+        digest = doc["checksum"].partition(":")[2]
+        parsed = _checksum.parse(declared) if declared else None
+        if parsed is not None and not ds.skip_checksum and \
+                (parsed.algorithm, parsed.hexdigest) != ("sha256", digest):
+            raise ChecksumMismatch(name, parsed.algorithm, parsed.hexdigest, digest)
+        return len(data), digest
 
     def _publish(self, name: str, target: Target, checksum: str, size: int | None,
                  manifest_tmp: Path | None, tree_sum: str) -> Outcome:

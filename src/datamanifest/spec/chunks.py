@@ -144,6 +144,8 @@ class Node:
     metadata: dict[str, Any]
     refs: Refs | None = None
     attribute_types: dict[str, str] = field(default_factory=dict)
+    #: the array's values when a parser read them anyway (small arrays); never written
+    values: Any = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if "attribute_types" in self.metadata:  # given with the metadata: kept beside it

@@ -340,7 +340,6 @@ def objects_of(manifest: Any, resolved: Any, platform: Any, *, records: Mapping[
     :class:`~datamanifest.spec.resolution.ResolutionError` for a storage expression that
     does not resolve.
     """
-    from .keys import is_folder_uri
     from .resolution import pool_candidates, storage_path
 
     datasets_dir, datacache_dir = resolved.get("datasets_dir"), resolved.get("datacache_dir")
@@ -353,7 +352,7 @@ def objects_of(manifest: Any, resolved: Any, platform: Any, *, records: Mapping[
     for name, ds in manifest.datasets.items():
         target, managed = storage_path(name, ds, resolved, platform)
         st = view.stat(target)
-        is_dir = ds.extract or bool(ds.uris) or bool(ds.uri and is_folder_uri(ds.uri)) or \
+        is_dir = ds.is_folder or \
             bool(st is not None and st.is_dir)
         in_place = _in_place(ds, target, root) if ds.lazy_access or ds.skip_download else None
         key, declared = ds.derived_key, ds.effective_checksum

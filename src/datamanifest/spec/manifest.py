@@ -38,7 +38,8 @@ _BINDING_RE = re.compile(BINDING_PATTERN)
 DATASET_FIELDS = (
     "uri", "uris", "version", "branch", "doi", "aliases", "description", "key",
     "storage_path", "checksum", "skip_checksum", "skip_download", "lazy_access",
-    "delegate", "extract", "format", "requires", "fetcher", "loader", "shell",
+    "delegate", "extract", "virtual", "concat_dim", "format", "requires", "fetcher", "loader",
+    "shell",
 )
 #: Legacy fields: read, reported as deprecated, never written (MAN-060).
 LEGACY_FIELDS = {
@@ -136,6 +137,8 @@ class Dataset(BaseModel):
     lazy_access: StrictBool = False
     delegate: StrictBool | None = None
     extract: StrictBool = False
+    virtual: StrictBool = False
+    concat_dim: StrictStr = ""
     format: StrictStr = ""
     requires: list[StrictStr] = Field(default_factory=list)
     fetcher: StrictStr | Binding | None = None
@@ -184,8 +187,31 @@ class Dataset(BaseModel):
         return _checksum.effective(self.checksum, self.sha256)
 
     @property
+    def is_folder(self) -> bool:
+        """A folder dataset (STO-002): extracted, several ``uris``, or a git or ssh folder
+        source. A virtual dataset is a file, its chunk manifest (CHK-030)."""
+        if self.virtual:
+            return False
+        return self.extract or bool(self.uris) or bool(self.uri and _keys.is_folder_uri(self.uri))
+
+    @property
+    def target_key(self) -> str:
+        """The key of the dataset's target: its key, with an archive suffix removed for an
+        extracted dataset (STO-002) or ``.chunks.json`` appended for a virtual one
+        (CHK-030). May raise UnsafeKey."""
+        key = self.derived_key
+        if self.extract:
+            return _keys.extracted_key(key)
+        if self.virtual:
+            return key + ".chunks.json"
+        return key
+
+    @property
     def effective_format(self) -> str:
-        """Declared ``format``, else inferred from the URI (MAN-025)."""
+        """Declared ``format``, else inferred from the URI (MAN-025); ``chunk-manifest`` for
+        a virtual dataset (MAN-027)."""
+        if self.virtual and not self.format:
+            return "chunk-manifest"
         if self.format:
             return self.format.lower()
         if self.uri:
@@ -337,6 +363,8 @@ def normalized_record(name: str, ds: Dataset) -> dict[str, Any]:
         "lazy_access": ds.lazy_access,
         "delegate": ds.delegate,
         "extract": ds.extract,
+        "virtual": ds.virtual,
+        "concat_dim": ds.concat_dim,
         "format": ds.effective_format,
         "requires": list(ds.requires),
         "fetcher": _normalize_binding(ds.fetcher),

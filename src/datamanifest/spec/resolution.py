@@ -246,9 +246,7 @@ def storage_path(name: str, ds: Dataset, resolved: Resolved, platform: Platform)
 
         where = unquote(urlsplit(ds.uri).path) if ds.uri.startswith("file://") else ds.uri
         return expand_path(where.replace("$", "$$"), resolved.symbols, platform), "exact"
-    key = ds.derived_key
-    if ds.extract:
-        key = _keys.extracted_key(key)
+    key = ds.target_key
     expr = ds.storage_path or ds.local_path or DEFAULT_STORAGE_PATH
     if expr == DEFAULT_STORAGE_PATH:
         # the common case, without the expansion machinery: datasets_dir is already an
@@ -342,7 +340,7 @@ def pool_candidates(ds: Dataset, resolved: Resolved, platform: Platform) -> list
     expr = ds.storage_path or ds.local_path or "$datasets_dir/$key"
     if not _storage.is_keyed(expr):
         return []
-    key = _keys.extracted_key(ds.derived_key) if ds.extract else ds.derived_key
+    key = ds.target_key
     own = resolved.get("datasets_dir")
     return [f"{pool.rstrip('/')}/{key}" for pool in resolved.get("datasets_pools")
             if pool.rstrip("/") != own.rstrip("/")]

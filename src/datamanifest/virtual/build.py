@@ -291,6 +291,10 @@ def _itemsize(node: spec.Node) -> int:
 
 
 def _values(manifest: spec.ChunkManifest, node: spec.Node) -> np.ndarray:
+    """An array's values: those its parser kept (small arrays), else read through the
+    references."""
+    if node.values is not None:
+        return node.values
     from .store import Session, VirtualArray
 
     with Session(manifest) as s:

@@ -52,7 +52,7 @@ def parse(file: Any, url: str, *, size: int, split_contiguous: int | None = None
             if isinstance(obj, h5py.Group):
                 nodes[name] = spec.Node(name, _group_meta(obj))
             elif isinstance(obj, h5py.Dataset):
-                names = obj.attrs.keys()
+                names = list(obj.attrs)
                 dims.see(name, obj, names)
                 if "NAME" in names and _hidden_dimension(obj):
                     return
@@ -61,7 +61,25 @@ def parse(file: Any, url: str, *, size: int, split_contiguous: int | None = None
 
         f.visititems(visit)
         dims.finish(f, nodes, phony)
+        for name, node in nodes.items():  # small arrays: read now, while the file is open
+            if node.is_array and node.values is None and _small(node):
+                try:
+                    node.values = np.asarray(f[name][()])
+                except (OSError, TypeError, ValueError):
+                    pass
     return spec.ChunkManifest([spec.Source(url, size)], nodes)
+
+
+#: arrays up to this many bytes keep their values from parsing (for concatenation checks
+#: and the concatenated coordinate, which would otherwise reopen every file)
+SMALL_VALUES = 64 * 1024
+
+
+def _small(node: spec.Node) -> bool:
+    from .store import native_dtype
+
+    return math.prod(node.metadata["shape"]) * native_dtype(
+        node.metadata["data_type"]).itemsize <= SMALL_VALUES
 
 
 class _NetCDFDims:
@@ -120,11 +138,12 @@ def _group_meta(group: Any) -> dict[str, Any]:
     return meta
 
 
-def _attributes(obj: Any) -> tuple[dict[str, Any], dict[str, str]]:
-    """The attributes (JSON) and the numpy types JSON loses (CHK-003)."""
+def _attributes(obj: Any, names: Any = None) -> tuple[dict[str, Any], dict[str, str]]:
+    """The attributes (JSON) and the numpy types JSON loses (CHK-003); ``names``: the
+    attribute names when the caller has listed them already."""
     out: dict[str, Any] = {}
     types: dict[str, str] = {}
-    for k in obj.attrs:
+    for k in (obj.attrs if names is None else names):
         if k in NETCDF_INTERNAL:
             continue
         try:
@@ -172,10 +191,9 @@ def _dimension_names(ds: Any, phony: _Phony) -> list[str]:
     return names
 
 
-def _codecs(ds: Any, name: str) -> tuple[list[dict[str, Any]], list[str]]:
+def _codecs(ds: Any, name: str, dtype: np.dtype, plist: Any
+            ) -> tuple[list[dict[str, Any]], list[str]]:
     """The codecs of a dataset's filter pipeline, and the filters that have none."""
-    dtype = ds.dtype
-    plist = ds.id.get_create_plist()
     out = [zc.bytes_codec(dtype)]
     missing = []
     for i in range(plist.get_nfilters()):
@@ -200,7 +218,7 @@ def _array(name: str, ds: Any, phony: _Phony, split: int | None, inline_unsuppor
 
     dtype = ds.dtype
     shape = tuple(int(s) for s in ds.shape)
-    fill = ds.fillvalue if ds.fillvalue is not None else None
+    fill = ds.fillvalue
     meta: dict[str, Any] = {
         "zarr_format": 3, "node_type": "array", "shape": list(shape),
         "data_type": zc.data_type(dtype, f"variable {name!r}"),
@@ -210,11 +228,12 @@ def _array(name: str, ds: Any, phony: _Phony, split: int | None, inline_unsuppor
         "codecs": None, "attributes": None,
         "dimension_names": None,  # filled in at the end, when every scale is known
     }
-    meta["attributes"], types = _attributes(ds)
+    meta["attributes"], types = _attributes(ds, attr_names)
     if types:
         meta["attribute_types"] = types
-    codecs, missing = _codecs(ds, name)
-    layout = ds.id.get_create_plist().get_layout()
+    plist = ds.id.get_create_plist()
+    codecs, missing = _codecs(ds, name, dtype, plist)
+    layout = plist.get_layout()
     nbytes = math.prod(shape) * dtype.itemsize
     if missing and not inline_unsupported:
         raise VirtualError(f"variable {name!r} is compressed with {', '.join(missing)}, which "
