@@ -75,33 +75,15 @@ def make_inputs() -> None:
 
 
 def peer_python() -> str | None:
-    py = PEER / "bin" / "python"
-    if py.exists():
-        return str(py)
-    base = _python312()
-    if base is None:
-        print("no Python 3.12 here: VirtualiZarr and kerchunk are left out")
-        return None
-    print(f"making a venv for VirtualiZarr and kerchunk in {PEER} ...", flush=True)
-    subprocess.run([base, "-m", "venv", str(PEER)], check=True)
-    r = subprocess.run([str(py), "-m", "pip", "install", "-q", *PEER_PACKAGES],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        print("the peers could not be installed; left out:", r.stderr[-400:])
-        return None
-    return str(py)
+    sys.path.insert(0, str(ROOT / "src"))
+    from datamanifest.testing import python_venv
 
-
-def _python312() -> str | None:
-    import shutil
-
-    for c in ("python3.12", str(Path.home() / ".pyenv/versions/3.12.1/bin/python")):
-        p = shutil.which(c) or (c if Path(c).exists() else None)
-        if p:
-            return p
-    for p in sorted(Path.home().glob(".pyenv/versions/3.12*/bin/python")):
-        return str(p)
-    return None
+    if not (PEER / ".ready").exists():
+        print(f"making a venv for VirtualiZarr and kerchunk in {PEER} (once) ...", flush=True)
+    py = python_venv(PEER, PEER_PACKAGES)
+    if py is None:
+        print("no Python 3.12 here, or the peers do not install: they are left out")
+    return py
 
 
 # -- workers (each in a fresh process) --------------------------------------------------------

@@ -387,3 +387,84 @@ def test_virtualize_command_writes_each_format(tmp_path: Path):
         assert (tmp_path / name).exists()
     bad = run_cli("virtualize", *files, "-o", str(tmp_path / "x.chunks.json"))
     assert bad.returncode == 1 and "DM154" in bad.stderr and "Traceback" not in bad.stderr
+
+
+# -- what other tools make of our exports -------------------------------------------------------
+_VZ_READ = r"""
+import json, sys, warnings
+warnings.simplefilter("ignore")
+import numpy as np, xarray as xr
+from obstore.store import LocalStore
+from obspec_utils.registry import ObjectStoreRegistry
+from virtualizarr.parsers import KerchunkJSONParser, KerchunkParquetParser
+refs, source, kind = sys.argv[1:4]
+registry = ObjectStoreRegistry({"file://": LocalStore()})
+parser = KerchunkJSONParser() if kind == "json" else KerchunkParquetParser()
+ds = xr.open_zarr(parser("file://" + refs, registry=registry), consolidated=False,
+                  zarr_format=3).load()
+ref = xr.open_dataset(source).load()
+print(json.dumps({n: bool(np.array_equal(ds[n].values, ref[n].values,
+                                         equal_nan=ref[n].dtype.kind == "f"))
+                  for n in ref.variables}))
+"""
+
+
+@pytest.mark.slow
+def test_virtualizarr_reads_our_kerchunk_exports(tmp_path: Path, drb: Path):
+    import subprocess
+
+    from datamanifest.testing import python_venv
+
+    py = python_venv(rd.ROOT / ".cache" / "bench-virtualizarr",
+                     ["virtualizarr==2.8.0", "kerchunk==0.2.10", "h5py", "h5netcdf", "xarray",
+                      "obstore", "zarr>=3.1", "numcodecs", "ujson", "fastparquet", "pandas"])
+    if py is None:
+        pytest.skip("VirtualiZarr 2 needs Python 3.12, which is not here")
+    m = build.parse_source(drb / "prcp.nc")
+    (tmp_path / "refs.json").write_text(json.dumps(kerchunk.to_json(m)))
+    kerchunk.write_parquet(m, tmp_path / "refs.parq")
+    for refs, kind in ((tmp_path / "refs.json", "json"), (tmp_path / "refs.parq", "parquet")):
+        r = subprocess.run([py, "-c", _VZ_READ, str(refs), str(drb / "prcp.nc"), kind],
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr[-1500:]
+        equal = json.loads(r.stdout.strip().splitlines()[-1])
+        assert equal == {"prcp": True, "time": True, "nhm_id": True}, (kind, equal)
+
+
+def test_icechunk_repository_of_virtual_references(tmp_path: Path, drb: Path):
+    pytest.importorskip("icechunk")
+    from datamanifest.virtual.icechunk import open_icechunk, to_icechunk
+
+    from .conftest import run_cli
+
+    folder = rd.wheel_files(rd.IRIS, "iris_sample_data/sample_data/NEMO")
+    files = sorted(folder.glob("*.nc"))
+    m = build.virtualize(files, concat_dim="time_counter")
+    to_icechunk(m, tmp_path / "repo")
+    ds = xr.open_zarr(open_icechunk(tmp_path / "repo", m), consolidated=False).load()
+    xr.testing.assert_identical(ds.drop_encoding(), _mf(files, "time_counter").load())
+    r = run_cli("virtualize", *map(str, files), "--concat-dim", "time_counter", "-o",
+                str(tmp_path / "cli-repo"), "--format", "icechunk")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "cli-repo").is_dir()
+
+
+# gs:// is read through obstore too, but not tested here: gcp-storage-emulator serves only
+# GCS's JSON API, and obstore uses the XML API (HEAD on objects answers 501 there)
+@pytest.mark.parametrize("scheme", ["az"])
+def test_az_sources_through_obstore(scheme: str, request, drb: Path,
+                                    monkeypatch: pytest.MonkeyPatch):
+    from .test_object_stores import _put_az, _put_gs
+
+    if scheme == "gs":
+        env = request.getfixturevalue("gcs_endpoint")
+        put = _put_gs
+    else:
+        env, _ = request.getfixturevalue("azure_endpoint")
+        put = _put_az
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    put(env, "drb/tmax.nc", (drb / "tmax.nc").read_bytes())
+    m = build.parse_source(f"{scheme}://data/drb/tmax.nc")
+    assert m.sources[0].size == (drb / "tmax.nc").stat().st_size
+    _identical(m, xr.open_dataset(drb / "tmax.nc"))

@@ -32,7 +32,7 @@ def _package_file(package: str, *parts: str) -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise SystemExit(f"demo: package {package!r} is missing; run `make demo`, which installs it")
     path = Path(next(iter(spec.submodule_search_locations))).joinpath(*parts)
-    if not path.is_file():
+    if not path.exists():
         raise SystemExit(f"demo: {path} is missing from the installed {package}")
     return path
 
@@ -71,6 +71,14 @@ checksum = "sha256:{tarball}"
 extract = true
 description = "example_1.nc and bears.nc from xarray's test suite"
 requires = ["leap-seconds"]
+
+# Three monthly NEMO ocean files as one virtual dataset: `fetch` reads only their headers
+# and chunk indexes (HTTP range requests) and stores a chunk manifest; the data stay put.
+[nemo-sst]
+uris = [{nemo}]
+virtual = true
+concat_dim = "time_counter"
+description = "NEMO monthly SST, Jan-Mar 2015 (iris-sample-data), read in place"
 """
 
 
@@ -116,6 +124,38 @@ print(f"artifact: {f.path(first_year=2000)}")
 '''
 
 
+def _virtual_step(project: Path, cli: list[str], served: Path, srv) -> int:
+    """The virtual dataset: what fetch read of the NEMO files, the chunk manifest, and the
+    dataset opened through it, compared with xarray's own read of the files."""
+    nbytes = sum(p.stat().st_size for p in (served / "nemo").glob("*.nc"))
+    ranges = sum(v for k, v in srv.ranges.items() if k.startswith("/nemo/"))
+    print(f"\nnemo-sst: 3 files, {nbytes / 2**20:.1f} MiB on the server; fetch read them by "
+          f"{ranges} range request(s) and published a chunk manifest")
+    for args in (["refs", "info", _target(project, cli, "nemo-sst")],):
+        print(f"\n$ datamanifest {' '.join(args)}", flush=True)
+        code = subprocess.call(cli + args, cwd=project)
+        if code != 0:
+            return code
+    script = (
+        "import datamanifest, xarray as xr, glob\n"
+        "p = datamanifest.open_manifest()\n"
+        "ds = p.load('nemo-sst')\n"
+        f"files = sorted(glob.glob({str(served / 'nemo' / '*.nc')!r}))\n"
+        "ref = xr.open_mfdataset(files, combine='nested', concat_dim='time_counter',\n"
+        "                        data_vars='minimal', coords='minimal', compat='override')\n"
+        "print('opened through the chunk manifest:', dict(ds.sizes))\n"
+        "print('mean SST per month:', ds.tos.mean(('y', 'x')).values.round(3))\n"
+        "xr.testing.assert_identical(ds.load(), ref.load())\n"
+        "print('identical to xarray.open_mfdataset of the files')\n")
+    print("\n$ python -c '...p.load(\"nemo-sst\")...'", flush=True)
+    return subprocess.call([sys.executable, "-c", script], cwd=project)
+
+
+def _target(project: Path, cli: list[str], name: str) -> str:
+    out = subprocess.run(cli + ["path", name], cwd=project, capture_output=True, text=True)
+    return out.stdout.strip()
+
+
 def _produced_step(project: Path, cli: list[str]) -> int:
     """Run the produced-dataset step twice in fresh processes: computed, then loaded."""
     (project / "iers_stats.py").write_text(IERS_STATS)
@@ -155,6 +195,10 @@ def main(argv: list[str] | None = None) -> int:
             tf.add(_package_file("xarray", "tests", "data", name), arcname=f"samples/{name}")
     shutil.copy(_package_file("xarray", "tests", "data", "example_1.nc"),
                 served / "xarray" / "example_1.nc")
+    nemo = sorted(_package_file("iris_sample_data", "sample_data", "NEMO").glob("*.nc"))
+    (served / "nemo").mkdir()
+    for f in nemo:
+        shutil.copy(f, served / "nemo" / f.name)
 
     project = work / "project"
     project.mkdir()
@@ -163,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
         base = srv.url("").rstrip("/")
         (project / "datamanifest.toml").write_text(MANIFEST.format(
             base=base, finals=_sha256(served / "iers" / "finals2000A.all"),
-            tarball=_sha256(tarball)))
+            tarball=_sha256(tarball),
+            nemo=", ".join(f'"{base}/nemo/{f.name}"' for f in nemo)))
         steps = [
             ["check"],
             ["fetch"],
@@ -181,6 +226,10 @@ def main(argv: list[str] | None = None) -> int:
                 return code
         print(f"\nGET requests served: {dict(srv.hits)} (the second fetch downloaded nothing;"
               " `add` fetched example_1.nc once)")
+        code = _virtual_step(project, cli, served, srv)
+        if code != 0:
+            print(f"demo: the virtual step exited {code}", file=sys.stderr)
+            return code
     print("\n$ cat datamanifest.toml   # leap-seconds now has its checksum, comments kept")
     print((project / "datamanifest.toml").read_text())
     extracted = sorted(p.relative_to(project) for p in (project / "datasets").rglob("*.nc"))

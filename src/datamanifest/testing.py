@@ -309,3 +309,31 @@ if __name__ == "__main__":  # python -m datamanifest.testing ROOT PORT_FILE
 
     serve_forever(sys.argv[1], sys.argv[2])
     os._exit(0)
+
+
+def python_venv(folder: str | Path, packages: list[str], version: str = "3.12") -> str | None:
+    """The interpreter of a venv at ``folder`` made with Python ``version`` (found on PATH or
+    under pyenv) and holding ``packages``; made on first use. None when no such Python
+    exists here or the packages cannot be installed (the caller skips). For tests and
+    benchmarks that run a peer tool needing another Python (VirtualiZarr 2 needs 3.12)."""
+    import shutil
+    import subprocess
+
+    folder = Path(folder)
+    py = folder / "bin" / "python"
+    if (folder / ".ready").exists() and py.exists():
+        return str(py)
+    base = shutil.which(f"python{version}")
+    if base is None:
+        found = sorted(Path.home().glob(f".pyenv/versions/{version}*/bin/python"))
+        base = str(found[-1]) if found else None
+    if base is None:
+        return None
+    if not py.exists():
+        subprocess.run([base, "-m", "venv", str(folder)], check=True)
+    r = subprocess.run([str(py), "-m", "pip", "install", "-q", *packages], capture_output=True,
+                       text=True)
+    if r.returncode != 0:
+        return None
+    (folder / ".ready").write_text("\n".join(packages) + "\n")
+    return str(py)

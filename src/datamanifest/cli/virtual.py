@@ -26,11 +26,11 @@ def _size(text: str | None) -> int | None:
 @click.argument("sources", nargs=-1, required=True)
 @click.option("-o", "--output", "output", required=True, type=click.Path(path_type=Path),
               help="Where to write: a .chunks.json file, a kerchunk .json, or a folder for "
-              "kerchunk Parquet.")
+              "kerchunk Parquet or a new Icechunk repository.")
 @click.option("--concat-dim", metavar="DIM", help="Concatenate the sources along DIM (after "
               "checking that they agree: codecs, chunks, packing, units).")
 @click.option("--format", "fmt", type=click.Choice(["chunk-manifest", "kerchunk-json",
-                                                    "kerchunk-parquet"]),
+                                                    "kerchunk-parquet", "icechunk"]),
               default="chunk-manifest", show_default=True, help="What to write.")
 @click.option("-j", "--jobs", type=click.IntRange(0, 256), default=0,
               help="Sources indexed at once, in worker processes (default: one per core "
@@ -80,9 +80,15 @@ def virtualize_cmd(sources: tuple[str, ...], output: Path, concat_dim: str | Non
 
         write_text(output, json.dumps(kerchunk.to_json(m)))
         checksum = None
-    else:
+    elif fmt == "kerchunk-parquet":
         kerchunk.write_parquet(m, output)
         checksum = None
+    else:
+        from ..virtual.icechunk import to_icechunk
+
+        checksum = None
+        snapshot = to_icechunk(m, output)
+        click.echo(f"icechunk snapshot {snapshot}", err=True)
     arrays = list(m.arrays())
     summary = {"output": str(output), "format": fmt, "sources": len(m.sources),
                "arrays": len(arrays), "chunks": sum(n.refs.count for n in arrays),

@@ -280,15 +280,18 @@ def _v2_metadata(node: spec.Node) -> tuple[dict[str, Any], dict[str, Any]]:
     from zarr.core.dtype import get_data_type_from_json as _dt
 
     z = _dt(meta["data_type"], zarr_format=3)
-    fill = z.to_json_scalar(z.from_json_scalar(meta["fill_value"], zarr_format=3),
-                            zarr_format=2)
+    attrs = _restored_attrs(node)
+    # xarray's Zarr v2 convention: the array's fill_value is its _FillValue (and masks), so
+    # _FillValue moves there and an array without one gets none (nothing is masked)
+    cf_fill = attrs.pop("_FillValue", None)
+    fill = None if cf_fill is None else z.to_json_scalar(
+        z.cast_scalar(cf_fill), zarr_format=2)
     sep = (meta.get("chunk_key_encoding") or {}).get("configuration", {}).get("separator")
     zarray = {"zarr_format": 2, "shape": meta["shape"], "chunks": list(spec.chunk_shape(meta)),
               "dtype": dtype.str, "compressor": compressor, "filters": filters or None,
               "fill_value": fill, "order": order}
     if sep == "/" and (meta.get("chunk_key_encoding") or {}).get("name") == "v2":
         zarray["dimension_separator"] = "/"
-    attrs = _restored_attrs(node)
     if meta.get("dimension_names"):
         attrs["_ARRAY_DIMENSIONS"] = meta["dimension_names"]
     return zarray, attrs

@@ -236,9 +236,28 @@ def _store_options(scheme: str) -> dict:
         return opts
     if scheme in ("az", "abfs", "azure"):
         conn = env.get("AZURE_STORAGE_CONNECTION_STRING", "")
-        if "127.0.0.1" in conn or "localhost" in conn or env.get("AZURE_STORAGE_USE_EMULATOR"):
-            return {"use_emulator": True}
-        return {}
+        if conn:  # the standard connection string: account, key, and an endpoint if given
+            parts = dict(p.split("=", 1) for p in conn.split(";") if "=" in p)
+            opts = {}
+            if parts.get("AccountName"):
+                opts["account_name"] = parts["AccountName"]
+            if parts.get("AccountKey"):
+                opts["access_key"] = parts["AccountKey"]
+            if parts.get("BlobEndpoint"):
+                opts["endpoint"] = parts["BlobEndpoint"]
+                if parts["BlobEndpoint"].startswith("http://"):
+                    opts["client_options"] = {"allow_http": True}
+            return opts
+        return {"use_emulator": True} if env.get("AZURE_STORAGE_USE_EMULATOR") else {}
+    if scheme in ("gs", "gcs") and env.get("STORAGE_EMULATOR_HOST"):
+        import json as _json
+
+        host = env["STORAGE_EMULATOR_HOST"]
+        host = host if "://" in host else "http://" + host
+        key = {"gcs_base_url": host, "disable_oauth": True, "client_email": "",
+               "private_key": "", "private_key_id": ""}
+        return {"service_account_key": _json.dumps(key),
+                "client_options": {"allow_http": host.startswith("http://")}}
     return {}
 
 
