@@ -148,11 +148,20 @@ def virtualize(sources: Sequence[str | os.PathLike] | str | os.PathLike, *,
                                              mp_context=multiprocessing.get_context("fork"))
     if executor is not None and len(sources) > 1:
         try:
-            futures = [executor.submit(parse_source, s, options) for s in sources]
-            for f in futures:
-                parts.append(f.result())
-                if progress:
-                    progress(1)
+            if own is not None:  # our own processes: a few batches each, not a task per file
+                step = max(1, len(sources) // (workers * 3))
+                batches = [sources[i:i + step] for i in range(0, len(sources), step)]
+                futures = [executor.submit(_parse_batch, b, options) for b in batches]
+                for f, b in zip(futures, batches):
+                    parts.extend(f.result())
+                    if progress:
+                        progress(len(b))
+            else:
+                futures = [executor.submit(parse_source, s, options) for s in sources]
+                for f in futures:
+                    parts.append(f.result())
+                    if progress:
+                        progress(1)
         finally:
             if own is not None:
                 own.shutdown()
@@ -165,6 +174,10 @@ def virtualize(sources: Sequence[str | os.PathLike] | str | os.PathLike, *,
     if base is not None:
         rebase(result, base)
     return result
+
+
+def _parse_batch(sources: list, options: Options) -> list[spec.ChunkManifest]:
+    return [parse_source(s, options) for s in sources]
 
 
 def rebase(manifest: spec.ChunkManifest, base: str) -> None:

@@ -79,12 +79,7 @@ def _fill_value(dtype: np.dtype, value: Any) -> Any:
         if value is None:
             value = 0
         v = np.asarray(value).astype(dtype.newbyteorder("=")).reshape(()).item()
-        if isinstance(v, float):
-            if math.isnan(v):
-                return "NaN"
-            if math.isinf(v):
-                return "Infinity" if v > 0 else "-Infinity"
-        return v
+        return _float_json(v) if isinstance(v, float) else v
     if dtype.kind == "S":
         import base64
 
@@ -138,6 +133,15 @@ def restore(value: Any, typ: str | None) -> Any:
     return dtype.type(one(value))
 
 
+def _float_json(v: float) -> float | str:
+    """A float as JSON: itself, or the string Zarr writes for NaN and the infinities."""
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "Infinity" if v > 0 else "-Infinity"
+    return v
+
+
 def json_value(value: Any) -> Any:
     """An attribute value as JSON: numpy scalars and arrays as numbers and lists, bytes as
     text, a one-element array as its element (netCDF reads them so), non-finite floats as
@@ -152,11 +156,7 @@ def json_value(value: Any) -> Any:
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float):
-        if math.isnan(value):
-            return "NaN"
-        if math.isinf(value):
-            return "Infinity" if value > 0 else "-Infinity"
-        return value
+        return _float_json(value)
     if isinstance(value, (bool, int, str)) or value is None:
         return value
     if isinstance(value, (list, tuple)):
