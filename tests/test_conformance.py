@@ -34,7 +34,7 @@ def test_case_counts_and_ids():
     assert kinds["key"] >= 20 and kinds["hash"] >= 20 and kinds["shell"] >= 20
     assert kinds["resolve"] >= 20 and len(cases) >= 150
     assert {c.type for c in cases if c.kind in ("parse", "reject")} == {
-        "manifest", "config", "state", "config-sidecar", "metadata-sidecar"}
+        "manifest", "config", "state", "config-sidecar", "metadata-sidecar", "append-config"}
 
 
 def test_our_implementation_passes_every_case_in_process():

@@ -609,6 +609,7 @@ _OTHER = {
     "state": ("DM092", "state file"),
     "config-sidecar": ("DM110", "config sidecar"),
     "metadata-sidecar": ("DM112", "metadata sidecar"),
+    "append-config": ("DM160", "append configuration"),
 }
 
 
@@ -669,12 +670,32 @@ def _check_other(doc_type: str, data: dict[str, Any], col: _Collector) -> None:
                         "write schema = 1" if
                         doc_type != "state" else "write schema = 5")
                 continue
+            if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+                known = set(err.schema.get("properties", {}))
+                extra = [k for k in err.instance if k not in known]
+                if extra:  # point at the unknown key itself
+                    import difflib
+
+                    close = difflib.get_close_matches(extra[0], sorted(known), n=1)
+                    where = ".".join(map(str, (*path, extra[0])))
+                    col.add(code, (*path, extra[0]), f"{label}: unknown field {where!r}",
+                            f"did you mean {close[0]!r}?" if close else
+                            f"see SCHEMA.md for the {label}", at_key=True)
+                    continue
             where = ".".join(map(str, path)) or "document"
             col.add(code, path, f"{label}: {_describe(err, where)}",
                     f"see SCHEMA.md for the {label}", at_key=err.validator == "required")
         if not col.items:  # the models reject what the schema accepts: report it, never hide it
             col.add(code, (), f"{label}: structurally invalid")
         return
+    if doc_type == "append-config":  # APP-001: the step's grammar, beyond the schema
+        from .spec.appending import AppendSpecError, parse_step
+
+        try:
+            parse_step(data.get("append_step"))
+        except AppendSpecError as e:
+            col.add("DM160", ("append_step",), f"append configuration: {e.message}",
+                    "append_step is +, -, a number or a duration like 1D, 12h, -30m")
     if doc_type == "config-sidecar":
         table = {k: v for k, v in data.items() if k != "_META"}
         try:

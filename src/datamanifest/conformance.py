@@ -60,11 +60,11 @@ from typing import Any, TextIO
 SPEC_VERSION = 1
 KINDS = ("parse", "reject", "key", "hash", "shell", "resolve", "roundtrip", "discover",
          "archive", "layout", "verify", "autofill", "tree", "produce", "datacache", "objects",
-         "author", "chunks")
+         "author", "chunks", "append")
 EXIT_UNSUPPORTED = 3
 JSON_KIND_DIRS = ("key", "hash", "shell", "resolve", "roundtrip", "discover", "archive",
                   "layout", "verify", "autofill", "tree", "produce", "datacache", "objects",
-                  "author", "chunks")
+                  "author", "chunks", "append")
 
 
 @dataclass(frozen=True)
@@ -582,7 +582,30 @@ def _answer_chunks(request: dict[str, Any]) -> dict[str, Any]:
                         for k in request["keys"]]}
 
 
-_MORE = {"chunks": _answer_chunks, "author": _answer_author, "objects": _answer_objects, "produce": _answer_produce, "datacache": _answer_datacache, "tree": _answer_tree,
+def _answer_append(request: dict[str, Any]) -> dict[str, Any]:
+    """APP-012, APP-021, APP-024: a slice described as data against a target's root
+    metadata -> accepted (its length and the keys it creates and may replace) or the error
+    code; a journal and a store listing -> the recovery action."""
+    from .spec import appending as app
+
+    op = request["operation"]
+    try:
+        if op == "recover":
+            return app.recovery(request["journal"], request.get("root_digest"),
+                                set(request.get("present") or []),
+                                set(request.get("backups") or [])).as_json()
+        cfg = app.config_from_dict(request.get("config") or {})
+        root_key = request.get("root_key", "zarr.json")
+        view = app.view_from_root(request["root"], 3 if root_key == "zarr.json" else 2)
+        count = app.check_slice(view, cfg, request["slice"], request.get("last_label"))
+        plan = app.plan(view, cfg.append_dim, count)
+        return {"accept": True, "old_length": plan.old_length, "new_length": plan.new_length,
+                "creates": sorted(plan.creates), "replaces": sorted(plan.replaces)}
+    except app.AppendSpecError as e:
+        return {"error": e.code}
+
+
+_MORE = {"append": _answer_append, "chunks": _answer_chunks, "author": _answer_author, "objects": _answer_objects, "produce": _answer_produce, "datacache": _answer_datacache, "tree": _answer_tree,
          "discover": _answer_discover, "archive": _answer_archive, "layout": _answer_layout,
          "verify": _answer_verify, "autofill": _answer_autofill}
 

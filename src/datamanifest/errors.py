@@ -105,6 +105,15 @@ CODES: dict[str, tuple[str, str, str]] = {
     "DM153": ("CHK-021", "error", "a filter without a codec"),
     "DM154": ("CHK-024", "error", "sources that cannot be concatenated"),
     "DM155": ("CHK-008", "error", "chunk manifest checksum mismatch"),
+    # appends
+    "DM160": ("APP-001", "error", "malformed append configuration"),
+    "DM161": ("APP-012", "error", "the slice's variables differ from the target's"),
+    "DM162": ("APP-012", "error", "dimensions or lengths differ"),
+    "DM163": ("APP-012", "error", "data type, encoding or fixed values differ"),
+    "DM164": ("APP-012", "error", "append labels do not continue the target"),
+    "DM165": ("APP-012", "error", "chunks differ from the target's"),
+    "DM166": ("APP-024", "error", "the target changed under a pending transaction"),
+    "DM167": ("APP-010", "error", "the target cannot be read as a Zarr group"),
     "DM120": ("TREE-006", "error", "a folder that has no tree checksum"),
     "DM121": ("TREE-007", "error", "checksum kind does not fit the dataset"),
     "DM122": ("TREE-014", "error", "verify found differences"),
@@ -301,3 +310,12 @@ class VirtualError(DataManifestError):
     (DM154), a checksum mismatch (DM155)."""
 
     code = "DM150"
+
+
+class AppendError(DataManifestError):
+    """An append refused or failed (SCHEMA.md §26, DM160–DM167): a malformed configuration
+    (DM160), a slice that does not fit the target (DM161–DM165, naming the variable and the
+    difference; the target is untouched), a target changed under a pending transaction
+    (DM166), a target that is not a Zarr group (DM167)."""
+
+    code = "DM160"

@@ -24,6 +24,9 @@ SCHEMA_FILES = {
     "produced-marker": "produced-marker.v1.json",
     "state-journal-line": "state-journal-line.v1.json",
     "chunk-manifest": "chunk-manifest.v1.json",
+    "append-config": "append-config.v1.json",
+    "append-journal": "append-journal.v1.json",
+    "append-lock": "append-lock.v1.json",
 }
 
 

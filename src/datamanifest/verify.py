@@ -127,6 +127,16 @@ def _verify_folder(project, name: str, ds, path: Path, full: bool) -> VerifyResu
         raise DataManifestError(f"dataset {name!r} has no tree manifest to verify against",
                                 code="DM122", hint=f"run `datamanifest fetch --force {name}` once")
     doc = json.loads(manifest_path.read_text(encoding="utf-8"))
+    from .fetch.sources import is_git
+
+    exclude = (".complete", ".git") if ds.uri and is_git(ds.uri) else (".complete",)
+    return verify_tree(name, path, doc, full=full, exclude=exclude)
+
+
+def verify_tree(name: str, path: Path, doc: dict[str, Any], *, full: bool = False,
+                exclude: tuple[str, ...] = (".complete",)) -> VerifyResult:
+    """Compare the folder ``path`` with the tree manifest ``doc`` (TREE-014): fast mode
+    re-hashes only files whose size or mtime differ from the manifest's."""
     algorithm = doc.get("algorithm", "tree-sha256")
     known = None
     if not full:
@@ -136,9 +146,6 @@ def _verify_folder(project, name: str, ds, path: Path, full: bool) -> VerifyResu
             if t is not None and row.get("type") != "symlink":
                 known[p] = (row.get("size"), t, row.get("digest"))
     counter = {"n": 0}
-    from .fetch.sources import is_git
-
-    exclude = (".complete", ".git") if ds.uri and is_git(ds.uri) else (".complete",)
     result = walk(path, algorithm, known=known, keep_files=True, exclude_root=exclude,
                   on_bytes=lambda n: counter.__setitem__("n", counter["n"] + 1))
     now = {"entries": {}}
@@ -151,6 +158,37 @@ def _verify_folder(project, name: str, ds, path: Path, full: bool) -> VerifyResu
     now["fields"] = ["size", "lastModified", "digest", "type"]
     diffs = diff_manifests(doc, now)
     return VerifyResult(name, path, "folder", result.checksum, diffs, counter["n"])
+
+
+def verify_target(text: str, *, full: bool = False) -> VerifyResult | None:
+    """Verify an append target (a folder or s3:// URL with recorded versions, APP-030)
+    against its latest version; None when ``text`` names no such target."""
+    from .append import versions
+
+    t = versions.target_of(text)
+    if t is None:
+        return None
+    doc = json.loads(versions.find(t, None).read_text(encoding="utf-8"))
+    from .append.targets import LocalTarget
+
+    if isinstance(t, LocalTarget):
+        return verify_tree(t.url, t.path, doc, full=full, exclude=())
+    import hashlib
+
+    now = {"fields": ["size", "lastModified", "digest", "type"], "entries": {}}
+    n = 0
+    for key in t.keys():
+        data = t.read(key) or b""
+        n += 1
+        node = now["entries"]
+        parts = key.split("/")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = [len(data), None, hashlib.sha256(data).hexdigest(), "file"]
+    from .tree import checksum_from_manifest
+
+    return VerifyResult(t.url, Path(t.url), "folder",
+                        checksum_from_manifest(now, "tree-sha256"), diff_manifests(doc, now), n)
 
 
 def _verify_file(project, name: str, ds, path: Path, full: bool) -> VerifyResult:

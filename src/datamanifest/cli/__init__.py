@@ -115,7 +115,7 @@ def _print_warnings(project) -> None:
               show_default=True, help="Diagnostics as lines or as one JSON list.")
 @click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
 @click.option("--type", "doc_type", type=click.Choice(
-    ["manifest", "config", "state", "config-sidecar", "metadata-sidecar", "chunk-manifest"]),
+    ["manifest", "config", "state", "config-sidecar", "metadata-sidecar", "chunk-manifest", "append-config"]),
     help="Check as this document type (default: detected from the file name and _META).")
 @click.pass_context
 def check(ctx: click.Context, paths: tuple[Path, ...], fmt: str, strict: bool,
@@ -291,7 +291,7 @@ def path(ctx: click.Context, name: str, any_state: bool) -> None:
 # -- schema ----------------------------------------------------------------------------------
 @main.command()
 @click.argument("name", type=click.Choice(
-    ["manifest", "config", "state", "config-sidecar", "metadata-sidecar", "tree-manifest", "chunk-manifest"]))
+    ["manifest", "config", "state", "config-sidecar", "metadata-sidecar", "tree-manifest", "chunk-manifest", "append-config", "append-journal", "append-lock"]))
 def schema(name: str) -> None:
     """Print the JSON Schema of a document type (for editors and other tools)."""
     from .. import schemas
@@ -538,8 +538,16 @@ def verify(ctx: click.Context, names: tuple[str, ...], full: bool, as_json: bool
 
     Reports every added, removed and modified entry; exits 1 on any difference.
     """
-    from ..verify import verify_dataset
+    from ..verify import verify_dataset, verify_target
 
+    targets = {n: r for n in names if (r := verify_target(n, full=full)) is not None}
+    if targets and len(targets) == len(names):
+        failures = sum(not r.ok for r in targets.values())
+        _print_verify(list(targets.values()), as_json)
+        if failures:
+            click.echo(f"error DM122 {failures} target(s) differ from their latest version",
+                       err=True)
+        ctx.exit(1 if failures else 0)
     project = _project(ctx)
     selected = [project.resolve(n) for n in names] if names else [
         n for n, ds in project.manifest.datasets.items()
@@ -569,11 +577,28 @@ def verify(ctx: click.Context, names: tuple[str, ...], full: bool, as_json: bool
     ctx.exit(1 if failures else 0)
 
 
+def _print_verify(results: list, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps([r.as_json() for r in results], indent=2))
+        return
+    for r in results:
+        click.echo(f"{r.name}: {'ok' if r.ok else 'DIFFERS'} ({r.kind}, {r.rehashed} re-hashed)")
+        for line in r.differences.lines():
+            click.echo(f"  {line}")
+
+
 def _load_tree(project_getter, spec_text: str) -> dict:
     p = Path(spec_text)
     if p.suffix == ".json" and p.is_file():
         return json.loads(p.read_text(encoding="utf-8"))
+    from ..append import versions as target_versions
     from ..store import trees
+
+    where, _, version = spec_text.rpartition("@") if "@" in spec_text else (spec_text, "", "")
+    target = target_versions.target_of(where)
+    if target is not None:  # an append target (APP-030): TARGET or TARGET@VALUE-PREFIX
+        return json.loads(target_versions.find(target, version or None).read_text(
+            encoding="utf-8"))
 
     project = project_getter()
     name, _, version = spec_text.partition("@")
@@ -621,8 +646,23 @@ def diff(ctx: click.Context, a: str, b: str, as_json: bool) -> None:
 @click.pass_context
 def versions(ctx: click.Context, name: str, as_json: bool) -> None:
     """List the kept tree manifests (versions by checksum) of a folder dataset."""
+    from ..append import versions as target_versions
     from ..store import trees
 
+    target = target_versions.target_of(name)
+    if target is not None:  # an append target (APP-030): every commit, oldest first
+        rows = target_versions.history(target)
+        latest = trees.latest(target_versions.store_root(target), target.url)
+        for r in rows:
+            r["latest"] = latest is not None and latest.stem == r["checksum"].partition(":")[2]
+        if as_json:
+            click.echo(json.dumps(rows, indent=2))
+            return
+        for r in rows:
+            mark = "*" if r["latest"] else " "
+            kept = "" if r["kept"] else "  (manifest pruned)"
+            click.echo(f"{mark} {r['checksum']}  {r['time']}  {r['entries']} entries{kept}")
+        return
     project = _project(ctx)
     n = project.resolve(name)
     key = project.dataset(n).derived_key
@@ -758,4 +798,5 @@ def config_unset(ctx: click.Context, field: str, scope: str, host: str | None) -
 from . import maintain as _maintain  # noqa: E402,F401  list/ls, rm, mv, refresh, export
 from . import sync as _sync  # noqa: E402,F401  push, pull, receive
 from . import author as _author  # noqa: E402,F401  init, add, remove, show, update-checksums, import
+from . import append as _append  # noqa: E402,F401  append
 from . import virtual as _virtual  # noqa: E402,F401  virtualize, refs info

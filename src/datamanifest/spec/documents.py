@@ -22,7 +22,8 @@ from .checksum import CHECKSUM_PATTERN
 from .manifest import StorageTable
 from .produced import LEGACY_INDEX_NAMES
 
-DOC_TYPES = ("manifest", "config", "state", "config-sidecar", "metadata-sidecar")
+DOC_TYPES = ("manifest", "config", "state", "config-sidecar", "metadata-sidecar",
+             "append-config")
 HEX64 = "^[0-9a-f]{64}$"
 _HEX64 = re.compile(HEX64)
 #: RFC 3339 date-time in UTC with a Z (SC-010)
@@ -184,6 +185,8 @@ def detect(data: dict[str, Any] | None, path: str | None) -> str:
             return "state"
         if p.name == "metadata.toml":
             return "metadata-sidecar"
+        if p.name == "append.toml" or p.name.endswith(".append.toml"):
+            return "append-config"
         if p.name == "config.toml" and (parent == ".datamanifest" or parent == "datamanifest"):
             return "config"
     meta = (data or {}).get("_META")
@@ -193,6 +196,8 @@ def detect(data: dict[str, Any] | None, path: str | None) -> str:
         if "created" in meta or "tool" in meta:
             return "metadata-sidecar"
     body = {k for k in (data or {}) if not k.startswith("_")}
+    if any(not isinstance((data or {})[k], dict) for k in body & _APPEND_SCALARS):
+        return "append-config"  # APP-001: a manifest has no such top-level values
     if body and body <= {"datasets", "datacache"}:
         return "state"
     if path and PurePath(path).name == "config.toml":
@@ -239,15 +244,33 @@ def normalize_metadata_sidecar(data: dict[str, Any]) -> dict[str, Any]:
             "state_file": (doc.origin.state_file or doc.origin.cached_toml) if doc.origin else None}
 
 
+_APPEND_SCALARS = {"append_dim", "append_step", "target", "attrs_update_mode", "zarr_format",
+                   "included_variables", "excluded_variables", "dry_run"}
+
+
+def normalize_append_config(data: dict[str, Any]) -> dict[str, Any]:
+    from .appending import normalize_config as _normalize
+
+    return _normalize(data)
+
+
+def _append_model():
+    from .appending import AppendConfig
+
+    return AppendConfig
+
+
 NORMALIZERS = {
     "config": normalize_config,
     "state": normalize_state,
     "config-sidecar": normalize_config_sidecar,
     "metadata-sidecar": normalize_metadata_sidecar,
+    "append-config": normalize_append_config,
 }
 MODELS = {
     "config": ConfigDocument,
     "state": StateDocument,
     "config-sidecar": ConfigSidecar,
     "metadata-sidecar": MetadataSidecar,
+    "append-config": _append_model(),
 }

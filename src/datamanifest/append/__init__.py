@@ -1,0 +1,135 @@
+"""Transactional appends to Zarr stores (SCHEMA.md §26).
+
+>>> import datamanifest
+>>> results = datamanifest.append("cube.zarr", ["day1.nc", "day2.nc"], append_step="1D")
+
+* :func:`append` -- append slices, one transaction each (APP-022); the first creates the
+  target (APP-023);
+* :func:`recover` -- repair a pending transaction now (APP-024; every append does it first);
+* :func:`status` -- the committed length, a pending transaction, the lock holder;
+* :func:`load_config` -- append configurations (APP-001) from TOML files, merged (APP-002).
+
+Readers need nothing of ours: ``xarray.open_zarr(target)`` reads the committed view.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from ..errors import AppendError
+from ..spec import appending as spec
+from .targets import open_target
+from .txn import Appender, Result, Status
+from .txn import status as _status
+
+__all__ = ["append", "recover", "status", "load_config", "config", "Result", "Status",
+           "AppendError"]
+
+
+def _read_config_file(path: str | os.PathLike) -> dict[str, Any]:
+    """One append configuration file, checked (DM160 with line:column)."""
+    from ..check import check_text
+
+    text = Path(path).read_text(encoding="utf-8")
+    result = check_text(text, str(path), "append-config")
+    errors = [d for d in result.diagnostics if d.severity == "error"]
+    if errors:
+        d = errors[0]
+        raise AppendError(d.message, code=d.code, file=str(path), line=d.line,
+                          column=d.column, hint=d.hint)
+    from ..spec.tomlparse import loads
+
+    return loads(text)
+
+
+def load_config(files: Iterable[str | os.PathLike] = (), **options: Any) -> spec.AppendConfig:
+    """Merge configuration files in order and then ``options`` (APP-002) into an
+    :class:`~datamanifest.spec.appending.AppendConfig`. Raises AppendError (DM160)."""
+    docs = [_read_config_file(f) for f in files]
+    docs.append({k: v for k, v in options.items() if v is not None})
+    return config(spec.merge(docs))
+
+
+def config(data: dict[str, Any]) -> spec.AppendConfig:
+    """Validate a configuration given as a dict. Raises AppendError (DM160)."""
+    try:
+        return spec.config_from_dict(data)
+    except spec.AppendSpecError as e:
+        raise AppendError(e.message, code=e.code,
+                          hint="see SCHEMA.md §26.1 for the fields") from None
+
+
+def _resolve(target: str | os.PathLike | None, cfg: spec.AppendConfig):
+    where = os.fspath(target) if target is not None else cfg.target
+    if not where:
+        raise AppendError("no target: pass one, or set `target` in the configuration",
+                          code="DM160")
+    return open_target(where, cfg.target_storage_options, durable=cfg.durable)
+
+
+def append(target: str | os.PathLike | None, slices: Any, config: Any = None, *,
+           on_slice: Callable[[Result], None] | None = None,
+           on_wait: Callable[[str], None] | None = None,
+           **options: Any) -> list[Result]:
+    """Append ``slices`` to ``target`` (a folder or ``s3://bucket/prefix``), one transaction
+    each, in order (SCHEMA.md APP-022).
+
+    ``slices``: one slice or an iterable (a list or a generator) of slices -- paths or URLs
+    of NetCDF/HDF5 files or Zarr stores, or ``xarray.Dataset`` objects. ``config``: an
+    :class:`AppendConfig`, a dict, a path of a TOML configuration or a list of paths;
+    ``options`` override fields of it (``append_dim="time"``, ``append_step="1D"``,
+    ``zarr_format=2``, ``dry_run=True``, ``lock={"wait": False}`` ...). ``on_slice(result)``
+    is called after each commit. Returns one :class:`Result` per slice.
+
+    Raises :class:`AppendError` (DM160..DM167; the target untouched by the slice that
+    failed, every earlier slice committed) and LockTimeout (DM131 with ``wait`` false, DM075
+    after ``lock.timeout`` seconds).
+    """
+    cfg = _config(config, options)
+    t = _resolve(target, cfg)
+    appender = Appender(t, cfg, on_wait=on_wait)
+    import xarray as xr
+
+    if isinstance(slices, (str, os.PathLike, xr.Dataset, xr.DataArray)):
+        slices = [slices]
+    results = []
+    for s in slices:
+        r = appender.append(s)
+        results.append(r)
+        if on_slice:
+            on_slice(r)
+    return results
+
+
+def _config(config_arg: Any, options: dict[str, Any]) -> spec.AppendConfig:
+    if isinstance(config_arg, spec.AppendConfig):
+        if not options:
+            return config_arg
+        base = config_arg.model_dump(by_alias=True, exclude_none=True, exclude={"meta"})
+        return config(spec.merge([base, options]))
+    if config_arg is None:
+        return load_config((), **options)
+    if isinstance(config_arg, dict):
+        return config(spec.merge([config_arg, {k: v for k, v in options.items()
+                                               if v is not None}]))
+    files = [config_arg] if isinstance(config_arg, (str, os.PathLike)) else list(config_arg)
+    return load_config(files, **options)
+
+
+def recover(target: str | os.PathLike, config: Any = None, **options: Any
+            ) -> dict[str, Any] | None:
+    """Repair a pending transaction of ``target`` now (APP-024): what was done
+    (``{"txn", "action": "roll-back"|"roll-forward", ...}``), ``{"action": "cleaned"}`` for
+    leftover temporary folders, or None when there was nothing to do."""
+    cfg = _config(config, options)
+    return Appender(_resolve(target, cfg), cfg).recover()
+
+
+def status(target: str | os.PathLike, config: Any = None, **options: Any) -> Status:
+    """The committed length along the append dimension, a pending transaction and the
+    lock holder, read without taking the lock."""
+    cfg = _config(config, options)
+    return _status(_resolve(target, cfg), cfg)

@@ -1,0 +1,759 @@
+"""Where an append writes: a local folder or an ``s3://`` prefix (SCHEMA.md §26.3).
+
+A :class:`Target` offers what the transaction needs and nothing more: read, write (each key
+atomically), delete and list keys; the commit point (APP-022 step 7: the root metadata
+replaced atomically, conditionally on object stores); the journal and backups beside the
+target (APP-021); and the lock (APP-020). Keys are ``/``-separated paths inside the target.
+
+Local layout beside ``<target>``: ``<target>.lock`` (the lock), ``<target>.lock.guard``
+(serializes take-overs of a stale lock), ``<target>.journal.json`` (the journal) and
+``<target>.txn/<txn>/`` (temporary files and ``backup/<key>``). On S3 the same names
+follow the prefix: ``<prefix>.lock``, ``<prefix>.journal.json``, ``<prefix>.txn/<txn>/``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import errno
+import json
+import os
+import secrets
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from .. import faults
+from ..errors import AppendError, LockTimeout
+from ..store.atomic import fsync_dir, sync_filesystem
+from ..store.lock import _HEARTBEAT, _pid_alive
+
+JOURNAL = ".journal.json"
+LOCK = ".lock"
+TXN = ".txn"
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class LockInfo:
+    """A lock document (APP-020): ``owner``, ``pid``, ``host``, ``created``; ``age`` is
+    seconds since its last heartbeat."""
+
+    def __init__(self, doc: dict[str, Any], age: float, tag: Any = None) -> None:
+        self.doc, self.age, self.tag = doc, age, tag
+
+    @property
+    def owner(self) -> str | None:
+        return self.doc.get("owner")
+
+    def describe(self) -> str:
+        return f"pid {self.doc.get('pid')} on {self.doc.get('host')} since " \
+               f"{self.doc.get('created')}"
+
+    def stale(self, stale_age: float) -> bool:
+        """APP-020: the holder's pid is not running on this host, or (another host) its
+        heartbeat is older than ``stale_age`` seconds. A live holder on this host never is."""
+        pid, host = self.doc.get("pid"), self.doc.get("host")
+        if host == socket.gethostname() and isinstance(pid, int):
+            return not _pid_alive(pid)
+        return self.age > stale_age
+
+
+def lock_bytes(owner: str, txn_hint: str | None = None) -> bytes:
+    doc = {"owner": owner, "pid": os.getpid(), "host": socket.gethostname(), "created": _now()}
+    return f"{os.getpid()} {socket.gethostname()}\n{json.dumps(doc)}\n".encode()
+
+
+def parse_lock(data: bytes) -> dict[str, Any]:
+    """The lock document from a lock's bytes (first line ``<pid> <host>``, second JSON)."""
+    text = data.decode("utf-8", "replace").splitlines()
+    doc: dict[str, Any] = {}
+    if len(text) > 1:
+        try:
+            doc = json.loads(text[1])
+        except ValueError:
+            doc = {}
+    if not doc and text:
+        parts = text[0].split()
+        try:
+            doc = {"pid": int(parts[0]), "host": parts[1] if len(parts) > 1 else ""}
+        except (ValueError, IndexError):
+            doc = {}
+    return doc
+
+
+class Target:
+    """A Zarr target. ``url``: how it is shown; ``durable``: make new bytes durable before
+    the commit point (APP-022 step 6)."""
+
+    url: str
+    durable: bool = True
+
+    # -- keys ------------------------------------------------------------------------------
+    def read(self, key: str) -> bytes | None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def exists(self, key: str) -> bool:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def write(self, txn: str, key: str, data: bytes) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def delete(self, keys: list[str]) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def keys(self) -> Iterator[str]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def flush(self) -> None:
+        """Make every write so far durable (APP-022 step 6)."""
+
+    def commit(self, txn: str, key: str, data: bytes, expected: Any) -> Any:
+        raise NotImplementedError  # pragma: no cover - interface
+
+    def root_tag(self, key: str) -> Any:
+        """What :meth:`commit` compares against: None when the root is absent."""
+        raise NotImplementedError  # pragma: no cover - interface
+
+    # -- beside the target -------------------------------------------------------------------
+    def read_journal(self) -> bytes | None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def write_journal(self, txn: str, data: bytes) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def delete_journal(self) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def backup_key(self, txn: str, key: str) -> str:
+        return f"{TXN[1:]}/{txn}/backup/{key}"
+
+    def write_backup(self, txn: str, key: str, data: bytes) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def read_backup(self, txn: str, key: str) -> bytes | None:  # pragma: no cover
+        raise NotImplementedError
+
+    def end_txn(self, txn: str) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def clear_txns(self, keep: str | None = None) -> int:  # pragma: no cover - interface
+        """Remove transaction folders (temporary files, backups) other than ``keep``;
+        returns how many."""
+        raise NotImplementedError
+
+    # -- the lock -----------------------------------------------------------------------------
+    def lock(self, *, wait: bool, timeout: float | None, stale_age: float, poll: float,
+             on_wait: Callable[[str], None] | None = None) -> "HeldLock":
+        raise NotImplementedError  # pragma: no cover - interface
+
+    def lock_info(self) -> LockInfo | None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class HeldLock:
+    """A held append lock; ``took_over`` is the stale lock it replaced (LockInfo) if any."""
+
+    def __init__(self, target: Target, owner: str, took_over: LockInfo | None) -> None:
+        self.target, self.owner, self.took_over = target, owner, took_over
+
+    def still_held(self) -> bool:
+        info = self.target.lock_info()
+        return info is not None and info.owner == self.owner
+
+    def release(self) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def __enter__(self) -> "HeldLock":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _wait_loop(try_once: Callable[[], HeldLock | None], info: Callable[[], LockInfo | None],
+               url: str, wait: bool, timeout: float | None, poll: float,
+               on_wait: Callable[[str], None] | None) -> HeldLock:
+    start = time.monotonic()
+    delay = min(poll, 0.01)
+    told = False
+    while True:
+        held = try_once()
+        if held is not None:
+            return held
+        holder = info()
+        who = holder.describe() if holder else "another writer"
+        if not wait:
+            raise LockTimeout(f"{url} is being appended to by {who}", code="DM131",
+                              hint="wait for it (--wait), or try again later")
+        if timeout is not None and time.monotonic() - start > timeout:
+            raise LockTimeout(f"timed out after {timeout:g} s waiting for the lock of {url} "
+                              f"(held by {who})", code="DM075",
+                              hint="the holder is alive; a dead holder's lock is taken over "
+                              "by itself (APP-020)")
+        if not told and on_wait:
+            told = True
+            on_wait(who)
+        time.sleep(delay)
+        delay = min(delay * 1.5, poll)
+
+
+# -- local folders -----------------------------------------------------------------------------------
+class LocalTarget(Target):
+    """A Zarr store in a local folder."""
+
+    def __init__(self, path: str | Path, *, durable: bool = True) -> None:
+        self.path = Path(os.path.abspath(path))
+        self.url = str(self.path)
+        self.durable = durable
+        self.side = self.path.parent
+        self.name = self.path.name
+        self._made: set[Path] = set()
+
+    # keys
+    def _p(self, key: str) -> Path:
+        return self.path / key
+
+    def read(self, key: str) -> bytes | None:
+        try:
+            with open(self.path / key, "rb", buffering=0) as f:
+                return f.read()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def exists(self, key: str) -> bool:
+        return os.path.isfile(self.path / key)
+
+    def stat(self, key: str) -> os.stat_result:
+        return os.stat(self.path / key)
+
+    def _txn_dir(self, txn: str) -> Path:
+        return self.side / f"{self.name}{TXN}" / txn
+
+    def _tmp(self, txn: str) -> Path:
+        """A temporary file beside the target (same file system, no folder to make):
+        ``.<name>.tmp.<txn>.<random>``; leftovers are removed by recovery (APP-024)."""
+        return self.side / f".{self.name}.tmp.{txn}.{secrets.token_hex(4)}"
+
+    def _mkdirs(self, folder: Path) -> None:
+        if folder in self._made:
+            return
+        missing = []
+        d = folder
+        while not d.is_dir():
+            missing.append(d)
+            d = d.parent
+        for d in reversed(missing):
+            try:
+                os.mkdir(d)
+            except FileExistsError:
+                pass
+        self._made.add(folder)
+
+    def _atomic(self, txn: str, final: Path, data: bytes, *, sync: bool) -> None:
+        self._mkdirs(final.parent)
+        tmp = self._tmp(txn)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            if sync:
+                faults.point("fsync", tmp)
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.rename(tmp, final)
+        except FileNotFoundError:  # a folder this process made was removed meanwhile
+            self._made.clear()
+            self._mkdirs(final.parent)
+            os.rename(tmp, final)
+
+    def write(self, txn: str, key: str, data: bytes) -> None:
+        self._atomic(txn, self.path / key, data, sync=False)
+
+    def delete(self, keys: list[str]) -> None:
+        parents = set()
+        for key in keys:
+            try:
+                os.unlink(self.path / key)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            parents.add((self.path / key).parent)
+        # folders left empty by the deletes (chunk folders of a rolled-back slice)
+        for d in sorted(parents, key=lambda p: -len(p.parts)):
+            while d != self.path.parent and d.is_relative_to(self.path):
+                try:
+                    os.rmdir(d)
+                except OSError:
+                    break
+                self._made.discard(d)
+                d = d.parent
+        self._made = {d for d in self._made if d.is_dir()}
+
+    def keys(self) -> Iterator[str]:
+        if not self.path.is_dir():
+            return
+        for dirpath, _dirs, files in os.walk(self.path):
+            rel = os.path.relpath(dirpath, self.path)
+            for f in files:
+                yield f if rel == "." else f"{rel}/{f}".replace(os.sep, "/")
+
+    def flush(self) -> None:
+        if self.durable and self.path.exists():
+            faults.point("fsync", self.path)
+            sync_filesystem(self.path)
+
+    def root_tag(self, key: str) -> Any:
+        return self.read(key)
+
+    def commit(self, txn: str, key: str, data: bytes, expected: Any) -> Any:
+        # one process holds the lock (APP-020); the rename is the commit point (APP-022 7)
+        self._atomic(txn, self.path / key, data, sync=self.durable)
+        if self.durable:
+            faults.point("fsync", self.path)
+            fsync_dir(self.path)
+        return data
+
+    # beside the target
+    @property
+    def journal_path(self) -> Path:
+        return self.side / f"{self.name}{JOURNAL}"
+
+    def read_journal(self) -> bytes | None:
+        try:
+            return self.journal_path.read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def write_journal(self, txn: str, data: bytes) -> None:
+        self._atomic(txn, self.journal_path, data, sync=True)
+        faults.point("fsync", self.side)
+        fsync_dir(self.side)
+
+    def delete_journal(self) -> None:
+        try:
+            os.unlink(self.journal_path)
+        except FileNotFoundError:
+            pass
+
+    def _backup(self, txn: str, key: str) -> Path:
+        return self._txn_dir(txn) / "backup" / key
+
+    def write_backup(self, txn: str, key: str, data: bytes) -> None:
+        final = self._backup(txn, key)
+        self._atomic(txn, final, data, sync=True)
+        faults.point("fsync", final.parent)
+        fsync_dir(final.parent)
+
+    def read_backup(self, txn: str, key: str) -> bytes | None:
+        try:
+            return self._backup(txn, key).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def backups(self, txn: str) -> set[str]:
+        root = self._txn_dir(txn) / "backup"
+        if not root.is_dir():
+            return set()
+        return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+
+    def end_txn(self, txn: str) -> None:
+        """Remove what a finished transaction left beside the target (its backups)."""
+        d = self._txn_dir(txn)
+        if d.parent.is_dir():
+            shutil.rmtree(d, ignore_errors=True)
+            try:
+                os.rmdir(d.parent)
+            except OSError:
+                pass
+
+    def clear_txns(self, keep: str | None = None) -> int:
+        """Remove every transaction's temporary files and backups (recovery, APP-024)."""
+        n = 0
+        prefix = f".{self.name}.tmp."
+        try:
+            names = os.listdir(self.side)
+        except FileNotFoundError:
+            return 0
+        lock_prefix = f".{self.name}.lock."
+        for name in names:
+            if name.startswith(lock_prefix):  # a lock's temporary file, if its writer died
+                pid = name.rsplit(".", 1)[-1]
+                if pid.isdigit() and not _pid_alive(int(pid)):
+                    try:
+                        os.unlink(self.side / name)
+                        n += 1
+                    except FileNotFoundError:
+                        pass
+                continue
+            if name.startswith(prefix) and (keep is None or
+                                            not name.startswith(f"{prefix}{keep}.")):
+                try:
+                    os.unlink(self.side / name)
+                    n += 1
+                except FileNotFoundError:
+                    pass
+        base = self.side / f"{self.name}{TXN}"
+        if base.is_dir():
+            for d in base.iterdir():
+                if d.name != keep:
+                    shutil.rmtree(d, ignore_errors=True)
+                    n += 1
+            try:
+                os.rmdir(base)
+            except OSError:
+                pass
+        self._made.clear()
+        return n
+
+    # the lock (APP-020)
+    @property
+    def lock_path(self) -> Path:
+        return self.side / f"{self.name}{LOCK}"
+
+    def lock_info(self) -> LockInfo | None:
+        try:
+            data = self.lock_path.read_bytes()
+            age = time.time() - self.lock_path.stat().st_mtime
+        except FileNotFoundError:
+            return None
+        return LockInfo(parse_lock(data), age)
+
+    def lock(self, *, wait: bool, timeout: float | None, stale_age: float, poll: float,
+             on_wait: Callable[[str], None] | None = None) -> HeldLock:
+        owner = secrets.token_hex(8)
+        took: list[LockInfo] = []
+
+        def once() -> HeldLock | None:
+            if self._create_lock(owner):
+                _HEARTBEAT.add(self.lock_path, max(stale_age / 2, 0.05))
+                self.sweep_lock_files()
+                return _LocalHeld(self, owner, took[-1] if took else None)
+            info = self.lock_info()
+            if info is not None and info.stale(stale_age) and self._take_over(info, stale_age):
+                took.append(info)
+                return once()
+            return None
+
+        return _wait_loop(once, self.lock_info, self.url, wait, timeout, poll, on_wait)
+
+    def _create_lock(self, owner: str) -> bool:
+        """Atomic create with the whole document in place: a temporary file linked to the
+        lock's name (link fails when the name exists)."""
+        self.side.mkdir(parents=True, exist_ok=True)
+        tmp = self.side / f".{self.name}.lock.{owner}.{os.getpid()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            os.write(fd, lock_bytes(owner))
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, self.lock_path)
+            return True
+        except FileExistsError:
+            return False
+        except OSError as e:  # a file system without hard links: O_EXCL create instead
+            if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
+                raise
+            try:
+                fd = os.open(self.lock_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                return False
+            try:
+                os.write(fd, lock_bytes(owner))
+            finally:
+                os.close(fd)
+            return True
+        finally:
+            os.unlink(tmp)
+
+    def _take_over(self, seen: LockInfo, stale_age: float) -> bool:
+        """Remove a stale lock, serialized by an advisory lock (``flock``) on the folder
+        holding it, which the kernel releases if its holder dies: under it the lock is
+        read again and removed only if it is still the stale one that was seen."""
+        import fcntl
+
+        fd = os.open(self.side, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            now = self.lock_info()
+            if now is None:
+                return True
+            if now.owner != seen.owner or now.doc.get("pid") != seen.doc.get("pid") or \
+                    not now.stale(stale_age):
+                return False
+            os.unlink(self.lock_path)
+            return True
+        finally:
+            os.close(fd)  # releases the advisory lock
+
+    def sweep_lock_files(self) -> None:
+        """Remove the temporary files of lock creations whose process died between
+        writing and linking them (``.<name>.lock.<owner>.<pid>``)."""
+        prefix = f".{self.name}.lock."
+        try:
+            with os.scandir(self.side) as it:
+                names = [e.name for e in it if e.name.startswith(prefix)]
+        except FileNotFoundError:
+            return
+        for name in names:
+            pid = name.rsplit(".", 1)[-1]
+            if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+                try:
+                    os.unlink(self.side / name)
+                except FileNotFoundError:
+                    pass
+
+
+class _LocalHeld(HeldLock):
+    def release(self) -> None:
+        t: LocalTarget = self.target  # type: ignore[assignment]
+        _HEARTBEAT.remove(t.lock_path)
+        if self.still_held():
+            try:
+                os.unlink(t.lock_path)
+            except FileNotFoundError:
+                pass
+
+
+# -- S3 -------------------------------------------------------------------------------------------------
+class S3Target(Target):
+    """A Zarr store under ``s3://bucket/prefix``: one PUT per key; the commit point is a
+    conditional PUT of the root (``If-Match`` its ETag, ``If-None-Match: *`` when new); the
+    lock a conditional create; a stale lock is replaced with ``If-Match`` its ETag."""
+
+    def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
+        try:
+            import boto3
+            from botocore.config import Config
+        except ImportError:
+            raise AppendError("appending to s3:// needs boto3", code="DM072",
+                              hint="pip install 'datamanifest[s3]'") from None
+        rest = url[len("s3://"):]
+        self.bucket, _, prefix = rest.partition("/")
+        self.prefix = prefix.strip("/")
+        self.url = f"s3://{self.bucket}/{self.prefix}"
+        opts = dict(options or {})
+        kwargs = {k: opts.pop(k) for k in ("endpoint_url", "region_name", "aws_access_key_id",
+                                           "aws_secret_access_key") if k in opts}
+        if "region" in opts:
+            kwargs["region_name"] = opts.pop("region")
+        self.client = boto3.client("s3", config=Config(retries={"max_attempts": 3},
+                                                       max_pool_connections=16), **kwargs)
+        from botocore.exceptions import ClientError
+
+        self.ClientError = ClientError
+        self._hb: threading.Thread | None = None
+
+    def _k(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _side(self, suffix: str) -> str:
+        return f"{self.prefix}{suffix}"
+
+    def _code(self, e: Exception) -> str:
+        return getattr(e, "response", {}).get("Error", {}).get("Code", "")
+
+    def _get(self, full: str) -> tuple[bytes, str, float] | None:
+        try:
+            r = self.client.get_object(Bucket=self.bucket, Key=full)
+        except self.ClientError as e:
+            if self._code(e) in ("NoSuchKey", "404", "NotFound"):
+                return None
+            raise
+        return r["Body"].read(), r["ETag"], r["LastModified"].timestamp()
+
+    def read(self, key: str) -> bytes | None:
+        got = self._get(self._k(key))
+        return None if got is None else got[0]
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._k(key))
+            return True
+        except self.ClientError as e:
+            if self._code(e) in ("NoSuchKey", "404", "NotFound"):
+                return False
+            raise
+
+    def write(self, txn: str, key: str, data: bytes) -> None:
+        faults.point("put", f"{self.url}/{key}")
+        self.client.put_object(Bucket=self.bucket, Key=self._k(key), Body=data)
+
+    def _delete_full(self, full: list[str]) -> None:
+        for i in range(0, len(full), 1000):
+            batch = full[i:i + 1000]
+            if not batch:
+                continue
+            faults.point("delete", f"s3://{self.bucket}/{batch[0]}")
+            self.client.delete_objects(Bucket=self.bucket, Delete={
+                "Objects": [{"Key": k} for k in batch], "Quiet": True})
+
+    def delete(self, keys: list[str]) -> None:
+        self._delete_full([self._k(k) for k in keys])
+
+    def _list(self, prefix: str) -> Iterator[tuple[str, int, Any]]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket,
+                                                                      Prefix=prefix)
+        for page in pages:
+            for o in page.get("Contents", []):
+                yield o["Key"], o["Size"], o["LastModified"]
+
+    def keys(self) -> Iterator[str]:
+        base = f"{self.prefix}/" if self.prefix else ""
+        for k, _, _ in self._list(base):
+            yield k[len(base):]
+
+    def root_tag(self, key: str) -> Any:
+        try:
+            r = self.client.head_object(Bucket=self.bucket, Key=self._k(key))
+        except self.ClientError as e:
+            if self._code(e) in ("NoSuchKey", "404", "NotFound"):
+                return None
+            raise
+        return r["ETag"]
+
+    def commit(self, txn: str, key: str, data: bytes, expected: Any) -> Any:
+        faults.point("put", f"{self.url}/{key}")
+        cond = {"IfMatch": expected} if expected else {"IfNoneMatch": "*"}
+        try:
+            r = self.client.put_object(Bucket=self.bucket, Key=self._k(key), Body=data, **cond)
+        except self.ClientError as e:
+            if self._code(e) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+                raise AppendError(f"{self.url} was changed by another writer during this "
+                                  "append; nothing was committed", code="DM166",
+                                  hint="run the append again") from None
+            raise
+        return r["ETag"]
+
+    # beside the target
+    def read_journal(self) -> bytes | None:
+        got = self._get(self._side(JOURNAL))
+        return None if got is None else got[0]
+
+    def write_journal(self, txn: str, data: bytes) -> None:
+        faults.point("put", f"s3://{self.bucket}/{self._side(JOURNAL)}")
+        self.client.put_object(Bucket=self.bucket, Key=self._side(JOURNAL), Body=data)
+
+    def delete_journal(self) -> None:
+        self._delete_full([self._side(JOURNAL)])
+
+    def _backup(self, txn: str, key: str) -> str:
+        return f"{self.prefix}{TXN}/{txn}/backup/{key}"
+
+    def write_backup(self, txn: str, key: str, data: bytes) -> None:
+        faults.point("put", f"s3://{self.bucket}/{self._backup(txn, key)}")
+        self.client.put_object(Bucket=self.bucket, Key=self._backup(txn, key), Body=data)
+
+    def read_backup(self, txn: str, key: str) -> bytes | None:
+        got = self._get(self._backup(txn, key))
+        return None if got is None else got[0]
+
+    def backups(self, txn: str) -> set[str]:
+        base = self._backup(txn, "")
+        return {k[len(base):] for k, _, _ in self._list(base)}
+
+    def end_txn(self, txn: str) -> None:
+        doomed = [k for k, _, _ in self._list(self._backup(txn, ""))]
+        self._delete_full(doomed)
+
+    def clear_txns(self, keep: str | None = None) -> int:
+        base = f"{self.prefix}{TXN}/"
+        doomed = [k for k, _, _ in self._list(base)
+                  if keep is None or not k.startswith(f"{base}{keep}/")]
+        self._delete_full(doomed)
+        return len({k[len(base):].split("/")[0] for k in doomed})
+
+    # the lock (APP-020)
+    def lock_info(self) -> LockInfo | None:
+        got = self._get(self._side(LOCK))
+        if got is None:
+            return None
+        data, etag, modified = got
+        return LockInfo(parse_lock(data), time.time() - modified, etag)
+
+    def lock(self, *, wait: bool, timeout: float | None, stale_age: float, poll: float,
+             on_wait: Callable[[str], None] | None = None) -> HeldLock:
+        owner = secrets.token_hex(8)
+        key = self._side(LOCK)
+
+        def once() -> HeldLock | None:
+            body = lock_bytes(owner)
+            faults.point("put", f"s3://{self.bucket}/{key}")
+            try:
+                r = self.client.put_object(Bucket=self.bucket, Key=key, Body=body,
+                                           IfNoneMatch="*")
+                return _S3Held(self, owner, None, r["ETag"], stale_age)
+            except self.ClientError as e:
+                if self._code(e) not in ("PreconditionFailed", "412",
+                                         "ConditionalRequestConflict"):
+                    raise
+            info = self.lock_info()
+            if info is not None and info.stale(stale_age):
+                try:  # replace exactly the stale lock that was seen
+                    faults.point("put", f"s3://{self.bucket}/{key}")
+                    r = self.client.put_object(Bucket=self.bucket, Key=key, Body=body,
+                                               IfMatch=info.tag)
+                    return _S3Held(self, owner, info, r["ETag"], stale_age)
+                except self.ClientError as e:
+                    if self._code(e) not in ("PreconditionFailed", "412", "NoSuchKey",
+                                             "ConditionalRequestConflict"):
+                        raise
+            return None
+
+        return _wait_loop(once, self.lock_info, self.url, wait, timeout, poll, on_wait)
+
+
+class _S3Held(HeldLock):
+    """The S3 lock and its heartbeat: a conditional rewrite every ``stale_age / 2``."""
+
+    def __init__(self, target: S3Target, owner: str, took: LockInfo | None, etag: str,
+                 stale_age: float) -> None:
+        super().__init__(target, owner, took)
+        self.etag = etag
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, args=(max(stale_age / 2, 0.2),),
+                                        daemon=True, name="dm-append-heartbeat")
+        self._thread.start()
+
+    def _beat(self, interval: float) -> None:
+        t: S3Target = self.target  # type: ignore[assignment]
+        while not self._stop.wait(interval):
+            try:
+                r = t.client.put_object(Bucket=t.bucket, Key=t._side(LOCK),
+                                        Body=lock_bytes(self.owner), IfMatch=self.etag)
+                self.etag = r["ETag"]
+            except Exception:
+                return  # lost (taken over) or unreachable: still_held() says so before commit
+
+    def release(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        t: S3Target = self.target  # type: ignore[assignment]
+        try:
+            faults.point("delete", f"s3://{t.bucket}/{t._side(LOCK)}")
+            t.client.delete_object(Bucket=t.bucket, Key=t._side(LOCK), IfMatch=self.etag)
+        except t.ClientError:
+            pass  # not ours any more
+
+
+def open_target(url: str | os.PathLike, options: dict[str, Any] | None = None, *,
+                durable: bool = True) -> Target:
+    """A :class:`Target` for a local path or ``s3://`` URL. Raises :class:`AppendError`
+    (DM160) for another scheme."""
+    text = os.fspath(url)
+    if text.startswith("s3://"):
+        return S3Target(text, options)
+    if "://" in text and not text.startswith("file://"):
+        raise AppendError(f"appends write to local folders and s3:// prefixes, not {text}",
+                          code="DM160")
+    if text.startswith("file://"):
+        text = text[len("file://"):]
+    return LocalTarget(text, durable=durable)
