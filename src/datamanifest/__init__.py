@@ -13,6 +13,8 @@ reference implementation. Public API::
 
     refs = datamanifest.virtualize(files, concat_dim="time")   # chunk manifest (§25)
     ds = datamanifest.open_virtual(refs)                         # xarray, read in place
+
+    datamanifest.append("cube.zarr", ["d1.nc", "d2.nc"], append_step="1D")  # §26
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ def open_manifest(path=None):
     return Project.open(path)
 
 
-_LAZY = {"cached": "cache", "CachedFunction": "cache", "register_format": "cache",
+_LAZY = {"append": "append", "AppendError": "errors", "cached": "cache", "CachedFunction": "cache", "register_format": "cache",
          "Artifact": "cache", "ProduceError": "errors", "open_virtual": "virtual",
          "virtualize": "virtual", "ChunkStore": "virtual", "VirtualError": "errors"}
 
@@ -44,10 +46,11 @@ def __getattr__(name: str):
     if name in _LAZY:
         import importlib
 
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        module = importlib.import_module(f".{_LAZY[name]}", __name__)
+        return module if name == "append" else getattr(module, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["open_manifest", "DataManifestError", "Diagnostic", "__version__", "cached",
            "CachedFunction", "register_format", "Artifact", "ProduceError", "open_virtual",
-           "virtualize", "ChunkStore", "VirtualError"]
+           "virtualize", "ChunkStore", "VirtualError", "append", "AppendError"]

@@ -133,3 +133,15 @@ def status(target: str | os.PathLike, config: Any = None, **options: Any) -> Sta
     lock holder, read without taking the lock."""
     cfg = _config(config, options)
     return _status(_resolve(target, cfg), cfg)
+
+
+class _CallableModule(__import__("types").ModuleType):
+    """``datamanifest.append`` is this package and, called, :func:`append` (the import
+    system binds the subpackage to the parent's attribute, so the module itself is made
+    callable)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> list[Result]:
+        return append(*args, **kwargs)
+
+
+__import__("sys").modules[__name__].__class__ = _CallableModule

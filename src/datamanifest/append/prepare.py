@@ -202,6 +202,15 @@ def decoded_view(view: spec.View):
     return ds
 
 
+def _norm_units(text: str) -> str:
+    """CF units compared without a redundant midnight (``days since 2020-01-01 00:00:00``
+    is ``days since 2020-01-01``) or case of the calendar."""
+    t = " ".join(str(text).split()).lower()
+    for tail in (" 00:00:00.000000", " 00:00:00", " 00:00", "t00:00:00"):
+        t = t.removesuffix(tail)
+    return t.replace("standard", "gregorian")
+
+
 def _labels(values: np.ndarray) -> list[float] | None:
     """Append-dimension labels as numbers: datetimes in nanoseconds, cftime dates in
     nanoseconds of their calendar, numbers as they are; None for anything else."""
@@ -327,13 +336,20 @@ class TargetModel:
         v = xr.Variable(var.dims, var.values, encoding=enc)
         try:
             with warnings.catch_warnings():
-                warnings.simplefilter("error", category=xr.SerializationWarning)
+                # xarray falls back to other time units (a UserWarning) rather than fail:
+                # the target's units are fixed, so a fallback is a refusal here
+                warnings.simplefilter("error", category=UserWarning)
                 warnings.simplefilter("ignore", category=RuntimeWarning)
                 e = conventions.encode_cf_variable(v, name=name)
-        except (ValueError, OverflowError, TypeError, xr.SerializationWarning) as err:
+        except (ValueError, OverflowError, TypeError, UserWarning) as err:
             raise AppendError(f"variable {name!r} cannot be encoded as the target stores it "
                               f"({', '.join(f'{k}={v}' for k, v in enc.items())}): {err}",
                               code="DM163") from None
+        for k in ("units", "calendar"):  # never store values in other units than declared
+            want, got = enc.get(k), e.attrs.get(k, e.encoding.get(k))
+            if want is not None and got is not None and _norm_units(got) != _norm_units(want):
+                raise AppendError(f"variable {name!r} would be stored with {k} {got!r}, the "
+                                  f"target's are {want!r}", code="DM163")
         values = np.asarray(e.values)
         codec = self.codecs[name]
         if values.dtype != codec.dtype and not np.can_cast(values.dtype, codec.dtype,

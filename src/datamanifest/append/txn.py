@@ -347,8 +347,9 @@ class Appender:
             written[k] = docs[k]
         written[root_key] = new_root
         version = None
-        if self.record_versions:
-            version = versions.record(t, written, [], tree, keep=self.cfg.keep_versions)
+        if self.record_versions:  # without a recorded previous version: walk it once
+            version = versions.record(t, written, [], tree, keep=self.cfg.keep_versions) \
+                if tree is not None else versions.record_full(t, keep=self.cfg.keep_versions)
         t.delete_journal()
         if replaces:
             t.end_txn(txn)

@@ -54,7 +54,7 @@ class _Strict(BaseModel):
 
 class Encoding(_Strict):
     dtype: StrictStr | None = None
-    chunks: list[StrictInt | StrictBool] | StrictInt | None = None
+    chunks: list[StrictInt | StrictBool] | StrictInt | StrictBool | None = None
     fill_value: StrictInt | StrictFloat | StrictStr | StrictBool | None = None
     scale_factor: StrictFloat | StrictInt | None = None
     add_offset: StrictFloat | StrictInt | None = None

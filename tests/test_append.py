@@ -1,0 +1,495 @@
+"""Transactional appends to Zarr stores (SCHEMA.md §26): real Zarr v3/v2 targets read back by
+xarray, every check refused before a byte is written, the crash sweep and random kills (a
+short run; bench/append_crash.py is the full one), writers racing, S3 on moto, real data."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import datamanifest
+from datamanifest import append as api
+from datamanifest.append import harness
+from datamanifest.errors import AppendError, LockTimeout
+
+from . import realdata as rd
+from .conftest import run_cli
+
+xr = pytest.importorskip("xarray")
+pytest.importorskip("zarr")
+warnings.filterwarnings("ignore", message=".*Consolidated metadata.*")
+
+SHAPE = (18, 36)
+
+
+def _tree(path: Path) -> dict[str, bytes]:
+    """Every file beside and inside a target's folder (to prove nothing was touched)."""
+    out = {}
+    for p in sorted(path.rglob("*")):
+        if p.is_file():
+            out[str(p.relative_to(path))] = p.read_bytes()
+    return out
+
+
+def _open(target: Path):
+    with xr.open_zarr(target) as ds:
+        return ds.load()
+
+
+@pytest.fixture(scope="module")
+def slices(tmp_path_factory) -> list[Path]:
+    return harness.write_slices(tmp_path_factory.mktemp("slices"), 8, SHAPE)
+
+
+# -- appending ------------------------------------------------------------------------------------
+def test_slices_from_memory_and_files_build_a_cube_xarray_reads(tmp_path: Path, slices):
+    target = tmp_path / "cube.zarr"
+    results = datamanifest.append(target, [harness.make_slice(0, SHAPE), slices[1]],
+                                  append_step="1D")
+    results += datamanifest.append(target, (harness.make_slice(i, SHAPE) for i in (2, 3)),
+                                   append_step="1D")
+    assert [(r.action, r.old_length, r.new_length) for r in results] == [
+        ("created", 0, 1), ("appended", 1, 2), ("appended", 2, 3), ("appended", 3, 4)]
+    ds = _open(target)
+    assert ds.identical(harness.expected(4, SHAPE))
+    root = json.loads((target / "zarr.json").read_text())
+    assert root["zarr_format"] == 3 and root["consolidated_metadata"]["metadata"]["t2m"][
+        "shape"] == [4, *SHAPE]
+    # per-array metadata follows the committed view (APP-011)
+    assert json.loads((target / "t2m" / "zarr.json").read_text())["shape"] == [4, *SHAPE]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cube.zarr", "cube.zarr.versions"]
+    st = api.status(target)
+    assert st.length == 4 and st.pending is None and st.lock is None
+    assert st.version == results[-1].version
+
+
+def test_zarr_v2_on_request(tmp_path: Path, slices):
+    target = tmp_path / "cube.zarr"
+    datamanifest.append(target, slices[:3], zarr_format=2, append_step="1D")
+    assert (target / ".zmetadata").is_file() and not (target / "zarr.json").exists()
+    ds = _open(target)
+    assert ds.identical(harness.expected(3, SHAPE))
+    meta = json.loads((target / ".zmetadata").read_text())["metadata"]
+    assert meta["t2m/.zarray"]["shape"] == [3, *SHAPE]
+    assert json.loads((target / "t2m" / ".zarray").read_text())["shape"] == [3, *SHAPE]
+
+
+def test_partial_chunks_are_replaced_with_backups_and_read_back(tmp_path: Path):
+    target = tmp_path / "cube.zarr"
+    full = xr.concat([harness.make_slice(i, SHAPE) for i in range(7)], "time")
+    cfg = {"variables": {"*": {"encoding": {"chunks": [4, 9, 36]}},
+                         "time": {"encoding": {"chunks": [4]}},
+                         "lat": {"encoding": {"chunks": False}},
+                         "lon": {"encoding": {"chunks": False}}}}
+    api.append(target, full.isel(time=[0]), cfg)
+    for part in ([1, 2], [3, 4, 5], [6]):  # crosses the chunk boundary at 4
+        r = api.append(target, full.isel(time=part), cfg)[0]
+    assert r.new_length == 7
+    meta = json.loads((target / "t2m" / "zarr.json").read_text())
+    assert meta["chunk_grid"]["configuration"]["chunk_shape"] == [4, 9, 36]
+    assert _open(target).identical(full)
+
+
+def test_encodings_from_the_configuration_are_applied_and_kept(tmp_path: Path):
+    target = tmp_path / "cube.zarr"
+    cfg = {"variables": {"t2m": {"encoding": {"dtype": "int16", "scale_factor": 0.01,
+                                              "add_offset": 273.15, "fill_value": -32768,
+                                              "compressor": {"name": "gzip", "level": 4}}},
+                         "time": {"encoding": {"units": "hours since 2000-01-01"}}},
+           "attrs": {"title": "test cube"}}
+    slices = [harness.make_slice(i, SHAPE) for i in range(3)]
+    api.append(target, slices, cfg, append_step="1D")
+    meta = json.loads((target / "t2m" / "zarr.json").read_text())
+    assert meta["data_type"] == "int16" and meta["codecs"][-1]["name"] == "gzip"
+    assert json.loads((target / "time" / "zarr.json").read_text())["attributes"]["units"] == \
+        "hours since 2000-01-01"
+    ds = _open(target)
+    assert ds.attrs["title"] == "test cube"
+    # the same as xarray's own round trip of the packing
+    ref = tmp_path / "ref.zarr"
+    xr.concat(slices, "time").to_zarr(ref, zarr_format=3, consolidated=True, encoding={
+        "t2m": {"dtype": "int16", "scale_factor": 0.01, "add_offset": 273.15,
+                "_FillValue": -32768}})
+    with xr.open_zarr(ref) as want:
+        np.testing.assert_array_equal(ds.t2m.values, want.t2m.load().values)
+    assert ds.tp.identical(xr.concat(slices, "time").tp)
+
+
+def test_attrs_update_modes(tmp_path: Path):
+    for mode, want in (("keep", {"v": 0}), ("replace", {"v": 2}), ("update", {"v": 2, "a": 1})):
+        target = tmp_path / f"{mode}.zarr"
+        parts = []
+        for i in range(3):
+            s = harness.make_slice(i, SHAPE)
+            s.attrs = {"v": i, **({"a": 1} if i == 1 else {})}
+            parts.append(s)
+        api.append(target, parts, attrs_update_mode=mode)
+        assert _open(target).attrs == want, mode
+
+
+# -- checks before any byte is written (APP-012) ------------------------------------------------
+def _base(tmp_path: Path, n: int = 3) -> Path:
+    target = tmp_path / "cube.zarr"
+    api.append(target, [harness.make_slice(i, SHAPE) for i in range(n)], append_step="1D")
+    return target
+
+
+@pytest.mark.parametrize("name,mutate,code,words", [
+    ("missing-variable", lambda s: s.drop_vars("tp"), "DM161", "tp"),
+    ("new-variable", lambda s: s.assign(q=s.t2m * 2), "DM161", "q"),
+    ("other-length", lambda s: s.isel(lat=slice(0, 10)), "DM162", "lat"),
+    ("dims-order", lambda s: s.transpose("time", "lon", "lat"), "DM162", "t2m"),
+    ("lossy-dtype", lambda s: s.assign(t2m=s.t2m.astype("f8")), "DM163", "float64"),
+    ("units", lambda s: s.assign(t2m=s.t2m.assign_attrs(units="degC")), "DM163", "degC"),
+    ("other-coordinates", lambda s: s.assign_coords(lat=s.lat + 0.5), "DM163", "lat"),
+    ("repeated-label", lambda s: s.assign_coords(time=s.time - np.timedelta64(1, "D")),
+     "DM164", "repeats"),
+    ("gap", lambda s: s.assign_coords(time=s.time + np.timedelta64(1, "D")), "DM164",
+     "1D"),
+    ("sub-day-time", lambda s: s.assign_coords(time=s.time + np.timedelta64(6, "h")),
+     "DM164", "append_step"),
+])
+def test_a_slice_that_does_not_fit_is_refused_and_the_target_untouched(
+        tmp_path: Path, name, mutate, code, words):
+    target = _base(tmp_path)
+    before = _tree(tmp_path)
+    bad = mutate(harness.make_slice(3, SHAPE))
+    with pytest.raises(AppendError) as e:
+        api.append(target, bad, append_step="1D")
+    assert e.value.code == code and words in e.value.message, e.value.message
+    assert _tree(tmp_path) == before
+    api.append(target, harness.make_slice(3, SHAPE), append_step="1D")  # and it goes on
+
+
+def test_time_labels_not_representable_in_the_target_units(tmp_path: Path):
+    target = _base(tmp_path)
+    before = _tree(tmp_path)
+    s = harness.make_slice(3, SHAPE)
+    s = s.assign_coords(time=s.time + np.timedelta64(6, "h"))
+    with pytest.raises(AppendError) as e:
+        api.append(target, s)  # no step: the time itself does not fit 'days since'
+    assert e.value.code == "DM163" and "time" in e.value.message
+    assert _tree(tmp_path) == before
+
+
+def test_chunks_that_differ_and_targets_that_cannot_be_appended(tmp_path: Path):
+    target = _base(tmp_path)
+    with pytest.raises(AppendError) as e:
+        api.append(target, harness.make_slice(3, SHAPE),
+                   variables={"t2m": {"encoding": {"chunks": [2, 18, 36]}}})
+    assert e.value.code == "DM165" and "t2m" in e.value.message
+    plain = tmp_path / "plain.zarr"
+    harness.make_slice(0, SHAPE).to_zarr(plain, zarr_format=3, consolidated=False)
+    with pytest.raises(AppendError) as e:
+        api.append(plain, harness.make_slice(1, SHAPE))
+    assert e.value.code == "DM167" and "consolidated" in e.value.message
+    with pytest.raises(AppendError) as e:
+        api.append(target, harness.make_slice(3, SHAPE), append_dim="step")
+    assert e.value.code == "DM162"
+
+
+def test_dry_run_writes_nothing(tmp_path: Path):
+    target = _base(tmp_path)
+    before = _tree(tmp_path)
+    r = api.append(target, harness.make_slice(3, SHAPE), dry_run=True)[0]
+    assert (r.action, r.old_length, r.new_length) == ("dry-run", 3, 4)
+    assert _tree(tmp_path) == before
+    new = tmp_path / "new.zarr"
+    assert api.append(new, harness.make_slice(0, SHAPE), dry_run=True)[0].new_length == 1
+    assert not new.exists()
+
+
+def test_configuration_files_merge_and_bad_ones_are_located(tmp_path: Path):
+    a = tmp_path / "a.append.toml"
+    a.write_text('append_step = "1D"\n\n[_META]\nschema = 1\n\n[variables.t2m.encoding]\n'
+                 'dtype = "float32"\n')
+    b = tmp_path / "b.append.toml"
+    b.write_text('append_step = "+"\nattrs_update_mode = "update"\n')
+    cfg = api.load_config([a, b], zarr_format=2)
+    assert cfg.append_step == "+" and cfg.attrs_update_mode == "update"
+    assert cfg.variable("t2m").encoding.dtype == "float32" and cfg.zarr_format == 2
+    bad = tmp_path / "bad.append.toml"
+    bad.write_text('append_step = "1D"\nappend_dimension = "time"\n')
+    with pytest.raises(AppendError) as e:
+        api.load_config([bad])
+    assert (e.value.code, e.value.line, e.value.column) == ("DM160", 2, 1)
+    assert "append_dim" in e.value.hint
+
+
+# -- the lock (APP-020) --------------------------------------------------------------------------
+def test_a_dead_writers_lock_is_taken_over_at_once_and_a_live_ones_never(tmp_path: Path):
+    target = _base(tmp_path)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lock = tmp_path / "cube.zarr.lock"
+    doc = {"owner": "x", "pid": dead.pid, "host": os.uname().nodename,
+           "created": "2026-01-01T00:00:00Z"}
+    lock.write_text(f"{dead.pid} {os.uname().nodename}\n{json.dumps(doc)}\n")
+    r = api.append(target, harness.make_slice(3, SHAPE), lock={"wait": False})[0]
+    assert r.new_length == 4 and not lock.exists()
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        doc["pid"] = live.pid
+        lock.write_text(f"{live.pid} {os.uname().nodename}\n{json.dumps(doc)}\n")
+        os.utime(lock, (0, 0))  # an old heartbeat does not make a live local holder stale
+        with pytest.raises(LockTimeout) as e:
+            api.append(target, harness.make_slice(4, SHAPE), lock={"wait": False})
+        assert e.value.code == "DM131" and str(live.pid) in e.value.message
+        with pytest.raises(LockTimeout) as e:
+            api.append(target, harness.make_slice(4, SHAPE), lock={"timeout": 0.3})
+        assert e.value.code == "DM075"
+        assert api.status(target).lock["pid"] == live.pid
+    finally:
+        live.kill()
+        live.wait()
+    assert api.append(target, harness.make_slice(4, SHAPE))[0].new_length == 5
+
+
+# -- crashes (APP-022, APP-024) ------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def crash_base(tmp_path_factory, slices) -> Path:
+    base = tmp_path_factory.mktemp("crash") / "base"
+    return harness.build_base(base, slices, 3)
+
+
+def _report(outcomes, k0: int) -> dict:
+    s = harness.summary(outcomes, k0)
+    bad = [f"{o.point}: {o.reason}" for o in outcomes if not o.clean]
+    assert not bad, "\n".join(bad)
+    return s
+
+
+def test_crash_sweep_kill_before_every_mutation_of_an_append(tmp_path: Path, crash_base,
+                                                             slices):
+    outcomes = harness.sweep(crash_base, tmp_path, slices, 3, SHAPE)
+    s = _report(outcomes, 3)
+    assert s["trials"] >= 30 and s["corrupt"] == 0 and s["blocked"] == 0
+    assert s["k"] > 0 and s["k+1"] > 0  # kills before and after the commit point
+
+
+def test_crash_sweep_of_the_first_append_that_creates_the_target(tmp_path: Path, slices):
+    base = tmp_path / "empty"
+    base.mkdir()
+    trace = harness.count_mutations(base, tmp_path, slices[0])
+    points = sorted({*range(1, len(trace) + 1, 3), len(trace)})  # all in bench/append_crash.py
+    for n in points:
+        trial = harness._fresh(base, tmp_path)
+        r = harness.run_child(trial / "cube.zarr", slices[0], env=harness._env(
+            DATAMANIFEST_FAULT=str(n), DATAMANIFEST_FAULT_ONLY=str(trial)))
+        assert r.returncode == -9, (n, r.stderr[-500:])
+        target = trial / "cube.zarr"
+        if (target / "zarr.json").exists():
+            assert _open(target).identical(harness.expected(1, SHAPE)), n
+        else:  # not committed: readers find no group
+            with pytest.raises(Exception):
+                xr.open_zarr(target)
+        r = harness._next_append(target, slices[1] if (target / "zarr.json").exists()
+                                 else slices[0])
+        assert r.returncode == 0, (n, r.stdout)
+        k = _open(target).sizes["time"]
+        assert _open(target).identical(harness.expected(k, SHAPE)) and k in (1, 2), n
+        assert harness._leftovers(trial) == [], n
+
+
+def test_crash_sweep_over_a_partial_chunk_restores_its_backup(tmp_path: Path, slices):
+    base = tmp_path / "base"
+    cfg = {"variables": {"*": {"encoding": {"chunks": [4, 18, 36]}},
+                         "time": {"encoding": {"chunks": [4]}},
+                         "lat": {"encoding": {"chunks": False}},
+                         "lon": {"encoding": {"chunks": False}}}}
+    base.mkdir()
+    api.append(base / "cube.zarr", slices[:3], cfg, append_step="1D")
+    outcomes = harness.sweep(base, tmp_path, slices, 3, SHAPE)
+    s = _report(outcomes, 3)
+    assert s["corrupt"] == 0 and s["blocked"] == 0 and s["k"] > 0 and s["k+1"] > 0
+
+
+def test_random_kills(tmp_path: Path, crash_base, slices):
+    outcomes = harness.random_kills(crash_base, tmp_path, slices, 3, SHAPE, trials=8, seed=1)
+    s = _report(outcomes, 3)
+    assert s["corrupt"] == 0 and s["blocked"] == 0
+
+
+@pytest.mark.parametrize("writers,nowait", [(2, False), (4, False), (2, True), (4, True)])
+def test_writers_racing_land_each_slice_once_in_order_or_fail_clearly(
+        tmp_path: Path, crash_base, slices, writers, nowait):
+    for seed in range(3):
+        r = harness.race(crash_base, tmp_path, slices, 3, SHAPE, writers, nowait=nowait,
+                         seed=seed)
+        assert r.ok, r.reason
+        assert len(r.landed) + len(r.errors) == writers
+        if not nowait:  # the next slice in order always lands; a late one is refused
+            assert 3 in r.landed and all(c == "DM164" for c in r.errors.values())
+
+
+# -- versions (APP-030) --------------------------------------------------------------------------
+def test_every_commit_is_a_version_the_cli_lists_diffs_and_verifies(tmp_path: Path, slices):
+    target = tmp_path / "cube.zarr"
+    results = api.append(target, slices[:4], append_step="1D")
+    r = run_cli("versions", str(target), "--json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)
+    assert [x["checksum"] for x in rows] == [x.version for x in results]
+    assert rows[-1]["latest"] and all(x["kept"] for x in rows)
+    a, b = rows[1]["checksum"].split(":")[1][:12], rows[3]["checksum"].split(":")[1][:12]
+    r = run_cli("diff", f"{target}@{a}", f"{target}@{b}", "--json", cwd=tmp_path)
+    d = json.loads(r.stdout)
+    assert r.returncode == 1 and "t2m/c/3/0/0" in d["added"] and "zarr.json" in d["modified"]
+    r = run_cli("verify", str(target), cwd=tmp_path)
+    assert r.returncode == 0 and "ok" in r.stdout
+    chunk = target / "tp" / "c" / "1" / "0" / "0"
+    chunk.write_bytes(chunk.read_bytes()[:-1] + b"\0")
+    r = run_cli("verify", str(target), "--full", cwd=tmp_path)
+    assert r.returncode == 1 and "modified tp/c/1/0/0" in r.stdout
+    from datamanifest.tree import walk
+
+    assert walk(target, "tree-sha256").checksum != results[-1].version
+
+
+def test_versions_live_in_the_project_that_holds_the_target(tmp_path: Path, slices):
+    (tmp_path / "datamanifest.toml").write_text("[_META]\nschema = 1\n")
+    target = tmp_path / "data" / "cube.zarr"
+    target.parent.mkdir()
+    api.append(target, slices[:2], append_step="1D", keep_versions=1)
+    trees = list((tmp_path / ".datamanifest" / "trees").rglob("*.json"))
+    assert len(trees) == 1  # keep_versions = 1 prunes the older manifest
+    history = next((tmp_path / ".datamanifest" / "trees").rglob("HISTORY")).read_text()
+    assert len(history.splitlines()) == 2
+    assert not (target.parent / "cube.zarr.versions").exists()
+
+
+# -- the command line -----------------------------------------------------------------------------
+def test_cli_append_status_recover_and_errors(tmp_path: Path, slices):
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    target = proj / "cube.zarr"
+    r = run_cli("append", str(target), *map(str, slices[:3]), "--step", "1D", "--json",
+                cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert [x["new_length"] for x in json.loads(r.stdout)] == [1, 2, 3]
+    r = run_cli("append", str(target), str(slices[1]), "--step", "1D", cwd=tmp_path)
+    assert r.returncode == 1 and "DM164" in r.stderr and "Traceback" not in r.stderr
+    assert str(slices[1]) in r.stderr
+    r = run_cli("append", "--status", str(target), "--json", cwd=tmp_path)
+    st = json.loads(r.stdout)
+    assert st["length"] == 3 and st["pending"] is None
+    # a kill after the journal: status shows the pending transaction, --recover repairs it
+    work = tmp_path / "w"
+    work.mkdir()
+    trace = harness.count_mutations(proj, work, slices[3])
+    journal_at = next(i for i, line in enumerate(trace, 1)  # the first rename: the journal
+                      if line.split()[1] == "rename")
+    env = dict(os.environ, DATAMANIFEST_FAULT=str(journal_at + 2),
+               DATAMANIFEST_FAULT_ONLY=str(proj))
+    r = run_cli("append", str(target), str(slices[3]), "--step", "1D", cwd=tmp_path, env=env)
+    assert r.returncode == -9
+    st = json.loads(run_cli("append", "--status", str(target), "--json", cwd=tmp_path).stdout)
+    assert st["pending"]["new_length"] == 4 and st["lock"]["stale"]
+    r = run_cli("append", "--recover", str(target), "--json", cwd=tmp_path)
+    assert r.returncode == 0 and json.loads(r.stdout)["action"] == "roll-back"
+    assert _open(target).identical(harness.expected(3, SHAPE))
+    r = run_cli("append", str(target), "--dry-run", str(slices[3]), cwd=tmp_path)
+    assert r.returncode == 0 and "would append" in r.stderr
+    r = run_cli("append", "--help")
+    assert "--no-wait" in r.stdout and "--recover" in r.stdout
+
+
+# -- S3 (moto on 127.0.0.1) -----------------------------------------------------------------------
+def test_s3_target_with_conditional_writes_and_recovery(s3_endpoint, tmp_path: Path, slices):
+    boto3 = pytest.importorskip("boto3")
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint)
+    s3.create_bucket(Bucket="cubes")
+    url = "s3://cubes/era/cube.zarr"
+    os.chdir(tmp_path)
+    api.append(url, slices[:3], append_step="1D")
+    def read():  # a plain Zarr reader over the object store (zarr + obstore)
+        import zarr
+        from obstore.store import S3Store
+
+        store = S3Store("cubes", prefix="era/cube.zarr", endpoint=s3_endpoint,
+                        access_key_id="testing", secret_access_key="testing",
+                        region="us-east-1", client_options={"allow_http": True})
+        with xr.open_zarr(zarr.storage.ObjectStore(store, read_only=True)) as ds:
+            return ds.load()
+
+    assert read().identical(harness.expected(3, SHAPE))
+    # a writer killed before its 4th object-store request leaves a journal; the next append
+    # rolls it back by itself and goes on
+    env = dict(os.environ, DATAMANIFEST_FAULT="4", DATAMANIFEST_FAULT_ONLY=str(tmp_path / "x"))
+    r = harness.run_child(url, slices[3], env=env)
+    assert r.returncode == -9
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="cubes")["Contents"]]
+    assert "era/cube.zarr.journal.json" in keys and "era/cube.zarr.lock" in keys
+    r = api.append(url, slices[3], append_step="1D")[0]
+    assert r.recovered["action"] == "roll-back" and r.new_length == 4
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="cubes")["Contents"]]
+    assert not any(k.endswith((".lock", ".journal.json")) or ".txn/" in k for k in keys)
+    assert read().identical(harness.expected(4, SHAPE))
+    # a root changed behind the writer's back fails the conditional commit
+    from datamanifest.append.targets import open_target
+
+    t = open_target(url)
+    with pytest.raises(AppendError) as e:
+        t.commit("0" * 16, "zarr.json", b"{}", '"not-the-etag"')
+    assert e.value.code == "DM166"
+    assert r.version and api.status(url).version == r.version
+
+
+# -- real data ------------------------------------------------------------------------------------
+def test_cmip6_yearly_files_appended_one_by_one_equal_open_mfdataset(tmp_path: Path):
+    root = rd.wheel_files(rd.ESMVALTOOL, "esmvaltool_sample_data/data/timeseries/CMIP6/CMIP/"
+                          "AWI/AWI-CM-1-1-MR/historical/r1i1p1f1/Amon/ta")
+    files = sorted(root.rglob("*.nc"))
+    assert len(files) == 65
+    target = tmp_path / "ta.zarr"
+    results = api.append(target, files)
+    assert results[-1].new_length == 780 and len({r.version for r in results}) == 65
+    with xr.open_mfdataset(files, combine="nested", concat_dim="time",
+                           data_vars="minimal", coords="minimal", compat="override") as want:
+        want = want.load()
+    got = _open(target)
+    assert got.sizes["time"] == 780 and str(got.time.values[0])[:7] == "1950-01"
+    xr.testing.assert_identical(got, want)
+
+
+def test_pywatershed_daily_forcing_in_30_day_slices_equals_the_source(tmp_path: Path):
+    src = rd.wheel_files(rd.PYWATERSHED, "pywatershed/data/drb_2yr") / "prcp.nc"
+    with xr.open_dataset(src) as ds:
+        ds = ds.load()
+    target = tmp_path / "prcp.zarr"
+    n = ds.sizes["time"]
+    parts = (ds.isel(time=slice(i, i + 30)) for i in range(0, n, 30))
+    results = api.append(target, parts, append_step="1D")
+    assert results[-1].new_length == n == 731
+    xr.testing.assert_identical(_open(target), ds)
+
+
+def test_fault_layer_is_off_without_the_environment():
+    code = "import datamanifest.faults as f; print(f.ENABLED, f.count())"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env={k: v for k, v in os.environ.items()
+                            if not k.startswith("DATAMANIFEST_FAULT")})
+    assert r.stdout.split() == ["False", "0"]
+
+
+def test_harness_detects_a_corrupting_writer(tmp_path: Path, crash_base, slices):
+    """The harness must be able to fail: a target whose root claims a slice that has no
+    chunks (what zappend and xarray leave) is reported corrupt."""
+    trial = harness._fresh(crash_base, tmp_path)
+    root = json.loads((trial / "cube.zarr" / "zarr.json").read_text())
+    for meta in root["consolidated_metadata"]["metadata"].values():
+        if meta.get("dimension_names", [None])[0] == "time":
+            meta["shape"][0] += 1
+    (trial / "cube.zarr" / "zarr.json").write_text(json.dumps(root))
+    o = harness.check(trial, 3, slices, SHAPE, "forged", False)
+    assert o.corrupt
+    shutil.rmtree(trial)
