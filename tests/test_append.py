@@ -13,7 +13,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 import datamanifest
@@ -355,16 +354,42 @@ def test_every_commit_is_a_version_the_cli_lists_diffs_and_verifies(tmp_path: Pa
     assert walk(target, "tree-sha256").checksum != results[-1].version
 
 
-def test_versions_live_in_the_project_that_holds_the_target(tmp_path: Path, slices):
+def test_version_checksums_equal_a_walk_of_the_target(tmp_path: Path, slices):
+    """The incremental tree checksum of each commit is the checksum of the folder (TREE-003)."""
+    from datamanifest.tree import walk
+
+    target = tmp_path / "cube.zarr"
+    for i in range(4):
+        r = api.append(target, slices[i], append_step="1D")[0]
+        assert r.version == walk(target, "tree-sha256").checksum, i
+
+
+def test_versions_live_in_the_project_that_holds_the_target(tmp_path: Path, slices,
+                                                            monkeypatch):
+    from datamanifest.append import versions
+    from datamanifest.tree import walk
+
+    monkeypatch.setattr(versions, "SNAPSHOT_EVERY", 2)  # snapshot, delta, snapshot, delta
     (tmp_path / "datamanifest.toml").write_text("[_META]\nschema = 1\n")
     target = tmp_path / "data" / "cube.zarr"
     target.parent.mkdir()
-    api.append(target, slices[:2], append_step="1D", keep_versions=1)
-    trees = list((tmp_path / ".datamanifest" / "trees").rglob("*.json"))
-    assert len(trees) == 1  # keep_versions = 1 prunes the older manifest
-    history = next((tmp_path / ".datamanifest" / "trees").rglob("HISTORY")).read_text()
-    assert len(history.splitlines()) == 2
+    results = []
+    for i in range(4):
+        results += api.append(target, slices[i], append_step="1D", keep_versions=1)
+    folder = next((tmp_path / ".datamanifest" / "trees").rglob("HISTORY")).parent
+    names = sorted(p.name for p in folder.glob("*.json"))
+    # keep_versions = 1 keeps the newest and what it needs: its snapshot (version 3)
+    assert names == sorted([results[2].version.split(":")[1] + ".json",
+                            results[3].version.split(":")[1] + ".delta.json"])
+    assert len((folder / "HISTORY").read_text().splitlines()) == 4
     assert not (target.parent / "cube.zarr.versions").exists()
+    doc = versions.find(versions.target_of(str(target)), None)  # rebuilt from the delta
+    assert doc["checksum"] == results[3].version == walk(target, "tree-sha256").checksum
+    from datamanifest.tree import checksum_from_manifest
+
+    assert checksum_from_manifest(doc) == results[3].version
+    r = run_cli("versions", str(target), "--json", cwd=tmp_path)
+    assert [x["kept"] for x in json.loads(r.stdout)] == [False, False, True, True]
 
 
 # -- the command line -----------------------------------------------------------------------------
@@ -493,3 +518,77 @@ def test_harness_detects_a_corrupting_writer(tmp_path: Path, crash_base, slices)
     o = harness.check(trial, 3, slices, SHAPE, "forged", False)
     assert o.corrupt
     shutil.rmtree(trial)
+
+
+def _iris(name: str) -> Path:
+    return rd.wheel_files(rd.IRIS, f"iris_sample_data/sample_data/{name}")
+
+
+def test_ostia_monthly_sst_in_yearly_slices_equals_the_source(tmp_path: Path):
+    with xr.open_dataset(_iris("ostia_monthly.nc")) as ds:
+        ds = ds.load()
+    target = tmp_path / "sst.zarr"
+    api.append(target, [ds.isel(time=slice(i, i + 12)) for i in range(0, 54, 12)])
+    xr.testing.assert_identical(_open(target), ds)
+
+
+def test_a_360_day_calendar_appends_and_refuses_labels_as_written(tmp_path: Path):
+    with xr.open_dataset(_iris("A1B_north_america.nc"), use_cftime=True) as ds:
+        ds = ds.load()
+    target = tmp_path / "a1b.zarr"
+    api.append(target, [ds.isel(time=slice(i, i + 40)) for i in range(0, 240, 40)])
+    with xr.open_zarr(target, use_cftime=True) as got:
+        xr.testing.assert_identical(got.load(), ds)
+    with pytest.raises(AppendError) as e:
+        api.append(target, ds.isel(time=[5]))
+    assert e.value.code == "DM164" and "1865-06-01" in e.value.message and \
+        "2099-06-01" in e.value.message
+
+
+def test_nemo_files_whose_time_counter_repeats_are_refused(tmp_path: Path):
+    """Real data with a broken coordinate (time_counter is 0 in every file): refused with
+    the label named, where to_zarr(append_dim) would write duplicate times."""
+    files = sorted(_iris("NEMO").glob("*.nc"))
+    target = tmp_path / "nemo.zarr"
+    with pytest.raises(AppendError) as e:
+        api.append(target, files, append_dim="time_counter")
+    assert e.value.code == "DM164" and "repeats" in e.value.message
+    assert files[1].name in str(e.value)
+    assert _open(target).sizes["time_counter"] == 1  # the first file stayed committed
+
+
+def test_fast_time_encoding_equals_xarrays():
+    """The numpy path for datetime64 times equals xarray's encode_cf_datetime wherever it
+    answers, and declines (None) where xarray must decide."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    from xarray.coding.times import encode_cf_datetime
+
+    from datamanifest.append.prepare import fast_times
+
+    units = st.sampled_from(["days", "hours", "minutes", "seconds", "milliseconds"])
+    refs = st.sampled_from(["1970-01-01", "2000-01-01 00:00:00", "1850-01-01T06:00:00",
+                            "2020-02-29 12:00"])
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(st.integers(-10**6, 10**6), min_size=1, max_size=5), units, refs,
+           st.sampled_from(["int64", "int32"]),
+           st.sampled_from(["standard", "proleptic_gregorian", "gregorian"]),
+           st.sampled_from([1, 3600, 86400, 7]))
+    def check(offsets, unit, ref, dtype, calendar, scale):
+        base = np.datetime64("2000-01-01", "s")
+        values = (base + np.array(offsets, dtype="int64") * scale).astype("datetime64[ns]")
+        u = f"{unit} since {ref}"
+        got = fast_times(values, u, calendar, np.dtype(dtype))
+        if got is None:
+            return
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            want, used, _ = encode_cf_datetime(values, u, calendar, np.dtype(dtype))
+        np.testing.assert_array_equal(got, want)
+
+    check()
+    assert fast_times(np.array(["1500-01-01"], "datetime64[ns]"), "days since 1970-01-01",
+                      "standard", np.dtype("int64")) is None  # Julian dates: xarray decides
+    assert fast_times(np.array(["2000-01-01T06"], "datetime64[ns]"), "days since 2000-01-01",
+                      "standard", np.dtype("int64")) is None  # inexact: xarray refuses

@@ -323,10 +323,15 @@ def python_venv(folder: str | Path, packages: list[str], version: str = "3.12") 
     py = folder / "bin" / "python"
     if (folder / ".ready").exists() and py.exists():
         return str(py)
-    base = shutil.which(f"python{version}")
-    if base is None:
-        found = sorted(Path.home().glob(f".pyenv/versions/{version}*/bin/python"))
-        base = str(found[-1]) if found else None
+    candidates = [str(p) for p in sorted(Path.home().glob(f".pyenv/versions/{version}*/bin/"
+                                                       "python"), reverse=True)]
+    if shutil.which(f"python{version}"):
+        candidates.append(shutil.which(f"python{version}"))
+    base = None
+    for c in candidates:  # a pyenv shim exists even when it cannot run that version
+        if subprocess.run([c, "--version"], capture_output=True).returncode == 0:
+            base = c
+            break
     if base is None:
         return None
     if not py.exists():

@@ -168,7 +168,7 @@ def verify_target(text: str, *, full: bool = False) -> VerifyResult | None:
     t = versions.target_of(text)
     if t is None:
         return None
-    doc = json.loads(versions.find(t, None).read_text(encoding="utf-8"))
+    doc = versions.find(t, None)
     from .append.targets import LocalTarget
 
     if isinstance(t, LocalTarget):

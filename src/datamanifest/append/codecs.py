@@ -108,7 +108,11 @@ class ArrayCodec:
         arr = np.asarray(chunk, dtype=self.dtype)
         if isinstance(self.order, tuple) and self.order:
             arr = arr.transpose(self.order)
-        data: Any = arr.tobytes(order="F" if self.order == "F" else "C")
+        if self.order == "F":
+            data: Any = arr.tobytes(order="F")
+        else:  # numcodecs reads the array's buffer: no copy
+            data = np.ascontiguousarray(arr).reshape(-1).view(np.uint8) if self.codecs \
+                else arr.tobytes()
         for codec in self.codecs:
             data = codec.encode(data)
         return bytes(data) if not isinstance(data, bytes) else data

@@ -195,20 +195,73 @@ def decoded_view(view: spec.View):
         store._store_dict[".zgroup"] = buf.from_bytes(b'{"zarr_format": 2}')
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ds = xr.open_zarr(store, consolidated=True, chunks=None, zarr_format=view.zarr_format)
+        # times stay encoded: decoding probes values, and this view has no chunks
+        ds = xr.open_zarr(store, consolidated=True, chunks=None, zarr_format=view.zarr_format,
+                          decode_times=False, decode_timedelta=False)
     if len(_DECODED_CACHE) > 64:
         _DECODED_CACHE.clear()
     _DECODED_CACHE[fp] = ds
     return ds
 
 
-def _norm_units(text: str) -> str:
-    """CF units compared without a redundant midnight (``days since 2020-01-01 00:00:00``
-    is ``days since 2020-01-01``) or case of the calendar."""
+def _norm_units(text: str) -> Any:
+    """CF units as compared: ``<unit> since <reference>`` as (unit, the reference as a
+    time), so that ``2020-01-01``, ``2020-01-01 00:00:00`` and ``2020-01-01T00:00:00``
+    are equal; calendars by their CF aliases; anything else as text."""
     t = " ".join(str(text).split()).lower()
-    for tail in (" 00:00:00.000000", " 00:00:00", " 00:00", "t00:00:00"):
-        t = t.removesuffix(tail)
-    return t.replace("standard", "gregorian")
+    if " since " in t:
+        unit, _, ref = t.partition(" since ")
+        try:
+            import pandas as pd
+
+            stamp = pd.Timestamp(ref.replace("utc", "").strip())
+            if stamp.tzinfo is not None:
+                stamp = stamp.tz_convert(None)
+            return (unit.rstrip("s"), stamp)
+        except (ValueError, TypeError, OverflowError):
+            return (unit.rstrip("s"), ref)
+    return {"standard": "gregorian"}.get(t, t)
+
+
+_UNIT_NS = {"nanosecond": 1, "microsecond": 1_000, "millisecond": 1_000_000,
+            "second": 10**9, "minute": 60 * 10**9, "hour": 3600 * 10**9, "day": 86400 * 10**9}
+
+
+def fast_times(values: np.ndarray, units: str, calendar: str | None, dtype: Any
+               ) -> np.ndarray | None:
+    """``datetime64`` values as integers of ``<unit> since <reference>`` -- the common case
+    of CF time encoding done in numpy: integer ``dtype``, a Gregorian calendar, no NaT,
+    every value and the reference after 1582-10-15 (where ``standard`` and
+    ``proleptic_gregorian`` agree), and every value an exact multiple of the unit. None
+    for anything else (xarray's ``encode_cf_datetime`` then decides, and refuses inexact
+    values). Equal to xarray's result where it answers (tests/test_append.py)."""
+    if values.dtype.kind != "M" or dtype is None or np.dtype(dtype).kind not in "iu":
+        return None
+    if (calendar or "standard").lower() not in ("standard", "gregorian", "proleptic_gregorian"):
+        return None
+    key = _norm_units(units)
+    if not isinstance(key, tuple) or not hasattr(key[1], "value"):
+        return None
+    step = _UNIT_NS.get(key[0])
+    if step is None:
+        return None
+    import pandas as pd
+
+    if key[1] < pd.Timestamp("1582-10-15"):  # values in ns are after 1677 anyway
+        return None
+    try:
+        ref = np.datetime64(key[1].as_unit("ns").value, "ns")
+    except (OverflowError, ValueError):
+        return None
+    ns = values.astype("datetime64[ns]")
+    if np.isnat(ns).any():
+        return None
+    delta = (ns - ref).astype(np.int64)
+    q, r = np.divmod(delta, step)
+    if r.any():
+        return None
+    out = q.astype(np.dtype(dtype))
+    return out if (out == q).all() else None
 
 
 def _labels(values: np.ndarray) -> list[float] | None:
@@ -254,6 +307,10 @@ def describe(ds, cfg: spec.AppendConfig) -> dict[str, Any]:
         values = np.asarray(ds[cfg.append_dim].values)
         labels = _labels(values)
         unit = "ns" if values.dtype.kind in "MO" else None
+        if values.dtype.kind == "O" and labels is not None:  # cftime dates: show as written
+            return {"variables": variables, "labels": labels, "label_unit": unit,
+                    "label_text": [str(v)[:19].replace(" ", "T").removesuffix("T00:00:00")
+                                   for v in values.ravel()]}
     return {"variables": variables, "labels": labels, "label_unit": unit}
 
 
@@ -274,10 +331,20 @@ class TargetModel:
         self.verified: dict[str, np.ndarray] = {}
         #: (length, last label) once this process has committed (saves a chunk read)
         self.known_last: tuple[int, float] | None = None
+        self._last_text: str | None = None  # the last label as written (cftime dates)
 
     def encoding(self, name: str) -> dict[str, Any]:
-        enc = self.decoded[name].encoding
-        return {k: enc[k] for k in _ENCODING_KEYS if k in enc}
+        """The CF encoding the target stores ``name`` with (what ``to_zarr`` would use)."""
+        var = self.decoded[name]
+        out = {k: var.encoding[k] for k in _ENCODING_KEYS if k in var.encoding}
+        if self.is_time(name):
+            out["units"] = var.attrs["units"]
+            out["calendar"] = var.attrs.get("calendar", "standard")
+            out.setdefault("dtype", var.dtype)
+        return out
+
+    def is_time(self, name: str) -> bool:
+        return spec.decoded_kind(self.view.arrays[name]) == "datetime"
 
     # -- the checks (APP-012) -------------------------------------------------------------------
     def prepare(self, ds, read) -> Prepared:
@@ -292,6 +359,8 @@ class TargetModel:
                 last = self.known_last[1]
             else:
                 last = self._last_label(read)
+            if self._last_text is not None:
+                desc["last_label_text"] = self._last_text
         try:
             count = spec.check_slice(view, self.cfg, desc, last)
         except spec.AppendSpecError as e:
@@ -315,6 +384,11 @@ class TargetModel:
 
     def _check_dtype(self, name: str, var, target_var) -> None:
         s, t = var.dtype, target_var.dtype
+        if self.is_time(name):
+            if s.kind not in "MO":
+                raise AppendError(f"variable {name!r} holds {s}, the target times",
+                                  code="DM163")
+            return
         if s.kind in "Mm" or t.kind in "Mm":
             if s.kind != t.kind and not (s.kind == "O" and t.kind == "O"):
                 raise AppendError(f"variable {name!r} holds {s}, the target {t}", code="DM163")
@@ -333,6 +407,9 @@ class TargetModel:
         from xarray import conventions
 
         enc = self.encoding(name)
+        if self.is_time(name) and set(enc) <= {"units", "calendar", "dtype"} and \
+                var.dtype.kind in "MO":
+            return self._encode_times(name, var, enc)
         v = xr.Variable(var.dims, var.values, encoding=enc)
         try:
             with warnings.catch_warnings():
@@ -351,6 +428,37 @@ class TargetModel:
                 raise AppendError(f"variable {name!r} would be stored with {k} {got!r}, the "
                                   f"target's are {want!r}", code="DM163")
         values = np.asarray(e.values)
+        codec = self.codecs[name]
+        if values.dtype != codec.dtype and not np.can_cast(values.dtype, codec.dtype,
+                                                           "same_kind"):
+            raise AppendError(f"variable {name!r} encodes to {values.dtype}, the target stores "
+                              f"{codec.dtype}", code="DM163")
+        return values
+
+    def _encode_times(self, name: str, var, enc: dict[str, Any]) -> np.ndarray:
+        """Times through xarray's ``encode_cf_datetime`` directly (the whole variable coder
+        pipeline costs ten times more for the same numbers)."""
+        from xarray.coding.times import encode_cf_datetime
+
+        fast = fast_times(np.asarray(var.values), enc["units"], enc.get("calendar"),
+                          enc.get("dtype"))
+        if fast is not None:
+            return fast.astype(self.codecs[name].dtype.newbyteorder("="), copy=False)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", category=UserWarning)
+                warnings.simplefilter("ignore", category=RuntimeWarning)
+                values, units, calendar = encode_cf_datetime(
+                    np.asarray(var.values), enc["units"], enc.get("calendar"), enc.get("dtype"))
+        except (ValueError, OverflowError, TypeError, UserWarning) as err:
+            raise AppendError(f"variable {name!r} cannot be encoded as the target stores it "
+                              f"(units={enc['units']}, calendar={enc.get('calendar')}): {err}",
+                              code="DM163") from None
+        if _norm_units(units) != _norm_units(enc["units"]) or (
+                enc.get("calendar") and _norm_units(calendar) != _norm_units(enc["calendar"])):
+            raise AppendError(f"variable {name!r} would be stored with units {units!r}, the "
+                              f"target's are {enc['units']!r}", code="DM163")
+        values = np.asarray(values)
         codec = self.codecs[name]
         if values.dtype != codec.dtype and not np.can_cast(values.dtype, codec.dtype,
                                                            "same_kind"):
@@ -402,7 +510,10 @@ class TargetModel:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             decoded = conventions.decode_cf_variable(dim, xr.Variable((dim,), raw, attrs=attrs))
-        got = _labels(np.asarray(decoded.values))
+        values = np.asarray(decoded.values)
+        got = _labels(values)
+        if values.dtype.kind == "O" and values.size:
+            self._last_text = str(values.flat[0])[:19].replace(" ", "T").removesuffix("T00:00:00")
         return got[0] if got else None
 
 

@@ -27,7 +27,7 @@ from typing import Any
 from ..errors import AppendError
 from ..spec import appending as spec
 from . import prepare, versions
-from .targets import HeldLock, Target
+from .targets import HeldLock, LocalTarget, Target
 
 
 @dataclass
@@ -47,6 +47,7 @@ class Result:
     bytes_written: int = 0
     seconds: float = 0.0
     waited: bool = False
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per step of APP-022
 
     def as_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -294,7 +295,9 @@ class Appender:
 
     def _append(self, ds, root_key: str, root: bytes, held: HeldLock) -> Result:
         t, dim = self.target, self.cfg.append_dim
-        expected = t.root_tag(root_key)
+        clock = time.perf_counter
+        t0 = clock()
+        expected = root if isinstance(t, LocalTarget) else t.root_tag(root_key)
         view = self._view(root_key, root)
         model = self._target_model(root, view)
         p = model.prepare(ds, t.read)  # APP-012: every check before a byte is written
@@ -324,6 +327,7 @@ class Appender:
                 existing[k] = data
         replaces = sorted(existing)
         creates = sorted(set(plan.creates) | (set(plan.replaces) - set(existing)))
+        t1 = clock()
         written: dict[str, bytes] = {}
         for name, indices in plan.writes.items():
             a = view.arrays[name]
@@ -334,31 +338,43 @@ class Appender:
                                                  existing.get(k))
         tree = versions.current(t) if self.record_versions else None
         txn = secrets.token_hex(8)
+        t2 = clock()
         self._journal(held, txn, root_key, root, old, new_root, plan.new_length, creates,
                       replaces, metadata, tree)
+        t3 = clock()
         for k in replaces:  # APP-021: a backup is durable before the key it keeps is replaced
             t.write_backup(txn, k, existing[k])
         for k, data in written.items():
             t.write(txn, k, data)
+        t4 = clock()
         t.flush()
+        t5 = clock()
         self._commit(held, txn, root_key, new_root, expected)
+        t6 = clock()
         for k in metadata:
             t.write(txn, k, docs[k])
             written[k] = docs[k]
         written[root_key] = new_root
+        t7 = clock()
         version = None
         if self.record_versions:  # without a recorded previous version: walk it once
-            version = versions.record(t, written, [], tree, keep=self.cfg.keep_versions) \
+            version = versions.record(t, written, [], tree, keep=self.cfg.keep_versions,
+                                      committed_root=(root_key, root)) \
                 if tree is not None else versions.record_full(t, keep=self.cfg.keep_versions)
+        t8 = clock()
         t.delete_journal()
         if replaces:
             t.end_txn(txn)
+        t9 = clock()
         self._model = (new_root, model)
         model.view = new_view
         if p.labels:
             model.known_last = (plan.new_length, p.labels[-1])
         return Result(t.url, "appended", old, plan.new_length, txn, version,
-                      keys_written=len(written), bytes_written=sum(map(len, written.values())))
+                      keys_written=len(written), bytes_written=sum(map(len, written.values())),
+                      phases={"check": t1 - t0, "encode": t2 - t1, "journal": t3 - t2,
+                              "chunks": t4 - t3, "flush": t5 - t4, "commit": t6 - t5,
+                              "metadata": t7 - t6, "version": t8 - t7, "cleanup": t9 - t8})
 
     def _attrs(self, old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
         mode = self.cfg.attrs_update_mode

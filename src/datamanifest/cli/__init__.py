@@ -597,8 +597,7 @@ def _load_tree(project_getter, spec_text: str) -> dict:
     where, _, version = spec_text.rpartition("@") if "@" in spec_text else (spec_text, "", "")
     target = target_versions.target_of(where)
     if target is not None:  # an append target (APP-030): TARGET or TARGET@VALUE-PREFIX
-        return json.loads(target_versions.find(target, version or None).read_text(
-            encoding="utf-8"))
+        return target_versions.find(target, version or None)
 
     project = project_getter()
     name, _, version = spec_text.partition("@")
@@ -654,7 +653,8 @@ def versions(ctx: click.Context, name: str, as_json: bool) -> None:
         rows = target_versions.history(target)
         latest = trees.latest(target_versions.store_root(target), target.url)
         for r in rows:
-            r["latest"] = latest is not None and latest.stem == r["checksum"].partition(":")[2]
+            r["latest"] = latest is not None and \
+                latest.name.split(".")[0] == r["checksum"].partition(":")[2]
         if as_json:
             click.echo(json.dumps(rows, indent=2))
             return

@@ -231,14 +231,19 @@ def describe_step(value: Any) -> dict[str, Any] | None:
 
 
 def check_labels(last: float | None, labels: list[float], step: Step, *,
-                 what: str = "label", times: bool = False) -> None:
+                 what: str = "label", times: bool = False,
+                 texts: list[str] | None = None, last_text: str | None = None) -> None:
     """APP-012: ``labels`` (numbers; times as nanoseconds) continue ``last`` (None for a new
     target). Strictly monotonic, no repeat; increasing unless the step is ``-`` or negative;
     a number or a duration fixes every difference exactly. ``times``: the labels are nanoseconds since
     1970 (shown as dates). Raises :class:`AppendSpecError` (DM164)."""
-    _fmt = _fmt_time if times else _fmt_number
     _fmt_d = _fmt_duration if times else _fmt_number
     seq = ([last] if last is not None else []) + list(labels)
+    shown = dict(zip(seq, ([last_text] if last is not None else []) + list(texts or [])))
+
+    def _fmt(v: float) -> str:  # as the labels were written, where known
+        text = shown.get(v)
+        return text if text else (_fmt_time(v) if times else _fmt_number(v))
     if len(seq) < 2:
         return
     direction = 1  # absent or "+": labels increase (APP-001)
@@ -638,5 +643,6 @@ def check_slice(view: View, cfg: AppendConfig, desc: dict[str, Any],
     labels = desc.get("labels")
     if labels is not None:
         check_labels(last_label, [float(x) for x in labels], parse_step(cfg.append_step),
-                     what=f"{dim} label", times=desc.get("label_unit") == "ns")
+                     what=f"{dim} label", times=desc.get("label_unit") == "ns",
+                     texts=desc.get("label_text"), last_text=desc.get("last_label_text"))
     return count
