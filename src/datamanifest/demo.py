@@ -151,6 +151,53 @@ def _virtual_step(project: Path, cli: list[str], served: Path, srv) -> int:
     return subprocess.call([sys.executable, "-c", script], cwd=project)
 
 
+def _append_step(project: Path, cli: list[str]) -> int:
+    """A growing cube: OSTIA monthly SST (iris-sample-data) cut into yearly NetCDF slices,
+    appended one transaction each; a repeated slice refused; the versions and the diff
+    between two; the cube read back by xarray equal to the source."""
+    import xarray as xr
+
+    src = _package_file("iris_sample_data", "sample_data", "ostia_monthly.nc")
+    slices = project / "sst-slices"
+    slices.mkdir()
+    with xr.open_dataset(src) as ds:
+        years = sorted(set(ds.time.dt.year.values.tolist()))[:3]
+        files = []
+        for y in years:
+            f = slices / f"ostia_{y}.nc"
+            ds.sel(time=str(y)).to_netcdf(f)
+            files.append(f.relative_to(project).as_posix())
+    runs = [(["append", "sst.zarr", *files], 0),
+            (["append", "sst.zarr", files[-1]], 1),  # refused: its months are in already
+            (["append", "--status", "sst.zarr"], 0),
+            (["versions", "sst.zarr"], 0)]
+    for args, want in runs:
+        print(f"\n$ datamanifest {' '.join(args)}", flush=True)
+        code = subprocess.call(cli + args, cwd=project)
+        if code != want:
+            return code or 1
+    rows = json.loads(subprocess.run(cli + ["versions", "sst.zarr", "--json"], cwd=project,
+                                     capture_output=True, text=True).stdout)
+    a, b = (r["checksum"].split(":")[1][:12] for r in (rows[0], rows[-1]))
+    args = ["diff", f"sst.zarr@{a}", f"sst.zarr@{b}"]
+    print(f"\n$ datamanifest {' '.join(args)} | head -4   # what the two later years added",
+          flush=True)
+    out = subprocess.run(cli + args, cwd=project, capture_output=True, text=True)
+    if out.returncode not in (0, 1):
+        print(out.stderr, file=sys.stderr)
+        return 1
+    print("\n".join(out.stdout.splitlines()[:4]) + "\n...\n" + out.stderr.strip())
+    script = (
+        "import xarray as xr\n"
+        "cube = xr.open_zarr('sst.zarr').load()\n"
+        f"src = xr.open_dataset({str(src)!r}).load()\n"
+        f"src = src.sel(time=slice('{years[0]}', '{years[-1]}'))\n"
+        "xr.testing.assert_identical(cube, src)\n"
+        "print('xr.open_zarr(sst.zarr):', dict(cube.sizes), '- identical to the source months')\n")
+    print("\n$ python -c 'xr.open_zarr(\"sst.zarr\") ...'", flush=True)
+    return subprocess.call([sys.executable, "-c", script], cwd=project)
+
+
 def _target(project: Path, cli: list[str], name: str) -> str:
     out = subprocess.run(cli + ["path", name], cwd=project, capture_output=True, text=True)
     return out.stdout.strip()
@@ -245,6 +292,10 @@ def main(argv: list[str] | None = None) -> int:
     code = _produced_step(project, cli)
     if code != 0:
         print(f"demo: the produced step exited {code}", file=sys.stderr)
+        return code
+    code = _append_step(project, cli)
+    if code != 0:
+        print(f"demo: the append step exited {code}", file=sys.stderr)
         return code
     print("\n$ datamanifest list   # every object of the store: datasets and produced artifacts",
           flush=True)

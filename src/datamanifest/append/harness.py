@@ -12,6 +12,7 @@ but the versions, and the target at rest equals its latest recorded version.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
@@ -73,10 +74,12 @@ def write_slices(folder: Path, n: int, shape: tuple[int, int] = (18, 36)) -> lis
     return out
 
 
+@functools.lru_cache(maxsize=8)
 def expected(n: int, shape: tuple[int, int] = (18, 36)):
+    """Slices 0..n-1 concatenated along time (cached: treat as read-only)."""
     import xarray as xr
 
-    return xr.concat([make_slice(i, shape) for i in range(n)], "time")
+    return xr.concat([make_slice(i, tuple(shape)) for i in range(n)], "time")
 
 
 def _env(**extra: str) -> dict[str, str]:

@@ -287,7 +287,7 @@ _HINTS = {
     "DM161": "select variables with included_variables / excluded_variables",
     "DM162": "slices must share the target's dimensions; only the append dimension grows",
     "DM163": "convert the slice to the target's data type and units first",
-    "DM164": "slices must continue the target in order (append_step)",
+    "DM164": "slices must continue the target in order; see append_step",
     "DM165": "the chunks of an existing target cannot change; drop the chunks setting",
 }
 
