@@ -306,16 +306,29 @@ class LocalTarget(Target):
                 yield f if rel == "." else f"{rel}/{f}".replace(os.sep, "/")
 
     def flush(self) -> None:
-        if self.durable and self.path.exists():
-            faults.point("fsync", self.path)
-            sync_filesystem(self.path)
+        """Nothing here: :meth:`commit` flushes the file system once, after the new root's
+        temporary file is written too, so one ``syncfs`` makes every new chunk and the new
+        root durable before the rename that commits them (APP-022 steps 6 and 7)."""
 
     def root_tag(self, key: str) -> Any:
         return self.read(key)
 
     def commit(self, txn: str, key: str, data: bytes, expected: Any) -> Any:
         # one process holds the lock (APP-020); the rename is the commit point (APP-022 7)
-        self._atomic(txn, self.path / key, data, sync=self.durable)
+        final = self.path / key
+        self._mkdirs(final.parent)
+        tmp = self._tmp(txn)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+        if self.durable:  # the chunks, the backups and this root: durable before the rename
+            faults.point("fsync", self.path)
+            sync_filesystem(self.path)
+        os.rename(tmp, final)
         if self.durable:
             faults.point("fsync", self.path)
             fsync_dir(self.path)
