@@ -132,27 +132,28 @@ class ArrayCodec:
         return arr.reshape(self.chunk_shape, order="F" if self.order == "F" else "C")
 
 
+_SPECIAL = {"NaN": np.nan, "Infinity": np.inf, "-Infinity": -np.inf}
+
+
 def _fill_v3(value: Any, dtype: np.dtype) -> Any:
-    if value is None:
-        return dtype.type(0)
-    if isinstance(value, str):
-        special = {"NaN": np.nan, "Infinity": np.inf, "-Infinity": -np.inf}
-        if value in special:
-            return dtype.type(special[value])
-        if value.startswith("0x"):
-            raw = bytes.fromhex(value[2:])
-            return np.frombuffer(raw, dtype=dtype.newbyteorder(">"))[0].astype(dtype)
-    return dtype.type(value)
+    """A Zarr v3 ``fill_value`` (numbers, the special strings, ``0x`` hex floats)."""
+    if isinstance(value, str) and value.startswith("0x"):
+        raw = bytes.fromhex(value[2:])
+        return np.frombuffer(raw, dtype=dtype.newbyteorder(">"))[0].astype(dtype)
+    return _fill(value, dtype, lambda text: dtype.type(text))
 
 
 def _fill_v2(value: Any, dtype: np.dtype) -> Any:
+    """A Zarr v2 ``fill_value`` (numbers, the special strings, base64 of the bytes)."""
+    return _fill(value, dtype, lambda text: np.frombuffer(base64.b64decode(text),
+                                                          dtype=dtype)[0])
+
+
+def _fill(value: Any, dtype: np.dtype, other_text: Callable[[str], Any]) -> Any:
     if value is None:
         return dtype.type(0)
     if isinstance(value, str):
-        special = {"NaN": np.nan, "Infinity": np.inf, "-Infinity": -np.inf}
-        if value in special:
-            return dtype.type(special[value])
-        return np.frombuffer(base64.b64decode(value), dtype=dtype)[0]
+        return dtype.type(_SPECIAL[value]) if value in _SPECIAL else other_text(value)
     return dtype.type(value)
 
 

@@ -227,6 +227,9 @@ _UNIT_NS = {"nanosecond": 1, "microsecond": 1_000, "millisecond": 1_000_000,
             "second": 10**9, "minute": 60 * 10**9, "hour": 3600 * 10**9, "day": 86400 * 10**9}
 
 
+_I64 = np.iinfo(np.int64)
+
+
 def fast_times(values: np.ndarray, units: str, calendar: str | None, dtype: Any
                ) -> np.ndarray | None:
     """``datetime64`` values as integers of ``<unit> since <reference>`` -- the common case
@@ -256,7 +259,10 @@ def fast_times(values: np.ndarray, units: str, calendar: str | None, dtype: Any
     ns = values.astype("datetime64[ns]")
     if np.isnat(ns).any():
         return None
-    delta = (ns - ref).astype(np.int64)
+    ints, ref_i = ns.view(np.int64), int(ref.view(np.int64))
+    if not (_I64.min <= int(ints.min()) - ref_i and int(ints.max()) - ref_i <= _I64.max):
+        return None  # the difference would wrap around in int64: xarray decides
+    delta = ints - ref_i
     q, r = np.divmod(delta, step)
     if r.any():
         return None
@@ -427,13 +433,7 @@ class TargetModel:
             if want is not None and got is not None and _norm_units(got) != _norm_units(want):
                 raise AppendError(f"variable {name!r} would be stored with {k} {got!r}, the "
                                   f"target's are {want!r}", code="DM163")
-        values = np.asarray(e.values)
-        codec = self.codecs[name]
-        if values.dtype != codec.dtype and not np.can_cast(values.dtype, codec.dtype,
-                                                           "same_kind"):
-            raise AppendError(f"variable {name!r} encodes to {values.dtype}, the target stores "
-                              f"{codec.dtype}", code="DM163")
-        return values
+        return self._stored(name, np.asarray(e.values))
 
     def _encode_times(self, name: str, var, enc: dict[str, Any]) -> np.ndarray:
         """Times through xarray's ``encode_cf_datetime`` directly (the whole variable coder
@@ -458,7 +458,10 @@ class TargetModel:
                 enc.get("calendar") and _norm_units(calendar) != _norm_units(enc["calendar"])):
             raise AppendError(f"variable {name!r} would be stored with units {units!r}, the "
                               f"target's are {enc['units']!r}", code="DM163")
-        values = np.asarray(values)
+        return self._stored(name, np.asarray(values))
+
+    def _stored(self, name: str, values: np.ndarray) -> np.ndarray:
+        """Encoded values, refused (DM163) when the target's data type cannot hold them."""
         codec = self.codecs[name]
         if values.dtype != codec.dtype and not np.can_cast(values.dtype, codec.dtype,
                                                            "same_kind"):

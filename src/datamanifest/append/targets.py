@@ -64,7 +64,8 @@ class LockInfo:
         return self.age > stale_age
 
 
-def lock_bytes(owner: str, txn_hint: str | None = None) -> bytes:
+def lock_bytes(owner: str) -> bytes:
+    """A lock's content (APP-020): LCK-001's line, then the JSON lock document."""
     doc = {"owner": owner, "pid": os.getpid(), "host": socket.gethostname(), "created": _now()}
     return f"{os.getpid()} {socket.gethostname()}\n{json.dumps(doc)}\n".encode()
 
