@@ -190,4 +190,8 @@ def test_every_must_rule_is_covered():
                            # authoring: init never replaces an existing manifest
                            "AUT-001",
                            # chunk manifests: concatenation compares values read from files
-                           "CHK-024"}, behavioural
+                           "CHK-024",
+                           # reliability: crash sweeps and hostile inputs (test_chaos.py,
+                           # test_hostile.py) -- processes killed, links, servers
+                           "STO-012", "STO-013", "STO-014", "LCK-007", "FET-017", "FET-018",
+                           "FET-022"}, behavioural

@@ -21,6 +21,11 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+import os as _os  # noqa: E402
+
+if _os.environ.get("DATAMANIFEST_FAULT") or _os.environ.get("DATAMANIFEST_FAULT_TRACE"):
+    from . import faults as _faults  # noqa: F401 - crash tests only (design/2026-12-02-reliability.md)
+
 from .errors import DataManifestError, Diagnostic  # noqa: E402
 
 

@@ -22,6 +22,16 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A client that goes away mid-request (killed by a crash test) is not an error."""
+
+    def handle_error(self, request, client_address) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
+
 class LoopbackServer:
     """Serve the files below ``root`` on 127.0.0.1 (a free port).
 
@@ -30,11 +40,14 @@ class LoopbackServer:
     stall before the body. ``script``: path -> status codes answered (with
     ``Retry-After: 0``) before the file is served. ``auth``: path -> required
     ``Authorization`` header value. Ranges (``bytes=N-``) are honoured, with
-    ``If-Range`` compared to the ETag; ``ranges`` counts 206 answers.
+    ``If-Range`` compared to the ETag; ``ranges`` counts 206 answers. ``redirect``: path ->
+    ``Location`` answered with 302; ``authorizations`` lists each request's
+    ``Authorization`` header. ``tls``: (certificate, key) PEM files to serve https.
     """
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, *, tls: tuple[str, str] | None = None) -> None:
         self.root = Path(root).resolve()
+        self.scheme = "https" if tls else "http"
         self.hits: Counter[str] = Counter()
         self.cut: dict[str, int] = {}
         self.delay: dict[str, float] = {}
@@ -42,6 +55,8 @@ class LoopbackServer:
         self.auth: dict[str, str] = {}
         self.ranges: Counter[str] = Counter()
         self.user_agents: list[str] = []
+        self.redirect: dict[str, str] = {}  # path -> Location answered with a 302
+        self.authorizations: list[tuple[str, str | None]] = []  # (path, Authorization header)
         self.requested: list[str] = []  # paths in the order requests arrived
         self.served: list[str] = []  # paths in the order their whole body was sent
         self.active = 0  # requests between arrival and the start of their body (see do_GET)
@@ -97,8 +112,16 @@ class LoopbackServer:
                     server.hits[path] += 1
                     server.requested.append(path)
                     server.user_agents.append(self.headers.get("User-Agent", ""))
+                    server.authorizations.append((path, self.headers.get("Authorization")))
                     scripted = server.script.get(path)
                     status = scripted.pop(0) if scripted else None
+                    location = server.redirect.get(path)
+                if location is not None:
+                    self.send_response(302)
+                    self.send_header("Location", location)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if status is not None:
                     self.send_response(status)
                     self.send_header("Retry-After", "0")
@@ -163,13 +186,19 @@ class LoopbackServer:
                 with server._lock:
                     server.served.append(path)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = _QuietServer(("127.0.0.1", 0), Handler)
+        if tls:  # (certificate file, key file), PEM
+            import ssl
+
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self._thread: threading.Thread | None = None
 
     def url(self, rel: str) -> str:
-        return f"http://127.0.0.1:{self.port}/{rel.lstrip('/')}"
+        return f"{self.scheme}://127.0.0.1:{self.port}/{rel.lstrip('/')}"
 
     def start(self) -> "LoopbackServer":
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="dm-http",
@@ -342,3 +371,35 @@ def python_venv(folder: str | Path, packages: list[str], version: str = "3.12") 
         return None
     (folder / ".ready").write_text("\n".join(packages) + "\n")
     return str(py)
+
+
+def self_signed(folder: str | Path, host: str = "127.0.0.1") -> tuple[str, str]:
+    """A self-signed certificate for ``host`` (an IP address) and its key, written as PEM
+    files in ``folder``: (certificate path, key path). For TLS tests on loopback."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host))]),
+                           critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_path), str(key_path)

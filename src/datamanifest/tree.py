@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .errors import DataManifestError
+from .store.atomic import mkstemp
 from .spec import tree as spec
 from .spec.checksum import hasher
 
@@ -345,7 +346,6 @@ def write_manifest(root: str | Path, out_path: str | Path | None, algorithm: str
     and our extensions ``algorithm``, ``checksum`` and ``base`` (TREE-010, TREE-011).
     """
     import sys
-    import tempfile
 
     base = base if base is not None else str(Path(root).resolve())
     if out_path is None:
@@ -358,7 +358,7 @@ def write_manifest(root: str | Path, out_path: str | Path | None, algorithm: str
     else:
         out_path = Path(out_path)
         out_path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
+        fd, tmp = mkstemp(out_path.parent, out_path.name)
         out = os.fdopen(fd, "w", encoding="utf-8")
     try:
         out.write('{\n "schemaVersion": 2,\n "fields": ' + json.dumps(LOCAL_FIELDS) +

@@ -17,6 +17,7 @@ from typing import Any
 
 from .errors import DataManifestError
 from .store import trees
+from .store.layout import Target
 from .tree import iter_manifest_files, walk
 
 _RFC = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]00:00)$")
@@ -122,7 +123,14 @@ def _verify_virtual(project, name: str, ds, path: Path, full: bool) -> VerifyRes
 
 
 def _verify_folder(project, name: str, ds, path: Path, full: bool) -> VerifyResult:
-    manifest_path = trees.latest(project.root, ds.derived_key)
+    # STO-012: the tree the marker names (its version at rest), else the latest one
+    manifest_path = None
+    named = Target(path, True).read_marker().get("tree")
+    if isinstance(named, str) and ":" in named:
+        candidate = trees.versions_dir(project.root, ds.derived_key) / \
+            f"{named.partition(':')[2]}.json"
+        manifest_path = candidate if candidate.is_file() else None
+    manifest_path = manifest_path or trees.latest(project.root, ds.derived_key)
     if manifest_path is None:
         raise DataManifestError(f"dataset {name!r} has no tree manifest to verify against",
                                 code="DM122", hint=f"run `datamanifest fetch --force {name}` once")

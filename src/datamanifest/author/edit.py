@@ -10,13 +10,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
+
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import AuthoringError, DataManifestError, Diagnostic, ManifestError
+from ..store.atomic import mkstemp
 from ..spec import authoring as spec
 from ..spec import checksum as _checksum
 
@@ -83,7 +84,7 @@ def init_manifest(folder: str | Path = ".") -> Path:
                                  hint="edit it, or `datamanifest add URI` to declare datasets")
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "datamanifest.toml"
-    fd, tmp = tempfile.mkstemp(prefix=".datamanifest.", suffix=".tmp", dir=folder)
+    fd, tmp = mkstemp(folder, "datamanifest.toml")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(spec.STARTER)
@@ -326,7 +327,7 @@ def _rehash(project, name: str, path: Path, declared: str, in_store: bool,
             exclude = (".complete", ".git") if ds.uri and is_git(ds.uri) else (".complete",)
             tree_dir = project.root / ".datamanifest" / "trees"
             tree_dir.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".tree.", suffix=".tmp", dir=tree_dir)
+            fd, tmp = mkstemp(tree_dir, "tree")
             os.close(fd)
             try:
                 result = write_manifest(path, tmp, algo, base=str(path), exclude_root=exclude)

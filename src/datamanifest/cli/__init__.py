@@ -177,10 +177,12 @@ def check(ctx: click.Context, paths: tuple[Path, ...], fmt: str, strict: bool,
               help="Give up waiting for another process's lock after this long.")
 @click.option("--offline", is_flag=True, help="Use only what is present (targets, state, "
               "pools); download nothing and list what is missing.")
+@click.option("--insecure", is_flag=True, help="Do not verify TLS certificates (FET-017); "
+              "the checksums are still verified. Same as DATAMANIFEST_TLS_VERIFY=0.")
 @click.pass_context
 def fetch(ctx: click.Context, names: tuple[str, ...], jobs: int, per_host: int, quiet: bool,
           verbose: bool, as_json: bool, force: bool, lock_timeout: float | None,
-          offline: bool) -> None:
+          offline: bool, insecure: bool) -> None:
     """Download datasets (all, or NAMES and their requirements), verified and atomically.
 
     The digest is computed while bytes stream in; a mismatch publishes
@@ -192,6 +194,8 @@ def fetch(ctx: click.Context, names: tuple[str, ...], jobs: int, per_host: int, 
 
     project = _project(ctx)
     _print_warnings(project)
+    if insecure:  # read by the HTTP client, inherited by forked workers (FET-017)
+        os.environ["DATAMANIFEST_TLS_VERIFY"] = "0"
     progress = RichProgress() if (_stderr_is_tty() and not quiet and not as_json) else NullProgress()
     try:
         report = Fetcher(project, jobs=jobs, progress=progress, lock_timeout=lock_timeout,

@@ -34,7 +34,7 @@ from ..progress import NullProgress, Progress
 from ..project import Project
 from ..spec import checksum as _checksum
 from ..store.layout import Target, is_current, pool_hit
-from ..store.lock import Lock
+from ..store.lock import Lock, reclaim_stale
 from ..spec.resolution import fetch_rung
 from ..spec.tree import leaf_algorithm
 from ..store.state import DatasetRecord, update_state
@@ -246,6 +246,7 @@ class Fetcher:
             return Outcome(name, "missing", target.path, error=FetchError(
                 f"dataset {name!r} is not present and --offline forbids fetching it",
                 code="DM085", hint=f"run `datamanifest fetch {name}` when online"))
+        self._check_links(name, target)
         stale = self.project.storage.lock_stale_age
         waited = []
         lock = Lock(target.lock, stale_age=stale, timeout=self.lock_timeout,
@@ -270,6 +271,36 @@ class Fetcher:
         finally:
             if not keep:
                 lock.release()
+
+    def _check_links(self, name: str, target: Target) -> None:
+        """STO-014: a keyed dataset's path is written only where it resolves: no folder
+        between the datasets folder and the dataset, and none of the dataset's own paths
+        (``T``, ``T.tmp``, ``T.lock``, the marker, ``T.part``), may be a symbolic link.
+        The datasets folder itself may be one (a store on another disk). Raises
+        FetchError DM096 naming the link; nothing is written."""
+        root = self.project.storage.datasets_dir
+        try:
+            rel = target.path.relative_to(root)
+        except ValueError:
+            return  # an exact storage_path: the user's own location (STO-001)
+        here = root
+        links = []
+        for part in rel.parts[:-1]:
+            here = here / part
+            if here.is_symlink():
+                links.append(here)
+                break
+        for p in (target.path, target.staging, target.lock, target.marker,
+                  target.path.with_name(target.path.name + ".part")):
+            if p.is_symlink():
+                links.append(p)
+        if links:
+            raise FetchError(
+                f"dataset {name!r}: {links[0]} is a symbolic link (to "
+                f"{os.readlink(links[0])!r}); writing through it could land outside the store",
+                code="DM096", file=str(self.project.manifest_path),
+                hint=f"remove the link, or point the dataset's storage_path at the real "
+                     "location (an exact storage_path may be anywhere)")
 
     def _forced(self, name: str) -> bool:
         return self.force is True or (not isinstance(self.force, bool) and name in self.force)
@@ -318,6 +349,8 @@ class Fetcher:
 
     def _present(self, name: str, target: Target, marker: dict | None = None) -> Outcome:
         rec = target.read_marker() if marker is None else marker
+        if os.path.lexists(target.lock):  # a holder killed after publishing (LCK-004)
+            reclaim_stale(target.lock, self.project.storage.lock_stale_age)
         out = Outcome(name, "present", target.path, rec.get("checksum", ""), rec.get("size"))
         self._record(name, target, out.checksum, out.size)
         self._maybe_fill(name, out)
@@ -444,7 +477,9 @@ class Fetcher:
                 check_file(digest)
                 if ds.extract:
                     fmt = ds.effective_format
-                    _archive.extract(dest, "tar.gz" if fmt == "tgz" else fmt, target.staging)
+                    _archive.extract(dest, "tar.gz" if fmt == "tgz" else fmt, target.staging,
+                                     max_bytes=self.project.storage.resolved.get(
+                                         "max_extract_bytes"))
                     dest.unlink()
             elif rung["rung"] == "delegation" and (peer := find_peer(rung.get("language", ""))):
                 # LAD-003: the peer writes into the shared store; we verify what it wrote
@@ -518,12 +553,12 @@ class Fetcher:
                  manifest_tmp: Path | None, tree_sum: str) -> Outcome:
         """Publish verified, durable staged bytes (STO-007/008) and record them."""
         ds = self.project.dataset(name)
-        target.publish(checksum, size)
         tree_path = None
-        if manifest_tmp is not None:
+        if manifest_tmp is not None:  # STO-012: the tree is stored before the marker
             from ..store import trees
 
             tree_path = trees.store(self.project.root, ds.derived_key, manifest_tmp, tree_sum)
+        target.publish(checksum, size, tree=tree_sum if manifest_tmp is not None else None)
         out = Outcome(name, "fetched", target.path, checksum, size)
         self._record(name, target, checksum, size, tree_path)
         self._maybe_fill(name, out)
@@ -588,15 +623,14 @@ class Fetcher:
 
         ``known``: digests of files already hashed (rel -> (size, mtime_ns, digest)), not re-read.
         """
-        import os as _os
-        import tempfile
-
+        from ..store.atomic import mkstemp, sweep_temps
         from ..tree import write_manifest
 
         folder = self.project.root / ".datamanifest" / "trees"
         folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tree.", suffix=".tmp", dir=folder)
-        _os.close(fd)
+        sweep_temps(folder)  # of a run killed while writing its tree manifest (STO-013)
+        fd, tmp = mkstemp(folder, "tree")
+        os.close(fd)
         result = write_manifest(target.staging, tmp, algorithm, base=str(target.path),
                                 exclude_root=exclude, known=known)
         return Path(tmp), result.checksum
@@ -749,6 +783,12 @@ class Fetcher:
                          datacache_dir=project.storage.resolved.get("datacache_dir"))
         if self._fill:
             report.filled = project.fill_checksums(self._fill)
+        # LCK-007: locks of the state file and the manifest left by a writer killed
+        # between its last write and its release (ours are released by now)
+        for lock in (project.state_file.with_name(project.state_file.name + ".lock"),
+                     project.root / ".datamanifest" / "manifest.lock"):
+            if os.path.lexists(lock):
+                reclaim_stale(lock, project.storage.lock_stale_age)
         return report
 
     def _process_mode(self, pending: int, names: list[str]) -> bool:

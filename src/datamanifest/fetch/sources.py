@@ -94,13 +94,41 @@ def _netrc_auth():
         return None
 
 
+def tls_verify() -> bool:
+    """FET-017: TLS certificates are verified unless ``DATAMANIFEST_TLS_VERIFY`` is a false
+    value (``0``, ``false``, ``no``, ``off``; ``fetch --insecure`` sets it). Never read from
+    a manifest. Extra certificate authorities come from ``SSL_CERT_FILE``/``SSL_CERT_DIR``."""
+    return os.environ.get("DATAMANIFEST_TLS_VERIFY", "1").strip().lower() not in (
+        "0", "false", "no", "off")
+
+
+def _transport_error(uri: str, e: Exception) -> FetchError | None:
+    """The errors no retry can cure: a certificate that does not verify (DM088) and a
+    redirect to a scheme other than http(s) (DM089). None for anything else."""
+    import httpx
+
+    text = str(e)
+    if isinstance(e, httpx.UnsupportedProtocol):
+        return FetchError(f"{uri}: refused a redirect to another scheme ({text})", code="DM089",
+                          hint="an HTTP source may only redirect to http:// or https:// "
+                               "(FET-018); ask the server's owner, or use the final URL")
+    if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+        return FetchError(f"{uri}: the server's TLS certificate could not be verified ({text})",
+                          code="DM088",
+                          hint="if you trust this server, add its certificate authority with "
+                               "SSL_CERT_FILE=<file.pem>, or skip verification once with "
+                               "`datamanifest fetch --insecure` (checksums are still verified)")
+    return None
+
+
 def _client():
     import httpx
 
     client = getattr(_local, "client", None)
     if client is None:
         client = httpx.Client(
-            follow_redirects=True,
+            follow_redirects=True,  # httpx drops Authorization on a change of origin (FET-018)
+            verify=tls_verify(),
             timeout=httpx.Timeout(30.0, connect=10.0),
             headers={"User-Agent": USER_AGENT},
             trust_env=True,
@@ -146,6 +174,9 @@ class HTTPDownload(Download):
                 req = client.build_request("GET", uri, headers=headers)
                 resp = client.send(req, stream=True)
             except httpx.TransportError as e:
+                fatal = _transport_error(uri, e)
+                if fatal is not None:
+                    raise fatal from None
                 if attempt < self.RETRIES:
                     time.sleep(delay)
                     delay *= 2

@@ -21,6 +21,7 @@ import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from .. import faults
 from ..spec.checksum import hasher
 
 #: bytes per block handed to the helper threads
@@ -101,6 +102,7 @@ def stream_to_file(
         else:
             size = _pipelined(chunks, f, h, on_chunk)
         if durable:
+            faults.point("fsync", path)
             os.fsync(f.fileno())
     return h.hexdigest(), kept + size
 

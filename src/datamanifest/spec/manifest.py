@@ -20,7 +20,7 @@ import functools
 import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
 
 from . import checksum as _checksum
 from . import keys as _keys
@@ -99,6 +99,7 @@ class StorageHost(BaseModel):
     canonical: StrictBool | StrictStr | None = None
     lock_stale_age: float | int | StrictStr | None = None
     default_remote: StrictStr | None = None
+    max_extract_bytes: StrictInt | StrictStr | None = None
 
     @model_validator(mode="after")
     def _symbols_are_strings(self) -> "StorageHost":

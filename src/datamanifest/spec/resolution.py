@@ -37,6 +37,7 @@ FIELDS: dict[str, str] = {
     "canonical": "bool",
     "lock_stale_age": "seconds",
     "default_remote": "string",
+    "max_extract_bytes": "bytes",
 }
 DEFAULTS: dict[str, Any] = {
     "datasets_dir": "$user_data_dir/datamanifest/shared/datasets",
@@ -48,6 +49,7 @@ DEFAULTS: dict[str, Any] = {
     "canonical": False,
     "lock_stale_age": 30.0,
     "default_remote": "",
+    "max_extract_bytes": 256 * 2**30,  # FET-022: 256 GiB
 }
 RUNGS = ("environment", "checkout-host", "checkout", "manifest-host", "manifest", "user-host",
          "user", "default")
@@ -150,6 +152,12 @@ def _coerce(name: str, value: Any, rung: str, pathsep: str) -> Any:
         if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
             return value.strip().lower() in _TRUE
         raise ResolutionError(f"{where} must be a boolean or one of 1/true/yes/on/0/false/no/off")
+    if kind == "bytes":  # a positive integer or a string of digits (FET-022)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+        if isinstance(value, str) and value.strip().isdigit() and int(value) > 0:
+            return int(value)
+        raise ResolutionError(f"{where} must be a positive whole number of bytes")
     # seconds: positive number or numeric string; anything else means the default (RES-002)
     try:
         seconds = float(value) if not isinstance(value, bool) else -1.0

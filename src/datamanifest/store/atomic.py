@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
+import re
+import socket
 import tempfile
 from pathlib import Path
+
+from .. import faults
 
 
 def fsync_dir(path: Path) -> None:
@@ -36,11 +41,12 @@ def write_bytes(path: str | Path, data: bytes, *, mode: int | None = None) -> No
             mode = path.stat().st_mode & 0o7777
         except FileNotFoundError:
             mode = 0o666 & ~_umask()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = mkstemp(path.parent, path.name)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
+            faults.point("fsync", tmp)
             os.fsync(f.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
@@ -51,6 +57,53 @@ def write_bytes(path: str | Path, data: bytes, *, mode: int | None = None) -> No
             pass
         raise
     fsync_dir(path.parent)
+    sweep_temps(path.parent)
+
+
+_TEMP = re.compile(r"^\..*\.([0-9a-f]{8})-(\d+)-[^/]*\.tmp$")
+
+
+@functools.lru_cache(maxsize=1)
+def _host8() -> str:
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def mkstemp(folder: str | Path, name: str) -> tuple[int, str]:
+    """A new temporary file ``.<name>.<host8>-<pid>-<random>.tmp`` in ``folder`` (STO-013):
+    (descriptor, path). ``host8`` is the first 8 hex digits of the SHA-256 of the host name."""
+    return tempfile.mkstemp(prefix=f".{name}.{_host8()}-{os.getpid()}-", suffix=".tmp",
+                            dir=folder)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def sweep_temps(folder: str | Path) -> int:
+    """Remove the temporary files (STO-013) in ``folder`` left by killed writers of this
+    host (pid no longer running); returns how many. Never raises for a file that
+    vanished or a folder that cannot be listed."""
+    removed = 0
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return 0
+    mine = _host8()
+    for n in names:
+        m = _TEMP.match(n) if n.endswith(".tmp") else None
+        if m and m.group(1) == mine and not _alive(int(m.group(2))):
+            try:
+                os.unlink(os.path.join(folder, n))
+                removed += 1
+            except OSError:
+                pass
+    return removed
 
 
 def write_text(path: str | Path, text: str) -> None:
@@ -78,6 +131,7 @@ def sync_filesystem(path: str | Path) -> None:
     Used once before publishing a folder whose files were written without fsync
     (extracted archives, fetchers), so its marker never points at volatile bytes.
     """
+    faults.point("fsync", path)
     try:
         libc = _libc()
         fd = os.open(path, os.O_RDONLY)

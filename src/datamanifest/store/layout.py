@@ -84,16 +84,20 @@ class Target:
         elif s.exists() or s.is_symlink():
             s.unlink()
 
-    def publish(self, checksum: str, size: int) -> None:
+    def publish(self, checksum: str, size: int, *, tree: str | None = None) -> None:
         """Rename the verified staging area onto the target, then write the marker (STO-007/008).
 
-        An unmarked target left by an earlier crash is replaced. The marker
-        records the checksum and size (bytes) of what was published.
+        An unmarked target left by an earlier crash is replaced; a marked one loses its
+        marker first, so a replacement killed midway leaves an incomplete folder, never a
+        complete-looking mix (STO-008). The marker records the checksum and size (bytes) of
+        what was published and, for a folder, ``tree``: the tree checksum of its tree
+        manifest, stored before (STO-012).
         """
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.is_dir:
             sync_filesystem(self.staging)  # extracted or fetcher-written files were not fsynced
             if self.path.exists():
+                self.marker.unlink(missing_ok=True)
                 shutil.rmtree(self.path)
             os.rename(self.staging, self.path)
         else:
@@ -103,6 +107,8 @@ class Target:
         # cut can lose; a lost rename or marker only means the dataset is fetched again.
         # No folder or marker fsync, then (three fsyncs per small dataset cost 1 ms here).
         record: dict = {"checksum": checksum, "size": size}
+        if tree:
+            record["tree"] = tree
         if not self.is_dir:
             record["mtime_ns"] = self.path.stat().st_mtime_ns  # for the fast verify (TREE-014)
         # written after the verified, durable publish (STO-008); a torn marker still marks

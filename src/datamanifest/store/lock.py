@@ -65,6 +65,20 @@ def is_stale(path: Path, stale_age: float, now: float | None = None) -> bool:
     return pid is not None and host == socket.gethostname() and not _pid_alive(pid)
 
 
+def reclaim_stale(path: Path, stale_age: float) -> bool:
+    """Remove the lock at ``path`` if it is stale (LCK-004), serialized as LCK-005 says.
+
+    Called where a command finds its work already done beside a lock file (a holder killed
+    after publishing and before releasing), so a dead holder's lock never outlives the
+    stale age by more than one run. Returns whether the lock is gone. Never raises for a
+    lock that vanished meanwhile.
+    """
+    if not is_stale(path, stale_age):
+        return not path.exists()
+    Lock(path, stale_age=stale_age)._reclaim()
+    return not path.exists()
+
+
 class _Heartbeat:
     """One thread per process refreshes the mtime of every held lock (LCK-002)."""
 

@@ -1,0 +1,198 @@
+"""Crash sweeps and concurrency of `datamanifest fetch` (issue 13; the short run of
+bench/chaos.py). Every trial kills a real child process with SIGKILL and judges the
+project the next user finds (datamanifest.chaos.crash)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from datamanifest.chaos import crash
+from datamanifest.testing import LoopbackServer
+
+from .conftest import run_cli, sha256_of
+
+
+@pytest.fixture(scope="module")
+def chaos(tmp_path_factory):
+    work = tmp_path_factory.mktemp("chaos")
+    (work / "served").mkdir()
+    with LoopbackServer(work / "served") as srv:
+        yield work, crash.build(work, srv.url, work / "served", size=1 << 20)
+
+
+def _all_recovered(outcomes):
+    bad = [(o.point, o.reason) for o in outcomes if not (o.continued and o.clean)]
+    assert not bad, bad
+    counts = crash.summary(outcomes)
+    assert counts["corrupt"] == counts["blocked"] == counts["left_over"] == 0
+    assert counts["recovered"] == counts["trials"] > 0
+
+
+@pytest.mark.covers("STO-007", "STO-008", "STO-012", "STO-013", "LCK-007", "STA-004", "MAN-004")
+@pytest.mark.parametrize("name", ["file", "archive", "uris", "git", "autofill", "state"])
+def test_crash_sweep(chaos, name):
+    """SIGKILL before every third mutation of one fetch (all of them in bench/chaos.py)."""
+    work, scenarios = chaos
+    scenario, text = scenarios[name]
+    base = crash.make_base(work, scenario, text)
+    n = len(crash.trace(base, work, scenario))
+    assert n >= 10, "the fault layer saw too few mutations"
+    outcomes = crash.sweep(base, work, scenario, text, points=list(range(1, n + 1, 3)))
+    if scenario.partner is None:
+        assert all(o.killed for o in outcomes)
+    _all_recovered(outcomes)
+
+
+@pytest.mark.parametrize("name", ["file", "autofill", "state"])
+def test_random_kills(chaos, name):
+    work, scenarios = chaos
+    scenario, text = scenarios[name]
+    base = crash.make_base(work, scenario, text)
+    _all_recovered(crash.random_kills(base, work, scenario, text, 4, seed=1))
+
+
+def test_the_fault_layer_is_off_unless_asked():
+    code = ("import sys, datamanifest, datamanifest.store.atomic as a, datamanifest.faults as f;"
+            "print(f.ENABLED, f.count())")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DATAMANIFEST_FAULT")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert out == ["False", "0"]
+
+
+def test_the_manifest_keeps_its_comments_through_the_judge():
+    text = '# a\n[x]   # b\nuri = "http://h/#frag"   # c\nv = "#not"\n'
+    assert crash.comments(text) == ["# a", "# b", "# c"]
+
+
+# ------------------------------------------------------------------ concurrency (8 processes)
+
+COMMENTED = """\
+# eight datasets, each filled in by its own process
+[_META]
+schema = 1   # kept
+
+[_STORAGE]
+datasets_dir = "store"
+"""
+
+
+def _spawn(project: Path, *args: str) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DATAMANIFEST_")}
+    return subprocess.Popen([sys.executable, "-m", "datamanifest", *args], cwd=project,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.covers("LCK-001", "LCK-003", "FET-005")
+def test_eight_processes_fetching_one_dataset_download_it_once(http, served, project):
+    data = os.urandom(1 << 20)
+    (served / "one.bin").write_bytes(data)
+    http.delay["/one.bin"] = 1.0
+    (project / "datamanifest.toml").write_text(
+        COMMENTED + f'\n[one]\nuri = "{http.url("one.bin")}"\n'
+                    f'checksum = "sha256:{sha256_of(data)}"\n')
+    procs = [_spawn(project, "fetch", "--json") for _ in range(8)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 8, outs
+    statuses = sorted(json.loads(o[0])["datasets"][0]["status"] for o in outs)
+    assert statuses == ["fetched"] + ["present"] * 7
+    assert http.hits["/one.bin"] == 1
+    assert (project / "store" / "127.0.0.1" / "one.bin").read_bytes() == data
+
+
+@pytest.mark.covers("MAN-004", "STA-004")
+def test_eight_processes_fill_eight_checksums_and_eight_state_records(http, served, project):
+    body = COMMENTED
+    blobs = {}
+    for i in range(8):
+        blobs[i] = os.urandom(64 << 10)
+        (served / f"d{i}.bin").write_bytes(blobs[i])
+        body += f'\n# dataset {i}\n[d{i}]\nuri = "{http.url(f"d{i}.bin")}"   # from the server\n'
+    (project / "datamanifest.toml").write_text(body)
+    before = crash.comments(body)
+    procs = [_spawn(project, "fetch", f"d{i}") for i in range(8)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 8, outs
+    text = (project / "datamanifest.toml").read_text()
+    assert crash.comments(text) == before
+    doc = tomllib.loads(text)
+    assert {f"d{i}": doc[f"d{i}"]["checksum"] for i in range(8)} == {
+        f"d{i}": f"sha256:{sha256_of(blobs[i])}" for i in range(8)}
+    state = tomllib.loads((project / ".datamanifest" / "state.toml").read_text())
+    assert sorted(state["datasets"]) == sorted(f"127.0.0.1/d{i}.bin" for i in range(8))
+    assert run_cli("check", cwd=project).returncode == 0
+
+
+HOLDER = r"""
+import sys, time
+from pathlib import Path
+from datamanifest.store.lock import Lock
+lock = Lock(Path(sys.argv[1]), stale_age=float(sys.argv[2]))
+lock.acquire()
+print("HELD", flush=True)
+time.sleep(float(sys.argv[3]))
+"""
+
+
+def _holder(lock: Path, stale: float, hold: float) -> subprocess.Popen:
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    p = subprocess.Popen([sys.executable, "-c", HOLDER, str(lock), str(stale), str(hold)],
+                         stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "HELD"
+    return p
+
+
+@pytest.mark.covers("LCK-004", "LCK-005")
+def test_a_killed_holders_lock_is_reclaimed_within_the_stale_age(http, served, project):
+    data = b"payload\n" * 1000
+    (served / "k.bin").write_bytes(data)
+    (project / "datamanifest.toml").write_text(
+        COMMENTED.replace('datasets_dir = "store"', 'datasets_dir = "store"\nlock_stale_age = 2')
+        + f'\n[k]\nuri = "{http.url("k.bin")}"\nchecksum = "sha256:{sha256_of(data)}"\n')
+    lock = project / "store" / "127.0.0.1" / "k.bin.lock"
+    holder = _holder(lock, 2, 600)
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    t0 = time.monotonic()
+    proc = run_cli("fetch", cwd=project)
+    waited = time.monotonic() - t0
+    assert proc.returncode == 0, proc.stderr
+    assert waited < 2 + 1.5, waited  # the stale age, plus the polling and the start-up
+    assert not lock.exists()
+    assert (project / "store" / "127.0.0.1" / "k.bin").read_bytes() == data
+
+
+@pytest.mark.covers("LCK-002", "LCK-004", "LCK-006")
+def test_a_live_holders_lock_is_never_reclaimed(http, served, project):
+    data = b"live\n" * 100
+    (served / "l.bin").write_bytes(data)
+    (project / "datamanifest.toml").write_text(
+        COMMENTED.replace('datasets_dir = "store"', 'datasets_dir = "store"\nlock_stale_age = 1')
+        + f'\n[l]\nuri = "{http.url("l.bin")}"\nchecksum = "sha256:{sha256_of(data)}"\n')
+    lock = project / "store" / "127.0.0.1" / "l.bin.lock"
+    holder = _holder(lock, 1, 600)
+    token = lock.read_text()
+    try:
+        proc = run_cli("fetch", "--lock-timeout", "4", cwd=project)
+        assert proc.returncode == 1 and "DM075" in proc.stderr, proc.stderr
+        assert lock.read_text() == token  # 4 s = 4 stale ages: the heartbeat kept it fresh
+        assert not (project / "store" / "127.0.0.1" / "l.bin").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_leftover_names_are_what_a_run_must_clean():
+    assert crash._LEFTOVER.search("x.bin.lock") and crash._LEFTOVER.search("x.tmp")
+    assert not crash._LEFTOVER.search("x.bin.complete")
+    assert re.match(r"^\.", ".state.toml.5bce98f7-12-abc.tmp")
