@@ -13,6 +13,7 @@ from typing import Any
 
 import tomlkit
 
+from .spec.tomlparse import parse_for_edit
 from .errors import DataManifestError
 from .spec.manifest import StorageTable
 from .spec.resolution import FIELDS
@@ -68,7 +69,7 @@ def edit(path: Path, scope: str, field: str, value: Any = None, *, host: str | N
     Raises DataManifestError DM061 when the result would not be a valid storage table.
     """
     text = path.read_text(encoding="utf-8") if path.exists() else ""
-    doc = tomlkit.parse(text)
+    doc = parse_for_edit(text)
     table = _table(doc, scope, host, create=not unset)
     if unset:
         if table is None or field not in table:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import tomlkit
 
+from .spec.tomlparse import parse_for_edit
 from .spec import checksum as _checksum
 
 
@@ -32,9 +33,9 @@ class Change:
 def migrate_text(text: str) -> tuple[str, list[Change]]:
     """Rewrite the legacy forms of a manifest (MIG-001..MIG-008); returns (new text, changes).
 
-    Raises ``tomlkit.exceptions.ParseError`` on invalid TOML (callers run ``check`` first).
+    Raises ManifestError DM001 on invalid TOML (callers run ``check`` first).
     """
-    doc = tomlkit.parse(text)
+    doc = parse_for_edit(text)
     changes: list[Change] = []
     # MIG-001: a schema 0 manifest gains [_META] schema = 1, first in the file
     if "_META" not in doc:
@@ -149,7 +150,7 @@ def set_checksums_text(text: str, values: dict[str, str]) -> tuple[str, list[str
 
 
 def _set_checksums(text: str, values: dict[str, str], replace: bool) -> tuple[str, list[str]]:
-    doc = tomlkit.parse(text)
+    doc = parse_for_edit(text)
     filled = []
     for name, value in values.items():
         table = doc.get(name)
@@ -235,7 +236,7 @@ def remove_datasets_text(text: str, names: list[str]) -> str:
     new = re.sub(r"\n{3,}", "\n\n", new).rstrip("\n") + "\n" if new.strip() else ""
     expected = {k: v for k, v in tomllib.loads(text).items() if k not in names}
     if tomllib.loads(new) != expected:
-        doc = tomlkit.parse(text)
+        doc = parse_for_edit(text)
         for name in names:
             if name in doc:
                 del doc[name]

@@ -99,7 +99,12 @@ class Project:
                 hint="run `datamanifest check` for details", diagnostics=result.diagnostics,
             )
         if result.manifest is None and result.data is not None:
-            result.manifest = Manifest.from_dict(result.data)
+            try:
+                result.manifest = Manifest.from_dict(result.data)
+            except ValueError as e:  # a form only the unknown-field diagnostics hid
+                raise ManifestError(f"{mpath}: {e}", code="DM091", file=str(mpath),
+                                    hint="run `datamanifest check` for details",
+                                    diagnostics=result.diagnostics) from None
         return cls(mpath, result)
 
     @property

@@ -438,7 +438,12 @@ def checksum_from_manifest(doc: dict[str, Any], algorithm: str | None = None) ->
             row.get("ETag") or row.get("digest"))
         if not isinstance(digest, str):
             raise TreeWalkError(f"the manifest has no {algorithm} leaf digests")
-        dirs[parent].append(spec.Child(name, kind, digest.strip('"'), int(row.get("size", 0))))
+        try:
+            size = int(row.get("size", 0))
+        except (TypeError, ValueError):
+            raise TreeWalkError(f"{path}: size {row.get('size')!r} is not a whole number of "
+                                "bytes") from None
+        dirs[parent].append(spec.Child(name, kind, digest.strip('"'), size))
     try:
         for d in sorted((d for d in dirs if d), key=lambda d: -d.count("/")):
             children = dirs[d]

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..spec.tomlparse import parse_for_edit
 from ..errors import DataManifestError, LockTimeout, MaintenanceError
 from ..spec import produced as prd
 from ..spec.maintain import Obj
@@ -373,7 +374,7 @@ def exported_manifest_text(text: str, names: list[str]) -> str:
     Comments inside the kept tables stay."""
     import tomlkit
 
-    doc = tomlkit.parse(text)
+    doc = parse_for_edit(text)
     out = tomlkit.document()
     out.add(tomlkit.comment("exported by datamanifest on "
                             f"{time.strftime('%Y-%m-%d', time.gmtime())}: the datasets sit "

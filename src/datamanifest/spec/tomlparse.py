@@ -28,3 +28,26 @@ def loads(text: str) -> dict[str, Any]:
         except _fast.TOMLDecodeError:
             pass
     return tomllib.loads(text)
+
+
+def parse_for_edit(text: str, file: str | None = None):
+    """``tomlkit.parse(text)`` for an edit that keeps comments and layout (MAN-004), with
+    tomlkit's own errors turned into a coded error: raises
+    :class:`~datamanifest.errors.ManifestError` DM001 at the line:column tomlkit names.
+    The spec layer's parser (:func:`loads`) decides validity; tomlkit only edits."""
+    import tomlkit
+    from tomlkit.exceptions import TOMLKitError
+
+    from ..errors import ManifestError
+
+    try:
+        return tomlkit.parse(text)
+    except TOMLKitError as e:
+        line, col = getattr(e, "line", None), getattr(e, "col", None)
+        message = str(e).split(" at line ")[0]
+        raise ManifestError(f"TOML syntax error: {message}", code="DM001", file=file,
+                            line=line or None, column=(col + 1) if col is not None else None,
+                            hint="run `datamanifest check` on the file") from None
+    except (ValueError, TypeError, KeyError) as e:  # tomlkit's rare internal slips
+        raise ManifestError(f"TOML cannot be edited: {e}", code="DM001", file=file,
+                            hint="run `datamanifest check` on the file") from None
