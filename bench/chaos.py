@@ -1,13 +1,15 @@
-"""Crash sweeps and random kills of `datamanifest fetch` (issue 13, design/2026-12-02-reliability.md).
+"""Crash sweeps and random kills of the commands that write (issue 13, design/2026-12-02-reliability.md).
 
-For each scenario (a file, an archive with extract, a uris folder, a git source, checksums
-auto-filled into a commented manifest, a state-file merge beside a concurrent writer):
+For each scenario -- `fetch` of a file, an archive with extract, a uris folder, a git
+source, checksums auto-filled into a commented manifest, a state-file merge beside a
+concurrent writer; `rm` of a file and a folder; `mv` to another store root; `add`; and a
+produced dataset (`@datamanifest.cached`, two results) --
 SIGKILL just before every file-system mutation of one run (--stride 1), then at
 --random moments drawn from U(0, D) after the child is ready (D: the calibrated run
 time). Prints one row per run: trials, killed, corrupt, blocked, left over, recovered
 (goal: corrupt 0, blocked 0). --json writes every outcome.
 
-    .venv/bin/python bench/chaos.py                    # the full run (200 random kills each)
+    .venv/bin/python bench/chaos.py                    # the full run (200 random kills per command)
     .venv/bin/python bench/chaos.py --random 20 --only file,archive
 """
 
@@ -23,12 +25,13 @@ from pathlib import Path
 from datamanifest.chaos import crash
 from datamanifest.testing import LoopbackServer
 
-ORDER = ["file", "archive", "uris", "git", "autofill", "state"]
+ORDER = ["file", "archive", "uris", "git", "autofill", "state", "rm", "mv", "add", "produce"]
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--random", type=int, default=200, help="random kills per scenario")
+    ap.add_argument("--random", type=int, default=200,
+                    help="random kills per command, shared by its scenarios (fetch has six)")
     ap.add_argument("--stride", type=int, default=1, help="sweep every n-th mutation")
     ap.add_argument("--only", default=",".join(ORDER), help="comma-separated scenarios")
     ap.add_argument("--size", type=int, default=4 << 20, help="bytes of the large file")
@@ -55,7 +58,9 @@ def main() -> int:
                              time.perf_counter() - t0))
                 print(_row(*rows[-1]), flush=True)
                 t0 = time.perf_counter()
-                rand = crash.random_kills(base, work, scenario, text, args.random,
+                same = [n for n in ORDER if scenarios[n][0].argv[0] == scenario.argv[0]]
+                share = -(-args.random // len(same))  # ceil: at least --random per command
+                rand = crash.random_kills(base, work, scenario, text, share,
                                           seed=args.seed,
                                           log=lambda o: bad.append(o)
                                           if not (o.continued and o.clean) else None)

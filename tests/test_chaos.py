@@ -38,10 +38,12 @@ def _all_recovered(outcomes):
     assert counts["recovered"] == counts["trials"] > 0
 
 
-@pytest.mark.covers("STO-007", "STO-008", "STO-012", "STO-013", "LCK-007", "STA-004", "MAN-004")
-@pytest.mark.parametrize("name", ["file", "archive", "uris", "git", "autofill", "state"])
+@pytest.mark.covers("STO-007", "STO-008", "STO-012", "STO-013", "LCK-007", "STA-004", "MAN-004",
+                    "MNT-020", "MNT-022", "MNT-023")
+@pytest.mark.parametrize("name", ["file", "archive", "uris", "git", "autofill", "state", "rm",
+                                  "mv", "add", "produce"])
 def test_crash_sweep(chaos, name):
-    """SIGKILL before every third mutation of one fetch (all of them in bench/chaos.py)."""
+    """SIGKILL before every third mutation of one command (all of them in bench/chaos.py)."""
     work, scenarios = chaos
     scenario, text = scenarios[name]
     base = crash.make_base(work, scenario, text)

@@ -279,9 +279,13 @@ def test_mv_copies_verifies_repoints_and_never_nests(fetched: Path, tmp_path: Pa
     assert (dest / key_a).read_bytes() == b"x,y\n1,2\n"
     assert (dest / (key_a + ".complete")).exists() and not (fetched / "store" / key_a).exists()
     assert run_cli("path", "a", cwd=fetched).stdout.strip() == str(dest / key_a)
-    # moving again into the same root: it is already there
+    # moving again into the same root: it is already there, so nothing moves (MNT-023)
     r = run_cli("mv", "a", str(dest), cwd=fetched)
-    assert r.returncode == 1 and "DM132" in r.stderr  # now outside the store roots: protected
+    assert r.returncode == 0 and "moved: 0 object(s)" in r.stderr, r.stdout + r.stderr
+    assert (dest / key_a).read_bytes() == b"x,y\n1,2\n"
+    # anywhere else it is protected: it lies outside the store roots now
+    r = run_cli("mv", "a", str(fetched / "elsewhere"), cwd=fetched)
+    assert r.returncode == 1 and "DM132" in r.stderr
 
 
 def test_mv_into_a_destination_holding_other_bytes_is_refused(fetched: Path):

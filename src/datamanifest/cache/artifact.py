@@ -320,6 +320,17 @@ def _found(ident: spec.Identity, folder: str, fmt: Format, basename: str, source
                  marker, data)
 
 
+def tidy_hit(ctx: Any, found: Found) -> None:
+    """LCK-007 on a hit: the artifact's lock and the state lock, left by a producer killed
+    after publishing, are reclaimed once stale. Two ``lstat`` calls when there is none."""
+    from ..store.lock import reclaim_stale
+
+    for lock in (found.folder + ".lock",
+                 str(ctx.state_file.with_name(ctx.state_file.name + ".lock"))):
+        if os.path.lexists(lock):
+            reclaim_stale(Path(lock), ctx.stale_age)
+
+
 def load(found: Found, fmt: Format) -> Any:
     """Load a hit's value: from the verified bytes when there are some, else from the data
     file (read whole in one call when the format loads from bytes)."""

@@ -257,6 +257,7 @@ class CachedFunction:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         ctx, ident, table, found = self._find(args, kwargs)
         if found is not None:
+            _artifact.tidy_hit(ctx, found)
             return _artifact.load(found, self.format)
         return self._produce(ctx, ident, table, args, kwargs, recompute=False).value
 
@@ -272,6 +273,7 @@ class CachedFunction:
         (value, artifact, whether this call computed it)."""
         ctx, ident, table, found = self._find(args, kwargs)
         if found is not None:
+            _artifact.tidy_hit(ctx, found)
             return _artifact.Produced(_artifact.load(found, self.format), found.artifact, False)
         return self._produce(ctx, ident, table, args, kwargs, recompute=False)
 

@@ -1,4 +1,6 @@
-"""Crash sweeps of ``datamanifest fetch`` (issue 13; ``design/2026-12-02-reliability.md``).
+"""Crash sweeps of the commands that write (issue 13; ``design/2026-12-02-reliability.md``):
+``fetch`` (a file, an archive, a ``uris`` folder, a git source, checksum auto-fill, a state
+merge beside a second writer), ``rm``, ``mv``, ``add`` and produced datasets.
 
 A *scenario* is a project folder (a manifest, a store, the files a loopback HTTP server
 serves, a git repository) and one command run in it. A *trial* copies the scenario's
@@ -46,14 +48,20 @@ from typing import Any
 
 #: the child: imports everything, says READY, waits for GO when asked, runs the CLI
 CHILD = r"""
-import os, sys
+import os, runpy, sys
 from datamanifest.cli import main
 import datamanifest.fetch.engine, datamanifest.fetch.sources, datamanifest.fetch.archive
 import datamanifest.tree, datamanifest.store.state, tomlkit, httpx
+python = sys.argv[1] == "--python"
+if python:
+    import datamanifest.cache, pickle
 sys.stdout.write("READY\n"); sys.stdout.flush()
 if os.environ.get("DM_CHAOS_GO"):
     sys.stdin.readline()
-main(args=sys.argv[1:], prog_name="datamanifest")
+if python:
+    runpy.run_path(sys.argv[2], run_name="__main__")
+else:
+    main(args=sys.argv[1:], prog_name="datamanifest")
 """
 
 #: files a finished run may leave in the store besides the datasets themselves
@@ -82,6 +90,15 @@ class Scenario:
     partner: list[str] | None = None
     partner_datasets: list[str] = field(default_factory=list)
     filled: dict[str, str] = field(default_factory=dict)
+    #: commands run once in the base folder before the trials (e.g. a fetch before `rm`)
+    prepare: list[list[str]] = field(default_factory=list)
+    #: datasets the finished run must have removed (present nowhere, no state record)
+    absent: list[str] = field(default_factory=list)
+    #: extra judges, '' when the property holds: after the kill, and after the next run
+    invariant: Callable[[Path], str] | None = None
+    final: Callable[[Path], str] | None = None
+    #: the next run's command (default: ``argv`` again)
+    again: Callable[[Path], list[str]] | None = None
 
 
 # --------------------------------------------------------------------------- building
@@ -184,7 +201,97 @@ def build(root: Path, url: Callable[[str], str], served: Path,
                  partner_datasets=["b"]),
         HEADER + f'\n[a]\nuri = "{url("a.bin")}"\nchecksum = "sha256:{sha256(a)}"\n\n'
                  f'[b]\nuri = "{url("b.bin")}"\nchecksum = "sha256:{sha256(b)}"\n')
+    both = (HEADER + f'\n# one large file\n[big]\nuri = "{url("big.bin")}"\n'
+            f'checksum = "sha256:{sha256(big)}"\n\n[bundle]   # extracted\n'
+            f'uri = "{url("bundle.tar.gz")}"\nchecksum = "sha256:{sha256(archive)}"\n'
+            f'extract = true\n')
+    out["rm"] = (Scenario("rm", ["rm", "b*"], [], prepare=[FETCH], absent=["big", "bundle"],
+                          again=lambda t: ["rm", "b*"] if _listed(t) else ["refresh"]), both)
+    out["mv"] = (Scenario("mv", ["mv", "big", "store2"], [], prepare=[FETCH],
+                          invariant=lambda t: _one_copy(t, big, need_new=False),
+                          final=lambda t: _one_copy(t, big, need_new=True)), both)
+    add_url = url("x.csv")
+    out["add"] = (Scenario("add", ["add", add_url, "--name", "extra", "-q"], ["extra"],
+                           filled={"extra": f"sha256:{sha256(x)}"},
+                           again=lambda t: FETCH if "extra" in tomllib.loads(
+                               (t / "project" / "datamanifest.toml").read_text())
+                           else ["add", add_url, "--name", "extra", "-q"]),
+                  HEADER + "\n# datasets are added below by `datamanifest add`\n")
+    out["produce"] = (Scenario("produce", ["--python", "produce.py"], [],
+                               invariant=lambda t: _produced(t, require=False),
+                               final=lambda t: _produced(t, require=True)),
+                      HEADER.replace('datasets_dir = "store"   # relative to the project',
+                                     'datasets_dir = "store"   # relative to the project\n'
+                                     'datacache_dir = "cache"')
+                      + "\n# produced datasets only\n")
     return out
+
+
+def _listed(trial: Path) -> bool:
+    """Does ``datamanifest list`` still show an object, present or only recorded (so a
+    selection would not be empty)?"""
+    r = run(trial, ["list"])
+    return r.returncode == 0 and bool(r.stdout.strip()) and not r.stdout.startswith("0 ")
+
+
+def _one_copy(trial: Path, data: bytes, need_new: bool) -> str:
+    """`mv`: a verified copy exists at the old or the new root (both: fine mid-move);
+    ``need_new``: exactly one, at the new root."""
+    old = trial / "project" / "store" / "127.0.0.1" / "big.bin"
+    new = trial / "project" / "store2" / "127.0.0.1" / "big.bin"
+    good = [p for p in (old, new) if p.is_file() and p.with_name("big.bin.complete").exists()
+            and sha256(p.read_bytes()) == sha256(data)]
+    if not good:
+        return "the move lost the dataset: no verified copy at either root"
+    if need_new and good != [new]:
+        return f"after the move the dataset is at {[str(p) for p in good]}"
+    if need_new:
+        from ..store.state import read_state
+
+        rec = read_state(trial / "project" / ".datamanifest" / "state.toml").datasets.get(
+            "127.0.0.1/big.bin")
+        if rec is None or not rec.storage_path.startswith("store2/"):
+            return f"the state record does not point at the moved copy: {rec}"
+    return ""
+
+
+PRODUCE = """\
+import json, os, sys
+import datamanifest
+
+computed = []
+
+
+@datamanifest.cached(cachetype="chaos.means", format="json")
+def means(n: int, scale: float = 1.5):
+    computed.append(n)
+    return {"n": n, "values": [i * scale for i in range(n)]}
+
+
+def want(n):
+    return {"n": n, "values": [i * 1.5 for i in range(n)]}
+
+
+if os.environ.get("DM_CHAOS_JUDGE"):
+    # what a later run sees: a stored result loads without computing, and is right
+    for n in (10, 20000):
+        if means.exists(n):
+            assert means(n) == want(n) and not computed, (n, computed)
+        elif os.environ["DM_CHAOS_JUDGE"] == "require":
+            sys.exit(f"no stored result for {n}")
+    print("OK")
+else:
+    for n in (10, 20000):
+        assert means(n) == want(n)
+"""
+_FILES = {"produce": {"produce.py": PRODUCE}}
+
+
+def _produced(trial: Path, require: bool) -> str:
+    r = run(trial, ["--python", "produce.py"], DM_CHAOS_JUDGE="require" if require else "1")
+    if r.returncode != 0 or "OK" not in r.stdout:
+        return f"produced datasets: {r.stdout[-200:]} {r.stderr.strip()[-400:]}"
+    return ""
 
 
 # --------------------------------------------------------------------------- running
@@ -228,18 +335,20 @@ def fresh(base: Path, work: Path) -> Path:
     return trial
 
 
-def make_base(work: Path, scenario: Scenario, text: str, prepare: list[str] | None = None
-              ) -> Path:
-    """``work/base-<name>/project/datamanifest.toml``; ``prepare`` is run in it first
-    (the partner's datasets of the state scenario are *not* prepared: they race)."""
+def make_base(work: Path, scenario: Scenario, text: str) -> Path:
+    """``work/base-<name>/project/datamanifest.toml`` (and any files the scenario's
+    ``files`` names); the scenario's ``prepare`` commands are run in it first."""
     base = work / f"base-{scenario.name}"
     shutil.rmtree(base, ignore_errors=True)
     (base / "project").mkdir(parents=True)
     (base / "project" / "datamanifest.toml").write_text(text)
-    if prepare:
-        r = run(base, prepare)
+    for rel, content in _FILES.get(scenario.name, {}).items():
+        (base / "project" / rel).write_text(content)
+    for argv in scenario.prepare:
+        r = run(base, argv)
         if r.returncode:
-            raise RuntimeError(f"preparing {scenario.name}: {r.stderr}")
+            raise RuntimeError(f"preparing {scenario.name} ({argv}): {r.stderr}")
+    shutil.rmtree(base / "home", ignore_errors=True)
     return base
 
 
@@ -322,7 +431,9 @@ def _consistent(trial: Path, original: str, scenario: Scenario,
         project = Project.open(mpath)
     except Exception as e:  # noqa: BLE001
         return f"the manifest no longer opens: {e}"
-    for name in scenario.datasets + scenario.partner_datasets:
+    for name in scenario.datasets + scenario.partner_datasets + scenario.absent:
+        if name not in project.manifest.datasets:
+            continue  # not declared yet (an `add` killed before it wrote the manifest)
         target = project.target(name)
         if target.status() != "present":
             continue
@@ -332,6 +443,8 @@ def _consistent(trial: Path, original: str, scenario: Scenario,
             return f"{name} looks present but cannot be verified: {e}"
         if not r.ok:
             return f"{name} looks present but its bytes do not verify"
+    if scenario.invariant is not None:
+        return scenario.invariant(trial)
     return ""
 
 
@@ -340,7 +453,8 @@ def _leftovers(trial: Path) -> list[str]:
     project's ``.datamanifest`` folder."""
     project = trial / "project"
     out = [p.name for p in project.iterdir() if p.name.endswith(".tmp")]
-    for top in (project / "store", project / ".datamanifest"):
+    for top in (project / "store", project / "store2", project / "cache",
+                project / ".datamanifest"):
         if top.exists():
             out += [str(p.relative_to(project)) for p in top.rglob("*")
                     if _LEFTOVER.search(p.name) and ".git" not in p.parts]
@@ -352,9 +466,10 @@ def _continued(trial: Path, scenario: Scenario) -> tuple[bool, bool, str]:
     from ..store.state import read_state
     from ..verify import verify_dataset
 
-    r = run(trial, scenario.argv)
+    argv = scenario.again(trial) if scenario.again else scenario.argv
+    r = run(trial, argv)
     if r.returncode != 0:
-        return False, False, f"the next run failed: {r.stderr.strip()[-400:]}"
+        return False, False, f"the next run ({' '.join(argv)}) failed: {r.stderr.strip()[-400:]}"
     mpath = trial / "project" / "datamanifest.toml"
     project = Project.open(mpath)
     doc = tomllib.loads(mpath.read_text(encoding="utf-8"))
@@ -369,12 +484,22 @@ def _continued(trial: Path, scenario: Scenario) -> tuple[bool, bool, str]:
             return False, False, f"{name} does not verify after the next run"
         if project.storage_key(name) not in records:
             return False, False, f"the state file has no record of {name}"
+    for name in scenario.absent:
+        if project.locate(name) is not None or project.target(name).path.exists():
+            return False, False, f"{name} is still there after the next run"
+        if project.storage_key(name) in records:
+            return False, False, f"the state file still records {name}"
+    if scenario.final is not None:
+        why = scenario.final(trial)
+        if why:
+            return False, False, why
     left = _leftovers(trial)
     if left and all(p.endswith(".lock") for p in left):
         # a holder killed between its last write and its release: its lock must be gone
         # after one more run once the stale age has passed (LCK-004), never sooner
         time.sleep(STALE_AGE + 0.2)
-        r = run(trial, scenario.argv)
+        argv = scenario.again(trial) if scenario.again else scenario.argv
+        r = run(trial, argv)
         left = _leftovers(trial) if r.returncode == 0 else [f"rc {r.returncode}"]
     if left:
         return True, False, f"left behind: {left[:5]}"

@@ -34,7 +34,7 @@ from ..progress import NullProgress, Progress
 from ..project import Project
 from ..spec import checksum as _checksum
 from ..store.layout import Target, is_current, pool_hit
-from ..store.lock import Lock, reclaim_stale
+from ..store.lock import Lock, reclaim_project_locks, reclaim_stale
 from ..spec.resolution import fetch_rung
 from ..spec.tree import leaf_algorithm
 from ..store.state import DatasetRecord, update_state
@@ -785,10 +785,7 @@ class Fetcher:
             report.filled = project.fill_checksums(self._fill)
         # LCK-007: locks of the state file and the manifest left by a writer killed
         # between its last write and its release (ours are released by now)
-        for lock in (project.state_file.with_name(project.state_file.name + ".lock"),
-                     project.root / ".datamanifest" / "manifest.lock"):
-            if os.path.lexists(lock):
-                reclaim_stale(lock, project.storage.lock_stale_age)
+        reclaim_project_locks(project.root, project.storage.lock_stale_age)
         return report
 
     def _process_mode(self, pending: int, names: list[str]) -> bool:

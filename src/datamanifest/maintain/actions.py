@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from ..errors import DataManifestError, LockTimeout, MaintenanceError
 from ..spec import produced as prd
 from ..spec.maintain import Obj
 from ..store.atomic import fsync_dir, sync_filesystem, write_bytes
-from ..store.lock import Lock
+from ..store.lock import Lock, _pid_alive, read_owner, reclaim_project_locks
 from ..store.state import DatasetRecord, update_state
 from .inventory import Inventory, OsView, verify, verify_artifact
 
@@ -57,11 +58,20 @@ def _remove(path: str) -> None:
 
 
 def lock_object(path: str, stale_age: float) -> Lock:
-    """The object's lock, taken without waiting (MNT-020): DM131 when a live writer holds it."""
+    """The object's lock, taken without waiting (MNT-020): DM131 when a live writer holds it.
+    A lock whose holder is not running on this host is waited for until it is stale (at
+    most ``stale_age`` seconds, LCK-004) and then reclaimed."""
     lock = Lock(path + ".lock", stale_age=stale_age, timeout=0, poll=0.01)
     try:
         return lock.acquire()
     except LockTimeout:
+        pid, host = read_owner(Path(path + ".lock"))
+        if pid is not None and host == socket.gethostname() and not _pid_alive(pid):
+            try:
+                return Lock(path + ".lock", stale_age=stale_age, timeout=stale_age * 1.5 + 1,
+                            poll=0.05).acquire()
+            except LockTimeout:
+                pass
         raise MaintenanceError(f"{path} is being written by another process (its lock is held)",
                                code="DM131", hint="try again when that process is done") from None
 
@@ -119,7 +129,9 @@ def remove(inv: Inventory, objects: list[Obj], *, dry_run: bool = False,
         if not present and not (o.recorded or (prune and o.kind == "data")):
             steps.append(Step(o, "skip", "not present"))
             continue
-        if not dry_run and present:
+        leftover = not present and o.kind == "data" and (
+            os.path.lexists(o.location) or os.path.lexists(o.location + ".tmp"))
+        if not dry_run and (present or leftover):  # MNT-022: an incomplete copy goes too
             try:
                 _delete_bytes(o, stale)
             except MaintenanceError as e:
@@ -140,6 +152,9 @@ def remove(inv: Inventory, objects: list[Obj], *, dry_run: bool = False,
         from ..migrate import remove_datasets_text  # tomlkit: only when editing
 
         inv.project.edit_manifest(lambda text: (remove_datasets_text(text, pruned), None))
+    if not dry_run:  # LCK-007: locks of killed writers beside what this run found done
+        reclaim_project_locks(inv.project.root, stale,
+                              [Path(o.location + ".lock") for o in objects if not o.protected])
     return steps
 
 
@@ -213,14 +228,17 @@ def _relative_key(inv: Inventory, o: Obj) -> str:
 # -- mv (MNT-023) --------------------------------------------------------------------------------------
 def move(inv: Inventory, o: Obj, dest: str, *, dry_run: bool = False) -> Step:
     """Move one object into the store root ``dest`` (MNT-023); never nests."""
+    new = os.path.join(os.path.abspath(dest), _relative_key(inv, o))
+    if new == o.location and o.state != "missing":
+        # already there: a move killed after repointing finishes by deleting the source
+        if not dry_run:
+            _finish_move(inv, o)
+        return Step(o, "keep", new, 0)
     if o.protected:
         return Step(o, "skip", o.location, error=_protected(o))
     if o.state == "missing":
         return Step(o, "skip", "not present", error=MaintenanceError(
             f"{o.kind} {o.id!r} is not present", code="DM078"))
-    new = os.path.join(os.path.abspath(dest), _relative_key(inv, o))
-    if new == o.location:
-        return Step(o, "keep", new, 0)
     existing = _complete_copy(o, new)
     if existing is False:
         return Step(o, "skip", new, error=MaintenanceError(
@@ -247,6 +265,25 @@ def move(inv: Inventory, o: Obj, dest: str, *, dry_run: bool = False) -> Step:
     finally:
         src_lock.release()
     return Step(o, "adopt" if existing else "move", new, moved)
+
+
+def _finish_move(inv: Inventory, o: Obj) -> None:
+    """MNT-023: a dataset whose record already points at the destination, with a copy left
+    at its keyed target (a move killed before deleting its source), loses that copy."""
+    if o.kind != "data":
+        return
+    try:
+        target = inv.project.target(o.name)
+    except DataManifestError:
+        return
+    old = str(target.path)
+    if old != o.location and (os.path.lexists(old) or os.path.lexists(old + ".tmp")):
+        import dataclasses
+
+        _delete_bytes(dataclasses.replace(o, location=old, is_dir=os.path.isdir(old)),
+                      inv.project.storage.lock_stale_age)
+    reclaim_project_locks(inv.project.root, inv.project.storage.lock_stale_age,
+                          [Path(old + ".lock")])
 
 
 def _repoint(inv: Inventory, o: Obj, new: str) -> None:

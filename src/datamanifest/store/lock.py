@@ -79,6 +79,19 @@ def reclaim_stale(path: Path, stale_age: float) -> bool:
     return not path.exists()
 
 
+def reclaim_project_locks(root: Path, stale_age: float, extra: list[Path] = ()) -> None:
+    """LCK-007 at the end of a run: reclaim the stale locks of the state file and the
+    manifest (``<root>/.datamanifest/``) and of ``extra`` (the objects the run found
+    done), each only if stale. One ``lstat`` per path when there is none."""
+    from .state import state_path
+
+    state = state_path(root)
+    for lock in (state.with_name(state.name + ".lock"), root / ".datamanifest" / "manifest.lock",
+                 *extra):
+        if os.path.lexists(lock):
+            reclaim_stale(Path(lock), stale_age)
+
+
 class _Heartbeat:
     """One thread per process refreshes the mtime of every held lock (LCK-002)."""
 
