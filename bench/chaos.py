@@ -2,8 +2,10 @@
 
 For each scenario -- `fetch` of a file, an archive with extract, a uris folder, a git
 source, checksums auto-filled into a commented manifest, a state-file merge beside a
-concurrent writer; `rm` of a file and a folder; `mv` to another store root; `add`; and a
-produced dataset (`@datamanifest.cached`, two results) --
+concurrent writer; `rm` of a file and a folder; `mv` to another store root; `add`; a
+produced dataset (`@datamanifest.cached`, two results); `push` of a file and an extracted
+archive to a folder (the kill lands in the receiving process, which inherits the fault
+variable); `tree -o`; `virtualize -o` --
 SIGKILL just before every file-system mutation of one run (--stride 1), then at
 --random moments drawn from U(0, D) after the child is ready (D: the calibrated run
 time). Prints one row per run: trials, killed, corrupt, blocked, left over, recovered
@@ -25,7 +27,8 @@ from pathlib import Path
 from datamanifest.chaos import crash
 from datamanifest.testing import LoopbackServer
 
-ORDER = ["file", "archive", "uris", "git", "autofill", "state", "rm", "mv", "add", "produce"]
+ORDER = ["file", "archive", "uris", "git", "autofill", "state", "rm", "mv", "add", "produce",
+         "push", "tree", "virtualize"]
 
 
 def main() -> int:

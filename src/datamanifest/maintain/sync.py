@@ -30,10 +30,11 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..errors import ChecksumMismatch, DataManifestError, MaintenanceError
+from ..spec.checksum import TREE_ALGORITHMS
 from ..spec import produced as prd
 from ..spec.maintain import Obj
 from ..store.atomic import fsync_dir, sync_filesystem, write_bytes
-from ..store.lock import Lock
+from ..store.lock import Lock, reclaim_stale
 from ..store.state import DatasetRecord, update_state
 from .actions import Step, _marker, _relative_key, _remove, lock_object
 from .inventory import Inventory, OsView
@@ -197,6 +198,9 @@ def verify_staged(path: str, *, kind: str, is_dir: bool, marker_text: str) -> in
                                        prd.config_digest(data))
         return total
     checksum = _record_checksum(kind, marker_text)
+    if is_dir and checksum.partition(":")[0] not in TREE_ALGORITHMS:
+        tree = json.loads(marker_text).get("tree")  # an extracted archive (STO-012)
+        checksum = tree if isinstance(tree, str) else checksum
     algo, _, hexdigest = checksum.partition(":")
     if not hexdigest:
         raise ChecksumMismatch(path, "sha256", "a checksum", "none recorded")
@@ -238,7 +242,11 @@ class Receiver:
     def current(self, identity: str) -> bool:
         """Is the object complete here with this checksum (an artifact: this marker)?"""
         text = OsView().read(_marker(self.location, self.is_dir))
-        return text is not None and bool(identity) and _record_checksum(self.kind, text) == identity
+        done = text is not None and bool(identity) and _record_checksum(self.kind, text) == identity
+        if done and self._lock is None and os.path.lexists(self.location + ".lock"):
+            # LCK-007: a receiver killed after publishing left its lock
+            reclaim_stale(Path(self.location + ".lock"), self.stale_age)
+        return done
 
     def begin(self) -> None:
         """Take the lock without waiting (DM131) and prepare the staging area."""
@@ -278,6 +286,9 @@ class Receiver:
         else:
             rec: dict[str, Any] = {"checksum": _record_checksum(self.kind, marker_text),
                                    "size": size}
+            tree = json.loads(marker_text).get("tree") if self.is_dir else None
+            if isinstance(tree, str):
+                rec["tree"] = tree
             if not self.is_dir:
                 rec["mtime_ns"] = os.stat(self.location).st_mtime_ns
             text = json.dumps(rec) + "\n"
@@ -345,8 +356,9 @@ def serve_receive(receiver: Receiver, identity: str, stdin: IO[str], stdout: IO[
         except DataManifestError as e:
             say({"error": {"code": e.code, "message": e.message}})
             return 1
-        except (ValueError, KeyError, TypeError):
-            say({"error": {"code": "DM137", "message": "malformed request"}})
+        except (ValueError, KeyError, TypeError) as e:
+            say({"error": {"code": "DM137",
+                           "message": f"malformed request ({type(e).__name__}: {e})"}})
             return 1
         say({"status": "published", "bytes": size})
         return 0
@@ -364,7 +376,18 @@ def _marker_text(o: Obj) -> str:
     """The marker a receiver verifies ``o`` against: its own, or (a marker without a
     checksum) one computed now from the bytes."""
     text = OsView().read(_marker(o.location, o.is_dir)) or ""
-    if _record_checksum(o.kind, text):
+    checksum = _record_checksum(o.kind, text)
+    if checksum and o.is_dir and o.kind == "data" and \
+            checksum.partition(":")[0] not in TREE_ALGORITHMS:
+        # an extracted archive: its checksum names the archive, not the folder; the
+        # receiver verifies the folder against its tree checksum (SYNC-003, STO-012)
+        rec = json.loads(text)
+        if not isinstance(rec.get("tree"), str):
+            from ..tree import walk
+
+            rec["tree"] = walk(o.location, "tree-sha256").checksum
+        return json.dumps(rec)
+    if checksum:
         return text
     if o.kind == "cached":
         raise MaintenanceError(f"artifact {o.id!r} has an empty marker: no digest to verify "
@@ -386,6 +409,7 @@ def push(inv: Inventory, objects: list[Obj], endpoint: Endpoint, *,
     """Copy present objects to the far store (SYNC-001..SYNC-006); one Step per object."""
     roots = endpoint.roots()
     steps: list[Step] = []
+    stale = inv.project.storage.lock_stale_age
     for o in objects:
         if o.state == "missing":
             steps.append(Step(o, "skip", "not present here", error=MaintenanceError(
@@ -401,6 +425,10 @@ def push(inv: Inventory, objects: list[Obj], endpoint: Endpoint, *,
         identity = _record_checksum(o.kind, text)
         far_marker = endpoint.read(_marker(far, o.is_dir))
         if far_marker is not None and _record_checksum(o.kind, far_marker) == identity:
+            if endpoint.host is None and os.path.lexists(far + ".lock"):
+                # LCK-007: a receiver killed after publishing left its lock (a far host's
+                # own next command reclaims it there)
+                reclaim_stale(Path(far + ".lock"), stale)
             steps.append(Step(o, "keep", f"{endpoint.describe()} {far} (already there)", 0))
             continue
         if dry_run:
