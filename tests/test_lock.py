@@ -80,3 +80,17 @@ def test_holder_killed_midway_is_reclaimed(tmp_path: Path):
     with Lock(path, stale_age=0.5, timeout=10):
         waited = time.monotonic() - start
     assert 0.3 < waited < 5
+
+
+@pytest.mark.covers("LCK-004")
+def test_an_empty_lock_is_stale_after_the_stale_age_only(tmp_path: Path):
+    """A writer killed between creating its lock and writing its token leaves it empty
+    (found by bench/chaos.py: `rm` then reported the object busy)."""
+    path = tmp_path / "x.lock"
+    path.write_text("")
+    assert not is_stale(path, stale_age=5)  # fresh: its writer may be filling it now
+    old = time.time() - 6
+    os.utime(path, (old, old))
+    assert is_stale(path, stale_age=5)
+    with Lock(path, stale_age=5, timeout=2):
+        assert path.read_text().startswith(f"{os.getpid()} ")

@@ -59,14 +59,15 @@ def _remove(path: str) -> None:
 
 def lock_object(path: str, stale_age: float) -> Lock:
     """The object's lock, taken without waiting (MNT-020): DM131 when a live writer holds it.
-    A lock whose holder is not running on this host is waited for until it is stale (at
-    most ``stale_age`` seconds, LCK-004) and then reclaimed."""
+    A lock whose holder is not running on this host, or that names no holder (its writer
+    was killed between creating and writing it), is waited for until it is stale (at most
+    ``stale_age`` seconds, LCK-004) and then reclaimed."""
     lock = Lock(path + ".lock", stale_age=stale_age, timeout=0, poll=0.01)
     try:
         return lock.acquire()
     except LockTimeout:
         pid, host = read_owner(Path(path + ".lock"))
-        if pid is not None and host == socket.gethostname() and not _pid_alive(pid):
+        if pid is None or (host == socket.gethostname() and not _pid_alive(pid)):
             try:
                 return Lock(path + ".lock", stale_age=stale_age, timeout=stale_age * 1.5 + 1,
                             poll=0.05).acquire()

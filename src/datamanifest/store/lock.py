@@ -62,7 +62,9 @@ def is_stale(path: Path, stale_age: float, now: float | None = None) -> bool:
     if age > RECLAIM_FACTOR * stale_age:
         return True
     pid, host = read_owner(path)
-    return pid is not None and host == socket.gethostname() and not _pid_alive(pid)
+    if pid is None:  # empty or torn: its writer was killed between create and write
+        return True
+    return host == socket.gethostname() and not _pid_alive(pid)
 
 
 def reclaim_stale(path: Path, stale_age: float) -> bool:
