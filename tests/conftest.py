@@ -41,14 +41,14 @@ def sha256_of(data: bytes) -> str:
 
 
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None,
-            input: str | None = None) -> subprocess.CompletedProcess:
+            input: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
     """Run `python -m datamanifest ARGS` as a user would (a real process)."""
     full_env = dict(os.environ)
     full_env.pop("DATAMANIFEST_TOML", None)
     if env:
         full_env.update(env)
     return subprocess.run([sys.executable, "-m", "datamanifest", *args], cwd=cwd, env=full_env,
-                          capture_output=True, text=True, input=input, timeout=120)
+                          capture_output=True, text=True, input=input, timeout=timeout)
 
 
 def write_manifest(project: Path, body: str) -> Path:
