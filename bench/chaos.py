@@ -84,7 +84,7 @@ def main() -> int:
 def _row(name: str, what: str, c: dict, seconds: float) -> str:
     return (f"{name:9} {what:24} trials {c['trials']:4}  killed {c['killed']:4}  "
             f"corrupt {c['corrupt']}  blocked {c['blocked']}  left over {c['left_over']}  "
-            f"recovered {c['recovered']:4}  ({seconds:.0f} s)")
+            f"recovered {c['recovered']:4}  waited {c.get('waited', 0)}  ({seconds:.0f} s)")
 
 
 if __name__ == "__main__":
