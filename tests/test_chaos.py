@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -197,4 +196,7 @@ def test_a_live_holders_lock_is_never_reclaimed(http, served, project):
 def test_leftover_names_are_what_a_run_must_clean():
     assert crash._LEFTOVER.search("x.bin.lock") and crash._LEFTOVER.search("x.tmp")
     assert not crash._LEFTOVER.search("x.bin.complete")
-    assert re.match(r"^\.", ".state.toml.5bce98f7-12-abc.tmp")
+    from datamanifest.store.atomic import _TEMP
+
+    assert _TEMP.match(".state.toml.5bce98f7-12-abc.tmp").groups() == ("5bce98f7", "12")
+    assert not _TEMP.match(".state.toml.abc.tmp")  # an untagged name is never swept

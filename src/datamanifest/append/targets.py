@@ -29,7 +29,7 @@ from typing import Any
 from .. import faults
 from ..errors import AppendError, LockTimeout
 from ..store.atomic import fsync_dir, sync_filesystem
-from ..store.lock import _HEARTBEAT, _pid_alive
+from ..store.lock import _HEARTBEAT, pid_alive
 
 JOURNAL = ".journal.json"
 LOCK = ".lock"
@@ -60,7 +60,7 @@ class LockInfo:
         heartbeat is older than ``stale_age`` seconds. A live holder on this host never is."""
         pid, host = self.doc.get("pid"), self.doc.get("host")
         if host == socket.gethostname() and isinstance(pid, int):
-            return not _pid_alive(pid)
+            return not pid_alive(pid)
         return self.age > stale_age
 
 
@@ -256,8 +256,8 @@ class LocalTarget(Target):
                 pass
         self._made.add(folder)
 
-    def _atomic(self, txn: str, final: Path, data: bytes, *, sync: bool) -> None:
-        self._mkdirs(final.parent)
+    def _write_tmp(self, txn: str, data: bytes, *, sync: bool) -> Path:
+        """``data`` in a new temporary file beside the target (fsynced when ``sync``)."""
         tmp = self._tmp(txn)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
@@ -269,6 +269,11 @@ class LocalTarget(Target):
                 os.fsync(fd)
         finally:
             os.close(fd)
+        return tmp
+
+    def _atomic(self, txn: str, final: Path, data: bytes, *, sync: bool) -> None:
+        self._mkdirs(final.parent)
+        tmp = self._write_tmp(txn, data, sync=sync)
         try:
             os.rename(tmp, final)
         except FileNotFoundError:  # a folder this process made was removed meanwhile
@@ -318,17 +323,9 @@ class LocalTarget(Target):
         # one process holds the lock (APP-020); the rename is the commit point (APP-022 7)
         final = self.path / key
         self._mkdirs(final.parent)
-        tmp = self._tmp(txn)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-        finally:
-            os.close(fd)
+        tmp = self._write_tmp(txn, data, sync=False)
         if self.durable:  # the chunks, the backups and this root: durable before the rename
-            faults.point("fsync", self.path)
-            sync_filesystem(self.path)
+            sync_filesystem(self.path)  # a fault point of its own (store.atomic)
         os.rename(tmp, final)
         if self.durable:
             faults.point("fsync", self.path)
@@ -400,7 +397,7 @@ class LocalTarget(Target):
         for name in names:
             if name.startswith(lock_prefix):  # a lock's temporary file, if its writer died
                 pid = name.rsplit(".", 1)[-1]
-                if pid.isdigit() and not _pid_alive(int(pid)):
+                if pid.isdigit() and not pid_alive(int(pid)):
                     try:
                         os.unlink(self.side / name)
                         n += 1
@@ -519,7 +516,7 @@ class LocalTarget(Target):
             return
         for name in names:
             pid = name.rsplit(".", 1)[-1]
-            if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
                 try:
                     os.unlink(self.side / name)
                 except FileNotFoundError:

@@ -234,7 +234,6 @@ def build(root: Path, url: Callable[[str], str], served: Path,
                             invariant=lambda t: _tree_file(t, require=False),
                             final=lambda t: _tree_file(t, require=True)), both)
     _netcdf(root / "data.nc")
-    _FILES["virtualize"] = {}
     out["virtualize"] = (Scenario("virtualize", ["virtualize", str(root / "data.nc"), "-o",
                                                  "data.chunks.json"], [],
                                   invariant=lambda t: _chunk_file(t, require=False),
@@ -616,7 +615,7 @@ def _with_partner(trial: Path, scenario: Scenario, killed_argv: list[str], **env
         proc.stdin.write("GO\n")
         proc.stdin.flush()
     p.communicate(timeout=120)
-    _, err = q.communicate(timeout=120)
+    q.communicate(timeout=120)
     return p.returncode, q.returncode == 0
 
 

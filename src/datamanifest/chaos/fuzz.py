@@ -160,8 +160,7 @@ def mutate(data, doc_type: str, text: str) -> str:
 
     if data.draw(st.booleans(), label="structural"):
         try:
-            doc = json.loads(text) if doc_type.endswith("manifest") and doc_type != "manifest" \
-                else tomllib.loads(text)
+            doc = tomllib.loads(text) if doc_type in TOML_TYPES else json.loads(text)
         except ValueError:
             doc = None
         if doc is not None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ from ..errors import DataManifestError, LockTimeout, MaintenanceError
 from ..spec import produced as prd
 from ..spec.maintain import Obj
 from ..store.atomic import fsync_dir, sync_filesystem, write_bytes
-from ..store.lock import Lock, _pid_alive, read_owner, reclaim_project_locks
+from ..store.lock import Lock, holder_gone, reclaim_project_locks
 from ..store.state import DatasetRecord, update_state
 from .inventory import Inventory, OsView, verify, verify_artifact
 
@@ -66,8 +65,7 @@ def lock_object(path: str, stale_age: float) -> Lock:
     try:
         return lock.acquire()
     except LockTimeout:
-        pid, host = read_owner(Path(path + ".lock"))
-        if pid is None or (host == socket.gethostname() and not _pid_alive(pid)):
+        if holder_gone(Path(path + ".lock")):
             try:
                 return Lock(path + ".lock", stale_age=stale_age, timeout=stale_age * 1.5 + 1,
                             poll=0.05).acquire()

@@ -75,20 +75,12 @@ def mkstemp(folder: str | Path, name: str) -> tuple[int, str]:
                             dir=folder)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
-
-
 def sweep_temps(folder: str | Path) -> int:
     """Remove the temporary files (STO-013) in ``folder`` left by killed writers of this
     host (pid no longer running); returns how many. Never raises for a file that
     vanished or a folder that cannot be listed."""
+    from .lock import pid_alive
+
     removed = 0
     try:
         names = os.listdir(folder)
@@ -97,7 +89,7 @@ def sweep_temps(folder: str | Path) -> int:
     mine = _host8()
     for n in names:
         m = _TEMP.match(n) if n.endswith(".tmp") else None
-        if m and m.group(1) == mine and not _alive(int(m.group(2))):
+        if m and m.group(1) == mine and not pid_alive(int(m.group(2))):
             try:
                 os.unlink(os.path.join(folder, n))
                 removed += 1

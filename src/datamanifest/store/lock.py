@@ -27,7 +27,8 @@ DEFAULT_STALE_AGE = 30.0  # seconds
 RECLAIM_FACTOR = 5
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Is process ``pid`` running on this host (a zombie counts as running)?"""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -61,10 +62,7 @@ def is_stale(path: Path, stale_age: float, now: float | None = None) -> bool:
         return False
     if age > RECLAIM_FACTOR * stale_age:
         return True
-    pid, host = read_owner(path)
-    if pid is None:  # empty or torn: its writer was killed between create and write
-        return True
-    return host == socket.gethostname() and not _pid_alive(pid)
+    return holder_gone(path)
 
 
 def reclaim_stale(path: Path, stale_age: float) -> bool:
@@ -92,6 +90,14 @@ def reclaim_project_locks(root: Path, stale_age: float, extra: list[Path] = ()) 
                  *extra):
         if os.path.lexists(lock):
             reclaim_stale(Path(lock), stale_age)
+
+
+def holder_gone(path: Path) -> bool:
+    """Is the holder of the lock at ``path`` known not to be running: no pid in it (its
+    writer was killed between creating and writing it), or a pid not running on this
+    host? Such a lock becomes stale once ``lock_stale_age`` has passed (LCK-004)."""
+    pid, host = read_owner(path)
+    return pid is None or (host == socket.gethostname() and not pid_alive(pid))
 
 
 class _Heartbeat:
