@@ -155,5 +155,5 @@ def test_missing_implementation_names_the_extra(project, scheme, package, extra)
     proc = subprocess.run([sys.executable, "-c", code], cwd=project, capture_output=True,
                           text=True, env=dict(os.environ), timeout=120)
     assert proc.returncode == 1
-    assert "DM072" in proc.stderr and f"datamanifest[{extra}]" in proc.stderr, proc.stderr
+    assert "DM170" in proc.stderr and f"datamanifest[{extra}]" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr

@@ -53,9 +53,12 @@ import shlex
 import subprocess
 import sys
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
+
+from .errors import MissingDependency
+from .optional import need
 
 SPEC_VERSION = 1
 KINDS = ("parse", "reject", "key", "hash", "shell", "resolve", "roundtrip", "discover",
@@ -80,8 +83,11 @@ class Case:
 
 
 def default_fixtures_dir() -> Path | None:
-    """``fixtures/`` of the source tree or of the working directory, if any."""
-    for candidate in (Path(__file__).resolve().parents[2] / "fixtures", Path.cwd() / "fixtures"):
+    """The suite this implementation was built with: ``fixtures/`` of the source tree (an
+    editable install), else the copy a wheel ships as ``datamanifest/fixtures/``, else
+    ``./fixtures`` of the working directory; ``None`` when there is none."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parents[1] / "fixtures", here / "fixtures", Path.cwd() / "fixtures"):
         if (candidate / "index.json").is_file():
             return candidate
     return None
@@ -507,8 +513,7 @@ def _answer_author(request: dict[str, Any]) -> dict[str, Any]:
             elif fmt == "urls":
                 entries, warnings = aut.parse_urls(request["text"])
             else:
-                import yaml
-
+                yaml = need("yaml", extra="dvc", feature="the conformance kind author (dvc)")
                 try:
                     node = yaml.compose(request["text"], Loader=yaml.SafeLoader)
                 except yaml.YAMLError:
@@ -651,6 +656,9 @@ def serve(stdin: TextIO, stdout: TextIO) -> int:
         result = answer(request)
     except KeyError:
         return EXIT_UNSUPPORTED
+    except MissingDependency as e:  # this installation lacks an extra the case needs
+        print(e.render(), file=sys.stderr)
+        return EXIT_UNSUPPORTED
     stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
     return 0
 
@@ -661,11 +669,18 @@ class RunResult:
     passed: int = 0
     failed: int = 0
     skipped: int = 0
+    #: extras this installation lacks for the cases it skipped (DIAG-020)
+    missing: set[str] = field(default_factory=set)
 
     @property
     def line(self) -> str:
         text = f"{self.passed} passed, {self.failed} failed"
-        return text + (f", {self.skipped} skipped" if self.skipped else "")
+        if self.skipped:
+            text += f", {self.skipped} skipped"
+            if self.missing:
+                extras = ",".join(sorted(self.missing))
+                text += f" (they need pip install 'datamanifest[{extras}]')"
+        return text
 
 
 def run(root: Path, impl: str | None = None, only: set[str] | None = None,
@@ -680,7 +695,13 @@ def run(root: Path, impl: str | None = None, only: set[str] | None = None,
             continue
         request, expected = request_and_expected(root, case)
         if argv is None:
-            got: dict[str, Any] | None = json.loads(json.dumps(answer(request), ensure_ascii=False))
+            try:
+                got: dict[str, Any] | None = json.loads(json.dumps(answer(request),
+                                                                   ensure_ascii=False))
+            except MissingDependency as e:
+                result.skipped += 1
+                result.missing.add(e.extra)
+                continue
         else:
             try:
                 proc = subprocess.run(argv, input=json.dumps(request, ensure_ascii=False),

@@ -25,6 +25,7 @@ import tarfile
 from pathlib import Path
 
 from .testing import LoopbackServer
+from .optional import need
 
 
 def _package_file(package: str, *parts: str) -> Path:
@@ -155,7 +156,7 @@ def _append_step(project: Path, cli: list[str]) -> int:
     """A growing cube: OSTIA monthly SST (iris-sample-data) cut into yearly NetCDF slices,
     appended one transaction each; a repeated slice refused; the versions and the diff
     between two; the cube read back by xarray equal to the source."""
-    import xarray as xr
+    xr = need("xarray", extra="demo", feature="the demo")
 
     src = _package_file("iris_sample_data", "sample_data", "ostia_monthly.nc")
     slices = project / "sst-slices"
@@ -282,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     extracted = sorted(p.relative_to(project) for p in (project / "datasets").rglob("*.nc"))
     print("extracted:", ", ".join(map(str, extracted)))
     try:
-        import xarray as xr
+        xr = need("xarray", extra="demo", feature="the demo")
 
         ds = xr.open_dataset(project / extracted[0])
         print(f"\nopened {extracted[0].name} with xarray: {dict(ds.sizes)}")

@@ -121,6 +121,8 @@ CODES: dict[str, tuple[str, str, str]] = {
     "DM120": ("TREE-006", "error", "a folder that has no tree checksum"),
     "DM121": ("TREE-007", "error", "checksum kind does not fit the dataset"),
     "DM122": ("TREE-014", "error", "verify found differences"),
+    # installation
+    "DM170": ("DIAG-020", "error", "an optional library is not installed"),
 }
 
 
@@ -323,3 +325,18 @@ class AppendError(DataManifestError):
     (DM166), a target that is not a Zarr group (DM167)."""
 
     code = "DM160"
+
+
+class MissingDependency(DataManifestError):
+    """A feature needs an optional library that is not installed (DM170, DIAG-020).
+
+    ``module`` is the missing top-level module, ``extra`` the extra of the package that
+    installs it (the hint reads ``pip install 'datamanifest[EXTRA]'``). Raised by
+    :func:`datamanifest.optional.need` before anything is changed."""
+
+    code = "DM170"
+
+    def __init__(self, message: str, *, module: str, extra: str, **kw) -> None:
+        self.module = module
+        self.extra = extra
+        super().__init__(message, **kw)

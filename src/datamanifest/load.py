@@ -7,7 +7,6 @@ extra (``pip install 'datamanifest[csv]'``); a missing one is DM086 naming the e
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import tomllib
 from collections.abc import Callable
@@ -15,51 +14,37 @@ from pathlib import Path
 from typing import Any
 
 from .errors import DataManifestError
+from .optional import need
 from .fetch.bindings import resolve_binding, substitute
 from .spec.resolution import load_rung
 
 
-def _need(module: str, extra: str, fmt: str) -> None:
-    if importlib.util.find_spec(module) is None:
-        raise DataManifestError(f"loading {fmt} needs {module}, which is not installed",
-                                code="DM086", hint=f"pip install 'datamanifest[{extra}]'")
+def _need(module: str, extra: str, fmt: str) -> Any:
+    """``module`` imported, or DM086 naming the extra (LAD-023; datamanifest.optional)."""
+    return need(module, extra=extra, feature=f"loading {fmt}", error=DataManifestError,
+                code="DM086")
 
 
 def _csv(path: Path) -> Any:
-    _need("pandas", "csv", "csv")
-    import pandas as pd
-
-    return pd.read_csv(path)
+    return _need("pandas", "csv", "csv").read_csv(path)
 
 
 def _parquet(path: Path) -> Any:
-    _need("pandas", "parquet", "parquet")
     _need("pyarrow", "parquet", "parquet")
-    import pandas as pd
-
-    return pd.read_parquet(path)
+    return _need("pandas", "parquet", "parquet").read_parquet(path)
 
 
 def _yaml(path: Path) -> Any:
-    _need("yaml", "yaml", "yaml")
-    import yaml
-
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
+    return _need("yaml", "yaml", "yaml").safe_load(path.read_text(encoding="utf-8"))
 
 
 def _xarray(path: Path) -> Any:
-    _need("xarray", "nc", "nc")
-    import xarray as xr
-
-    return xr.open_dataset(path)
+    return _need("xarray", "nc", "nc").open_dataset(path)
 
 
 def _zarr(path: Path) -> Any:
-    _need("xarray", "zarr", "zarr")
     _need("zarr", "zarr", "zarr")
-    import xarray as xr
-
-    return xr.open_zarr(path)
+    return _need("xarray", "zarr", "zarr").open_zarr(path)
 
 
 def _chunk_manifest(path: Path) -> Any:
@@ -89,19 +74,11 @@ BUILTIN: dict[str, Callable[[Path], Any]] = {
 
 def _open_remote(uri: str, fmt: str) -> Any:
     """Open a lazy dataset in place through fsspec / xarray, without a local copy (LAD-024)."""
-    _need("fsspec", "lazy", fmt)
-    import fsspec
-
+    fsspec = _need("fsspec", "lazy", fmt)
     if fmt == "zarr":
-        _need("xarray", "zarr", fmt)
-        import xarray as xr
-
-        return xr.open_zarr(fsspec.get_mapper(uri))
+        return _need("xarray", "zarr", fmt).open_zarr(fsspec.get_mapper(uri))
     if fmt == "nc":
-        _need("xarray", "nc", fmt)
-        import xarray as xr
-
-        return xr.open_dataset(fsspec.open(uri, "rb").open())
+        return _need("xarray", "nc", fmt).open_dataset(fsspec.open(uri, "rb").open())
     with fsspec.open(uri, "rb") as f:
         data = f.read()
     if fmt == "json":
@@ -111,17 +88,11 @@ def _open_remote(uri: str, fmt: str) -> Any:
     if fmt in ("txt", "md"):
         return data.decode("utf-8")
     if fmt == "csv":
-        _need("pandas", "csv", fmt)
         import io
 
-        import pandas as pd
-
-        return pd.read_csv(io.BytesIO(data))
+        return _need("pandas", "csv", fmt).read_csv(io.BytesIO(data))
     if fmt in ("yaml", "yml"):
-        _need("yaml", "yaml", fmt)
-        import yaml
-
-        return yaml.safe_load(data)
+        return _need("yaml", "yaml", fmt).safe_load(data)
     raise DataManifestError(f"no lazy loader for format {fmt!r}", code="DM087",
                             hint="give the dataset a loader binding; it receives the URI as $path")
 

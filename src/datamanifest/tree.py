@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .errors import DataManifestError
+from .optional import need
 from .store.atomic import mkstemp, sweep_temps
 from .spec import tree as spec
 from .spec.checksum import hasher
@@ -469,11 +470,7 @@ def s3_manifest(url: str, algorithm: str, *, jobs: int = 8) -> dict[str, Any]:
     ``AWS_ACCESS_KEY_ID``, ...). Needs boto3 (``pip install datamanifest[s3]``).
     The listing is held in memory (about 200 bytes per object).
     """
-    try:
-        import boto3
-    except ImportError:
-        raise TreeWalkError("listing s3:// needs boto3", code="DM072",
-                            hint="pip install 'datamanifest[s3]'") from None
+    boto3 = need("boto3", extra="s3", feature="listing s3://")
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)

@@ -20,10 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AppendError
+from ..optional import APPEND, need
 from ..spec import appending as spec
-from .targets import open_target
-from .txn import Appender, Result, Status
-from .txn import status as _status
+
+need("numpy", **APPEND)  # the modules below use it (DIAG-020: DM170 naming [append])
+
+from .targets import open_target  # noqa: E402
+from .txn import Appender, Result, Status  # noqa: E402
+from .txn import status as _status  # noqa: E402
 
 __all__ = ["append", "recover", "status", "load_config", "config", "Result", "Status",
            "AppendError"]
@@ -91,7 +95,7 @@ def append(target: str | os.PathLike | None, slices: Any, config: Any = None, *,
     cfg = _config(config, options)
     t = _resolve(target, cfg)
     appender = Appender(t, cfg, on_wait=on_wait)
-    import xarray as xr
+    xr = need("xarray", **APPEND)
 
     if isinstance(slices, (str, os.PathLike, xr.Dataset, xr.DataArray)):
         slices = [slices]

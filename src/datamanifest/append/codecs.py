@@ -18,19 +18,20 @@ from typing import Any
 import numpy as np
 
 from ..spec.appending import AppendSpecError, ArrayMeta
+from ..optional import APPEND, need
 
 _BLOSC_SHUFFLE = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}
 
 
 def _numcodec(config: dict[str, Any]):
-    import numcodecs
+    numcodecs = need("numcodecs", **APPEND)
 
     return numcodecs.get_codec(dict(config))
 
 
 def _bytes_codec(name: str, config: dict[str, Any], itemsize: int):
     """A v3 bytes-to-bytes codec as a numcodecs codec."""
-    import numcodecs
+    numcodecs = need("numcodecs", **APPEND)
 
     if name == "zstd":
         return numcodecs.Zstd(level=config.get("level", 0), checksum=config.get("checksum", False))

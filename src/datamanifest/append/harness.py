@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..optional import APPEND, need
+
 CHILD = r"""
 import os, sys, time
 import datamanifest.append as A
@@ -45,9 +47,9 @@ sys.stdout.write("DONE\n")
 def make_slice(i: int, shape: tuple[int, int] = (18, 36)):
     """Slice ``i``: one day (2020-01-01 + i), ``t2m`` (smooth plus noise) and ``tp``
     (gamma, many zeros) as float32 over ``shape`` (lat, lon)."""
-    import numpy as np
-    import pandas as pd
-    import xarray as xr
+    np = need("numpy", **APPEND)
+    pd = need("pandas", **APPEND)
+    xr = need("xarray", **APPEND)
 
     rng = np.random.default_rng(i)
     ny, nx = shape
@@ -77,7 +79,7 @@ def write_slices(folder: Path, n: int, shape: tuple[int, int] = (18, 36)) -> lis
 @functools.lru_cache(maxsize=8)
 def expected(n: int, shape: tuple[int, int] = (18, 36)):
     """Slices 0..n-1 concatenated along time (cached: treat as read-only)."""
-    import xarray as xr
+    xr = need("xarray", **APPEND)
 
     return xr.concat([make_slice(i, tuple(shape)) for i in range(n)], "time")
 
@@ -140,7 +142,7 @@ class Outcome:
 def check(trial: Path, k0: int, slices: list[Path], shape, point: Any, killed: bool
           ) -> Outcome:
     """(i)-(iv) of the module docstring on the target in ``trial``."""
-    import xarray as xr
+    xr = need("xarray", **APPEND)
 
     target = trial / "cube.zarr"
     want = expected(k0 + 2, shape)
@@ -281,7 +283,7 @@ def race(base: Path, work: Path, slices: list[Path], k0: int, shape, writers: in
     order, up to 20 ms apart). Every slice must land at most once, the target must hold
     its slices in label order, and each one that did not land must have failed with a
     clear error (DM164 late, DM131 busy under --no-wait)."""
-    import xarray as xr
+    xr = need("xarray", **APPEND)
 
     rng = random.Random(seed)
     trial = _fresh(base, work)

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import AppendError
+from ..optional import APPEND, need
 from ..spec import appending as spec
 from .codecs import ArrayCodec
 
@@ -33,7 +34,7 @@ def open_slice(obj: Any):
     """An ``xarray.Dataset`` from a slice: a Dataset as it is, a Zarr folder or URL ending in
     ``.zarr`` through ``open_zarr``, anything else (NetCDF, HDF5) through ``open_dataset``.
     Raises :class:`AppendError` (DM160) when it cannot be opened."""
-    import xarray as xr
+    xr = need("xarray", **APPEND)
 
     if isinstance(obj, xr.Dataset):
         return obj
@@ -49,7 +50,7 @@ def open_slice(obj: Any):
                 (p / "zarr.json").exists() or (p / ".zgroup").exists())):
             return xr.open_zarr(text, chunks=None)
         if "://" in text and not text.startswith("file://"):
-            import fsspec
+            fsspec = need("fsspec", **APPEND)
 
             return xr.open_dataset(fsspec.open(text).open())
         return xr.open_dataset(text)
@@ -77,14 +78,14 @@ def _compressor(spec_value: Any, zarr_format: int):
     cfg = dict(spec_value) if isinstance(spec_value, dict) else {"name": spec_value}
     name = cfg.pop("name", None) or cfg.pop("id", None)
     if zarr_format == 3:
-        from zarr import codecs
+        codecs = need("zarr", **APPEND).codecs
 
         table = {"zstd": codecs.ZstdCodec, "gzip": codecs.GzipCodec, "blosc": codecs.BloscCodec}
         if name not in table:
             raise AppendError(f"compressor {name!r} is not one of zstd, gzip, blosc",
                               code="DM160")
         return table[name](**cfg)
-    import numcodecs
+    numcodecs = need("numcodecs", **APPEND)
 
     return numcodecs.get_codec({"id": name, **cfg})
 
@@ -92,7 +93,7 @@ def _compressor(spec_value: Any, zarr_format: int):
 def create_store(ds, cfg: spec.AppendConfig) -> dict[str, bytes]:
     """Every key of a new target holding the first slice, as ``to_zarr`` writes it
     (consolidated, ``cfg.zarr_format``), with the configured encodings applied."""
-    import zarr
+    zarr = need("zarr", **APPEND)
 
     ds = ds.copy()
     encoding: dict[str, dict[str, Any]] = {}
@@ -184,9 +185,9 @@ def decoded_view(view: spec.View):
     got = _DECODED_CACHE.get(fp)
     if got is not None:
         return got
-    import xarray as xr
-    import zarr
-    from zarr.core.buffer import default_buffer_prototype
+    xr = need("xarray", **APPEND)
+    zarr = need("zarr", **APPEND)
+    default_buffer_prototype = need("zarr.core.buffer", **APPEND).default_buffer_prototype
 
     store = zarr.storage.MemoryStore()
     buf = default_buffer_prototype().buffer
@@ -212,7 +213,7 @@ def _norm_units(text: str) -> Any:
     if " since " in t:
         unit, _, ref = t.partition(" since ")
         try:
-            import pandas as pd
+            pd = need("pandas", **APPEND)
 
             stamp = pd.Timestamp(ref.replace("utc", "").strip())
             if stamp.tzinfo is not None:
@@ -248,7 +249,7 @@ def fast_times(values: np.ndarray, units: str, calendar: str | None, dtype: Any
     step = _UNIT_NS.get(key[0])
     if step is None:
         return None
-    import pandas as pd
+    pd = need("pandas", **APPEND)
 
     if key[1] < pd.Timestamp("1582-10-15"):  # values in ns are after 1677 anyway
         return None
@@ -280,7 +281,7 @@ def _labels(values: np.ndarray) -> list[float] | None:
     if values.dtype.kind in "iuf":
         return values.astype(float).tolist()
     if values.dtype.kind == "O" and values.size and hasattr(values.flat[0], "calendar"):
-        import cftime
+        cftime = need("cftime", **APPEND)
 
         cal = values.flat[0].calendar
         return [float(x) * 1000.0 for x in
@@ -409,8 +410,8 @@ class TargetModel:
                               hint=f"convert the slice: ds[{name!r}].astype({str(t)!r})")
 
     def _encode(self, name: str, var) -> np.ndarray:
-        import xarray as xr
-        from xarray import conventions
+        xr = need("xarray", **APPEND)
+        conventions = need("xarray", **APPEND).conventions
 
         enc = self.encoding(name)
         if self.is_time(name) and set(enc) <= {"units", "calendar", "dtype"} and \
@@ -438,7 +439,7 @@ class TargetModel:
     def _encode_times(self, name: str, var, enc: dict[str, Any]) -> np.ndarray:
         """Times through xarray's ``encode_cf_datetime`` directly (the whole variable coder
         pipeline costs ten times more for the same numbers)."""
-        from xarray.coding.times import encode_cf_datetime
+        encode_cf_datetime = need("xarray.coding.times", **APPEND).encode_cf_datetime
 
         fast = fast_times(np.asarray(var.values), enc["units"], enc.get("calendar"),
                           enc.get("dtype"))
@@ -496,8 +497,8 @@ class TargetModel:
         return out
 
     def _last_label(self, read) -> float | None:
-        from xarray import conventions
-        import xarray as xr
+        conventions = need("xarray", **APPEND).conventions
+        xr = need("xarray", **APPEND)
 
         dim = self.dim
         a = self.view.arrays.get(dim)

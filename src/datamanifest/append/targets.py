@@ -28,6 +28,7 @@ from typing import Any
 
 from .. import faults
 from ..errors import AppendError, LockTimeout
+from ..optional import need
 from ..store.atomic import fsync_dir, sync_filesystem
 from ..store.lock import _HEARTBEAT, pid_alive
 
@@ -541,12 +542,8 @@ class S3Target(Target):
     lock a conditional create; a stale lock is replaced with ``If-Match`` its ETag."""
 
     def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
-        try:
-            import boto3
-            from botocore.config import Config
-        except ImportError:
-            raise AppendError("appending to s3:// needs boto3", code="DM072",
-                              hint="pip install 'datamanifest[s3]'") from None
+        boto3 = need("boto3", extra="s3", feature="appending to s3://")
+        Config = need("botocore.config", extra="s3", feature="appending to s3://").Config
         rest = url[len("s3://"):]
         self.bucket, _, prefix = rest.partition("/")
         self.prefix = prefix.strip("/")
@@ -558,9 +555,8 @@ class S3Target(Target):
             kwargs["region_name"] = opts.pop("region")
         self.client = boto3.client("s3", config=Config(retries={"max_attempts": 3},
                                                        max_pool_connections=16), **kwargs)
-        from botocore.exceptions import ClientError
-
-        self.ClientError = ClientError
+        self.ClientError = need("botocore.exceptions", extra="s3",
+                                feature="appending to s3://").ClientError
         self._hb: threading.Thread | None = None
 
     def _k(self, key: str) -> str:

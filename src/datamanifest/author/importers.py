@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AuthoringError, DataManifestError, Diagnostic
+from ..optional import need
 from ..spec import authoring as spec
 from .edit import _name_taken, _read, guarded_edit, refuse_if_worse
 
@@ -72,11 +73,7 @@ def _dvc_files(path: Path) -> list[Path]:
 
 
 def _parse_dvc(path: Path, root: Path) -> tuple[list[spec.Entry], list[Diagnostic]]:
-    try:
-        import yaml
-    except ImportError:
-        raise AuthoringError("reading DVC files needs PyYAML", code="DM086",
-                             hint="pip install 'datamanifest[dvc]'") from None
+    yaml = need("yaml", extra="dvc", feature="reading DVC files")
     entries: list[spec.Entry] = []
     warnings: list[Diagnostic] = []
     for f in _dvc_files(path):

@@ -8,7 +8,6 @@ whose library is missing raises DM114 naming the extra that adds it
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import pickle
 import tomllib
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ProduceError
+from ..optional import need
 from ..spec.produced import check_format
 
 
@@ -42,13 +42,15 @@ class Format:
     def check_available(self) -> None:
         """Raise DM114 when a library this format needs is not installed."""
         for module, extra in self.requires:
-            if importlib.util.find_spec(module) is None:
-                raise ProduceError(
-                    f"format {self.name!r} needs {module}, which is not installed",
-                    code="DM114", hint=f"pip install 'datamanifest[{extra}]'")
+            _lib(module, extra, f"format {self.name!r}")
 
 
 _REGISTRY: dict[str, Format] = {}
+
+
+def _lib(module: str, extra: str, feature: str = "produced datasets"):
+    """``module`` imported, or DM114 naming the extra (PRD-012; datamanifest.optional)."""
+    return need(module, extra=extra, feature=feature, error=ProduceError, code="DM114")
 
 
 def register_format(name: str, save: Callable[[Any, Path], None], load: Callable[[Path], Any], *,
@@ -115,21 +117,18 @@ def _txt_save(value: Any, path: Path) -> None:
 
 
 def _npy_save(value: Any, path: Path) -> None:
-    import numpy as np
-
+    np = _lib("numpy", "numpy")
     with open(path, "wb") as f:
         np.save(f, np.asarray(value), allow_pickle=False)
 
 
 def _npy_load(path: Path) -> Any:
-    import numpy as np
-
+    np = _lib("numpy", "numpy")
     return np.load(path, allow_pickle=False)
 
 
 def _npz_save(value: Any, path: Path) -> None:
-    import numpy as np
-
+    np = _lib("numpy", "numpy")
     if not isinstance(value, dict):
         raise ProduceError(f"format 'npz' stores a dict of arrays, not {type(value).__name__}",
                            code="DM114", hint="return {name: array}, or choose 'npy'")
@@ -138,8 +137,7 @@ def _npz_save(value: Any, path: Path) -> None:
 
 
 def _npz_load(path: Path) -> Any:
-    import numpy as np
-
+    np = _lib("numpy", "numpy")
     with np.load(path, allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
 
@@ -149,8 +147,7 @@ def _csv_save(value: Any, path: Path) -> None:
 
 
 def _csv_load(path: Path) -> Any:
-    import pandas as pd
-
+    pd = _lib("pandas", "csv")
     return pd.read_csv(path)
 
 
@@ -159,8 +156,7 @@ def _parquet_save(value: Any, path: Path) -> None:
 
 
 def _parquet_load(path: Path) -> Any:
-    import pandas as pd
-
+    pd = _lib("pandas", "csv")
     return pd.read_parquet(path)
 
 
@@ -169,9 +165,7 @@ def _nc_save(value: Any, path: Path) -> None:
 
 
 def _nc_load(path: Path) -> Any:
-    import xarray as xr
-
-    return xr.open_dataset(path)
+    return _lib("xarray", "nc").open_dataset(path)
 
 
 def _zarr_save(value: Any, path: Path) -> None:
@@ -179,9 +173,7 @@ def _zarr_save(value: Any, path: Path) -> None:
 
 
 def _zarr_load(path: Path) -> Any:
-    import xarray as xr
-
-    return xr.open_zarr(path)
+    return _lib("xarray", "zarr").open_zarr(path)
 
 
 register_format("pickle", _pickle_save, _pickle_load, loads=pickle.loads)

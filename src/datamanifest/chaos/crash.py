@@ -46,6 +46,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..optional import need
+
 #: the child: imports everything, says READY, waits for GO when asked, runs the CLI
 CHILD = r"""
 import os, runpy, sys
@@ -246,8 +248,8 @@ def _netcdf(path: Path) -> None:
     """A small NetCDF4 file with a few chunked variables (written once)."""
     if path.exists():
         return
-    import numpy as np
-    import xarray as xr
+    np = need("numpy", extra="virtual", feature="the crash harness")
+    xr = need("xarray", extra="virtual", feature="the crash harness")
 
     rng = np.random.default_rng(13)
     ds = xr.Dataset({v: (("time", "y", "x"), rng.random((24, 30, 40)).astype("f4"))

@@ -18,6 +18,7 @@ from urllib.parse import unquote, urlsplit
 
 from .. import __version__
 from ..errors import FetchError
+from ..optional import need
 
 CHUNK = 1024 * 1024  # bytes per read from local files
 USER_AGENT = f"datamanifest/{__version__} (+https://github.com/datamanifest)"
@@ -240,34 +241,28 @@ class S3Download(Download):
     from the usual AWS settings such as ``AWS_ENDPOINT_URL``)."""
 
     def __init__(self, uri: str) -> None:
-        try:
-            import boto3
-            import botocore.exceptions
-        except ImportError:
-            raise FetchError(f"{uri}: s3:// needs boto3", code="DM072",
-                             hint="pip install 'datamanifest[s3]'") from None
+        boto3 = need("boto3", extra="s3", feature=f"fetching {uri}")
+        self.errors = botocore = need("botocore.exceptions", extra="s3", feature=f"fetching {uri}")
         parts = urlsplit(uri)
         self.uri = uri
         try:
             obj = boto3.client("s3").get_object(Bucket=parts.netloc, Key=parts.path.lstrip("/"))
-        except botocore.exceptions.ClientError as e:
+        except botocore.ClientError as e:
             code = e.response.get("Error", {}).get("Code", "")
             raise FetchError(f"{uri}: {code or e}", code="DM074" if code in (
                 "NoSuchKey", "NoSuchBucket", "404") else "DM071") from None
-        except botocore.exceptions.BotoCoreError as e:
+        except botocore.BotoCoreError as e:
             raise FetchError(f"{uri}: {e}", code="DM071") from None
         self.body = obj["Body"]
         self.size = obj.get("ContentLength")
 
     def chunks(self) -> Iterator[bytes]:
-        import botocore.exceptions
-
         got = 0
         try:
             for chunk in self.body.iter_chunks(CHUNK):
                 got += len(chunk)
                 yield chunk
-        except (botocore.exceptions.BotoCoreError, OSError) as e:  # a connection cut midway
+        except (self.errors.BotoCoreError, OSError) as e:  # a connection cut midway
             raise FetchError(f"{self.uri}: download interrupted after {got} bytes: {e}",
                              code="DM071", hint="run the fetch again") from None
         if self.size is not None and got != self.size:
@@ -401,13 +396,10 @@ class ObjectStoreDownload(Download):
         scheme = scheme_of(uri)
         extra, package = FSSPEC_SCHEMES[scheme]
         self.uri = uri
+        fsspec = need("fsspec", extra=extra, feature=f"fetching {uri}")
+        need(package, extra=extra, feature=f"fetching {uri}")
         try:
-            import fsspec
-
             fs, path = fsspec.core.url_to_fs(uri, **_object_store_options(scheme))
-        except ImportError:
-            raise FetchError(f"{uri}: {scheme}:// needs fsspec and {package}", code="DM072",
-                             hint=f"pip install 'datamanifest[{extra}]'") from None
         except Exception as e:  # bad credentials settings, malformed URI
             raise FetchError(f"{uri}: cannot open the object store: {e}", code="DM071",
                              hint="check the store's endpoint and credential settings") from None

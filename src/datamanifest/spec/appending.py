@@ -33,6 +33,7 @@ from pydantic import (
 )
 
 from . import chunks as _chunks
+from ..optional import APPEND, need
 
 JOURNAL_VERSION = 1
 
@@ -281,7 +282,7 @@ def _fmt_number(v: float) -> str:
 
 
 def _fmt_time(v: float) -> str:
-    import numpy as np
+    np = need("numpy", **APPEND)
 
     return str(np.datetime64(int(v), "ns")).replace(".000000000", "").removesuffix("T00:00:00")
 
@@ -551,7 +552,7 @@ def decoded_kind(a: ArrayMeta) -> str:
     units = attrs.get("units")
     if isinstance(units, str) and _TIME_UNITS.match(units):
         return "datetime"
-    import numpy as np
+    np = need("numpy", **APPEND)
 
     dt = np.dtype(a.dtype)
     if "scale_factor" in attrs or "add_offset" in attrs:
@@ -564,7 +565,7 @@ def decoded_kind(a: ArrayMeta) -> str:
 def dtype_fits(slice_dtype: str, kind: str) -> bool:
     """APP-012: may values of ``slice_dtype`` (a numpy dtype name, ``datetime64[..]`` or
     ``object`` for cftime dates) go into an array decoded as ``kind``?"""
-    import numpy as np
+    np = need("numpy", **APPEND)
 
     if kind == "datetime":
         return slice_dtype.startswith("datetime64") or slice_dtype == "object"

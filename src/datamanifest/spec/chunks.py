@@ -26,6 +26,7 @@ from typing import Any, Iterator
 from urllib.parse import urljoin
 
 from .paramhash import _string, format_float
+from ..optional import VIRTUAL, need
 
 SPEC_VERSION = 1
 #: A document's name suffix (CHK-009).
@@ -511,7 +512,7 @@ def _first_bad_column_ref(src: list, off: list, ln: list, sources: list[Source])
     """The first position where a column reference may break CHK-006, found with numpy in
     one pass (None: all are good); the caller checks from there one by one, for the
     message and path."""
-    import numpy as np
+    np = need("numpy", **VIRTUAL)
 
     try:
         if set(map(type, src)) | set(map(type, off)) | set(map(type, ln)) != {int}:

@@ -5,12 +5,17 @@ manifest; ``ChunkStore`` is the same as a zarr-python 3 store; the parsers turn 
 chunk manifests.
 """
 
-from .build import Options, parse_source, virtualize
-from .store import Session, VirtualArray, load_manifest, open_virtual
+from ..optional import VIRTUAL, need
+
+need("numpy", **VIRTUAL)  # every module below uses it (DIAG-020: DM170 naming [virtual])
+
+from .build import Options, parse_source, virtualize  # noqa: E402
+from .store import Session, VirtualArray, load_manifest, open_virtual  # noqa: E402
 
 
 def __getattr__(name: str):
     if name == "ChunkStore":  # imports zarr: only when asked for
+        need("zarr", **VIRTUAL)
         from .zarrstore import ChunkStore
 
         return ChunkStore

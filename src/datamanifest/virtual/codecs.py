@@ -15,13 +15,14 @@ from typing import Any
 import numpy as np
 
 from ..errors import VirtualError
+from ..optional import VIRTUAL, need
 
 
 @functools.lru_cache(maxsize=256)
 def _zdtype(dtype: np.dtype) -> Any:
     """zarr's data type object of a numpy dtype (its byte order aside); memoized, since
     zarr's lookup walks its whole registry (about 0.7 ms a call)."""
-    from zarr.core.dtype import parse_data_type
+    parse_data_type = need("zarr.core.dtype", **VIRTUAL).parse_data_type
 
     native = dtype.newbyteorder("=") if dtype.byteorder not in ("|", "=") else dtype
     with warnings.catch_warnings():

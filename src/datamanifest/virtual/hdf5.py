@@ -16,6 +16,7 @@ import numpy as np
 from ..errors import VirtualError
 from ..spec import chunks as spec
 from . import codecs as zc
+from ..optional import VIRTUAL, need
 
 #: netCDF-4's bookkeeping attributes, not attributes of the data (CHK-020)
 NETCDF_INTERNAL = frozenset({"DIMENSION_LIST", "REFERENCE_LIST", "CLASS", "NAME",
@@ -40,7 +41,7 @@ def parse(file: Any, url: str, *, size: int, split_contiguous: int | None = None
     write them inline instead of failing. ``inline_max_bytes``: also inline datasets up to
     this many bytes (small coordinates). Raises :class:`VirtualError` (DM153).
     """
-    import h5py
+    h5py = need("h5py", **VIRTUAL)
 
     nodes: dict[str, spec.Node] = {}
     with h5py.File(file, "r") as f:
@@ -93,7 +94,7 @@ class _NetCDFDims:
         self.wanted: dict[str, tuple[str, list[int] | None]] = {}
 
     def see(self, name: str, ds: Any, attr_names: Any) -> None:
-        import h5py
+        h5py = need("h5py", **VIRTUAL)
 
         # netCDF-C leaves _Netcdf4Dimid on some variables too: only scales name dimensions
         if "_Netcdf4Dimid" in attr_names and h5py.h5ds.is_scale(ds.id):
@@ -176,7 +177,7 @@ class _Phony:
 
 
 def _dimension_names(ds: Any, phony: _Phony) -> list[str]:
-    import h5py
+    h5py = need("h5py", **VIRTUAL)
 
     names = []
     is_scale = h5py.h5ds.is_scale(ds.id)
@@ -214,7 +215,7 @@ def _codecs(ds: Any, name: str, dtype: np.dtype, plist: Any
 
 def _array(name: str, ds: Any, phony: _Phony, split: int | None, inline_unsupported: bool,
            inline_max_bytes: int, dims: "_NetCDFDims", attr_names: Any) -> spec.Node:
-    import h5py
+    h5py = need("h5py", **VIRTUAL)
 
     dtype = ds.dtype
     shape = tuple(int(s) for s in ds.shape)

@@ -16,12 +16,14 @@ from urllib.parse import urlsplit
 
 from ..errors import VirtualError
 from ..spec import chunks as spec
+from ..optional import need
+
+ICECHUNK = {"extra": "icechunk", "feature": "Icechunk export"}
 
 
 def _container(url: str) -> tuple[str, Any]:
     """(URL prefix, object store configuration) of the container a source lies in."""
-    import icechunk
-
+    icechunk = need("icechunk", **ICECHUNK)
     parts = urlsplit(url)
     if parts.scheme in ("http", "https"):
         return f"{parts.scheme}://{parts.netloc}/", icechunk.http_store()
@@ -51,7 +53,7 @@ def _pin(src: spec.Source) -> str | _dt.datetime | None:
 
 def repository_config(manifest: spec.ChunkManifest, document_url: str | None = None):
     """(RepositoryConfig, authorizations) that let Icechunk read the manifest's sources."""
-    import icechunk
+    icechunk = need("icechunk", **ICECHUNK)
 
     import os
 
@@ -78,14 +80,10 @@ def to_icechunk(manifest: spec.ChunkManifest, repository: str | Path, *,
                 document_url: str | None = None) -> str:
     """Write ``manifest`` into a new Icechunk repository at the local folder
     ``repository``; returns the snapshot id of the commit. Raises :class:`VirtualError`
-    (DM072 when icechunk is not installed, DM153 for sources it cannot reach)."""
-    try:
-        import icechunk
-        from zarr.core.buffer import default_buffer_prototype
-        from zarr.core.sync import sync
-    except ImportError:
-        raise VirtualError("writing Icechunk repositories needs icechunk", code="DM072",
-                           hint="pip install icechunk") from None
+    (DM153 for sources it cannot reach); MissingDependency (DM170) without icechunk."""
+    icechunk = need("icechunk", **ICECHUNK)
+    default_buffer_prototype = need("zarr.core.buffer", **ICECHUNK).default_buffer_prototype
+    sync = need("zarr.core.sync", **ICECHUNK).sync
     from .zarrstore import _served
 
     config, authorize = repository_config(manifest, document_url)
@@ -121,7 +119,7 @@ def to_icechunk(manifest: spec.ChunkManifest, repository: str | Path, *,
 def open_icechunk(repository: str | Path, manifest: spec.ChunkManifest,
                   document_url: str | None = None, branch: str = "main"):
     """A read-only Icechunk store of a repository :func:`to_icechunk` wrote."""
-    import icechunk
+    icechunk = need("icechunk", **ICECHUNK)
 
     config, authorize = repository_config(manifest, document_url)
     repo = icechunk.Repository.open(icechunk.local_filesystem_storage(str(repository)), config,

@@ -26,6 +26,7 @@ import numpy as np
 from ..errors import VirtualError
 from ..spec import chunks as spec
 from .zarrsrc import v2_to_v3
+from ..optional import VIRTUAL, need
 
 _EXPR = re.compile(r"{{(.*?)}}")
 _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
@@ -218,7 +219,7 @@ def import_references(location: str, *, resolve_sizes: bool = True) -> spec.Chun
 
 def read_parquet(folder: Path) -> dict[str, Any]:
     """Flat references of a kerchunk Parquet folder (``.zmetadata`` + ``<var>/refs.N.parq``)."""
-    import pyarrow.parquet as pq
+    pq = need("pyarrow.parquet", extra="parquet", feature="chunk manifests")
 
     meta = json.loads((folder / ".zmetadata").read_text(encoding="utf-8"))
     record_size = int(meta["record_size"])
@@ -252,7 +253,7 @@ def read_parquet(folder: Path) -> dict[str, Any]:
 # -- export -------------------------------------------------------------------------------------
 def _v2_metadata(node: spec.Node) -> tuple[dict[str, Any], dict[str, Any]]:
     """(.zarray, .zattrs) of an array node, for kerchunk's Zarr v2 references."""
-    from zarr.core.dtype import get_data_type_from_json
+    get_data_type_from_json = need("zarr.core.dtype", **VIRTUAL).get_data_type_from_json
 
     meta = node.metadata
     dtype = get_data_type_from_json(meta["data_type"], zarr_format=3).to_native_dtype()
@@ -277,7 +278,7 @@ def _v2_metadata(node: spec.Node) -> tuple[dict[str, Any], dict[str, Any]]:
                                "for kerchunk", code="DM153")
     compressor = rest[-1] if rest else None
     filters = filters + rest[:-1]
-    from zarr.core.dtype import get_data_type_from_json as _dt
+    _dt = need("zarr.core.dtype", **VIRTUAL).get_data_type_from_json
 
     z = _dt(meta["data_type"], zarr_format=3)
     attrs = _restored_attrs(node)
@@ -339,8 +340,8 @@ def write_parquet(manifest: spec.ChunkManifest, folder: str | Path, *,
                   record_size: int = 10_000, document_url: str | None = None) -> Path:
     """Write kerchunk Parquet references of a chunk manifest into ``folder`` (fsspec's
     ``LazyReferenceMapper`` layout: ``.zmetadata`` and ``<var>/refs.<n>.parq``)."""
-    import pandas as pd
-    import pyarrow as pa
+    pd = need("pandas", extra="parquet", feature="chunk manifests")
+    pa = need("pyarrow", extra="parquet", feature="chunk manifests")
 
     # typed columns: a column of nothing but nulls must still read back as text / bytes
     schema = pa.schema([("path", pa.string()), ("offset", pa.int64()), ("size", pa.int64()),

@@ -20,6 +20,7 @@ from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
 from ..errors import VirtualError
+from ..optional import VIRTUAL, need
 
 #: ranges closer than this are read as one (bytes); a local read of a small gap costs less
 #: than another system call, a remote one less than another request
@@ -183,12 +184,8 @@ class ObjectStoreReader:
     environment variables (``AWS_ENDPOINT_URL``, ``AWS_ALLOW_HTTP``, ...)."""
 
     def __init__(self, url: str) -> None:
-        try:
-            import obstore
-            from obstore.store import from_url
-        except ImportError:
-            raise VirtualError("reading chunks from object stores needs obstore",
-                               code="DM072", hint="pip install 'datamanifest[virtual]'") from None
+        obstore = need("obstore", **VIRTUAL)
+        from_url = need("obstore.store", **VIRTUAL).from_url
         self.url = url
         parts = urlsplit(url)
         self._obs = obstore

@@ -27,6 +27,7 @@ import numpy as np
 from ..errors import VirtualError
 from ..spec import chunks as spec
 from .readers import Identity, Reader, open_reader
+from ..optional import VIRTUAL, need
 
 #: chunks decoded per batch: bounds the memory held by compressed and decoded chunks
 BATCH_BYTES = 8 * 1024 * 1024
@@ -158,7 +159,7 @@ def native_dtype(data_type: Any) -> np.dtype:
         return np.dtype(data_type)
     if isinstance(data_type, dict) and data_type.get("name") == "null_terminated_bytes":
         return np.dtype(f"S{data_type['configuration']['length_bytes']}")
-    from zarr.core.dtype import get_data_type_from_json
+    get_data_type_from_json = need("zarr.core.dtype", **VIRTUAL).get_data_type_from_json
 
     return get_data_type_from_json(data_type, zarr_format=3).to_native_dtype()
 
@@ -175,7 +176,7 @@ def fill_scalar(data_type: Any, value: Any, dtype: np.dtype) -> Any:
             return dtype.type(value)
     if dtype.kind == "S" and isinstance(value, str):
         return dtype.type(base64.b64decode(value))
-    from zarr.core.dtype import get_data_type_from_json
+    get_data_type_from_json = need("zarr.core.dtype", **VIRTUAL).get_data_type_from_json
 
     z = get_data_type_from_json(data_type, zarr_format=3)
     return z.from_json_scalar(value, zarr_format=3)
@@ -203,7 +204,7 @@ class Decoder:
             if name == "zlib":  # the standard library's, without numcodecs' wrapping
                 self.filters.append(zlib.decompress)
                 continue
-            import numcodecs
+            numcodecs = need("numcodecs", **VIRTUAL)
 
             self.filters.append(numcodecs.get_codec({"id": name, **config}).decode)
 
@@ -319,7 +320,7 @@ class VirtualArray:
 
     def _via_zarr(self, key: tuple) -> np.ndarray:
         if self._zarr is None:
-            import zarr
+            zarr = need("zarr", **VIRTUAL)
 
             from .zarrstore import ChunkStore
 
@@ -362,8 +363,8 @@ def _product(axes: list[list]) -> Iterable[tuple]:
 
 # -- xarray -----------------------------------------------------------------------------------------
 def _xr_array(va: VirtualArray):
-    from xarray.backends import BackendArray
-    from xarray.core import indexing
+    BackendArray = need("xarray.backends", **VIRTUAL).BackendArray
+    indexing = need("xarray.core.indexing", **VIRTUAL)
 
     class _Backend(BackendArray):
         def __init__(self) -> None:
@@ -380,7 +381,7 @@ def dataset(session: Session, group: str = "", *, decode: bool = True, **decode_
     """The group ``group`` of an open session as an ``xarray.Dataset``: one lazily read
     variable per array child, attributes with their recorded types (CHK-003), CF-decoded
     as ``xarray.open_dataset`` decodes the source (``decode=False``: raw)."""
-    import xarray as xr
+    xr = need("xarray", **VIRTUAL)
 
     nodes = session.manifest.nodes
     if group not in nodes or nodes[group].is_array:
