@@ -1,11 +1,15 @@
 # The two commands of the README: `make demo` and `make test`.
-# Each creates .venv if absent and installs the project with what it needs.
+# Each creates .venv if absent and installs the project with what it needs
+# (VENV=.venv-demo make demo: the same in another, fresh venv, as .ci/run does).
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
+# pytest-xdist workers for `make test`: the suite mostly waits on child processes and
+# servers, so more workers than cores pay (measured in the README's "The two commands")
+TEST_WORKERS ?= 4
 
-.PHONY: demo test bench clean system-deps
+.PHONY: demo test bench reliability package-check clean system-deps
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -52,11 +56,21 @@ $(AZURITE):
 	fi
 
 test: $(VENV)/.installed-test system-deps $(AZURITE)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS)
+
+# The full crash sweeps, random kills and fuzzing (`make test` runs a sample of each)
+reliability: $(VENV)/.installed-test system-deps
+	$(PY) bench/chaos.py
+	$(PY) bench/fuzz.py
+	$(PY) bench/append_crash.py
+
+# The wheel as users install it, in fresh venvs: base, [virtual], [append] (.ci/run runs it)
+package-check:
+	bash .ci/package-check
 
 bench: $(VENV)/.installed-bench
 	$(PY) bench/check_scaling.py
 	$(PY) bench/fetch_throughput.py
 
 clean:
-	rm -rf $(VENV) build dist .pytest_cache .hypothesis
+	rm -rf $(VENV) .venv-demo build dist .pytest_cache .hypothesis

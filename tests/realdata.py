@@ -5,6 +5,8 @@ which."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
 import subprocess
@@ -18,7 +20,21 @@ ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".cache" / "real-data"
 
 
+@contextlib.contextmanager
+def _exclusive(name: str):
+    """One process at a time fills the cache for ``name`` (pytest-xdist workers share it)."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / f".{name.replace('/', '_')}.lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
 def _download_wheel(spec: str) -> Path:
+    with _exclusive(spec):
+        return _download_wheel_locked(spec)
+
+
+def _download_wheel_locked(spec: str) -> Path:
     folder = CACHE / "wheels" / spec.replace("==", "-")
     done = folder / ".done"
     if not done.exists():
@@ -40,6 +56,11 @@ def wheel_files(spec: str, prefix: str) -> Path:
     wheel = _download_wheel(spec)
     out = CACHE / "extracted" / spec.replace("==", "-")
     target = out / prefix
+    with _exclusive(f"{spec}-extract"):
+        return _extract(wheel, out, target, prefix)
+
+
+def _extract(wheel: Path, out: Path, target: Path, prefix: str) -> Path:
     if not target.exists():
         with zipfile.ZipFile(wheel) as z:
             names = [n for n in z.namelist() if n == prefix or n.startswith(prefix.rstrip("/")
@@ -53,6 +74,11 @@ def wheel_files(spec: str, prefix: str) -> Path:
 
 def deb_files(package: str, prefix: str) -> Path:
     """A path inside the Debian package ``package`` (downloaded and unpacked once)."""
+    with _exclusive(f"deb-{package}"):
+        return _deb_files_locked(package, prefix)
+
+
+def _deb_files_locked(package: str, prefix: str) -> Path:
     out = CACHE / "deb" / package
     target = out / prefix.lstrip("/")
     if target.exists():
