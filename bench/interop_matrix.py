@@ -45,12 +45,15 @@ def main() -> None:
                 counts[r][kind] += 1
                 if kind != "identical":
                     details.append((r, case.id, kind, why))
-    print(f"| reader ({len(cases)} files) | identical | wrong values | does not open |")
-    print("|---|---|---|---|")
+    print(f"| reader ({len(cases)} files) | identical | as xarray's own round trip | "
+          "wrong values | does not open |")
+    print("|---|---|---|---|---|")
     for r in readers:
         c = counts[r]
         extra = f" ({c['skipped']} skipped)" if c["skipped"] else ""
-        print(f"| {r}{extra} | {c['identical']} | {c['wrong values']} | {c['does not open']} |")
+        like = c["as xarray's round trip"]
+        print(f"| {r}{extra} | {c['identical']} | {like} | "
+              f"{c['wrong values']} | {c['does not open']} |")
     print(f"\nCPU {time.process_time() - start:.1f} s")
     if a.verbose:
         for r, cid, kind, why in details:

@@ -57,15 +57,15 @@ def parse_source(source: str | os.PathLike, options: Options = Options(), *,
     written = url or absolute
     local = absolute.startswith("file://")
     path = Path(absolute[len("file://"):]) if local else None
+    if absolute.endswith((".json", ".json.gz")) or (local and path.is_dir() and (
+            path.suffix in (".parq", ".parquet") or _kerchunk_parquet(path))):
+        from . import kerchunk  # a Parquet folder first: its .zmetadata is not a Zarr store's
+
+        return kerchunk.import_references(absolute)
     if local and path.is_dir():
         from . import zarrsrc
 
         return zarrsrc.parse(path, written)
-    if absolute.endswith((".json", ".json.gz")) or (local and path.suffix in (".parq",
-                                                                             ".parquet")):
-        from . import kerchunk
-
-        return kerchunk.import_references(absolute)
     reader = open_reader(absolute)
     try:
         ident = reader.identity()
@@ -96,6 +96,20 @@ def parse_source(source: str | os.PathLike, options: Options = Options(), *,
     src = m.sources[0]
     src.etag, src.last_modified = ident.etag, ident.last_modified
     return m
+
+
+def _kerchunk_parquet(folder: Path) -> bool:
+    """A kerchunk Parquet reference folder: a ``.zmetadata`` with ``record_size`` (a Zarr
+    v2 store's consolidated metadata has none)."""
+    import json
+
+    meta = folder / ".zmetadata"
+    if not meta.is_file():
+        return False
+    try:
+        return "record_size" in json.loads(meta.read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError):
+        return False
 
 
 def _hdf5_later(reader, size: int) -> bool:

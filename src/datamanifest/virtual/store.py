@@ -157,6 +157,8 @@ def native_dtype(data_type: Any) -> np.dtype:
     strings directly, anything else through zarr."""
     if isinstance(data_type, str) and data_type in _NUMERIC:
         return np.dtype(data_type)
+    if data_type == "string":  # variable-length strings: Python str objects, as netCDF4 gives
+        return np.dtype(object)
     if isinstance(data_type, dict) and data_type.get("name") == "null_terminated_bytes":
         return np.dtype(f"S{data_type['configuration']['length_bytes']}")
     get_data_type_from_json = need("zarr.core.dtype", **VIRTUAL).get_data_type_from_json
@@ -326,7 +328,8 @@ class VirtualArray:
 
             group = zarr.open_group(store=ChunkStore(self.session), mode="r")
             self._zarr = group[self.node.path]
-        return np.asarray(self._zarr[key])
+        out = np.asarray(self._zarr[key])
+        return out.astype(object) if self.dtype.kind == "O" and out.dtype.kind != "O" else out
 
 
 def _normalize(key: Any, shape: tuple[int, ...]) -> tuple:
