@@ -468,3 +468,110 @@ def test_az_sources_through_obstore(scheme: str, request, drb: Path,
     m = build.parse_source(f"{scheme}://data/drb/tmax.nc")
     assert m.sources[0].size == (drb / "tmax.nc").stat().st_size
     _identical(m, xr.open_dataset(drb / "tmax.nc"))
+
+
+# -- issue 22: exports and imports every reader opens identically -------------------------------
+from . import interop  # noqa: E402
+
+
+def test_virtualize_icechunk_json_prints_json_only(tmp_path: Path, drb: Path):
+    pytest.importorskip("icechunk")
+    from .conftest import run_cli
+
+    r = run_cli("virtualize", str(drb / "prcp.nc"), "-o", str(tmp_path / "repo"), "--format",
+                "icechunk", "--json", "-q")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)  # nothing but the JSON document: no log line before it
+    assert summary["format"] == "icechunk" and summary["snapshot"]
+
+
+@pytest.mark.covers("CHK-025")
+def test_kerchunk_export_of_scalars_and_unallocated_chunks(tmp_path: Path):
+    """A scalar gets ``_ARRAY_DIMENSIONS: []`` (fsspec, kerchunk and VirtualiZarr need it);
+    a never-written chunk reads as the HDF5 fill value, not 0."""
+    fsspec = pytest.importorskip("fsspec")
+    f = interop.CASES["gen-packed-int16"].get()
+    refs = kerchunk.to_json(build.parse_source(f))["refs"]
+    assert json.loads(refs["crs/.zattrs"])["_ARRAY_DIMENSIONS"] == []
+    got = xr.open_dataset(fsspec.filesystem("reference", fo=refs).get_mapper(""),
+                          engine="zarr", consolidated=False, zarr_format=2)
+    assert int(got.crs.values) == -2147483647  # netCDF's default fill, as h5py reads it
+    xr.testing.assert_identical(got.crs.load(), xr.open_dataset(f).crs.load())
+    g = interop.CASES["gen-fletcher32-noleap"].get()
+    m = build.parse_source(g)
+    assert m.nodes["empty"].refs.count == 2 and not list(m.nodes["empty"].refs.references())
+    refs = kerchunk.to_json(m)["refs"]
+    assert refs["empty/0.0"].startswith("base64:")  # inline chunks of the fill value
+    got = xr.open_dataset(fsspec.filesystem("reference", fo=refs).get_mapper(""),
+                          engine="zarr", consolidated=False, zarr_format=2)
+    xr.testing.assert_identical(got.empty.load(), xr.open_dataset(g).empty.load())
+
+
+@pytest.mark.covers("CHK-025")
+def test_kerchunk_layout_puts_codecs_in_filters():
+    m = build.parse_source(rd.wheel_files(rd.PYWATERSHED, "pywatershed/data/drb_2yr")
+                           / "prcp.nc")
+    zarray = json.loads(kerchunk.to_json(m)["refs"]["prcp/.zarray"])
+    assert zarray["compressor"] is None
+    assert [f["id"] for f in zarray["filters"]] == ["shuffle", "zlib"]
+
+
+@pytest.mark.covers("CHK-023")
+def test_reimported_kerchunk_keeps_fill_value_masking(tmp_path: Path):
+    """SOI_Darwin.nc: -99.9 is its _FillValue; re-imported references must give NaN."""
+    f = rd.wheel_files(rd.IRIS, "iris_sample_data/sample_data/SOI_Darwin.nc")
+    (tmp_path / "s.json").write_text(json.dumps(kerchunk.to_json(build.parse_source(f))))
+    got = open_virtual(build.virtualize(tmp_path / "s.json")).load()
+    want = xr.open_dataset(f).load()
+    name = next(n for n in want.data_vars if want[n].isnull().any())
+    assert bool(got[name].isnull().any()) and float(got[name].min()) > -99
+    xr.testing.assert_identical(got, want)
+
+
+@pytest.mark.covers("CHK-023")
+def test_a_kerchunk_parquet_folder_is_imported_not_taken_for_a_zarr_store(tmp_path: Path,
+                                                                          drb: Path):
+    m = build.parse_source(drb / "tmin.nc")
+    kerchunk.write_parquet(m, tmp_path / "refs")  # no .parq suffix: found by its content
+    back = build.parse_source(tmp_path / "refs")
+    _identical(back, xr.open_dataset(drb / "tmin.nc"))
+
+
+@pytest.mark.covers("CHK-020")
+def test_variable_length_strings_are_read_and_inlined(tmp_path: Path):
+    f = rd.wheel_files(rd.IRIS, "iris_sample_data/sample_data/vlstr_type.nc")
+    m = build.parse_source(f, build.Options(inline_unsupported=True))
+    node = next(n for n in m.arrays() if n.metadata["data_type"] == "string")
+    assert node.refs.inline and node.metadata["codecs"] == [{"name": "vlen-utf8",
+                                                              "configuration": {}}]
+    _identical(build.parse_source(f), xr.open_dataset(f))
+
+
+@pytest.mark.covers("CHK-020")
+def test_fletcher32_opens_through_zarr_stores():
+    import zarr
+
+    f = interop.CASES["gen-fletcher32-noleap"].get()
+    m = build.parse_source(f)
+    assert {"name": "numcodecs.fletcher32", "configuration": {}} in m.nodes["tas"].metadata[
+        "codecs"]
+    group = zarr.open_group(store=ChunkStore(Session(m)), mode="r")
+    with xr.open_dataset(f) as want:
+        np.testing.assert_array_equal(group["tas"][...], want.tas.values)
+
+
+@pytest.mark.covers("CHK-003")
+def test_character_fill_values_mask_and_complex_attributes_stay_complex(tmp_path: Path):
+    f = interop.CASES["scipy-maskedvals"].get()
+    got = open_virtual(build.parse_source(f)).load()
+    assert got.var6_char.values[1] is np.nan or got.var6_char.isnull().values[1]
+    import h5py
+
+    h = tmp_path / "c.h5"
+    with h5py.File(h, "w") as out:
+        d = out.create_dataset("v", data=np.arange(3.0))
+        d.attrs["c"] = np.complex128(4.3 + 0j)
+    m = build.parse_source(h)
+    assert m.nodes["v"].attribute_types["c"] == "complex128"
+    doc = json.loads(json.dumps(m.as_json()))
+    assert open_virtual(doc, decode=False)["v"].attrs["c"] == 4.3 + 0j
