@@ -575,3 +575,64 @@ def test_character_fill_values_mask_and_complex_attributes_stay_complex(tmp_path
     assert m.nodes["v"].attribute_types["c"] == "complex128"
     doc = json.loads(json.dumps(m.as_json()))
     assert open_virtual(doc, decode=False)["v"].attrs["c"] == 4.3 + 0j
+
+
+def _series(tmp_path: Path, lengths: list[int], width: int = 4, **encoding) -> list[Path]:
+    """Daily files written one by one by xarray (each with its own reference date)."""
+    start = np.datetime64("2019-01-01")
+    files = []
+    for i, n in enumerate(lengths):
+        t = start + np.arange(n).astype("timedelta64[D]")
+        ds = xr.Dataset({"tas": (("time", "x"),
+                                 np.arange(n * width, dtype="f4").reshape(n, width) + i),
+                         "time_bnds": (("time", "nv"), np.stack([t, t + np.timedelta64(1, "D")],
+                                                                axis=1))},
+                        coords={"time": t, "x": np.arange(float(width))})
+        ds.time.attrs["bounds"] = "time_bnds"
+        f = tmp_path / f"y{i}.nc"
+        ds.to_netcdf(f, engine="h5netcdf", encoding={"time": encoding,
+                                                     "time_bnds": encoding} if encoding else None)
+        files.append(f)
+        start = t[-1] + np.timedelta64(1, "D")
+    return files
+
+
+@pytest.mark.covers("CHK-024")
+def test_files_whose_time_units_differ_in_reference_date_join_like_open_mfdataset(
+        tmp_path: Path):
+    files = _series(tmp_path, [3, 3, 3])
+    units = {xr.open_dataset(f).time.encoding["units"] for f in files}
+    assert len(units) == 3  # xarray's default: days since each file's first date
+    m = build.virtualize(files, concat_dim="time")
+    assert m.nodes["time"].metadata["attributes"]["units"] == \
+        xr.open_dataset(files[0]).time.encoding["units"]
+    _identical(m, _mf(files, "time"))
+    # other calendars are still refused
+    other = _series(tmp_path / "o", [2]) if (tmp_path / "o").mkdir() is None else None
+    with xr.open_dataset(other[0]) as o:
+        o = o.load()
+    o.time.encoding["calendar"] = "noleap"
+    o.to_netcdf(tmp_path / "noleap.nc", engine="h5netcdf")
+    with pytest.raises(VirtualError) as e:
+        build.virtualize([files[0], tmp_path / "noleap.nc"], concat_dim="time")
+    assert e.value.code == "DM154" and "calendar" in e.value.message
+
+
+@pytest.mark.covers("CHK-024")
+def test_split_contiguous_picks_one_chunk_length_for_all_sources_of_a_join(tmp_path: Path):
+    """A leap year (366 days) and a common year (365): one chunk length for both."""
+    files = _series(tmp_path, [366, 365], width=800)  # too big to be inlined (> 1 MiB)
+    with pytest.raises(VirtualError) as e:
+        build.virtualize(files, concat_dim="time")
+    assert e.value.code == "DM154" and "--split-contiguous" in (e.value.hint or "")
+    size = int(e.value.hint.split("--split-contiguous ")[1].split()[0])
+    m = build.virtualize(files, concat_dim="time",
+                         options=build.Options(split_contiguous=size))
+    assert spec_chunk(m, "tas")[0] == 1  # 366 and 365 share no other divisor
+    _identical(m, _mf(files, "time"))
+    m = build.virtualize(files, concat_dim="time", options=build.Options(split_contiguous=1000))
+    _identical(m, _mf(files, "time"))
+
+
+def spec_chunk(m, path):
+    return m.nodes[path].metadata["chunk_grid"]["configuration"]["chunk_shape"]
