@@ -606,3 +606,102 @@ def test_fast_time_encoding_equals_xarrays():
                       "standard", np.dtype("int64")) is None  # Julian dates: xarray decides
     assert fast_times(np.array(["2000-01-01T06"], "datetime64[ns]"), "days since 2000-01-01",
                       "standard", np.dtype("int64")) is None  # inexact: xarray refuses
+
+
+# -- issue 22: the source's time encoding, other units and calendars, other readers --------------
+def _raw_arrays(target: Path, zarr_format: int) -> dict[str, np.ndarray]:
+    """Every array of a target as stored, read by zarr-python and by tensorstore (which
+    must agree)."""
+    import zarr
+
+    ts = pytest.importorskip("tensorstore")
+    group = zarr.open_group(target, mode="r", zarr_format=zarr_format)
+    out = {}
+    for name, arr in group.arrays():
+        mine = arr[...]
+        spec = {"driver": "zarr3" if zarr_format == 3 else "zarr",
+                "kvstore": {"driver": "file", "path": str(target / name)}}
+        theirs = ts.open(spec, read=True).result().read().result()
+        np.testing.assert_array_equal(theirs, mine, err_msg=name)
+        out[name] = mine
+    return out
+
+
+@pytest.mark.covers("APP-013")
+@pytest.mark.parametrize("zarr_format", [3, 2])
+def test_appended_cube_keeps_the_sources_time_encoding_and_reads_alike_everywhere(
+        tmp_path: Path, zarr_format: int):
+    """A1B: cftime 360_day, ``hours since 1970-01-01`` float64, with time_bnds. The target
+    keeps those units, calendar and dtype for time and its bounds; xarray, zarr-python and
+    tensorstore read the same values."""
+    f = _iris("A1B_north_america.nc")
+    with xr.open_dataset(f, use_cftime=True) as ds:
+        ds = ds.isel(time=slice(0, 60)).load()
+    target = tmp_path / "a1b.zarr"
+    api.append(target, [ds.isel(time=slice(i, i + 20)) for i in range(0, 60, 20)],
+               zarr_format=zarr_format)
+    with xr.open_zarr(target, use_cftime=True) as got:
+        xr.testing.assert_identical(got.load(), ds)
+    with xr.open_zarr(target, use_cftime=True, decode_times=False) as raw:
+        for name in ("time", "time_bnds"):
+            attrs = raw[name].attrs
+            assert attrs["units"].startswith("hours since 1970-01-01"), (name, attrs)
+            assert attrs["calendar"] == "360_day" and raw[name].dtype == np.float64
+    arrays = _raw_arrays(target, zarr_format)
+    with xr.open_dataset(f, decode_times=False) as src:
+        np.testing.assert_array_equal(arrays["time"], src.time.values[:60])
+        np.testing.assert_array_equal(arrays["time_bnds"], src.time_bnds.values[:60])
+        np.testing.assert_array_equal(arrays["air_temperature"],
+                                      src.air_temperature.values[:60])
+
+
+def _daily(i: int, units: str, calendar: str = "standard", hour: int = 0):
+    s = harness.make_slice(i, SHAPE)
+    t = s.time.values + np.timedelta64(hour, "h")
+    s = s.assign_coords(time=t)
+    s.time.encoding.update(units=units, calendar=calendar)
+    return s
+
+
+@pytest.mark.covers("APP-014")
+def test_other_time_units_convert_when_exact_and_are_refused_when_not(tmp_path: Path):
+    target = tmp_path / "cube.zarr"
+    api.append(target, _daily(0, "days since 2020-01-01"))
+    api.append(target, _daily(1, "hours since 1970-01-01"))  # whole days: exact
+    assert _open(target).sizes["time"] == 2
+    with xr.open_zarr(target, decode_times=False) as raw:
+        assert raw.time.attrs["units"].startswith("days since 2020-01-01")
+        assert raw.time.values.tolist() == [0, 1]
+    before = _tree(tmp_path)
+    with pytest.raises(AppendError) as e:  # 06:00 is no whole day: refused, not rounded
+        api.append(target, _daily(2, "hours since 1970-01-01", hour=6))
+    assert e.value.code == "DM163" and "time" in e.value.message
+    assert _tree(tmp_path) == before
+
+
+@pytest.mark.covers("APP-014")
+def test_other_calendars_convert_when_exact_and_are_refused_when_not(tmp_path: Path):
+    import cftime
+
+    target = tmp_path / "cube.zarr"
+    api.append(target, _daily(0, "days since 2020-01-01", "standard"))
+    api.append(target, _daily(1, "days since 2020-01-01", "proleptic_gregorian"))
+    assert _open(target).sizes["time"] == 2
+    before = _tree(tmp_path)
+    s = harness.make_slice(2, SHAPE)
+    s = s.assign_coords(time=[cftime.DatetimeNoLeap(2020, 1, 3)])
+    with pytest.raises(AppendError) as e:
+        api.append(target, s)
+    assert e.value.code == "DM163" and "noleap" in e.value.message
+    assert _tree(tmp_path) == before
+    # before 1582-10-15 standard and proleptic_gregorian differ: refused
+    old = tmp_path / "old.zarr"
+    first = harness.make_slice(0, SHAPE).assign_coords(
+        time=[cftime.DatetimeGregorian(1500, 1, 1)])
+    first.time.encoding.update(units="days since 1500-01-01", calendar="standard")
+    api.append(old, first)
+    nxt = harness.make_slice(1, SHAPE).assign_coords(
+        time=[cftime.DatetimeProlepticGregorian(1500, 1, 2)])
+    with pytest.raises(AppendError) as e:
+        api.append(old, nxt)
+    assert e.value.code == "DM163" and "calendar" in e.value.message
