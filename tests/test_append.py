@@ -705,3 +705,82 @@ def test_other_calendars_convert_when_exact_and_are_refused_when_not(tmp_path: P
     with pytest.raises(AppendError) as e:
         api.append(old, nxt)
     assert e.value.code == "DM163" and "calendar" in e.value.message
+
+
+# -- slice_polling and slice_source (APP-040, APP-041) -------------------------------------------
+@pytest.mark.covers("APP-040")
+def test_slice_polling_waits_until_a_slice_exists_and_is_stable(tmp_path: Path, slices):
+    import threading
+
+    target = tmp_path / "cube.zarr"
+    api.append(target, slices[0])
+    late = tmp_path / "late.nc"
+
+    def write_later() -> None:  # arrives after 0.3 s, written in two steps
+        import time
+
+        time.sleep(0.3)
+        data = slices[1].read_bytes()
+        with open(late, "wb") as f:
+            f.write(data[: len(data) // 2])
+            f.flush()
+            time.sleep(0.3)
+            f.write(data[len(data) // 2:])
+    t = threading.Thread(target=write_later)
+    t.start()
+    r = api.append(target, late, slice_polling={"interval": 0.5, "timeout": 10})
+    t.join()
+    assert r[0].new_length == 2 and _open(target).identical(harness.expected(2, SHAPE))
+    with pytest.raises(AppendError) as e:
+        api.append(target, tmp_path / "never.nc", slice_polling={"interval": 0.05,
+                                                                 "timeout": 0.2})
+    assert e.value.code == "DM190" and "never.nc" in str(e.value) and "exist" in e.value.message
+    assert str(tmp_path / "never.nc") in e.value.render()  # located at the file, not <input>
+
+
+@pytest.mark.covers("APP-040")
+def test_slice_polling_with_a_marker_waits_for_the_marker(tmp_path: Path, slices):
+    target = tmp_path / "cube.zarr"
+    api.append(target, slices[0])
+    poll = {"interval": 0.05, "timeout": 0.3, "marker": "{slice}.done"}
+    with pytest.raises(AppendError) as e:  # the file is complete, but not said to be
+        api.append(target, slices[1], slice_polling=poll)
+    assert e.value.code == "DM190" and ".done" in e.value.message
+    Path(f"{slices[1]}.done").write_text("")
+    try:
+        assert api.append(target, slices[1], slice_polling=poll)[0].new_length == 2
+    finally:
+        Path(f"{slices[1]}.done").unlink()
+
+
+@pytest.mark.covers("APP-041")
+def test_slice_source_is_a_function_and_an_iterable_of_its_arguments(tmp_path: Path,
+                                                                      monkeypatch):
+    target = tmp_path / "cube.zarr"
+    calls = []
+
+    def make(i: int, scale: float = 1.0):
+        calls.append(i)
+        return harness.make_slice(i, SHAPE)
+    results = api.append(target, range(3), slice_source=make)
+    assert calls == [0, 1, 2] and results[-1].new_length == 3
+    assert _open(target).identical(harness.expected(3, SHAPE))
+    # named in the configuration as "module:function", with keyword arguments
+    mod = tmp_path / "mysource.py"
+    mod.write_text("from datamanifest.append import harness\n"
+                   "def make(i, shape):\n    return harness.make_slice(i, tuple(shape))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    other = tmp_path / "other.zarr"
+    api.append(other, [0, 1], {"slice_source": "mysource:make",
+                               "slice_source_kwargs": {"shape": list(SHAPE)}})
+    assert _open(other).identical(harness.expected(2, SHAPE))
+    with pytest.raises(AppendError) as e:
+        api.append(other, [2], {"slice_source": "mysource:nothing"})
+    assert e.value.code == "DM191"
+
+    def broken(i):
+        raise RuntimeError("no data for this day")
+    with pytest.raises(AppendError) as e:
+        api.append(other, [2], slice_source=broken)
+    assert e.value.code == "DM191" and "no data for this day" in e.value.message
+    assert _open(other).sizes["time"] == 2

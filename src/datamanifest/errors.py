@@ -118,6 +118,8 @@ CODES: dict[str, tuple[str, str, str]] = {
     "DM165": ("APP-012", "error", "chunks differ from the target's"),
     "DM166": ("APP-024", "error", "the target changed under a pending transaction"),
     "DM167": ("APP-010", "error", "the target cannot be read as a Zarr group"),
+    "DM190": ("APP-040", "error", "a slice did not arrive complete within slice_polling.timeout"),
+    "DM191": ("APP-041", "error", "slice_source cannot be imported or failed"),
     "DM120": ("TREE-006", "error", "a folder that has no tree checksum"),
     "DM121": ("TREE-007", "error", "checksum kind does not fit the dataset"),
     "DM122": ("TREE-014", "error", "verify found differences"),

@@ -215,6 +215,36 @@ def check_calendar(name: str, var, target: str) -> None:
                           "(xarray: ds.convert_calendar)")
 
 
+def encode_dates(dates: list[str], calendar: str, units: str, target_calendar: str,
+                 dtype: str) -> list[int | float]:
+    """APP-014 on dates given as text (``YYYY-MM-DD[THH:MM:SS]`` in ``calendar``): their
+    values in the target's ``units``, calendar and ``dtype``. Raises :class:`AppendError`
+    (DM163) when the calendars do not agree for these dates or a value does not fall on a
+    whole step of an integer ``dtype``. (The conformance kind ``append`` asks this.)"""
+    import cftime
+
+    parsed = []
+    for text in dates:
+        day, _, time_ = text.partition("T")
+        y, m, d = (int(x) for x in day.split("-"))
+        hh, mm, ss = ((int(x) for x in time_.split(":")) if time_ else (0, 0, 0))
+        parsed.append((y, m, d, hh, mm, ss))
+    earliest = min(p[:3] for p in parsed) if parsed else None
+    if not calendars_agree(calendar, target_calendar, earliest):
+        raise AppendError(f"dates in the calendar {calendar!r} do not convert exactly to "
+                          f"{target_calendar!r}", code="DM163")
+    values = cftime.date2num([cftime.datetime(*p, calendar=_calendar(target_calendar))
+                              for p in parsed], units, calendar=_calendar(target_calendar))
+    values = np.atleast_1d(np.asarray(values, dtype="float64"))
+    kind = np.dtype(dtype).kind
+    if kind in "iu":
+        if not np.all(values == np.round(values)):
+            raise AppendError(f"dates that fall between whole steps of {units!r}",
+                              code="DM163")
+        return [int(v) for v in values]
+    return [float(v) for v in values]
+
+
 _CF_KEYS = ("units", "calendar", "dtype", "_FillValue", "scale_factor", "add_offset",
             "missing_value")
 

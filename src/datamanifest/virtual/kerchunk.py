@@ -218,17 +218,24 @@ def import_references(location: str, *, resolve_sizes: bool = True) -> spec.Chun
             except VirtualError:
                 continue
     m = from_refs(refs, sizes=sizes)
-    carried = (top.get(MEMBER) or {}).get("attribute_types") if isinstance(top, dict) else None
-    for node_path, types in (carried or {}).items():  # what JSON lost, written by us
-        node = m.nodes.get(node_path)
-        if node is not None and isinstance(types, dict):
-            attrs = node.metadata.get("attributes") or {}
-            node.attribute_types.update({k: v for k, v in types.items() if k in attrs})
+    restore_types(m, top)
     for s in m.sources:
         ident = idents.get(s.url)
         if ident is not None:
             s.etag, s.last_modified = ident.etag, ident.last_modified
     return m
+
+
+def restore_types(m: spec.ChunkManifest, top: Any) -> None:
+    """Give the nodes of an imported manifest the attribute types our export carried in
+    its ``datamanifest`` member (CHK-025), for attributes the node has."""
+    carried = (top.get(MEMBER) or {}).get("attribute_types") if isinstance(top, dict) else None
+    for node_path, types in (carried or {}).items():
+        node = m.nodes.get(node_path)
+        if node is not None and isinstance(types, dict):
+            attrs = node.metadata.get("attributes") or {}
+            node.attribute_types.update({k: v for k, v in types.items()
+                                         if k in attrs and isinstance(v, str)})
 
 
 def read_parquet(folder: Path) -> dict[str, Any]:
