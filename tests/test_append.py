@@ -784,3 +784,14 @@ def test_slice_source_is_a_function_and_an_iterable_of_its_arguments(tmp_path: P
         api.append(other, [2], slice_source=broken)
     assert e.value.code == "DM191" and "no data for this day" in e.value.message
     assert _open(other).sizes["time"] == 2
+
+
+def test_a_refused_slice_is_located_at_its_file(tmp_path: Path, slices):
+    target = _base(tmp_path)
+    bad = tmp_path / "bad.nc"
+    harness.make_slice(3, SHAPE).drop_vars("tp").to_netcdf(bad)
+    with pytest.raises(AppendError) as e:
+        api.append(target, bad)
+    assert e.value.code == "DM161" and str(e.value).startswith(f"{bad}: error DM161")
+    r = run_cli("append", str(target), str(bad))
+    assert r.returncode == 1 and f"{bad}: error DM161" in r.stderr and "<input>" not in r.stderr

@@ -636,3 +636,20 @@ def test_split_contiguous_picks_one_chunk_length_for_all_sources_of_a_join(tmp_p
 
 def spec_chunk(m, path):
     return m.nodes[path].metadata["chunk_grid"]["configuration"]["chunk_shape"]
+
+
+def test_errors_about_a_file_are_located_at_its_path(tmp_path: Path):
+    from .conftest import run_cli
+
+    bad = tmp_path / "notes.nc"
+    bad.write_text("not a netCDF file\n")
+    with pytest.raises(VirtualError) as e:
+        build.parse_source(bad)
+    assert e.value.file == str(bad) and str(e.value).startswith(f"{bad}: error DM153")
+    r = run_cli("virtualize", str(bad), "-o", str(tmp_path / "x.chunks.json"))
+    assert r.returncode == 1 and f"{bad}: error DM153" in r.stderr and "<input>" not in r.stderr
+    doc = tmp_path / "broken.chunks.json"
+    doc.write_text('{"chunk_manifest": 2, "sources": [], "nodes": {}}')
+    with pytest.raises(VirtualError) as e:
+        open_virtual(doc)
+    assert str(e.value).startswith(f"{doc}: error DM150")

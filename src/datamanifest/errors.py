@@ -220,6 +220,17 @@ class DataManifestError(Exception):
         self.diagnostics = diagnostics or []
         super().__init__(self.render())
 
+    def located(self, file: str) -> "DataManifestError":
+        """This error located at ``file`` (a path or URL) when it has no location yet;
+        returns itself, its text re-rendered."""
+        if self.file is None and file:
+            self.file = file
+            prefix = f"{file}: "
+            if self.message.startswith(prefix):  # the path was written into the message
+                self.message = self.message[len(prefix):]
+            self.args = (self.render(),)
+        return self
+
     def as_diagnostic(self) -> Diagnostic:
         return Diagnostic(self.code, self.message, self.file, self.line, self.column, (), self.hint)
 

@@ -123,7 +123,13 @@ def append(target: str | os.PathLike | None, slices: Any, config: Any = None, *,
         path = sources.local_path(s) if polling is not None else None
         if path is not None:
             sources.wait_for(path, polling)
-        r = appender.append(s)
+        try:
+            r = appender.append(s)
+        except AppendError as e:  # a slice that does not fit: located at its file
+            where = sources.local_path(s)
+            e.located(str(where.resolve()) if where is not None else
+                      os.fspath(s) if isinstance(s, (str, os.PathLike)) else "")
+            raise
         results.append(r)
         if on_slice:
             on_slice(r)

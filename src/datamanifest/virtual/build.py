@@ -51,8 +51,28 @@ def parse_source(source: str | os.PathLike, options: Options = Options(), *,
     """The chunk manifest of one source (CHK-020..CHK-023), its identity recorded.
 
     ``url``: what the sources table says (default: the source's absolute URL).
-    Raises :class:`VirtualError` (DM153 unsupported format or filter, DM074 absent).
+    Raises :class:`VirtualError` (DM153 unsupported format or filter, DM074 absent),
+    located at the source (its path, or its URL).
     """
+    try:
+        return _parse_source(source, options, url)
+    except VirtualError as e:
+        e.located(_shown(source))
+        raise
+
+
+def _shown(source: str | os.PathLike) -> str:
+    """A source as messages name it: a local path, or the URL."""
+    text = os.fspath(source)
+    if text.startswith("file://"):
+        from .readers import local_path
+
+        return local_path(text)
+    return text if "://" in text else str(Path(text).resolve())
+
+
+def _parse_source(source: str | os.PathLike, options: Options, url: str | None
+                  ) -> spec.ChunkManifest:
     absolute = absolute_url(source)
     written = url or absolute
     local = absolute.startswith("file://")
@@ -273,8 +293,9 @@ _PACKING = ("scale_factor", "add_offset", "_FillValue", "missing_value")
 
 
 def _disagree(what: str, a: spec.ChunkManifest, b: spec.ChunkManifest, detail: str) -> VirtualError:
+    # located at the file that disagrees with the first one; the message names both
     return VirtualError(f"{a.sources[0].url} and {b.sources[0].url} cannot be concatenated: "
-                        f"{what}: {detail}", code="DM154",
+                        f"{what}: {detail}", code="DM154", file=_shown(b.sources[0].url),
                         hint="concatenate files written alike (same codecs, chunks, packing)")
 
 

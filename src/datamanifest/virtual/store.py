@@ -446,8 +446,14 @@ def load_manifest(source: Any, document_url: str | None = None
         return spec.parse(doc), document_url
     except spec.ChunkManifestError as e:
         where = "/" + "/".join(map(str, e.path))
+        shown = None
+        if document_url:
+            from .readers import local_path
+
+            shown = local_path(document_url) if document_url.startswith("file://") else \
+                document_url
         raise VirtualError(f"chunk manifest: {e.message} (at {where})", code=e.code,
-                           hint="run `datamanifest check` on it") from None
+                           file=shown, hint="run `datamanifest check` on it") from None
 
 
 def _read_document(location: str) -> tuple[str, str]:
@@ -460,7 +466,7 @@ def _read_document(location: str) -> tuple[str, str]:
         try:
             return p.read_text(encoding="utf-8"), p.as_uri()
         except FileNotFoundError:
-            raise VirtualError(f"no chunk manifest at {p}", code="DM074") from None
+            raise VirtualError("no chunk manifest here", code="DM074", file=str(p)) from None
     r = open_reader(location)
     try:
         size = r.identity().size
