@@ -138,7 +138,7 @@ _VZ_FILL = ("VirtualiZarr converts the Zarr v2 fill_value into a Zarr v3 fill_va
             "xarray does not read as _FillValue: masked values come back unmasked")
 _VZ_VLEN = "VirtualiZarr cannot convert vlen-utf8 object arrays to Zarr v3 (ambiguous dtype)"
 VZ_LIMITS = {
-    "ncarg-sao-hourly": _VZ_FILL, "ncarg-tstorm": _VZ_FILL, "scipy-maskedvals": _VZ_FILL,
+"ncarg-tstorm": _VZ_FILL, "scipy-maskedvals": _VZ_FILL,
     "ncmeta-chlor-a": _VZ_FILL, "iris-ostia": _VZ_FILL, "iris-soi-darwin": _VZ_FILL,
     "gen-cdf2-record": _VZ_FILL, "iris-atlantic-profiles": _VZ_FILL,
     "iris-vlstr": _VZ_VLEN, "h5py-vlen-strings": _VZ_VLEN, "kerchunk-vlen": _VZ_VLEN,
