@@ -54,9 +54,12 @@ def data_type(dtype: np.dtype, what: str) -> Any:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return z.to_json(zarr_format=3)
-    except Exception as e:
-        raise VirtualError(f"{what}: the type {dtype} has no Zarr v3 data type here ({e})",
-                           code="DM153", hint="load this variable inline instead") from None
+    except Exception:
+        kind = "compound (structured)" if dtype.names else \
+            "variable-length or object" if dtype.kind == "O" else str(dtype)
+        raise VirtualError(f"{what}: the {kind} type {dtype} has no Zarr v3 data type",
+                           code="DM153", hint="such a variable cannot be read through a "
+                           "chunk manifest (nor read by xarray's Zarr backends)") from None
 
 
 def fill_value(dtype: np.dtype, value: Any) -> Any:
