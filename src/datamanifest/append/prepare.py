@@ -221,7 +221,7 @@ def encode_dates(dates: list[str], calendar: str, units: str, target_calendar: s
     values in the target's ``units``, calendar and ``dtype``. Raises :class:`AppendError`
     (DM163) when the calendars do not agree for these dates or a value does not fall on a
     whole step of an integer ``dtype``. (The conformance kind ``append`` asks this.)"""
-    import cftime
+    cftime = need("cftime", **APPEND)
 
     parsed = []
     for text in dates:

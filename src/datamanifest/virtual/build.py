@@ -553,8 +553,10 @@ def _recode_times(values: np.ndarray, node: spec.Node, to: spec.Node, what: str,
     (DM154 when they cannot be: a value that does not fall on a whole unit)."""
     import warnings
 
-    from xarray.coding.times import decode_cf_datetime, encode_cf_datetime
+    from ..optional import VIRTUAL, need
 
+    times = need("xarray.coding.times", **VIRTUAL)
+    decode_cf_datetime, encode_cf_datetime = times.decode_cf_datetime, times.encode_cf_datetime
     attrs, to_attrs = node.metadata.get("attributes") or {}, to.metadata.get("attributes") or {}
     calendar = attrs.get("calendar", "standard")
     flat = np.asarray(values).ravel()

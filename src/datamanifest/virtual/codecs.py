@@ -103,8 +103,7 @@ VLEN_UTF8 = {"name": "vlen-utf8", "configuration": {}}
 
 def encode_strings(values: np.ndarray) -> bytes:
     """Strings (an object array, any shape, C order) as ``vlen-utf8`` chunk bytes."""
-    import numcodecs
-
+    numcodecs = need("numcodecs", **VIRTUAL)
     flat = np.array([v if isinstance(v, str) else bytes(v).decode("utf-8", "surrogateescape")
                      for v in np.asarray(values, dtype=object).ravel()], dtype=object)
     return bytes(numcodecs.VLenUTF8().encode(flat))

@@ -322,7 +322,7 @@ def _inline(name: str, ds: Any, meta: dict[str, Any]) -> spec.Node:
 def _masked_chunks(ds: Any, layout: int, inline: bool) -> bool:
     """Whether ``inline`` is asked and some chunk was stored without some of the
     dataset's filters (then the variable is loaded and inlined, CHK-021)."""
-    import h5py
+    h5py = need("h5py", **VIRTUAL)
 
     if not inline or layout != h5py.h5d.CHUNKED or not ds.id.get_num_chunks():
         return False
@@ -335,7 +335,7 @@ def _vlen(name: str, ds: Any, attr_names: Any) -> spec.Node:
     """A variable-length string variable: its values loaded and written inline as one
     chunk with the ``vlen-utf8`` codec (data type ``string``), as kerchunk's scanner does
     (CHK-020). Other variable-length types are DM153."""
-    import h5py
+    h5py = need("h5py", **VIRTUAL)
 
     info = h5py.check_string_dtype(ds.dtype)
     if info is None or info.length is not None:

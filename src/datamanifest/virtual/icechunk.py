@@ -47,8 +47,7 @@ def _quiet() -> None:
     user chose a filter with ``ICECHUNK_LOG``. Keeps ``--json`` output JSON only."""
     import os
 
-    import icechunk
-
+    icechunk = need("icechunk", **ICECHUNK)
     if "ICECHUNK_LOG" not in os.environ and hasattr(icechunk, "set_logs_filter"):
         icechunk.set_logs_filter("error")
 

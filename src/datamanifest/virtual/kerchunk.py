@@ -371,8 +371,7 @@ def _v2_fill_json(v2: Any, dtype: np.dtype) -> Any:
 
 def _encode_v2(zarray: dict[str, Any], chunk: np.ndarray) -> bytes:
     """A chunk encoded as a Zarr v2 reader of ``zarray`` decodes it."""
-    import numcodecs
-
+    numcodecs = need("numcodecs", **VIRTUAL)
     data: Any = np.asfortranarray(chunk) if zarray["order"] == "F" else \
         np.ascontiguousarray(chunk)
     codecs = list(zarray["filters"] or []) + ([zarray["compressor"]] if zarray["compressor"]
