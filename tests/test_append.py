@@ -606,3 +606,192 @@ def test_fast_time_encoding_equals_xarrays():
                       "standard", np.dtype("int64")) is None  # Julian dates: xarray decides
     assert fast_times(np.array(["2000-01-01T06"], "datetime64[ns]"), "days since 2000-01-01",
                       "standard", np.dtype("int64")) is None  # inexact: xarray refuses
+
+
+# -- issue 22: the source's time encoding, other units and calendars, other readers --------------
+def _raw_arrays(target: Path, zarr_format: int) -> dict[str, np.ndarray]:
+    """Every array of a target as stored, read by zarr-python and by tensorstore (which
+    must agree)."""
+    import zarr
+
+    ts = pytest.importorskip("tensorstore")
+    group = zarr.open_group(target, mode="r", zarr_format=zarr_format)
+    out = {}
+    for name, arr in group.arrays():
+        mine = arr[...]
+        spec = {"driver": "zarr3" if zarr_format == 3 else "zarr",
+                "kvstore": {"driver": "file", "path": str(target / name)}}
+        theirs = ts.open(spec, read=True).result().read().result()
+        np.testing.assert_array_equal(theirs, mine, err_msg=name)
+        out[name] = mine
+    return out
+
+
+@pytest.mark.covers("APP-013")
+@pytest.mark.parametrize("zarr_format", [3, 2])
+def test_appended_cube_keeps_the_sources_time_encoding_and_reads_alike_everywhere(
+        tmp_path: Path, zarr_format: int):
+    """A1B: cftime 360_day, ``hours since 1970-01-01`` float64, with time_bnds. The target
+    keeps those units, calendar and dtype for time and its bounds; xarray, zarr-python and
+    tensorstore read the same values."""
+    f = _iris("A1B_north_america.nc")
+    with xr.open_dataset(f, use_cftime=True) as ds:
+        ds = ds.isel(time=slice(0, 60)).load()
+    target = tmp_path / "a1b.zarr"
+    api.append(target, [ds.isel(time=slice(i, i + 20)) for i in range(0, 60, 20)],
+               zarr_format=zarr_format)
+    with xr.open_zarr(target, use_cftime=True) as got:
+        xr.testing.assert_identical(got.load(), ds)
+    with xr.open_zarr(target, use_cftime=True, decode_times=False) as raw:
+        for name in ("time", "time_bnds"):
+            attrs = raw[name].attrs
+            assert attrs["units"].startswith("hours since 1970-01-01"), (name, attrs)
+            assert attrs["calendar"] == "360_day" and raw[name].dtype == np.float64
+    arrays = _raw_arrays(target, zarr_format)
+    with xr.open_dataset(f, decode_times=False) as src:
+        np.testing.assert_array_equal(arrays["time"], src.time.values[:60])
+        np.testing.assert_array_equal(arrays["time_bnds"], src.time_bnds.values[:60])
+        np.testing.assert_array_equal(arrays["air_temperature"],
+                                      src.air_temperature.values[:60])
+
+
+def _daily(i: int, units: str, calendar: str = "standard", hour: int = 0):
+    s = harness.make_slice(i, SHAPE)
+    t = s.time.values + np.timedelta64(hour, "h")
+    s = s.assign_coords(time=t)
+    s.time.encoding.update(units=units, calendar=calendar)
+    return s
+
+
+@pytest.mark.covers("APP-014")
+def test_other_time_units_convert_when_exact_and_are_refused_when_not(tmp_path: Path):
+    target = tmp_path / "cube.zarr"
+    api.append(target, _daily(0, "days since 2020-01-01"))
+    api.append(target, _daily(1, "hours since 1970-01-01"))  # whole days: exact
+    assert _open(target).sizes["time"] == 2
+    with xr.open_zarr(target, decode_times=False) as raw:
+        assert raw.time.attrs["units"].startswith("days since 2020-01-01")
+        assert raw.time.values.tolist() == [0, 1]
+    before = _tree(tmp_path)
+    with pytest.raises(AppendError) as e:  # 06:00 is no whole day: refused, not rounded
+        api.append(target, _daily(2, "hours since 1970-01-01", hour=6))
+    assert e.value.code == "DM163" and "time" in e.value.message
+    assert _tree(tmp_path) == before
+
+
+@pytest.mark.covers("APP-014")
+def test_other_calendars_convert_when_exact_and_are_refused_when_not(tmp_path: Path):
+    import cftime
+
+    target = tmp_path / "cube.zarr"
+    api.append(target, _daily(0, "days since 2020-01-01", "standard"))
+    api.append(target, _daily(1, "days since 2020-01-01", "proleptic_gregorian"))
+    assert _open(target).sizes["time"] == 2
+    before = _tree(tmp_path)
+    s = harness.make_slice(2, SHAPE)
+    s = s.assign_coords(time=[cftime.DatetimeNoLeap(2020, 1, 3)])
+    with pytest.raises(AppendError) as e:
+        api.append(target, s)
+    assert e.value.code == "DM163" and "noleap" in e.value.message
+    assert _tree(tmp_path) == before
+    # before 1582-10-15 standard and proleptic_gregorian differ: refused
+    old = tmp_path / "old.zarr"
+    first = harness.make_slice(0, SHAPE).assign_coords(
+        time=[cftime.DatetimeGregorian(1500, 1, 1)])
+    first.time.encoding.update(units="days since 1500-01-01", calendar="standard")
+    api.append(old, first)
+    nxt = harness.make_slice(1, SHAPE).assign_coords(
+        time=[cftime.DatetimeProlepticGregorian(1500, 1, 2)])
+    with pytest.raises(AppendError) as e:
+        api.append(old, nxt)
+    assert e.value.code == "DM163" and "calendar" in e.value.message
+
+
+# -- slice_polling and slice_source (APP-040, APP-041) -------------------------------------------
+@pytest.mark.covers("APP-040")
+def test_slice_polling_waits_until_a_slice_exists_and_is_stable(tmp_path: Path, slices):
+    import threading
+
+    target = tmp_path / "cube.zarr"
+    api.append(target, slices[0])
+    late = tmp_path / "late.nc"
+
+    def write_later() -> None:  # arrives after 0.3 s, written in two steps
+        import time
+
+        time.sleep(0.3)
+        data = slices[1].read_bytes()
+        with open(late, "wb") as f:
+            f.write(data[: len(data) // 2])
+            f.flush()
+            time.sleep(0.3)
+            f.write(data[len(data) // 2:])
+    t = threading.Thread(target=write_later)
+    t.start()
+    r = api.append(target, late, slice_polling={"interval": 0.5, "timeout": 10})
+    t.join()
+    assert r[0].new_length == 2 and _open(target).identical(harness.expected(2, SHAPE))
+    with pytest.raises(AppendError) as e:
+        api.append(target, tmp_path / "never.nc", slice_polling={"interval": 0.05,
+                                                                 "timeout": 0.2})
+    assert e.value.code == "DM190" and "never.nc" in str(e.value) and "exist" in e.value.message
+    assert str(tmp_path / "never.nc") in e.value.render()  # located at the file, not <input>
+
+
+@pytest.mark.covers("APP-040")
+def test_slice_polling_with_a_marker_waits_for_the_marker(tmp_path: Path, slices):
+    target = tmp_path / "cube.zarr"
+    api.append(target, slices[0])
+    poll = {"interval": 0.05, "timeout": 0.3, "marker": "{slice}.done"}
+    with pytest.raises(AppendError) as e:  # the file is complete, but not said to be
+        api.append(target, slices[1], slice_polling=poll)
+    assert e.value.code == "DM190" and ".done" in e.value.message
+    Path(f"{slices[1]}.done").write_text("")
+    try:
+        assert api.append(target, slices[1], slice_polling=poll)[0].new_length == 2
+    finally:
+        Path(f"{slices[1]}.done").unlink()
+
+
+@pytest.mark.covers("APP-041")
+def test_slice_source_is_a_function_and_an_iterable_of_its_arguments(tmp_path: Path,
+                                                                      monkeypatch):
+    target = tmp_path / "cube.zarr"
+    calls = []
+
+    def make(i: int, scale: float = 1.0):
+        calls.append(i)
+        return harness.make_slice(i, SHAPE)
+    results = api.append(target, range(3), slice_source=make)
+    assert calls == [0, 1, 2] and results[-1].new_length == 3
+    assert _open(target).identical(harness.expected(3, SHAPE))
+    # named in the configuration as "module:function", with keyword arguments
+    mod = tmp_path / "mysource.py"
+    mod.write_text("from datamanifest.append import harness\n"
+                   "def make(i, shape):\n    return harness.make_slice(i, tuple(shape))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    other = tmp_path / "other.zarr"
+    api.append(other, [0, 1], {"slice_source": "mysource:make",
+                               "slice_source_kwargs": {"shape": list(SHAPE)}})
+    assert _open(other).identical(harness.expected(2, SHAPE))
+    with pytest.raises(AppendError) as e:
+        api.append(other, [2], {"slice_source": "mysource:nothing"})
+    assert e.value.code == "DM191"
+
+    def broken(i):
+        raise RuntimeError("no data for this day")
+    with pytest.raises(AppendError) as e:
+        api.append(other, [2], slice_source=broken)
+    assert e.value.code == "DM191" and "no data for this day" in e.value.message
+    assert _open(other).sizes["time"] == 2
+
+
+def test_a_refused_slice_is_located_at_its_file(tmp_path: Path, slices):
+    target = _base(tmp_path)
+    bad = tmp_path / "bad.nc"
+    harness.make_slice(3, SHAPE).drop_vars("tp").to_netcdf(bad)
+    with pytest.raises(AppendError) as e:
+        api.append(target, bad)
+    assert e.value.code == "DM161" and str(e.value).startswith(f"{bad}: error DM161")
+    r = run_cli("append", str(target), str(bad))
+    assert r.returncode == 1 and f"{bad}: error DM161" in r.stderr and "<input>" not in r.stderr

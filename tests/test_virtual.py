@@ -468,3 +468,188 @@ def test_az_sources_through_obstore(scheme: str, request, drb: Path,
     m = build.parse_source(f"{scheme}://data/drb/tmax.nc")
     assert m.sources[0].size == (drb / "tmax.nc").stat().st_size
     _identical(m, xr.open_dataset(drb / "tmax.nc"))
+
+
+# -- issue 22: exports and imports every reader opens identically -------------------------------
+from . import interop  # noqa: E402
+
+
+def test_virtualize_icechunk_json_prints_json_only(tmp_path: Path, drb: Path):
+    pytest.importorskip("icechunk")
+    from .conftest import run_cli
+
+    r = run_cli("virtualize", str(drb / "prcp.nc"), "-o", str(tmp_path / "repo"), "--format",
+                "icechunk", "--json", "-q")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)  # nothing but the JSON document: no log line before it
+    assert summary["format"] == "icechunk" and summary["snapshot"]
+
+
+@pytest.mark.covers("CHK-025")
+def test_kerchunk_export_of_scalars_and_unallocated_chunks(tmp_path: Path):
+    """A scalar gets ``_ARRAY_DIMENSIONS: []`` (fsspec, kerchunk and VirtualiZarr need it);
+    a never-written chunk reads as the HDF5 fill value, not 0."""
+    fsspec = pytest.importorskip("fsspec")
+    f = interop.CASES["gen-packed-int16"].get()
+    refs = kerchunk.to_json(build.parse_source(f))["refs"]
+    assert json.loads(refs["crs/.zattrs"])["_ARRAY_DIMENSIONS"] == []
+    got = xr.open_dataset(fsspec.filesystem("reference", fo=refs).get_mapper(""),
+                          engine="zarr", consolidated=False, zarr_format=2)
+    assert int(got.crs.values) == -2147483647  # netCDF's default fill, as h5py reads it
+    xr.testing.assert_identical(got.crs.load(), xr.open_dataset(f).crs.load())
+    g = interop.CASES["gen-fletcher32-noleap"].get()
+    m = build.parse_source(g)
+    assert m.nodes["empty"].refs.count == 2 and not list(m.nodes["empty"].refs.references())
+    refs = kerchunk.to_json(m)["refs"]
+    assert refs["empty/0.0"].startswith("base64:")  # inline chunks of the fill value
+    got = xr.open_dataset(fsspec.filesystem("reference", fo=refs).get_mapper(""),
+                          engine="zarr", consolidated=False, zarr_format=2)
+    xr.testing.assert_identical(got.empty.load(), xr.open_dataset(g).empty.load())
+
+
+@pytest.mark.covers("CHK-025")
+def test_kerchunk_layout_puts_codecs_in_filters():
+    m = build.parse_source(rd.wheel_files(rd.PYWATERSHED, "pywatershed/data/drb_2yr")
+                           / "prcp.nc")
+    zarray = json.loads(kerchunk.to_json(m)["refs"]["prcp/.zarray"])
+    assert zarray["compressor"] is None
+    assert [f["id"] for f in zarray["filters"]] == ["shuffle", "zlib"]
+
+
+@pytest.mark.covers("CHK-023")
+def test_reimported_kerchunk_keeps_fill_value_masking(tmp_path: Path):
+    """SOI_Darwin.nc: -99.9 is its _FillValue; re-imported references must give NaN."""
+    f = rd.wheel_files(rd.IRIS, "iris_sample_data/sample_data/SOI_Darwin.nc")
+    (tmp_path / "s.json").write_text(json.dumps(kerchunk.to_json(build.parse_source(f))))
+    got = open_virtual(build.virtualize(tmp_path / "s.json")).load()
+    want = xr.open_dataset(f).load()
+    name = next(n for n in want.data_vars if want[n].isnull().any())
+    assert bool(got[name].isnull().any()) and float(got[name].min()) > -99
+    xr.testing.assert_identical(got, want)
+
+
+@pytest.mark.covers("CHK-023")
+def test_a_kerchunk_parquet_folder_is_imported_not_taken_for_a_zarr_store(tmp_path: Path,
+                                                                          drb: Path):
+    m = build.parse_source(drb / "tmin.nc")
+    kerchunk.write_parquet(m, tmp_path / "refs")  # no .parq suffix: found by its content
+    back = build.parse_source(tmp_path / "refs")
+    _identical(back, xr.open_dataset(drb / "tmin.nc"))
+
+
+@pytest.mark.covers("CHK-020")
+def test_variable_length_strings_are_read_and_inlined(tmp_path: Path):
+    f = rd.wheel_files(rd.IRIS, "iris_sample_data/sample_data/vlstr_type.nc")
+    m = build.parse_source(f, build.Options(inline_unsupported=True))
+    node = next(n for n in m.arrays() if n.metadata["data_type"] == "string")
+    assert node.refs.inline and node.metadata["codecs"] == [{"name": "vlen-utf8",
+                                                              "configuration": {}}]
+    _identical(build.parse_source(f), xr.open_dataset(f))
+
+
+@pytest.mark.covers("CHK-020")
+def test_fletcher32_opens_through_zarr_stores():
+    import zarr
+
+    f = interop.CASES["gen-fletcher32-noleap"].get()
+    m = build.parse_source(f)
+    assert {"name": "numcodecs.fletcher32", "configuration": {}} in m.nodes["tas"].metadata[
+        "codecs"]
+    group = zarr.open_group(store=ChunkStore(Session(m)), mode="r")
+    with xr.open_dataset(f) as want:
+        np.testing.assert_array_equal(group["tas"][...], want.tas.values)
+
+
+@pytest.mark.covers("CHK-003")
+def test_character_fill_values_mask_and_complex_attributes_stay_complex(tmp_path: Path):
+    f = interop.CASES["scipy-maskedvals"].get()
+    got = open_virtual(build.parse_source(f)).load()
+    assert got.var6_char.values[1] is np.nan or got.var6_char.isnull().values[1]
+    import h5py
+
+    h = tmp_path / "c.h5"
+    with h5py.File(h, "w") as out:
+        d = out.create_dataset("v", data=np.arange(3.0))
+        d.attrs["c"] = np.complex128(4.3 + 0j)
+    m = build.parse_source(h)
+    assert m.nodes["v"].attribute_types["c"] == "complex128"
+    doc = json.loads(json.dumps(m.as_json()))
+    assert open_virtual(doc, decode=False)["v"].attrs["c"] == 4.3 + 0j
+
+
+def _series(tmp_path: Path, lengths: list[int], width: int = 4, **encoding) -> list[Path]:
+    """Daily files written one by one by xarray (each with its own reference date)."""
+    start = np.datetime64("2019-01-01")
+    files = []
+    for i, n in enumerate(lengths):
+        t = start + np.arange(n).astype("timedelta64[D]")
+        ds = xr.Dataset({"tas": (("time", "x"),
+                                 np.arange(n * width, dtype="f4").reshape(n, width) + i),
+                         "time_bnds": (("time", "nv"), np.stack([t, t + np.timedelta64(1, "D")],
+                                                                axis=1))},
+                        coords={"time": t, "x": np.arange(float(width))})
+        ds.time.attrs["bounds"] = "time_bnds"
+        f = tmp_path / f"y{i}.nc"
+        ds.to_netcdf(f, engine="h5netcdf", encoding={"time": encoding,
+                                                     "time_bnds": encoding} if encoding else None)
+        files.append(f)
+        start = t[-1] + np.timedelta64(1, "D")
+    return files
+
+
+@pytest.mark.covers("CHK-024")
+def test_files_whose_time_units_differ_in_reference_date_join_like_open_mfdataset(
+        tmp_path: Path):
+    files = _series(tmp_path, [3, 3, 3])
+    units = {xr.open_dataset(f).time.encoding["units"] for f in files}
+    assert len(units) == 3  # xarray's default: days since each file's first date
+    m = build.virtualize(files, concat_dim="time")
+    assert m.nodes["time"].metadata["attributes"]["units"] == \
+        xr.open_dataset(files[0]).time.encoding["units"]
+    _identical(m, _mf(files, "time"))
+    # other calendars are still refused
+    other = _series(tmp_path / "o", [2]) if (tmp_path / "o").mkdir() is None else None
+    with xr.open_dataset(other[0]) as o:
+        o = o.load()
+    o.time.encoding["calendar"] = "noleap"
+    o.to_netcdf(tmp_path / "noleap.nc", engine="h5netcdf")
+    with pytest.raises(VirtualError) as e:
+        build.virtualize([files[0], tmp_path / "noleap.nc"], concat_dim="time")
+    assert e.value.code == "DM154" and "calendar" in e.value.message
+
+
+@pytest.mark.covers("CHK-024")
+def test_split_contiguous_picks_one_chunk_length_for_all_sources_of_a_join(tmp_path: Path):
+    """A leap year (366 days) and a common year (365): one chunk length for both."""
+    files = _series(tmp_path, [366, 365], width=800)  # too big to be inlined (> 1 MiB)
+    with pytest.raises(VirtualError) as e:
+        build.virtualize(files, concat_dim="time")
+    assert e.value.code == "DM154" and "--split-contiguous" in (e.value.hint or "")
+    size = int(e.value.hint.split("--split-contiguous ")[1].split()[0])
+    m = build.virtualize(files, concat_dim="time",
+                         options=build.Options(split_contiguous=size))
+    assert spec_chunk(m, "tas")[0] == 1  # 366 and 365 share no other divisor
+    _identical(m, _mf(files, "time"))
+    m = build.virtualize(files, concat_dim="time", options=build.Options(split_contiguous=1000))
+    _identical(m, _mf(files, "time"))
+
+
+def spec_chunk(m, path):
+    return m.nodes[path].metadata["chunk_grid"]["configuration"]["chunk_shape"]
+
+
+def test_errors_about_a_file_are_located_at_its_path(tmp_path: Path):
+    from .conftest import run_cli
+
+    bad = tmp_path / "notes.nc"
+    bad.write_text("not a netCDF file\n")
+    with pytest.raises(VirtualError) as e:
+        build.parse_source(bad)
+    assert e.value.file == str(bad) and str(e.value).startswith(f"{bad}: error DM153")
+    r = run_cli("virtualize", str(bad), "-o", str(tmp_path / "x.chunks.json"))
+    assert r.returncode == 1 and f"{bad}: error DM153" in r.stderr and "<input>" not in r.stderr
+    doc = tmp_path / "broken.chunks.json"
+    doc.write_text('{"chunk_manifest": 2, "sources": [], "nodes": {}}')
+    with pytest.raises(VirtualError) as e:
+        open_virtual(doc)
+    assert str(e.value).startswith(f"{doc}: error DM150")

@@ -571,6 +571,19 @@ def _answer_chunks(request: dict[str, Any]) -> dict[str, Any]:
         except VirtualError as e:
             return {"error": e.code}
         return {"ok": True}
+    if op == "export":  # CHK-025: the kerchunk references of a chunk manifest
+        from .virtual import kerchunk
+
+        manifest = chk.parse(_json.loads(request["text"]))
+        return {"references": kerchunk.to_json(manifest, request.get("document_url"))}
+    if op == "import":  # CHK-023: kerchunk references as a chunk manifest's nodes
+        from .virtual import kerchunk
+
+        refs = request["references"]
+        m = kerchunk.from_refs(kerchunk.expand(refs), sizes=request.get("sizes") or {})
+        kerchunk.restore_types(m, refs)
+        return {"nodes": {p: {k: v for k, v in n.as_json().items() if k != "refs"}
+                          for p, n in m.nodes.items()}}
     from .check import check_chunk_manifest
 
     result = check_chunk_manifest(request["text"], "document.chunks.json")
@@ -594,6 +607,17 @@ def _answer_append(request: dict[str, Any]) -> dict[str, Any]:
     from .spec import appending as app
 
     op = request["operation"]
+    if op == "encode-times":  # APP-014: a slice's times in the target's encoding
+        from .append.prepare import encode_dates
+
+        try:
+            return {"values": encode_dates(request["slice"]["dates"],
+                                           request["slice"].get("calendar", "standard"),
+                                           request["target"]["units"],
+                                           request["target"].get("calendar", "standard"),
+                                           request["target"].get("dtype", "int64"))}
+        except Exception as e:  # noqa: BLE001 - refused: the code is the answer
+            return {"error": getattr(e, "code", "DM163")}
     try:
         if op == "recover":
             return app.recovery(request["journal"], request.get("root_digest"),

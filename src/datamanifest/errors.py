@@ -118,6 +118,8 @@ CODES: dict[str, tuple[str, str, str]] = {
     "DM165": ("APP-012", "error", "chunks differ from the target's"),
     "DM166": ("APP-024", "error", "the target changed under a pending transaction"),
     "DM167": ("APP-010", "error", "the target cannot be read as a Zarr group"),
+    "DM190": ("APP-040", "error", "a slice did not arrive complete within slice_polling.timeout"),
+    "DM191": ("APP-041", "error", "slice_source cannot be imported or failed"),
     "DM120": ("TREE-006", "error", "a folder that has no tree checksum"),
     "DM121": ("TREE-007", "error", "checksum kind does not fit the dataset"),
     "DM122": ("TREE-014", "error", "verify found differences"),
@@ -217,6 +219,17 @@ class DataManifestError(Exception):
         self.column = column
         self.diagnostics = diagnostics or []
         super().__init__(self.render())
+
+    def located(self, file: str) -> "DataManifestError":
+        """This error located at ``file`` (a path or URL) when it has no location yet;
+        returns itself, its text re-rendered."""
+        if self.file is None and file:
+            self.file = file
+            prefix = f"{file}: "
+            if self.message.startswith(prefix):  # the path was written into the message
+                self.message = self.message[len(prefix):]
+            self.args = (self.render(),)
+        return self
 
     def as_diagnostic(self) -> Diagnostic:
         return Diagnostic(self.code, self.message, self.file, self.line, self.column, (), self.hint)

@@ -75,6 +75,7 @@ def _resolve(target: str | os.PathLike | None, cfg: spec.AppendConfig):
 
 
 def append(target: str | os.PathLike | None, slices: Any, config: Any = None, *,
+           slice_source: Callable[..., Any] | None = None,
            on_slice: Callable[[Result], None] | None = None,
            on_wait: Callable[[str], None] | None = None,
            **options: Any) -> list[Result]:
@@ -82,26 +83,53 @@ def append(target: str | os.PathLike | None, slices: Any, config: Any = None, *,
     each, in order (SCHEMA.md APP-022).
 
     ``slices``: one slice or an iterable (a list or a generator) of slices -- paths or URLs
-    of NetCDF/HDF5 files or Zarr stores, or ``xarray.Dataset`` objects. ``config``: an
+    of NetCDF/HDF5 files or Zarr stores, or ``xarray.Dataset`` objects; with
+    ``slice_source`` (a function, or ``"module:function"`` in the configuration), the
+    arguments of that function, each slice being ``slice_source(argument,
+    **slice_source_kwargs)``, like ``map()`` (APP-041). A local path is waited for until it
+    exists and is complete when ``slice_polling`` is set (APP-040). ``config``: an
     :class:`AppendConfig`, a dict, a path of a TOML configuration or a list of paths;
     ``options`` override fields of it (``append_dim="time"``, ``append_step="1D"``,
     ``zarr_format=2``, ``dry_run=True``, ``lock={"wait": False}`` ...). ``on_slice(result)``
     is called after each commit. Returns one :class:`Result` per slice.
 
     Raises :class:`AppendError` (DM160..DM167; the target untouched by the slice that
-    failed, every earlier slice committed) and LockTimeout (DM131 with ``wait`` false, DM075
-    after ``lock.timeout`` seconds).
+    failed, every earlier slice committed; DM190 a slice that did not arrive within
+    ``slice_polling.timeout``; DM191 a ``slice_source`` that cannot be imported or fails)
+    and LockTimeout (DM131 with ``wait`` false, DM075 after ``lock.timeout`` seconds).
+    SCHEMA.md §26.
     """
+    from . import sources
+
     cfg = _config(config, options)
     t = _resolve(target, cfg)
     appender = Appender(t, cfg, on_wait=on_wait)
     xr = need("xarray", **APPEND)
 
-    if isinstance(slices, (str, os.PathLike, xr.Dataset, xr.DataArray)):
+    source = slice_source
+    if source is None and cfg.slice_source:
+        source = sources.resolve_source(cfg.slice_source)
+    if isinstance(source, str):
+        source = sources.resolve_source(source)
+    if source is None and isinstance(slices, (str, os.PathLike, xr.Dataset, xr.DataArray)):
         slices = [slices]
+    elif source is not None:
+        if isinstance(slices, (str, bytes, os.PathLike)) or not hasattr(slices, "__iter__"):
+            slices = [slices]
+        slices = sources.from_source(source, slices, cfg.slice_source_kwargs)
+    polling = cfg.polling()
     results = []
     for s in slices:
-        r = appender.append(s)
+        path = sources.local_path(s) if polling is not None else None
+        if path is not None:
+            sources.wait_for(path, polling)
+        try:
+            r = appender.append(s)
+        except AppendError as e:  # a slice that does not fit: located at its file
+            where = sources.local_path(s)
+            e.located(str(where.resolve()) if where is not None else
+                      os.fspath(s) if isinstance(s, (str, os.PathLike)) else "")
+            raise
         results.append(r)
         if on_slice:
             on_slice(r)

@@ -97,6 +97,7 @@ def create_store(ds, cfg: spec.AppendConfig) -> dict[str, bytes]:
 
     ds = ds.copy()
     encoding: dict[str, dict[str, Any]] = {}
+    bounds_of = _bounds(ds)
     for name in list(ds.variables):
         vs = cfg.variable(name)
         e = vs.encoding
@@ -129,12 +130,24 @@ def create_store(ds, cfg: spec.AppendConfig) -> dict[str, bytes]:
                 enc["compressors"] = [comp] if comp is not None else None
             else:
                 enc["compressor"] = comp
-        # the source file's own codec settings mean nothing to Zarr
-        var.encoding = {k: v for k, v in var.encoding.items()
-                        if k in ("units", "calendar", "dtype", "_FillValue", "scale_factor",
-                                 "add_offset", "missing_value")}
+        # APP-013: the slice's own CF encoding is kept (an explicit encoding given to
+        # to_zarr replaces the variable's, so it is carried into it); the source file's
+        # codec settings mean nothing to Zarr
+        kept = {k: v for k, v in var.encoding.items() if k in _CF_KEYS}
+        if _is_time(var) and "_FillValue" not in kept:
+            kept["_FillValue"] = None  # no fill value invented for a time coordinate
+        enc = {**kept, **enc}
+        var.encoding = {}
         if enc:
             encoding[name] = enc
+    for bounds, coord in bounds_of.items():  # APP-013: bounds take their coordinate's units
+        if bounds in encoding and coord in encoding and not (
+                cfg.variable(bounds).encoding.units or cfg.variable(bounds).encoding.calendar):
+            for k in ("units", "calendar"):
+                if k in encoding[coord]:
+                    encoding[bounds][k] = encoding[coord][k]
+                else:
+                    encoding[bounds].pop(k, None)
         if vs.attrs:
             var.attrs.update(vs.attrs)
     if cfg.attrs and cfg.attrs_update_mode != "ignore":
@@ -151,6 +164,105 @@ def create_store(ds, cfg: spec.AppendConfig) -> dict[str, bytes]:
             raise AppendError(f"the first slice cannot be stored with this encoding: {e}",
                               code="DM163") from None
     return {k: v.to_bytes() for k, v in store._store_dict.items()}
+
+
+#: the day the Gregorian calendar began: before it, standard and proleptic_gregorian differ
+GREGORIAN_START = (1582, 10, 15)
+
+
+def _calendar(name: Any) -> str:
+    c = str(name or "standard").lower()
+    return "standard" if c == "gregorian" else c
+
+
+def slice_calendar(var) -> str:
+    """The calendar a slice's times are in: its encoding's, else its cftime dates', else
+    ``proleptic_gregorian`` (numpy datetimes)."""
+    values = np.asarray(var.values)
+    if values.dtype.kind == "O" and values.size and hasattr(values.flat[0], "calendar"):
+        return _calendar(values.flat[0].calendar)
+    return _calendar(var.encoding.get("calendar", "proleptic_gregorian"))
+
+
+def calendars_agree(a: str, b: str, earliest: tuple[int, int, int] | None) -> bool:
+    """APP-014: times convert exactly between calendars ``a`` and ``b`` when they are the
+    same, or ``standard`` and ``proleptic_gregorian`` for dates from 1582-10-15 on."""
+    a, b = _calendar(a), _calendar(b)
+    if a == b:
+        return True
+    if {a, b} == {"standard", "proleptic_gregorian"}:
+        return earliest is not None and earliest >= GREGORIAN_START
+    return False
+
+
+def check_calendar(name: str, var, target: str) -> None:
+    """APP-014: refuse (DM163) times whose calendar does not convert exactly to the
+    target's."""
+    values = np.asarray(var.values).ravel()
+    source = slice_calendar(var)
+    earliest = None
+    if values.size:
+        if values.dtype.kind == "M":
+            first = values.min().astype("datetime64[D]").item()
+            earliest = (first.year, first.month, first.day)
+        else:
+            first = min(values)
+            earliest = (first.year, first.month, first.day)
+    if not calendars_agree(source, target, earliest):
+        raise AppendError(f"variable {name!r} is in the calendar {source!r}, the target's is "
+                          f"{target!r}, and its dates do not convert exactly", code="DM163",
+                          hint="convert the slice's times to the target's calendar first "
+                          "(xarray: ds.convert_calendar)")
+
+
+def encode_dates(dates: list[str], calendar: str, units: str, target_calendar: str,
+                 dtype: str) -> list[int | float]:
+    """APP-014 on dates given as text (``YYYY-MM-DD[THH:MM:SS]`` in ``calendar``): their
+    values in the target's ``units``, calendar and ``dtype``. Raises :class:`AppendError`
+    (DM163) when the calendars do not agree for these dates or a value does not fall on a
+    whole step of an integer ``dtype``. (The conformance kind ``append`` asks this.)"""
+    cftime = need("cftime", **APPEND)
+
+    parsed = []
+    for text in dates:
+        day, _, time_ = text.partition("T")
+        y, m, d = (int(x) for x in day.split("-"))
+        hh, mm, ss = ((int(x) for x in time_.split(":")) if time_ else (0, 0, 0))
+        parsed.append((y, m, d, hh, mm, ss))
+    earliest = min(p[:3] for p in parsed) if parsed else None
+    if not calendars_agree(calendar, target_calendar, earliest):
+        raise AppendError(f"dates in the calendar {calendar!r} do not convert exactly to "
+                          f"{target_calendar!r}", code="DM163")
+    values = cftime.date2num([cftime.datetime(*p, calendar=_calendar(target_calendar))
+                              for p in parsed], units, calendar=_calendar(target_calendar))
+    values = np.atleast_1d(np.asarray(values, dtype="float64"))
+    kind = np.dtype(dtype).kind
+    if kind in "iu":
+        if not np.all(values == np.round(values)):
+            raise AppendError(f"dates that fall between whole steps of {units!r}",
+                              code="DM163")
+        return [int(v) for v in values]
+    return [float(v) for v in values]
+
+
+_CF_KEYS = ("units", "calendar", "dtype", "_FillValue", "scale_factor", "add_offset",
+            "missing_value")
+
+
+def _is_time(var) -> bool:
+    return var.dtype.kind == "M" or (var.dtype.kind == "O" and var.size > 0 and hasattr(
+        np.asarray(var.values).flat[0], "calendar"))
+
+
+def _bounds(ds) -> dict[str, str]:
+    """Bounds variable -> its coordinate (the coordinate's ``bounds`` attribute, or
+    encoding after decoding)."""
+    out = {}
+    for name in ds.variables:
+        b = ds[name].attrs.get("bounds") or ds[name].encoding.get("bounds")
+        if isinstance(b, str) and b in ds.variables:
+            out[b] = name
+    return out
 
 
 # -- an existing target (APP-012) ---------------------------------------------------------------------
@@ -358,6 +470,10 @@ class TargetModel:
         """Check ``ds`` against the view and encode it. ``read(key)`` reads committed bytes
         (the last label, the arrays without the dimension). Raises AppendError DM161..DM165."""
         view, dim = self.view, self.dim
+        for name in view.arrays:  # APP-014: calendars first, labels are compared in them
+            if name in ds.variables and self.is_time(name) and ds[name].dtype.kind in "MO":
+                check_calendar(name, ds[name].variable,
+                               self.encoding(name).get("calendar", "standard"))
         desc = describe(ds, self.cfg)
         labels = desc.get("labels")
         last = None
@@ -395,6 +511,7 @@ class TargetModel:
             if s.kind not in "MO":
                 raise AppendError(f"variable {name!r} holds {s}, the target times",
                                   code="DM163")
+            check_calendar(name, var, self.encoding(name).get("calendar", "standard"))
             return
         if s.kind in "Mm" or t.kind in "Mm":
             if s.kind != t.kind and not (s.kind == "O" and t.kind == "O"):

@@ -88,11 +88,14 @@ def virtualize_cmd(sources: tuple[str, ...], output: Path, concat_dim: str | Non
 
         checksum = None
         snapshot = to_icechunk(m, output)
-        click.echo(f"icechunk snapshot {snapshot}", err=True)
+        if not as_json:
+            click.echo(f"icechunk snapshot {snapshot}", err=True)
     arrays = list(m.arrays())
     summary = {"output": str(output), "format": fmt, "sources": len(m.sources),
                "arrays": len(arrays), "chunks": sum(n.refs.count for n in arrays),
                "checksum": checksum}
+    if fmt == "icechunk":
+        summary["snapshot"] = snapshot
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return

@@ -89,6 +89,25 @@ class LockOptions(_Strict):
     poll: StrictFloat | StrictInt = 0.1
 
 
+class Polling(_Strict):
+    """APP-040: how a slice that is not there yet is waited for (seconds)."""
+
+    interval: StrictFloat | StrictInt = Field(default=2, gt=0)
+    timeout: StrictFloat | StrictInt = Field(default=60, ge=0)
+    marker: StrictStr | None = None
+
+    @field_validator("marker")
+    @classmethod
+    def _marker(cls, v: Any) -> Any:
+        if v is not None and "{slice}" not in v:
+            raise ValueError("marker must contain {slice} (the slice's path), e.g. "
+                             "\"{slice}.done\"")
+        return v
+
+
+_SOURCE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+
+
 class Meta(_Strict):
     model_config = ConfigDict(extra="allow", strict=True, populate_by_name=True)
     schema_: Literal[1] = Field(alias="schema")
@@ -113,6 +132,23 @@ class AppendConfig(_Strict):
     durable: StrictBool = True
     keep_versions: int = Field(default=0, ge=0, strict=True)
     dry_run: StrictBool = False
+    slice_polling: StrictBool | Polling = False
+    slice_source: StrictStr | None = None
+    slice_source_kwargs: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("slice_source")
+    @classmethod
+    def _source(cls, v: Any) -> Any:
+        if v is not None and not _SOURCE.match(v):
+            raise ValueError("slice_source is \"module:function\" (a Python function to "
+                             "call with each slice argument)")
+        return v
+
+    def polling(self) -> Polling | None:
+        """APP-040: the polling settings, or None when slices are not waited for."""
+        if self.slice_polling is True:
+            return Polling()
+        return self.slice_polling or None
 
     @field_validator("append_step")
     @classmethod
@@ -185,6 +221,8 @@ def normalize_config(data: dict[str, Any]) -> dict[str, Any]:
     cfg = config_from_dict(data)
     out = cfg.model_dump(by_alias=True, exclude={"meta"}, mode="json")
     out["append_step"] = describe_step(cfg.append_step)
+    polling = cfg.polling()
+    out["slice_polling"] = None if polling is None else polling.model_dump(mode="json")
     return out
 
 

@@ -34,7 +34,9 @@ SUFFIX = ".chunks.json"
 MISSING = -1
 #: the types ``attribute_types`` may name (CHK-003)
 NUMERIC_TYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-                 "float16", "float32", "float64", "bool")
+                 "float16", "float32", "float64", "bool", "complex64", "complex128")
+#: ``S<n>``: the bytes of a character variable's fill value (CHK-003)
+_BYTES_TYPE = re.compile(r"^S[1-9][0-9]*$")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 _INDEX_PART = re.compile(r"0|[1-9][0-9]*")
 
@@ -420,9 +422,10 @@ def _node(path: str, meta: Any, raw_nodes: dict, nsources: int,
     attrs = meta.get("attributes", {})
     _require(isinstance(attrs, dict), "attributes must be an object", (*where, "attributes"))
     types = meta.get("attribute_types", {})
-    _require(isinstance(types, dict) and all(isinstance(t, str) and t in NUMERIC_TYPES
-                                             for t in types.values()),
-             f"attribute_types maps attribute names to one of {', '.join(NUMERIC_TYPES)}",
+    _require(isinstance(types, dict) and all(isinstance(t, str) and (
+        t in NUMERIC_TYPES or _BYTES_TYPE.match(t)) for t in types.values()),
+             f"attribute_types maps attribute names to one of {', '.join(NUMERIC_TYPES)} "
+             "or S<n>",
              (*where, "attribute_types"))
     metadata = {k: v for k, v in meta.items() if k not in ("refs", "attribute_types")}
     if kind == "group":

@@ -51,21 +51,41 @@ def parse_source(source: str | os.PathLike, options: Options = Options(), *,
     """The chunk manifest of one source (CHK-020..CHK-023), its identity recorded.
 
     ``url``: what the sources table says (default: the source's absolute URL).
-    Raises :class:`VirtualError` (DM153 unsupported format or filter, DM074 absent).
+    Raises :class:`VirtualError` (DM153 unsupported format or filter, DM074 absent),
+    located at the source (its path, or its URL).
     """
+    try:
+        return _parse_source(source, options, url)
+    except VirtualError as e:
+        e.located(_shown(source))
+        raise
+
+
+def _shown(source: str | os.PathLike) -> str:
+    """A source as messages name it: a local path, or the URL."""
+    text = os.fspath(source)
+    if text.startswith("file://"):
+        from .readers import local_path
+
+        return local_path(text)
+    return text if "://" in text else str(Path(text).resolve())
+
+
+def _parse_source(source: str | os.PathLike, options: Options, url: str | None
+                  ) -> spec.ChunkManifest:
     absolute = absolute_url(source)
     written = url or absolute
     local = absolute.startswith("file://")
     path = Path(absolute[len("file://"):]) if local else None
+    if absolute.endswith((".json", ".json.gz")) or (local and path.is_dir() and (
+            path.suffix in (".parq", ".parquet") or _kerchunk_parquet(path))):
+        from . import kerchunk  # a Parquet folder first: its .zmetadata is not a Zarr store's
+
+        return kerchunk.import_references(absolute)
     if local and path.is_dir():
         from . import zarrsrc
 
         return zarrsrc.parse(path, written)
-    if absolute.endswith((".json", ".json.gz")) or (local and path.suffix in (".parq",
-                                                                             ".parquet")):
-        from . import kerchunk
-
-        return kerchunk.import_references(absolute)
     reader = open_reader(absolute)
     try:
         ident = reader.identity()
@@ -96,6 +116,20 @@ def parse_source(source: str | os.PathLike, options: Options = Options(), *,
     src = m.sources[0]
     src.etag, src.last_modified = ident.etag, ident.last_modified
     return m
+
+
+def _kerchunk_parquet(folder: Path) -> bool:
+    """A kerchunk Parquet reference folder: a ``.zmetadata`` with ``record_size`` (a Zarr
+    v2 store's consolidated metadata has none)."""
+    import json
+
+    meta = folder / ".zmetadata"
+    if not meta.is_file():
+        return False
+    try:
+        return "record_size" in json.loads(meta.read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError):
+        return False
 
 
 def _hdf5_later(reader, size: int) -> bool:
@@ -137,6 +171,10 @@ def virtualize(sources: Sequence[str | os.PathLike] | str | os.PathLike, *,
         raise VirtualError(f"{len(sources)} sources need a dimension to be concatenated along",
                            code="DM154", hint="give concat_dim (--concat-dim), e.g. time")
     parts: list[spec.ChunkManifest] = []
+    split = options.split_contiguous
+    if split and len(sources) > 1:
+        # CHK-024: the sources of a join are cut with one chunk length, chosen below
+        options = Options(None, options.inline_unsupported, options.inline_max_bytes)
     workers = jobs if jobs is not None else (
         min(8, os.cpu_count() or 1) if len(sources) >= PROCESS_MIN else 1)
     own = None
@@ -170,6 +208,8 @@ def virtualize(sources: Sequence[str | os.PathLike] | str | os.PathLike, *,
             parts.append(parse_source(s, options))
             if progress:
                 progress(1)
+    if split and len(parts) > 1:
+        split_joined(parts, concat_dim, split)
     result = parts[0] if len(parts) == 1 else concatenate(parts, concat_dim)
     if base is not None:
         rebase(result, base)
@@ -189,13 +229,73 @@ def rebase(manifest: spec.ChunkManifest, base: str) -> None:
     manifest.base = folder
 
 
+# -- contiguous arrays cut into rows (CHK-020, CHK-024) ---------------------------------------------
+def _contiguous(node: spec.Node) -> tuple[int, int, int] | None:
+    """(source, offset, bytes per row) of an array stored as one uncompressed byte range
+    (``bytes`` codec only, one chunk covering it), else None."""
+    meta = node.metadata
+    if not node.is_array or not meta["shape"] or node.refs.count != 1 or \
+            [c["name"] for c in meta["codecs"]] != ["bytes"] or \
+            list(spec.chunk_shape(meta)) != list(meta["shape"]) or node.refs.inline:
+        return None
+    refs = list(node.refs.references())
+    if len(refs) != 1 or not meta["shape"][0]:
+        return None
+    _, src, off, n = refs[0]
+    rows = meta["shape"][0]
+    return (src, off, n // rows) if n % rows == 0 else None
+
+
+def split_rows(node: spec.Node, per: int) -> None:
+    """Cut a contiguous array (:func:`_contiguous`) into chunks of ``per`` rows along its
+    first axis; the last chunk may be partial (it lies at the end of the range)."""
+    src, off, row = _contiguous(node)  # type: ignore[misc]
+    meta = node.metadata
+    rows = meta["shape"][0]
+    meta["chunk_grid"] = {"name": "regular",
+                          "configuration": {"chunk_shape": [per, *meta["shape"][1:]]}}
+    grid = spec.grid_shape(meta)
+    count = math.prod(grid)
+    node.refs = spec.Refs(grid, [src] * count, [off + i * per * row for i in range(count)],
+                          [min(per, rows - i * per) * row for i in range(count)])
+
+
+def _divisor_at_most(n: int, target: int) -> int:
+    return max(d for d in range(1, min(target, n) + 1) if n % d == 0)
+
+
+def split_joined(parts: list[spec.ChunkManifest], dim: str | None, size: int) -> None:
+    """CHK-024: cut the contiguous arrays of the sources of a join into chunks of at most
+    ``size`` bytes with *one* chunk length per array for all of them: a divisor of every
+    source's length along the first axis (so every source starts on a chunk boundary and
+    every chunk is whole)."""
+    for path, node in parts[0].nodes.items():
+        if not node.is_array:
+            continue
+        found = [p.nodes.get(path) for p in parts]
+        infos = [_contiguous(n) if n is not None else None for n in found]
+        if any(i is None for i in infos):
+            continue
+        row = infos[0][2]
+        rows = [n.metadata["shape"][0] for n in found]
+        if not row or (len(set(rows)) == 1 and rows[0] * row <= size):
+            continue
+        common = 0
+        for r in rows:
+            common = math.gcd(common, r)
+        per = _divisor_at_most(common, max(1, size // row))
+        for n in found:
+            split_rows(n, per)
+
+
 # -- concatenation (CHK-024) -------------------------------------------------------------------
 _PACKING = ("scale_factor", "add_offset", "_FillValue", "missing_value")
 
 
 def _disagree(what: str, a: spec.ChunkManifest, b: spec.ChunkManifest, detail: str) -> VirtualError:
+    # located at the file that disagrees with the first one; the message names both
     return VirtualError(f"{a.sources[0].url} and {b.sources[0].url} cannot be concatenated: "
-                        f"{what}: {detail}", code="DM154",
+                        f"{what}: {detail}", code="DM154", file=_shown(b.sources[0].url),
                         hint="concatenate files written alike (same codecs, chunks, packing)")
 
 
@@ -214,6 +314,16 @@ def concatenate(parts: list[spec.ChunkManifest], dim: str) -> spec.ChunkManifest
         sources.extend(p.sources)
     nodes: dict[str, spec.Node] = {}
     found_dim = False
+    # the concatenated coordinates (and their bounds) whose units differ only in the
+    # reference date: decoded and re-encoded in the first source's units (CHK-024)
+    recoded: dict[str, str] = {}
+    for path, node in first.nodes.items():
+        if node.is_array and path.rsplit("/", 1)[-1] == dim and _check_units(path, parts):
+            recoded[path] = path
+            bounds = (node.metadata.get("attributes") or {}).get("bounds")
+            if isinstance(bounds, str):
+                sibling = path.rpartition("/")[0]
+                recoded[f"{sibling}/{bounds}" if sibling else bounds] = path
     for path, node in first.nodes.items():
         if not node.is_array:
             nodes[path] = node
@@ -225,9 +335,9 @@ def concatenate(parts: list[spec.ChunkManifest], dim: str) -> spec.ChunkManifest
             continue
         found_dim = True
         axis = names.index(dim)
-        if path.rsplit("/", 1)[-1] == dim:  # the coordinate itself: loaded and inlined
-            _check_units(path, parts)
-            nodes[path] = _inline_concatenated(path, axis, parts)
+        if path.rsplit("/", 1)[-1] == dim or path in recoded:
+            # the coordinate itself (and bounds that must follow its units): loaded, inlined
+            nodes[path] = _inline_concatenated(path, axis, parts, recoded.get(path))
             continue
         try:
             nodes[path] = _concat_array(path, axis, parts, offsets)
@@ -248,6 +358,25 @@ INLINE_MISALIGNED = 1024 * 1024
 
 class _Misaligned(VirtualError):
     pass
+
+
+def _misaligned_hint(path: str, axis: int, parts: list[spec.ChunkManifest]) -> str:
+    """What would join the files: for contiguous arrays, ``--split-contiguous`` with a size
+    whose rows divide every file's length but the last one's."""
+    lengths = [p.nodes[path].metadata["shape"][axis] for p in parts]
+    infos = [_contiguous(p.nodes[path]) for p in parts]
+    if axis == 0 and all(i is not None for i in infos):
+        common = 0
+        for r in lengths:
+            common = math.gcd(common, r)
+        row = infos[0][2]
+        return (f"the files hold {', '.join(map(str, sorted(set(lengths))))} steps along the "
+                f"dimension; cut their contiguous variables into chunks whose length "
+                f"divides every file's: --split-contiguous {common * row} (bytes: "
+                f"{common} step(s) of {row} bytes; split_contiguous= in Python)")
+    return ("the files' chunks along the dimension do not line up with their lengths "
+            f"({', '.join(map(str, lengths))}); chunked files can only be joined when every "
+            "length but the last is a multiple of the chunk length")
 
 
 def _nbytes(parts: list[spec.ChunkManifest], path: str) -> int:
@@ -321,13 +450,19 @@ def _concat_array(path: str, axis: int, parts: list[spec.ChunkManifest],
     total = 0
     for i, p in enumerate(parts):
         node = p.nodes[path]
-        _compare_meta(path, first, node, parts[0], p, axis)
+        try:
+            _compare_meta(path, first, node, parts[0], p, axis)
+        except VirtualError as e:
+            if ": chunk shape:" not in e.message:
+                raise
+            raise VirtualError(e.message, code="DM154",
+                               hint=_misaligned_hint(path, axis, parts)) from None
         n = node.metadata["shape"][axis]
         if i < len(parts) - 1 and n % chunk[axis]:
             e = _disagree(f"{path}: length along the dimension", parts[0], p,
                           f"{n} is not a multiple of the chunk length {chunk[axis]}, so the "
                           "next file's chunks would not start on a chunk boundary")
-            raise _Misaligned(e.message, code="DM154", hint=e.hint)
+            raise _Misaligned(e.message, code="DM154", hint=_misaligned_hint(path, axis, parts))
         total += n
     meta = dict(first.metadata)
     shape = list(meta["shape"])
@@ -376,25 +511,92 @@ def _columns(r: spec.Refs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return s, o, ln
 
 
-def _check_units(path: str, parts: list[spec.ChunkManifest]) -> None:
+def _check_units(path: str, parts: list[spec.ChunkManifest]) -> bool:
+    """CHK-024: the concatenated coordinate's calendar must be the same in every source;
+    its units may differ in their reference date only (``days since 2020-01-01`` and
+    ``days since 2020-01-02``, as xarray writes files one by one). Returns whether they
+    differ (then the coordinate is re-encoded); raises DM154 for another difference."""
     a0 = parts[0].nodes[path].metadata.get("attributes") or {}
+    differ = False
     for p in parts[1:]:
         a = p.nodes[path].metadata.get("attributes") or {}
-        for k in ("units", "calendar"):
-            if a.get(k) != a0.get(k):
-                raise _disagree(f"{path}: {k} of the concatenated coordinate", parts[0], p,
-                                f"{a0.get(k)!r} vs {a.get(k)!r}")
+        if _calendar(a.get("calendar")) != _calendar(a0.get("calendar")):
+            raise _disagree(f"{path}: calendar of the concatenated coordinate", parts[0], p,
+                            f"{a0.get('calendar')!r} vs {a.get('calendar')!r}")
+        u0, u = a0.get("units"), a.get("units")
+        if u == u0:
+            continue
+        s0, s1 = _since(u0), _since(u)
+        if s0 is None or s1 is None or s0[0] != s1[0]:
+            raise _disagree(f"{path}: units of the concatenated coordinate", parts[0], p,
+                            f"{u0!r} vs {u!r}")
+        differ = True
+    return differ
 
 
-def _inline_concatenated(path: str, axis: int, parts: list[spec.ChunkManifest]) -> spec.Node:
+def _calendar(value: Any) -> str:
+    c = (value or "standard").lower()
+    return "standard" if c == "gregorian" else c
+
+
+def _since(units: Any) -> tuple[str, str] | None:
+    """(unit, reference) of CF time units ``<unit> since <reference>``."""
+    if not isinstance(units, str) or " since " not in units:
+        return None
+    unit, _, ref = units.partition(" since ")
+    return unit.strip().lower(), ref.strip()
+
+
+def _recode_times(values: np.ndarray, node: spec.Node, to: spec.Node, what: str,
+                  a: spec.ChunkManifest, b: spec.ChunkManifest) -> np.ndarray:
+    """Times stored in ``node``'s units, re-encoded exactly in ``to``'s units and data type
+    (DM154 when they cannot be: a value that does not fall on a whole unit)."""
+    import warnings
+
+    from ..optional import VIRTUAL, need
+
+    times = need("xarray.coding.times", **VIRTUAL)
+    decode_cf_datetime, encode_cf_datetime = times.decode_cf_datetime, times.encode_cf_datetime
+    attrs, to_attrs = node.metadata.get("attributes") or {}, to.metadata.get("attributes") or {}
+    calendar = attrs.get("calendar", "standard")
+    flat = np.asarray(values).ravel()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            dates = decode_cf_datetime(flat, attrs["units"], calendar)
+            out, _, _ = encode_cf_datetime(dates, to_attrs["units"], calendar,
+                                           dtype=np.dtype(values.dtype))
+            back = decode_cf_datetime(np.asarray(out), to_attrs["units"], calendar)
+    except (ValueError, TypeError, OverflowError) as e:
+        raise _disagree(f"{what}: times", a, b, f"cannot be re-encoded in "
+                        f"{to_attrs['units']!r}: {e}") from None
+    if np.asarray(out).dtype != values.dtype or not np.array_equal(back, dates):
+        raise _disagree(f"{what}: times", a, b, f"{attrs['units']!r} values do not fall on "
+                        f"whole {to_attrs['units']!r} steps of type {values.dtype}")
+    return np.asarray(out).reshape(values.shape)
+
+
+def _inline_concatenated(path: str, axis: int, parts: list[spec.ChunkManifest],
+                         units_of: str | None = None) -> spec.Node:
     """An array along the concatenated dimension, loaded from every source, concatenated
-    and written inline as one chunk with the ``bytes`` codec (CHK-024)."""
+    and written inline as one chunk with the ``bytes`` codec (CHK-024). ``units_of``: the
+    coordinate whose time units each source's values are in; they are re-encoded in the
+    first source's."""
     from . import codecs as zc
 
     first = parts[0].nodes[path]
     for p in parts[1:]:
         _compare_meta(path, first, p.nodes[path], parts[0], p, axis, chunks=False)
-    values = np.concatenate([_values(p, p.nodes[path]) for p in parts], axis=axis)
+    pieces = [_values(p, p.nodes[path]) for p in parts]
+    if units_of is not None:
+        def holder(p: spec.ChunkManifest) -> spec.Node:  # bounds may carry their own units
+            own = p.nodes[path]
+            return own if "units" in (own.metadata.get("attributes") or {}) else \
+                p.nodes[units_of]
+        to = holder(parts[0])
+        pieces = [pieces[0]] + [_recode_times(v, holder(p), to, path, parts[0], p)
+                                for v, p in zip(pieces[1:], parts[1:])]
+    values = np.concatenate(pieces, axis=axis)
     meta = dict(first.metadata)
     meta["shape"] = list(values.shape)
     meta["chunk_grid"] = {"name": "regular",

@@ -54,9 +54,12 @@ def data_type(dtype: np.dtype, what: str) -> Any:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return z.to_json(zarr_format=3)
-    except Exception as e:
-        raise VirtualError(f"{what}: the type {dtype} has no Zarr v3 data type here ({e})",
-                           code="DM153", hint="load this variable inline instead") from None
+    except Exception:
+        kind = "compound (structured)" if dtype.names else \
+            "variable-length or object" if dtype.kind == "O" else str(dtype)
+        raise VirtualError(f"{what}: the {kind} type {dtype} has no Zarr v3 data type",
+                           code="DM153", hint="such a variable cannot be read through a "
+                           "chunk manifest (nor read by xarray's Zarr backends)") from None
 
 
 def fill_value(dtype: np.dtype, value: Any) -> Any:
@@ -94,6 +97,18 @@ def _fill_value(dtype: np.dtype, value: Any) -> Any:
         return z.to_json_scalar(z.cast_scalar(value), zarr_format=3)
 
 
+#: the codec of variable-length strings (Zarr v3 ``string``; numcodecs' VLenUTF8 bytes)
+VLEN_UTF8 = {"name": "vlen-utf8", "configuration": {}}
+
+
+def encode_strings(values: np.ndarray) -> bytes:
+    """Strings (an object array, any shape, C order) as ``vlen-utf8`` chunk bytes."""
+    numcodecs = need("numcodecs", **VIRTUAL)
+    flat = np.array([v if isinstance(v, str) else bytes(v).decode("utf-8", "surrogateescape")
+                     for v in np.asarray(values, dtype=object).ravel()], dtype=object)
+    return bytes(numcodecs.VLenUTF8().encode(flat))
+
+
 def bytes_codec(dtype: np.dtype) -> dict[str, Any]:
     """The array-to-bytes codec of a stored type: ``bytes`` with its byte order."""
     if dtype.itemsize <= 1 or dtype.byteorder == "|" or dtype.kind in ("S", "U", "V"):
@@ -107,28 +122,55 @@ def bytes_codec(dtype: np.dtype) -> dict[str, Any]:
 _PLAIN = {"int64", "float64", "bool"}
 
 
-def attribute(value: Any) -> tuple[Any, str | None]:
-    """(JSON value, numpy type name or None) of an attribute value: the type name is given
-    for numeric values whose type JSON does not keep (``float32``, ``int16``, ...)."""
+def attribute(value: Any, name: str = "", var_dtype: np.dtype | None = None
+              ) -> tuple[Any, str | None]:
+    """(JSON value, type name or None) of an attribute value (CHK-003): the numpy type
+    name is given for numeric values whose type JSON does not keep (``float32``,
+    ``int16``, ...); a complex value is ``[real, imag]`` typed ``complex64`` or
+    ``complex128``; the ``_FillValue`` or ``missing_value`` of a character variable is
+    its bytes, typed ``S<n>`` (CF decoding compares it with the variable's bytes)."""
     typ = None
-    if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+    if isinstance(value, (np.ndarray, np.generic)) and value.dtype.kind in "biufc":
         typ = value.dtype.name
-    elif isinstance(value, np.generic) and value.dtype.kind in "biuf":
-        typ = value.dtype.name
+    elif isinstance(value, complex):
+        typ = "complex128"
+    if typ is not None and typ.startswith("complex"):
+        flat = np.asarray(value).ravel()
+        pairs = [[_float_json(float(c.real)), _float_json(float(c.imag))] for c in flat]
+        return (pairs[0] if flat.size == 1 else pairs), typ
+    if var_dtype is not None and var_dtype.kind == "S" and name in CHAR_FILLS and \
+            isinstance(value, (bytes, np.bytes_, str, np.ndarray)):
+        raw = bytes(value) if isinstance(value, (bytes, np.bytes_)) else \
+            value.encode("utf-8") if isinstance(value, str) else \
+            b"".join(bytes(v) for v in np.asarray(value).ravel())
+        return raw.decode("latin-1"), f"S{max(1, len(raw))}"
     return json_value(value), (typ if typ not in _PLAIN else None)
+
+
+#: attributes of a character variable whose value is compared with its bytes
+CHAR_FILLS = ("_FillValue", "missing_value")
 
 
 def restore(value: Any, typ: str | None) -> Any:
     """An attribute value read back: numpy values of its recorded type; the strings
-    "NaN", "Infinity", "-Infinity" as floats where the type is a float type."""
+    "NaN", "Infinity", "-Infinity" as floats where the type is a float type; ``[real,
+    imag]`` pairs as complex numbers; text typed ``S<n>`` as bytes."""
     if typ is None:
         return value
+    if typ.startswith("S") and isinstance(value, str):
+        return np.bytes_(value.encode("latin-1"))
     dtype = np.dtype(typ)
 
     def one(v: Any) -> Any:
-        if isinstance(v, str) and dtype.kind == "f":
+        if isinstance(v, str) and dtype.kind in "fc":
             return {"NaN": np.nan, "Infinity": np.inf, "-Infinity": -np.inf}.get(v, v)
         return v
+    if dtype.kind == "c":
+        def cplx(pair: Any) -> complex:
+            return complex(float(one(pair[0])), float(one(pair[1])))
+        if value and isinstance(value[0], list):
+            return np.array([cplx(p) for p in value], dtype=dtype)
+        return dtype.type(cplx(value))
     if isinstance(value, list):
         return np.array([one(v) for v in value], dtype=dtype)
     return dtype.type(one(value))

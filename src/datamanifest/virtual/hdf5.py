@@ -139,9 +139,10 @@ def _group_meta(group: Any) -> dict[str, Any]:
     return meta
 
 
-def _attributes(obj: Any, names: Any = None) -> tuple[dict[str, Any], dict[str, str]]:
+def _attributes(obj: Any, names: Any = None, dtype: np.dtype | None = None
+                ) -> tuple[dict[str, Any], dict[str, str]]:
     """The attributes (JSON) and the numpy types JSON loses (CHK-003); ``names``: the
-    attribute names when the caller has listed them already."""
+    attribute names when the caller has listed them already; ``dtype``: the variable's."""
     out: dict[str, Any] = {}
     types: dict[str, str] = {}
     for k in (obj.attrs if names is None else names):
@@ -151,7 +152,7 @@ def _attributes(obj: Any, names: Any = None) -> tuple[dict[str, Any], dict[str, 
             v = obj.attrs[k]
         except (OSError, TypeError):  # a type h5py cannot read (references of other kinds)
             continue
-        out[k], typ = zc.attribute(v)
+        out[k], typ = zc.attribute(v, k, dtype)
         if typ:
             types[k] = typ
     return out, types
@@ -206,8 +207,8 @@ def _codecs(ds: Any, name: str, dtype: np.dtype, plist: Any
         elif code == 1:
             out.append({"name": "numcodecs.zlib",
                         "configuration": {"level": int(values[0]) if values else 6}})
-        elif code == 3:
-            out.append({"name": "numcodecs.fletcher32"})
+        elif code == 3:  # zarr-python requires a configuration member, even empty
+            out.append({"name": "numcodecs.fletcher32", "configuration": {}})
         else:
             missing.append(FILTERS.get(code, f"HDF5 filter {code}"))
     return out, missing
@@ -219,6 +220,8 @@ def _array(name: str, ds: Any, phony: _Phony, split: int | None, inline_unsuppor
 
     dtype = ds.dtype
     shape = tuple(int(s) for s in ds.shape)
+    if dtype.kind == "O":
+        return _vlen(name, ds, attr_names)
     fill = ds.fillvalue
     meta: dict[str, Any] = {
         "zarr_format": 3, "node_type": "array", "shape": list(shape),
@@ -229,7 +232,7 @@ def _array(name: str, ds: Any, phony: _Phony, split: int | None, inline_unsuppor
         "codecs": None, "attributes": None,
         "dimension_names": None,  # filled in at the end, when every scale is known
     }
-    meta["attributes"], types = _attributes(ds, attr_names)
+    meta["attributes"], types = _attributes(ds, attr_names, dtype)
     if types:
         meta["attribute_types"] = types
     plist = ds.id.get_create_plist()
@@ -241,7 +244,8 @@ def _array(name: str, ds: Any, phony: _Phony, split: int | None, inline_unsuppor
                            "has no codec in a chunk manifest", code="DM153",
                            hint="pass inline_unsupported=True (--inline-unsupported) to load "
                            "its values into the manifest instead")
-    if missing or layout == h5py.h5d.COMPACT or (inline_max_bytes and nbytes <= inline_max_bytes):
+    if missing or layout == h5py.h5d.COMPACT or _masked_chunks(ds, layout, inline_unsupported) \
+            or (inline_max_bytes and nbytes <= inline_max_bytes):
         return _inline(name, ds, meta)
     meta["codecs"] = codecs
     if layout == h5py.h5d.CHUNKED:
@@ -268,7 +272,8 @@ def _array(name: str, ds: Any, phony: _Phony, split: int | None, inline_unsuppor
                                    f"without some of the dataset's filters (first at "
                                    f"{tuple(masked[0])}), which one codec list cannot "
                                    "describe", code="DM153",
-                                   hint="load this variable inline instead")
+                                   hint="pass inline_unsupported=True (--inline-unsupported) "
+                                   "to load its values into the manifest instead")
         return spec.Node(name, meta, spec.Refs(grid, src.tolist(), off.tolist(), ln.tolist()))
     # contiguous: one chunk, or rows of at most `split` bytes (a divisor of the rows, so
     # that every chunk is whole); missing when unallocated
@@ -312,3 +317,56 @@ def _inline(name: str, ds: Any, meta: dict[str, Any]) -> spec.Node:
         data = np.asarray(values, dtype=dtype)
         refs.inline[spec.index_key((0,) * len(shape))] = np.ascontiguousarray(data).tobytes()
     return spec.Node(name, meta, refs)
+
+
+def _masked_chunks(ds: Any, layout: int, inline: bool) -> bool:
+    """Whether ``inline`` is asked and some chunk was stored without some of the
+    dataset's filters (then the variable is loaded and inlined, CHK-021)."""
+    h5py = need("h5py", **VIRTUAL)
+
+    if not inline or layout != h5py.h5d.CHUNKED or not ds.id.get_num_chunks():
+        return False
+    masked: list = []
+    ds.id.chunk_iter(lambda i: masked.append(i) if i.filter_mask else None)
+    return bool(masked)
+
+
+def _vlen(name: str, ds: Any, attr_names: Any) -> spec.Node:
+    """A variable-length string variable: its values loaded and written inline as one
+    chunk with the ``vlen-utf8`` codec (data type ``string``), as kerchunk's scanner does
+    (CHK-020). Other variable-length types are DM153."""
+    h5py = need("h5py", **VIRTUAL)
+
+    info = h5py.check_string_dtype(ds.dtype)
+    if info is None or info.length is not None:
+        base = h5py.check_vlen_dtype(ds.dtype)
+        raise VirtualError(f"variable {name!r} holds variable-length sequences of "
+                           f"{base if base is not None else ds.dtype}, which have no Zarr "
+                           "form here", code="DM153",
+                           hint="only variable-length strings are loaded into a chunk "
+                           "manifest (inline)")
+    try:
+        values = ds.asstr(errors="surrogateescape")[()]
+    except (OSError, TypeError, ValueError) as e:
+        raise VirtualError(f"variable {name!r}: its strings cannot be read: {e}",
+                           code="DM153") from None
+    values = np.asarray(values, dtype=object)
+    shape = [int(n) for n in ds.shape]
+    meta: dict[str, Any] = {
+        "zarr_format": 3, "node_type": "array", "shape": shape, "data_type": "string",
+        "chunk_grid": {"name": "regular",
+                       "configuration": {"chunk_shape": [max(1, n) for n in shape]}},
+        "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+        "fill_value": "", "codecs": [zc.VLEN_UTF8], "attributes": None,
+        "dimension_names": None}
+    meta["attributes"], types = _attributes(ds, attr_names)
+    if types:
+        meta["attribute_types"] = types
+    grid = spec.grid_shape(meta)
+    count = math.prod(grid)
+    refs = spec.Refs(grid, [spec.MISSING] * count, [0] * count, [0] * count)
+    if count:
+        refs.inline[spec.index_key((0,) * len(shape))] = zc.encode_strings(values)
+    node = spec.Node(name, meta, refs)
+    node.values = values
+    return node

@@ -41,6 +41,17 @@ def _container(url: str) -> tuple[str, Any]:
                        code="DM153")
 
 
+def _quiet() -> None:
+    """Icechunk's own log lines (a WARN that local storage is not safe for concurrent
+    commits, written on stdout in colour) are not ours to print: only errors, unless the
+    user chose a filter with ``ICECHUNK_LOG``. Keeps ``--json`` output JSON only."""
+    import os
+
+    icechunk = need("icechunk", **ICECHUNK)
+    if "ICECHUNK_LOG" not in os.environ and hasattr(icechunk, "set_logs_filter"):
+        icechunk.set_logs_filter("error")
+
+
 def _pin(src: spec.Source) -> str | _dt.datetime | None:
     if src.etag:
         return src.etag.strip('"')
@@ -86,6 +97,7 @@ def to_icechunk(manifest: spec.ChunkManifest, repository: str | Path, *,
     sync = need("zarr.core.sync", **ICECHUNK).sync
     from .zarrstore import _served
 
+    _quiet()
     config, authorize = repository_config(manifest, document_url)
     repo = icechunk.Repository.create(icechunk.local_filesystem_storage(str(repository)),
                                       config, authorize_virtual_chunk_access=authorize)
@@ -121,6 +133,7 @@ def open_icechunk(repository: str | Path, manifest: spec.ChunkManifest,
     """A read-only Icechunk store of a repository :func:`to_icechunk` wrote."""
     icechunk = need("icechunk", **ICECHUNK)
 
+    _quiet()
     config, authorize = repository_config(manifest, document_url)
     repo = icechunk.Repository.open(icechunk.local_filesystem_storage(str(repository)), config,
                                     authorize_virtual_chunk_access=authorize)

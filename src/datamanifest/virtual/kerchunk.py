@@ -190,12 +190,20 @@ def import_references(location: str, *, resolve_sizes: bool = True) -> spec.Chun
     path = Path(local_path(location))
     if path.is_dir() and (path / ".zmetadata").is_file():
         refs = read_parquet(path)
+        top = json.loads((path / ".zmetadata").read_text(encoding="utf-8"))
     else:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        if isinstance(doc, list):
-            raise VirtualError(f"{location} holds {len(doc)} reference sets; import them one "
-                               "at a time", code="DM150")
-        refs = expand(doc)
+        try:
+            top = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise VirtualError(f"no kerchunk references at {path}", code="DM074",
+                               file=str(path)) from None
+        except ValueError as e:
+            raise VirtualError(f"kerchunk references that are not JSON: {e}", code="DM150",
+                               file=str(path)) from None
+        if isinstance(top, list):
+            raise VirtualError(f"{location} holds {len(top)} reference sets; import them one "
+                               "at a time", code="DM150", file=str(path))
+        refs = expand(top)
     sizes: dict[str, int] = {}
     idents = {}
     if resolve_sizes:
@@ -210,11 +218,24 @@ def import_references(location: str, *, resolve_sizes: bool = True) -> spec.Chun
             except VirtualError:
                 continue
     m = from_refs(refs, sizes=sizes)
+    restore_types(m, top)
     for s in m.sources:
         ident = idents.get(s.url)
         if ident is not None:
             s.etag, s.last_modified = ident.etag, ident.last_modified
     return m
+
+
+def restore_types(m: spec.ChunkManifest, top: Any) -> None:
+    """Give the nodes of an imported manifest the attribute types our export carried in
+    its ``datamanifest`` member (CHK-025), for attributes the node has."""
+    carried = (top.get(MEMBER) or {}).get("attribute_types") if isinstance(top, dict) else None
+    for node_path, types in (carried or {}).items():
+        node = m.nodes.get(node_path)
+        if node is not None and isinstance(types, dict):
+            attrs = node.metadata.get("attributes") or {}
+            node.attribute_types.update({k: v for k, v in types.items()
+                                         if k in attrs and isinstance(v, str)})
 
 
 def read_parquet(folder: Path) -> dict[str, Any]:
@@ -252,54 +273,59 @@ def read_parquet(folder: Path) -> dict[str, Any]:
 
 # -- export -------------------------------------------------------------------------------------
 def _v2_metadata(node: spec.Node) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(.zarray, .zattrs) of an array node, for kerchunk's Zarr v2 references."""
-    get_data_type_from_json = need("zarr.core.dtype", **VIRTUAL).get_data_type_from_json
+    """(.zarray, .zattrs) of an array node, for kerchunk's Zarr v2 references (CHK-025).
 
+    The layout is kerchunk's own, which every reader accepts: every codec after ``bytes``
+    (and any array-to-array codec before it) in ``filters``, ``compressor`` null.
+    Variable-length strings are ``|O`` with the ``vlen-utf8`` filter. Attributes keep
+    their recorded types where JSON can (complex values cannot: see CHK-025)."""
     meta = node.metadata
-    dtype = get_data_type_from_json(meta["data_type"], zarr_format=3).to_native_dtype()
-    codecs = meta["codecs"]
+    string = meta["data_type"] == "string"
+    if string:
+        dtype = np.dtype(object)
+    else:
+        get_data_type_from_json = need("zarr.core.dtype", **VIRTUAL).get_data_type_from_json
+        dtype = get_data_type_from_json(meta["data_type"], zarr_format=3).to_native_dtype()
     order = "C"
-    filters, rest = [], []
-    seen_bytes = False
-    for c in codecs:
+    filters: list[dict[str, Any]] = []
+    for c in meta["codecs"]:
         name = c["name"]
         if name == "bytes":
-            seen_bytes = True
             endian = (c.get("configuration") or {}).get("endian", "little")
-            if dtype.itemsize > 1 and dtype.kind not in "SUV":
+            if dtype.itemsize > 1 and dtype.kind not in "SUVO":
                 dtype = dtype.newbyteorder(">" if endian == "big" else "<")
         elif name == "transpose":
             order = "F"
+        elif name == "vlen-utf8":
+            filters.append({"id": "vlen-utf8"})
         elif name.startswith("numcodecs."):
-            entry = {"id": name[len("numcodecs."):], **(c.get("configuration") or {})}
-            (rest if seen_bytes else filters).append(entry)
+            filters.append({"id": name[len("numcodecs."):], **(c.get("configuration") or {})})
         else:
             raise VirtualError(f"array {node.path!r}: the codec {name!r} has no Zarr v2 form "
                                "for kerchunk", code="DM153")
-    compressor = rest[-1] if rest else None
-    filters = filters + rest[:-1]
-    _dt = need("zarr.core.dtype", **VIRTUAL).get_data_type_from_json
-
-    z = _dt(meta["data_type"], zarr_format=3)
     attrs = _restored_attrs(node)
     # xarray's Zarr v2 convention: the array's fill_value is its _FillValue (and masks), so
     # _FillValue moves there and an array without one gets none (nothing is masked)
     cf_fill = attrs.pop("_FillValue", None)
-    fill = None if cf_fill is None else z.to_json_scalar(
-        z.cast_scalar(cf_fill), zarr_format=2)
+    fill = None
+    if cf_fill is not None and not string:
+        z = need("zarr.core.dtype", **VIRTUAL).get_data_type_from_json(meta["data_type"],
+                                                                       zarr_format=3)
+        fill = z.to_json_scalar(z.cast_scalar(cf_fill), zarr_format=2)
     sep = (meta.get("chunk_key_encoding") or {}).get("configuration", {}).get("separator")
     zarray = {"zarr_format": 2, "shape": meta["shape"], "chunks": list(spec.chunk_shape(meta)),
-              "dtype": dtype.str, "compressor": compressor, "filters": filters or None,
+              "dtype": dtype.str, "compressor": None, "filters": filters or None,
               "fill_value": fill, "order": order}
     if sep == "/" and (meta.get("chunk_key_encoding") or {}).get("name") == "v2":
         zarray["dimension_separator"] = "/"
-    if meta.get("dimension_names"):
-        attrs["_ARRAY_DIMENSIONS"] = meta["dimension_names"]
+    if meta.get("dimension_names") is not None:  # [] for a scalar: readers require it
+        attrs["_ARRAY_DIMENSIONS"] = list(meta["dimension_names"])
     return zarray, attrs
 
 
 def _restored_attrs(node: spec.Node) -> dict[str, Any]:
-    """Attributes as JSON numbers again ("NaN" strings of float attributes as NaN)."""
+    """Attributes as JSON numbers again ("NaN" strings of float attributes as NaN), the
+    bytes of a character variable's fill value as its text."""
     out = {}
     types = node.attribute_types
     for k, v in (node.metadata.get("attributes") or {}).items():
@@ -316,8 +342,75 @@ def _v2_key(node: spec.Node, index: tuple[int, ...]) -> str:
     return sep.join(map(str, index)) if index else "0"
 
 
+def _fill_chunk(node: spec.Node, zarray: dict[str, Any]) -> bytes | None:
+    """The encoded bytes of a chunk of the array's own fill value (what a missing chunk
+    reads as, CHK-005), when a Zarr v2 reader of ``zarray`` would read a missing chunk as
+    something else (its ``fill_value``, or 0 when null); None when it reads the same."""
+    from .store import Decoder, fill_scalar
+
+    meta = node.metadata
+    if meta["data_type"] == "string":
+        return None  # strings are always inline: no chunk is missing
+    dtype = Decoder(meta).dtype
+    want = fill_scalar(meta["data_type"], meta["fill_value"], dtype)
+    v2 = zarray["fill_value"]
+    if v2 is None:
+        have = dtype.type(0) if dtype.kind != "S" else dtype.type(b"")
+    else:
+        have = fill_scalar(meta["data_type"], _v2_fill_json(v2, dtype), dtype)
+    if np.array_equal(np.asarray(want), np.asarray(have), equal_nan=dtype.kind in "fc"):
+        return None
+    chunk = np.full(tuple(zarray["chunks"]), want, dtype=np.dtype(zarray["dtype"]))
+    return _encode_v2(zarray, chunk)
+
+
+def _v2_fill_json(v2: Any, dtype: np.dtype) -> Any:
+    """A Zarr v2 fill value as the Zarr v3 JSON :func:`fill_scalar` reads."""
+    return v2  # numbers and the special strings agree; byte strings are base64 in both
+
+
+def _encode_v2(zarray: dict[str, Any], chunk: np.ndarray) -> bytes:
+    """A chunk encoded as a Zarr v2 reader of ``zarray`` decodes it."""
+    numcodecs = need("numcodecs", **VIRTUAL)
+    data: Any = np.asfortranarray(chunk) if zarray["order"] == "F" else \
+        np.ascontiguousarray(chunk)
+    codecs = list(zarray["filters"] or []) + ([zarray["compressor"]] if zarray["compressor"]
+                                              else [])
+    if not codecs:
+        return data.tobytes(order="A")
+    for c in codecs:
+        data = numcodecs.get_codec(dict(c)).encode(data)
+    return bytes(data)
+
+
+def export_refs(manifest: spec.ChunkManifest, node: spec.Node, document_url: str | None
+                ) -> tuple[dict[str, Any], dict[str, Any], list[tuple[tuple[int, ...], Any]]]:
+    """(.zarray, .zattrs, chunks) of an array as kerchunk references (CHK-025): each chunk
+    ``(index, [url, offset, length] or bytes)``; a missing chunk that a Zarr v2 reader would
+    read as another value than the array's fill value becomes an inline chunk of it."""
+    zarray, zattrs = _v2_metadata(node)
+    refs = node.refs
+    chunks: list[tuple[tuple[int, ...], Any]] = []
+    seen: set[str] = set()
+    for index, s, off, n in refs.references():
+        chunks.append((index, [manifest.url_of(s, document_url), off, n]))
+        seen.add(spec.index_key(index))
+    for k, data in refs.inline.items():
+        chunks.append((spec.parse_index_key(k, len(refs.grid)), data))
+        seen.add(k)
+    if len(seen) < refs.count:
+        fill = _fill_chunk(node, zarray)
+        if fill is not None:
+            import itertools
+
+            for index in itertools.product(*(range(g) for g in refs.grid)):
+                if spec.index_key(index) not in seen:
+                    chunks.append((tuple(index), fill))
+    return zarray, zattrs, chunks
+
+
 def to_json(manifest: spec.ChunkManifest, document_url: str | None = None) -> dict[str, Any]:
-    """Kerchunk version-1 JSON references of a chunk manifest (absolute URLs)."""
+    """Kerchunk version-1 JSON references of a chunk manifest (absolute URLs, CHK-025)."""
     refs: dict[str, Any] = {}
     for path, node in manifest.nodes.items():
         prefix = path + "/" if path else ""
@@ -325,15 +418,28 @@ def to_json(manifest: spec.ChunkManifest, document_url: str | None = None) -> di
             refs[prefix + ".zgroup"] = json.dumps({"zarr_format": 2})
             refs[prefix + ".zattrs"] = json.dumps(_restored_attrs(node))
             continue
-        zarray, zattrs = _v2_metadata(node)
+        zarray, zattrs, chunks = export_refs(manifest, node, document_url)
         refs[prefix + ".zarray"] = json.dumps(zarray)
         refs[prefix + ".zattrs"] = json.dumps(zattrs)
-        for index, s, off, n in node.refs.references():
-            refs[prefix + _v2_key(node, index)] = [manifest.url_of(s, document_url), off, n]
-        for k, data in node.refs.inline.items():
-            index = spec.parse_index_key(k, len(node.refs.grid))
-            refs[prefix + _v2_key(node, index)] = "base64:" + base64.b64encode(data).decode()
-    return {"version": 1, "refs": refs}
+        for index, value in chunks:
+            refs[prefix + _v2_key(node, index)] = value if isinstance(value, list) else \
+                "base64:" + base64.b64encode(value).decode()
+    out: dict[str, Any] = {"version": 1, "refs": refs}
+    types = attribute_types(manifest)
+    if types:
+        out[MEMBER] = {"attribute_types": types}
+    return out
+
+
+#: the top-level member of kerchunk references that carries what JSON loses (CHK-025);
+#: kerchunk's readers ignore members they do not know
+MEMBER = "datamanifest"
+
+
+def attribute_types(manifest: spec.ChunkManifest) -> dict[str, dict[str, str]]:
+    """Node path -> the recorded attribute types (CHK-003) of every node that has some."""
+    return {p: dict(n.attribute_types) for p, n in manifest.nodes.items()
+            if n.attribute_types}
 
 
 def write_parquet(manifest: spec.ChunkManifest, folder: str | Path, *,
@@ -355,7 +461,7 @@ def write_parquet(manifest: spec.ChunkManifest, folder: str | Path, *,
             metadata[prefix + ".zgroup"] = {"zarr_format": 2}
             metadata[prefix + ".zattrs"] = _restored_attrs(node)
             continue
-        zarray, zattrs = _v2_metadata(node)
+        zarray, zattrs, chunks = export_refs(manifest, node, document_url)
         metadata[prefix + ".zarray"] = zarray
         metadata[prefix + ".zattrs"] = zattrs
         refs = node.refs
@@ -366,11 +472,12 @@ def write_parquet(manifest: spec.ChunkManifest, folder: str | Path, *,
         offsets = [0] * count
         sizes = [0] * count
         raws: list[bytes | None] = [None] * count
-        for index, s, off, n in refs.references():
+        for index, value in chunks:
             pos = refs.linear(index)
-            paths[pos], offsets[pos], sizes[pos] = manifest.url_of(s, document_url), off, n
-        for k, data in refs.inline.items():
-            raws[refs.linear(spec.parse_index_key(k, len(refs.grid)))] = data
+            if isinstance(value, list):
+                paths[pos], offsets[pos], sizes[pos] = value
+            else:
+                raws[pos] = value
         (folder / path).mkdir(parents=True, exist_ok=True) if path else None
         for rec in range(math.ceil(count / record_size)):
             lo, hi = rec * record_size, min(count, (rec + 1) * record_size)
@@ -385,7 +492,9 @@ def write_parquet(manifest: spec.ChunkManifest, folder: str | Path, *,
             frame.to_parquet(folder / path / f"refs.{rec}.parq", engine="pyarrow",
                              compression="zstd", index=False, write_statistics=False,
                              schema=schema)
-    (folder / ".zmetadata").write_text(json.dumps({"metadata": metadata,
-                                                   "record_size": record_size}),
-                                       encoding="utf-8")
+    top: dict[str, Any] = {"metadata": metadata, "record_size": record_size}
+    types = attribute_types(manifest)
+    if types:
+        top[MEMBER] = {"attribute_types": types}
+    (folder / ".zmetadata").write_text(json.dumps(top), encoding="utf-8")
     return folder

@@ -154,7 +154,7 @@ def parse(f: BinaryIO, url: str, *, size: int,
                 "dimension_names": [dims[d][0] for d in dimids]}
         types = {}
         for k, value in attrs.items():
-            meta["attributes"][k], typ = zc.attribute(value)
+            meta["attributes"][k], typ = zc.attribute(value, k, dtype)
             if typ:
                 types[k] = typ
         if is_record(v):

@@ -157,6 +157,8 @@ def native_dtype(data_type: Any) -> np.dtype:
     strings directly, anything else through zarr."""
     if isinstance(data_type, str) and data_type in _NUMERIC:
         return np.dtype(data_type)
+    if data_type == "string":  # variable-length strings: Python str objects, as netCDF4 gives
+        return np.dtype(object)
     if isinstance(data_type, dict) and data_type.get("name") == "null_terminated_bytes":
         return np.dtype(f"S{data_type['configuration']['length_bytes']}")
     get_data_type_from_json = need("zarr.core.dtype", **VIRTUAL).get_data_type_from_json
@@ -326,7 +328,8 @@ class VirtualArray:
 
             group = zarr.open_group(store=ChunkStore(self.session), mode="r")
             self._zarr = group[self.node.path]
-        return np.asarray(self._zarr[key])
+        out = np.asarray(self._zarr[key])
+        return out.astype(object) if self.dtype.kind == "O" and out.dtype.kind != "O" else out
 
 
 def _normalize(key: Any, shape: tuple[int, ...]) -> tuple:
@@ -443,8 +446,14 @@ def load_manifest(source: Any, document_url: str | None = None
         return spec.parse(doc), document_url
     except spec.ChunkManifestError as e:
         where = "/" + "/".join(map(str, e.path))
+        shown = None
+        if document_url:
+            from .readers import local_path
+
+            shown = local_path(document_url) if document_url.startswith("file://") else \
+                document_url
         raise VirtualError(f"chunk manifest: {e.message} (at {where})", code=e.code,
-                           hint="run `datamanifest check` on it") from None
+                           file=shown, hint="run `datamanifest check` on it") from None
 
 
 def _read_document(location: str) -> tuple[str, str]:
@@ -457,7 +466,7 @@ def _read_document(location: str) -> tuple[str, str]:
         try:
             return p.read_text(encoding="utf-8"), p.as_uri()
         except FileNotFoundError:
-            raise VirtualError(f"no chunk manifest at {p}", code="DM074") from None
+            raise VirtualError("no chunk manifest here", code="DM074", file=str(p)) from None
     r = open_reader(location)
     try:
         size = r.identity().size

@@ -34,24 +34,44 @@ def v2_to_v3(zarray: dict[str, Any], zattrs: dict[str, Any] | None) -> tuple[dic
     dims = attrs.pop("_ARRAY_DIMENSIONS", None)
     shape = list(zarray["shape"])
     codecs: list[dict[str, Any]] = []
+    filters = list(zarray.get("filters") or [])
+    string = dtype.kind == "O"
+    if string:  # variable-length strings: the vlen-utf8 filter is the array's serializer
+        if not any(f.get("id") == "vlen-utf8" for f in filters):
+            raise VirtualError("object arrays other than vlen-utf8 strings have no Zarr v3 "
+                               "form here", code="DM153")
+        filters = [f for f in filters if f.get("id") != "vlen-utf8"]
     if zarray.get("order", "C") == "F" and len(shape) > 1:
         codecs.append({"name": "transpose",
                        "configuration": {"order": list(range(len(shape)))[::-1]}})
     # numcodecs filters that change the array run before ``bytes``; those on bytes after it
-    filters = zarray.get("filters") or []
     codecs += [_numcodec(f) for f in filters if f.get("id") in ARRAY_TO_ARRAY]
-    codecs.append(zc.bytes_codec(dtype))
+    codecs.append(dict(zc.VLEN_UTF8) if string else zc.bytes_codec(dtype))
     codecs += [_numcodec(f) for f in filters if f.get("id") not in ARRAY_TO_ARRAY]
     if zarray.get("compressor"):
         codecs.append(_numcodec(zarray["compressor"]))
     fill = zarray.get("fill_value")
     sep = zarray.get("dimension_separator", ".")
+    if fill is not None and not string and "_FillValue" not in attrs:
+        # xarray reads a Zarr v2 array's fill_value as its _FillValue (it masks): so is it
+        # imported, typed as the array (CHK-023)
+        value = _v2_fill(fill, dtype)
+        if dtype.kind in "biuf":
+            attrs["_FillValue"] = zc.json_value(dtype.type(value))
+            if dtype.newbyteorder("=").name not in ("int64", "float64", "bool"):
+                types["_FillValue"] = dtype.newbyteorder("=").name
+            elif dtype.kind == "f" and isinstance(attrs["_FillValue"], str):
+                types["_FillValue"] = "float64"
+        elif dtype.kind == "S":
+            raw = bytes(np.asarray(value, dtype=dtype).reshape(()).item())
+            attrs["_FillValue"] = raw.decode("latin-1")
+            types["_FillValue"] = f"S{dtype.itemsize}"
     meta = {"zarr_format": 3, "node_type": "array", "shape": shape,
-            "data_type": zc.data_type(dtype, "array"),
+            "data_type": "string" if string else zc.data_type(dtype, "array"),
             "chunk_grid": {"name": "regular",
                            "configuration": {"chunk_shape": list(zarray["chunks"])}},
             "chunk_key_encoding": {"name": "v2", "configuration": {"separator": sep}},
-            "fill_value": zc.fill_value(dtype, _v2_fill(fill, dtype)),
+            "fill_value": "" if string else zc.fill_value(dtype, _v2_fill(fill, dtype)),
             "codecs": codecs, "attributes": attrs,
             "dimension_names": dims if isinstance(dims, list) else None}
     return meta, types
@@ -83,8 +103,8 @@ def _v2_fill(fill: Any, dtype: np.dtype) -> Any:
 def _numcodec(config: dict[str, Any]) -> dict[str, Any]:
     c = dict(config)
     name = c.pop("id")
-    return {"name": f"numcodecs.{name}", "configuration": c} if c else \
-        {"name": f"numcodecs.{name}"}
+    # zarr-python requires the configuration member, even empty
+    return {"name": f"numcodecs.{name}", "configuration": c}
 
 
 def parse(folder: Path, url: str) -> spec.ChunkManifest:

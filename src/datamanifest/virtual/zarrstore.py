@@ -21,6 +21,11 @@ def _served(node: spec.Node) -> dict[str, Any]:
     written as xarray writes it in Zarr v3 (the base64 of its little-endian binary64
     bytes), so that ``xarray.open_zarr`` reads the store as it reads its own."""
     meta = node.metadata
+    if node.is_array and any("configuration" not in c for c in meta.get("codecs") or []):
+        # zarr-python requires a configuration member, even empty (documents written
+        # before CHK-020 said so have none for numcodecs.fletcher32)
+        meta = {**meta, "codecs": [c if "configuration" in c else {**c, "configuration": {}}
+                                   for c in meta["codecs"]]}
     attrs = meta.get("attributes") or {}
     fv = attrs.get("_FillValue")
     if fv is None or not node.is_array or not (
