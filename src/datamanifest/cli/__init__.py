@@ -113,12 +113,13 @@ def _print_warnings(project) -> None:
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="Diagnostics as lines or as one JSON list.")
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
 @click.option("--type", "doc_type", type=click.Choice(
     ["manifest", "config", "state", "config-sidecar", "metadata-sidecar", "chunk-manifest", "append-config"]),
     help="Check as this document type (default: detected from the file name and _META).")
 @click.pass_context
-def check(ctx: click.Context, paths: tuple[Path, ...], fmt: str, strict: bool,
+def check(ctx: click.Context, paths: tuple[Path, ...], fmt: str, as_json: bool, strict: bool,
           doc_type: str | None) -> None:
     """Validate documents: manifests, config files, state files, sidecars and chunk
     manifests (*.chunks.json).
@@ -131,6 +132,8 @@ def check(ctx: click.Context, paths: tuple[Path, ...], fmt: str, strict: bool,
     from ..check import check_path
     from ..project import discover
 
+    if as_json:
+        fmt = "json"
     if not paths:
         given = ctx.obj.get("manifest")
         paths = (discover(given) if given is None or given.is_dir() else given,)
