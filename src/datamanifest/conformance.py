@@ -38,6 +38,9 @@ objects    ``manifest``, ``root``, ``datasets_dir``,            ``objects`` (MNT
            ``datacache_dir``, ``pools``, ``state`` (TOML),      ``selected`` (ids), or ``error``
            ``journal``, ``files`` ({path: text, null or         (DM130, DM136) with ``objects``
            {content, mtime, atime}}), ``now``, ``select``
+policy     ``manifest``, ``checkout_config`` (TOML texts),      ``fetch`` (names), ``refused`` ({name:
+           ``select`` (names, or null for all)                  [{code, line, column, document}]}), or
+                                                                ``error`` (a document refused whole)
 =========  ===================================================  ==========================================
 
 Exit status 0: answered (also when the answer reports an error in the input);
@@ -63,11 +66,11 @@ from .optional import need
 SPEC_VERSION = 1
 KINDS = ("parse", "reject", "key", "hash", "shell", "resolve", "roundtrip", "discover",
          "archive", "layout", "verify", "autofill", "tree", "produce", "datacache", "objects",
-         "author", "chunks", "append")
+         "author", "chunks", "append", "policy")
 EXIT_UNSUPPORTED = 3
 JSON_KIND_DIRS = ("key", "hash", "shell", "resolve", "roundtrip", "discover", "archive",
                   "layout", "verify", "autofill", "tree", "produce", "datacache", "objects",
-                  "author", "chunks", "append")
+                  "author", "chunks", "append", "policy")
 
 
 @dataclass(frozen=True)
@@ -610,7 +613,42 @@ def _answer_append(request: dict[str, Any]) -> dict[str, Any]:
         return {"error": e.code}
 
 
-_MORE = {"append": _answer_append, "chunks": _answer_chunks, "author": _answer_author, "objects": _answer_objects, "produce": _answer_produce, "datacache": _answer_datacache, "tree": _answer_tree,
+def _answer_policy(request: dict[str, Any]) -> dict[str, Any]:
+    """MAN-012, FET-008: which datasets a fetch acts on and which it refuses, with why."""
+    from .check import check_text
+    from .spec.policy import dataset_names, refused
+
+    result = check_text(request["manifest"], "datamanifest.toml", "manifest")
+    fatal = [d for d in result.errors if d.code in ("DM001", "DM002", "DM004")]
+    if result.data is None or fatal:
+        return {"error": (fatal or result.errors)[0].code}
+    data = result.data
+    config_errors = []
+    if request.get("checkout_config"):
+        config_errors = check_text(request["checkout_config"], ".datamanifest/config.toml",
+                                   "config").errors
+    out = refused(data, result.errors, config_errors)
+    names = dataset_names(data)
+    select = request.get("select")
+    asked = names if select is None else list(select)
+    # the requirements of the datasets fetched are fetched too (FET-003)
+    fetch: set[str] = set()
+    stack = [n for n in asked if n not in out]
+    while stack:
+        n = stack.pop()
+        if n in fetch or n not in data:
+            continue
+        fetch.add(n)
+        reqs = data[n].get("requires") if isinstance(data[n], dict) else None
+        stack.extend(r for r in (reqs if isinstance(reqs, list) else []) if isinstance(r, str))
+    cfg = set(map(id, config_errors))
+    return {"fetch": sorted(fetch), "refused": {
+        n: [{"code": d.code, "line": d.line, "column": d.column,
+             "document": "checkout_config" if id(d) in cfg else "manifest"} for d in out[n]]
+        for n in sorted(out) if n in asked}}
+
+
+_MORE = {"policy": _answer_policy, "append": _answer_append, "chunks": _answer_chunks, "author": _answer_author, "objects": _answer_objects, "produce": _answer_produce, "datacache": _answer_datacache, "tree": _answer_tree,
          "discover": _answer_discover, "archive": _answer_archive, "layout": _answer_layout,
          "verify": _answer_verify, "autofill": _answer_autofill}
 

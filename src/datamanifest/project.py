@@ -54,23 +54,59 @@ class StorageConfig:
 class Project:
     """An opened manifest: its path, model, check diagnostics and storage.
 
-    Open with :meth:`Project.open`; raises :class:`ManifestError` (DM091)
-    carrying every diagnostic when the manifest has errors.
+    Open with :meth:`Project.open`. One error policy (SCHEMA.md MAN-012): a dataset whose
+    closure (its table, the tables it requires, the structural tables, the configuration
+    files) has an error is *refused* (:attr:`refused`, :meth:`refusal`); every other
+    dataset can be fetched, located and loaded. A manifest that cannot be read as a whole
+    (DM001, DM002, DM004, or storage settings that cannot be resolved) raises
+    :class:`ManifestError` (DM091) carrying every diagnostic.
+
+    Typical use::
+
+        project = datamanifest.Project.open()      # discovers datamanifest.toml
+        project.list()                             # what the stores hold (``datamanifest list``)
+        project.add("https://example.org/obs.csv") # declare, fetch, write the checksum
+        report = project.fetch()                   # name -> (path, status)
+        project.load("obs")                        # the loaded dataset
     """
 
-    def __init__(self, manifest_path: Path, result: CheckResult) -> None:
+    def __init__(self, manifest_path: Path, result: CheckResult,
+                 refused: "dict[str, list[Diagnostic]] | None" = None,
+                 config_diagnostics: "list[Diagnostic] | None" = None) -> None:
         self.manifest_path = manifest_path
         self.root = manifest_path.parent
         self.check = result
         assert result.manifest is not None
         self.manifest: Manifest = result.manifest
         self.storage = resolve_storage(self.manifest, self.root)
+        #: dataset name -> the errors of its closure (MAN-012); empty when all are clean
+        self.refused: dict[str, list[Diagnostic]] = refused or {}
+        #: the diagnostics of the configuration files read (CFG-003)
+        self.config_diagnostics: list[Diagnostic] = config_diagnostics or []
         self._state_cache: dict | None = None  # state records, read lazily
 
     # -- opening ----------------------------------------------------------------------------
     @classmethod
     def open(cls, path: str | Path | None = None) -> "Project":
-        """Open the manifest at ``path`` (a file or a folder), or discover it."""
+        """Open the manifest at ``path`` (a file or a folder), or discover it (SCHEMA.md §2).
+
+        Parameters
+        ----------
+        path : str or Path, optional
+            The manifest file, or a folder to discover it from; default: discovered upward
+            from the working directory (``$DATAMANIFEST_TOML`` wins).
+
+        Returns
+        -------
+        Project
+
+        Raises
+        ------
+        ManifestError
+            DM003 when no manifest is found; DM091 (with ``err.diagnostics``) when the
+            document cannot be read as a whole (MAN-012). Errors confined to some datasets
+            do not raise: those datasets are refused (:meth:`refusal`).
+        """
         if path is None:
             mpath = discover()
         else:
@@ -91,30 +127,92 @@ class Project:
 
     @classmethod
     def _checked(cls, mpath: Path, result: CheckResult) -> "Project":
-        # MAN-011: unknown fields are typos to `check`, but readers keep and ignore them.
-        errors = [d for d in result.errors if d.code != "DM010"]
-        if errors:
-            raise ManifestError(
-                f"{mpath} has {len(errors)} error(s)", code="DM091", file=str(mpath),
-                hint="run `datamanifest check` for details", diagnostics=result.diagnostics,
-            )
-        if result.manifest is None and result.data is not None:
-            try:
-                result.manifest = Manifest.from_dict(result.data)
-            except ValueError as e:  # a form only the unknown-field diagnostics hid
-                raise ManifestError(f"{mpath}: {e}", code="DM091", file=str(mpath),
-                                    hint="run `datamanifest check` for details",
-                                    diagnostics=result.diagnostics) from None
-        return cls(mpath, result)
+        from .spec.manifest import Dataset
+        from .spec.policy import refused
+
+        def whole(errors: list[Diagnostic]) -> ManifestError:
+            first = errors[0] if errors else None
+            return ManifestError(
+                f"{mpath} has {len(errors)} error(s)" + (f"; the first: {first.code} "
+                                                         f"{first.message}" if first else ""),
+                code="DM091", file=str(mpath), line=first.line if first else None,
+                column=first.column if first else None,
+                hint="run `datamanifest check` for details", diagnostics=result.diagnostics)
+
+        errors = result.errors
+        # MAN-012: a document that cannot be read as a whole refuses everything
+        if result.data is None or any(d.code in ("DM001", "DM002", "DM004") for d in errors):
+            raise whole(errors)
+        configs = check_configs(mpath.parent)
+        config_errors = [d for d in configs if d.severity == "error"]
+        if result.manifest is None:
+            data = result.data
+            meta = data.get("_META") if isinstance(data.get("_META"), dict) else {}
+            structural = {k: v for k, v in data.items() if k.startswith("_") and k != "_META"}
+            datasets = {}
+            for name, table in data.items():
+                if name.startswith("_") or not isinstance(table, dict):
+                    continue
+                try:  # lenient: unknown fields kept (MAN-003); refused ones may lack a model
+                    datasets[name] = Dataset.model_validate(table)
+                except ValueError:
+                    continue
+            result.manifest = Manifest(meta=meta, structural=structural, datasets=datasets)
+        refusals = refused(result.data, errors, config_errors) if (errors or config_errors) \
+            else {}
+        try:
+            return cls(mpath, result, refusals, configs)
+        except ManifestError as e:
+            if not (errors or config_errors):
+                raise
+            # storage settings that cannot be resolved: every dataset is refused (MAN-012)
+            raise whole(errors + config_errors) from e
 
     @property
     def warnings(self) -> list[Diagnostic]:
-        return [d for d in self.check.diagnostics if d.severity != "error" or d.code == "DM010"]
+        """The warnings of the manifest and the configuration files (errors refuse datasets,
+        see :meth:`refusal`)."""
+        return [d for d in self.check.diagnostics + self.config_diagnostics
+                if d.severity != "error"]
+
+    def refusal(self, name: str) -> ManifestError | None:
+        """The DM091 error refusing dataset ``name`` (MAN-012), or None when its closure is
+        clean. ``err.diagnostics`` lists the errors of its closure."""
+        errs = self.refused.get(name)
+        if not errs:
+            return None
+        from .spec._locate import Locator
+
+        line = column = None
+        try:
+            line, column = Locator(self.manifest_path.read_text(encoding="utf-8")).find(
+                (name,), value=False)
+        except OSError:
+            pass
+        first = errs[0]
+        mine = sum(1 for d in errs if d.path and d.path[0] == name
+                   and d.file == str(self.manifest_path))
+        where = "in its entry" if mine == len(errs) else \
+            "in its entry or in what it depends on" if mine else "in what it depends on"
+        return ManifestError(
+            f"dataset {name!r} refused: {len(errs)} error(s) {where}, the first: "
+            f"{first.code} {first.message}", code="DM091", file=str(self.manifest_path),
+            line=line, column=column, diagnostics=list(errs),
+            hint="fix the error(s) (`datamanifest check`); datasets without errors in what "
+                 "they depend on are not affected")
+
+    def dataset_names(self) -> list[str]:
+        """Every dataset name in document order, refused ones included (MAN-002)."""
+        from .spec.policy import dataset_names
+
+        return dataset_names(self.check.data or {})
 
     # -- lookup -----------------------------------------------------------------------------
     def resolve(self, ident: str) -> str:
         """The dataset name ``ident`` identifies by name, alias or doi (MAN-050, MAN-051)."""
         found = self.manifest.candidates(ident)
+        if not found and ident in self.refused:  # a refused dataset without a model
+            return ident
         if not found:
             raise LookupFailed(f"no dataset named {ident!r} (by name, alias or doi)", code="DM076",
                                hint="`datamanifest status` lists the datasets")
@@ -170,8 +268,21 @@ class Project:
         return load(self, ident, offline=offline)
 
     def path(self, ident: str) -> Path:
-        """The verified local path of a dataset. Raises DM078 when it is not present (STO-010)."""
+        """The verified local path of a dataset (POOL-005).
+
+        Raises
+        ------
+        LookupFailed
+            DM076/DM077: ``ident`` names no dataset, or several.
+        ManifestError
+            DM091: the dataset is refused (MAN-012).
+        DataManifestError
+            DM078: it is not present (STO-010).
+        """
         name = self.resolve(ident)
+        refusal = self.refusal(name)
+        if refusal is not None:
+            raise refusal
         found = self.locate(name)
         if found is None:
             raise self.not_present(name)
@@ -296,6 +407,23 @@ def read_config(path: Path) -> dict:
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise ManifestError(f"cannot read configuration {path}: {e}", code="DM001",
                             file=str(path), hint="run `datamanifest check` on it") from None
+
+
+def check_configs(root: Path) -> list[Diagnostic]:
+    """The diagnostics of the configuration files a run reads (CFG-001, CFG-003): the
+    checkout file of the project at ``root`` and the user file, when they exist."""
+    from .check import check_text
+
+    out: list[Diagnostic] = []
+    for path in (checkout_config_path(root), user_config_path()):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            continue
+        except (OSError, UnicodeDecodeError):
+            continue  # read_config reports it when storage is resolved
+        out.extend(check_text(text, str(path), "config").diagnostics)
+    return out
 
 
 def current_platform(root: Path):

@@ -217,6 +217,8 @@ def fetch(ctx: click.Context, names: tuple[str, ...], jobs: int, per_host: int, 
             if o.error is not None:
                 click.echo(f"{o.name}: {o.status}", err=True)
                 click.echo("  " + o.error.render(), err=True)
+                for d in o.error.diagnostics:  # a refusal's errors (MAN-012)
+                    click.echo("    " + d.render(), err=True)
             elif quiet or (o.status == "present" and not verbose and not o.filled):
                 continue
             else:
@@ -250,9 +252,14 @@ def _human(n: int | None) -> str:
 def status(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
     """Each dataset: present, missing or incomplete; its path and checksum."""
     project = _project(ctx)
-    selected = [project.resolve(n) for n in names] if names else list(project.manifest.datasets)
+    selected = [project.resolve(n) for n in names] if names else project.dataset_names()
     rows = []
     for n in selected:
+        refusal = project.refusal(n)
+        if refusal is not None:  # MAN-012: nothing is done for it until its errors are fixed
+            rows.append({"name": n, "status": "refused", "path": None, "checksum": "",
+                         "errors": [d.as_json() for d in refusal.diagnostics]})
+            continue
         ds = project.dataset(n)
         if ds.skip_download or ds.lazy_access:
             rows.append({"name": n, "status": "external", "path": ds.uri or None,

@@ -121,8 +121,9 @@ class Outcome:
     """What happened to one dataset.
 
     ``status``: ``fetched`` (downloaded and verified now), ``present`` (already
-    there), ``skipped`` (skip_download / lazy_access), ``failed`` or ``blocked``
-    (a requirement failed). ``size`` in bytes.
+    there), ``skipped`` (skip_download / lazy_access), ``failed``, ``blocked`` (a
+    requirement failed), ``refused`` (its closure has errors, MAN-012; nothing was done)
+    or ``missing`` (offline). ``size`` in bytes.
     """
 
     name: str
@@ -699,6 +700,14 @@ class Fetcher:
         """
         project = self.project
         wanted = None if names is None else [project.resolve(n) for n in names]
+        # FET-008 / MAN-012: refuse, before any download, every dataset whose closure has an
+        # error; a clean dataset requires only clean ones, so the rest is fetched as usual
+        refused: list[Outcome] = []
+        if project.refused:
+            asked = project.dataset_names() if wanted is None else list(dict.fromkeys(wanted))
+            refused = [Outcome(n, "refused", error=project.refusal(n))
+                       for n in asked if n in project.refused]
+            wanted = [n for n in asked if n not in project.refused]
         order = project.manifest.order(wanted)
         requires = {n: [r for r in project.dataset(n).requires if r in order] for n in order}
         outcomes: dict[str, Outcome] = {}
@@ -773,7 +782,7 @@ class Fetcher:
             pool.shutdown(wait=True, cancel_futures=True)
             global _FORKED
             _FORKED = None
-        report = FetchReport([outcomes[n] for n in order],
+        report = FetchReport(refused + [outcomes[n] for n in order],
                              workers="none" if not pending else
                              "processes" if processes else "threads")
         self._place_errors(report)
