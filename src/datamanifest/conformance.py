@@ -15,8 +15,9 @@ shell      ``template``, ``variables``                          ``argv`` or ``er
 resolve    ``manifest``, ``checkout_config``, ``user_config``   ``settings`` ({field: {value, rung}}),
            (TOML texts), ``env``, ``hostname``, ``platform``,   ``datasets`` ({name: {storage_path,
            ``languages``, ``builtin_formats``                   managed, fetch, load}}), or ``error``
-roundtrip  ``type``, ``document``                               ``document``: the text the implementation
-                                                                writes for it (FMT-004)
+roundtrip  ``type``, ``document``, ``comments`` (keep them)      ``document``: the text the implementation
+                                                                writes for it (FMT-004, FMT-005), or
+                                                                ``error`` (DM094), ``line``, ``column``
 discover   ``cwd``, ``files`` (existing paths), ``env``         ``manifest`` (a path) or ``error``
 archive    ``members`` ([{name, type, linkname}])               ``ok`` or ``error`` and ``member``
 layout     ``manifest``, ``dataset``, ``root``,                 ``target``, ``is_dir``, ``staging``,
@@ -171,7 +172,11 @@ def compare(kind: str, expected: dict[str, Any], answer: dict[str, Any],
     """
     if kind == "roundtrip":
         from .spec.canonical import key_orders
+        from .spec.comments import attach
 
+        if "error" in expected or "error" in answer:
+            return None if answer == expected else \
+                f"answer {json.dumps(answer)} != expected {json.dumps(expected)}"
         text = answer.get("document")
         if not isinstance(text, str):
             return "answer has no document text"
@@ -184,6 +189,11 @@ def compare(kind: str, expected: dict[str, Any], answer: dict[str, Any],
             return _first_difference(want, got).replace("normalized", "document", 1)
         if key_orders(got) != key_orders(want):
             return "same values, different key order"
+        # FMT-005: each comment still belongs to the same item (spacing aside)
+        placed = [(a.kind, a.path, a.text) for a in attach(text)[0]]
+        wanted = [(a.kind, a.path, a.text) for a in attach(expected["document"])[0]]
+        if placed != wanted:
+            return f"comments placed {placed} != expected {wanted}"
         if byte_identity and text != expected["document"]:
             return "same document, different bytes (byte identity requested)"
         return None
@@ -278,9 +288,17 @@ def answer(request: dict[str, Any]) -> dict[str, Any]:
         return _answer_resolve(request)
     if kind == "roundtrip":
         from .spec.canonical import dumps
+        from .spec.comments import OrphanComments, dumps_with_comments
 
-        return {"document": dumps(tomllib.loads(request["document"]), request.get("type",
-                                                                                 "manifest"))}
+        data = tomllib.loads(request["document"])
+        doc_type = request.get("type", "manifest")
+        if not request.get("comments"):
+            return {"document": dumps(data, doc_type)}
+        try:  # FMT-003, FMT-005: comments kept where they belong
+            return {"document": dumps_with_comments(request["document"], data, doc_type)}
+        except OrphanComments as e:  # FMT-006
+            line, column = e.positions[0]
+            return {"error": "DM094", "line": line, "column": column}
     if kind in _MORE:
         return _MORE[kind](request)
     raise KeyError(kind)

@@ -78,7 +78,7 @@ CODES: dict[str, tuple[str, str, str]] = {
     "DM091": ("MAN-012", "error", "manifest has errors"),
     "DM092": ("STA-002", "error", "malformed state record"),
     "DM093": ("STA-009", "warning", "legacy state schema"),
-    "DM094": ("FMT-003", "error", "formatting would drop comments"),
+    "DM094": ("FMT-006", "error", "a comment that belongs to nothing"),
     # parameter hash and shell templates
     "DM100": ("PAR-003", "error", "parameter value without canonical form"),
     "DM101": ("SH-004", "error", "unknown variable in a shell template"),

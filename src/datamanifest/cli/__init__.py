@@ -404,20 +404,24 @@ def _read_document(file: str) -> tuple[str, str]:
 @click.option("--check", "check_only", is_flag=True,
               help="Exit 1 when FILE is not in canonical form; write nothing.")
 @click.option("--drop-comments", is_flag=True,
-              help="Allow --in-place on a file with comments (the canonical form has none).")
+              help="Drop every comment (the canonical form without comments).")
 @click.option("--type", "doc_type", type=click.Choice(
     ["manifest", "config", "state", "config-sidecar", "metadata-sidecar"]),
     help="Document type (default: detected).")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
 def format_cmd(file: str, in_place: bool, check_only: bool, drop_comments: bool,
-               doc_type: str | None) -> None:
+               doc_type: str | None, quiet: bool) -> None:
     """Print FILE (or - for stdin) in canonical form: key order and layout of SCHEMA.md §18.
 
-    The document must pass `check` first. The canonical form has no comments:
-    --in-place refuses to drop them unless --drop-comments is given (use
-    `migrate` for comment-preserving edits).
+    Comments move with the key, table header or array element they annotate (FMT-005):
+    a comment directly above an item, or at the end of its line, belongs to it. A comment
+    that belongs to nothing (a block with blank lines above and below, between two
+    tables) cannot be placed: DM094 names it (FMT-006). The document must pass `check`
+    first.
     """
     from ..check import check_text
     from ..spec.canonical import dumps
+    from ..spec.comments import OrphanComments, dumps_with_comments
 
     text, label = _read_document(file)
     result = check_text(text, label, doc_type)
@@ -426,7 +430,19 @@ def format_cmd(file: str, in_place: bool, check_only: bool, drop_comments: bool,
             click.echo(d.render(), err=True)
         raise DataManifestError(f"{label} has errors; format only valid documents", code="DM091",
                                 hint="run `datamanifest check` and fix them first")
-    canonical = dumps(result.data, result.doc_type)
+    if drop_comments:
+        canonical = dumps(result.data, result.doc_type)
+    else:
+        try:
+            canonical = dumps_with_comments(text, result.data, result.doc_type)
+        except OrphanComments as e:
+            line, column = e.positions[0]
+            raise DataManifestError(
+                f"{len(e.positions)} comment(s) belong to no key or table (the first has a "
+                "blank line above and below it): the canonical order cannot place it",
+                code="DM094", file=label, line=line, column=column,
+                hint="move it directly above the key or table it describes (no blank line "
+                     "between), or pass --drop-comments to drop every comment") from None
     if check_only:
         if text != canonical:
             click.echo(f"{label}: not in canonical form", err=True)
@@ -435,18 +451,12 @@ def format_cmd(file: str, in_place: bool, check_only: bool, drop_comments: bool,
     if not in_place or file == "-":
         click.echo(canonical, nl=False)
         return
-    from ..spec._locate import count_comments
-
-    comments = count_comments(text)
-    if comments and not drop_comments:
-        raise DataManifestError(
-            f"{label} has {comments} comment(s) that the canonical form would drop", code="DM094",
-            hint="pass --drop-comments to accept that, or keep the file as it is")
     if text != canonical:
         from ..store.atomic import write_text
 
         write_text(Path(file), canonical)
-        click.echo(f"formatted {label}", err=True)
+        if not quiet:
+            click.echo(f"formatted {label}", err=True)
 
 
 @main.command()
