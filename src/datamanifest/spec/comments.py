@@ -193,7 +193,10 @@ class _CommentScanner(_Scanner):
 def scan(text: str) -> Scan:
     """The items and comments of a TOML document ``text`` (that tomllib accepts)."""
     sc = _CommentScanner(text)
-    sc.run()
+    try:
+        sc.run()
+    except (_Stop, IndexError):  # a form the scanner does not follow: place nothing blindly
+        raise OrphanComments([sc.pos(min(sc.i, max(0, sc.n - 1)))]) from None
     return Scan(sc.items, sc.comments, sc.line_starts)
 
 
