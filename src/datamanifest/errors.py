@@ -159,11 +159,14 @@ class Diagnostic:
         return rule_of(self.code)
 
     def render(self) -> str:
-        """``FILE:LINE:COL: severity DM### message (hint)``."""
-        where = self.file or "<input>"
+        """``FILE:LINE:COL: severity DM### message (hint)`` (DIAG-003); without a file,
+        ``LINE:COL: ...``, and without a position ``severity DM### message (hint)``."""
+        where = self.file or ""
         if self.line is not None:
-            where += f":{self.line}:{self.column or 1}"
-        text = f"{where}: {self.severity} {self.code} {self.message}"
+            where += f":{self.line}:{self.column or 1}" if where else \
+                f"{self.line}:{self.column or 1}"
+        text = f"{where}: " if where else ""
+        text += f"{self.severity} {self.code} {self.message}"
         if self.hint:
             text += f" ({self.hint})"
         return text
@@ -193,7 +196,9 @@ class DataManifestError(Exception):
     """Base of every error datamanifest raises on purpose.
 
     Carries a stable ``code`` (``DM###``), an optional location and a ``hint``
-    telling the user what to do. ``str(err)`` is the one-line rendering.
+    telling the user what to do. ``str(err)`` is the one-line rendering
+    ``FILE:LINE:COL: error DM### message (hint)`` (DIAG-003); ``err.__cause__`` is the
+    underlying error (an ``OSError``, an HTTP error) when there is one.
     """
 
     code = "DM000"
@@ -217,7 +222,12 @@ class DataManifestError(Exception):
         self.line = line
         self.column = column
         self.diagnostics = diagnostics or []
-        super().__init__(self.render())
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        # rendered when asked, so a location added after construction (the fetch engine
+        # places a dataset's error at its entry, DIAG-001) is in the text
+        return self.render()
 
     def as_diagnostic(self) -> Diagnostic:
         return Diagnostic(self.code, self.message, self.file, self.line, self.column, (), self.hint)

@@ -124,6 +124,16 @@ def load(project, ident: str, *, offline: bool = False) -> Any:
     refusal = project.refusal(name)
     if refusal is not None:  # MAN-012: its closure has errors
         raise refusal
+    try:
+        return _load(project, name, offline)
+    except DataManifestError as e:  # DIAG-001: located at the dataset's entry
+        if e.file is None:
+            e.file = str(project.manifest_path)
+            e.line, e.column = project.entry_position(name)
+        raise
+
+
+def _load(project, name: str, offline: bool) -> Any:
     ds = project.dataset(name)
     rung = load_rung(project.manifest, ds, "python", sorted(BUILTIN))
     if rung["rung"] == "error" and ds.is_folder and not ds.lazy_access:

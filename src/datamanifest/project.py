@@ -181,14 +181,7 @@ class Project:
         errs = self.refused.get(name)
         if not errs:
             return None
-        from .spec._locate import Locator
-
-        line = column = None
-        try:
-            line, column = Locator(self.manifest_path.read_text(encoding="utf-8")).find(
-                (name,), value=False)
-        except OSError:
-            pass
+        line, column = self.entry_position(name)
         first = errs[0]
         mine = sum(1 for d in errs if d.path and d.path[0] == name
                    and d.file == str(self.manifest_path))
@@ -214,11 +207,15 @@ class Project:
         if not found and ident in self.refused:  # a refused dataset without a model
             return ident
         if not found:
+            close = __import__("difflib").get_close_matches(ident, self.dataset_names(), n=1)
             raise LookupFailed(f"no dataset named {ident!r} (by name, alias or doi)", code="DM076",
-                               hint="`datamanifest status` lists the datasets")
+                               file=str(self.manifest_path),
+                               hint=f"did you mean {close[0]!r}?" if close else
+                               "`datamanifest status` lists the datasets")
         if len(found) > 1:
             raise LookupFailed(f"{ident!r} matches several datasets: {', '.join(found)}",
-                               code="DM077", hint="use the dataset's name")
+                               code="DM077", file=str(self.manifest_path),
+                               hint="use the dataset's name")
         return found[0]
 
     def dataset(self, name: str) -> Dataset:
@@ -237,35 +234,211 @@ class Project:
             path, _ = storage_path(name, ds, self.storage.resolved, self.storage.platform)
         except ResolutionError as e:
             raise ManifestError(f"dataset {name!r}: {e}", code=e.code, file=str(self.manifest_path),
-                                hint="define the symbol in [_STORAGE] or set the variable") from None
+                                hint="define the symbol in [_STORAGE] or set the variable") from e
         # a fetcher may have written a folder (LAD-020): the bytes on disk tell
 
         folder = ds.is_folder
         return Target(Path(path), folder or Path(path).is_dir())
 
     # -- operations (Python API) -------------------------------------------------------------------
-    def fetch(self, names: list[str] | None = None, *, jobs: int = 4, force: bool = False,
-              lock_timeout: float | None = None):
-        """Fetch datasets (identifiers; all when None) with their requirements (SCHEMA.md §11).
+    def fetch(self, names: "str | list[str] | None" = None, *, jobs: int = 4,
+              force: bool = False, lock_timeout: float | None = None, offline: bool = False,
+              raise_on_error: bool = True):
+        """Fetch datasets with their requirements, verified and atomically (SCHEMA.md §11).
 
-        Returns a :class:`~datamanifest.fetch.engine.FetchReport`; raises
-        :class:`~datamanifest.errors.FetchError` with the first failure when
-        any dataset failed, after every other dataset was attempted.
+        Parameters
+        ----------
+        names : str or list of str, optional
+            Identifiers (name, alias or doi); all datasets when None.
+        jobs : int
+            Datasets fetched at once.
+        force : bool
+            Download again even when present.
+        lock_timeout : float, optional
+            Seconds to wait for another process's lock (None: while it heartbeats).
+        offline : bool
+            Resolve only what is present; download nothing (FET-006).
+        raise_on_error : bool
+            Raise the first failure (default), after every other dataset was attempted;
+            with False, failures are only in the report.
+
+        Returns
+        -------
+        FetchReport
+            A mapping from each dataset's name to its
+            :class:`~datamanifest.fetch.engine.Outcome` (``status``: fetched, present,
+            skipped, failed, blocked, refused, missing; ``path``; ``checksum``; ``size`` in
+            bytes; ``error``). ``report.paths`` maps each name to its path.
+
+        Raises
+        ------
+        DataManifestError
+            The first failure (DM070 checksum mismatch, DM071 download failed, DM074 not
+            found, DM081 blocked, DM091 refused, ...), located at the dataset's entry in the
+            manifest; ``err.report`` is the whole report. LookupFailed (DM076/DM077) for an
+            identifier that names no dataset or several.
         """
         from .fetch.engine import Fetcher
 
-        report = Fetcher(self, jobs=jobs, force=force, lock_timeout=lock_timeout).run(names)
+        if isinstance(names, str):
+            names = [names]
+        report = Fetcher(self, jobs=jobs, force=force, lock_timeout=lock_timeout,
+                         offline=offline).run(names)
         self._state_cache = None  # the run may have recorded new locations
         failures = [o for o in report.outcomes if o.error is not None]
-        if failures:
-            raise failures[0].error  # type: ignore[misc]
+        if failures and raise_on_error:
+            err = failures[0].error
+            err.report = report  # type: ignore[union-attr]
+            raise err  # type: ignore[misc]
         return report
 
     def load(self, ident: str, *, offline: bool = False):
-        """The loaded dataset (load ladder, SCHEMA.md §15); see :func:`datamanifest.load.load`."""
+        """The loaded dataset (load ladder, SCHEMA.md §15), fetched first when absent.
+
+        Parameters
+        ----------
+        ident : str
+            The dataset's name, alias or doi.
+        offline : bool
+            Never fetch; DM078 when absent.
+
+        Returns
+        -------
+        object
+            What its loader returns: a pandas DataFrame (csv, parquet), an xarray Dataset
+            (nc, zarr, a virtual dataset), parsed JSON/TOML/YAML, text, or the folder's
+            :class:`~pathlib.Path` for a folder dataset without a loader (an extracted
+            archive, ``uris``; LAD-025).
+
+        Raises
+        ------
+        DataManifestError
+            DM078 absent offline, DM082 a binding cannot be imported, DM086 a loader's
+            library is missing, DM087 no loader, DM091 the dataset is refused, or the
+            fetch's error. See :func:`datamanifest.load.load`.
+        """
         from .load import load
 
         return load(self, ident, offline=offline)
+
+    def list(self, *terms: str, kind: str | None = None,
+             format: "str | tuple[str, ...]" = (), state: "str | tuple[str, ...]" = (),
+             present: bool | None = None, older_than: "str | float | None" = None,
+             newer_than: "str | float | None" = None, by_access: bool = False,
+             larger_than: "str | int | None" = None, unreferenced: bool = False,
+             outside: bool = False, verify: bool = False) -> list:
+        """The objects of the project's stores, as ``datamanifest list`` prints them
+        (SCHEMA.md §22, MNT-001, MNT-010).
+
+        Parameters
+        ----------
+        *terms : str
+            Select objects whose id, name or key equals a term, artifacts whose hash
+            starts with one (6+ characters), or that a glob (``*``, ``?``, ``[``) matches.
+        kind : {"data", "cached"}, optional
+            Only datasets or only produced artifacts.
+        format, state : str or tuple of str
+            Only these formats, or these states (clean, missing, relocated, untracked,
+            modified).
+        present : bool, optional
+            Only present (True) or only missing (False) objects.
+        older_than, newer_than : str or float, optional
+            An age: ``"30d"``, ``"12h"``, ``"2w"``, or seconds.
+        by_access : bool
+            Ages use the last access time instead of the creation time.
+        larger_than : str or int, optional
+            A size: ``"500M"``, ``"2G"``, or bytes.
+        unreferenced, outside : bool
+            Artifacts the state file does not record; objects outside the store roots.
+        verify : bool
+            Re-hash present objects to find modified ones (reads the data).
+
+        Returns
+        -------
+        list of Obj
+            Each with ``kind``, ``id``, ``name``, ``key``, ``location``, ``state``, ``size``
+            (bytes), ``created`` and ``last_access`` (seconds since the epoch), ``format``,
+            ``referenced``, ``protected``; ``obj.as_json()`` is the ``list --json`` row.
+
+        Raises
+        ------
+        MaintenanceError
+            DM136 for a malformed age or size.
+        """
+        from .errors import MaintenanceError
+        from .maintain import inventory
+        from .maintain.inventory import verify as verify_data
+        from .maintain.inventory import verify_artifact
+        from .spec import maintain as spec
+
+        def age(v: "str | float | None") -> float | None:
+            return None if v is None else float(v) if isinstance(v, (int, float)) \
+                else spec.parse_age(v)
+
+        try:
+            selection = spec.Selection(
+                terms=tuple(terms), kind=kind,
+                formats=(format,) if isinstance(format, str) else tuple(format),
+                states=(state,) if isinstance(state, str) else tuple(state), present=present,
+                older_than=age(older_than), newer_than=age(newer_than),
+                time_field="last_access" if by_access else "created",
+                larger_than=None if larger_than is None else larger_than
+                if isinstance(larger_than, int) else spec.parse_size(larger_than),
+                unreferenced=unreferenced, outside=outside)
+        except ValueError as e:
+            raise MaintenanceError(str(e), code="DM136", hint="ages: 30d, 12h, 2w or seconds; "
+                                   "sizes: 500M, 2G or bytes") from e
+        if selection.empty:
+            selection = spec.Selection(all=True)
+        objs = spec.select(inventory(self).objects, selection)
+        if verify:
+            for o in objs:
+                if o.state != "missing" and not o.protected and not (
+                        verify_artifact(o) if o.kind == "cached" else verify_data(o)):
+                    o.state = "modified"
+        return objs
+
+    def add(self, uri: str, *, name: str | None = None, extract: bool = False,
+            version: str = "", fetch: bool = True, lock_timeout: float | None = None):
+        """Declare a dataset of ``uri``, fetch it verified and write its entry with its
+        checksum into the manifest, comments kept (SCHEMA.md §24, AUT-005), as
+        ``datamanifest add`` does. This project then reads the new manifest.
+
+        Parameters
+        ----------
+        uri : str
+            A URL (``https://``, ``s3://``, ...) or a local path.
+        name : str, optional
+            The dataset's name (default: derived from the URI, AUT-004).
+        extract : bool
+            Unpack a zip, tar or tar.gz archive into a folder.
+        version : str
+            A version label (part of the key).
+        fetch : bool
+            Download first (default); False declares only (the next fetch downloads it
+            and fills the checksum).
+        lock_timeout : float, optional
+            Seconds to wait for another process's lock.
+
+        Returns
+        -------
+        AddResult
+            ``name``, ``uri``, ``key``, ``checksum``, ``path``, ``fetched``, ``entry``.
+
+        Raises
+        ------
+        DataManifestError
+            DM141 name taken, DM033 the key is declared already, DM091 the entry would be
+            invalid, or the fetch's error (DM070, DM071, DM074, ...); the manifest and the
+            store are then left as they were.
+        """
+        from .author import add
+
+        result = add(self, uri, name=name, extract=extract, version=version, fetch=fetch,
+                     lock_timeout=lock_timeout)
+        fresh = type(self).open(self.manifest_path)
+        self.__dict__.update(fresh.__dict__)
+        return result
 
     def path(self, ident: str) -> Path:
         """The verified local path of a dataset (POOL-005).
@@ -291,8 +464,23 @@ class Project:
     def not_present(self, name: str) -> "DataManifestError":
         """The DM078 error for a dataset that is not present (STO-010)."""
         t = self.target(name)
+        line, column = self.entry_position(name)
         return DataManifestError(f"dataset {name!r} is {t.status()} at {t.path}", code="DM078",
+                                 file=str(self.manifest_path), line=line, column=column,
                                  hint=f"run `datamanifest fetch {name}`")
+
+    def entry_position(self, name: str, field: str | None = None) -> tuple[int | None, int | None]:
+        """1-based (line, column) of dataset ``name``'s header (or of its ``field``'s value)
+        in the manifest file (DIAG-004); (None, None) when the file cannot be read."""
+        from .spec._locate import Locator
+
+        try:
+            text = self.manifest_path.read_text(encoding="utf-8")
+        except OSError:
+            return None, None
+        if field is None:
+            return Locator(text).find((name,), value=False)
+        return Locator(text).find((name, field))
 
     def state_records(self) -> dict:
         """The state file's records, read once per project (reset by :meth:`fetch`).
@@ -406,7 +594,7 @@ def read_config(path: Path) -> dict:
         return {}
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise ManifestError(f"cannot read configuration {path}: {e}", code="DM001",
-                            file=str(path), hint="run `datamanifest check` on it") from None
+                            file=str(path), hint="run `datamanifest check` on it") from e
 
 
 def check_configs(root: Path) -> list[Diagnostic]:
@@ -454,7 +642,7 @@ def resolve_storage(manifest: Manifest, root: Path) -> StorageConfig:
         resolved = _resolve(manifest, checkout, user, platform)
     except ResolutionError as e:
         raise ManifestError(f"storage: {e}", code=e.code,
-                            hint="see `datamanifest check` and your configuration files") from None
+                            hint="see `datamanifest check` and your configuration files") from e
     return StorageConfig(
         datasets_dir=Path(resolved.get("datasets_dir")),
         datasets_dir_source=resolved.settings["datasets_dir"].rung,

@@ -206,9 +206,7 @@ def fetch(ctx: click.Context, names: tuple[str, ...], jobs: int, per_host: int, 
     finally:
         progress.close()
     if as_json:
-        click.echo(json.dumps({"ok": report.ok, "datasets": [o.as_json() for o in report.outcomes],
-                               "checksums_filled": report.filled,
-                               "workers": report.workers}, indent=2))
+        click.echo(json.dumps(report.as_json(), indent=2))
     else:
         for o in report.outcomes:
             if o.status == "missing":
@@ -395,7 +393,7 @@ def _read_document(file: str) -> tuple[str, str]:
     try:
         return Path(file).read_text(encoding="utf-8"), file
     except (OSError, UnicodeDecodeError) as e:
-        raise DataManifestError(f"cannot read {file}: {e}", code="DM002") from None
+        raise DataManifestError(f"cannot read {file}: {e}", code="DM002") from e
 
 
 @main.command("format")

@@ -23,7 +23,7 @@ import json
 import os
 import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -149,15 +149,47 @@ class Outcome:
         }
 
 
-@dataclass
-class FetchReport:
-    """The outcomes of a run, in ``requires`` order; ``filled``: datasets whose empty checksum
-    was written into the manifest; ``workers``: ``"processes"`` (forked workers),
-    ``"threads"``, or ``"none"`` when nothing needed fetching."""
+@dataclass(eq=False)
+class FetchReport(Mapping):
+    """The outcomes of a run: a mapping from each dataset's name to its :class:`Outcome`
+    (``report["obs"].path``, ``.status``), in ``requires`` order (refused datasets
+    first). ``outcomes`` lists them; :attr:`paths` maps each name to its path;
+    ``filled``: datasets whose empty checksum was written into the manifest; ``workers``:
+    ``"processes"`` (forked workers), ``"threads"``, or ``"none"`` when nothing needed
+    fetching."""
 
     outcomes: list[Outcome] = field(default_factory=list)
     filled: list[str] = field(default_factory=list)
     workers: str = "none"
+
+    def __getitem__(self, name: str) -> Outcome:
+        for o in self.outcomes:
+            if o.name == name:
+                return o
+        raise KeyError(name)
+
+    def __iter__(self):
+        return (o.name for o in self.outcomes)
+
+    def __len__(self) -> int:
+        return len(self.outcomes)
+
+    def __repr__(self) -> str:
+        counts: dict[str, int] = {}
+        for o in self.outcomes:
+            counts[o.status] = counts.get(o.status, 0) + 1
+        return f"<FetchReport {', '.join(f'{v} {k}' for k, v in counts.items()) or 'empty'}>"
+
+    @property
+    def paths(self) -> dict[str, Path | None]:
+        """Each dataset's name -> its local path (None when it has none: failed, refused,
+        lazy)."""
+        return {o.name: o.path for o in self.outcomes}
+
+    def as_json(self) -> dict:
+        """The ``fetch --json`` document."""
+        return {"ok": self.ok, "datasets": [o.as_json() for o in self.outcomes],
+                "checksums_filled": self.filled, "workers": self.workers}
 
     @property
     def ok(self) -> bool:

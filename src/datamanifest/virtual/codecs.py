@@ -56,7 +56,7 @@ def data_type(dtype: np.dtype, what: str) -> Any:
             return z.to_json(zarr_format=3)
     except Exception as e:
         raise VirtualError(f"{what}: the type {dtype} has no Zarr v3 data type here ({e})",
-                           code="DM153", hint="load this variable inline instead") from None
+                           code="DM153", hint="load this variable inline instead") from e
 
 
 def fill_value(dtype: np.dtype, value: Any) -> Any:

@@ -444,7 +444,7 @@ def load_manifest(source: Any, document_url: str | None = None
     except spec.ChunkManifestError as e:
         where = "/" + "/".join(map(str, e.path))
         raise VirtualError(f"chunk manifest: {e.message} (at {where})", code=e.code,
-                           hint="run `datamanifest check` on it") from None
+                           hint="run `datamanifest check` on it") from e
 
 
 def _read_document(location: str) -> tuple[str, str]:
