@@ -30,7 +30,7 @@ from typing import Any
 
 
 from ..errors import ChecksumMismatch, DataManifestError, FetchError
-from ..progress import NullProgress, Progress
+from ..progress import NullProgress, Progress, Watchdog
 from ..project import Project
 from ..spec import checksum as _checksum
 from ..store.layout import Target, is_current, pool_hit
@@ -252,6 +252,17 @@ class Fetcher:
         self._records: dict[str, DatasetRecord] = {}
         self._fill: dict[str, str] = {}
         self._mutex = threading.Lock()
+        # CLI convention: a silent wait (a lock, a server that sends nothing) says what it
+        # waits for after PATIENCE seconds (progress notes: a TTY, else the --verbose log)
+        self._watchdog: Watchdog | None = None
+
+    @property
+    def watchdog(self) -> "Watchdog":
+        if self._watchdog is None:
+            with self._mutex:
+                if self._watchdog is None:
+                    self._watchdog = Watchdog(lambda text: self.progress.note(text))
+        return self._watchdog
 
     # -- one dataset ----------------------------------------------------------------------
     def fetch_one(self, name: str, *, checked: bool = False) -> Outcome:
@@ -281,11 +292,15 @@ class Fetcher:
                 code="DM085", hint=f"run `datamanifest fetch {name}` when online"))
         self._check_links(name, target)
         stale = self.project.storage.lock_stale_age
-        waited = []
+        waited: list = []
         lock = Lock(target.lock, stale_age=stale, timeout=self.lock_timeout,
-                    on_wait=lambda who: (waited.append(who),
-                                         self.progress.note(f"{name}: waiting for {who}")))
-        lock.acquire()
+                    on_wait=lambda who: waited.append(self.watchdog.start(
+                        f"{name}: {who}, which holds the lock {target.lock}")))
+        try:
+            lock.acquire()
+        finally:
+            for token in waited:
+                self.watchdog.stop(token)
         keep = False  # a deferred publish keeps the lock until the batch's sync (_forked_batch)
         try:
             if not forced and self._is_current(target, declared):  # LCK-003
@@ -484,18 +499,30 @@ class Fetcher:
                 dest = target.path.with_name(target.path.name + ".part") if ds.extract else target.staging
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 resumable = scheme_of(ds.uri) in ("http", "https") and name not in self.adopt
-                if name in self.adopt:  # AUT-010: bytes already on this machine
-                    src_cm = FileDownload(self.adopt[name])
-                elif resume is not None and resumable:
-                    src_cm = HTTPDownload(ds.uri, resume["offset"], resume["validator"])
-                else:
-                    src_cm = open_source(ds.uri, base)
+                where = self._host_of(name) or ds.uri
+                watch = self.watchdog.start(f"{name}: an answer from {where}")
+                try:
+                    if name in self.adopt:  # AUT-010: bytes already on this machine
+                        src_cm = FileDownload(self.adopt[name])
+                    elif resume is not None and resumable:
+                        src_cm = HTTPDownload(ds.uri, resume["offset"], resume["validator"])
+                    else:
+                        src_cm = open_source(ds.uri, base)
+                except BaseException:
+                    self.watchdog.stop(watch)
+                    raise
+                self.watchdog.alive(watch, f"{name}: bytes from {where}")
+
+                def advance(n: int, task=None) -> None:
+                    self.watchdog.alive(watch)
+                    self.progress.advance(task, n)
+
                 with src_cm as src:
                     appending = bool(getattr(src, "resumed", False))
                     task = self.progress.start(name, src.size)
                     try:
                         digest, size = stream_to_file(src.chunks(), dest, algorithm,
-                                                      lambda n: self.progress.advance(task, n),
+                                                      lambda n: advance(n, task),
                                                       size_hint=src.size, append=appending,
                                                       durable=not defer)
                     except Interrupted as cut:
@@ -505,6 +532,7 @@ class Fetcher:
                         raise
                     finally:
                         self.progress.finish(task)
+                        self.watchdog.stop(watch)
                 if self._resumable:
                     self._resume_path(name).unlink(missing_ok=True)
                 check_file(digest)
@@ -528,9 +556,10 @@ class Fetcher:
             if target.is_dir:
                 # TREE-008/TREE-009: verify the staged folder before publishing
                 tree_algo = parsed.algorithm if tree_declared else "tree-sha256"
-                manifest_tmp, tree_sum = self._tree_of(
+                manifest_tmp, tree_sum, tree_size = self._tree_of(
                     target, tree_algo, exclude=(".complete", ".git") if ds.uri and is_git(ds.uri)
                     else (".complete",), known=streamed)
+                size = tree_size  # a folder (an extracted archive) counts the bytes of its tree
                 if tree_declared and tree_sum != declared and not ds.skip_checksum:
                     raise ChecksumMismatch(name, tree_algo, parsed.hexdigest,
                                            tree_sum.partition(":")[2])
@@ -651,8 +680,9 @@ class Fetcher:
 
     def _tree_of(self, target: Target, algorithm: str,
                  exclude: tuple[str, ...] = (".complete",),
-                 known: dict | None = None) -> tuple[Path, str]:
-        """Walk the staged folder, writing its tree manifest; returns (manifest temp file, checksum).
+                 known: dict | None = None) -> tuple[Path, str, int]:
+        """Walk the staged folder, writing its tree manifest; returns (manifest temp file,
+        checksum, total size of the files in bytes).
 
         ``known``: digests of files already hashed (rel -> (size, mtime_ns, digest)), not re-read.
         """
@@ -666,7 +696,7 @@ class Fetcher:
         os.close(fd)
         result = write_manifest(target.staging, tmp, algorithm, base=str(target.path),
                                 exclude_root=exclude, known=known)
-        return Path(tmp), result.checksum
+        return Path(tmp), result.checksum, result.total_size
 
     def _fetch_uris(self, name: str, uris: list[str], target: Target,
                     leaf: str) -> tuple[int, dict]:
@@ -718,6 +748,66 @@ class Fetcher:
         with self._mutex:
             self._fill[name] = out.checksum
         out.filled = True
+
+    # -- a dry run ----------------------------------------------------------------------------
+    def plan(self, names: list[str] | None = None, *, probe: bool = True) -> list[dict]:
+        """What :meth:`run` would do, without doing it (``fetch --dry-run``): one row per
+        dataset in fetch order, ``{"name", "action", "uri", "uris", "target", "size",
+        "checksum", "problem", "error"}``. ``action`` is ``fetch``, ``present`` (its
+        target), ``pool`` (found in a read pool), ``state`` (where the state file records
+        it), ``skip`` (skip_download, lazy_access) or ``refuse`` (MAN-012). ``size`` is in
+        bytes: a present dataset's recorded size, a source's size (a local file's, an
+        http(s) Content-Length from one HEAD request when ``probe``), else None. Nothing is
+        locked, written or downloaded."""
+        from .sources import probe as probe_source
+
+        project = self.project
+        wanted = None if names is None else [project.resolve(n) for n in names]
+        rows: list[dict] = []
+        if project.refused:
+            asked = project.dataset_names() if wanted is None else list(dict.fromkeys(wanted))
+            for n in asked:
+                refusal = project.refusal(n)
+                if refusal is not None:
+                    rows.append({"name": n, "action": "refuse", "uri": None, "uris": [],
+                                 "target": None, "size": None, "checksum": "", "problem": None,
+                                 "error": refusal.as_diagnostic().as_json(),
+                                 "errors": [d.as_json() for d in refusal.diagnostics]})
+            wanted = [n for n in asked if n not in project.refused]
+        for n in project.manifest.order(wanted):
+            ds = project.dataset(n)
+            row = {"name": n, "action": "fetch", "uri": ds.uri or None, "uris": list(ds.uris),
+                   "target": None, "size": None, "checksum": ds.effective_checksum,
+                   "problem": None, "error": None}
+            rows.append(row)
+            if ds.skip_download or ds.lazy_access:
+                row["action"] = "skip"
+                continue
+            try:
+                target = project.target(n)
+            except DataManifestError as e:
+                row["action"], row["error"] = "fail", e.as_diagnostic().as_json()
+                continue
+            row["target"] = str(target.path)
+            found = None if self._forced(n) else project.locate(n)
+            if found is not None:
+                row["action"] = {"target": "present"}.get(found[1], found[1])
+                row["target"] = str(found[0])
+                marker = Target(found[0], found[0].is_dir()).read_marker()
+                row["size"] = marker.get("size") if marker.get("size") is not None else \
+                    (found[0].stat().st_size if found[0].is_file() else None)
+                continue
+            if self.offline:
+                row["action"] = "missing"
+                continue
+            if probe:
+                sources = [ds.uri] if ds.uri else list(ds.uris)
+                infos = [probe_source(u, project.root) for u in sources if u]
+                sizes = [i["size"] for i in infos]
+                row["size"] = sum(sizes) if sizes and None not in sizes else None
+                problems = [i["problem"] for i in infos if i["problem"]]
+                row["problem"] = problems[0] if problems else None
+        return rows
 
     # -- many datasets ----------------------------------------------------------------------
     def run(self, names: list[str] | None = None) -> FetchReport:
@@ -814,6 +904,9 @@ class Fetcher:
             pool.shutdown(wait=True, cancel_futures=True)
             global _FORKED
             _FORKED = None
+            if self._watchdog is not None:
+                self._watchdog.close()
+                self._watchdog = None
         report = FetchReport(refused + [outcomes[n] for n in order],
                              workers="none" if not pending else
                              "processes" if processes else "threads")

@@ -465,3 +465,34 @@ def open_source(uri: str, base: Path) -> Download:
         f"unsupported URI scheme {scheme!r} in {uri}", code="DM072",
         hint=_PLANNED.get(scheme, "supported: file, http, https, s3, gs, az, git, ssh, rsync, sshfs"),
     )
+
+
+def probe(uri: str, base: Path) -> dict:
+    """What a dry run can learn about a source without reading it (``fetch --dry-run``):
+    ``{"size": bytes or None, "reachable": True/False/None, "problem": text or None}``. A
+    local file is stat'ed; an http(s) URL gets one HEAD request (its Content-Length);
+    other schemes are not contacted (``reachable`` None). Never raises."""
+    scheme = scheme_of(uri)
+    if scheme == "file":
+        p = local_path(uri, base)
+        try:
+            st = p.stat()
+        except OSError as e:
+            return {"size": None, "reachable": False, "problem": e.strerror or str(e)}
+        return {"size": st.st_size if p.is_file() else None, "reachable": True, "problem": None}
+    if scheme in ("http", "https"):
+        import httpx
+
+        try:
+            resp = _client().head(uri)
+        except httpx.HTTPError as e:
+            fatal = _transport_error(uri, e)
+            return {"size": None, "reachable": False,
+                    "problem": fatal.message if fatal is not None else str(e) or type(e).__name__}
+        if resp.status_code >= 400:
+            return {"size": None, "reachable": resp.status_code not in (404, 410),
+                    "problem": f"HTTP {resp.status_code} {resp.reason_phrase}"}
+        length = resp.headers.get("Content-Length")
+        return {"size": int(length) if length and length.isdigit() else None,
+                "reachable": True, "problem": None}
+    return {"size": None, "reachable": None, "problem": None}
