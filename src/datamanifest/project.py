@@ -229,16 +229,31 @@ class Project:
         """Where dataset ``name`` lives (STO-001, STO-002)."""
         from .spec.resolution import ResolutionError, storage_path
 
+        from .spec.keys import UnsafeKey
+
         ds = self.dataset(name)
         try:
             path, _ = storage_path(name, ds, self.storage.resolved, self.storage.platform)
         except ResolutionError as e:
             raise ManifestError(f"dataset {name!r}: {e}", code=e.code, file=str(self.manifest_path),
                                 hint="define the symbol in [_STORAGE] or set the variable") from e
+        except UnsafeKey as e:  # no source to derive a key from (DM079), or an unsafe one
+            none = not (ds.uri or ds.uris or ds.key)
+            line, column = self.entry_position(name)
+            raise ManifestError(f"dataset {name!r}: {e}", code="DM079" if none else "DM031",
+                                file=str(self.manifest_path), line=line, column=column,
+                                hint="add uri, or a key for a fetcher's output" if none else
+                                "set an explicit key = \"...\"") from e
+        # the control files (STO-005) add up to 9 characters to the last name
+        if any(len(part.encode("utf-8", "surrogateescape")) > 246 for part in Path(path).parts):
+            line, column = self.entry_position(name)
+            raise ManifestError(f"dataset {name!r}: its location {path[:80]}... has a name "
+                                "longer than file systems allow (255 bytes)", code="DM031",
+                                file=str(self.manifest_path), line=line, column=column,
+                                hint="set a shorter explicit key = \"...\"")
         # a fetcher may have written a folder (LAD-020): the bytes on disk tell
-
         folder = ds.is_folder
-        return Target(Path(path), folder or Path(path).is_dir())
+        return Target(Path(path), folder or os.path.isdir(path))
 
     # -- operations (Python API) -------------------------------------------------------------------
     def fetch(self, names: "str | list[str] | None" = None, *, jobs: int = 4,

@@ -316,8 +316,17 @@ def _manifest(text: str, result, problems: list[str]) -> None:
         except tomllib.TOMLDecodeError as e:
             problems.append(f"migrate: the output does not parse: {e}")
     with tempfile.TemporaryDirectory(prefix="dm-fuzz-") as tmp:
-        _coded(lambda: Project.from_text(Path(tmp) / "datamanifest.toml", text),
-               "Project.from_text", problems)
+        project = _coded(lambda: Project.from_text(Path(tmp) / "datamanifest.toml", text),
+                         "Project.from_text", problems)
+        if project is None:
+            return
+        # MAN-012: every dataset is refused or usable; a dry run plans them all (no network)
+        from ..fetch.engine import Fetcher
+
+        for name in project.dataset_names():
+            if project.refusal(name) is None:
+                _coded(lambda: project.target(name), "Project.target", problems)
+        _coded(lambda: Fetcher(project).plan(probe=False), "fetch --dry-run", problems)
 
 
 def _state(text: str, problems: list[str]) -> None:

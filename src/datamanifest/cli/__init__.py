@@ -365,7 +365,12 @@ def status(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
             rows.append({"name": n, "status": "external", "path": ds.uri or None,
                          "checksum": ds.effective_checksum})
             continue
-        t = project.target(n)
+        try:
+            t = project.target(n)
+        except DataManifestError as e:  # no source, no usable location: say so, list the rest
+            rows.append({"name": n, "status": "no location", "path": None, "checksum": "",
+                         "errors": [e.as_diagnostic().as_json()]})
+            continue
         st = t.status()
         marker = t.read_marker() if st == "present" else {}
         declared = ds.effective_checksum
