@@ -37,8 +37,9 @@ def open_manifest(path=None):
 
     The same as :meth:`datamanifest.Project.open`. Returns a
     :class:`datamanifest.project.Project`. Raises
-    :class:`~datamanifest.errors.ManifestError` (DM003 none found, DM091 it
-    has errors; ``err.diagnostics`` lists them). SCHEMA.md §2.
+    :class:`~datamanifest.errors.ManifestError` (DM003 none found, DM091 it cannot
+    be read as a whole; ``err.diagnostics`` lists the errors). Datasets whose entries
+    have errors are refused one by one (MAN-012). SCHEMA.md §2.
     """
     from .project import Project
 

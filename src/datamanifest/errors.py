@@ -75,7 +75,7 @@ CODES: dict[str, tuple[str, str, str]] = {
     "DM083": ("LAD-020", "error", "a fetcher failed"),
     "DM084": ("LAD-021", "error", "a fetcher wrote nothing"),
     "DM090": ("STA-006", "error", "state file cannot be read"),
-    "DM091": ("MAN-012", "error", "manifest has errors"),
+    "DM091": ("MAN-012", "error", "refused: errors in what it depends on"),
     "DM092": ("STA-002", "error", "malformed state record"),
     "DM093": ("STA-009", "warning", "legacy state schema"),
     "DM094": ("FMT-006", "error", "a comment that belongs to nothing"),

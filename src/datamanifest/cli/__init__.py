@@ -209,8 +209,8 @@ def check(ctx: click.Context, paths: tuple[Path, ...], fmt: str, as_json: bool, 
               help="Datasets downloaded at once.")
 @click.option("--per-host", type=click.IntRange(1, 64), default=4, show_default=True,
               help="Downloads from any one host at once.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bars; print only problems and "
-              "the summary.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars, no summary; print only "
+              "problems.")
 @click.option("-v", "--verbose", is_flag=True, help="Also list datasets already present.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON on stdout.")
 @click.option("--force", is_flag=True, help="Download again even when present.")

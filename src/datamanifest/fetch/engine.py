@@ -146,6 +146,8 @@ class Outcome:
             "checksum_filled": self.filled,
             "from_pool": self.pool,
             "error": self.error.as_diagnostic().as_json() if self.error else None,
+            # a refusal's errors (MAN-012): each error of the dataset's closure
+            "errors": [d.as_json() for d in self.error.diagnostics] if self.error else [],
         }
 
 
