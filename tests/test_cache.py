@@ -320,7 +320,7 @@ def test_second_format_added_without_rewriting_sidecars(prod: Path):
     assert sorted(marker["formats"]) == ["json", "pickle"]
     assert not [p for p in a.iterdir() if p.name.endswith(".tmp")]
     assert prodmod.slow.exists(3) and as_json.exists(3)
-    assert calls(prod) == ["slow 3", "slow 3"]
+    assert calls(prod) == ["slow 3"]  # converted from the stored pickle, not recomputed
     rec = read_state(prod / ".datamanifest" / "state.toml").datacache["prodmod.slow"]
     assert rec["format"] == "pickle" and rec["formats"] == ["json", "pickle"]
 
@@ -340,6 +340,38 @@ def test_ecosystem_artifact_with_empty_marker_is_a_hit_and_gains_digests(prod: P
     assert prodmod.slow(5)["x"] == 5  # pickle is added next to it
     marker = json.loads((a / ".complete").read_text())
     assert sorted(marker["formats"]) == ["json", "pickle"]
+
+
+@pytest.mark.covers("PRD-026")
+def test_with_options_zarr_converts_the_stored_result_without_warnings(prod: Path):
+    """Issue 20 point 9: `f.with_options(format="zarr")(...)` on an existing artifact
+    recomputed silently (hours, for a real producer) and leaked a ZarrUserWarning; it now
+    converts the stored result, and a stored format that was modified is not a source."""
+    import warnings
+
+    import numpy as np
+    import xarray as xr
+
+    runs = []
+
+    @datamanifest.cached(cachetype="t.convert", format="nc")
+    def field(n: int):
+        runs.append(n)
+        return xr.Dataset({"t": ("x", np.arange(n, dtype="float64"))})
+
+    first = field(4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no ZarrUserWarning (nor any other) escapes
+        as_zarr = field.with_options(format="zarr")
+        got = as_zarr(4)
+        assert as_zarr.load(4).t.values.tolist() == [0.0, 1.0, 2.0, 3.0]
+    assert runs == [4] and got.load().equals(first.load())
+    assert field.with_options(format="pickle").produce(4).converted_from in ("nc", "zarr")
+    assert (field.path(4) / "data.zarr").is_dir()
+    # a listed format whose bytes changed is not converted from: the function runs
+    field(5)
+    (field.path(5) / "data.nc").write_bytes(b"not the published bytes")
+    assert field.with_options(format="zarr").produce(5).computed is True and runs == [4, 5, 5]
 
 
 @pytest.mark.covers("PRD-020")

@@ -96,3 +96,23 @@ def test_readme_minimal_manifest_is_valid(tmp_path: Path):
     (tmp_path / "datamanifest.toml").write_text(block)
     proc = run_cli("check", cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_typos_outside_dataset_tables_are_caught(project: Path):
+    """Issue 20 point 4: `datasets_dri` in [_STORAGE], `[_STORGE]` and `schma = 2` in [_META]
+    passed `check --strict`; the data then silently landed in the default store."""
+    m = project / "datamanifest.toml"
+    m.write_text('[_META]\nschema = 1\nschma = 2\n\n[_STORAGE]\ndatasets_dri = "data"\n\n'
+                 '[_STORGE]\ndatasets_dir = "data"\n\n[a]\nuri = "https://h.example.org/a.csv"\n')
+    proc = run_cli("check", "--strict", "--json", cwd=project)
+    assert proc.returncode == 1
+    got = [(d["code"], d["line"], d["column"], d["hint"]) for d in json.loads(proc.stdout)]
+    assert got[0] == ("DM010", 3, 1, "did you mean 'schema'?")
+    assert got[1][:3] == ("DM010", 6, 1) and got[1][3].startswith("did you mean 'datasets_dir'?")
+    assert got[2] == ("DM175", 8, 1, "did you mean [_STORAGE]?")
+    cfg = project / ".datamanifest" / "config.toml"
+    cfg.parent.mkdir()
+    cfg.write_text('datacache_dri = "/scratch"\n')
+    proc = run_cli("check", str(cfg))
+    assert proc.returncode == 1 and f"{cfg}:1:1: error DM010 " in proc.stdout
+    assert "did you mean 'datacache_dir'?" in proc.stdout

@@ -256,13 +256,48 @@ def test_fetch_refuses_invalid_manifest(project):
     assert not (project / "store").exists()
 
 
-def test_unknown_field_is_kept_and_does_not_block_fetch(project):
-    (project / "x.csv").write_text("x")
-    write_manifest(project, '[a]\nuri = "x.csv"\nfuture_field = 1\n')
-    proc = run_cli("fetch", cwd=project)
+@pytest.mark.covers("MAN-012", "FET-008", "MAN-011")
+def test_one_error_policy(http, served, project):
+    """Issue 20 point 5: a DM010 in a dataset's table did not stop `fetch`, which filled
+    `checksum` beside the misspelt `checksun`; one unknown name in another dataset's
+    `requires` (DM040) blocked unrelated datasets. Now each dataset whose closure has an
+    error is refused before any download, the others are fetched, and the exit is 1."""
+    for n in "abce":
+        (served / f"{n}.csv").write_text(n)
+    m = write_manifest(project, f'[a]\nuri = "{http.url("a.csv")}"\nchecksun = ""\n\n'
+                       f'[b]\nuri = "{http.url("b.csv")}"\n\n'
+                       f'[c]\nuri = "{http.url("c.csv")}"\nrequires = ["a"]\n\n'
+                       f'[d]\nuri = "{http.url("a.csv")}"\nkey = "d.csv"\nrequires = ["nope"]\n\n'
+                       f'[e]\nuri = "{http.url("e.csv")}"\nrequires = ["b"]\n')
+    proc = run_cli("fetch", "--json", cwd=project)
+    assert proc.returncode == 1
+    out = {o["name"]: o for o in json.loads(proc.stdout)["datasets"]}
+    assert {n: o["status"] for n, o in out.items()} == {
+        "a": "refused", "c": "refused", "d": "refused", "b": "fetched", "e": "fetched"}
+    assert out["a"]["error"]["code"] == "DM091" and "DM010" in out["a"]["error"]["message"]
+    assert "DM040" in out["d"]["error"]["message"]
+    assert not http.hits.get("/a.csv") and not http.hits.get("/c.csv")  # no download
+    text = m.read_text()
+    assert 'checksun = ""' in text and text.count("checksum =") == 2  # b and e only
+    # asked for one clean dataset, errors elsewhere do not matter
+    proc = run_cli("fetch", "e", cwd=project)
     assert proc.returncode == 0, proc.stderr
-    assert "DM010" in proc.stderr  # reported as a warning
-    assert "future_field = 1" in (project / "datamanifest.toml").read_text()
+    proc = run_cli("fetch", "c", cwd=project)
+    assert proc.returncode == 1 and "c: refused" in proc.stderr and "DM010" in proc.stderr
+    st = {r["name"]: r["status"] for r in json.loads(run_cli("status", "--json", cwd=project).stdout)}
+    assert st == {"a": "refused", "b": "present", "c": "refused", "d": "refused", "e": "present"}
+
+
+@pytest.mark.covers("CFG-003", "FET-008")
+def test_config_typo_refuses_every_dataset(http, served, project):
+    (served / "a.csv").write_text("a")
+    write_manifest(project, f'[a]\nuri = "{http.url("a.csv")}"\n')
+    cfg = project / ".datamanifest" / "config.toml"
+    cfg.parent.mkdir()
+    cfg.write_text('datasets_dri = "/elsewhere"\n')
+    proc = run_cli("fetch", cwd=project)
+    assert proc.returncode == 1 and "a: refused" in proc.stderr
+    assert f"{cfg}:1:1: error DM010" in proc.stderr and not (project / "store").exists()
 
 
 def test_status_and_path(http, served, project):

@@ -5,12 +5,14 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
+import pytest
 import tomli_w
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from datamanifest.spec.canonical import dumps, key_orders
 
-from .conftest import run_cli
+from .conftest import ROOT, run_cli
 from .test_properties import manifests
 
 LEGACY = """\
@@ -57,18 +59,41 @@ def test_migrate_dry_run_changes_nothing(tmp_path: Path):
     assert m.read_text() == LEGACY
 
 
-def test_format_prints_checks_and_refuses_to_drop_comments(tmp_path: Path):
+@pytest.mark.covers("FMT-003", "FMT-005", "FMT-006")
+def test_format_keeps_comments_and_refuses_orphans(tmp_path: Path):
+    """Issue 20 point 6: `format -i` exited 1 with DM094 on any commented file; comments now
+    move with the key or table they annotate, and only one that belongs to nothing is DM094."""
     m = tmp_path / "datamanifest.toml"
     m.write_text('[zeta]\nuri = "https://h.example.org/z.csv"  # z\n\n[_META]\nschema = 1\n')
     proc = run_cli("format", str(m))
     assert proc.returncode == 0
-    assert proc.stdout == '[_META]\nschema = 1\n\n[zeta]\nuri = "https://h.example.org/z.csv"\n'
+    assert proc.stdout == '[_META]\nschema = 1\n\n[zeta]\nuri = "https://h.example.org/z.csv"  # z\n'
     assert run_cli("format", "--check", str(m)).returncode == 1
-    refused = run_cli("format", "-i", str(m))
-    assert refused.returncode == 1 and "DM094" in refused.stderr
-    assert "# z" in m.read_text()
-    assert run_cli("format", "-i", "--drop-comments", str(m)).returncode == 0
+    assert run_cli("format", "-i", str(m)).returncode == 0
     assert m.read_text() == proc.stdout
+    assert run_cli("format", "--check", str(m)).returncode == 0
+    m.write_text(proc.stdout + "\n# ---- inputs ----\n\n[alpha]\nuri = \"https://h.example.org/a\"\n")
+    refused = run_cli("format", "-i", str(m))
+    assert refused.returncode == 1 and f"{m}:7:1: error DM094 " in refused.stderr
+    assert "# ---- inputs" in m.read_text()
+    assert run_cli("format", "-i", "--drop-comments", str(m)).returncode == 0
+    assert "#" not in m.read_text()
+
+
+def test_readme_manifest_formats_cleanly(tmp_path: Path):
+    """The README's own commented manifest formats in place, every comment kept with its key."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("## A minimal `datamanifest.toml`", 1)[1].split("```toml\n", 1)[1]
+    text = block.split("```", 1)[0]
+    m = tmp_path / "datamanifest.toml"
+    m.write_text(text)
+    proc = run_cli("format", "-i", str(m))
+    assert proc.returncode == 0, proc.stderr
+    out = m.read_text()
+    comments = [l.split("#", 1)[1] for l in text.splitlines() if "#" in l]
+    assert comments and all(c in out for c in comments)
+    assert "# Global temperature anomalies\n[hadcrut5]\n" in out
+    assert tomllib.loads(out) == tomllib.loads(text)
     assert run_cli("format", "--check", str(m)).returncode == 0
 
 
@@ -98,3 +123,31 @@ def test_canonical_form_is_idempotent_and_semantic(doc):
     parsed = tomllib.loads(once)
     assert parsed == doc
     assert key_orders(parsed) == key_orders(tomllib.loads(twice))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(manifests(), st.lists(st.tuples(st.integers(0, 400), st.booleans()), max_size=8))
+def test_comments_survive_the_canonical_form(doc, marks):
+    """FMT-005: comments above a key or header, or at the end of its line, are all kept,
+    the result parses to the same document, and formatting it again changes nothing."""
+    from datamanifest.spec.comments import dumps_with_comments
+
+    lines = tomli_w.dumps(doc).split("\n")
+    placed = []
+    for n, (at, trailing) in enumerate(marks):
+        i = at % max(1, len(lines) - 1)
+        line = lines[i]
+        text = f"# note {n}"
+        if trailing and line.strip() and not line.rstrip().endswith(("[", ",")) \
+                and not line.lstrip().startswith("#"):
+            lines[i] = line + "  " + text
+        elif line.strip() and "=" in line or line.startswith("["):
+            lines.insert(i, text)
+        else:
+            continue
+        placed.append(text)
+    source = "\n".join(lines)
+    out = dumps_with_comments(source, tomllib.loads(source))  # each is above or beside an item
+    assert tomllib.loads(out) == doc
+    assert all(out.count(t + "\n") + out.count(t + "  #") >= 1 for t in placed)
+    assert dumps_with_comments(out, tomllib.loads(out)) == out

@@ -311,4 +311,12 @@ def test_a_manifest_cannot_switch_tls_verification_off(https, project):
     (root / "t.bin").write_bytes(b"x")
     write_manifest(project, f'[t]\nuri = "{srv.url("t.bin")}"\ntls_verify = false\n')
     proc = run_cli("fetch", cwd=project)
+    # an unknown field: the dataset is refused before any connection (MAN-011, MAN-012)
+    assert proc.returncode == 1 and "DM010" in proc.stderr and "t: refused" in proc.stderr
+    # a bare key of [_STORAGE] is a user symbol, not a setting: verification stays on
+    m = project / "datamanifest.toml"
+    m.write_text(m.read_text().replace('datasets_dir = "store"',
+                                       'datasets_dir = "store"\ntls_verify = "0"')
+                 .replace("tls_verify = false\n", ""))
+    proc = run_cli("fetch", cwd=project)
     assert proc.returncode == 1 and "DM088" in proc.stderr, proc.stderr

@@ -3,10 +3,13 @@
 The normative specification is ``SCHEMA.md``; this package is its Python
 reference implementation. Public API::
 
-    from datamanifest import open_manifest
-    m = open_manifest()              # discovers datamanifest.toml upward from cwd
-    m.fetch()                        # materialize every dataset, verified
-    m.path("my-dataset")             # -> pathlib.Path of the verified copy
+    from datamanifest import Project
+    project = Project.open()         # discovers datamanifest.toml upward from cwd
+    project.add("https://example.org/obs.csv")   # declare, fetch verified, record the checksum
+    report = project.fetch()         # name -> outcome (.status, .path); raises on a failure
+    project.path("obs")              # -> pathlib.Path of the verified copy
+    project.load("obs")              # a DataFrame, an xarray.Dataset, ... (load ladder)
+    project.list(kind="cached")      # the objects of the stores, as `datamanifest list`
 
     @datamanifest.cached             # produce or load by parameter hash (SCHEMA.md §21)
     def monthly_means(year: int, region: str = "global"): ...
@@ -32,16 +35,18 @@ from .errors import DataManifestError, Diagnostic  # noqa: E402
 def open_manifest(path=None):
     """Open a manifest (a file or folder; discovered upward from cwd when None).
 
-    Returns a :class:`datamanifest.project.Project`. Raises
-    :class:`~datamanifest.errors.ManifestError` (DM003 none found, DM091 it
-    has errors; ``err.diagnostics`` lists them). SCHEMA.md §2.
+    The same as :meth:`datamanifest.Project.open`. Returns a
+    :class:`datamanifest.project.Project`. Raises
+    :class:`~datamanifest.errors.ManifestError` (DM003 none found, DM091 it cannot
+    be read as a whole; ``err.diagnostics`` lists the errors). Datasets whose entries
+    have errors are refused one by one (MAN-012). SCHEMA.md §2.
     """
     from .project import Project
 
     return Project.open(path)
 
 
-_LAZY = {"append": "append", "AppendError": "errors", "cached": "cache", "CachedFunction": "cache", "register_format": "cache",
+_LAZY = {"Project": "project", "FetchReport": "fetch.engine", "append": "append", "AppendError": "errors", "cached": "cache", "CachedFunction": "cache", "register_format": "cache",
          "Artifact": "cache", "ProduceError": "errors", "open_virtual": "virtual",
          "virtualize": "virtual", "ChunkStore": "virtual", "VirtualError": "errors"}
 
@@ -56,6 +61,6 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["open_manifest", "DataManifestError", "Diagnostic", "__version__", "cached",
+__all__ = ["Project", "FetchReport", "open_manifest", "DataManifestError", "Diagnostic", "__version__", "cached",
            "CachedFunction", "register_format", "Artifact", "ProduceError", "open_virtual",
            "virtualize", "ChunkStore", "VirtualError", "append", "AppendError"]

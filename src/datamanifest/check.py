@@ -27,6 +27,7 @@ from typing import Any
 from .errors import Diagnostic
 from .spec import checksum as _checksum
 from .spec import keys as _keys
+from .spec import names as _names
 from .spec import storage as _storage
 from .spec import tomlparse
 from .spec._locate import Locator, decode_error_position
@@ -36,6 +37,9 @@ from .spec.manifest import (
     DATASET_FIELDS,
     DERIVED_FIELDS,
     LEGACY_FIELDS,
+    LEGACY_TABLES,
+    META_FIELDS,
+    STRUCTURAL_TABLES,
     SUPPORTED_SCHEMAS,
     Dataset,
     Manifest,
@@ -256,6 +260,7 @@ def check_data(data: dict[str, Any], col: _Collector) -> Manifest | None:
         first = next(k for k in data if not k.startswith("_"))
         col.add("DM007", (first,), "no [_META] schema: the manifest reads as schema 0",
                 "run `datamanifest migrate` to add [_META] schema = 1", at_key=True)
+    _structural_tables(data, col)
     try:
         manifest: Manifest | None = validate_structure(data)
     except ValueError:
@@ -266,6 +271,76 @@ def check_data(data: dict[str, Any], col: _Collector) -> Manifest | None:
     bad = _schema_layer(data, col)
     _semantic_layer(data, _lenient_datasets(data, bad), col)
     return None
+
+
+# -- the structural tables (MAN-006..MAN-008, CFG-003) -----------------------------------------
+def meta_typos(meta: Any, col: _Collector, *, label: str = "") -> None:
+    """MAN-006: DM010 for a key of ``[_META]`` that resembles ``schema`` (MAN-008). Other
+    keys are preserved (MAN-003)."""
+    if not isinstance(meta, dict):
+        return
+    for k in meta:
+        if k in META_FIELDS or k.startswith("_"):
+            continue
+        close = _names.closest(k, META_FIELDS)
+        if close is not None:
+            col.add("DM010", ("_META", k), f"{label}unknown field '_META.{k}'",
+                    f"did you mean {close!r}?", at_key=True)
+
+
+def referenced_symbols(data: Any) -> set[str]:
+    """The names every string of a document refers to as ``$name`` or ``${name}`` (STO-003)."""
+    out: set[str] = set()
+    stack = [data]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            if "$" in v:
+                out.update(_storage.symbols_in(v))
+        elif isinstance(v, dict):
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return out
+
+
+def storage_typos(table: Any, path: tuple, referenced: set[str], col: _Collector, *,
+                  label: str = "") -> None:
+    """MAN-006: a bare key of a storage table (``[_STORAGE]``, a ``_HOST`` section, a
+    configuration document) that is not a storage field, resembles one (MAN-008) and is
+    never referred to as a symbol is a misspelt field: DM010 at the key, naming the field."""
+    if not isinstance(table, dict):
+        return
+    for k in table:
+        if k.startswith("_") or k in STORAGE_FIELDS or k in referenced:
+            continue
+        close = _names.closest(k, STORAGE_FIELDS)
+        if close is None:
+            continue
+        where = ".".join(map(str, (*path, k)))
+        col.add("DM010", (*path, k), f"{label}unknown field {where!r}",
+                f"did you mean {close!r}? A user symbol this close to a storage field must "
+                f"be used somewhere as ${k}", at_key=True)
+    hosts = table.get("_HOST")
+    if isinstance(hosts, dict):
+        for glob, section in hosts.items():
+            storage_typos(section, (*path, "_HOST", glob), referenced, col, label=label)
+
+
+def _structural_tables(data: dict[str, Any], col: _Collector) -> None:
+    """MAN-006 (misspelt storage fields) and MAN-007 (misspelt reserved tables)."""
+    meta_typos(data.get("_META"), col)
+    storage = data.get("_STORAGE")
+    if isinstance(storage, dict):
+        storage_typos(storage, ("_STORAGE",), referenced_symbols(data), col)
+    for k in data:
+        if not k.startswith("_") or k in STRUCTURAL_TABLES or k in LEGACY_TABLES:
+            continue
+        close = _names.closest(k, STRUCTURAL_TABLES)
+        if close is not None:
+            col.add("DM175", (k,), f"unknown table [{k}] resembles the reserved table "
+                    f"[{close}]; it is kept but not read", f"did you mean [{close}]?",
+                    at_key=True)
 
 
 # -- layer 2: JSON Schema --------------------------------------------------------------
@@ -656,6 +731,10 @@ def _check_other(doc_type: str, data: dict[str, Any], col: _Collector) -> None:
             col.add("DM004", ("_META", "schema"), f"state schema {version} is newer than this tool "
                     "reads (5)", "upgrade datamanifest")
             return
+    if doc_type == "config":  # CFG-003: misspelt storage fields (MAN-006)
+        storage_typos(data, (), referenced_symbols(data), col, label="configuration: ")
+        meta_typos(data.get("_META"), col, label="configuration: ")
+    found = len(col.items)
     try:
         documents.MODELS[doc_type].model_validate(data)
         structural_ok = True
@@ -685,7 +764,7 @@ def _check_other(doc_type: str, data: dict[str, Any], col: _Collector) -> None:
             where = ".".join(map(str, path)) or "document"
             col.add(code, path, f"{label}: {_describe(err, where)}",
                     f"see SCHEMA.md for the {label}", at_key=err.validator == "required")
-        if not col.items:  # the models reject what the schema accepts: report it, never hide it
+        if len(col.items) == found:  # the models reject what the schema accepts: never hide it
             col.add(code, (), f"{label}: structurally invalid")
         return
     if doc_type == "append-config":  # APP-001: the step's grammar, beyond the schema

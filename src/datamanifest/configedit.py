@@ -85,7 +85,7 @@ def edit(path: Path, scope: str, field: str, value: Any = None, *, host: str | N
     except ValueError as e:
         raise DataManifestError(f"{field}: {str(e).splitlines()[-1].strip()}", code="DM061",
                                 hint="see SCHEMA.md RES-002 for the fields and their types") \
-            from None
+            from e
     if new == text:
         return False
     write_text(path, new)

@@ -15,8 +15,9 @@ shell      ``template``, ``variables``                          ``argv`` or ``er
 resolve    ``manifest``, ``checkout_config``, ``user_config``   ``settings`` ({field: {value, rung}}),
            (TOML texts), ``env``, ``hostname``, ``platform``,   ``datasets`` ({name: {storage_path,
            ``languages``, ``builtin_formats``                   managed, fetch, load}}), or ``error``
-roundtrip  ``type``, ``document``                               ``document``: the text the implementation
-                                                                writes for it (FMT-004)
+roundtrip  ``type``, ``document``, ``comments`` (keep them)      ``document``: the text the implementation
+                                                                writes for it (FMT-004, FMT-005), or
+                                                                ``error`` (DM094), ``line``, ``column``
 discover   ``cwd``, ``files`` (existing paths), ``env``         ``manifest`` (a path) or ``error``
 archive    ``members`` ([{name, type, linkname}])               ``ok`` or ``error`` and ``member``
 layout     ``manifest``, ``dataset``, ``root``,                 ``target``, ``is_dir``, ``staging``,
@@ -38,6 +39,9 @@ objects    ``manifest``, ``root``, ``datasets_dir``,            ``objects`` (MNT
            ``datacache_dir``, ``pools``, ``state`` (TOML),      ``selected`` (ids), or ``error``
            ``journal``, ``files`` ({path: text, null or         (DM130, DM136) with ``objects``
            {content, mtime, atime}}), ``now``, ``select``
+policy     ``manifest``, ``checkout_config`` (TOML texts),      ``fetch`` (names), ``refused`` ({name:
+           ``select`` (names, or null for all)                  [{code, line, column, document}]}), or
+                                                                ``error`` (a document refused whole)
 =========  ===================================================  ==========================================
 
 Exit status 0: answered (also when the answer reports an error in the input);
@@ -63,11 +67,11 @@ from .optional import need
 SPEC_VERSION = 1
 KINDS = ("parse", "reject", "key", "hash", "shell", "resolve", "roundtrip", "discover",
          "archive", "layout", "verify", "autofill", "tree", "produce", "datacache", "objects",
-         "author", "chunks", "append")
+         "author", "chunks", "append", "policy")
 EXIT_UNSUPPORTED = 3
 JSON_KIND_DIRS = ("key", "hash", "shell", "resolve", "roundtrip", "discover", "archive",
                   "layout", "verify", "autofill", "tree", "produce", "datacache", "objects",
-                  "author", "chunks", "append")
+                  "author", "chunks", "append", "policy")
 
 
 @dataclass(frozen=True)
@@ -168,7 +172,11 @@ def compare(kind: str, expected: dict[str, Any], answer: dict[str, Any],
     """
     if kind == "roundtrip":
         from .spec.canonical import key_orders
+        from .spec.comments import attach
 
+        if "error" in expected or "error" in answer:
+            return None if answer == expected else \
+                f"answer {json.dumps(answer)} != expected {json.dumps(expected)}"
         text = answer.get("document")
         if not isinstance(text, str):
             return "answer has no document text"
@@ -181,6 +189,11 @@ def compare(kind: str, expected: dict[str, Any], answer: dict[str, Any],
             return _first_difference(want, got).replace("normalized", "document", 1)
         if key_orders(got) != key_orders(want):
             return "same values, different key order"
+        # FMT-005: each comment still belongs to the same item (spacing aside)
+        placed = [(a.kind, a.path, a.text) for a in attach(text)[0]]
+        wanted = [(a.kind, a.path, a.text) for a in attach(expected["document"])[0]]
+        if placed != wanted:
+            return f"comments placed {placed} != expected {wanted}"
         if byte_identity and text != expected["document"]:
             return "same document, different bytes (byte identity requested)"
         return None
@@ -275,9 +288,17 @@ def answer(request: dict[str, Any]) -> dict[str, Any]:
         return _answer_resolve(request)
     if kind == "roundtrip":
         from .spec.canonical import dumps
+        from .spec.comments import OrphanComments, dumps_with_comments
 
-        return {"document": dumps(tomllib.loads(request["document"]), request.get("type",
-                                                                                 "manifest"))}
+        data = tomllib.loads(request["document"])
+        doc_type = request.get("type", "manifest")
+        if not request.get("comments"):
+            return {"document": dumps(data, doc_type)}
+        try:  # FMT-003, FMT-005: comments kept where they belong
+            return {"document": dumps_with_comments(request["document"], data, doc_type)}
+        except OrphanComments as e:  # FMT-006
+            line, column = e.positions[0]
+            return {"error": "DM094", "line": line, "column": column}
     if kind in _MORE:
         return _MORE[kind](request)
     raise KeyError(kind)
@@ -634,7 +655,42 @@ def _answer_append(request: dict[str, Any]) -> dict[str, Any]:
         return {"error": e.code}
 
 
-_MORE = {"append": _answer_append, "chunks": _answer_chunks, "author": _answer_author, "objects": _answer_objects, "produce": _answer_produce, "datacache": _answer_datacache, "tree": _answer_tree,
+def _answer_policy(request: dict[str, Any]) -> dict[str, Any]:
+    """MAN-012, FET-008: which datasets a fetch acts on and which it refuses, with why."""
+    from .check import check_text
+    from .spec.policy import dataset_names, refused
+
+    result = check_text(request["manifest"], "datamanifest.toml", "manifest")
+    fatal = [d for d in result.errors if d.code in ("DM001", "DM002", "DM004")]
+    if result.data is None or fatal:
+        return {"error": (fatal or result.errors)[0].code}
+    data = result.data
+    config_errors = []
+    if request.get("checkout_config"):
+        config_errors = check_text(request["checkout_config"], ".datamanifest/config.toml",
+                                   "config").errors
+    out = refused(data, result.errors, config_errors)
+    names = dataset_names(data)
+    select = request.get("select")
+    asked = names if select is None else list(select)
+    # the requirements of the datasets fetched are fetched too (FET-003)
+    fetch: set[str] = set()
+    stack = [n for n in asked if n not in out]
+    while stack:
+        n = stack.pop()
+        if n in fetch or n not in data:
+            continue
+        fetch.add(n)
+        reqs = data[n].get("requires") if isinstance(data[n], dict) else None
+        stack.extend(r for r in (reqs if isinstance(reqs, list) else []) if isinstance(r, str))
+    cfg = set(map(id, config_errors))
+    return {"fetch": sorted(fetch), "refused": {
+        n: [{"code": d.code, "line": d.line, "column": d.column,
+             "document": "checkout_config" if id(d) in cfg else "manifest"} for d in out[n]]
+        for n in sorted(out) if n in asked}}
+
+
+_MORE = {"policy": _answer_policy, "append": _answer_append, "chunks": _answer_chunks, "author": _answer_author, "objects": _answer_objects, "produce": _answer_produce, "datacache": _answer_datacache, "tree": _answer_tree,
          "discover": _answer_discover, "archive": _answer_archive, "layout": _answer_layout,
          "verify": _answer_verify, "autofill": _answer_autofill}
 

@@ -23,13 +23,14 @@ CODES: dict[str, tuple[str, str, str]] = {
     "DM004": ("VER-003", "error", "unsupported _META.schema"),
     "DM005": ("MAN-002", "error", "top-level key is not a table"),
     "DM007": ("MIG-001", "warning", "manifest without _META.schema"),
-    "DM010": ("MAN-011", "error", "unknown dataset field"),
+    "DM010": ("MAN-011", "error", "unknown field"),
     "DM011": ("MAN-010", "error", "field has the wrong type"),
     "DM012": ("MAN-021", "error", "uri and uris are mutually exclusive"),
     "DM013": ("MAN-022", "warning", "dataset has no source"),
     "DM014": ("MAN-040", "error", "malformed binding"),
     "DM015": ("MAN-023", "error", "empty or invalid URI"),
     "DM016": ("MAN-027", "error", "virtual or concat_dim where they do not apply"),
+    "DM175": ("MAN-007", "warning", "unknown table resembling a reserved one"),
     # checksums
     "DM020": ("SUM-001", "error", "malformed checksum"),
     "DM021": ("SUM-002", "error", "unknown checksum algorithm"),
@@ -74,10 +75,10 @@ CODES: dict[str, tuple[str, str, str]] = {
     "DM083": ("LAD-020", "error", "a fetcher failed"),
     "DM084": ("LAD-021", "error", "a fetcher wrote nothing"),
     "DM090": ("STA-006", "error", "state file cannot be read"),
-    "DM091": ("MAN-012", "error", "manifest has errors"),
+    "DM091": ("MAN-012", "error", "refused: errors in what it depends on"),
     "DM092": ("STA-002", "error", "malformed state record"),
     "DM093": ("STA-009", "warning", "legacy state schema"),
-    "DM094": ("FMT-003", "error", "formatting would drop comments"),
+    "DM094": ("FMT-006", "error", "a comment that belongs to nothing"),
     # parameter hash and shell templates
     "DM100": ("PAR-003", "error", "parameter value without canonical form"),
     "DM101": ("SH-004", "error", "unknown variable in a shell template"),
@@ -160,11 +161,14 @@ class Diagnostic:
         return rule_of(self.code)
 
     def render(self) -> str:
-        """``FILE:LINE:COL: severity DM### message (hint)``."""
-        where = self.file or "<input>"
+        """``FILE:LINE:COL: severity DM### message (hint)`` (DIAG-003); without a file,
+        ``LINE:COL: ...``, and without a position ``severity DM### message (hint)``."""
+        where = self.file or ""
         if self.line is not None:
-            where += f":{self.line}:{self.column or 1}"
-        text = f"{where}: {self.severity} {self.code} {self.message}"
+            where += f":{self.line}:{self.column or 1}" if where else \
+                f"{self.line}:{self.column or 1}"
+        text = f"{where}: " if where else ""
+        text += f"{self.severity} {self.code} {self.message}"
         if self.hint:
             text += f" ({self.hint})"
         return text
@@ -194,7 +198,9 @@ class DataManifestError(Exception):
     """Base of every error datamanifest raises on purpose.
 
     Carries a stable ``code`` (``DM###``), an optional location and a ``hint``
-    telling the user what to do. ``str(err)`` is the one-line rendering.
+    telling the user what to do. ``str(err)`` is the one-line rendering
+    ``FILE:LINE:COL: error DM### message (hint)`` (DIAG-003); ``err.__cause__`` is the
+    underlying error (an ``OSError``, an HTTP error) when there is one.
     """
 
     code = "DM000"
@@ -218,7 +224,12 @@ class DataManifestError(Exception):
         self.line = line
         self.column = column
         self.diagnostics = diagnostics or []
-        super().__init__(self.render())
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        # rendered when asked, so a location added after construction (the fetch engine
+        # places a dataset's error at its entry, DIAG-001) is in the text
+        return self.render()
 
     def located(self, file: str) -> "DataManifestError":
         """This error located at ``file`` (a path or URL) when it has no location yet;

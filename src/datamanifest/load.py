@@ -110,12 +110,38 @@ def load(project, ident: str, *, offline: bool = False) -> Any:
     """Load dataset ``ident`` (name, alias or doi) with the load ladder for Python (LAD-010..013).
 
     Fetches it (and its requirements) first when it is not present, unless ``offline``.
-    Raises DM078 when absent offline, DM082 for a binding that cannot be imported, DM086
-    when a built-in loader's library is missing, DM087 when there is no loader.
+    A folder dataset whose format has no loader (an extracted archive, ``uris``, a git
+    clone) returns its folder's :class:`~pathlib.Path` (LAD-025).
+
+    Raises
+    ------
+    DataManifestError
+        DM078 when absent offline, DM082 for a binding that cannot be imported, DM086 when
+        a built-in loader's library is missing, DM087 when there is no loader, DM091 when
+        the dataset is refused (MAN-012), and the fetch's errors.
     """
     name = project.resolve(ident)
+    refusal = project.refusal(name)
+    if refusal is not None:  # MAN-012: its closure has errors
+        raise refusal
+    try:
+        return _load(project, name, offline)
+    except DataManifestError as e:  # DIAG-001: located at the dataset's entry
+        if e.file is None:
+            e.file = str(project.manifest_path)
+            e.line, e.column = project.entry_position(name)
+        raise
+
+
+def _load(project, name: str, offline: bool) -> Any:
     ds = project.dataset(name)
     rung = load_rung(project.manifest, ds, "python", sorted(BUILTIN))
+    if rung["rung"] == "error" and ds.is_folder and not ds.lazy_access:
+        # LAD-025: a folder dataset without a loader for its format (an extracted archive,
+        # uris, a git clone) loads as its folder
+        if project.locate(name) is None and not offline:
+            project.fetch([name])
+        return project.path(name)
     if rung["rung"] == "error":
         raise DataManifestError(f"dataset {name!r} has no loader for format "
                                 f"{ds.effective_format or 'unknown'!r}", code="DM087",

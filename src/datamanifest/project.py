@@ -54,23 +54,59 @@ class StorageConfig:
 class Project:
     """An opened manifest: its path, model, check diagnostics and storage.
 
-    Open with :meth:`Project.open`; raises :class:`ManifestError` (DM091)
-    carrying every diagnostic when the manifest has errors.
+    Open with :meth:`Project.open`. One error policy (SCHEMA.md MAN-012): a dataset whose
+    closure (its table, the tables it requires, the structural tables, the configuration
+    files) has an error is *refused* (:attr:`refused`, :meth:`refusal`); every other
+    dataset can be fetched, located and loaded. A manifest that cannot be read as a whole
+    (DM001, DM002, DM004, or storage settings that cannot be resolved) raises
+    :class:`ManifestError` (DM091) carrying every diagnostic.
+
+    Typical use::
+
+        project = datamanifest.Project.open()      # discovers datamanifest.toml
+        project.list()                             # what the stores hold (``datamanifest list``)
+        project.add("https://example.org/obs.csv") # declare, fetch, write the checksum
+        report = project.fetch()                   # name -> (path, status)
+        project.load("obs")                        # the loaded dataset
     """
 
-    def __init__(self, manifest_path: Path, result: CheckResult) -> None:
+    def __init__(self, manifest_path: Path, result: CheckResult,
+                 refused: "dict[str, list[Diagnostic]] | None" = None,
+                 config_diagnostics: "list[Diagnostic] | None" = None) -> None:
         self.manifest_path = manifest_path
         self.root = manifest_path.parent
         self.check = result
         assert result.manifest is not None
         self.manifest: Manifest = result.manifest
         self.storage = resolve_storage(self.manifest, self.root)
+        #: dataset name -> the errors of its closure (MAN-012); empty when all are clean
+        self.refused: dict[str, list[Diagnostic]] = refused or {}
+        #: the diagnostics of the configuration files read (CFG-003)
+        self.config_diagnostics: list[Diagnostic] = config_diagnostics or []
         self._state_cache: dict | None = None  # state records, read lazily
 
     # -- opening ----------------------------------------------------------------------------
     @classmethod
     def open(cls, path: str | Path | None = None) -> "Project":
-        """Open the manifest at ``path`` (a file or a folder), or discover it."""
+        """Open the manifest at ``path`` (a file or a folder), or discover it (SCHEMA.md §2).
+
+        Parameters
+        ----------
+        path : str or Path, optional
+            The manifest file, or a folder to discover it from; default: discovered upward
+            from the working directory (``$DATAMANIFEST_TOML`` wins).
+
+        Returns
+        -------
+        Project
+
+        Raises
+        ------
+        ManifestError
+            DM003 when no manifest is found; DM091 (with ``err.diagnostics``) when the
+            document cannot be read as a whole (MAN-012). Errors confined to some datasets
+            do not raise: those datasets are refused (:meth:`refusal`).
+        """
         if path is None:
             mpath = discover()
         else:
@@ -91,36 +127,95 @@ class Project:
 
     @classmethod
     def _checked(cls, mpath: Path, result: CheckResult) -> "Project":
-        # MAN-011: unknown fields are typos to `check`, but readers keep and ignore them.
-        errors = [d for d in result.errors if d.code != "DM010"]
-        if errors:
-            raise ManifestError(
-                f"{mpath} has {len(errors)} error(s)", code="DM091", file=str(mpath),
-                hint="run `datamanifest check` for details", diagnostics=result.diagnostics,
-            )
-        if result.manifest is None and result.data is not None:
-            try:
-                result.manifest = Manifest.from_dict(result.data)
-            except ValueError as e:  # a form only the unknown-field diagnostics hid
-                raise ManifestError(f"{mpath}: {e}", code="DM091", file=str(mpath),
-                                    hint="run `datamanifest check` for details",
-                                    diagnostics=result.diagnostics) from None
-        return cls(mpath, result)
+        from .spec.manifest import Dataset
+        from .spec.policy import refused
+
+        def whole(errors: list[Diagnostic]) -> ManifestError:
+            first = errors[0] if errors else None
+            return ManifestError(
+                f"{mpath} has {len(errors)} error(s)" + (f"; the first: {first.code} "
+                                                         f"{first.message}" if first else ""),
+                code="DM091", file=str(mpath), line=first.line if first else None,
+                column=first.column if first else None,
+                hint="run `datamanifest check` for details", diagnostics=result.diagnostics)
+
+        errors = result.errors
+        # MAN-012: a document that cannot be read as a whole refuses everything
+        if result.data is None or any(d.code in ("DM001", "DM002", "DM004") for d in errors):
+            raise whole(errors)
+        configs = check_configs(mpath.parent)
+        config_errors = [d for d in configs if d.severity == "error"]
+        if result.manifest is None:
+            data = result.data
+            meta = data.get("_META") if isinstance(data.get("_META"), dict) else {}
+            structural = {k: v for k, v in data.items() if k.startswith("_") and k != "_META"}
+            datasets = {}
+            for name, table in data.items():
+                if name.startswith("_") or not isinstance(table, dict):
+                    continue
+                try:  # lenient: unknown fields kept (MAN-003); refused ones may lack a model
+                    datasets[name] = Dataset.model_validate(table)
+                except ValueError:
+                    continue
+            result.manifest = Manifest(meta=meta, structural=structural, datasets=datasets)
+        refusals = refused(result.data, errors, config_errors) if (errors or config_errors) \
+            else {}
+        try:
+            return cls(mpath, result, refusals, configs)
+        except ManifestError as e:
+            if not (errors or config_errors):
+                raise
+            # storage settings that cannot be resolved: every dataset is refused (MAN-012)
+            raise whole(errors + config_errors) from e
 
     @property
     def warnings(self) -> list[Diagnostic]:
-        return [d for d in self.check.diagnostics if d.severity != "error" or d.code == "DM010"]
+        """The warnings of the manifest and the configuration files (errors refuse datasets,
+        see :meth:`refusal`)."""
+        return [d for d in self.check.diagnostics + self.config_diagnostics
+                if d.severity != "error"]
+
+    def refusal(self, name: str) -> ManifestError | None:
+        """The DM091 error refusing dataset ``name`` (MAN-012), or None when its closure is
+        clean. ``err.diagnostics`` lists the errors of its closure."""
+        errs = self.refused.get(name)
+        if not errs:
+            return None
+        line, column = self.entry_position(name)
+        first = errs[0]
+        mine = sum(1 for d in errs if d.path and d.path[0] == name
+                   and d.file == str(self.manifest_path))
+        where = "in its entry" if mine == len(errs) else \
+            "in its entry or in what it depends on" if mine else "in what it depends on"
+        return ManifestError(
+            f"dataset {name!r} refused: {len(errs)} error(s) {where}, the first: "
+            f"{first.code} {first.message}", code="DM091", file=str(self.manifest_path),
+            line=line, column=column, diagnostics=list(errs),
+            hint="fix the error(s) (`datamanifest check`); datasets without errors in what "
+                 "they depend on are not affected")
+
+    def dataset_names(self) -> list[str]:
+        """Every dataset name in document order, refused ones included (MAN-002)."""
+        from .spec.policy import dataset_names
+
+        return dataset_names(self.check.data or {})
 
     # -- lookup -----------------------------------------------------------------------------
     def resolve(self, ident: str) -> str:
         """The dataset name ``ident`` identifies by name, alias or doi (MAN-050, MAN-051)."""
         found = self.manifest.candidates(ident)
+        if not found and ident in self.refused:  # a refused dataset without a model
+            return ident
         if not found:
+            close = __import__("difflib").get_close_matches(ident, self.dataset_names(), n=1)
             raise LookupFailed(f"no dataset named {ident!r} (by name, alias or doi)", code="DM076",
-                               hint="`datamanifest status` lists the datasets")
+                               file=str(self.manifest_path),
+                               hint=f"did you mean {close[0]!r}?" if close else
+                               "`datamanifest status` lists the datasets")
         if len(found) > 1:
             raise LookupFailed(f"{ident!r} matches several datasets: {', '.join(found)}",
-                               code="DM077", hint="use the dataset's name")
+                               code="DM077", file=str(self.manifest_path),
+                               hint="use the dataset's name")
         return found[0]
 
     def dataset(self, name: str) -> Dataset:
@@ -134,44 +229,248 @@ class Project:
         """Where dataset ``name`` lives (STO-001, STO-002)."""
         from .spec.resolution import ResolutionError, storage_path
 
+        from .spec.keys import UnsafeKey
+
         ds = self.dataset(name)
         try:
             path, _ = storage_path(name, ds, self.storage.resolved, self.storage.platform)
         except ResolutionError as e:
             raise ManifestError(f"dataset {name!r}: {e}", code=e.code, file=str(self.manifest_path),
-                                hint="define the symbol in [_STORAGE] or set the variable") from None
+                                hint="define the symbol in [_STORAGE] or set the variable") from e
+        except UnsafeKey as e:  # no source to derive a key from (DM079), or an unsafe one
+            none = not (ds.uri or ds.uris or ds.key)
+            line, column = self.entry_position(name)
+            raise ManifestError(f"dataset {name!r}: {e}", code="DM079" if none else "DM031",
+                                file=str(self.manifest_path), line=line, column=column,
+                                hint="add uri, or a key for a fetcher's output" if none else
+                                "set an explicit key = \"...\"") from e
+        # the control files (STO-005) add up to 9 characters to the last name
+        if any(len(part.encode("utf-8", "surrogateescape")) > 246 for part in Path(path).parts):
+            line, column = self.entry_position(name)
+            raise ManifestError(f"dataset {name!r}: its location {path[:80]}... has a name "
+                                "longer than file systems allow (255 bytes)", code="DM031",
+                                file=str(self.manifest_path), line=line, column=column,
+                                hint="set a shorter explicit key = \"...\"")
         # a fetcher may have written a folder (LAD-020): the bytes on disk tell
-
         folder = ds.is_folder
-        return Target(Path(path), folder or Path(path).is_dir())
+        return Target(Path(path), folder or os.path.isdir(path))
 
     # -- operations (Python API) -------------------------------------------------------------------
-    def fetch(self, names: list[str] | None = None, *, jobs: int = 4, force: bool = False,
-              lock_timeout: float | None = None):
-        """Fetch datasets (identifiers; all when None) with their requirements (SCHEMA.md §11).
+    def fetch(self, names: "str | list[str] | None" = None, *, jobs: int = 4,
+              force: bool = False, lock_timeout: float | None = None, offline: bool = False,
+              raise_on_error: bool = True):
+        """Fetch datasets with their requirements, verified and atomically (SCHEMA.md §11).
 
-        Returns a :class:`~datamanifest.fetch.engine.FetchReport`; raises
-        :class:`~datamanifest.errors.FetchError` with the first failure when
-        any dataset failed, after every other dataset was attempted.
+        Parameters
+        ----------
+        names : str or list of str, optional
+            Identifiers (name, alias or doi); all datasets when None.
+        jobs : int
+            Datasets fetched at once.
+        force : bool
+            Download again even when present.
+        lock_timeout : float, optional
+            Seconds to wait for another process's lock (None: while it heartbeats).
+        offline : bool
+            Resolve only what is present; download nothing (FET-006).
+        raise_on_error : bool
+            Raise the first failure (default), after every other dataset was attempted;
+            with False, failures are only in the report.
+
+        Returns
+        -------
+        FetchReport
+            A mapping from each dataset's name to its
+            :class:`~datamanifest.fetch.engine.Outcome` (``status``: fetched, present,
+            skipped, failed, blocked, refused, missing; ``path``; ``checksum``; ``size`` in
+            bytes; ``error``). ``report.paths`` maps each name to its path.
+
+        Raises
+        ------
+        DataManifestError
+            The first failure (DM070 checksum mismatch, DM071 download failed, DM074 not
+            found, DM081 blocked, DM091 refused, ...), located at the dataset's entry in the
+            manifest; ``err.report`` is the whole report. LookupFailed (DM076/DM077) for an
+            identifier that names no dataset or several.
         """
         from .fetch.engine import Fetcher
 
-        report = Fetcher(self, jobs=jobs, force=force, lock_timeout=lock_timeout).run(names)
+        if isinstance(names, str):
+            names = [names]
+        report = Fetcher(self, jobs=jobs, force=force, lock_timeout=lock_timeout,
+                         offline=offline).run(names)
         self._state_cache = None  # the run may have recorded new locations
         failures = [o for o in report.outcomes if o.error is not None]
-        if failures:
-            raise failures[0].error  # type: ignore[misc]
+        if failures and raise_on_error:
+            err = failures[0].error
+            err.report = report  # type: ignore[union-attr]
+            raise err  # type: ignore[misc]
         return report
 
     def load(self, ident: str, *, offline: bool = False):
-        """The loaded dataset (load ladder, SCHEMA.md §15); see :func:`datamanifest.load.load`."""
+        """The loaded dataset (load ladder, SCHEMA.md §15), fetched first when absent.
+
+        Parameters
+        ----------
+        ident : str
+            The dataset's name, alias or doi.
+        offline : bool
+            Never fetch; DM078 when absent.
+
+        Returns
+        -------
+        object
+            What its loader returns: a pandas DataFrame (csv, parquet), an xarray Dataset
+            (nc, zarr, a virtual dataset), parsed JSON/TOML/YAML, text, or the folder's
+            :class:`~pathlib.Path` for a folder dataset without a loader (an extracted
+            archive, ``uris``; LAD-025).
+
+        Raises
+        ------
+        DataManifestError
+            DM078 absent offline, DM082 a binding cannot be imported, DM086 a loader's
+            library is missing, DM087 no loader, DM091 the dataset is refused, or the
+            fetch's error. See :func:`datamanifest.load.load`.
+        """
         from .load import load
 
         return load(self, ident, offline=offline)
 
+    def list(self, *terms: str, kind: str | None = None,
+             format: "str | tuple[str, ...]" = (), state: "str | tuple[str, ...]" = (),
+             present: bool | None = None, older_than: "str | float | None" = None,
+             newer_than: "str | float | None" = None, by_access: bool = False,
+             larger_than: "str | int | None" = None, unreferenced: bool = False,
+             outside: bool = False, verify: bool = False) -> list:
+        """The objects of the project's stores, as ``datamanifest list`` prints them
+        (SCHEMA.md §22, MNT-001, MNT-010).
+
+        Parameters
+        ----------
+        *terms : str
+            Select objects whose id, name or key equals a term, artifacts whose hash
+            starts with one (6+ characters), or that a glob (``*``, ``?``, ``[``) matches.
+        kind : {"data", "cached"}, optional
+            Only datasets or only produced artifacts.
+        format, state : str or tuple of str
+            Only these formats, or these states (clean, missing, relocated, untracked,
+            modified).
+        present : bool, optional
+            Only present (True) or only missing (False) objects.
+        older_than, newer_than : str or float, optional
+            An age: ``"30d"``, ``"12h"``, ``"2w"``, or seconds.
+        by_access : bool
+            Ages use the last access time instead of the creation time.
+        larger_than : str or int, optional
+            A size: ``"500M"``, ``"2G"``, or bytes.
+        unreferenced, outside : bool
+            Artifacts the state file does not record; objects outside the store roots.
+        verify : bool
+            Re-hash present objects to find modified ones (reads the data).
+
+        Returns
+        -------
+        list of Obj
+            Each with ``kind``, ``id``, ``name``, ``key``, ``location``, ``state``, ``size``
+            (bytes), ``created`` and ``last_access`` (seconds since the epoch), ``format``,
+            ``referenced``, ``protected``; ``obj.as_json()`` is the ``list --json`` row.
+
+        Raises
+        ------
+        MaintenanceError
+            DM136 for a malformed age or size.
+        """
+        from .errors import MaintenanceError
+        from .maintain import inventory
+        from .maintain.inventory import verify as verify_data
+        from .maintain.inventory import verify_artifact
+        from .spec import maintain as spec
+
+        def age(v: "str | float | None") -> float | None:
+            return None if v is None else float(v) if isinstance(v, (int, float)) \
+                else spec.parse_age(v)
+
+        try:
+            selection = spec.Selection(
+                terms=tuple(terms), kind=kind,
+                formats=(format,) if isinstance(format, str) else tuple(format),
+                states=(state,) if isinstance(state, str) else tuple(state), present=present,
+                older_than=age(older_than), newer_than=age(newer_than),
+                time_field="last_access" if by_access else "created",
+                larger_than=None if larger_than is None else larger_than
+                if isinstance(larger_than, int) else spec.parse_size(larger_than),
+                unreferenced=unreferenced, outside=outside)
+        except ValueError as e:
+            raise MaintenanceError(str(e), code="DM136", hint="ages: 30d, 12h, 2w or seconds; "
+                                   "sizes: 500M, 2G or bytes") from e
+        if selection.empty:
+            selection = spec.Selection(all=True)
+        objs = spec.select(inventory(self).objects, selection)
+        if verify:
+            for o in objs:
+                if o.state != "missing" and not o.protected and not (
+                        verify_artifact(o) if o.kind == "cached" else verify_data(o)):
+                    o.state = "modified"
+        return objs
+
+    def add(self, uri: str, *, name: str | None = None, extract: bool = False,
+            version: str = "", fetch: bool = True, lock_timeout: float | None = None):
+        """Declare a dataset of ``uri``, fetch it verified and write its entry with its
+        checksum into the manifest, comments kept (SCHEMA.md §24, AUT-005), as
+        ``datamanifest add`` does. This project then reads the new manifest.
+
+        Parameters
+        ----------
+        uri : str
+            A URL (``https://``, ``s3://``, ...) or a local path.
+        name : str, optional
+            The dataset's name (default: derived from the URI, AUT-004).
+        extract : bool
+            Unpack a zip, tar or tar.gz archive into a folder.
+        version : str
+            A version label (part of the key).
+        fetch : bool
+            Download first (default); False declares only (the next fetch downloads it
+            and fills the checksum).
+        lock_timeout : float, optional
+            Seconds to wait for another process's lock.
+
+        Returns
+        -------
+        AddResult
+            ``name``, ``uri``, ``key``, ``checksum``, ``path``, ``fetched``, ``entry``.
+
+        Raises
+        ------
+        DataManifestError
+            DM141 name taken, DM033 the key is declared already, DM091 the entry would be
+            invalid, or the fetch's error (DM070, DM071, DM074, ...); the manifest and the
+            store are then left as they were.
+        """
+        from .author import add
+
+        result = add(self, uri, name=name, extract=extract, version=version, fetch=fetch,
+                     lock_timeout=lock_timeout)
+        fresh = type(self).open(self.manifest_path)
+        self.__dict__.update(fresh.__dict__)
+        return result
+
     def path(self, ident: str) -> Path:
-        """The verified local path of a dataset. Raises DM078 when it is not present (STO-010)."""
+        """The verified local path of a dataset (POOL-005).
+
+        Raises
+        ------
+        LookupFailed
+            DM076/DM077: ``ident`` names no dataset, or several.
+        ManifestError
+            DM091: the dataset is refused (MAN-012).
+        DataManifestError
+            DM078: it is not present (STO-010).
+        """
         name = self.resolve(ident)
+        refusal = self.refusal(name)
+        if refusal is not None:
+            raise refusal
         found = self.locate(name)
         if found is None:
             raise self.not_present(name)
@@ -180,8 +479,23 @@ class Project:
     def not_present(self, name: str) -> "DataManifestError":
         """The DM078 error for a dataset that is not present (STO-010)."""
         t = self.target(name)
+        line, column = self.entry_position(name)
         return DataManifestError(f"dataset {name!r} is {t.status()} at {t.path}", code="DM078",
+                                 file=str(self.manifest_path), line=line, column=column,
                                  hint=f"run `datamanifest fetch {name}`")
+
+    def entry_position(self, name: str, field: str | None = None) -> tuple[int | None, int | None]:
+        """1-based (line, column) of dataset ``name``'s header (or of its ``field``'s value)
+        in the manifest file (DIAG-004); (None, None) when the file cannot be read."""
+        from .spec._locate import Locator
+
+        try:
+            text = self.manifest_path.read_text(encoding="utf-8")
+        except OSError:
+            return None, None
+        if field is None:
+            return Locator(text).find((name,), value=False)
+        return Locator(text).find((name, field))
 
     def state_records(self) -> dict:
         """The state file's records, read once per project (reset by :meth:`fetch`).
@@ -295,7 +609,24 @@ def read_config(path: Path) -> dict:
         return {}
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise ManifestError(f"cannot read configuration {path}: {e}", code="DM001",
-                            file=str(path), hint="run `datamanifest check` on it") from None
+                            file=str(path), hint="run `datamanifest check` on it") from e
+
+
+def check_configs(root: Path) -> list[Diagnostic]:
+    """The diagnostics of the configuration files a run reads (CFG-001, CFG-003): the
+    checkout file of the project at ``root`` and the user file, when they exist."""
+    from .check import check_text
+
+    out: list[Diagnostic] = []
+    for path in (checkout_config_path(root), user_config_path()):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            continue
+        except (OSError, UnicodeDecodeError):
+            continue  # read_config reports it when storage is resolved
+        out.extend(check_text(text, str(path), "config").diagnostics)
+    return out
 
 
 def current_platform(root: Path):
@@ -326,7 +657,7 @@ def resolve_storage(manifest: Manifest, root: Path) -> StorageConfig:
         resolved = _resolve(manifest, checkout, user, platform)
     except ResolutionError as e:
         raise ManifestError(f"storage: {e}", code=e.code,
-                            hint="see `datamanifest check` and your configuration files") from None
+                            hint="see `datamanifest check` and your configuration files") from e
     return StorageConfig(
         datasets_dir=Path(resolved.get("datasets_dir")),
         datasets_dir_source=resolved.settings["datasets_dir"].rung,

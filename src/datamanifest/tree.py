@@ -206,7 +206,7 @@ def _scan(path: str, rel: str, at_root: bool, exclude: frozenset, leaf_algo: str
         with os.scandir(path) as it:
             items = sorted(it, key=_by_name)  # str order = code points = UTF-8 byte order
     except OSError as e:
-        raise TreeWalkError(f"cannot list {path}: {e.strerror}") from None
+        raise TreeWalkError(f"cannot list {path}: {e.strerror}") from e
     out = []
     if known is _INHERITED:
         known = _KNOWN
@@ -327,7 +327,7 @@ def _walk(root, algorithm, leaf_algo, exclude, result, writer, workers, procs, k
             try:
                 digest = spec.directory_digest(algorithm, children)
             except spec.TreeError as e:
-                raise TreeWalkError(f"{path}: {e}") from None
+                raise TreeWalkError(f"{path}: {e}") from e
             return spec.Child(name or "", "dir", digest, spec.directory_size(algorithm, children))
 
         top = visit(submit(root, "", True), None, root, 0)
@@ -455,7 +455,7 @@ def checksum_from_manifest(doc: dict[str, Any], algorithm: str | None = None) ->
                                            spec.directory_size(algorithm, children)))
         return f"{algorithm}:{spec.directory_digest(algorithm, dirs[''])}"
     except spec.TreeError as e:
-        raise TreeWalkError(str(e)) from None
+        raise TreeWalkError(str(e)) from e
 
 
 # -- object-store prefixes -------------------------------------------------------------------------

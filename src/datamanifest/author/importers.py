@@ -56,7 +56,7 @@ def _read_text(path: Path) -> str:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise AuthoringError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}",
-                             code="DM002", file=str(path)) from None
+                             code="DM002", file=str(path)) from e
 
 
 def _dvc_files(path: Path) -> list[Path]:
@@ -84,15 +84,15 @@ def _parse_dvc(path: Path, root: Path) -> tuple[list[spec.Entry], list[Diagnosti
             mark = e.problem_mark or e.context_mark
             raise AuthoringError(f"YAML: {e.problem or e}", code="DM143", file=str(f),
                                  line=mark.line + 1 if mark else None,
-                                 column=mark.column + 1 if mark else None) from None
+                                 column=mark.column + 1 if mark else None) from e
         except yaml.YAMLError as e:
-            raise AuthoringError(f"YAML: {e}", code="DM143", file=str(f)) from None
+            raise AuthoringError(f"YAML: {e}", code="DM143", file=str(f)) from e
         folder = os.path.relpath(f.parent.resolve(), root)
         folder = "" if folder == "." else Path(folder).as_posix()
         try:
             found, warns = spec.parse_dvc(node, folder)
         except spec.SourceError as e:
-            raise _source_error(e, str(f)) from None
+            raise _source_error(e, str(f)) from e
         entries += found
         warnings += [_diagnostic(w, f) for w in warns]
     return entries, warnings
@@ -129,7 +129,7 @@ def parse_source(kind: str, source: Path, root: Path, *, base_url: str = ""
         else:
             raise ValueError(f"unknown import kind {kind!r}; known: {', '.join(KINDS)}")
     except spec.SourceError as e:
-        raise _source_error(e, str(source)) from None
+        raise _source_error(e, str(source)) from e
     return entries, [_diagnostic(w, source) for w in warns]
 
 
@@ -171,7 +171,7 @@ def import_list(project, kind: str, source: str | Path, *, base_url: str = "",
         try:
             return spec.plan(text, tomllib.loads(text), fresh)
         except spec.NameTaken as e:
-            raise _name_taken(e, file) from None
+            raise _name_taken(e, file) from e
 
     text = _read(project)
     first = planned(text)

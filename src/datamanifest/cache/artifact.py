@@ -437,6 +437,7 @@ class Produced:
     artifact: Artifact
     computed: bool
     waited: bool = False
+    converted_from: str | None = None  # PRD-026: the stored format the value was loaded from
 
 
 def produce(ctx: Context, ident: spec.Identity, key_table: dict[str, Any], fmt: Format,
@@ -501,7 +502,9 @@ def produce(ctx: Context, ident: spec.Identity, key_table: dict[str, Any], fmt: 
 def _add_format(ctx: Context, ident: spec.Identity, a: Path, fmt: Format, basename: str,
                 compute: Callable[[], Any], marker: spec.Marker, config: bytes, ref: str,
                 waited: bool) -> Produced:
-    """PRD-026: a new data entry renamed into a complete artifact, then a new marker."""
+    """PRD-026: a new data entry renamed into a complete artifact, then a new marker. The
+    value is the stored result converted (loaded from a listed format this process can
+    load); the function runs only when none can be loaded."""
     name = spec.data_entry(fmt.name, basename)
     listed = dict(marker.formats) if marker.formats is not None else None
     if listed is None:  # an empty (ecosystem) marker: list what is there now
@@ -516,8 +519,10 @@ def _add_format(ctx: Context, ident: spec.Identity, a: Path, fmt: Format, basena
                 listed[fname] = {"file": p.name, "checksum": checksum, "size": size}
     tmp = a / f".{name}.{os.getpid()}.tmp"
     _remove_tree(tmp)
+    source, value = _stored_value(a, listed, fmt)
     try:
-        value = compute()
+        if source is None:
+            value = compute()
         fmt.save(value, tmp)
         checksum, size = digest_entry(tmp, fmt.folder, sync=True)
     except BaseException:
@@ -532,8 +537,28 @@ def _add_format(ctx: Context, ident: spec.Identity, a: Path, fmt: Format, basena
     text = spec.render_marker(listed, spec.config_digest(config))
     write_bytes(a / spec.MARKER, text.encode("utf-8"))
     _record(ctx, ident, a, ref, fmt.name)
-    return Produced(value, Artifact(ident, a, final, "store", listed), computed=True,
-                    waited=waited)
+    return Produced(value, Artifact(ident, a, final, "store", listed), computed=source is None,
+                    waited=waited, converted_from=source)
+
+
+def _stored_value(a: Path, listed: dict[str, Any], fmt: Format) -> tuple[str | None, Any]:
+    """(format, value) of the first listed format of artifact ``a`` that loads here and is
+    not ``fmt``, checked against its recorded digest; (None, None) when none does (PRD-026)."""
+    from .formats import _REGISTRY
+
+    for name, entry in listed.items():
+        other = _REGISTRY.get(name)
+        path = a / str(entry.get("file", ""))
+        if other is None or name == fmt.name or not os.path.lexists(path):
+            continue
+        try:
+            other.check_available()
+            if entry.get("checksum") and digest_entry(path, other.folder)[0] != entry["checksum"]:
+                continue  # modified since it was published: not a source to convert from
+            return name, other.load(path)
+        except Exception:  # noqa: BLE001 - a library missing, bytes it cannot read: next one
+            continue
+    return None, None
 
 
 def forget(ctx: Context, ident: spec.Identity, *, datacache_dir: Path | None = None) -> bool:

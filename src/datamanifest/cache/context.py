@@ -108,7 +108,7 @@ def _resolve() -> tuple[Context, tuple[str, ...]]:
             manifest = Manifest.from_dict(data)
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, ValueError) as e:
             raise ManifestError(f"cannot read {manifest_path}: {e}", file=str(manifest_path),
-                                hint="run `datamanifest check` for details") from None
+                                hint="run `datamanifest check` for details") from e
     else:
         root = Path.cwd().resolve()
         manifest = Manifest.from_dict({"_META": {"schema": 1}})
@@ -119,7 +119,7 @@ def _resolve() -> tuple[Context, tuple[str, ...]]:
                                    platform)
     except ResolutionError as e:
         raise ManifestError(f"storage: {e}", code=e.code,
-                            hint="see `datamanifest where` and your configuration files") from None
+                            hint="see `datamanifest where` and your configuration files") from e
     ctx = Context(root=root, manifest=manifest_path,
                   datacache_dir=Path(resolved.get("datacache_dir")),
                   pools=tuple(Path(p) for p in resolved.get("datacache_pools")),

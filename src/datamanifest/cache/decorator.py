@@ -81,7 +81,8 @@ class CachedFunction:
     - ``f.key_table(...)``, ``f.identity(...)``: what is hashed, and the identity.
 
     ``f.with_options(format=..., basename=..., datacache_dir=...)`` is the same
-    producer stored another way (adding a format to existing artifacts, PRD-026).
+    producer stored another way: on an existing artifact it converts the stored result
+    into the new format (load, save) without running the function (PRD-026).
 
     Errors: DM100 (a parameter value without canonical form, raised before the
     function runs), DM114 (a format whose library is missing), DM075 (a lock wait
@@ -166,8 +167,36 @@ class CachedFunction:
         return functools.partial(self, obj)  # a method: the instance is a parameter like any
 
     def with_options(self, **options: Any) -> "CachedFunction":
-        """This producer with other storage options (``format``, ``basename``,
-        ``datacache_dir``, ``lock_timeout``); identity options cannot change."""
+        """This producer with other storage options; identity options cannot change.
+
+        Calling the result on arguments whose artifact is stored in another format does not
+        run the function again: the stored result is *converted*, loaded from a format the
+        artifact lists (the first, in its marker's order, that loads here) and saved in the
+        new format inside the same artifact, next to the others (SCHEMA.md PRD-026). The
+        function runs only when no stored format can be loaded (its library is missing,
+        or its bytes changed since they were published).
+
+        Parameters
+        ----------
+        format : str, optional
+            The storage format (``pickle``, ``json``, ``nc``, ``zarr``, ...).
+        basename : str, optional
+            The data file's name without extension.
+        datacache_dir : str or Path, optional
+            A store of its own (relative: to the project root).
+        lock_timeout : float, optional
+            Seconds to wait for another process's lock (None: while it is alive).
+
+        Returns
+        -------
+        CachedFunction
+
+        Raises
+        ------
+        ProduceError
+            ``cachetype``, ``version`` or ``key`` given (another identity needs another
+            producer); DM114 for an unknown format.
+        """
         fixed = {"cachetype", "version", "key"} & set(options)
         if fixed:
             raise ProduceError(f"with_options cannot change {', '.join(sorted(fixed))}",

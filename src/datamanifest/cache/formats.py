@@ -64,7 +64,7 @@ def register_format(name: str, save: Callable[[Any, Path], None], load: Callable
     try:
         check_format(name)
     except ValueError as e:
-        raise ProduceError(str(e), code="DM114", hint="use a file extension such as 'h5'") from None
+        raise ProduceError(str(e), code="DM114", hint="use a file extension such as 'h5'") from e
     if name in _REGISTRY and not replace:
         raise ProduceError(f"format {name!r} is already registered", code="DM114",
                            hint="pass replace=True to override it")
@@ -169,11 +169,13 @@ def _nc_load(path: Path) -> Any:
 
 
 def _zarr_save(value: Any, path: Path) -> None:
-    value.to_zarr(path, mode="w-")
+    # no consolidated metadata: zarr warns (ZarrUserWarning) that Zarr v3 does not specify
+    # it, and an artifact is a local folder read whole, which needs none
+    value.to_zarr(path, mode="w-", consolidated=False)
 
 
 def _zarr_load(path: Path) -> Any:
-    return _lib("xarray", "zarr").open_zarr(path)
+    return _lib("xarray", "zarr").open_zarr(path, consolidated=False)
 
 
 register_format("pickle", _pickle_save, _pickle_load, loads=pickle.loads)

@@ -232,6 +232,7 @@ def examine(doc_type: str, text: str) -> list[str]:
                                for d in result.diagnostics]), "check --json", problems)
     if result.ok and doc_type in TOML_TYPES:
         _format(doc_type, result, name, problems)
+        _format_comments(doc_type, text, result, problems)
     if doc_type == "manifest":
         _manifest(text, result, problems)
     elif doc_type == "state":
@@ -274,6 +275,36 @@ def _format(doc_type: str, result, name: str, problems: list[str]) -> None:
         problems.append("format: the output parses to another manifest")
 
 
+def _format_comments(doc_type: str, text: str, result, problems: list[str]) -> None:
+    """``format`` keeping comments (FMT-005): the same document, each comment kept, and a
+    second pass changes nothing; a comment that belongs to nothing is OrphanComments."""
+    from ..spec.comments import OrphanComments, dumps_with_comments
+    from ..spec._locate import count_comments
+
+    try:
+        out = dumps_with_comments(text, result.data, doc_type)
+    except OrphanComments:
+        return
+    except Exception as e:  # noqa: BLE001 - the finding
+        problems.append(f"format (comments): {type(e).__name__}: {e}\n"
+                        f"{traceback.format_exc(limit=-4)}")
+        return
+    try:
+        parsed = tomllib.loads(out)
+    except tomllib.TOMLDecodeError as e:
+        problems.append(f"format (comments): the output is not TOML: {e}")
+        return
+    if parsed != result.data:
+        problems.append("format (comments): the output parses to another document")
+    elif count_comments(out) != count_comments(text.replace("\r\n", "\n")):
+        problems.append("format (comments): comments were lost or added")
+    else:
+        again = _coded(lambda: dumps_with_comments(out, parsed, doc_type), "format (comments)",
+                       problems)
+        if again is not None and again != out:
+            problems.append("format (comments): formatting the output again changes it")
+
+
 def _manifest(text: str, result, problems: list[str]) -> None:
     from ..migrate import migrate_text
     from ..project import Project
@@ -285,8 +316,17 @@ def _manifest(text: str, result, problems: list[str]) -> None:
         except tomllib.TOMLDecodeError as e:
             problems.append(f"migrate: the output does not parse: {e}")
     with tempfile.TemporaryDirectory(prefix="dm-fuzz-") as tmp:
-        _coded(lambda: Project.from_text(Path(tmp) / "datamanifest.toml", text),
-               "Project.from_text", problems)
+        project = _coded(lambda: Project.from_text(Path(tmp) / "datamanifest.toml", text),
+                         "Project.from_text", problems)
+        if project is None:
+            return
+        # MAN-012: every dataset is refused or usable; a dry run plans them all (no network)
+        from ..fetch.engine import Fetcher
+
+        for name in project.dataset_names():
+            if project.refusal(name) is None:
+                _coded(lambda: project.target(name), "Project.target", problems)
+        _coded(lambda: Fetcher(project).plan(probe=False), "fetch --dry-run", problems)
 
 
 def _state(text: str, problems: list[str]) -> None:

@@ -52,7 +52,45 @@ def _emit_error(err: DataManifestError) -> None:
     click.echo(err.render(), err=True)
 
 
+def _set_quiet(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    if value:
+        ctx.meta["datamanifest.quiet"] = True
+    return value
+
+
+class _Command(click.Command):
+    """A command of the CLI convention (README, "Conventions"): every command takes
+    ``-q/--quiet``, which silences informational messages on stderr (never results on
+    stdout, never problems). Commands that do not declare it get it here."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if not any("--quiet" in getattr(p, "opts", ()) for p in self.params):
+            self.params.append(click.Option(
+                ["-q", "--quiet"], is_flag=True, expose_value=False, callback=_set_quiet,
+                help="Print only results and problems."))
+
+    def invoke(self, ctx: click.Context):
+        if ctx.params.get("quiet"):
+            ctx.meta["datamanifest.quiet"] = True
+        return super().invoke(ctx)
+
+
+def _quiet() -> bool:
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx is not None and ctx.meta.get("datamanifest.quiet"))
+
+
+def _info(text: str) -> None:
+    """An informational message on stderr (a summary, what was written); ``-q`` silences it."""
+    if not _quiet():
+        click.echo(text, err=True)
+
+
 class _Group(click.Group):
+    command_class = _Command
+    group_class = type  # subgroups (config, conformance, import, refs) are _Group too
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
@@ -113,12 +151,13 @@ def _print_warnings(project) -> None:
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="Diagnostics as lines or as one JSON list.")
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
 @click.option("--type", "doc_type", type=click.Choice(
     ["manifest", "config", "state", "config-sidecar", "metadata-sidecar", "chunk-manifest", "append-config"]),
     help="Check as this document type (default: detected from the file name and _META).")
 @click.pass_context
-def check(ctx: click.Context, paths: tuple[Path, ...], fmt: str, strict: bool,
+def check(ctx: click.Context, paths: tuple[Path, ...], fmt: str, as_json: bool, strict: bool,
           doc_type: str | None) -> None:
     """Validate documents: manifests, config files, state files, sidecars and chunk
     manifests (*.chunks.json).
@@ -131,6 +170,8 @@ def check(ctx: click.Context, paths: tuple[Path, ...], fmt: str, strict: bool,
     from ..check import check_path
     from ..project import discover
 
+    if as_json:
+        fmt = "json"
     if not paths:
         given = ctx.obj.get("manifest")
         paths = (discover(given) if given is None or given.is_dir() else given,)
@@ -153,9 +194,9 @@ def check(ctx: click.Context, paths: tuple[Path, ...], fmt: str, strict: bool,
         for d in diagnostics:
             click.echo(d.render())
         if diagnostics:
-            click.echo(f"{errors} error(s), {warnings} warning(s) in {len(paths)} file(s)", err=True)
+            _info(f"{errors} error(s), {warnings} warning(s) in {len(paths)} file(s)")
         else:
-            click.echo(f"ok: {len(paths)} file(s), {n_datasets} dataset(s)", err=True)
+            _info(f"ok: {len(paths)} file(s), {n_datasets} dataset(s)")
     if unreadable:
         ctx.exit(2)
     ctx.exit(1 if errors or (strict and warnings) else 0)
@@ -168,8 +209,8 @@ def check(ctx: click.Context, paths: tuple[Path, ...], fmt: str, strict: bool,
               help="Datasets downloaded at once.")
 @click.option("--per-host", type=click.IntRange(1, 64), default=4, show_default=True,
               help="Downloads from any one host at once.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bars; print only problems and "
-              "the summary.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars, no summary; print only "
+              "problems.")
 @click.option("-v", "--verbose", is_flag=True, help="Also list datasets already present.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON on stdout.")
 @click.option("--force", is_flag=True, help="Download again even when present.")
@@ -179,23 +220,36 @@ def check(ctx: click.Context, paths: tuple[Path, ...], fmt: str, strict: bool,
               "pools); download nothing and list what is missing.")
 @click.option("--insecure", is_flag=True, help="Do not verify TLS certificates (FET-017); "
               "the checksums are still verified. Same as DATAMANIFEST_TLS_VERIFY=0.")
+@click.option("-n", "--dry-run", is_flag=True, help="Print what would be fetched: names, "
+              "sources, sizes (one HEAD request per http(s) source), targets, and what is "
+              "present already; download and write nothing.")
 @click.pass_context
 def fetch(ctx: click.Context, names: tuple[str, ...], jobs: int, per_host: int, quiet: bool,
           verbose: bool, as_json: bool, force: bool, lock_timeout: float | None,
-          offline: bool, insecure: bool) -> None:
+          offline: bool, insecure: bool, dry_run: bool) -> None:
     """Download datasets (all, or NAMES and their requirements), verified and atomically.
 
     The digest is computed while bytes stream in; a mismatch publishes
     nothing. Empty checksums are filled into the manifest (comments kept).
-    Progress bars show on a terminal; output is quiet when piped.
+    A dataset whose entry, or an entry it requires, has errors is refused
+    before any download (exit 1); the others are fetched (MAN-012).
+    Progress bars show on a terminal; output is quiet when piped. A wait that
+    stays silent for 5 s (a lock, a server that sends nothing) says what it
+    waits for, on a terminal and with --verbose.
     """
     from ..fetch.engine import Fetcher
     from ..progress import NullProgress, RichProgress
 
+    if verbose:  # the notes of NullProgress (silent waits) and other info
+        _verbose_log()
     project = _project(ctx)
     _print_warnings(project)
     if insecure:  # read by the HTTP client, inherited by forked workers (FET-017)
         os.environ["DATAMANIFEST_TLS_VERIFY"] = "0"
+    if dry_run:
+        rows = Fetcher(project, force=force, offline=offline).plan(list(names) or None)
+        _print_plan(rows, as_json, verbose)
+        ctx.exit(1 if any(r["action"] in ("refuse", "fail") for r in rows) else 0)
     progress = RichProgress() if (_stderr_is_tty() and not quiet and not as_json) else NullProgress()
     try:
         report = Fetcher(project, jobs=jobs, progress=progress, lock_timeout=lock_timeout,
@@ -203,9 +257,7 @@ def fetch(ctx: click.Context, names: tuple[str, ...], jobs: int, per_host: int, 
     finally:
         progress.close()
     if as_json:
-        click.echo(json.dumps({"ok": report.ok, "datasets": [o.as_json() for o in report.outcomes],
-                               "checksums_filled": report.filled,
-                               "workers": report.workers}, indent=2))
+        click.echo(json.dumps(report.as_json(), indent=2))
     else:
         for o in report.outcomes:
             if o.status == "missing":
@@ -214,6 +266,8 @@ def fetch(ctx: click.Context, names: tuple[str, ...], jobs: int, per_host: int, 
             if o.error is not None:
                 click.echo(f"{o.name}: {o.status}", err=True)
                 click.echo("  " + o.error.render(), err=True)
+                for d in o.error.diagnostics:  # a refusal's errors (MAN-012)
+                    click.echo("    " + d.render(), err=True)
             elif quiet or (o.status == "present" and not verbose and not o.filled):
                 continue
             else:
@@ -224,19 +278,70 @@ def fetch(ctx: click.Context, names: tuple[str, ...], jobs: int, per_host: int, 
         counts: dict[str, int] = {}
         for o in report.outcomes:
             counts[o.status] = counts.get(o.status, 0) + 1
-        click.echo(", ".join(f"{v} {k}" for k, v in counts.items()) or "nothing to fetch", err=True)
+        _info(", ".join(f"{v} {k}" for k, v in counts.items()) or "nothing to fetch")
     ctx.exit(0 if report.ok else 1)
 
 
+def _verbose_log() -> None:
+    """``--verbose``: the ``datamanifest`` log's notes (silent waits) on stderr."""
+    log = logging.getLogger("datamanifest")
+    log.setLevel(logging.INFO)
+    if not any(getattr(h, "_datamanifest", False) for h in log.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("note: %(message)s"))
+        handler._datamanifest = True  # type: ignore[attr-defined]
+        log.addHandler(handler)
+        log.propagate = False
+
+
+_PLAN_WORDS = {"refuse": "refused", "skip": "skipped", "pool": "in a read pool",
+               "state": "where the state file records it", "fail": "failing"}
+
+
+def _print_plan(rows: list[dict], as_json: bool, verbose: bool) -> None:
+    """``fetch --dry-run``: one line per dataset, then what would be downloaded."""
+    if as_json:
+        click.echo(json.dumps({"dry_run": True, "datasets": rows}, indent=2))
+        return
+    for r in rows:
+        name, action = r["name"], r["action"]
+        if action == "refuse":
+            click.echo(f"{name}: would refuse: {r['error']['message']}")
+            for d in r["errors"]:
+                click.echo(f"    {Diagnostic(**{k: d[k] for k in ('code', 'message', 'file', 'line', 'column', 'hint')}).render()}")
+            continue
+        if action == "fail":
+            click.echo(f"{name}: cannot be fetched: {r['error']['message']}")
+            continue
+        source = r["uri"] or (f"{len(r['uris'])} sources" if r["uris"] else "its fetcher")
+        if action == "fetch":
+            size = _human(r["size"]) if r["size"] is not None else "size unknown"
+            problem = f"  ({r['problem']})" if r["problem"] else ""
+            click.echo(f"{name}: would fetch {size} from {source} -> {r['target']}{problem}")
+        elif action == "skip":
+            click.echo(f"{name}: skipped (skip_download or lazy_access)")
+        elif action == "missing":
+            click.echo(f"{name}: missing (offline) {r['target']}")
+        elif verbose or action != "present":
+            where = {"present": "present", "pool": "present in a read pool",
+                     "state": "present where the state file records it"}.get(action, action)
+            click.echo(f"{name}: {where}, {_human(r['size'])} at {r['target']}")
+    todo = [r for r in rows if r["action"] == "fetch"]
+    known = [r["size"] for r in todo if r["size"] is not None]
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["action"]] = counts.get(r["action"], 0) + 1
+    total = f" ({_human(sum(known))}{'' if len(known) == len(todo) else ' known'})" \
+        if todo else ""
+    _info(f"dry run: {len(todo)} to fetch{total}, "
+          + ", ".join(f"{v} {_PLAN_WORDS.get(k, k)}" for k, v in counts.items() if k != "fetch")
+          + " -- nothing was downloaded")
+
+
 def _human(n: int | None) -> str:
-    if n is None:
-        return "?"
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
+    from ..progress import human_size
+
+    return human_size(n)
 
 
 # -- status / path -------------------------------------------------------------------------------
@@ -247,15 +352,25 @@ def _human(n: int | None) -> str:
 def status(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
     """Each dataset: present, missing or incomplete; its path and checksum."""
     project = _project(ctx)
-    selected = [project.resolve(n) for n in names] if names else list(project.manifest.datasets)
+    selected = [project.resolve(n) for n in names] if names else project.dataset_names()
     rows = []
     for n in selected:
+        refusal = project.refusal(n)
+        if refusal is not None:  # MAN-012: nothing is done for it until its errors are fixed
+            rows.append({"name": n, "status": "refused", "path": None, "checksum": "",
+                         "errors": [d.as_json() for d in refusal.diagnostics]})
+            continue
         ds = project.dataset(n)
         if ds.skip_download or ds.lazy_access:
             rows.append({"name": n, "status": "external", "path": ds.uri or None,
                          "checksum": ds.effective_checksum})
             continue
-        t = project.target(n)
+        try:
+            t = project.target(n)
+        except DataManifestError as e:  # no source, no usable location: say so, list the rest
+            rows.append({"name": n, "status": "no location", "path": None, "checksum": "",
+                         "errors": [e.as_diagnostic().as_json()]})
+            continue
         st = t.status()
         marker = t.read_marker() if st == "present" else {}
         declared = ds.effective_checksum
@@ -280,23 +395,32 @@ def status(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
 @main.command()
 @click.argument("name")
 @click.option("--any", "any_state", is_flag=True, help="Print the path even when not present.")
+@click.option("--json", "as_json", is_flag=True, help="Print {name, path, present} as JSON.")
 @click.pass_context
-def path(ctx: click.Context, name: str, any_state: bool) -> None:
+def path(ctx: click.Context, name: str, any_state: bool, as_json: bool) -> None:
     """Print where dataset NAME (name, alias or doi) lives on this machine."""
     project = _project(ctx)
     n = project.resolve(name)
+    present = True
     if any_state:
         found = project.locate(n)
-        click.echo(str(found[0] if found else project.target(n).path))
+        present = found is not None
+        where = found[0] if found else project.target(n).path
+    else:
+        where = project.path(n)  # DM078 when not present (STO-010)
+    if as_json:
+        click.echo(json.dumps({"name": n, "path": str(where), "present": present}))
         return
-    click.echo(str(project.path(n)))
+    click.echo(str(where))
 
 
 # -- schema ----------------------------------------------------------------------------------
 @main.command()
 @click.argument("name", type=click.Choice(
     ["manifest", "config", "state", "config-sidecar", "metadata-sidecar", "tree-manifest", "chunk-manifest", "append-config", "append-journal", "append-lock"]))
-def schema(name: str) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Accepted for the CLI convention: the "
+              "schema is JSON already.")
+def schema(name: str, as_json: bool) -> None:
     """Print the JSON Schema of a document type (for editors and other tools)."""
     from .. import schemas
 
@@ -334,13 +458,29 @@ _fixtures_option = click.option("--fixtures", "fixtures", type=click.Path(path_t
 @click.option("--bytes", "byte_identity", is_flag=True,
               help="roundtrip cases must also match the canonical bytes (FMT-002).")
 @_fixtures_option
+@click.option("--json", "as_json", is_flag=True, help="Print {passed, failed, skipped, "
+              "failures} as JSON.")
 @click.pass_context
 def conformance_run(ctx: click.Context, impl: str | None, only: tuple[str, ...],
-                    byte_identity: bool, fixtures: Path | None) -> None:
+                    byte_identity: bool, fixtures: Path | None, as_json: bool) -> None:
     """Run every case against an implementation; print failures and `N passed, N failed`."""
+    import io
+
     from ..conformance import run
 
-    result = run(_fixtures_dir(fixtures), impl, set(only) or None, byte_identity=byte_identity)
+    out = io.StringIO() if as_json or _quiet() else sys.stdout
+    result = run(_fixtures_dir(fixtures), impl, set(only) or None, byte_identity=byte_identity,
+                 out=out)
+    lines = out.getvalue().splitlines() if out is not sys.stdout else []
+    if as_json:
+        click.echo(json.dumps({"passed": result.passed, "failed": result.failed,
+                               "skipped": result.skipped,
+                               "failures": [ln for ln in lines if ln.startswith("FAIL ")]},
+                              indent=2))
+    elif out is not sys.stdout:  # -q: the failures only
+        for ln in lines:
+            if ln.startswith("FAIL "):
+                click.echo(ln)
     ctx.exit(1 if result.failed else 0)
 
 
@@ -355,7 +495,8 @@ def conformance_serve() -> None:
 @conformance.command("index")
 @_fixtures_option
 @click.option("--check", "check_only", is_flag=True, help="Exit 1 if index.json is stale.")
-def conformance_index(fixtures: Path | None, check_only: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print {index, cases, current} as JSON.")
+def conformance_index(fixtures: Path | None, check_only: bool, as_json: bool) -> None:
     """Rebuild fixtures/index.json (and SHA256SUMS) from the case files."""
     from ..conformance import build_index, checksums, render_index
     from ..store.atomic import write_text
@@ -366,15 +507,22 @@ def conformance_index(fixtures: Path | None, check_only: bool) -> None:
     if check_only:
         current = [(root / n).read_text(encoding="utf-8") if (root / n).is_file() else ""
                    for n in ("index.json", "SHA256SUMS")]
-        if current != [index, sums]:
+        fresh = current == [index, sums]
+        if as_json:
+            click.echo(json.dumps({"index": str(root / "index.json"), "cases":
+                                   json.loads(index)["count"], "current": fresh}))
+        if not fresh:
             click.echo("fixtures/index.json or SHA256SUMS is stale: run "
                        "`datamanifest conformance index`", err=True)
             sys.exit(1)
-        click.echo("index is current", err=True)
+        _info("index is current")
         return
     write_text(root / "index.json", index)
     write_text(root / "SHA256SUMS", sums)
-    click.echo(f"wrote {root / 'index.json'} and {root / 'SHA256SUMS'}", err=True)
+    if as_json:
+        click.echo(json.dumps({"index": str(root / "index.json"), "cases":
+                               json.loads(index)["count"], "current": True}))
+    _info(f"wrote {root / 'index.json'} and {root / 'SHA256SUMS'}")
 
 
 # -- format / migrate -------------------------------------------------------------------------------
@@ -385,7 +533,7 @@ def _read_document(file: str) -> tuple[str, str]:
     try:
         return Path(file).read_text(encoding="utf-8"), file
     except (OSError, UnicodeDecodeError) as e:
-        raise DataManifestError(f"cannot read {file}: {e}", code="DM002") from None
+        raise DataManifestError(f"cannot read {file}: {e}", code="DM002") from e
 
 
 @main.command("format")
@@ -394,20 +542,25 @@ def _read_document(file: str) -> tuple[str, str]:
 @click.option("--check", "check_only", is_flag=True,
               help="Exit 1 when FILE is not in canonical form; write nothing.")
 @click.option("--drop-comments", is_flag=True,
-              help="Allow --in-place on a file with comments (the canonical form has none).")
+              help="Drop every comment (the canonical form without comments).")
 @click.option("--type", "doc_type", type=click.Choice(
     ["manifest", "config", "state", "config-sidecar", "metadata-sidecar"]),
     help="Document type (default: detected).")
+@click.option("--json", "as_json", is_flag=True, help="Print {file, canonical, written, "
+              "document} as JSON.")
 def format_cmd(file: str, in_place: bool, check_only: bool, drop_comments: bool,
-               doc_type: str | None) -> None:
+               doc_type: str | None, as_json: bool) -> None:
     """Print FILE (or - for stdin) in canonical form: key order and layout of SCHEMA.md §18.
 
-    The document must pass `check` first. The canonical form has no comments:
-    --in-place refuses to drop them unless --drop-comments is given (use
-    `migrate` for comment-preserving edits).
+    Comments move with the key, table header or array element they annotate (FMT-005):
+    a comment directly above an item, or at the end of its line, belongs to it. A comment
+    that belongs to nothing (a block with blank lines above and below, between two
+    tables) cannot be placed: DM094 names it (FMT-006). The document must pass `check`
+    first.
     """
     from ..check import check_text
     from ..spec.canonical import dumps
+    from ..spec.comments import OrphanComments, dumps_with_comments
 
     text, label = _read_document(file)
     result = check_text(text, label, doc_type)
@@ -416,33 +569,44 @@ def format_cmd(file: str, in_place: bool, check_only: bool, drop_comments: bool,
             click.echo(d.render(), err=True)
         raise DataManifestError(f"{label} has errors; format only valid documents", code="DM091",
                                 hint="run `datamanifest check` and fix them first")
-    canonical = dumps(result.data, result.doc_type)
-    if check_only:
-        if text != canonical:
-            click.echo(f"{label}: not in canonical form", err=True)
-            sys.exit(1)
-        return
-    if not in_place or file == "-":
-        click.echo(canonical, nl=False)
-        return
-    from ..spec._locate import count_comments
-
-    comments = count_comments(text)
-    if comments and not drop_comments:
-        raise DataManifestError(
-            f"{label} has {comments} comment(s) that the canonical form would drop", code="DM094",
-            hint="pass --drop-comments to accept that, or keep the file as it is")
-    if text != canonical:
+    if drop_comments:
+        canonical = dumps(result.data, result.doc_type)
+    else:
+        try:
+            canonical = dumps_with_comments(text, result.data, result.doc_type)
+        except OrphanComments as e:
+            line, column = e.positions[0]
+            raise DataManifestError(
+                f"{len(e.positions)} comment(s) belong to no key or table (the first has a "
+                "blank line above and below it): the canonical order cannot place it",
+                code="DM094", file=label, line=line, column=column,
+                hint="move it directly above the key or table it describes (no blank line "
+                     "between), or pass --drop-comments to drop every comment") from None
+    written = False
+    if not check_only and in_place and file != "-" and text != canonical:
         from ..store.atomic import write_text
 
         write_text(Path(file), canonical)
-        click.echo(f"formatted {label}", err=True)
+        written = True
+    if as_json:
+        click.echo(json.dumps({"file": label, "canonical": text == canonical, "written": written,
+                               "document": None if in_place or check_only else canonical},
+                              ensure_ascii=False))
+    elif not check_only and (not in_place or file == "-"):
+        click.echo(canonical, nl=False)
+    if check_only and text != canonical:
+        click.echo(f"{label}: not in canonical form", err=True)
+        sys.exit(1)
+    if written:
+        _info(f"formatted {label}")
 
 
 @main.command()
 @click.argument("file", default="datamanifest.toml")
-@click.option("--dry-run", is_flag=True, help="Print the migrated text; change nothing.")
-def migrate(file: str, dry_run: bool) -> None:
+@click.option("-n", "--dry-run", is_flag=True, help="Print the migrated text; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print {file, changes, written, "
+              "document} as JSON.")
+def migrate(file: str, dry_run: bool, as_json: bool) -> None:
     """Rewrite legacy forms of a manifest to current ones, keeping comments (SCHEMA.md §19).
 
     sha256 -> checksum, bare hex -> sha256:<hex>, local_path -> storage_path,
@@ -460,16 +624,23 @@ def migrate(file: str, dry_run: bool) -> None:
         raise DataManifestError(f"{label} is not valid TOML", code="DM001",
                                 hint="run `datamanifest check` first")
     new, changes = migrate_text(text)
+    written = not (dry_run or file == "-") and new != text
+    if written:
+        write_text(Path(file), new)
+    if as_json:
+        click.echo(json.dumps({"file": label, "changes": [c.as_json() for c in changes],
+                               "written": written,
+                               "document": new if dry_run or file == "-" else None},
+                              ensure_ascii=False, indent=2))
+        return
     for c in changes:
-        click.echo(c.render(), err=True)
+        _info(c.render())
     if dry_run or file == "-":
         click.echo(new, nl=False)
-        return
-    if new != text:
-        write_text(Path(file), new)
-        click.echo(f"migrated {label}", err=True)
+    elif written:
+        _info(f"migrated {label}")
     else:
-        click.echo(f"{label}: nothing to migrate", err=True)
+        _info(f"{label}: nothing to migrate")
 
 
 # -- tree manifests: tree / verify / diff / versions --------------------------------------------------
@@ -482,7 +653,10 @@ def migrate(file: str, dry_run: bool) -> None:
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), default=None,
               help="Files hashed at once (default: min(8, CPUs)).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def tree_cmd(path: str, output: Path | None, algorithm: str, jobs: int | None, quiet: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print {checksum, entries, total_size, "
+              "output} as JSON (with the manifest itself as `manifest` when there is no -o).")
+def tree_cmd(path: str, output: Path | None, algorithm: str, jobs: int | None, quiet: bool,
+             as_json: bool) -> None:
     """Write the tree manifest of a folder and print its checksum (SCHEMA.md §20).
 
     The manifest (JSON, DANDI layout) goes to stdout or -o FILE; the checksum
@@ -496,6 +670,15 @@ def tree_cmd(path: str, output: Path | None, algorithm: str, jobs: int | None, q
 
         doc = s3_manifest(path, algorithm, jobs=jobs or 8)
         text = json.dumps(doc, indent=1, ensure_ascii=False) + "\n"
+        if as_json:
+            if output is not None:
+                write_text(output, text)
+            stats = doc.get("statistics", {})
+            click.echo(json.dumps({"checksum": doc["checksum"], "entries": stats.get("entries"),
+                                   "total_size": stats.get("totalSize"),
+                                   "output": str(output) if output else None,
+                                   **({} if output else {"manifest": doc})}))
+            return
         if output is None:
             click.echo(text, nl=False)
             click.echo(doc["checksum"], err=True)
@@ -511,24 +694,39 @@ def tree_cmd(path: str, output: Path | None, algorithm: str, jobs: int | None, q
     if not root.is_dir():
         raise DataManifestError(f"{root} is not a folder", code="DM074")
     progress = None
-    if _stderr_is_tty() and not quiet and output is not None:
+    if _stderr_is_tty() and not quiet and not as_json and output is not None:
         from ..progress import RichProgress
 
         progress = RichProgress()
         task = progress.start(f"hashing {root.name}", None)
+    inline = None
+    if as_json and output is None:  # the manifest goes into the JSON document
+        import tempfile
+
+        inline = Path(tempfile.mkdtemp(prefix="dm-tree-")) / "tree.json"
     try:
         # worker processes only when no thread of ours runs (no progress bar thread)
-        result = write_manifest(root, output, algorithm, jobs=jobs, processes=progress is None,
+        result = write_manifest(root, inline or output, algorithm, jobs=jobs,
+                                processes=progress is None,
                                 on_bytes=(lambda n: progress.advance(task, n)) if progress else None)
     finally:
         if progress:
             progress.close()
+    if as_json:
+        doc = {"checksum": result.checksum, "entries": result.entries,
+               "total_size": result.total_size, "output": str(output) if output else None}
+        if inline is not None:
+            doc["manifest"] = json.loads(inline.read_text(encoding="utf-8"))
+            import shutil
+
+            shutil.rmtree(inline.parent, ignore_errors=True)
+        click.echo(json.dumps(doc))
+        return
     if output is not None:
         click.echo(result.checksum)
-        click.echo(f"{result.entries} entries, {_human(result.total_size)}, written to {output}",
-                   err=True)
+        _info(f"{result.entries} entries, {_human(result.total_size)}, written to {output}")
     else:
-        click.echo(result.checksum, err=True)
+        _info(result.checksum)
 
 
 @main.command()
@@ -682,7 +880,7 @@ def versions(ctx: click.Context, name: str, as_json: bool) -> None:
         click.echo(json.dumps(rows, indent=2))
         return
     if not rows:
-        click.echo(f"{n}: no tree manifests (only folder datasets have them)", err=True)
+        _info(f"{n}: no tree manifests (only folder datasets have them)")
     for r in rows:
         mark = "*" if r["latest"] else " "
         click.echo(f"{mark} {r['checksum']}  {r['entries']} entries  {_human(r['total_size'])}")
@@ -774,28 +972,37 @@ def config_show(ctx: click.Context, as_json: bool = False) -> None:
 @click.argument("field")
 @click.argument("values", nargs=-1, required=True)
 @_scope_options
+@click.option("--json", "as_json", is_flag=True, help="Print {field, file, changed} as JSON.")
 @click.pass_context
 def config_set(ctx: click.Context, field: str, values: tuple[str, ...], scope: str,
-               host: str | None) -> None:
+               host: str | None, as_json: bool) -> None:
     """Set FIELD (a storage field or a user symbol) to VALUE(s) in the chosen file."""
     from ..configedit import edit, parse_values
 
     path = _scope_path(ctx, scope)
     changed = edit(path, scope, field, parse_values(field, list(values)), host=host)
-    click.echo(f"{'set' if changed else 'unchanged'}: {field} in {path}", err=True)
+    if as_json:
+        click.echo(json.dumps({"field": field, "file": str(path), "scope": scope, "host": host,
+                               "changed": changed}))
+    _info(f"{'set' if changed else 'unchanged'}: {field} in {path}")
 
 
 @config.command("unset")
 @click.argument("field")
 @_scope_options
+@click.option("--json", "as_json", is_flag=True, help="Print {field, file, changed} as JSON.")
 @click.pass_context
-def config_unset(ctx: click.Context, field: str, scope: str, host: str | None) -> None:
+def config_unset(ctx: click.Context, field: str, scope: str, host: str | None,
+                 as_json: bool) -> None:
     """Remove FIELD from the chosen file."""
     from ..configedit import edit
 
     path = _scope_path(ctx, scope)
     changed = edit(path, scope, field, host=host, unset=True)
-    click.echo(f"{'unset' if changed else 'not set'}: {field} in {path}", err=True)
+    if as_json:
+        click.echo(json.dumps({"field": field, "file": str(path), "scope": scope, "host": host,
+                               "changed": changed}))
+    _info(f"{'unset' if changed else 'not set'}: {field} in {path}")
 
 
 # command families in modules of their own (registered on import)

@@ -23,7 +23,7 @@ from . import _stderr_is_tty, main
               "number or a duration like 1D, 6h (labels must continue the target by it).")
 @click.option("--zarr-format", type=click.Choice(["2", "3"]), help="The format of a new "
               "target (default 3).")
-@click.option("--dry-run", is_flag=True, default=None, help="Check the slices against the "
+@click.option("-n", "--dry-run", is_flag=True, default=None, help="Check the slices against the "
               "target and write nothing.")
 @click.option("--wait/--no-wait", default=None, help="Wait for another writer's lock "
               "(default), or fail at once with DM131.")

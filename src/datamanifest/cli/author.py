@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from . import _project, _stderr_is_tty, main
+from . import _info, _project, _stderr_is_tty, main
 from .maintain import _human
 
 
@@ -26,22 +26,25 @@ def _warn(diags) -> None:
 # -- init ----------------------------------------------------------------------------------------
 @main.command("init")
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path), default=".")
-def init_cmd(folder: Path) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print {manifest} as JSON.")
+def init_cmd(folder: Path, as_json: bool) -> None:
     """Start a manifest: write FOLDER/datamanifest.toml (default: here) with [_META] schema = 1
     and comments showing how to declare a dataset. Never replaces an existing manifest
     (AUT-001)."""
     from ..author import init_manifest
 
     path = init_manifest(folder)
-    click.echo(f"wrote {path}", err=True)
-    click.echo("next: datamanifest add URI   (declares, fetches and records its checksum)",
-               err=True)
+    if as_json:
+        click.echo(json.dumps({"manifest": str(path)}))
+        return
+    _info(f"wrote {path}")
+    _info("next: datamanifest add URI   (declares, fetches and records its checksum)")
 
 
 # -- add -----------------------------------------------------------------------------------------
 @main.command("add")
 @click.argument("uri")
-@click.option("-n", "--name", help="The dataset's name (default: derived from the URI's last "
+@click.option("--name", help="The dataset's name (default: derived from the URI's last "
               "path segment, AUT-004).")
 @click.option("--extract", is_flag=True, help="Unpack the archive (zip, tar, tar.gz) into a "
               "folder.")
@@ -79,7 +82,7 @@ def add_cmd(ctx: click.Context, uri: str, name: str | None, extract: bool, versi
     click.echo(result.entry.rstrip("\n"))
     how = "declared (fetch will download it)" if no_fetch else \
         f"fetched to {result.path}" if result.fetched else f"already present at {result.path}"
-    click.echo(f"added {result.name}: {how}", err=True)
+    _info(f"added {result.name}: {how}")
 
 
 # -- remove --------------------------------------------------------------------------------------
@@ -87,7 +90,7 @@ def add_cmd(ctx: click.Context, uri: str, name: str | None, extract: bool, versi
 @click.argument("name")
 @click.option("--keep-data", is_flag=True, help="Keep the bytes in the store (and their state "
               "record).")
-@click.option("--dry-run", is_flag=True, help="Print what would happen; change nothing.")
+@click.option("-n", "--dry-run", is_flag=True, help="Print what would happen; change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 @click.pass_context
 def remove_cmd(ctx: click.Context, name: str, keep_data: bool, dry_run: bool,
@@ -102,13 +105,13 @@ def remove_cmd(ctx: click.Context, name: str, keep_data: bool, dry_run: bool,
         click.echo(json.dumps(result.as_json(), indent=2))
         return
     step, would = result.step, "would " if dry_run else ""
-    click.echo(f"{would}remove the entry {result.name} from the manifest", err=True)
+    _info(f"{would}remove the entry {result.name} from the manifest")
     if step.action == "delete":
-        click.echo(f"{would}delete {step.detail} ({_human(step.bytes)})", err=True)
+        _info(f"{would}delete {step.detail} ({_human(step.bytes)})")
     elif step.action == "keep":
-        click.echo(f"keep the bytes: {step.detail}", err=True)
+        _info(f"keep the bytes: {step.detail}")
     else:
-        click.echo(f"no bytes to delete: {step.detail}", err=True)
+        _info(f"no bytes to delete: {step.detail}")
 
 
 # -- show ----------------------------------------------------------------------------------------
@@ -146,7 +149,7 @@ def show_cmd(ctx: click.Context, name: str, as_json: bool) -> None:
 @click.argument("names", nargs=-1)
 @click.option("--refetch", is_flag=True, help="Download the datasets again, without comparing "
               "with the declared checksum, and record what arrives (the source changed).")
-@click.option("--dry-run", is_flag=True, help="Print the changes; write nothing.")
+@click.option("-n", "--dry-run", is_flag=True, help="Print the changes; write nothing.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 @click.pass_context
@@ -176,10 +179,10 @@ def update_checksums_cmd(ctx: click.Context, names: tuple[str, ...], refetch: bo
                 click.echo(f"failed: {c.name}", err=True)
                 click.echo("  " + c.error.render(), err=True)
             elif c.action == "skip":
-                click.echo(f"skipped: {c.name} ({c.detail})", err=True)
+                _info(f"skipped: {c.name} ({c.detail})")
         n = sum(c.action == "update" for c in changes)
-        click.echo(f"{n} checksum(s) {'would change' if dry_run else 'changed'}, "
-                   f"{sum(c.action == 'same' for c in changes)} unchanged", err=True)
+        _info(f"{n} checksum(s) {'would change' if dry_run else 'changed'}, "
+              f"{sum(c.action == 'same' for c in changes)} unchanged")
     ctx.exit(1 if any(c.action == "fail" for c in changes) else 0)
 
 
@@ -193,7 +196,7 @@ def import_group() -> None:
 
 def _import_options(fn):
     opts = [
-        click.option("--dry-run", is_flag=True, help="Print the entries; write nothing."),
+        click.option("-n", "--dry-run", is_flag=True, help="Print the entries; write nothing."),
         click.option("-q", "--quiet", is_flag=True, help="No progress bars."),
         click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON."),
     ]
@@ -221,13 +224,13 @@ def _run_import(ctx: click.Context, kind: str, source: Path, dry_run: bool, quie
             for e in result.added:
                 click.echo(render_entry(e.name, e.table()))
         for e, owner in result.skipped:
-            click.echo(f"skipped: {e.uri or e.source_name} (declared as {owner})", err=True)
+            _info(f"skipped: {e.uri or e.source_name} (declared as {owner})")
         for name, err in result.failed.items():
             click.echo(f"not adopted: {name}", err=True)
             click.echo("  " + err.render(), err=True)
-        click.echo(f"{'would declare' if dry_run else 'declared'} {len(result.added)} "
-                   f"dataset(s), {len(result.skipped)} already declared, "
-                   f"{len(result.adopted)} adopted from this machine", err=True)
+        _info(f"{'would declare' if dry_run else 'declared'} {len(result.added)} "
+              f"dataset(s), {len(result.skipped)} already declared, "
+              f"{len(result.adopted)} adopted from this machine")
     ctx.exit(1 if result.failed else 0)
 
 

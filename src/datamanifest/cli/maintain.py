@@ -11,7 +11,17 @@ import click
 
 from ..errors import MaintenanceError
 from ..spec import maintain as spec
-from . import _project, main
+from . import _info, _project, main
+
+
+def _no_format(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    """`--format` is ambiguous on commands that select objects: JSON output is --json, the
+    data-format filter is --data-format (CLI convention; `list --format json` used to
+    filter by data format and print "0 object(s)")."""
+    if value is not None:
+        raise click.UsageError(
+            f"--format {value}: use --json for JSON output, or --data-format {value} to "
+            "select objects of that data format", ctx=ctx)
 
 
 def _selection_options(fn: Callable) -> Callable:
@@ -20,8 +30,11 @@ def _selection_options(fn: Callable) -> Callable:
         click.argument("terms", nargs=-1),
         click.option("--kind", type=click.Choice(["data", "cached"]),
                      help="Only datasets (data) or produced artifacts (cached)."),
-        click.option("--format", "formats", multiple=True, metavar="FMT",
-                     help="Only objects of this format (repeatable)."),
+        click.option("--data-format", "formats", multiple=True, metavar="FMT",
+                     help="Only objects of this data format: csv, nc, zarr, pickle, ... "
+                     "(repeatable)."),
+        click.option("--format", "output_format", hidden=True, callback=_no_format,
+                     expose_value=False, help="Not an option here: --json, --data-format."),
         click.option("--state", "states", multiple=True, type=click.Choice(spec.STATES),
                      help="Only objects in this state (repeatable)."),
         click.option("--present/--missing", "present", default=None,
@@ -60,14 +73,9 @@ def _selection(terms, kind, formats, states, present, older_than, newer_than, by
 
 
 def _human(n: int | None) -> str:
-    if n is None:
-        return "-"
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
+    from ..progress import human_size
+
+    return human_size(n, unknown="-")
 
 
 def _require(selection: spec.Selection, picked: list, verb: str) -> None:
@@ -150,7 +158,7 @@ def _table(objs: list) -> None:
         for o in objs:
             prot = f" ({o.protected})" if o.protected else ""
             click.echo(f"{o.kind}\t{o.id}\t{o.state}{prot}\t{_human(o.size)}\t{o.location}")
-    click.echo(f"{len(objs)} object(s), {_human(total)} present", err=True)
+    _info(f"{len(objs)} object(s), {_human(total)} present")
 
 
 def _short(cache_key: str) -> str:
@@ -177,14 +185,14 @@ def _report(steps: list, as_json: bool, dry_run: bool, verb: str) -> int:
                 click.echo("  " + s.error.render(), err=True)
         done = [s for s in steps if s.error is None and s.action not in ("skip", "keep")]
         total = sum(s.bytes or 0 for s in done)
-        click.echo(f"{verb}: {len(done)} object(s), {_human(total)}"
-                   f"{' (dry run: nothing changed)' if dry_run else ''}", err=True)
+        _info(f"{verb}: {len(done)} object(s), {_human(total)}"
+              f"{' (dry run: nothing changed)' if dry_run else ''}")
     return 1 if any(s.error is not None for s in steps) else 0
 
 
 @main.command("rm")
 @_selection_options
-@click.option("--dry-run", is_flag=True, help="Print what would be deleted and the bytes freed; "
+@click.option("-n", "--dry-run", is_flag=True, help="Print what would be deleted and the bytes freed; "
               "change nothing.")
 @click.option("--prune", is_flag=True, help="Also remove the datasets' entries from the "
               "manifest (comments elsewhere kept).")
@@ -212,7 +220,7 @@ def rm_cmd(ctx: click.Context, dry_run: bool, prune: bool, as_json: bool, **sel:
 @main.command("mv")
 @click.argument("ident", metavar="ID")
 @click.argument("dest", type=click.Path(file_okay=False))
-@click.option("--dry-run", is_flag=True, help="Print what would move and how many bytes.")
+@click.option("-n", "--dry-run", is_flag=True, help="Print what would move and how many bytes.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 @click.pass_context
 def mv_cmd(ctx: click.Context, ident: str, dest: str, dry_run: bool, as_json: bool) -> None:
@@ -231,7 +239,7 @@ def mv_cmd(ctx: click.Context, ident: str, dest: str, dry_run: bool, as_json: bo
 @main.command("refresh")
 @click.option("--scan", is_flag=True, help="Also adopt untracked objects after verifying "
               "their bytes.")
-@click.option("--dry-run", is_flag=True, help="Print the changes; write nothing.")
+@click.option("-n", "--dry-run", is_flag=True, help="Print the changes; write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 @click.pass_context
 def refresh_cmd(ctx: click.Context, scan: bool, dry_run: bool, as_json: bool) -> None:
@@ -249,7 +257,7 @@ def refresh_cmd(ctx: click.Context, scan: bool, dry_run: bool, as_json: bool) ->
 @click.argument("dest", type=click.Path(file_okay=False))
 @click.argument("names", nargs=-1)
 @click.option("--force", is_flag=True, help="Replace an existing DEST/datamanifest.toml.")
-@click.option("--dry-run", is_flag=True, help="Print what would be copied; change nothing.")
+@click.option("-n", "--dry-run", is_flag=True, help="Print what would be copied; change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 @click.pass_context
 def export_cmd(ctx: click.Context, dest: str, names: tuple[str, ...], force: bool, dry_run: bool,

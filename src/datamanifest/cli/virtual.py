@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from . import _stderr_is_tty, main
+from . import _info, _stderr_is_tty, main
 from .maintain import _human
 
 
@@ -99,9 +99,8 @@ def virtualize_cmd(sources: tuple[str, ...], output: Path, concat_dim: str | Non
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
-    click.echo(f"wrote {output}: {summary['arrays']} arrays, {summary['chunks']} chunks from "
-               f"{summary['sources']} source(s)" + (f", {checksum}" if checksum else ""),
-               err=True)
+    _info(f"wrote {output}: {summary['arrays']} arrays, {summary['chunks']} chunks from "
+          f"{summary['sources']} source(s)" + (f", {checksum}" if checksum else ""))
 
 
 @main.group("refs")

@@ -26,7 +26,7 @@ def _check(m: Member, archive: str) -> str:
         return check_member(m)
     except UnsafeMember as e:
         raise UnsafeArchive(f"{archive}: {e}", hint="the archive is refused; nothing was extracted") \
-            from None
+            from e
 
 
 DEFAULT_MAX_BYTES = 256 * 2**30
@@ -57,10 +57,10 @@ def extract(archive: Path, fmt: str, dest: Path, *, max_bytes: int | None = None
             raise FetchError(f"cannot extract format {fmt!r}", code="DM080")
     except getattr(tarfile, "FilterError", ()) as e:  # the data filter's own refusal
         raise UnsafeArchive(f"{name}: {e}", hint="the archive is refused; nothing was "
-                            "published") from None
+                            "published") from e
     except (zipfile.BadZipFile, tarfile.ReadError, EOFError) as e:
         raise FetchError(f"{name} is not a readable {fmt} archive: {e}", code="DM080",
-                         hint="check the format field and the source") from None
+                         hint="check the format field and the source") from e
 
 
 def _inside(root: str, path: str, label: str, member: str) -> None:

@@ -30,7 +30,7 @@ def resolve_binding(ref: str, root: Path) -> Any:
     except (ImportError, AttributeError) as e:
         raise FetchError(f"binding {ref!r} cannot be imported: {e}", code="DM082",
                          hint="check the module is installed or lives in the project folder") \
-            from None
+            from e
     if not callable(obj):
         raise FetchError(f"binding {ref!r} is not callable", code="DM082")
     return obj
@@ -57,12 +57,12 @@ def run_fetcher(project, name: str, rung: dict[str, Any], download_path: Path,
         try:
             argv = _shell.to_argv(rung["ref"], variables)
         except _shell.TemplateError as e:
-            raise FetchError(f"dataset {name!r}: shell template: {e}", code=e.code) from None
+            raise FetchError(f"dataset {name!r}: shell template: {e}", code=e.code) from e
         try:
             proc = subprocess.run(argv, cwd=project.root, capture_output=True, text=True)
         except OSError as e:
             raise FetchError(f"dataset {name!r}: cannot run {argv[0]!r}: {e.strerror}",
-                             code="DM083", hint="check the shell template's program") from None
+                             code="DM083", hint="check the shell template's program") from e
         if proc.returncode != 0:
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
             raise FetchError(f"dataset {name!r}: shell fetcher exited {proc.returncode}: "

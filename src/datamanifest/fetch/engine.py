@@ -23,14 +23,14 @@ import json
 import os
 import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 
 from ..errors import ChecksumMismatch, DataManifestError, FetchError
-from ..progress import NullProgress, Progress
+from ..progress import NullProgress, Progress, Watchdog
 from ..project import Project
 from ..spec import checksum as _checksum
 from ..store.layout import Target, is_current, pool_hit
@@ -121,8 +121,9 @@ class Outcome:
     """What happened to one dataset.
 
     ``status``: ``fetched`` (downloaded and verified now), ``present`` (already
-    there), ``skipped`` (skip_download / lazy_access), ``failed`` or ``blocked``
-    (a requirement failed). ``size`` in bytes.
+    there), ``skipped`` (skip_download / lazy_access), ``failed``, ``blocked`` (a
+    requirement failed), ``refused`` (its closure has errors, MAN-012; nothing was done)
+    or ``missing`` (offline). ``size`` in bytes.
     """
 
     name: str
@@ -145,18 +146,52 @@ class Outcome:
             "checksum_filled": self.filled,
             "from_pool": self.pool,
             "error": self.error.as_diagnostic().as_json() if self.error else None,
+            # a refusal's errors (MAN-012): each error of the dataset's closure
+            "errors": [d.as_json() for d in self.error.diagnostics] if self.error else [],
         }
 
 
-@dataclass
-class FetchReport:
-    """The outcomes of a run, in ``requires`` order; ``filled``: datasets whose empty checksum
-    was written into the manifest; ``workers``: ``"processes"`` (forked workers),
-    ``"threads"``, or ``"none"`` when nothing needed fetching."""
+@dataclass(eq=False)
+class FetchReport(Mapping):
+    """The outcomes of a run: a mapping from each dataset's name to its :class:`Outcome`
+    (``report["obs"].path``, ``.status``), in ``requires`` order (refused datasets
+    first). ``outcomes`` lists them; :attr:`paths` maps each name to its path;
+    ``filled``: datasets whose empty checksum was written into the manifest; ``workers``:
+    ``"processes"`` (forked workers), ``"threads"``, or ``"none"`` when nothing needed
+    fetching."""
 
     outcomes: list[Outcome] = field(default_factory=list)
     filled: list[str] = field(default_factory=list)
     workers: str = "none"
+
+    def __getitem__(self, name: str) -> Outcome:
+        for o in self.outcomes:
+            if o.name == name:
+                return o
+        raise KeyError(name)
+
+    def __iter__(self):
+        return (o.name for o in self.outcomes)
+
+    def __len__(self) -> int:
+        return len(self.outcomes)
+
+    def __repr__(self) -> str:
+        counts: dict[str, int] = {}
+        for o in self.outcomes:
+            counts[o.status] = counts.get(o.status, 0) + 1
+        return f"<FetchReport {', '.join(f'{v} {k}' for k, v in counts.items()) or 'empty'}>"
+
+    @property
+    def paths(self) -> dict[str, Path | None]:
+        """Each dataset's name -> its local path (None when it has none: failed, refused,
+        lazy)."""
+        return {o.name: o.path for o in self.outcomes}
+
+    def as_json(self) -> dict:
+        """The ``fetch --json`` document."""
+        return {"ok": self.ok, "datasets": [o.as_json() for o in self.outcomes],
+                "checksums_filled": self.filled, "workers": self.workers}
 
     @property
     def ok(self) -> bool:
@@ -219,6 +254,17 @@ class Fetcher:
         self._records: dict[str, DatasetRecord] = {}
         self._fill: dict[str, str] = {}
         self._mutex = threading.Lock()
+        # CLI convention: a silent wait (a lock, a server that sends nothing) says what it
+        # waits for after PATIENCE seconds (progress notes: a TTY, else the --verbose log)
+        self._watchdog: Watchdog | None = None
+
+    @property
+    def watchdog(self) -> "Watchdog":
+        if self._watchdog is None:
+            with self._mutex:
+                if self._watchdog is None:
+                    self._watchdog = Watchdog(lambda text: self.progress.note(text))
+        return self._watchdog
 
     # -- one dataset ----------------------------------------------------------------------
     def fetch_one(self, name: str, *, checked: bool = False) -> Outcome:
@@ -248,11 +294,15 @@ class Fetcher:
                 code="DM085", hint=f"run `datamanifest fetch {name}` when online"))
         self._check_links(name, target)
         stale = self.project.storage.lock_stale_age
-        waited = []
+        waited: list = []
         lock = Lock(target.lock, stale_age=stale, timeout=self.lock_timeout,
-                    on_wait=lambda who: (waited.append(who),
-                                         self.progress.note(f"{name}: waiting for {who}")))
-        lock.acquire()
+                    on_wait=lambda who: waited.append(self.watchdog.start(
+                        f"{name}: {who}, which holds the lock {target.lock}")))
+        try:
+            lock.acquire()
+        finally:
+            for token in waited:
+                self.watchdog.stop(token)
         keep = False  # a deferred publish keeps the lock until the batch's sync (_forked_batch)
         try:
             if not forced and self._is_current(target, declared):  # LCK-003
@@ -451,18 +501,30 @@ class Fetcher:
                 dest = target.path.with_name(target.path.name + ".part") if ds.extract else target.staging
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 resumable = scheme_of(ds.uri) in ("http", "https") and name not in self.adopt
-                if name in self.adopt:  # AUT-010: bytes already on this machine
-                    src_cm = FileDownload(self.adopt[name])
-                elif resume is not None and resumable:
-                    src_cm = HTTPDownload(ds.uri, resume["offset"], resume["validator"])
-                else:
-                    src_cm = open_source(ds.uri, base)
+                where = self._host_of(name) or ds.uri
+                watch = self.watchdog.start(f"{name}: an answer from {where}")
+                try:
+                    if name in self.adopt:  # AUT-010: bytes already on this machine
+                        src_cm = FileDownload(self.adopt[name])
+                    elif resume is not None and resumable:
+                        src_cm = HTTPDownload(ds.uri, resume["offset"], resume["validator"])
+                    else:
+                        src_cm = open_source(ds.uri, base)
+                except BaseException:
+                    self.watchdog.stop(watch)
+                    raise
+                self.watchdog.alive(watch, f"{name}: bytes from {where}")
+
+                def advance(n: int, task=None) -> None:
+                    self.watchdog.alive(watch)
+                    self.progress.advance(task, n)
+
                 with src_cm as src:
                     appending = bool(getattr(src, "resumed", False))
                     task = self.progress.start(name, src.size)
                     try:
                         digest, size = stream_to_file(src.chunks(), dest, algorithm,
-                                                      lambda n: self.progress.advance(task, n),
+                                                      lambda n: advance(n, task),
                                                       size_hint=src.size, append=appending,
                                                       durable=not defer)
                     except Interrupted as cut:
@@ -472,6 +534,7 @@ class Fetcher:
                         raise
                     finally:
                         self.progress.finish(task)
+                        self.watchdog.stop(watch)
                 if self._resumable:
                     self._resume_path(name).unlink(missing_ok=True)
                 check_file(digest)
@@ -495,9 +558,10 @@ class Fetcher:
             if target.is_dir:
                 # TREE-008/TREE-009: verify the staged folder before publishing
                 tree_algo = parsed.algorithm if tree_declared else "tree-sha256"
-                manifest_tmp, tree_sum = self._tree_of(
+                manifest_tmp, tree_sum, tree_size = self._tree_of(
                     target, tree_algo, exclude=(".complete", ".git") if ds.uri and is_git(ds.uri)
                     else (".complete",), known=streamed)
+                size = tree_size  # a folder (an extracted archive) counts the bytes of its tree
                 if tree_declared and tree_sum != declared and not ds.skip_checksum:
                     raise ChecksumMismatch(name, tree_algo, parsed.hexdigest,
                                            tree_sum.partition(":")[2])
@@ -618,8 +682,9 @@ class Fetcher:
 
     def _tree_of(self, target: Target, algorithm: str,
                  exclude: tuple[str, ...] = (".complete",),
-                 known: dict | None = None) -> tuple[Path, str]:
-        """Walk the staged folder, writing its tree manifest; returns (manifest temp file, checksum).
+                 known: dict | None = None) -> tuple[Path, str, int]:
+        """Walk the staged folder, writing its tree manifest; returns (manifest temp file,
+        checksum, total size of the files in bytes).
 
         ``known``: digests of files already hashed (rel -> (size, mtime_ns, digest)), not re-read.
         """
@@ -633,7 +698,7 @@ class Fetcher:
         os.close(fd)
         result = write_manifest(target.staging, tmp, algorithm, base=str(target.path),
                                 exclude_root=exclude, known=known)
-        return Path(tmp), result.checksum
+        return Path(tmp), result.checksum, result.total_size
 
     def _fetch_uris(self, name: str, uris: list[str], target: Target,
                     leaf: str) -> tuple[int, dict]:
@@ -686,6 +751,66 @@ class Fetcher:
             self._fill[name] = out.checksum
         out.filled = True
 
+    # -- a dry run ----------------------------------------------------------------------------
+    def plan(self, names: list[str] | None = None, *, probe: bool = True) -> list[dict]:
+        """What :meth:`run` would do, without doing it (``fetch --dry-run``): one row per
+        dataset in fetch order, ``{"name", "action", "uri", "uris", "target", "size",
+        "checksum", "problem", "error"}``. ``action`` is ``fetch``, ``present`` (its
+        target), ``pool`` (found in a read pool), ``state`` (where the state file records
+        it), ``skip`` (skip_download, lazy_access) or ``refuse`` (MAN-012). ``size`` is in
+        bytes: a present dataset's recorded size, a source's size (a local file's, an
+        http(s) Content-Length from one HEAD request when ``probe``), else None. Nothing is
+        locked, written or downloaded."""
+        from .sources import probe as probe_source
+
+        project = self.project
+        wanted = None if names is None else [project.resolve(n) for n in names]
+        rows: list[dict] = []
+        if project.refused:
+            asked = project.dataset_names() if wanted is None else list(dict.fromkeys(wanted))
+            for n in asked:
+                refusal = project.refusal(n)
+                if refusal is not None:
+                    rows.append({"name": n, "action": "refuse", "uri": None, "uris": [],
+                                 "target": None, "size": None, "checksum": "", "problem": None,
+                                 "error": refusal.as_diagnostic().as_json(),
+                                 "errors": [d.as_json() for d in refusal.diagnostics]})
+            wanted = [n for n in asked if n not in project.refused]
+        for n in project.manifest.order(wanted):
+            ds = project.dataset(n)
+            row = {"name": n, "action": "fetch", "uri": ds.uri or None, "uris": list(ds.uris),
+                   "target": None, "size": None, "checksum": ds.effective_checksum,
+                   "problem": None, "error": None}
+            rows.append(row)
+            if ds.skip_download or ds.lazy_access:
+                row["action"] = "skip"
+                continue
+            try:
+                target = project.target(n)
+            except DataManifestError as e:
+                row["action"], row["error"] = "fail", e.as_diagnostic().as_json()
+                continue
+            row["target"] = str(target.path)
+            found = None if self._forced(n) else project.locate(n)
+            if found is not None:
+                row["action"] = {"target": "present"}.get(found[1], found[1])
+                row["target"] = str(found[0])
+                marker = Target(found[0], found[0].is_dir()).read_marker()
+                row["size"] = marker.get("size") if marker.get("size") is not None else \
+                    (found[0].stat().st_size if found[0].is_file() else None)
+                continue
+            if self.offline:
+                row["action"] = "missing"
+                continue
+            if probe:
+                sources = [ds.uri] if ds.uri else list(ds.uris)
+                infos = [probe_source(u, project.root) for u in sources if u]
+                sizes = [i["size"] for i in infos]
+                row["size"] = sum(sizes) if sizes and None not in sizes else None
+                problems = [i["problem"] for i in infos if i["problem"]]
+                row["problem"] = problems[0] if problems else None
+        return rows
+
     # -- many datasets ----------------------------------------------------------------------
     def run(self, names: list[str] | None = None) -> FetchReport:
         """Fetch ``names`` (identifiers; all when None) and their requirements.
@@ -699,6 +824,14 @@ class Fetcher:
         """
         project = self.project
         wanted = None if names is None else [project.resolve(n) for n in names]
+        # FET-008 / MAN-012: refuse, before any download, every dataset whose closure has an
+        # error; a clean dataset requires only clean ones, so the rest is fetched as usual
+        refused: list[Outcome] = []
+        if project.refused:
+            asked = project.dataset_names() if wanted is None else list(dict.fromkeys(wanted))
+            refused = [Outcome(n, "refused", error=project.refusal(n))
+                       for n in asked if n in project.refused]
+            wanted = [n for n in asked if n not in project.refused]
         order = project.manifest.order(wanted)
         requires = {n: [r for r in project.dataset(n).requires if r in order] for n in order}
         outcomes: dict[str, Outcome] = {}
@@ -773,7 +906,10 @@ class Fetcher:
             pool.shutdown(wait=True, cancel_futures=True)
             global _FORKED
             _FORKED = None
-        report = FetchReport([outcomes[n] for n in order],
+            if self._watchdog is not None:
+                self._watchdog.close()
+                self._watchdog = None
+        report = FetchReport(refused + [outcomes[n] for n in order],
                              workers="none" if not pending else
                              "processes" if processes else "threads")
         self._place_errors(report)

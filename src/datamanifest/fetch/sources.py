@@ -47,14 +47,14 @@ class FileDownload(Download):
         self.path = path
         try:
             self.f = open(path, "rb")
-        except FileNotFoundError:
+        except FileNotFoundError as e:
             raise FetchError(f"source file {path} does not exist", code="DM074",
-                             hint="check the uri; relative paths start at the manifest's folder") from None
-        except IsADirectoryError:
+                             hint="check the uri; relative paths start at the manifest's folder") from e
+        except IsADirectoryError as e:
             raise FetchError(f"source {path} is a directory", code="DM074",
-                             hint="point uri at a file, or use uris for several files") from None
+                             hint="point uri at a file, or use uris for several files") from e
         except OSError as e:
-            raise FetchError(f"cannot read {path}: {e.strerror}", code="DM074") from None
+            raise FetchError(f"cannot read {path}: {e.strerror}", code="DM074") from e
         self.size = os.fstat(self.f.fileno()).st_size
 
     def chunks(self) -> Iterator[bytes]:
@@ -177,13 +177,13 @@ class HTTPDownload(Download):
             except httpx.TransportError as e:
                 fatal = _transport_error(uri, e)
                 if fatal is not None:
-                    raise fatal from None
+                    raise fatal from e
                 if attempt < self.RETRIES:
                     time.sleep(delay)
                     delay *= 2
                     continue
                 raise FetchError(f"cannot reach {uri}: {e}", code="DM071",
-                                 hint="check the network and the URL") from None
+                                 hint="check the network and the URL") from e
             if resp.status_code in (429, 500, 502, 503, 504) and attempt < self.RETRIES:
                 wait = _retry_after(resp.headers.get("Retry-After"), delay)
                 resp.close()
@@ -221,7 +221,7 @@ class HTTPDownload(Download):
                 yield chunk
         except httpx.HTTPError as e:
             raise Interrupted(f"{self.uri}: download interrupted after {got} bytes: {e}", got,
-                              self.validator) from None
+                              self.validator) from e
         if self.size is not None and got != self.size:
             raise Interrupted(f"{self.uri}: received {got} of {self.size} bytes", got,
                               self.validator)
@@ -250,9 +250,9 @@ class S3Download(Download):
         except botocore.ClientError as e:
             code = e.response.get("Error", {}).get("Code", "")
             raise FetchError(f"{uri}: {code or e}", code="DM074" if code in (
-                "NoSuchKey", "NoSuchBucket", "404") else "DM071") from None
+                "NoSuchKey", "NoSuchBucket", "404") else "DM071") from e
         except botocore.BotoCoreError as e:
-            raise FetchError(f"{uri}: {e}", code="DM071") from None
+            raise FetchError(f"{uri}: {e}", code="DM071") from e
         self.body = obj["Body"]
         self.size = obj.get("ContentLength")
 
@@ -264,7 +264,7 @@ class S3Download(Download):
                 yield chunk
         except (self.errors.BotoCoreError, OSError) as e:  # a connection cut midway
             raise FetchError(f"{self.uri}: download interrupted after {got} bytes: {e}",
-                             code="DM071", hint="run the fetch again") from None
+                             code="DM071", hint="run the fetch again") from e
         if self.size is not None and got != self.size:
             raise FetchError(f"{self.uri}: received {got} of {self.size} bytes", code="DM071",
                              hint="run the fetch again")
@@ -402,23 +402,23 @@ class ObjectStoreDownload(Download):
             fs, path = fsspec.core.url_to_fs(uri, **_object_store_options(scheme))
         except Exception as e:  # bad credentials settings, malformed URI
             raise FetchError(f"{uri}: cannot open the object store: {e}", code="DM071",
-                             hint="check the store's endpoint and credential settings") from None
+                             hint="check the store's endpoint and credential settings") from e
         try:
             info = fs.info(path)
             if info.get("type") == "directory":
                 raise IsADirectoryError(path)
             self.f = fs.open(path, "rb", block_size=OBJECT_BLOCK, cache_type="none")
-        except FileNotFoundError:
+        except FileNotFoundError as e:
             raise FetchError(f"{uri}: no such object", code="DM074",
-                             hint="check the bucket or container and the key") from None
-        except IsADirectoryError:
+                             hint="check the bucket or container and the key") from e
+        except IsADirectoryError as e:
             raise FetchError(f"{uri} is a prefix, not an object", code="DM074",
-                             hint="point uri at one object, or use uris for several") from None
+                             hint="point uri at one object, or use uris for several") from e
         except FetchError:
             raise
         except Exception as e:
             raise FetchError(f"{uri}: {type(e).__name__}: {e}", code="DM071",
-                             hint="check the store's endpoint and credential settings") from None
+                             hint="check the store's endpoint and credential settings") from e
         self.size = info.get("size")
 
     def chunks(self) -> Iterator[bytes]:
@@ -430,7 +430,7 @@ class ObjectStoreDownload(Download):
         except Exception as e:  # a cut connection surfaces as the library's own error
             raise FetchError(f"{self.uri}: download interrupted after {got} bytes: "
                              f"{type(e).__name__}: {e}", code="DM071",
-                             hint="run the fetch again") from None
+                             hint="run the fetch again") from e
         if self.size is not None and got != self.size:
             raise FetchError(f"{self.uri}: received {got} of {self.size} bytes", code="DM071",
                              hint="run the fetch again")
@@ -465,3 +465,34 @@ def open_source(uri: str, base: Path) -> Download:
         f"unsupported URI scheme {scheme!r} in {uri}", code="DM072",
         hint=_PLANNED.get(scheme, "supported: file, http, https, s3, gs, az, git, ssh, rsync, sshfs"),
     )
+
+
+def probe(uri: str, base: Path) -> dict:
+    """What a dry run can learn about a source without reading it (``fetch --dry-run``):
+    ``{"size": bytes or None, "reachable": True/False/None, "problem": text or None}``. A
+    local file is stat'ed; an http(s) URL gets one HEAD request (its Content-Length);
+    other schemes are not contacted (``reachable`` None). Never raises."""
+    scheme = scheme_of(uri)
+    if scheme == "file":
+        p = local_path(uri, base)
+        try:
+            st = p.stat()
+        except OSError as e:
+            return {"size": None, "reachable": False, "problem": e.strerror or str(e)}
+        return {"size": st.st_size if p.is_file() else None, "reachable": True, "problem": None}
+    if scheme in ("http", "https"):
+        import httpx
+
+        try:
+            resp = _client().head(uri)
+        except httpx.HTTPError as e:
+            fatal = _transport_error(uri, e)
+            return {"size": None, "reachable": False,
+                    "problem": fatal.message if fatal is not None else str(e) or type(e).__name__}
+        if resp.status_code >= 400:
+            return {"size": None, "reachable": resp.status_code not in (404, 410),
+                    "problem": f"HTTP {resp.status_code} {resp.reason_phrase}"}
+        length = resp.headers.get("Content-Length")
+        return {"size": int(length) if length and length.isdigit() else None,
+                "reachable": True, "problem": None}
+    return {"size": None, "reachable": None, "problem": None}

@@ -56,6 +56,11 @@ LEGACY_FIELDS = {
 #: Derived fields older writers emitted; read and ignored (MAN-061).
 DERIVED_FIELDS = ("host", "path", "scheme")
 KNOWN_FIELDS = frozenset(DATASET_FIELDS) | frozenset(LEGACY_FIELDS) | frozenset(DERIVED_FIELDS) | {"_LANG"}
+#: The fields of a manifest's ``[_META]`` (MAN-006); another key that resembles one is DM010.
+META_FIELDS = ("schema",)
+#: The structural top-level tables (MAN-001); ``_loaders`` is their legacy spelling (MIG-007).
+STRUCTURAL_TABLES = ("_META", "_STORAGE", "_LANG", "_LOADERS")
+LEGACY_TABLES = ("_loaders",)
 #: Archive formats ``extract`` understands (MAN-026).
 ARCHIVE_FORMATS = ("zip", "tar", "tar.gz")
 

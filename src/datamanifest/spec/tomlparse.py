@@ -47,7 +47,7 @@ def parse_for_edit(text: str, file: str | None = None):
         message = str(e).split(" at line ")[0]
         raise ManifestError(f"TOML syntax error: {message}", code="DM001", file=file,
                             line=line or None, column=(col + 1) if col is not None else None,
-                            hint="run `datamanifest check` on the file") from None
+                            hint="run `datamanifest check` on the file") from e
     except (ValueError, TypeError, KeyError) as e:  # tomlkit's rare internal slips
         raise ManifestError(f"TOML cannot be edited: {e}", code="DM001", file=file,
-                            hint="run `datamanifest check` on the file") from None
+                            hint="run `datamanifest check` on the file") from e

@@ -54,12 +54,12 @@ def data_type(dtype: np.dtype, what: str) -> Any:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return z.to_json(zarr_format=3)
-    except Exception:
+    except Exception as e:
         kind = "compound (structured)" if dtype.names else \
             "variable-length or object" if dtype.kind == "O" else str(dtype)
         raise VirtualError(f"{what}: the {kind} type {dtype} has no Zarr v3 data type",
                            code="DM153", hint="such a variable cannot be read through a "
-                           "chunk manifest (nor read by xarray's Zarr backends)") from None
+                           "chunk manifest (nor read by xarray's Zarr backends)") from e
 
 
 def fill_value(dtype: np.dtype, value: Any) -> Any:

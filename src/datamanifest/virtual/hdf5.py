@@ -306,7 +306,7 @@ def _inline(name: str, ds: Any, meta: dict[str, Any]) -> spec.Node:
         values = ds[()]
     except OSError as e:  # a filter plugin h5py does not have either
         raise VirtualError(f"variable {name!r} cannot be loaded to be inlined: {e}",
-                           code="DM153", hint="install hdf5plugin for its filter") from None
+                           code="DM153", hint="install hdf5plugin for its filter") from e
     meta["chunk_grid"] = {"name": "regular",
                           "configuration": {"chunk_shape": [max(1, s) for s in shape]}}
     meta["codecs"] = [zc.bytes_codec(dtype)]

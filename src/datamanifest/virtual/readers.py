@@ -107,7 +107,7 @@ class LocalReader:
                                hint="a chunk manifest references files by URL; check it "
                                "(`datamanifest refs info`)") from None
         except OSError as e:
-            raise VirtualError(f"cannot open {self.path}: {e.strerror}", code="DM074") from None
+            raise VirtualError(f"cannot open {self.path}: {e.strerror}", code="DM074") from e
 
     def identity(self) -> Identity:
         st = os.fstat(self.fd)
@@ -198,7 +198,7 @@ class ObjectStoreReader:
         except FileNotFoundError:
             raise VirtualError(f"source {self.url} is not found", code="DM074") from None
         except Exception as e:  # obstore raises its own error classes per store
-            raise VirtualError(f"source {self.url}: {e}", code="DM071") from None
+            raise VirtualError(f"source {self.url}: {e}", code="DM071") from e
         modified = meta.get("last_modified")
         return Identity(int(meta["size"]), meta.get("e_tag"),
                         modified.astimezone(_dt.timezone.utc).strftime(
@@ -212,7 +212,7 @@ class ObjectStoreReader:
                 return self._obs.get_ranges(self.store, self.path,
                                             starts=[b[0] for b in bs], ends=[b[1] for b in bs])
             except Exception as e:
-                raise VirtualError(f"source {self.url}: {e}", code="DM071") from None
+                raise VirtualError(f"source {self.url}: {e}", code="DM071") from e
         return _split_blocks(ranges, blocks, fetch)
 
     def close(self) -> None:

@@ -453,7 +453,7 @@ def load_manifest(source: Any, document_url: str | None = None
             shown = local_path(document_url) if document_url.startswith("file://") else \
                 document_url
         raise VirtualError(f"chunk manifest: {e.message} (at {where})", code=e.code,
-                           file=shown, hint="run `datamanifest check` on it") from None
+                           file=shown, hint="run `datamanifest check` on it") from e
 
 
 def _read_document(location: str) -> tuple[str, str]:
