@@ -111,20 +111,26 @@ def _print_warnings(project) -> None:
 # -- check -------------------------------------------------------------------------------------
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-              show_default=True, help="Diagnostics as lines or as one JSON list.")
+@click.option("--output-format", "--format", "fmt",
+              type=click.Choice(["text", "json", "github", "sarif"]), default="text",
+              show_default=True, help="Diagnostics as lines (text), one JSON list (json), "
+              "GitHub Actions workflow commands (github) or a SARIF 2.1.0 log (sarif).")
+@click.option("-o", "--output-file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write the diagnostics to this file (atomically) instead of stdout.")
 @click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
 @click.option("--type", "doc_type", type=click.Choice(
     ["manifest", "config", "state", "config-sidecar", "metadata-sidecar", "chunk-manifest", "append-config"]),
     help="Check as this document type (default: detected from the file name and _META).")
 @click.pass_context
-def check(ctx: click.Context, paths: tuple[Path, ...], fmt: str, strict: bool,
-          doc_type: str | None) -> None:
+def check(ctx: click.Context, paths: tuple[Path, ...], fmt: str, output_file: Path | None,
+          strict: bool, doc_type: str | None) -> None:
     """Validate documents: manifests, config files, state files, sidecars and chunk
     manifests (*.chunks.json).
 
     Each document is checked against its JSON Schema and the spec's rules.
     Each problem prints as FILE:LINE:COL: severity DM### message (hint).
+    In CI, --output-format github annotates the lines in GitHub Actions and
+    --output-format sarif -o check.sarif writes a log for code scanning.
     Exit 0 when clean (warnings allowed unless --strict), 1 when problems
     were found, 2 on a usage error.
     """
@@ -147,18 +153,40 @@ def check(ctx: click.Context, paths: tuple[Path, ...], fmt: str, strict: bool,
             n_datasets += sum(1 for k in result.data if not k.startswith("_"))
     errors = sum(d.severity == "error" for d in diagnostics)
     warnings = len(diagnostics) - errors
+    code = 2 if unreadable else 1 if errors or (strict and warnings) else 0
     if fmt == "json":
-        click.echo(json.dumps([d.as_json() for d in diagnostics], indent=2, ensure_ascii=False))
+        _emit(json.dumps([d.as_json() for d in diagnostics], indent=2, ensure_ascii=False),
+              output_file)
+    elif fmt == "sarif":  # SCHEMA.md DIAG-011
+        from ..reporting import sarif_log
+
+        _emit(json.dumps(sarif_log(diagnostics, exit_code=code), indent=2, ensure_ascii=False),
+              output_file)
     else:
-        for d in diagnostics:
-            click.echo(d.render())
+        if fmt == "github":  # SCHEMA.md DIAG-010
+            from ..reporting import github_commands
+
+            lines = github_commands(diagnostics)
+        else:
+            lines = [d.render() for d in diagnostics]
+        if output_file is not None or lines:
+            _emit("\n".join(lines), output_file)
+    if fmt in ("text", "github"):
         if diagnostics:
             click.echo(f"{errors} error(s), {warnings} warning(s) in {len(paths)} file(s)", err=True)
         else:
             click.echo(f"ok: {len(paths)} file(s), {n_datasets} dataset(s)", err=True)
-    if unreadable:
-        ctx.exit(2)
-    ctx.exit(1 if errors or (strict and warnings) else 0)
+    ctx.exit(code)
+
+
+def _emit(text: str, output_file: Path | None) -> None:
+    """``text`` (and a newline) on stdout, or written atomically to ``output_file``."""
+    if output_file is None:
+        click.echo(text)
+        return
+    from ..store.atomic import write_text
+
+    write_text(output_file, text + "\n" if text else "")
 
 
 # -- fetch -------------------------------------------------------------------------------------
