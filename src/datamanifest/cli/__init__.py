@@ -17,6 +17,7 @@ import click
 
 from .. import __version__
 from ..errors import DataManifestError, Diagnostic
+from .completion import complete_datasets
 
 
 class _LibraryLogFormatter(logging.Formatter):
@@ -191,7 +192,7 @@ def _emit(text: str, output_file: Path | None) -> None:
 
 # -- fetch -------------------------------------------------------------------------------------
 @main.command()
-@click.argument("names", nargs=-1)
+@click.argument("names", nargs=-1, shell_complete=complete_datasets)
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), default=4, show_default=True,
               help="Datasets downloaded at once.")
 @click.option("--per-host", type=click.IntRange(1, 64), default=4, show_default=True,
@@ -269,7 +270,7 @@ def _human(n: int | None) -> str:
 
 # -- status / path -------------------------------------------------------------------------------
 @main.command()
-@click.argument("names", nargs=-1)
+@click.argument("names", nargs=-1, shell_complete=complete_datasets)
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON on stdout.")
 @click.pass_context
 def status(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
@@ -306,7 +307,7 @@ def status(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
 
 
 @main.command()
-@click.argument("name")
+@click.argument("name", shell_complete=complete_datasets)
 @click.option("--any", "any_state", is_flag=True, help="Print the path even when not present.")
 @click.pass_context
 def path(ctx: click.Context, name: str, any_state: bool) -> None:
@@ -560,7 +561,7 @@ def tree_cmd(path: str, output: Path | None, algorithm: str, jobs: int | None, q
 
 
 @main.command()
-@click.argument("names", nargs=-1)
+@click.argument("names", nargs=-1, shell_complete=complete_datasets)
 @click.option("--full", is_flag=True, help="Re-hash every file, not only those whose size or "
               "modification time changed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
@@ -832,3 +833,4 @@ from . import sync as _sync  # noqa: E402,F401  push, pull, receive
 from . import author as _author  # noqa: E402,F401  init, add, remove, show, update-checksums, import
 from . import append as _append  # noqa: E402,F401  append
 from . import virtual as _virtual  # noqa: E402,F401  virtualize, refs info
+from . import integrations as _integrations  # noqa: E402,F401  graph, completion

@@ -12,12 +12,13 @@ import click
 from ..errors import MaintenanceError
 from ..spec import maintain as spec
 from . import _project, main
+from .completion import complete_datasets
 
 
 def _selection_options(fn: Callable) -> Callable:
     """The terms and filters of MNT-010, shared by every verb that selects."""
     opts = [
-        click.argument("terms", nargs=-1),
+        click.argument("terms", nargs=-1, shell_complete=complete_datasets),
         click.option("--kind", type=click.Choice(["data", "cached"]),
                      help="Only datasets (data) or produced artifacts (cached)."),
         click.option("--format", "formats", multiple=True, metavar="FMT",
