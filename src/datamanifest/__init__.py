@@ -41,7 +41,7 @@ def open_manifest(path=None):
     return Project.open(path)
 
 
-_LAZY = {"append": "append", "AppendError": "errors", "cached": "cache", "CachedFunction": "cache", "register_format": "cache",
+_LAZY = {"Project": "project", "append": "append", "AppendError": "errors", "cached": "cache", "CachedFunction": "cache", "register_format": "cache",
          "Artifact": "cache", "ProduceError": "errors", "open_virtual": "virtual",
          "virtualize": "virtual", "ChunkStore": "virtual", "VirtualError": "errors"}
 
@@ -56,6 +56,6 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["open_manifest", "DataManifestError", "Diagnostic", "__version__", "cached",
+__all__ = ["open_manifest", "Project", "DataManifestError", "Diagnostic", "__version__", "cached",
            "CachedFunction", "register_format", "Artifact", "ProduceError", "open_virtual",
            "virtualize", "ChunkStore", "VirtualError", "append", "AppendError"]

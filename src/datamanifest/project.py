@@ -107,6 +107,17 @@ class Project:
                                     diagnostics=result.diagnostics) from None
         return cls(mpath, result)
 
+    def __repr__(self) -> str:
+        from .display import project_repr
+
+        return project_repr(self)
+
+    def _repr_html_(self) -> str:
+        """The datasets with their states, sizes and paths as HTML (SCHEMA.md INT-030)."""
+        from .display import project_html
+
+        return project_html(self)
+
     @property
     def warnings(self) -> list[Diagnostic]:
         return [d for d in self.check.diagnostics if d.severity != "error" or d.code == "DM010"]
@@ -144,6 +155,48 @@ class Project:
 
         folder = ds.is_folder
         return Target(Path(path), folder or Path(path).is_dir())
+
+    def status(self, names: list[str] | None = None) -> list[dict]:
+        """What ``datamanifest status`` prints: one row per dataset (identifiers; all when
+        None), reading markers and the state file, never the data.
+
+        Returns
+        -------
+        list of dict
+            ``name``; ``status``: ``present``, ``present (state)``/``(pool)``/``(in-place)``
+            (found elsewhere, verified by its marker), ``outdated`` (present, but its marker
+            records another checksum than the manifest's), ``missing``, ``incomplete``, or
+            ``external`` (``skip_download``/``lazy_access``: used where it is); ``path``;
+            ``checksum`` (declared, else the marker's); ``size`` in bytes (the marker's;
+            None when unknown).
+
+        Raises
+        ------
+        LookupFailed
+            DM076/DM077 for an identifier that names no dataset or several (MAN-051).
+        """
+        selected = [self.resolve(n) for n in names] if names else list(self.manifest.datasets)
+        rows = []
+        for n in selected:
+            ds = self.dataset(n)
+            if ds.skip_download or ds.lazy_access:
+                rows.append({"name": n, "status": "external", "path": ds.uri or None,
+                             "checksum": ds.effective_checksum, "size": None})
+                continue
+            t = self.target(n)
+            st = t.status()
+            marker = t.read_marker() if st == "present" else {}
+            declared = ds.effective_checksum
+            found = self.locate(n)
+            where = str(t.path)
+            if found is not None and found[1] != "target":
+                st, where = f"present ({found[1]})", str(found[0])
+            elif st == "present" and declared and marker.get("checksum", declared) != declared:
+                st = "outdated"
+            rows.append({"name": n, "status": st, "path": where,
+                         "checksum": declared or marker.get("checksum", ""),
+                         "size": marker.get("size")})
+        return rows
 
     # -- operations (Python API) -------------------------------------------------------------------
     def fetch(self, names: list[str] | None = None, *, jobs: int = 4, force: bool = False,

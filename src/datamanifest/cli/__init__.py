@@ -276,27 +276,7 @@ def _human(n: int | None) -> str:
 def status(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
     """Each dataset: present, missing or incomplete; its path and checksum."""
     project = _project(ctx)
-    selected = [project.resolve(n) for n in names] if names else list(project.manifest.datasets)
-    rows = []
-    for n in selected:
-        ds = project.dataset(n)
-        if ds.skip_download or ds.lazy_access:
-            rows.append({"name": n, "status": "external", "path": ds.uri or None,
-                         "checksum": ds.effective_checksum})
-            continue
-        t = project.target(n)
-        st = t.status()
-        marker = t.read_marker() if st == "present" else {}
-        declared = ds.effective_checksum
-        found = project.locate(n)
-        where = str(t.path)
-        if found is not None and found[1] != "target":
-            st, where = f"present ({found[1]})", str(found[0])
-        elif st == "present" and declared and marker.get("checksum", declared) != declared:
-            st = "outdated"
-        rows.append({"name": n, "status": st, "path": where,
-                     "checksum": declared or marker.get("checksum", ""),
-                     "size": marker.get("size")})
+    rows = project.status(list(names) or None)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return

@@ -75,7 +75,14 @@ def info(manifest: spec.ChunkManifest, document_url: str | None = None, *,
                        "codecs": [c["name"] for c in node.metadata["codecs"]]})
     sources = []
     for i, src in enumerate(manifest.sources):
-        url = manifest.url_of(i, document_url)
+        try:
+            url = manifest.url_of(i, document_url)
+        except ValueError as e:  # a relative URL and no location to resolve it against
+            sources.append({"url": src.url, "size": src.size, "bytes_referenced": per_source[i],
+                            "etag": src.etag, "last_modified": src.last_modified,
+                            "checksum": src.checksum, "status": "unreachable",
+                            "problem": str(e)})
+            continue
         row: dict[str, Any] = {"url": url, "size": src.size, "bytes_referenced": per_source[i],
                                "etag": src.etag, "last_modified": src.last_modified,
                                "checksum": src.checksum}
