@@ -398,23 +398,45 @@ def _read_document(file: str) -> tuple[str, str]:
 
 
 @main.command("format")
-@click.argument("file", default="datamanifest.toml")
-@click.option("-i", "--in-place", is_flag=True, help="Rewrite FILE instead of printing.")
+@click.argument("files", nargs=-1)
+@click.option("-i", "--in-place", is_flag=True, help="Rewrite FILES instead of printing.")
 @click.option("--check", "check_only", is_flag=True,
-              help="Exit 1 when FILE is not in canonical form; write nothing.")
+              help="Exit 1 when a file is not in canonical form; write nothing.")
 @click.option("--drop-comments", is_flag=True,
               help="Allow --in-place on a file with comments (the canonical form has none).")
 @click.option("--type", "doc_type", type=click.Choice(
     ["manifest", "config", "state", "config-sidecar", "metadata-sidecar"]),
     help="Document type (default: detected).")
-def format_cmd(file: str, in_place: bool, check_only: bool, drop_comments: bool,
-               doc_type: str | None) -> None:
-    """Print FILE (or - for stdin) in canonical form: key order and layout of SCHEMA.md §18.
+@click.pass_context
+def format_cmd(ctx: click.Context, files: tuple[str, ...], in_place: bool, check_only: bool,
+               drop_comments: bool, doc_type: str | None) -> None:
+    """Print FILES (default datamanifest.toml; - for stdin) in canonical form: key order and
+    layout of SCHEMA.md §18.
 
-    The document must pass `check` first. The canonical form has no comments:
-    --in-place refuses to drop them unless --drop-comments is given (use
-    `migrate` for comment-preserving edits).
+    Each document must pass `check` first. --check reports every file that is not in
+    canonical form (and the first line that differs) and exits 1, writing nothing; -i
+    rewrites them. The canonical form has no comments: --in-place refuses to drop them
+    unless --drop-comments is given (use `migrate` for comment-preserving edits). With
+    several files, give -i or --check.
     """
+    files = files or ("datamanifest.toml",)
+    if len(files) > 1 and not (in_place or check_only):
+        raise click.UsageError("several files: give --in-place or --check")
+    failed = 0
+    for file in files:
+        try:
+            failed += not _format_one(file, in_place, check_only, drop_comments, doc_type)
+        except DataManifestError as e:
+            if len(files) == 1:
+                raise
+            _emit_error(e)
+            failed += 1
+    ctx.exit(1 if failed else 0)
+
+
+def _format_one(file: str, in_place: bool, check_only: bool, drop_comments: bool,
+                doc_type: str | None) -> bool:
+    """Format one document; False when --check finds it not canonical."""
     from ..check import check_text
     from ..spec.canonical import dumps
 
@@ -428,24 +450,29 @@ def format_cmd(file: str, in_place: bool, check_only: bool, drop_comments: bool,
     canonical = dumps(result.data, result.doc_type)
     if check_only:
         if text != canonical:
-            click.echo(f"{label}: not in canonical form", err=True)
-            sys.exit(1)
-        return
+            old, new = text.splitlines(), canonical.splitlines()
+            line = next((i for i, (a, b) in enumerate(zip(old, new)) if a != b),
+                        min(len(old), len(new))) + 1
+            click.echo(f"{label}:{line}: not in canonical form (run `datamanifest format -i "
+                       f"{file}`)", err=True)
+            return False
+        return True
     if not in_place or file == "-":
         click.echo(canonical, nl=False)
-        return
+        return True
     from ..spec._locate import count_comments
 
     comments = count_comments(text)
     if comments and not drop_comments:
         raise DataManifestError(
             f"{label} has {comments} comment(s) that the canonical form would drop", code="DM094",
-            hint="pass --drop-comments to accept that, or keep the file as it is")
+            file=label, hint="pass --drop-comments to accept that, or keep the file as it is")
     if text != canonical:
         from ..store.atomic import write_text
 
         write_text(Path(file), canonical)
         click.echo(f"formatted {label}", err=True)
+    return True
 
 
 @main.command()
