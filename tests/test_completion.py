@@ -42,7 +42,9 @@ def _complete(project: Path, shell: str, words: str, cword: int | None = None,
     return [line for line in r.stdout.splitlines() if line]
 
 
-@pytest.mark.parametrize("command", ["fetch", "path", "show", "rm", "verify"])
+@pytest.mark.parametrize("command", ["fetch", "path", "show", "rm", "verify", "status",
+                                     "graph", "list"])
+@pytest.mark.covers("INT-040")
 def test_dataset_names_and_aliases_complete_after_each_command(project: Path, command: str):
     write_manifest(project, BODY)
     out = _complete(project, "bash", f"datamanifest {command} e")
@@ -80,6 +82,7 @@ def test_the_manifest_option_and_environment_are_followed(project: Path, tmp_pat
                      env={"DATAMANIFEST_TOML": str(other / "data.toml")}) == ["plain,soil"]
 
 
+@pytest.mark.covers("INT-040")
 def test_no_manifest_or_a_broken_one_completes_nothing_quietly(project: Path):
     assert _complete(project, "bash", "datamanifest fetch e") == []
     (project / "datamanifest.toml").write_text("[era5\n")
