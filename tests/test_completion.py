@@ -43,7 +43,7 @@ def _complete(project: Path, shell: str, words: str, cword: int | None = None,
 
 
 @pytest.mark.parametrize("command", ["fetch", "path", "show", "rm", "verify", "status",
-                                     "graph", "list"])
+                                     "graph", "list", "mv"])
 @pytest.mark.covers("INT-040")
 def test_dataset_names_and_aliases_complete_after_each_command(project: Path, command: str):
     write_manifest(project, BODY)

@@ -211,7 +211,7 @@ def rm_cmd(ctx: click.Context, dry_run: bool, prune: bool, as_json: bool, **sel:
 
 # -- mv ----------------------------------------------------------------------------------------
 @main.command("mv")
-@click.argument("ident", metavar="ID")
+@click.argument("ident", metavar="ID", shell_complete=complete_datasets)
 @click.argument("dest", type=click.Path(file_okay=False))
 @click.option("--dry-run", is_flag=True, help="Print what would move and how many bytes.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
@@ -248,7 +248,7 @@ def refresh_cmd(ctx: click.Context, scan: bool, dry_run: bool, as_json: bool) ->
 # -- export --------------------------------------------------------------------------------------
 @main.command("export")
 @click.argument("dest", type=click.Path(file_okay=False))
-@click.argument("names", nargs=-1)
+@click.argument("names", nargs=-1, shell_complete=complete_datasets)
 @click.option("--force", is_flag=True, help="Replace an existing DEST/datamanifest.toml.")
 @click.option("--dry-run", is_flag=True, help="Print what would be copied; change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
