@@ -38,7 +38,7 @@ def _write(manifest, path: Path) -> Path:
 def test_the_engine_is_registered_through_the_entry_point():
     eps = importlib.metadata.entry_points(group="xarray.backends", name="datamanifest")
     assert [ep.value for ep in eps] == [
-        "datamanifest.virtual.xarray_backend:DataManifestBackendEntrypoint"], \
+        "datamanifest.xarray_backend:DataManifestBackendEntrypoint"], \
         "the package's metadata lacks the entry point: reinstall it (pip install -e .)"
     engines = xr.backends.list_engines()
     assert "datamanifest" in engines

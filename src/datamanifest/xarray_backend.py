@@ -24,9 +24,12 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
-from xarray.backends import BackendEntrypoint
+from .optional import VIRTUAL, need
+from .spec.chunks import SUFFIX
 
-from ..spec.chunks import SUFFIX
+# xarray imports this module (the entry point) when it lists its engines, so it stays light:
+# the chunk-manifest reader is imported on the first open
+BackendEntrypoint = need("xarray.backends", **VIRTUAL).BackendEntrypoint
 
 
 class DataManifestBackendEntrypoint(BackendEntrypoint):
@@ -70,7 +73,7 @@ class DataManifestBackendEntrypoint(BackendEntrypoint):
             DM150/DM151 a malformed document or reference, DM155 its checksum, DM074 no
             document there, DM152 a changed source (when a chunk of it is read).
         """
-        from .store import Session, dataset, load_manifest
+        from .virtual.store import Session, dataset, load_manifest
 
         manifest, doc_url = load_manifest(filename_or_obj, document_url)
         session = Session(manifest, doc_url, verify=verify)
@@ -101,7 +104,7 @@ class DataManifestBackendEntrypoint(BackendEntrypoint):
 
 
 def _preferred_chunks(ds: Any, manifest: Any, group: str) -> None:
-    from ..spec.chunks import chunk_shape
+    from .spec.chunks import chunk_shape
 
     prefix = group + "/" if group else ""
     for name, var in ds.variables.items():
