@@ -25,8 +25,16 @@ import pytest
 from .conftest import ROOT
 
 CACHE = ROOT / ".cache" / "pre-commit"
-#: what pip needs to build and install the package
-PACKAGE_FILES = ("pyproject.toml", "README.md", ".pre-commit-hooks.yaml", "src", "schemas")
+
+def _package_files() -> tuple[str, ...]:
+    """What pip needs to build and install the package: the metadata, the sources and the
+    folders the wheel includes from the top level (pyproject.toml)."""
+    import tomllib
+
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    wheel = meta["tool"]["hatch"]["build"]["targets"]["wheel"]
+    return ("pyproject.toml", "README.md", ".pre-commit-hooks.yaml", "src",
+            *wheel.get("force-include", {}))
 
 CLEAN = """[_META]
 schema = 1
@@ -50,7 +58,7 @@ def _pre_commit() -> str:
 
 def _files() -> list[Path]:
     out = []
-    for name in PACKAGE_FILES:
+    for name in _package_files():
         p = ROOT / name
         if p.is_file():
             out.append(p)
@@ -100,6 +108,19 @@ def _wheelhouse() -> Path:
     return house
 
 
+def _prune_old_repositories(max_age: float = 86400.0) -> None:
+    """Drop hook repositories of older package contents (a day unused) and, then, the
+    environments pre-commit built for them (`pre-commit gc`)."""
+    import time
+
+    old = [p for p in CACHE.glob("repo-*") if time.time() - p.stat().st_mtime > max_age]
+    for p in old:
+        shutil.rmtree(p, ignore_errors=True)
+    if old and (CACHE / "home").is_dir():
+        subprocess.run([_pre_commit(), "gc"], capture_output=True, timeout=120,
+                       env={**os.environ, "PRE_COMMIT_HOME": str(CACHE / "home")})
+
+
 @pytest.fixture(scope="module")
 def hook_repo() -> tuple[Path, str]:
     """(path, revision) of the hook repository made from this checkout's package files."""
@@ -110,6 +131,7 @@ def hook_repo() -> tuple[Path, str]:
         digest.update(f.relative_to(ROOT).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
     repo = CACHE / f"repo-{digest.hexdigest()[:16]}"
     if not (repo / ".git" / "datamanifest-done").exists():
+        _prune_old_repositories()
         staging = CACHE / f".staging-{uuid.uuid4().hex}"
         for f in files:
             dest = staging / f.relative_to(ROOT)
