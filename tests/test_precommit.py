@@ -145,6 +145,7 @@ def hook_repo() -> tuple[Path, str]:
             staging.rename(repo)  # atomic: another worker may have made the same one
         except OSError:
             shutil.rmtree(staging, ignore_errors=True)
+    os.utime(repo)  # in use: not pruned for a day
     return repo, _git("rev-parse", "HEAD", cwd=repo)
 
 
