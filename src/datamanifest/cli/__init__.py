@@ -187,7 +187,10 @@ def _emit(text: str, output_file: Path | None) -> None:
         return
     from ..store.atomic import write_text
 
-    write_text(output_file, text + "\n" if text else "")
+    try:
+        write_text(output_file, text + "\n" if text else "")
+    except OSError as e:
+        raise click.FileError(str(output_file), hint=e.strerror or str(e)) from None
 
 
 # -- fetch -------------------------------------------------------------------------------------

@@ -71,7 +71,7 @@ def graph(ctx: click.Context, names: tuple[str, ...], fmt: str, no_artifacts: bo
         from ..errors import ManifestError
 
         raise ManifestError(f"{path} cannot be drawn", code=result.diagnostics[0].code,
-                            diagnostics=result.diagnostics,
+                            file=str(path), diagnostics=result.diagnostics,
                             hint="run `datamanifest check` for details")
     artifacts = [] if no_artifacts else _artifacts(path, result)
     graph_ = g.build(result.data, artifacts=artifacts, names=list(names) or None)
