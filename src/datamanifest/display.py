@@ -32,7 +32,7 @@ _CELL = "border:1px solid #d0d7de;padding:2px 8px;text-align:left"
 _HEAD = _CELL + ";background:#f6f8fa"
 _MONO = "font-family:monospace"
 #: state -> colour; the state's word is always written too (colour is never the only cue)
-_STATE_COLOUR = {"present": "#1a7f37", "ok": "#1a7f37", "external": "#57606a",
+_STATE_COLOUR = {"error": "#cf222e", "present": "#1a7f37", "ok": "#1a7f37", "external": "#57606a",
                  "missing": "#cf222e", "changed": "#cf222e", "unreachable": "#cf222e",
                  "incomplete": "#9a6700", "outdated": "#9a6700", "absent": "#cf222e",
                  "pending": "#9a6700", "locked": "#9a6700"}
@@ -121,7 +121,13 @@ def project_repr(project: Any) -> str:
 def project_html(project: Any) -> str:
     """The project as HTML: each dataset's name, state, size, where it is and its
     checksum (the rows of :meth:`~datamanifest.project.Project.status`)."""
-    rows = project.status()
+    from .errors import DataManifestError
+
+    try:
+        rows = project.status()
+    except DataManifestError as e:  # a storage setting that does not resolve (DM060, DM061)
+        return box("datamanifest project", code(project.manifest_path),
+                   f"<p>{state_html('error')} {esc(e.render())}</p>")
     counts = _counts(r["status"] for r in rows)
     cells = []
     for r in rows[:MAX_ROWS]:

@@ -53,7 +53,7 @@ def info(manifest: spec.ChunkManifest, document_url: str | None = None, *,
     counts of referenced, inline and missing chunks and bytes referenced; per source its
     URL, size and whether it still matches (``ok``, ``changed``, ``unreachable``; with
     ``verify``, whole-file checksums are compared too)."""
-    from ..errors import VirtualError
+    from ..errors import DataManifestError
     from .readers import open_reader
     from .store import check_identity
 
@@ -95,7 +95,7 @@ def info(manifest: spec.ChunkManifest, document_url: str | None = None, *,
                     row["status"] = "ok" if _whole_checksum(reader, src) else "changed"
             finally:
                 reader.close()
-        except VirtualError as e:
+        except DataManifestError as e:  # DM152 changed; absent, unreachable, no library
             row["status"] = "changed" if e.code == "DM152" else "unreachable"
             row["problem"] = e.message
         sources.append(row)
