@@ -234,3 +234,24 @@ def test_format_hook_checks_without_writing_and_rewrites_by_default(hook_repo, t
     _git("add", "-A", cwd=project)
     r = _run("run", "--all-files", cwd=project)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_the_hooks_file_is_a_valid_pre_commit_manifest():
+    r = subprocess.run([_pre_commit(), "validate-manifest", str(ROOT / ".pre-commit-hooks.yaml")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    import yaml
+
+    hooks = {h["id"]: h for h in yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())}
+    assert set(hooks) == {"datamanifest-check", "datamanifest-format"}
+    import re
+
+    check = re.compile(hooks["datamanifest-check"]["files"])
+    fmt = re.compile(hooks["datamanifest-format"]["files"])
+    for path in ("datamanifest.toml", "sub/DataManifest.toml", "datasets.toml", "a/Datasets.toml",
+                 ".datamanifest/config.toml", "cube.append.toml", "append.toml",
+                 "refs/tas.chunks.json"):
+        assert check.search(path), path
+    for path in ("pyproject.toml", "config.toml", "my-datasets.toml", "x.json", "chunks.json"):
+        assert not check.search(path), path
+    assert fmt.search("a/datamanifest.toml") and not fmt.search("cube.append.toml")
