@@ -9,7 +9,7 @@ PIP    := $(PY) -m pip
 # servers, so more workers than cores pay (measured in the README's "The two commands")
 TEST_WORKERS ?= 4
 
-.PHONY: demo test bench reliability package-check clean system-deps
+.PHONY: demo test test-tools bench reliability package-check clean system-deps
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -31,15 +31,16 @@ demo: $(VENV)/.installed-demo
 	$(PY) -m datamanifest.demo
 
 # Servers the tests start on 127.0.0.1 that come from Debian's packages (sshd, rsync).
+# Graphviz's `dot` (Debian package graphviz) reads what `datamanifest graph --dot` writes.
 system-deps:
-	@if ! command -v rsync >/dev/null || [ ! -x /usr/sbin/sshd ]; then \
+	@if ! command -v rsync >/dev/null || [ ! -x /usr/sbin/sshd ] || ! command -v dot >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing openssh-server and rsync (Debian packages) for the tests"; \
+	    echo "installing openssh-server, rsync and graphviz (Debian packages) for the tests"; \
 	    apt-get update -qq >/dev/null && \
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	      openssh-server rsync >/dev/null; \
+	      openssh-server rsync graphviz >/dev/null; \
 	  else \
-	    echo "note: sshd or rsync missing and not root: the ssh tests will be skipped"; \
+	    echo "note: sshd, rsync or dot missing and not root: the ssh and graph tests will be skipped"; \
 	  fi; \
 	fi
 
@@ -55,7 +56,25 @@ $(AZURITE):
 	  echo "note: npm missing: the az:// tests will be skipped"; \
 	fi
 
-test: $(VENV)/.installed-test system-deps $(AZURITE)
+# The SARIF 2.1.0 JSON Schema, as the npm package @microsoft/jest-sarif ships it, for the
+# tests of `check --output-format sarif` (only the schema file is kept; nothing is run)
+SARIF_SCHEMA := .cache/sarif/sarif-2.1.0-rtm.5.json
+$(SARIF_SCHEMA):
+	@if command -v npm >/dev/null; then \
+	  echo "fetching the SARIF 2.1.0 schema (npm @microsoft/jest-sarif) into .cache/sarif"; \
+	  mkdir -p .cache/sarif && \
+	  ( cd .cache/sarif && npm pack --silent @microsoft/jest-sarif@1.0.0-beta.0 >/dev/null 2>&1 && \
+	    tar -xzf microsoft-jest-sarif-1.0.0-beta.0.tgz -O package/lib/schemas/sarif-2.1.0-rtm.5.json \
+	      > sarif-2.1.0-rtm.5.json.tmp && mv sarif-2.1.0-rtm.5.json.tmp sarif-2.1.0-rtm.5.json && \
+	    rm -f microsoft-jest-sarif-1.0.0-beta.0.tgz ) \
+	    || echo "note: npm pack @microsoft/jest-sarif failed: the SARIF schema test will fail"; \
+	else \
+	  echo "note: npm missing: the SARIF schema test will be skipped"; \
+	fi
+
+test-tools: $(SARIF_SCHEMA)
+
+test: $(VENV)/.installed-test system-deps $(AZURITE) test-tools
 	$(PY) -m pytest -q -n $(TEST_WORKERS)
 
 # The full crash sweeps, random kills and fuzzing (`make test` runs a sample of each)

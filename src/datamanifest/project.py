@@ -168,6 +168,17 @@ class Project:
             # storage settings that cannot be resolved: every dataset is refused (MAN-012)
             raise whole(errors + config_errors) from e
 
+    def __repr__(self) -> str:
+        from .display import project_repr
+
+        return project_repr(self)
+
+    def _repr_html_(self) -> str:
+        """The datasets with their states, sizes and paths as HTML (SCHEMA.md INT-030)."""
+        from .display import project_html
+
+        return project_html(self)
+
     @property
     def warnings(self) -> list[Diagnostic]:
         """The warnings of the manifest and the configuration files (errors refuse datasets,
@@ -254,6 +265,61 @@ class Project:
         # a fetcher may have written a folder (LAD-020): the bytes on disk tell
         folder = ds.is_folder
         return Target(Path(path), folder or os.path.isdir(path))
+
+    def status(self, names: list[str] | None = None) -> list[dict]:
+        """What ``datamanifest status`` prints: one row per dataset (identifiers; all when
+        None), reading markers and the state file, never the data.
+
+        Returns
+        -------
+        list of dict
+            ``name``; ``status``: ``present``, ``present (state)``/``(pool)``/``(in-place)``
+            (found elsewhere, verified by its marker), ``outdated`` (present, but its marker
+            records another checksum than the manifest's), ``missing``, ``incomplete``,
+            ``external`` (``skip_download``/``lazy_access``: used where it is), ``refused``
+            (its entry or one it requires has errors, MAN-012) or ``no location`` (with
+            ``errors``: the diagnostics); ``path``;
+            ``checksum`` (declared, else the marker's); ``size`` in bytes (the marker's;
+            None when unknown).
+
+        Raises
+        ------
+        LookupFailed
+            DM076/DM077 for an identifier that names no dataset or several (MAN-051).
+        """
+        selected = [self.resolve(n) for n in names] if names else self.dataset_names()
+        rows = []
+        for n in selected:
+            refusal = self.refusal(n)
+            if refusal is not None:  # MAN-012: nothing is done for it until its errors are fixed
+                rows.append({"name": n, "status": "refused", "path": None, "checksum": "",
+                             "size": None,
+                             "errors": [d.as_json() for d in refusal.diagnostics]})
+                continue
+            ds = self.dataset(n)
+            if ds.skip_download or ds.lazy_access:
+                rows.append({"name": n, "status": "external", "path": ds.uri or None,
+                             "checksum": ds.effective_checksum, "size": None})
+                continue
+            try:
+                t = self.target(n)
+            except DataManifestError as e:  # no source, no usable location: say so, list the rest
+                rows.append({"name": n, "status": "no location", "path": None, "checksum": "",
+                             "size": None, "errors": [e.as_diagnostic().as_json()]})
+                continue
+            st = t.status()
+            marker = t.read_marker() if st == "present" else {}
+            declared = ds.effective_checksum
+            found = self.locate(n)
+            where = str(t.path)
+            if found is not None and found[1] != "target":
+                st, where = f"present ({found[1]})", str(found[0])
+            elif st == "present" and declared and marker.get("checksum", declared) != declared:
+                st = "outdated"
+            rows.append({"name": n, "status": st, "path": where,
+                         "checksum": declared or marker.get("checksum", ""),
+                         "size": marker.get("size")})
+        return rows
 
     # -- operations (Python API) -------------------------------------------------------------------
     def fetch(self, names: "str | list[str] | None" = None, *, jobs: int = 4,

@@ -402,9 +402,23 @@ class Status:
     pending: dict[str, Any] | None = None
     lock: dict[str, Any] | None = None
     version: str | None = None
+    #: the committed steps, oldest first: one recorded version each (``checksum``, ``time``,
+    #: ``entries``, ``kept``; APP-030)
+    steps: list[dict[str, Any]] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+    def __repr__(self) -> str:
+        from ..display import append_status_repr
+
+        return append_status_repr(self)
+
+    def _repr_html_(self) -> str:
+        """Length, steps, last version, pending transaction and lock as HTML (INT-030)."""
+        from ..display import append_status_html
+
+        return append_status_html(self)
 
 
 def status(target: Target, cfg: spec.AppendConfig) -> Status:
@@ -430,4 +444,5 @@ def status(target: Target, cfg: spec.AppendConfig) -> Status:
         st.lock = {**info.doc, "heartbeat_age": round(info.age, 3),
                    "stale": info.stale(float(cfg.lock.stale_age))}
     st.version = versions.current(target)
+    st.steps = versions.history(target)
     return st

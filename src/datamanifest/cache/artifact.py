@@ -41,7 +41,8 @@ class Artifact:
     ``data_file``: the data entry of the requested format in ``folder``;
     ``source``: ``"store"`` (``A``), ``"recorded"`` (the state file's folder),
     ``"pool"``, or None when absent; ``formats``: the formats its marker lists
-    (empty for a marker without digests, or when absent).
+    (empty for a marker without digests, or when absent); ``parameters``: the key table
+    when the caller knows it (else the display reads ``config.toml``).
     """
 
     identity: spec.Identity
@@ -49,6 +50,18 @@ class Artifact:
     data_file: Path
     source: str | None = None
     formats: dict[str, dict[str, Any]] = field(default_factory=dict)
+    parameters: dict[str, Any] | None = field(default=None, compare=False)
+
+    def __repr__(self) -> str:
+        from ..display import artifact_repr
+
+        return artifact_repr(self)
+
+    def _repr_html_(self) -> str:
+        """Identity, state, parameters, formats and paths as HTML (SCHEMA.md INT-030)."""
+        from ..display import artifact_html
+
+        return artifact_html(self)
 
     @property
     def present(self) -> bool:

@@ -17,6 +17,7 @@ ordinary, hashed parameter.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import sys
@@ -315,12 +316,13 @@ class CachedFunction:
 
     def artifact(self, *args: Any, **kwargs: Any) -> _artifact.Artifact:
         """Where the result of this call is (``.present``) or would be published."""
-        ctx, ident, _, found = self._find(args, kwargs)
+        ctx, ident, table, found = self._find(args, kwargs)
         if found is not None:
-            return found.artifact
+            return dataclasses.replace(found.artifact, parameters=table)
         folder = (self._store(ctx) or ctx.datacache_dir) / ident.cache_key
         return _artifact.Artifact(ident, folder,
-                                  folder / spec.data_entry(self.format.name, self.basename))
+                                  folder / spec.data_entry(self.format.name, self.basename),
+                                  parameters=table)
 
     def path(self, *args: Any, **kwargs: Any) -> Path:
         """The artifact folder of this call: the hit's, else the one a miss publishes."""

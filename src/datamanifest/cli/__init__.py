@@ -17,6 +17,7 @@ import click
 
 from .. import __version__
 from ..errors import DataManifestError, Diagnostic
+from .completion import complete_datasets
 
 
 class _LibraryLogFormatter(logging.Formatter):
@@ -149,21 +150,27 @@ def _print_warnings(project) -> None:
 # -- check -------------------------------------------------------------------------------------
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-              show_default=True, help="Diagnostics as lines or as one JSON list.")
-@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+@click.option("--output-format", "--format", "fmt",
+              type=click.Choice(["text", "json", "github", "sarif"]), default="text",
+              show_default=True, help="Diagnostics as lines (text), one JSON list (json), "
+              "GitHub Actions workflow commands (github) or a SARIF 2.1.0 log (sarif).")
+@click.option("-o", "--output-file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write the diagnostics to this file (atomically) instead of stdout.")
+@click.option("--json", "as_json", is_flag=True, help="Same as --output-format json.")
 @click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
 @click.option("--type", "doc_type", type=click.Choice(
     ["manifest", "config", "state", "config-sidecar", "metadata-sidecar", "chunk-manifest", "append-config"]),
     help="Check as this document type (default: detected from the file name and _META).")
 @click.pass_context
-def check(ctx: click.Context, paths: tuple[Path, ...], fmt: str, as_json: bool, strict: bool,
-          doc_type: str | None) -> None:
+def check(ctx: click.Context, paths: tuple[Path, ...], fmt: str, output_file: Path | None,
+          as_json: bool, strict: bool, doc_type: str | None) -> None:
     """Validate documents: manifests, config files, state files, sidecars and chunk
     manifests (*.chunks.json).
 
     Each document is checked against its JSON Schema and the spec's rules.
     Each problem prints as FILE:LINE:COL: severity DM### message (hint).
+    In CI, --output-format github annotates the lines in GitHub Actions and
+    --output-format sarif -o check.sarif writes a log for code scanning.
     Exit 0 when clean (warnings allowed unless --strict), 1 when problems
     were found, 2 on a usage error.
     """
@@ -188,23 +195,48 @@ def check(ctx: click.Context, paths: tuple[Path, ...], fmt: str, as_json: bool, 
             n_datasets += sum(1 for k in result.data if not k.startswith("_"))
     errors = sum(d.severity == "error" for d in diagnostics)
     warnings = len(diagnostics) - errors
+    code = 2 if unreadable else 1 if errors or (strict and warnings) else 0
     if fmt == "json":
-        click.echo(json.dumps([d.as_json() for d in diagnostics], indent=2, ensure_ascii=False))
+        _emit(json.dumps([d.as_json() for d in diagnostics], indent=2, ensure_ascii=False),
+              output_file)
+    elif fmt == "sarif":  # SCHEMA.md DIAG-011
+        from ..reporting import sarif_log
+
+        _emit(json.dumps(sarif_log(diagnostics, exit_code=code), indent=2, ensure_ascii=False),
+              output_file)
     else:
-        for d in diagnostics:
-            click.echo(d.render())
+        if fmt == "github":  # SCHEMA.md DIAG-010
+            from ..reporting import github_commands
+
+            lines = github_commands(diagnostics)
+        else:
+            lines = [d.render() for d in diagnostics]
+        if output_file is not None or lines:
+            _emit("\n".join(lines), output_file)
+    if fmt in ("text", "github"):
         if diagnostics:
             _info(f"{errors} error(s), {warnings} warning(s) in {len(paths)} file(s)")
         else:
             _info(f"ok: {len(paths)} file(s), {n_datasets} dataset(s)")
-    if unreadable:
-        ctx.exit(2)
-    ctx.exit(1 if errors or (strict and warnings) else 0)
+    ctx.exit(code)
+
+
+def _emit(text: str, output_file: Path | None) -> None:
+    """``text`` (and a newline) on stdout, or written atomically to ``output_file``."""
+    if output_file is None:
+        click.echo(text)
+        return
+    from ..store.atomic import write_text
+
+    try:
+        write_text(output_file, text + "\n" if text else "")
+    except OSError as e:
+        raise click.FileError(str(output_file), hint=e.strerror or str(e)) from None
 
 
 # -- fetch -------------------------------------------------------------------------------------
 @main.command()
-@click.argument("names", nargs=-1)
+@click.argument("names", nargs=-1, shell_complete=complete_datasets)
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), default=4, show_default=True,
               help="Datasets downloaded at once.")
 @click.option("--per-host", type=click.IntRange(1, 64), default=4, show_default=True,
@@ -346,43 +378,13 @@ def _human(n: int | None) -> str:
 
 # -- status / path -------------------------------------------------------------------------------
 @main.command()
-@click.argument("names", nargs=-1)
+@click.argument("names", nargs=-1, shell_complete=complete_datasets)
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON on stdout.")
 @click.pass_context
 def status(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
     """Each dataset: present, missing or incomplete; its path and checksum."""
     project = _project(ctx)
-    selected = [project.resolve(n) for n in names] if names else project.dataset_names()
-    rows = []
-    for n in selected:
-        refusal = project.refusal(n)
-        if refusal is not None:  # MAN-012: nothing is done for it until its errors are fixed
-            rows.append({"name": n, "status": "refused", "path": None, "checksum": "",
-                         "errors": [d.as_json() for d in refusal.diagnostics]})
-            continue
-        ds = project.dataset(n)
-        if ds.skip_download or ds.lazy_access:
-            rows.append({"name": n, "status": "external", "path": ds.uri or None,
-                         "checksum": ds.effective_checksum})
-            continue
-        try:
-            t = project.target(n)
-        except DataManifestError as e:  # no source, no usable location: say so, list the rest
-            rows.append({"name": n, "status": "no location", "path": None, "checksum": "",
-                         "errors": [e.as_diagnostic().as_json()]})
-            continue
-        st = t.status()
-        marker = t.read_marker() if st == "present" else {}
-        declared = ds.effective_checksum
-        found = project.locate(n)
-        where = str(t.path)
-        if found is not None and found[1] != "target":
-            st, where = f"present ({found[1]})", str(found[0])
-        elif st == "present" and declared and marker.get("checksum", declared) != declared:
-            st = "outdated"
-        rows.append({"name": n, "status": st, "path": where,
-                     "checksum": declared or marker.get("checksum", ""),
-                     "size": marker.get("size")})
+    rows = project.status(list(names) or None)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -393,7 +395,7 @@ def status(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
 
 
 @main.command()
-@click.argument("name")
+@click.argument("name", shell_complete=complete_datasets)
 @click.option("--any", "any_state", is_flag=True, help="Print the path even when not present.")
 @click.option("--json", "as_json", is_flag=True, help="Print {name, path, present} as JSON.")
 @click.pass_context
@@ -537,27 +539,55 @@ def _read_document(file: str) -> tuple[str, str]:
 
 
 @main.command("format")
-@click.argument("file", default="datamanifest.toml")
-@click.option("-i", "--in-place", is_flag=True, help="Rewrite FILE instead of printing.")
+@click.argument("files", nargs=-1)
+@click.option("-i", "--in-place", is_flag=True, help="Rewrite FILES instead of printing.")
 @click.option("--check", "check_only", is_flag=True,
-              help="Exit 1 when FILE is not in canonical form; write nothing.")
+              help="Exit 1 when a file is not in canonical form; write nothing.")
 @click.option("--drop-comments", is_flag=True,
               help="Drop every comment (the canonical form without comments).")
 @click.option("--type", "doc_type", type=click.Choice(
     ["manifest", "config", "state", "config-sidecar", "metadata-sidecar"]),
     help="Document type (default: detected).")
 @click.option("--json", "as_json", is_flag=True, help="Print {file, canonical, written, "
-              "document} as JSON.")
-def format_cmd(file: str, in_place: bool, check_only: bool, drop_comments: bool,
-               doc_type: str | None, as_json: bool) -> None:
-    """Print FILE (or - for stdin) in canonical form: key order and layout of SCHEMA.md §18.
+              "document} as JSON (a list of them for several files).")
+@click.pass_context
+def format_cmd(ctx: click.Context, files: tuple[str, ...], in_place: bool, check_only: bool,
+               drop_comments: bool, doc_type: str | None, as_json: bool) -> None:
+    """Print FILES (default datamanifest.toml; - for stdin) in canonical form: key order and
+    layout of SCHEMA.md §18.
 
     Comments move with the key, table header or array element they annotate (FMT-005):
     a comment directly above an item, or at the end of its line, belongs to it. A comment
     that belongs to nothing (a block with blank lines above and below, between two
-    tables) cannot be placed: DM094 names it (FMT-006). The document must pass `check`
-    first.
+    tables) cannot be placed: DM094 names it (FMT-006). Each document must pass `check`
+    first. --check reports every file that is not in canonical form (and the first line
+    that differs) and exits 1, writing nothing; -i rewrites them. With several files,
+    give -i or --check.
     """
+    files = files or ("datamanifest.toml",)
+    if len(files) > 1 and not (in_place or check_only):
+        raise click.UsageError("several files: give --in-place or --check")
+    failed = 0
+    reports: list[dict] | None = [] if as_json else None
+    for file in files:
+        try:
+            failed += not _format_one(file, in_place, check_only, drop_comments, doc_type,
+                                      reports)
+        except DataManifestError as e:
+            if len(files) == 1:
+                raise
+            _emit_error(e)
+            failed += 1
+    if reports is not None:
+        click.echo(json.dumps(reports[0] if len(files) == 1 and reports else reports,
+                              ensure_ascii=False))
+    ctx.exit(1 if failed else 0)
+
+
+def _format_one(file: str, in_place: bool, check_only: bool, drop_comments: bool,
+                doc_type: str | None, reports: list[dict] | None) -> bool:
+    """Format one document (its JSON report appended to ``reports`` when given); False
+    when --check finds it not canonical."""
     from ..check import check_text
     from ..spec.canonical import dumps
     from ..spec.comments import OrphanComments, dumps_with_comments
@@ -588,17 +618,21 @@ def format_cmd(file: str, in_place: bool, check_only: bool, drop_comments: bool,
 
         write_text(Path(file), canonical)
         written = True
-    if as_json:
-        click.echo(json.dumps({"file": label, "canonical": text == canonical, "written": written,
-                               "document": None if in_place or check_only else canonical},
-                              ensure_ascii=False))
+    if reports is not None:
+        reports.append({"file": label, "canonical": text == canonical, "written": written,
+                        "document": None if in_place or check_only else canonical})
     elif not check_only and (not in_place or file == "-"):
         click.echo(canonical, nl=False)
     if check_only and text != canonical:
-        click.echo(f"{label}: not in canonical form", err=True)
-        sys.exit(1)
+        old, new = text.splitlines(), canonical.splitlines()
+        line = next((i for i, (x, y) in enumerate(zip(old, new)) if x != y),
+                    min(len(old), len(new))) + 1
+        click.echo(f"{label}:{line}: not in canonical form (run `datamanifest format -i "
+                   f"{file}`)", err=True)
+        return False
     if written:
         _info(f"formatted {label}")
+    return True
 
 
 @main.command()
@@ -730,7 +764,7 @@ def tree_cmd(path: str, output: Path | None, algorithm: str, jobs: int | None, q
 
 
 @main.command()
-@click.argument("names", nargs=-1)
+@click.argument("names", nargs=-1, shell_complete=complete_datasets)
 @click.option("--full", is_flag=True, help="Re-hash every file, not only those whose size or "
               "modification time changed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
@@ -1011,3 +1045,4 @@ from . import sync as _sync  # noqa: E402,F401  push, pull, receive
 from . import author as _author  # noqa: E402,F401  init, add, remove, show, update-checksums, import
 from . import append as _append  # noqa: E402,F401  append
 from . import virtual as _virtual  # noqa: E402,F401  virtualize, refs info
+from . import integrations as _integrations  # noqa: E402,F401  graph, completion

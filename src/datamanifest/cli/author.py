@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from . import _info, _project, _stderr_is_tty, main
+from .completion import complete_datasets
 from .maintain import _human
 
 
@@ -116,7 +117,7 @@ def remove_cmd(ctx: click.Context, name: str, keep_data: bool, dry_run: bool,
 
 # -- show ----------------------------------------------------------------------------------------
 @main.command("show")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_datasets)
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @click.pass_context
 def show_cmd(ctx: click.Context, name: str, as_json: bool) -> None:

@@ -12,6 +12,7 @@ import click
 from ..errors import MaintenanceError
 from ..spec import maintain as spec
 from . import _info, _project, main
+from .completion import complete_datasets
 
 
 def _no_format(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
@@ -27,7 +28,7 @@ def _no_format(ctx: click.Context, param: click.Parameter, value: str | None) ->
 def _selection_options(fn: Callable) -> Callable:
     """The terms and filters of MNT-010, shared by every verb that selects."""
     opts = [
-        click.argument("terms", nargs=-1),
+        click.argument("terms", nargs=-1, shell_complete=complete_datasets),
         click.option("--kind", type=click.Choice(["data", "cached"]),
                      help="Only datasets (data) or produced artifacts (cached)."),
         click.option("--data-format", "formats", multiple=True, metavar="FMT",
@@ -218,7 +219,7 @@ def rm_cmd(ctx: click.Context, dry_run: bool, prune: bool, as_json: bool, **sel:
 
 # -- mv ----------------------------------------------------------------------------------------
 @main.command("mv")
-@click.argument("ident", metavar="ID")
+@click.argument("ident", metavar="ID", shell_complete=complete_datasets)
 @click.argument("dest", type=click.Path(file_okay=False))
 @click.option("-n", "--dry-run", is_flag=True, help="Print what would move and how many bytes.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
@@ -255,7 +256,7 @@ def refresh_cmd(ctx: click.Context, scan: bool, dry_run: bool, as_json: bool) ->
 # -- export --------------------------------------------------------------------------------------
 @main.command("export")
 @click.argument("dest", type=click.Path(file_okay=False))
-@click.argument("names", nargs=-1)
+@click.argument("names", nargs=-1, shell_complete=complete_datasets)
 @click.option("--force", is_flag=True, help="Replace an existing DEST/datamanifest.toml.")
 @click.option("-n", "--dry-run", is_flag=True, help="Print what would be copied; change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")

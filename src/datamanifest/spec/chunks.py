@@ -180,6 +180,23 @@ class ChunkManifest:
     base: str | None = None
     checksum: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: where the document was read from, when known (relative source URLs resolve against
+    #: it, CHK-007); never written into the document
+    document_url: str | None = field(default=None, compare=False, repr=False)
+
+    def __repr__(self) -> str:
+        arrays = sum(1 for _ in self.arrays())
+        return (f"<ChunkManifest: {arrays} array{'s' if arrays != 1 else ''}, "
+                f"{len(self.sources)} source{'s' if len(self.sources) != 1 else ''}"
+                f"{', ' + self.checksum if self.checksum else ''}>")
+
+    def _repr_html_(self) -> str:
+        """Arrays, shapes, chunks and sources, each source checked against its recorded
+        identity (CHK-011), as HTML for notebooks (SCHEMA.md INT-030). The check is the
+        I/O edge's: this pure module only hands the model over."""
+        from ..display import chunk_manifest_html
+
+        return chunk_manifest_html(self)
 
     def arrays(self) -> Iterator[Node]:
         return (n for n in self.nodes.values() if n.is_array)

@@ -53,7 +53,7 @@ def info(manifest: spec.ChunkManifest, document_url: str | None = None, *,
     counts of referenced, inline and missing chunks and bytes referenced; per source its
     URL, size and whether it still matches (``ok``, ``changed``, ``unreachable``; with
     ``verify``, whole-file checksums are compared too)."""
-    from ..errors import VirtualError
+    from ..errors import DataManifestError
     from .readers import open_reader
     from .store import check_identity
 
@@ -75,7 +75,14 @@ def info(manifest: spec.ChunkManifest, document_url: str | None = None, *,
                        "codecs": [c["name"] for c in node.metadata["codecs"]]})
     sources = []
     for i, src in enumerate(manifest.sources):
-        url = manifest.url_of(i, document_url)
+        try:
+            url = manifest.url_of(i, document_url)
+        except ValueError as e:  # a relative URL and no location to resolve it against
+            sources.append({"url": src.url, "size": src.size, "bytes_referenced": per_source[i],
+                            "etag": src.etag, "last_modified": src.last_modified,
+                            "checksum": src.checksum, "status": "unreachable",
+                            "problem": str(e)})
+            continue
         row: dict[str, Any] = {"url": url, "size": src.size, "bytes_referenced": per_source[i],
                                "etag": src.etag, "last_modified": src.last_modified,
                                "checksum": src.checksum}
@@ -88,7 +95,7 @@ def info(manifest: spec.ChunkManifest, document_url: str | None = None, *,
                     row["status"] = "ok" if _whole_checksum(reader, src) else "changed"
             finally:
                 reader.close()
-        except VirtualError as e:
+        except DataManifestError as e:  # DM152 changed; absent, unreachable, no library
             row["status"] = "changed" if e.code == "DM152" else "unreachable"
             row["problem"] = e.message
         sources.append(row)

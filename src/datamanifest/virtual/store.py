@@ -435,7 +435,7 @@ def load_manifest(source: Any, document_url: str | None = None
     """(parsed manifest, the URL its relative sources resolve against) of a path, URL,
     dict or :class:`~datamanifest.spec.chunks.ChunkManifest`."""
     if isinstance(source, spec.ChunkManifest):
-        return source, document_url
+        return source, document_url or source.document_url
     if isinstance(source, dict):
         doc = source
     else:
@@ -443,7 +443,7 @@ def load_manifest(source: Any, document_url: str | None = None
         doc = json.loads(text)
         document_url = document_url or url
     try:
-        return spec.parse(doc), document_url
+        manifest = spec.parse(doc)
     except spec.ChunkManifestError as e:
         where = "/" + "/".join(map(str, e.path))
         shown = None
@@ -454,6 +454,8 @@ def load_manifest(source: Any, document_url: str | None = None
                 document_url
         raise VirtualError(f"chunk manifest: {e.message} (at {where})", code=e.code,
                            file=shown, hint="run `datamanifest check` on it") from e
+    manifest.document_url = document_url
+    return manifest, document_url
 
 
 def _read_document(location: str) -> tuple[str, str]:
