@@ -29,8 +29,9 @@ from datamanifest.cli import main
 
 from .conftest import run_cli, write_manifest
 
-#: commands whose stdout is a line protocol of their own (JSON already): no --json flag
-PROTOCOL = {("conformance", "serve"), ("receive",)}
+#: commands whose stdout is a line protocol of their own (JSON already) or a program (a
+#: shell completion script): no --json flag
+PROTOCOL = {("conformance", "serve"), ("receive",), ("completion",)}
 
 
 def _commands(group: click.Group = main, path: tuple[str, ...] = ()):
@@ -121,6 +122,7 @@ def _scenario(tmp: Path, http, served: Path) -> tuple[Path, dict[tuple[str, ...]
         ("path",): [*mm, "path", "a"],
         ("show",): [*mm, "show", "a"],
         ("where",): [*mm, "where"],
+        ("graph",): [*mm, "graph"],
         ("config", "show"): [*mm, "config", "show"],
         ("config", "set"): [*mm, "config", "set", "scratch", "/scratch"],
         ("config", "unset"): [*mm, "config", "unset", "scratch"],
