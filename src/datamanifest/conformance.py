@@ -51,6 +51,7 @@ Exit status 0: answered (also when the answer reports an error in the input);
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import shlex
@@ -59,6 +60,7 @@ import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, TextIO
 
 from .errors import MissingDependency
@@ -764,14 +766,18 @@ class RunResult:
 
 
 def run(root: Path, impl: str | None = None, only: set[str] | None = None,
-        out: TextIO = sys.stdout, timeout: float = 60.0, byte_identity: bool = False) -> RunResult:
-    """Run every case (of the kinds in ``only``) against ``impl`` (a command line; None:
-    this implementation in-process). Prints one line per failure and the closing line
-    ``N passed, N failed``."""
+        out: TextIO = sys.stdout, timeout: float = 60.0, byte_identity: bool = False,
+        cases: Sequence[str] = ()) -> RunResult:
+    """Run every case (of the kinds in ``only``; whose id matches one of the shell-style
+    patterns ``cases``, e.g. ``"key/*"`` or ``"manifest/invalid/dup-*"``) against ``impl``
+    (a command line; None: this implementation in-process). Prints one line per failure
+    and the closing line ``N passed, N failed``."""
     result = RunResult()
     argv = shlex.split(impl) if impl else None
     for case in load_cases(root):
         if only and case.kind not in only:
+            continue
+        if cases and not any(fnmatch.fnmatchcase(case.id, p) for p in cases):
             continue
         request, expected = request_and_expected(root, case)
         if argv is None:

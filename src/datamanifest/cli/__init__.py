@@ -457,6 +457,9 @@ _fixtures_option = click.option("--fixtures", "fixtures", type=click.Path(path_t
               "conformance serve'.")
 @click.option("--only", "only", multiple=True, type=click.Choice(_CONFORMANCE_KINDS),
     help="Run only this kind (repeatable).")
+@click.option("--case", "cases", multiple=True, metavar="PATTERN",
+              help="Run only the cases whose id matches this shell-style pattern, such as "
+              "'key/*' or 'manifest/invalid/unknown-*' (repeatable).")
 @click.option("--bytes", "byte_identity", is_flag=True,
               help="roundtrip cases must also match the canonical bytes (FMT-002).")
 @_fixtures_option
@@ -464,7 +467,8 @@ _fixtures_option = click.option("--fixtures", "fixtures", type=click.Path(path_t
               "failures} as JSON.")
 @click.pass_context
 def conformance_run(ctx: click.Context, impl: str | None, only: tuple[str, ...],
-                    byte_identity: bool, fixtures: Path | None, as_json: bool) -> None:
+                    cases: tuple[str, ...], byte_identity: bool, fixtures: Path | None,
+                    as_json: bool) -> None:
     """Run every case against an implementation; print failures and `N passed, N failed`."""
     import io
 
@@ -472,7 +476,7 @@ def conformance_run(ctx: click.Context, impl: str | None, only: tuple[str, ...],
 
     out = io.StringIO() if as_json or _quiet() else sys.stdout
     result = run(_fixtures_dir(fixtures), impl, set(only) or None, byte_identity=byte_identity,
-                 out=out)
+                 out=out, cases=cases)
     lines = out.getvalue().splitlines() if out is not sys.stdout else []
     if as_json:
         click.echo(json.dumps({"passed": result.passed, "failed": result.failed,
