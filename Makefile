@@ -79,6 +79,8 @@ test: $(VENV)/.installed-test system-deps $(AZURITE) test-tools
 
 # The full crash sweeps, random kills and fuzzing (`make test` runs a sample of each)
 reliability: $(VENV)/.installed-test system-deps
+	DATAMANIFEST_THOROUGH=1 $(PY) -m pytest -q -n $(TEST_WORKERS) tests/test_properties.py \
+	  tests/test_properties_documents.py tests/test_format_migrate.py tests/test_conformance.py
 	$(PY) bench/chaos.py
 	$(PY) bench/fuzz.py
 	$(PY) bench/append_crash.py

@@ -15,6 +15,15 @@ from datamanifest.testing import LoopbackServer, free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
+#: `make reliability` sets DATAMANIFEST_THOROUGH=1: property tests run their full budgets
+THOROUGH = os.environ.get("DATAMANIFEST_THOROUGH") == "1"
+
+
+def examples(n: int) -> int:
+    """A Hypothesis budget: ``n`` examples under DATAMANIFEST_THOROUGH=1 (`make
+    reliability`), a quarter (at least 25) in `make test`."""
+    return n if THOROUGH else max(25, n // 4)
+
 
 @pytest.fixture
 def served(tmp_path: Path) -> Path:

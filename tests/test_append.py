@@ -267,19 +267,45 @@ def _report(outcomes, k0: int) -> dict:
     return s
 
 
+#: `make test` kills before every STRIDE-th mutation, in PARTS tests that pytest-xdist spreads,
+#: plus the mutations on either side of the commit; `make reliability`
+#: (bench/append_crash.py) kills before every one
+STRIDE, PARTS = 8, 2
+
+
+def _sampled(trace: list[str], part: int) -> list[int]:
+    """Kill points of part ``part``: every STRIDE-th mutation from an offset, and in part 0
+    the commit (the rename after the target's fsync) and the mutation after it."""
+    n = len(trace)
+    points = set(range(1 + part * STRIDE // PARTS, n + 1, STRIDE))
+    if part == 0:
+        commit = next(i + 1 for i in range(1, n) if trace[i].split()[1] == "rename"
+                      and trace[i - 1].split()[1] == "fsync"
+                      and trace[i - 1].endswith("/cube.zarr"))
+        points |= {commit, commit + 1}
+    if part == PARTS - 1:
+        points.add(n)
+    return sorted(points)
+
+
+@pytest.mark.parametrize("part", range(PARTS))
 def test_crash_sweep_kill_before_every_mutation_of_an_append(tmp_path: Path, crash_base,
-                                                             slices):
-    outcomes = harness.sweep(crash_base, tmp_path, slices, 3, SHAPE)
+                                                             slices, part):
+    trace = harness.count_mutations(crash_base, tmp_path, slices[3])
+    assert len(trace) >= 30
+    outcomes = harness.sweep(crash_base, tmp_path, slices, 3, SHAPE,
+                             points=_sampled(trace, part))
     s = _report(outcomes, 3)
-    assert s["trials"] >= 30 and s["corrupt"] == 0 and s["blocked"] == 0
-    assert s["k"] > 0 and s["k+1"] > 0  # kills before and after the commit point
+    assert s["corrupt"] == 0 and s["blocked"] == 0
+    if part == 0:
+        assert s["k"] > 0 and s["k+1"] > 0  # kills before and after the commit point
 
 
 def test_crash_sweep_of_the_first_append_that_creates_the_target(tmp_path: Path, slices):
     base = tmp_path / "empty"
     base.mkdir()
     trace = harness.count_mutations(base, tmp_path, slices[0])
-    points = sorted({*range(1, len(trace) + 1, 3), len(trace)})  # all in bench/append_crash.py
+    points = sorted({*range(1, len(trace) + 1, STRIDE), len(trace)})  # all: make reliability
     for n in points:
         trial = harness._fresh(base, tmp_path)
         r = harness.run_child(trial / "cube.zarr", slices[0], env=harness._env(
@@ -307,7 +333,8 @@ def test_crash_sweep_over_a_partial_chunk_restores_its_backup(tmp_path: Path, sl
                          "lon": {"encoding": {"chunks": False}}}}
     base.mkdir()
     api.append(base / "cube.zarr", slices[:3], cfg, append_step="1D")
-    outcomes = harness.sweep(base, tmp_path, slices, 3, SHAPE)
+    trace = harness.count_mutations(base, tmp_path, slices[3])
+    outcomes = harness.sweep(base, tmp_path, slices, 3, SHAPE, points=_sampled(trace, 0))
     s = _report(outcomes, 3)
     assert s["corrupt"] == 0 and s["blocked"] == 0 and s["k"] > 0 and s["k+1"] > 0
 

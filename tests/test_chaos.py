@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import tomllib
+import zlib
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,10 @@ from datamanifest.chaos import crash
 from datamanifest.testing import LoopbackServer
 
 from .conftest import run_cli, sha256_of
+
+
+#: `make test` kills before every STRIDE-th mutation (bench/chaos.py before every one)
+STRIDE = 5
 
 
 @pytest.fixture(scope="module")
@@ -42,13 +47,16 @@ def _all_recovered(outcomes):
 @pytest.mark.parametrize("name", ["file", "archive", "uris", "git", "autofill", "state", "rm",
                                   "mv", "add", "produce", "push", "tree", "virtualize"])
 def test_crash_sweep(chaos, name):
-    """SIGKILL before every third mutation of one command (all of them in bench/chaos.py)."""
+    """SIGKILL before every STRIDE-th mutation of one command, from an offset that differs
+    between commands, and before its last one (every mutation: `make reliability`)."""
     work, scenarios = chaos
     scenario, text = scenarios[name]
     base = crash.make_base(work, scenario, text)
     n = len(crash.trace(base, work, scenario))
     assert n >= 3, "the fault layer saw too few mutations"
-    outcomes = crash.sweep(base, work, scenario, text, points=list(range(1, n + 1, 3)))
+    offset = zlib.crc32(name.encode()) % STRIDE
+    points = sorted({*range(1 + offset % n, n + 1, STRIDE), n})
+    outcomes = crash.sweep(base, work, scenario, text, points=points)
     if scenario.partner is None and name != "push":  # push: the receiver dies, not us
         assert all(o.killed for o in outcomes)
     _all_recovered(outcomes)

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from datamanifest.conformance import build_index, checksums, load_cases, render_index, run
 from datamanifest.spec import paramhash, shell
 
-from .conftest import ROOT, run_cli
+from .conftest import ROOT, examples, run_cli
 
 FIX = ROOT / "fixtures"
 
@@ -92,7 +92,7 @@ params = st.recursive(json_scalar, lambda inner: st.one_of(
     max_leaves=12)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.dictionaries(st.text(max_size=6), params, max_size=6), st.randoms())
 def test_hash_ignores_key_order(table, rnd):
     def shuffled(v):
@@ -106,7 +106,7 @@ def test_hash_ignores_key_order(table, rnd):
     assert paramhash.parameter_hash(shuffled(table)) == paramhash.parameter_hash(table)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.dictionaries(st.text(max_size=6), params, max_size=6))
 def test_canonical_json_reads_back_to_the_same_value(table):
     text = paramhash.canonical_json(table)
@@ -114,7 +114,7 @@ def test_canonical_json_reads_back_to_the_same_value(table):
     assert text == json.dumps(table, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(st.floats(allow_nan=False, allow_infinity=False))
 def test_float_form_round_trips(x):
     text = paramhash.format_float(x)
@@ -122,7 +122,7 @@ def test_float_form_round_trips(x):
     assert "." in text or "e" in text
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.text(max_size=40), st.text(max_size=40))
 def test_shell_values_are_never_split_or_reexpanded(uri, path):
     argv = shell.to_argv("curl -o $download_path $uri", {"uri": uri, "download_path": path})

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from datamanifest.spec.canonical import dumps, key_orders
 
-from .conftest import ROOT, run_cli
+from .conftest import ROOT, examples, run_cli
 from .test_properties import manifests
 
 LEGACY = """\
@@ -114,7 +114,7 @@ def test_conformance_byte_identity_through_the_cli():
     assert proc.returncode == 0 and proc.stdout.strip().endswith("passed, 0 failed")
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(100), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(manifests())
 def test_canonical_form_is_idempotent_and_semantic(doc):
     once = dumps(tomllib.loads(tomli_w.dumps(doc)))
@@ -125,7 +125,7 @@ def test_canonical_form_is_idempotent_and_semantic(doc):
     assert key_orders(parsed) == key_orders(tomllib.loads(twice))
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(manifests(), st.lists(st.tuples(st.integers(0, 400), st.booleans()), max_size=8))
 def test_comments_survive_the_canonical_form(doc, marks):
     """FMT-005: comments above a key or header, or at the end of its line, are all kept,

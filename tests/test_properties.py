@@ -17,6 +17,8 @@ from datamanifest.errors import CODES
 from datamanifest.spec.checksum import ALGORITHMS
 from datamanifest.spec.manifest import Manifest, validate_structure
 
+from .conftest import examples
+
 name_st = st.from_regex(r"[a-z][a-z0-9_-]{0,12}", fullmatch=True)
 segment = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,8}", fullmatch=True).filter(
     lambda s: not s.endswith((".tmp", ".lock", ".complete", ".part")))
@@ -67,7 +69,7 @@ def manifests(draw):
     return doc
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(100), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(manifests())
 def test_valid_manifest_round_trips(doc):
     text = tomli_w.dumps(doc)
@@ -87,7 +89,7 @@ def _assert_diagnostics_well_formed(text: str):
         assert d.message
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(120), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(manifests(), st.data())
 def test_byte_mutations_never_raise(doc, data):
     raw = bytearray(tomli_w.dumps(doc).encode())
@@ -108,7 +110,7 @@ structural_value = st.one_of(scalar, st.lists(scalar, max_size=3), foreign,
                              st.just(""), st.just("../x"), st.just("sha256:xyz"))
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(120), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(manifests(), st.data())
 def test_structural_mutations_report_located_diagnostics(doc, data):
     names = [k for k in doc if not k.startswith("_")]
@@ -132,7 +134,7 @@ def test_structural_mutations_report_located_diagnostics(doc, data):
     assert schemas.validator("manifest").is_valid(data) == models_ok, (field, value)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.dictionaries(
     st.sampled_from(["uri", "uris", "checksum", "sha256", "key", "storage_path", "requires",
                      "aliases", "extract", "fetcher", "loader", "version", "_x", "typo", "_LANG",
@@ -155,7 +157,7 @@ storage_value = st.one_of(st.text(max_size=6), st.integers(-5, 5), st.booleans()
                           st.lists(st.one_of(st.text(max_size=4), st.integers()), max_size=2))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.dictionaries(
     st.sampled_from(["datasets_dir", "datacache_dir", "datasets_pools", "datacache_pools",
                      "project", "canonical", "lock_stale_age", "default_remote", "scratch",
@@ -180,7 +182,7 @@ def test_storage_models_agree_with_json_schema(table, hosts):
 _URL_CHARS = st.sampled_from(list("abcAZ09._~-:@/?#[]% \t\u00e9\x7f+"))
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=examples(3000), deadline=None)
 @given(st.sampled_from(["https://", "http://", "s3://", "FILE://", "git+ssh://", "x://"]),
        st.text(alphabet=_URL_CHARS, max_size=30))
 def test_plain_url_fast_path_equals_urlsplit(scheme, rest):
@@ -205,7 +207,7 @@ _json_values = st.recursive(
     max_leaves=30)
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=examples(2000), deadline=None)
 @given(st.dictionaries(st.text(max_size=6), _json_values, max_size=6))
 def test_chunk_manifest_checksum_text_is_the_canonical_json(doc):
     """CHK-008: the C encoder used for the checksum writes exactly the canonical JSON."""

@@ -14,6 +14,8 @@ from datamanifest.spec import paramhash
 from datamanifest.spec.canonical import dumps
 from datamanifest.spec.documents import MODELS, NORMALIZERS
 
+from .conftest import examples
+
 path_st = st.from_regex(r"(/|~/|\$[a-z]+/)?[a-z0-9_]{1,8}(/[a-z0-9_.]{1,8}){0,3}", fullmatch=True)
 symbol_st = st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True).filter(
     lambda s: s not in ("datasets_dir", "datacache_dir", "datasets_pools", "datacache_pools",
@@ -107,7 +109,7 @@ def test_documents_round_trip_and_check_clean(pair):
     assert tomllib.loads(once) == doc
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(sorted(GENERATORS)).flatmap(lambda t: st.tuples(st.just(t), GENERATORS[t])),
        st.data())
 def test_document_mutations_never_raise(pair, data):
