@@ -65,9 +65,16 @@ def test_taplo_rejects_exactly_the_invalid_fixtures_the_schema_expresses(case: P
     exp = _expected(case)
     r = _lint("--schema", SCHEMA.as_uri(), str(case))
     expressible = exp["layer"] in ("syntax", "schema")
-    # the list in schemas/README.md says which rules the schema expresses
-    assert (exp["rule"] in _schema_rules() or exp["layer"] == "syntax") == expressible, \
-        f"{exp['rule']} is listed wrongly in schemas/README.md"
+    # the list in schemas/README.md says which rules the schema expresses: an expressible
+    # case's rule is listed; a case the schema cannot express cites a rule that is not
+    # (MAN-011 is listed for dataset tables, yet a typo in [_META] is judged by MAN-008)
+    listed = _schema_rules()
+    if expressible:
+        assert exp["rule"] in listed or exp["layer"] == "syntax", \
+            f"{exp['rule']} is missing from schemas/README.md"
+    else:
+        assert set(exp.get("rules", [exp["rule"]])) - listed, \
+            f"{exp['rule']} is listed wrongly in schemas/README.md"
     if not expressible:  # a rule across fields or datasets: check's, not the schema's
         assert r.returncode == 0, r.stderr[-2000:]
         return

@@ -284,6 +284,19 @@ class CuttingProxy:
         self.sock.close()
 
 
+def first_line(p) -> str:
+    """The first line a child process (``subprocess.Popen`` with ``stdout=PIPE``) printed,
+    read from the pipe byte by byte: ``p.stdout.readline()`` could buffer what a fast child
+    printed next, which ``p.communicate()`` (reading the file descriptor) would then miss."""
+    data = b""
+    while not data.endswith(b"\n"):
+        byte = os.read(p.stdout.fileno(), 1)
+        if not byte:
+            break
+        data += byte
+    return data.decode(errors="replace")
+
+
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 right now."""
     with socket.socket() as s:

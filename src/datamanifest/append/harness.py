@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..optional import APPEND, need
+from ..testing import first_line
 
 CHILD = r"""
 import os, sys, time
@@ -238,7 +239,7 @@ def _start(target: Path, source: Path, *, nowait: bool = False) -> subprocess.Po
     p = subprocess.Popen([sys.executable, "-c", CHILD, str(target), str(source), "1D"],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True, env=env)
-    line = p.stdout.readline()
+    line = first_line(p)
     if line.strip() != "READY":
         p.kill()
         raise RuntimeError(f"child did not start: {line} {p.stderr.read()}")

@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from ..optional import need
+from ..testing import first_line
 
 #: the child: imports everything, says READY, waits for GO when asked, runs the CLI
 CHILD = r"""
@@ -396,7 +397,7 @@ def _start(trial: Path, argv: list[str], *, go: bool = False, **env: str) -> sub
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True, start_new_session=True,
                          env=_env(trial, **({"DM_CHAOS_GO": "1"} if go else {}), **env))
-    line = p.stdout.readline()
+    line = first_line(p)
     if line.strip() != "READY":
         p.kill()
         raise RuntimeError(f"the child did not start: {line}{p.stderr.read()}")
