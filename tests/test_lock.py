@@ -76,10 +76,23 @@ def test_holder_killed_midway_is_reclaimed(tmp_path: Path):
     assert p.stdout.readline().strip() == "held"
     p.kill()
     p.wait()
+    assert time.time() - path.stat().st_mtime < 0.5  # its heartbeat was fresh
     start = time.monotonic()
     with Lock(path, stale_age=0.5, timeout=10):
         waited = time.monotonic() - start
-    assert 0.3 < waited < 5
+    assert waited < 0.3  # a dead pid's lock is stale at once, whatever its age
+
+
+@pytest.mark.covers("LCK-004")
+def test_a_dead_pids_lock_is_stale_at_once_a_live_ones_only_when_very_old(tmp_path: Path):
+    path = tmp_path / "x.lock"
+    path.write_text(f"{_dead_pid()} {socket.gethostname()}\n")
+    assert is_stale(path, stale_age=30)  # just written: no stale age to wait out
+    path.write_text(f"{_dead_pid()} another-host\n")
+    assert not is_stale(path, stale_age=30)  # another host's pid says nothing here
+    old = time.time() - 151
+    os.utime(path, (old, old))
+    assert is_stale(path, stale_age=30)  # 5 x stale age without a heartbeat
 
 
 @pytest.mark.covers("LCK-004")

@@ -4,8 +4,9 @@ LCK-001  A writer creates ``<target>.lock`` exclusively (O_CREAT|O_EXCL) and wri
          ``"<pid> <hostname>\\n"`` into it.
 LCK-002  While it holds the lock it refreshes the file's mtime every ``stale_age/2`` s.
 LCK-003  A contender waits, polling, and MUST re-check completion after acquiring.
-LCK-004  A lock is stale when its mtime is older than ``stale_age`` and either its pid is
-         dead on this host or its age exceeds ``5 * stale_age``.
+LCK-004  A lock is stale at once when its pid is not running on this host; a lock that
+         names no pid is stale once its mtime is older than ``stale_age``; any lock is
+         stale when its age exceeds ``5 * stale_age``.
 LCK-005  Reclaiming is serialized by ``<target>.lock.reclaim`` (itself exclusive); the
          reclaimer re-checks staleness before deleting the stale lock.
 LCK-006  A contender that waits longer than its timeout fails with DM075.
@@ -20,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from ..errors import LockTimeout
 
@@ -53,16 +55,22 @@ def read_owner(path: Path) -> tuple[int | None, str]:
 
 
 def is_stale(path: Path, stale_age: float, now: float | None = None) -> bool:
-    """LCK-004: is the lock at ``path`` stale?"""
+    """LCK-004: is the lock at ``path`` stale? At once when it names a pid that is not
+    running on this host (its holder was killed, or interrupted and could not release it);
+    after ``stale_age`` seconds without a heartbeat when it names no pid (a writer killed
+    between creating and writing it); after ``5 * stale_age`` seconds whatever it names."""
     try:
         age = (now or time.time()) - path.stat().st_mtime
     except FileNotFoundError:
         return False
+    pid, host = read_owner(path)
+    if pid is not None and host == socket.gethostname() and not pid_alive(pid):
+        return True
     if age <= stale_age:
         return False
     if age > RECLAIM_FACTOR * stale_age:
         return True
-    return holder_gone(path)
+    return pid is None
 
 
 def reclaim_stale(path: Path, stale_age: float) -> bool:
@@ -95,7 +103,8 @@ def reclaim_project_locks(root: Path, stale_age: float, extra: list[Path] = ()) 
 def holder_gone(path: Path) -> bool:
     """Is the holder of the lock at ``path`` known not to be running: no pid in it (its
     writer was killed between creating and writing it), or a pid not running on this
-    host? Such a lock becomes stale once ``lock_stale_age`` has passed (LCK-004)."""
+    host? The latter is stale at once, the former once ``lock_stale_age`` has passed
+    (LCK-004)."""
     pid, host = read_owner(path)
     return pid is None or (host == socket.gethostname() and not pid_alive(pid))
 
@@ -151,8 +160,10 @@ class Lock:
     """An inter-process lock on ``<target>.lock`` (LCK-001..LCK-006).
 
     Use as a context manager. ``timeout`` (seconds, None = wait forever) bounds
-    the wait; ``on_wait(owner_text)`` is called once when the lock is busy.
-    Raises :class:`~datamanifest.errors.LockTimeout` (DM075) on timeout.
+    the wait; ``on_wait(owner_text)`` is called once when the lock is busy; ``stop``
+    (a :class:`~datamanifest.interrupt.Stop`) ends the wait when set.
+    Raises :class:`~datamanifest.errors.LockTimeout` (DM075) on timeout and
+    :class:`~datamanifest.interrupt.Cancelled` (DM172) on a stop.
     """
 
     def __init__(
@@ -163,8 +174,10 @@ class Lock:
         timeout: float | None = None,
         poll: float = 0.05,
         on_wait: Callable[[str], None] | None = None,
+        stop: Any = None,
     ) -> None:
         self.path = Path(path)
+        self.stop = stop
         self.stale_age = stale_age
         self.timeout = timeout
         self.poll = poll
@@ -208,7 +221,7 @@ class Lock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         start = time.monotonic()
         delay = self.poll
-        while not self._try_create():
+        while not self._create():
             if is_stale(self.path, self.stale_age):
                 self._reclaim()
                 continue
@@ -225,18 +238,42 @@ class Lock:
                     hint="another datamanifest process is fetching this dataset; wait for it, "
                     f"or delete {self.path} if that process is gone",
                 )
-            time.sleep(delay)
+            if self.stop is not None:
+                self.stop.wait(delay)
+                self.stop.check()
+            else:
+                time.sleep(delay)
             delay = min(delay * 1.5, 0.5)
-        _HEARTBEAT.add(self.path, max(self.stale_age / 2, 0.05))
         return self
 
-    def release(self) -> None:
-        _HEARTBEAT.remove(self.path)
+    def _create(self) -> bool:
+        """One attempt: create the lock and start its heartbeat. A Ctrl-C that arrives
+        meanwhile is held back until the lock is either not taken or released again, so
+        an interruption never leaves a lock of a live process behind (LCK-008)."""
+        from ..interrupt import shielded
+
+        created = False
         try:
-            if self.path.read_text(encoding="utf-8", errors="replace") == self._token:
-                self.path.unlink()
-        except FileNotFoundError:
-            pass
+            with shielded():
+                created = self._try_create()
+                if created:
+                    _HEARTBEAT.add(self.path, max(self.stale_age / 2, 0.05))
+        except KeyboardInterrupt:
+            if created:
+                self.release()
+            raise
+        return created
+
+    def release(self) -> None:
+        from ..interrupt import shielded
+
+        with shielded():  # a Ctrl-C during the release does not keep the lock (LCK-008)
+            _HEARTBEAT.remove(self.path)
+            try:
+                if self.path.read_text(encoding="utf-8", errors="replace") == self._token:
+                    self.path.unlink()
+            except FileNotFoundError:
+                pass
 
     def __enter__(self) -> "Lock":
         return self.acquire()
