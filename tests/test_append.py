@@ -339,6 +339,53 @@ def test_crash_sweep_over_a_partial_chunk_restores_its_backup(tmp_path: Path, sl
     assert s["corrupt"] == 0 and s["blocked"] == 0 and s["k"] > 0 and s["k+1"] > 0
 
 
+@pytest.mark.covers("LCK-008", "APP-024")
+def test_sigint_before_every_eighth_mutation_releases_the_lock_and_rolls_back(
+        tmp_path: Path, crash_base, slices):
+    """A real SIGINT (sent by the process to itself just before its n-th mutation) stops the
+    append: exit 130, no traceback, the lock released, a transaction before its commit point
+    rolled back at once (one after it rolled forward by the next start), and the next append
+    lands the slice."""
+    trace = harness.count_mutations(crash_base, tmp_path, slices[3])
+    points = sorted({*range(1, len(trace) + 1, 8), len(trace)})
+    outcomes = harness.sweep(crash_base, tmp_path, slices, 3, SHAPE, points=points, sig="INT")
+    s = _report(outcomes, 3)
+    assert s["killed"] == s["trials"] >= 5  # every trial was interrupted (exit 130)
+    assert s["k"] > 0 and s["k+1"] > 0  # before and after the commit point
+
+
+@pytest.mark.covers("APP-015")
+def test_a_target_that_is_not_a_zarr_store_is_refused_before_anything_is_written(
+        tmp_path: Path, slices):
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "notes.md").write_text("mine\n")
+    plain = tmp_path / "plain.txt"
+    plain.write_text("plain\n")
+    before = _tree(tmp_path)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    for target, what in ((notes, "notes.md"), (plain, "not a folder"),
+                         (plain / "cube.zarr", "plain.txt is not a folder")):
+        for call in (lambda: api.append(target, slices[0]),
+                     lambda: api.append(target, slices[0], dry_run=True),
+                     lambda: api.recover(target), lambda: api.status(target)):
+            with pytest.raises(AppendError) as e:
+                call()
+            assert e.value.code == "DM171" and what in e.value.message, e.value
+            assert e.value.file == str(target)
+        r = run_cli("append", str(target), str(slices[0]), cwd=tmp_path)
+        assert r.returncode == 1 and "DM171" in r.stderr and "Traceback" not in r.stderr
+    # nothing written into the folder or beside it: no arrays, lock, journal, .versions
+    assert _tree(tmp_path) == before and sorted(p.name for p in tmp_path.iterdir()) == names
+    # an empty folder, an absent path and a Zarr store (v3 or v2) are targets
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert api.append(empty, slices[0])[0].action == "created"
+    assert api.append(tmp_path / "new.zarr", slices[0], zarr_format=2)[0].action == "created"
+    assert api.append(tmp_path / "new.zarr", slices[1], append_step="1D")[0].new_length == 2
+    assert api.append(empty, slices[1], append_step="1D")[0].new_length == 2
+
+
 def test_random_kills(tmp_path: Path, crash_base, slices):
     outcomes = harness.random_kills(crash_base, tmp_path, slices, 3, SHAPE, trials=8, seed=1)
     s = _report(outcomes, 3)

@@ -3,7 +3,9 @@ short run and ``bench/append_crash.py`` for the full one).
 
 A trial copies a base target of ``k`` slices, runs one append of slice ``k`` in a child
 process, kills it (SIGKILL just before its n-th file mutation, through
-:mod:`datamanifest.faults`, or after a random delay), and then, with no manual step, checks
+:mod:`datamanifest.faults`, or after a random delay) or interrupts it (SIGINT there: LCK-008
+also wants the lock released and, before the commit point, the transaction rolled back at
+once), and then, with no manual step, checks
 that (i) ``xarray.open_zarr`` opens the target, (ii) it holds exactly ``k`` or ``k + 1``
 slices equal to the inputs, (iii) the next append (of the slice at the length seen)
 succeeds and (ii) holds again with one more, and (iv) nothing is left beside the target
@@ -41,6 +43,9 @@ try:
 except Exception as e:  # the error is the result
     sys.stdout.write("ERROR " + getattr(e, "code", type(e).__name__) + " " + str(e) + "\n")
     sys.exit(3)
+except KeyboardInterrupt:  # a SIGINT (DATAMANIFEST_FAULT_SIGNAL=INT): as the CLI exits
+    sys.stdout.write("INTERRUPTED\n")
+    sys.exit(130)
 sys.stdout.write("DONE\n")
 """
 
@@ -140,12 +145,18 @@ class Outcome:
         return self.consistent and not self.continued
 
 
-def check(trial: Path, k0: int, slices: list[Path], shape, point: Any, killed: bool
-          ) -> Outcome:
-    """(i)-(iv) of the module docstring on the target in ``trial``."""
+def check(trial: Path, k0: int, slices: list[Path], shape, point: Any, killed: bool,
+          interrupted: bool = False) -> Outcome:
+    """(i)-(iv) of the module docstring on the target in ``trial``; ``interrupted`` (a
+    SIGINT, not a kill): also no lock left, and no journal unless the root is already the
+    new one (an interruption past the commit point, rolled forward by the next start)."""
     xr = need("xarray", **APPEND)
 
     target = trial / "cube.zarr"
+    if interrupted:
+        why = _after_interrupt(trial, target)
+        if why:
+            return Outcome(point, killed, None, False, False, False, why)
     want = expected(k0 + 2, shape)
     if k0 == 0 and not (target / "zarr.json").exists() and not (target / ".zmetadata").exists():
         n, ok, reason = 0, True, ""  # the creating append never committed: no cube yet
@@ -177,6 +188,24 @@ def check(trial: Path, k0: int, slices: list[Path], shape, point: Any, killed: b
     return Outcome(point, killed, n, True, continued, clean, reason)
 
 
+def _after_interrupt(trial: Path, target: Path) -> str:
+    """LCK-008 right after a SIGINT: '' when the lock is released and a journal remains only
+    past the commit point."""
+    from ..spec import appending as spec
+
+    lock = target.with_name(target.name + ".lock")
+    if lock.exists():
+        return f"the lock was not released: {lock.read_text()[:80]!r}"
+    journal = target.with_name(target.name + ".journal.json")
+    if journal.exists():
+        doc = json.loads(journal.read_text())
+        root = target / (doc.get("root") or "zarr.json")
+        digest = spec.digest(root.read_bytes()) if root.exists() else None
+        if digest != (doc.get("new") or {}).get("digest"):
+            return "interrupted before its commit point, the transaction was not rolled back"
+    return ""
+
+
 def _next_append(target: Path, source: Path) -> subprocess.CompletedProcess:
     """The next append, in this process (it has everything imported already)."""
     from . import append
@@ -203,16 +232,22 @@ def _clean(trial: Path, target: Path) -> bool:
 
 
 def sweep(base: Path, work: Path, slices: list[Path], k0: int, shape,
-          points: list[int] | None = None, log=None) -> list[Outcome]:
-    """SIGKILL just before mutation n, for every n of one append (or ``points``)."""
+          points: list[int] | None = None, log=None, sig: str = "KILL") -> list[Outcome]:
+    """SIGKILL (or ``sig="INT"``: SIGINT) just before mutation n, for every n of one append
+    (or ``points``)."""
     trace = count_mutations(base, work, slices[k0])
     out = []
     for n in points or range(1, len(trace) + 1):
         trial = _fresh(base, work)
         r = run_child(trial / "cube.zarr", slices[k0],
-                      env=_env(DATAMANIFEST_FAULT=str(n), DATAMANIFEST_FAULT_ONLY=str(trial)))
+                      env=_env(DATAMANIFEST_FAULT=str(n), DATAMANIFEST_FAULT_ONLY=str(trial),
+                               DATAMANIFEST_FAULT_SIGNAL=sig))
+        stopped = r.returncode == (130 if sig == "INT" else -signal.SIGKILL)
         o = check(trial, k0, slices, shape, f"{n} {trace[n - 1].split()[1]}"
-                  if n <= len(trace) else n, r.returncode == -signal.SIGKILL)
+                  if n <= len(trace) else n, stopped, interrupted=sig == "INT")
+        if sig == "INT" and "Traceback" in r.stderr:
+            o = Outcome(o.point, o.killed, o.length, False, False, False,
+                        "a traceback: " + r.stderr[-300:])
         out.append(o)
         if log:
             log(o)

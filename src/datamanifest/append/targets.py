@@ -112,6 +112,11 @@ class Target:
     def keys(self) -> Iterator[str]:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def listing(self) -> tuple[str, list[str]]:  # pragma: no cover - interface
+        """What lies at the target (APP-015): ``("absent", [])``, ``("file", [])`` (anything
+        that is not a folder) or ``("folder", names of its top-level entries)``."""
+        raise NotImplementedError
+
     def flush(self) -> None:
         """Make every write so far durable (APP-022 step 6)."""
 
@@ -181,11 +186,20 @@ class HeldLock:
 def _wait_loop(try_once: Callable[[], HeldLock | None], info: Callable[[], LockInfo | None],
                url: str, wait: bool, timeout: float | None, poll: float,
                on_wait: Callable[[str], None] | None) -> HeldLock:
+    from ..interrupt import shielded
+
     start = time.monotonic()
     delay = min(poll, 0.01)
     told = False
     while True:
-        held = try_once()
+        held = None
+        try:
+            with shielded():  # a Ctrl-C never leaves a lock nobody will release (LCK-008)
+                held = try_once()
+        except KeyboardInterrupt:
+            if held is not None:
+                held.release()
+            raise
         if held is not None:
             return held
         holder = info()
@@ -303,6 +317,24 @@ class LocalTarget(Target):
                 self._made.discard(d)
                 d = d.parent
         self._made = {d for d in self._made if d.is_dir()}
+
+    def listing(self) -> tuple[str, list[str]]:
+        try:
+            names = os.listdir(self.path)  # through a link to a folder, as writes would go
+        except (FileNotFoundError, NotADirectoryError):
+            if os.path.lexists(self.path):  # a file, or a symbolic link to nothing
+                return "file", []
+            parent = self.path.parent
+            while not os.path.lexists(parent) and parent != parent.parent:
+                parent = parent.parent
+            if not parent.is_dir():
+                raise AppendError(f"{parent} is not a folder, so no target can be made below "
+                                  "it", code="DM171", file=self.url,
+                                  hint="give a path under a folder") from None
+            return "absent", []
+        except OSError as e:
+            raise AppendError(f"{self.url} cannot be read: {e.strerror}", code="DM167") from None
+        return "folder", names
 
     def keys(self) -> Iterator[str]:
         if not self.path.is_dir():
@@ -526,13 +558,16 @@ class LocalTarget(Target):
 
 class _LocalHeld(HeldLock):
     def release(self) -> None:
+        from ..interrupt import shielded
+
         t: LocalTarget = self.target  # type: ignore[assignment]
-        _HEARTBEAT.remove(t.lock_path)
-        if self.still_held():
-            try:
-                os.unlink(t.lock_path)
-            except FileNotFoundError:
-                pass
+        with shielded():  # a Ctrl-C during the release does not keep the lock (LCK-008)
+            _HEARTBEAT.remove(t.lock_path)
+            if self.still_held():
+                try:
+                    os.unlink(t.lock_path)
+                except FileNotFoundError:
+                    pass
 
 
 # -- S3 -------------------------------------------------------------------------------------------------
@@ -546,6 +581,9 @@ class S3Target(Target):
         Config = need("botocore.config", extra="s3", feature="appending to s3://").Config
         rest = url[len("s3://"):]
         self.bucket, _, prefix = rest.partition("/")
+        if not self.bucket:
+            raise AppendError(f"{url} names no bucket", code="DM160",
+                              hint="an S3 target is s3://bucket/prefix")
         self.prefix = prefix.strip("/")
         self.url = f"s3://{self.bucket}/{self.prefix}"
         opts = dict(options or {})
@@ -617,6 +655,21 @@ class S3Target(Target):
         base = f"{self.prefix}/" if self.prefix else ""
         for k, _, _ in self._list(base):
             yield k[len(base):]
+
+    def listing(self) -> tuple[str, list[str]]:
+        import botocore.exceptions
+
+        base = f"{self.prefix}/" if self.prefix else ""
+        try:
+            r = self.client.list_objects_v2(Bucket=self.bucket, Prefix=base, Delimiter="/",
+                                            MaxKeys=100)
+        except (botocore.exceptions.BotoCoreError, self.ClientError) as e:
+            raise AppendError(f"{self.url} cannot be listed: {e}", code="DM167",
+                              hint="check the bucket, the endpoint (--endpoint-url) and the "
+                                   "credentials") from None
+        names = [o["Key"][len(base):] for o in r.get("Contents", [])]
+        names += [p["Prefix"][len(base):].rstrip("/") for p in r.get("CommonPrefixes", [])]
+        return ("folder", names) if names else ("absent", [])
 
     def root_tag(self, key: str) -> Any:
         try:
@@ -741,14 +794,17 @@ class _S3Held(HeldLock):
                 return  # lost (taken over) or unreachable: still_held() says so before commit
 
     def release(self) -> None:
+        from ..interrupt import shielded
+
         self._stop.set()
         self._thread.join(timeout=5)
         t: S3Target = self.target  # type: ignore[assignment]
-        try:
-            faults.point("delete", f"s3://{t.bucket}/{t._side(LOCK)}")
-            t.client.delete_object(Bucket=t.bucket, Key=t._side(LOCK), IfMatch=self.etag)
-        except t.ClientError:
-            pass  # not ours any more
+        with shielded():  # a Ctrl-C during the release does not keep the lock (LCK-008)
+            try:
+                faults.point("delete", f"s3://{t.bucket}/{t._side(LOCK)}")
+                t.client.delete_object(Bucket=t.bucket, Key=t._side(LOCK), IfMatch=self.etag)
+            except t.ClientError:
+                pass  # not ours any more
 
 
 def open_target(url: str | os.PathLike, options: dict[str, Any] | None = None, *,

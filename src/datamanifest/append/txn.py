@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import AppendError
+from ..interrupt import shielded
 from ..spec import appending as spec
 from . import prepare, versions
 from .targets import HeldLock, LocalTarget, Target
@@ -92,6 +93,25 @@ class Appender:
         self.record_versions = record_versions
         self.root = spec.root_key(cfg.zarr_format)
         self._model: tuple[bytes, prepare.TargetModel] | None = None
+        self._checked = False
+
+    # -- the target (APP-015) ---------------------------------------------------------------------
+    def check_target(self) -> None:
+        """APP-015: refuse, before anything is written beside it (no lock, no journal), a
+        target that is neither a Zarr store, nor an empty folder, nor absent: a regular
+        file, or a folder holding other files. Raises :class:`AppendError` DM171."""
+        if self._checked:
+            return
+        kind, names = self.target.listing()
+        pending = kind == "folder" and not any(n in spec.ZARR_MARKERS for n in names) \
+            and names and self.target.read_journal() is not None
+        try:
+            spec.classify_target(kind, names, bool(pending))
+        except spec.AppendSpecError as e:
+            raise AppendError(f"the target {e.message}", code=e.code, file=self.target.url,
+                              hint="append to a new path, or to a Zarr store (a folder with "
+                              "zarr.json or .zmetadata at its top)") from None
+        self._checked = True
 
     # -- the lock -------------------------------------------------------------------------------
     def _lock(self) -> HeldLock:
@@ -137,11 +157,16 @@ class Appender:
 
     # -- recovery (APP-024) -------------------------------------------------------------------------
     def recover(self) -> dict[str, Any] | None:
-        """Take the lock and repair a pending transaction; returns what was done or None."""
+        """Take the lock and repair a pending transaction; returns what was done or None.
+        Raises AppendError DM171 for a target that is not ours (APP-015)."""
+        self.check_target()
         with self._lock():
             return self._recover()
 
-    def _recover(self, took_over: bool = True) -> dict[str, Any] | None:
+    def _recover(self, took_over: bool = True, forward: bool = True) -> dict[str, Any] | None:
+        """Repair what the journal (if any) says (APP-024). ``forward=False``: only roll back
+        (an interrupted append before its commit point, LCK-008); a transaction past its
+        commit point is left for the next start to roll forward."""
         t = self.target
         raw = t.read_journal()
         if raw is None:
@@ -163,6 +188,8 @@ class Appender:
             raise AppendError(f"{t.url}: {e.message}", code=e.code,
                               hint=f"the journal of transaction {txn} is kept beside the "
                               "target; compare the target with it by hand") from None
+        if plan.action != "roll-back" and not forward:
+            return None
         if plan.action == "roll-back":
             t.delete(plan.delete)
             for key, _backup in plan.restore:
@@ -205,16 +232,28 @@ class Appender:
             raise
 
     def _append_one(self, slice_obj: Any, start: float) -> Result:
+        self.check_target()  # APP-015: before the slice is even opened
         ds = prepare.select(prepare.open_slice(slice_obj), self.cfg)
         if self.cfg.dry_run:
             return self._dry_run(ds, start)
         with self._lock() as held:
             recovered = self._recover(held.took_over is not None)
             key, root = self._find_root()
-            if root is None:
-                res = self._create(ds, held)
-            else:
-                res = self._append(ds, key, root, held)
+            try:
+                if root is None:
+                    res = self._create(ds, held)
+                else:
+                    res = self._append(ds, key, root, held)
+            except KeyboardInterrupt:
+                # LCK-008: an interrupted append rolls back now, under its lock (quick: the
+                # created keys go, the backups come back); one past its commit point keeps
+                # its journal, rolled forward by the next start (APP-024)
+                with shielded():
+                    try:
+                        self._recover(True, forward=False)
+                    except (AppendError, OSError):
+                        pass  # the journal stays: the next start repairs the target
+                raise
         res.recovered = recovered
         res.waited = getattr(held, "waited", False)
         res.seconds = time.perf_counter() - start
@@ -424,6 +463,7 @@ class Status:
 def status(target: Target, cfg: spec.AppendConfig) -> Status:
     """Read-only: what the committed view, the journal and the lock say."""
     a = Appender(target, cfg, record_versions=False)
+    a.check_target()
     key, root = a._find_root()
     st = Status(target.url, root is not None, append_dim=cfg.append_dim)
     if root is not None:

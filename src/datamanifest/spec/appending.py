@@ -373,6 +373,33 @@ def root_key(zarr_format: int) -> str:
     return V3_ROOT if zarr_format == 3 else V2_ROOT
 
 
+#: names at the top of a folder that make it a Zarr store (v3, v2 group, v2 array)
+ZARR_MARKERS = (V3_ROOT, V2_ROOT, ".zgroup", ".zarray")
+
+
+def classify_target(kind: str, names: list[str] | tuple[str, ...] = (),
+                    pending: bool = False) -> str:
+    """APP-015: may an append write at a target that is ``kind`` (``"absent"``, ``"file"``,
+    ``"folder"`` holding the entries ``names``)? ``pending``: a journal lies beside it (a
+    transaction of ours to recover, APP-024). Returns ``"zarr"`` (a Zarr store: a root
+    metadata name at its top, or a pending transaction) or ``"new"`` (absent, or an empty
+    folder: the first slice creates the store there). Raises :class:`AppendSpecError` DM171
+    for anything else: a regular file (or other non-folder), a folder holding other
+    entries."""
+    if kind == "absent":
+        return "new"
+    if kind != "folder":
+        raise AppendSpecError("DM171", "is not a folder: an append target is a Zarr store, "
+                              "an empty folder, or a path where nothing exists yet")
+    if any(n in ZARR_MARKERS for n in names) or pending:
+        return "zarr"
+    if not names:
+        return "new"
+    shown = ", ".join(sorted(names)[:3]) + (", ..." if len(names) > 3 else "")
+    raise AppendSpecError("DM171", f"is a folder that is not a Zarr store (it holds {shown}); "
+                          "an append would write its arrays among them")
+
+
 def _np_dtype_v3(data_type: Any, codecs: list[dict[str, Any]]) -> str:
     names = {"bool": "|b1", "int8": "|i1", "uint8": "|u1"}
     if isinstance(data_type, str):
