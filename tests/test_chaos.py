@@ -62,6 +62,23 @@ def test_crash_sweep(chaos, name):
     _all_recovered(outcomes)
 
 
+@pytest.mark.covers("LCK-008", "FET-023", "STO-015")
+@pytest.mark.parametrize("name", ["file", "archive", "uris", "autofill", "tree", "virtualize"])
+def test_sigint_sweep(chaos, name):
+    """A real SIGINT (the process sends it to itself) just before a sample of one command's
+    mutations: it exits 130 with DM172 and no traceback, holds no lock, leaves nothing that
+    looks complete and is not, and the next run completes and leaves the store clean."""
+    work, scenarios = chaos
+    scenario, text = scenarios[name]
+    base = crash.make_base(work, scenario, text)
+    n = len(crash.trace(base, work, scenario))
+    step = max(1, n // 5)
+    outcomes = crash.sweep(base, work, scenario, text, points=list(range(1, n + 1, step)),
+                           sig="INT")
+    assert all(o.killed for o in outcomes), [(o.point, o.reason) for o in outcomes]
+    _all_recovered(outcomes)
+
+
 @pytest.mark.parametrize("name", ["file", "autofill", "state"])
 def test_random_kills(chaos, name):
     work, scenarios = chaos

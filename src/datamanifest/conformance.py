@@ -626,7 +626,8 @@ def _answer_chunks(request: dict[str, Any]) -> dict[str, Any]:
 def _answer_append(request: dict[str, Any]) -> dict[str, Any]:
     """APP-012, APP-021, APP-024: a slice described as data against a target's root
     metadata -> accepted (its length and the keys it creates and may replace) or the error
-    code; a journal and a store listing -> the recovery action."""
+    code; a journal and a store listing -> the recovery action; APP-013: what lies at the
+    target -> whether an append may write there."""
     from .spec import appending as app
 
     op = request["operation"]
@@ -642,6 +643,9 @@ def _answer_append(request: dict[str, Any]) -> dict[str, Any]:
         except Exception as e:  # noqa: BLE001 - refused: the code is the answer
             return {"error": getattr(e, "code", "DM163")}
     try:
+        if op == "target":
+            return {"target": app.classify_target(request["target"], request.get("names") or [],
+                                                  bool(request.get("journal")))}
         if op == "recover":
             return app.recovery(request["journal"], request.get("root_digest"),
                                 set(request.get("present") or []),
@@ -731,8 +735,9 @@ def serve(stdin: TextIO, stdout: TextIO) -> int:
     """Read one request from ``stdin``, write the answer to ``stdout``; return the exit status."""
     try:
         request = json.loads(stdin.read())
-    except ValueError as e:
-        print(f"bad request: {e}", file=sys.stderr)
+    except ValueError as e:  # DIAG-006: a malformed request is a usage error
+        print(f"error DM174 bad request: not JSON ({e}); the protocol is in "
+              "fixtures/README.md", file=sys.stderr)
         return 2
     try:
         result = answer(request)
@@ -766,12 +771,14 @@ class RunResult:
 
 
 def run(root: Path, impl: str | None = None, only: set[str] | None = None,
-        out: TextIO = sys.stdout, timeout: float = 60.0, byte_identity: bool = False,
+        out: TextIO | None = None, timeout: float = 60.0, byte_identity: bool = False,
         cases: Sequence[str] = ()) -> RunResult:
     """Run every case (of the kinds in ``only``; whose id matches one of the shell-style
     patterns ``cases``, e.g. ``"key/*"`` or ``"manifest/invalid/dup-*"``) against ``impl``
     (a command line; None: this implementation in-process). Prints one line per failure
-    and the closing line ``N passed, N failed``."""
+    and the closing line ``N passed, N failed`` to ``out`` (default: the current
+    ``sys.stdout``)."""
+    out = out if out is not None else sys.stdout
     result = RunResult()
     argv = shlex.split(impl) if impl else None
     for case in load_cases(root):
@@ -792,7 +799,14 @@ def run(root: Path, impl: str | None = None, only: set[str] | None = None,
             try:
                 proc = subprocess.run(argv, input=json.dumps(request, ensure_ascii=False),
                                       capture_output=True, text=True, timeout=timeout)
-            except (OSError, subprocess.TimeoutExpired) as e:
+            except OSError as e:  # no such program: every case would fail alike
+                from .errors import DataManifestError
+
+                raise DataManifestError(f"cannot run the implementation {impl!r}: "
+                                        f"{e.strerror or e}", code="DM174",
+                                        hint="--impl is a command line answering the "
+                                        "protocol of fixtures/README.md on stdin/stdout") from None
+            except subprocess.TimeoutExpired as e:
                 print(f"FAIL {case.id}: cannot run the implementation: {e}", file=out)
                 result.failed += 1
                 continue

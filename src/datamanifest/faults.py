@@ -10,6 +10,9 @@ and the cost is nil (``point`` is a no-op whose body is one global check).
     Append one line per mutation to ``<file>``: ``<n> <event> <path>``. A sweep runs a
     command once with the trace on to learn how many mutations it makes, then once per
     ``n`` with ``DATAMANIFEST_FAULT=n``.
+``DATAMANIFEST_FAULT_SIGNAL=INT``
+    Send SIGINT instead (a Ctrl-C at that exact point, handled as any other: the command
+    stops, cleans up and exits 130; LCK-008). Default ``KILL``.
 ``DATAMANIFEST_FAULT_ONLY=<prefix>[:<prefix>...]``
     Count only mutations of paths under these prefixes (default: every path except
     ``__pycache__`` folders, ``/dev`` and ``/proc``).
@@ -29,6 +32,7 @@ import os
 import sys
 
 _KILL_AT = 0
+_SIGNAL = 9  # SIGKILL
 _TRACE: str | None = None
 _ONLY: tuple[str, ...] = ()
 _COUNT = 0
@@ -64,9 +68,7 @@ def _mutation(event: str, path: object) -> None:
         finally:
             os.close(fd)
     if _KILL_AT and _COUNT == _KILL_AT:
-        import signal
-
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), _SIGNAL)
 
 
 def _hook(event: str, args: tuple) -> None:
@@ -99,12 +101,15 @@ def count() -> int:
 
 
 def _install() -> None:
-    global _KILL_AT, _TRACE, _ONLY, ENABLED
+    global _KILL_AT, _TRACE, _ONLY, ENABLED, _SIGNAL
     at = os.environ.get("DATAMANIFEST_FAULT")
     trace = os.environ.get("DATAMANIFEST_FAULT_TRACE")
     if not at and not trace:
         return
     _KILL_AT = int(at) if at else 0
+    import signal
+
+    _SIGNAL = int(getattr(signal, "SIG" + os.environ.get("DATAMANIFEST_FAULT_SIGNAL", "KILL")))
     _TRACE = os.path.abspath(trace) if trace else None
     only = os.environ.get("DATAMANIFEST_FAULT_ONLY")
     _ONLY = tuple(os.path.abspath(p) for p in only.split(":") if p) if only else ()

@@ -43,6 +43,10 @@ class LoopbackServer:
     ``If-Range`` compared to the ETag; ``ranges`` counts 206 answers. ``redirect``: path ->
     ``Location`` answered with 302; ``authorizations`` lists each request's
     ``Authorization`` header. ``tls``: (certificate, key) PEM files to serve https.
+    ``rate``: path -> bytes per second at which its body is sent (a slow link, so a test can
+    interrupt a download midway; ``"*"`` applies to every path). ``log`` records each
+    request: ``path``, ``range`` and ``if_range`` (the headers, or None), ``status``, and
+    ``sent`` (body bytes written before the request ended).
     """
 
     def __init__(self, root: str | Path, *, tls: tuple[str, str] | None = None) -> None:
@@ -57,6 +61,8 @@ class LoopbackServer:
         self.user_agents: list[str] = []
         self.redirect: dict[str, str] = {}  # path -> Location answered with a 302
         self.authorizations: list[tuple[str, str | None]] = []  # (path, Authorization header)
+        self.rate: dict[str, float] = {}  # path (or "*") -> bytes per second
+        self.log: list[dict] = []  # one entry per request (see the class docstring)
         self.requested: list[str] = []  # paths in the order requests arrived
         self.served: list[str] = []  # paths in the order their whole body was sent
         self.active = 0  # requests between arrival and the start of their body (see do_GET)
@@ -108,7 +114,11 @@ class LoopbackServer:
 
             def _serve(self, body: bool) -> None:
                 path = urlsplit(self.path).path
+                entry = {"path": path, "method": self.command,
+                         "range": self.headers.get("Range"),
+                         "if_range": self.headers.get("If-Range"), "status": None, "sent": 0}
                 with server._lock:
+                    server.log.append(entry)
                     server.hits[path] += 1
                     server.requested.append(path)
                     server.user_agents.append(self.headers.get("User-Agent", ""))
@@ -117,18 +127,21 @@ class LoopbackServer:
                     status = scripted.pop(0) if scripted else None
                     location = server.redirect.get(path)
                 if location is not None:
+                    entry["status"] = 302
                     self.send_response(302)
                     self.send_header("Location", location)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
                 if status is not None:
+                    entry["status"] = status
                     self.send_response(status)
                     self.send_header("Retry-After", "0")
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
                 if path in server.auth and self.headers.get("Authorization") != server.auth[path]:
+                    entry["status"] = 401
                     self.send_response(401)
                     self.send_header("WWW-Authenticate", 'Basic realm="data"')
                     self.send_header("Content-Length", "0")
@@ -136,6 +149,7 @@ class LoopbackServer:
                     return
                 p = self._file()
                 if p is None:
+                    entry["status"] = 404
                     self.send_response(404)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
@@ -159,9 +173,11 @@ class LoopbackServer:
                 if partial:
                     with server._lock:
                         server.ranges[path] += 1
+                    entry["status"] = 206
                     self.send_response(206)
                     self.send_header("Content-Range", f"bytes {start}-{end - 1}/{size}")
                 else:
+                    entry["status"] = 200
                     self.send_response(200)
                 self.send_header("Content-Length", str(end - start))
                 self.send_header("Content-Type", "application/octet-stream")
@@ -174,17 +190,46 @@ class LoopbackServer:
                     time.sleep(server.delay[path])
                 self._uncount()
                 self.wfile.flush()
+                rate = server.rate.get(path, server.rate.get("*"))
                 with open(p, "rb") as f:
                     f.seek(start)
                     if path in server.cut:
-                        self.wfile.write(f.read(max(min(server.cut[path], end) - start, 0)))
+                        data = f.read(max(min(server.cut[path], end) - start, 0))
+                        self.wfile.write(data)
                         self.wfile.flush()
+                        entry["sent"] = len(data)
                         self.close_connection = True
                         self.connection.shutdown(2)
                         return
-                    self.connection.sendfile(f, offset=start, count=end - start)
+                    if rate:
+                        self._throttled(f, end - start, rate, entry)
+                    else:
+                        self.connection.sendfile(f, offset=start, count=end - start)
+                        entry["sent"] = end - start
                 with server._lock:
                     server.served.append(path)
+
+            def _throttled(self, f, count: int, rate: float, entry: dict) -> None:
+                """Send ``count`` bytes of ``f`` at ``rate`` bytes per second, in pieces of
+                1/50 s; a client that goes away ends it."""
+                piece = max(1024, int(rate / 50))
+                t0 = time.monotonic()
+                sent = 0
+                while sent < count:
+                    data = f.read(min(piece, count - sent))
+                    if not data:
+                        break
+                    try:
+                        self.wfile.write(data)
+                        self.wfile.flush()
+                    except OSError:
+                        self.close_connection = True
+                        return
+                    sent += len(data)
+                    entry["sent"] = sent
+                    ahead = t0 + sent / rate - time.monotonic()
+                    if ahead > 0:
+                        time.sleep(ahead)
 
         self.httpd = _QuietServer(("127.0.0.1", 0), Handler)
         if tls:  # (certificate file, key file), PEM

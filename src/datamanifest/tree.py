@@ -46,8 +46,11 @@ class TreeWalkError(DataManifestError):
 #: files up to this size are read in one call and hashed in the walking thread
 SMALL = 1024 * 1024  # bytes
 _local = threading.local()
-def hash_file(path: str, algorithm: str, size_hint: int | None = None) -> tuple[str, int]:
-    """(hex digest, size in bytes) of a file: one read when small, else 1 MiB blocks."""
+def hash_file(path: str, algorithm: str, size_hint: int | None = None,
+              stop: Any = None) -> tuple[str, int]:
+    """(hex digest, size in bytes) of a file: one read when small, else 1 MiB blocks.
+    ``stop`` (a :class:`~datamanifest.interrupt.Stop`) is checked between blocks: a set stop
+    raises :class:`~datamanifest.interrupt.Cancelled` (DM172)."""
     h = hasher(algorithm)
     if size_hint is not None and size_hint <= SMALL:
         with open(path, "rb", buffering=0) as f:
@@ -63,6 +66,8 @@ def hash_file(path: str, algorithm: str, size_hint: int | None = None) -> tuple[
         while n := f.readinto(buf):
             h.update(view[:n])
             size += n
+            if stop is not None and stop.is_set():
+                stop.check()
     return h.hexdigest(), size
 
 
@@ -166,15 +171,27 @@ def walk(root: str | Path, algorithm: str = spec.DEFAULT_ALGORITHM, *, jobs: int
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        # created before any thread of ours exists, so forking is safe
-        procs = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+        from .interrupt import ignore_sigint_in_worker
+
+        # created before any thread of ours exists, so forking is safe; a Ctrl-C is this
+        # process's to handle (LCK-008), the workers are ended below
+        procs = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                                    initializer=ignore_sigint_in_worker)
     try:
         return _walk(root, algorithm, leaf_algo, exclude, result, writer, workers, procs, known,
                      keep_files, on_bytes)
+    except BaseException:
+        if procs is not None:  # an error or a Ctrl-C: no waiting for the folders queued
+            from .interrupt import end_process_pool
+
+            end_process_pool(procs)
+            procs = None
+        raise
     finally:
         if procs is not None:
             procs.shutdown()
-            _KNOWN = None
+        _KNOWN = None
+
 
 
 #: sibling folders listed and submitted for hashing ahead of the one being written
@@ -255,11 +272,15 @@ def _scan(path: str, rel: str, at_root: bool, exclude: frozenset, leaf_algo: str
 
 def _walk(root, algorithm, leaf_algo, exclude, result, writer, workers, procs, known, keep_files,
           on_bytes) -> WalkResult:
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dm-tree") as pool:
+    from .interrupt import Stop
+
+    stop = Stop()  # set when the walk ends early (an error, a Ctrl-C): the hashing stops
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dm-tree")
+    try:
         scanner = procs if procs is not None else pool
 
         def hash_big(path: str, size: int) -> tuple[str, int]:
-            r = hash_file(path, leaf_algo, size)
+            r = hash_file(path, leaf_algo, size, stop=stop)
             if on_bytes is not None:
                 on_bytes(r[1])
             return r
@@ -331,6 +352,11 @@ def _walk(root, algorithm, leaf_algo, exclude, result, writer, workers, procs, k
             return spec.Child(name or "", "dir", digest, spec.directory_size(algorithm, children))
 
         top = visit(submit(root, "", True), None, root, 0)
+    except BaseException:
+        stop.set()  # LCK-008: a Ctrl-C ends the walk within a block of every running hash
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     result.value = top.digest
     return result
 
@@ -473,17 +499,31 @@ def s3_manifest(url: str, algorithm: str, *, jobs: int = 8) -> dict[str, Any]:
     boto3 = need("boto3", extra="s3", feature="listing s3://")
     from urllib.parse import urlsplit
 
+    import botocore.exceptions
+
     parts = urlsplit(url)
     bucket, prefix = parts.netloc, parts.path.lstrip("/")
+    if not bucket:
+        raise TreeWalkError(f"{url} names no bucket", code="DM015",
+                            hint="s3://bucket/prefix")
     if prefix and not prefix.endswith("/"):
         prefix += "/"
     client = boto3.client("s3")
     objects: list[tuple[str, dict]] = []
     pager = client.get_paginator("list_object_versions")
-    for page in pager.paginate(Bucket=bucket, Prefix=prefix):
-        for v in page.get("Versions", []):
-            if v.get("IsLatest"):
-                objects.append((v["Key"][len(prefix):], v))
+    try:
+        for page in pager.paginate(Bucket=bucket, Prefix=prefix):
+            for v in page.get("Versions", []):
+                if v.get("IsLatest"):
+                    objects.append((v["Key"][len(prefix):], v))
+    except botocore.exceptions.ClientError as e:
+        code = e.response.get("Error", {}).get("Code", "")
+        raise TreeWalkError(f"{url}: {code or e}", code="DM074" if code in (
+            "NoSuchBucket", "404") else "DM071") from None
+    except botocore.exceptions.BotoCoreError as e:  # no credentials, no endpoint, bad input
+        raise TreeWalkError(f"{url}: {e}", code="DM071",
+                            hint="check the AWS settings (AWS_ENDPOINT_URL, credentials)"
+                            ) from None
     entries: dict[str, Any] = {}
     rows = {}
     for rel, v in objects:

@@ -622,23 +622,42 @@ def _with_partner(trial: Path, scenario: Scenario, killed_argv: list[str], **env
     return p.returncode, q.returncode == 0
 
 
+def _interrupted(trial: Path, r: subprocess.CompletedProcess) -> str:
+    """LCK-008 right after a SIGINT: '' when the command exited 130 with DM172 and no
+    traceback, and released every lock it held (in the store and the project)."""
+    if r.returncode != 130:
+        return f"rc {r.returncode} after a SIGINT: {r.stderr.strip()[-300:]}"
+    if "Traceback" in r.stderr or "DM172" not in r.stderr:
+        return f"not a clean interruption: {r.stderr.strip()[-400:]}"
+    locks = [p for p in _leftovers(trial) if p.endswith(".lock")]
+    return f"locks left by the interrupted run: {locks[:5]}" if locks else ""
+
+
 def sweep(base: Path, work: Path, scenario: Scenario, original: str,
-          points: list[int] | None = None, log: Callable[[Outcome], None] | None = None
-          ) -> list[Outcome]:
-    """SIGKILL just before mutation n, for every n of one run (or only ``points``)."""
+          points: list[int] | None = None, log: Callable[[Outcome], None] | None = None,
+          sig: str = "KILL") -> list[Outcome]:
+    """SIGKILL just before mutation n, for every n of one run (or only ``points``); with
+    ``sig="INT"`` a SIGINT there instead (a Ctrl-C at that point), and the run must also
+    stop cleanly (:func:`_interrupted`)."""
     lines = trace(base, work, scenario)
     out = []
     for n in points or range(1, len(lines) + 1):
         trial = fresh(base, work)
-        env = {"DATAMANIFEST_FAULT": str(n),
+        env = {"DATAMANIFEST_FAULT": str(n), "DATAMANIFEST_FAULT_SIGNAL": sig,
                "DATAMANIFEST_FAULT_ONLY": str(trial / "project")}
+        why = ""
         if scenario.partner:
             rc, partner_ok = _with_partner(trial, scenario, scenario.argv, **env)
         else:
-            rc, partner_ok = run(trial, scenario.argv, **env).returncode, True
+            r = run(trial, scenario.argv, **env)
+            rc, partner_ok = r.returncode, True
+            if sig == "INT":
+                why = _interrupted(trial, r)
         what = lines[n - 1].split(maxsplit=2) if n <= len(lines) else [str(n), "?", ""]
         point = f"{n} {what[1]} {Path(what[2]).name if len(what) > 2 else ''}".strip()
-        o = judge(trial, original, scenario, point, rc == -signal.SIGKILL, partner_ok)
+        stopped = rc == (130 if sig == "INT" else -signal.SIGKILL)
+        o = Outcome(point, stopped, False, reason=why) if why else \
+            judge(trial, original, scenario, point, stopped, partner_ok)
         out.append(o)
         if log:
             log(o)

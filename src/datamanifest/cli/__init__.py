@@ -42,6 +42,27 @@ def _quiet_library_logs() -> None:
         root.addHandler(handler)
 
 
+class _Seconds(click.ParamType):
+    """A duration in seconds: a number >= 0 (not NaN; ``inf`` waits for ever)."""
+
+    name = "seconds"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (int, float)):
+            number = float(value)
+        else:
+            try:
+                number = float(value)
+            except ValueError:
+                self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if number != number or number < 0:
+            self.fail(f"{value!r} is not a number of seconds >= 0", param, ctx)
+        return number
+
+
+SECONDS = _Seconds()
+
+
 def _stderr_is_tty() -> bool:
     return sys.stderr.isatty()
 
@@ -88,9 +109,37 @@ def _info(text: str) -> None:
         click.echo(text, err=True)
 
 
+class _CodedClickError(click.UsageError):
+    """A click error (usage: an unknown command or option, a missing or malformed argument,
+    exit 2; or a file click could not open, exit 1) rendered as every other problem is,
+    with its code (DIAG-006): ``error DM174 <message>`` (DM002 for a file)."""
+
+    def __init__(self, err: click.ClickException) -> None:
+        super().__init__(err.format_message(), getattr(err, "ctx", None))
+        self.exit_code = err.exit_code
+        self.code = "DM002" if isinstance(err, click.FileError) else "DM174"
+
+    def show(self, file=None) -> None:
+        hint = ""
+        if self.ctx is not None:
+            click.echo(self.ctx.get_usage(), file=file, err=file is None)
+            hint = f" (`{self.ctx.command_path} --help` lists the arguments and options)"
+        click.echo(f"error {self.code} {self.message}{hint}", file=file, err=file is None)
+
+
+def _coded(err: click.ClickException) -> click.ClickException:
+    return err if isinstance(err, _CodedClickError) else _CodedClickError(err)
+
+
 class _Group(click.Group):
     command_class = _Command
     group_class = type  # subgroups (config, conformance, import, refs) are _Group too
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.ClickException as e:  # the group's own options (-m, --version ...)
+            raise _coded(e) from None
 
     def invoke(self, ctx: click.Context):
         try:
@@ -98,9 +147,28 @@ class _Group(click.Group):
         except DataManifestError as e:
             _emit_error(e)
             ctx.exit(2 if e.code in ("DM003",) else 1)
+        except click.ClickException as e:  # a subcommand's arguments (DIAG-006)
+            raise _coded(e) from None
         except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            ctx.exit(130)
+            _interrupted()
+
+
+def _interrupted() -> None:
+    """LCK-008 in the command line: say what an interruption left, then end the process with
+    status 130. The command's workers were stopped and waited for already (at most
+    ``interrupt.GRACE`` seconds) and its locks released; what remains is the interpreter's
+    own teardown (joining library threads, freeing every object: ~0.5 s after xarray and
+    zarr), skipped here so that a Ctrl-C ends the command at once. A worker stuck in a call
+    nothing can wake (a fetcher's own code) ends with it; its locks name a dead pid, stale
+    at once for the next run (LCK-004)."""
+    click.echo("error DM172 interrupted: the work stopped and its locks were released; run "
+               "the same command again to continue (a partial download resumes)", err=True)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(130)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -215,7 +283,9 @@ def check(ctx: click.Context, paths: tuple[Path, ...], fmt: str, output_file: Pa
             _emit("\n".join(lines), output_file)
     if fmt in ("text", "github"):
         if diagnostics:
-            _info(f"{errors} error(s), {warnings} warning(s) in {len(paths)} file(s)")
+            codes = sorted({d.code for d in diagnostics})  # on stderr too (DIAG-006)
+            _info(f"{errors} error(s), {warnings} warning(s) in {len(paths)} file(s): "
+                  f"{', '.join(codes)}")
         else:
             _info(f"ok: {len(paths)} file(s), {n_datasets} dataset(s)")
     ctx.exit(code)
@@ -246,7 +316,7 @@ def _emit(text: str, output_file: Path | None) -> None:
 @click.option("-v", "--verbose", is_flag=True, help="Also list datasets already present.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON on stdout.")
 @click.option("--force", is_flag=True, help="Download again even when present.")
-@click.option("--lock-timeout", type=float, default=None, metavar="SECONDS",
+@click.option("--lock-timeout", type=SECONDS, default=None, metavar="SECONDS",
               help="Give up waiting for another process's lock after this long.")
 @click.option("--offline", is_flag=True, help="Use only what is present (targets, state, "
               "pools); download nothing and list what is missing.")
@@ -447,8 +517,9 @@ def _fixtures_dir(given: Path | None) -> Path:
     return root
 
 
-_fixtures_option = click.option("--fixtures", "fixtures", type=click.Path(path_type=Path),
-                                help="The fixtures folder (default: ./fixtures or the source tree's).")
+_fixtures_option = click.option("--fixtures", "fixtures", type=click.Path(
+    path_type=Path, exists=True, file_okay=False),
+    help="The fixtures folder (default: ./fixtures or the source tree's).")
 
 
 @conformance.command("run")
@@ -508,6 +579,8 @@ def conformance_index(fixtures: Path | None, check_only: bool, as_json: bool) ->
     from ..store.atomic import write_text
 
     root = fixtures or Path("fixtures")
+    if not root.is_dir():
+        raise click.UsageError(f"no fixtures folder at {root}; pass --fixtures DIR")
     index = render_index(build_index(root))
     sums = checksums(root, {"index.json": index})
     if check_only:
@@ -682,6 +755,30 @@ def migrate(file: str, dry_run: bool, as_json: bool) -> None:
 
 
 # -- tree manifests: tree / verify / diff / versions --------------------------------------------------
+def _check_output_file(output: Path, example: str, devices: bool = True) -> None:
+    """STO-015: an output written as a file goes to a regular file (new or replaced) or, with
+    ``devices``, to a character device or a pipe (/dev/null, /dev/stdout); anything else --
+    a folder, a socket, a path below a file -- is DM173 before any work."""
+    import stat
+
+    try:
+        mode = output.stat().st_mode
+    except FileNotFoundError:
+        parent = output.parent
+        if parent.exists() and not parent.is_dir():
+            raise DataManifestError(f"{parent} is not a folder; {output} cannot be written",
+                                    code="DM173", file=str(output)) from None
+        return
+    except NotADirectoryError:
+        raise DataManifestError(f"{output} lies below a file; it cannot be written",
+                                code="DM173", file=str(output)) from None
+    if stat.S_ISREG(mode) or (devices and (stat.S_ISCHR(mode) or stat.S_ISFIFO(mode))):
+        return
+    what = "a folder" if stat.S_ISDIR(mode) else "not a regular file"
+    raise DataManifestError(f"{output} is {what}; the output is written as a file",
+                            code="DM173", file=str(output),
+                            hint=f"give a file name, e.g. {output / example}"
+                            if stat.S_ISDIR(mode) else "give the path of a file")
 @main.command("tree")
 @click.argument("path", type=str)
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the manifest here "
@@ -731,6 +828,8 @@ def tree_cmd(path: str, output: Path | None, algorithm: str, jobs: int | None, q
     root = Path(path[len("file://"):] if path.startswith("file://") else path)
     if not root.is_dir():
         raise DataManifestError(f"{root} is not a folder", code="DM074")
+    if output is not None:  # STO-015: the manifest is a file (or a device such as /dev/null)
+        _check_output_file(output, f"{root.name}.tree.json")
     progress = None
     if _stderr_is_tty() and not quiet and not as_json and output is not None:
         from ..progress import RichProgress

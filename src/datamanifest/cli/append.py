@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from . import _stderr_is_tty, main
+from . import SECONDS, _stderr_is_tty, main
 
 
 @main.command("append")
@@ -27,7 +27,7 @@ from . import _stderr_is_tty, main
               "target and write nothing.")
 @click.option("--wait/--no-wait", default=None, help="Wait for another writer's lock "
               "(default), or fail at once with DM131.")
-@click.option("--timeout", type=float, metavar="SECONDS", help="Give up waiting for the lock "
+@click.option("--timeout", type=SECONDS, metavar="SECONDS", help="Give up waiting for the lock "
               "after SECONDS (DM075).")
 @click.option("--recover", "do_recover", is_flag=True, help="Only repair a pending "
               "transaction (rolled back or forward, as the journal says).")

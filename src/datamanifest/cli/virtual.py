@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
@@ -20,6 +21,38 @@ def _size(text: str | None) -> int | None:
         return parse_size(text)
     except ValueError as e:
         raise click.BadParameter(str(e)) from None
+
+
+def _check_output(output: Path, fmt: str) -> None:
+    """STO-015: a file format is written at a path that is not a folder; a folder format
+    (kerchunk Parquet, Icechunk) replaces only an empty folder or, for Parquet, an earlier
+    export (``.zmetadata`` at its top). Anything else is DM173, before any work."""
+    from ..errors import DataManifestError
+
+    if fmt in ("chunk-manifest", "kerchunk-json"):
+        from . import _check_output_file
+
+        _check_output_file(output, "out.chunks.json" if fmt == "chunk-manifest" else "out.json",
+                           devices=False)
+        return
+    if not os.path.lexists(output):
+        return
+    try:
+        names = os.listdir(output)
+    except NotADirectoryError:
+        raise DataManifestError(f"{output} is a file; {fmt} is written as a folder",
+                                code="DM173", file=str(output),
+                                hint="give the path of a new folder") from None
+    except OSError as e:
+        raise DataManifestError(f"{output} cannot be read: {e.strerror}", code="DM173",
+                                file=str(output)) from None
+    if names and not (fmt == "kerchunk-parquet" and ".zmetadata" in names):
+        raise DataManifestError(
+            f"{output} is a folder holding other files; {fmt} output would replace it",
+            code="DM173", file=str(output),
+            hint="give the path of a new or empty folder" + (
+                " (an earlier kerchunk Parquet export is replaced)"
+                if fmt == "kerchunk-parquet" else ""))
 
 
 @main.command("virtualize")
@@ -56,6 +89,7 @@ def virtualize_cmd(sources: tuple[str, ...], output: Path, concat_dim: str | Non
     """
     from ..virtual import build, document, kerchunk
 
+    _check_output(output, fmt)  # STO-015: before any source is read
     options = build.Options(split_contiguous=_size(split_contiguous),
                             inline_unsupported=inline_unsupported)
     progress = None
@@ -81,13 +115,18 @@ def virtualize_cmd(sources: tuple[str, ...], output: Path, concat_dim: str | Non
         write_text(output, json.dumps(kerchunk.to_json(m)))
         checksum = None
     elif fmt == "kerchunk-parquet":
-        kerchunk.write_parquet(m, output)
+        from ..store.atomic import staged_folder
+
+        with staged_folder(output) as tmp:  # STO-015: whole or not at all
+            kerchunk.write_parquet(m, tmp)
         checksum = None
     else:
+        from ..store.atomic import staged_folder
         from ..virtual.icechunk import to_icechunk
 
         checksum = None
-        snapshot = to_icechunk(m, output)
+        with staged_folder(output) as tmp:
+            snapshot = to_icechunk(m, tmp)
         if not as_json:
             click.echo(f"icechunk snapshot {snapshot}", err=True)
     arrays = list(m.arrays())

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FetchError
+from ..interrupt import run_child
 from ..spec import shell as _shell
 
 
@@ -59,7 +60,7 @@ def run_fetcher(project, name: str, rung: dict[str, Any], download_path: Path,
         except _shell.TemplateError as e:
             raise FetchError(f"dataset {name!r}: shell template: {e}", code=e.code) from e
         try:
-            proc = subprocess.run(argv, cwd=project.root, capture_output=True, text=True)
+            proc = run_child(argv, cwd=project.root, capture_output=True, text=True)
         except OSError as e:
             raise FetchError(f"dataset {name!r}: cannot run {argv[0]!r}: {e.strerror}",
                              code="DM083", hint="check the shell template's program") from e
@@ -109,7 +110,7 @@ def run_peer(project, name: str, exe: str, datasets_dir: Path) -> None:
     """Ask a peer tool to fetch ``name`` into the shared store (LAD-003). Raises DM083."""
     cmd = [exe, "fetch", name, "--datasets-toml", str(project.manifest_path),
            "--datasets-folder", str(datasets_dir)]
-    proc = subprocess.run(cmd, cwd=project.root, capture_output=True, text=True)
+    proc = run_child(cmd, cwd=project.root, capture_output=True, text=True)
     if proc.returncode != 0:
         tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-2:])
         raise FetchError(f"dataset {name!r}: peer {Path(exe).name} failed "

@@ -13,6 +13,12 @@ For each dataset, in ``requires`` order and at most ``jobs`` at a time:
 5. the staging area is renamed onto the target and the marker written (STO-007);
 6. the state file is updated once per run; empty checksums are filled into
    the manifest once per run (SUM-003).
+
+The first SIGINT stops every worker thread and forked worker within a second (FET-023,
+LCK-008): downloads end at their next chunk (a blocked read is woken by shutting its
+socket), each worker releases its lock and keeps an HTTP download's partial bytes with the
+response's validator for a resume (FET-012), and :meth:`Fetcher.run` raises
+``KeyboardInterrupt``.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from typing import Any
 
 
 from ..errors import ChecksumMismatch, DataManifestError, FetchError
+from ..interrupt import GRACE, Cancelled, Stop, bound, sigint_stops
 from ..progress import NullProgress, Progress, Watchdog
 from ..project import Project
 from ..spec import checksum as _checksum
@@ -71,11 +78,17 @@ def _forked_batch(names: list[str]) -> tuple[list["Outcome"], dict, dict]:
     Returns the outcomes with the state records and checksum fills they produced,
     which the parent merges and writes once (STA-007, SUM-003).
     """
+    import signal
+
     fetcher = _FORKED
     assert fetcher is not None
     fetcher.progress = NullProgress()  # the parent draws progress as batches return
     fetcher._records, fetcher._fill = {}, {}
     fetcher._defer = []
+    # FET-023: a SIGINT (from the terminal, or passed on by the parent) stops this batch;
+    # the worker itself lives on until the parent shuts the pool down
+    fetcher.stop = Stop()
+    signal.signal(signal.SIGINT, lambda signum, frame: fetcher.stop.set())
     outcomes = [fetcher._safe_one(name) for name in names]
     deferred = [o for o in outcomes if isinstance(o, _Deferred)]
     if deferred:
@@ -122,8 +135,9 @@ class Outcome:
 
     ``status``: ``fetched`` (downloaded and verified now), ``present`` (already
     there), ``skipped`` (skip_download / lazy_access), ``failed``, ``blocked`` (a
-    requirement failed), ``refused`` (its closure has errors, MAN-012; nothing was done)
-    or ``missing`` (offline). ``size`` in bytes.
+    requirement failed), ``refused`` (its closure has errors, MAN-012; nothing was done),
+    ``missing`` (offline) or ``interrupted`` (the run was stopped, FET-023: a partial HTTP
+    download is kept for the next run). ``size`` in bytes.
     """
 
     name: str
@@ -257,6 +271,9 @@ class Fetcher:
         # CLI convention: a silent wait (a lock, a server that sends nothing) says what it
         # waits for after PATIENCE seconds (progress notes: a TTY, else the --verbose log)
         self._watchdog: Watchdog | None = None
+        #: set by the first SIGINT during :meth:`run`, or by the caller, to stop the run
+        #: (FET-023): running downloads end at their next chunk, nothing new starts
+        self.stop = Stop()
 
     @property
     def watchdog(self) -> "Watchdog":
@@ -297,7 +314,9 @@ class Fetcher:
         waited: list = []
         lock = Lock(target.lock, stale_age=stale, timeout=self.lock_timeout,
                     on_wait=lambda who: waited.append(self.watchdog.start(
-                        f"{name}: {who}, which holds the lock {target.lock}")))
+                        f"{name}: {who}, which holds the lock {target.lock}")),
+                    stop=self.stop)
+        self.stop.check()
         try:
             lock.acquire()
         finally:
@@ -313,6 +332,7 @@ class Fetcher:
             if resume is None:
                 target.clear_staging()
             with self._host_slot(name):
+                self.stop.check()  # a slot freed by a download that stopped
                 out = self._download(name, target, declared, resume)
             out.waited = bool(waited)
             if isinstance(out, _Deferred):
@@ -519,17 +539,20 @@ class Fetcher:
                     self.watchdog.alive(watch)
                     self.progress.advance(task, n)
 
-                with src_cm as src:
+                with src_cm as src, self.stop.on_abort(src.abort):
                     appending = bool(getattr(src, "resumed", False))
                     task = self.progress.start(name, src.size)
                     try:
                         digest, size = stream_to_file(src.chunks(), dest, algorithm,
                                                       lambda n: advance(n, task),
                                                       size_hint=src.size, append=appending,
-                                                      durable=not defer)
-                    except Interrupted as cut:
-                        if resumable and cut.validator:  # keep the bytes for a resume
-                            self._save_resume(name, ds.uri, dest, cut.validator)
+                                                      durable=not defer, stop=self.stop)
+                    except (Interrupted, Cancelled) as cut:
+                        # FET-012/FET-023: a body cut or a stop keeps the bytes for a resume
+                        validator = getattr(cut, "validator", None) or \
+                            getattr(src, "validator", None)
+                        if resumable and validator and dest.is_file():
+                            self._save_resume(name, ds.uri, dest, validator)
                             cut.kept = True
                         raise
                     finally:
@@ -674,8 +697,19 @@ class Fetcher:
         return variables
 
     def _save_resume(self, name: str, uri: str, dest: Path, validator: str) -> None:
+        """FET-012: record what a resume needs (the uri, the partial file, the validator of
+        the response it came from), after making the partial bytes durable: a resume
+        trusts the file's length."""
         from ..store.atomic import write_text
 
+        try:
+            fd = os.open(dest, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError:
+            return  # no durable prefix, no resume: the next run starts from byte 0
         self._resumable = True
         write_text(self._resume_path(name), json.dumps(
             {"uri": uri, "file": str(dest), "validator": validator}) + "\n")
@@ -719,12 +753,13 @@ class Fetcher:
             rel = os.path.relpath(p, common) if common else p.lstrip("/")
             dest = staging / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
-            with open_source(uri, self.project.root) as src:
+            self.stop.check()
+            with open_source(uri, self.project.root) as src, self.stop.on_abort(src.abort):
                 task = self.progress.start(f"{name}/{rel}", src.size)
                 try:
                     digest, size = stream_to_file(src.chunks(), dest, leaf,
                                                   lambda n: self.progress.advance(task, n),
-                                                  size_hint=src.size)
+                                                  size_hint=src.size, stop=self.stop)
                 finally:
                     self.progress.finish(task)
             total += size
@@ -877,38 +912,51 @@ class Fetcher:
                 batch.append(n)
             return batch
 
-        if processes:
-            pool = self._process_pool()
-            size = max(1, min(BATCH_MAX, pending // (self.workers * 4)))
-            submit = lambda batch: pool.submit(_forked_batch, batch)  # noqa: E731
-        else:
-            pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="dm-fetch")
-            size = 1
-            submit = lambda batch: pool.submit(self._safe_batch, batch)  # noqa: E731
-        try:
-            slots = self.workers if processes else self.jobs
-            while ready or running:
-                while ready and len(running) < slots:
-                    batch = next_batch(size)
-                    if batch:
-                        running[submit(batch)] = batch
-                if not running:
-                    continue
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    running.pop(fut)
-                    batch_outcomes, records, fill = fut.result()
-                    self._records.update(records)
-                    self._fill.update(fill)
-                    for out in batch_outcomes:
-                        finish(out.name, out)
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-            global _FORKED
-            _FORKED = None
-            if self._watchdog is not None:
-                self._watchdog.close()
-                self._watchdog = None
+        # FET-023: the first SIGINT stops the workers (threads or forked processes, which
+        # inherit the handler) and raises KeyboardInterrupt here once they have let go
+        with sigint_stops(self.stop):
+            if processes:
+                pool = self._process_pool()
+                size = max(1, min(BATCH_MAX, pending // (self.workers * 4)))
+                submit = lambda batch: pool.submit(_forked_batch, batch)  # noqa: E731
+            else:
+                pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="dm-fetch")
+                size = 1
+                submit = lambda batch: pool.submit(self._safe_batch, batch)  # noqa: E731
+            interrupted = False
+            try:
+                slots = self.workers if processes else self.jobs
+                while (ready and not self.stop.is_set()) or running:
+                    while ready and len(running) < slots and not self.stop.is_set():
+                        batch = next_batch(size)
+                        if batch:
+                            running[submit(batch)] = batch
+                    if not running:
+                        continue
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        running.pop(fut)
+                        batch_outcomes, records, fill = fut.result()
+                        self._records.update(records)
+                        self._fill.update(fill)
+                        for out in batch_outcomes:
+                            finish(out.name, out)
+            except KeyboardInterrupt:
+                interrupted = True
+                self._stop_workers(pool, running, processes)
+                raise
+            finally:
+                if not interrupted:
+                    pool.shutdown(wait=True, cancel_futures=True)
+                global _FORKED
+                _FORKED = None
+                if self._watchdog is not None:
+                    self._watchdog.close()
+                    self._watchdog = None
+        for n in order:  # stopped by the caller (Fetcher.stop) before these started
+            if n not in outcomes:
+                outcomes[n] = quick.get(n) or Outcome(n, "interrupted", error=Cancelled(
+                    f"dataset {n!r} not fetched: interrupted"))
         report = FetchReport(refused + [outcomes[n] for n in order],
                              workers="none" if not pending else
                              "processes" if processes else "threads")
@@ -923,6 +971,31 @@ class Fetcher:
         # between its last write and its release (ours are released by now)
         reclaim_project_locks(project.root, project.storage.lock_stale_age)
         return report
+
+    def _stop_workers(self, pool: Any, running: dict, processes: bool) -> None:
+        """FET-023/LCK-008 after the first SIGINT: stop every worker and wait for them at
+        most :data:`~datamanifest.interrupt.GRACE` seconds, so that each releases its lock
+        and keeps what it downloaded for a resume. Forked workers are told with a SIGINT of
+        their own (the signal may have reached this process only); one still running after
+        the grace is killed (its lock names a dead pid: stale at once, LCK-004)."""
+        import signal
+        import time
+
+        self.stop.set()
+        procs = list((getattr(pool, "_processes", None) or {}).values()) if processes else []
+        for proc in procs:
+            try:
+                os.kill(proc.pid, signal.SIGINT)
+            except (OSError, TypeError):
+                pass
+        deadline = time.monotonic() + GRACE
+        if running:
+            wait(running, timeout=GRACE)
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in procs:
+            proc.join(timeout=max(0.0, deadline - time.monotonic()) + 0.1)
+            if proc.is_alive():
+                proc.kill()
 
     def _process_mode(self, pending: int, names: list[str]) -> bool:
         """Fork workers when enough datasets remain and hosts are few enough to give each its
@@ -946,6 +1019,7 @@ class Fetcher:
 
         global _FORKED
         _FORKED = self  # the forked workers find the fetcher here (copy-on-write)
+        import httpx  # noqa: F401  imported once here rather than in every worker (~0.3 s each)
         with warnings.catch_warnings():  # Python >= 3.12 warns about fork with threads
             warnings.simplefilter("ignore", DeprecationWarning)
             return ProcessPoolExecutor(max_workers=self.workers,
@@ -992,11 +1066,24 @@ class Fetcher:
                     parent = parent.parent
 
     def _safe_one(self, name: str) -> Outcome:
+        """Fetch one dataset in a worker; failures become outcomes, and any failure after
+        the run was stopped is the outcome ``interrupted`` (FET-023)."""
+        if self.stop.is_set():
+            return Outcome(name, "interrupted", error=Cancelled(f"dataset {name!r} not "
+                                                                "fetched: interrupted"))
         try:
-            return self.fetch_one(name, checked=True)
+            with bound(self.stop):
+                return self.fetch_one(name, checked=True)
         except DataManifestError as e:
+            if self.stop.is_set():
+                return Outcome(name, "interrupted", error=Cancelled(
+                    f"dataset {name!r}: interrupted", hint="run the fetch again: it resumes "
+                    "an HTTP download where it stopped"))
             return Outcome(name, "failed", error=e)
         except OSError as e:
+            if self.stop.is_set():
+                return Outcome(name, "interrupted", error=Cancelled(
+                    f"dataset {name!r}: interrupted"))
             return Outcome(name, "failed", error=FetchError(
                 f"dataset {name!r}: {e.strerror or e}: {e.filename or ''}".rstrip(": "),
                 code="DM071"))

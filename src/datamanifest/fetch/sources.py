@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlsplit
 from .. import __version__
 from ..errors import FetchError
 from ..optional import need
+from ..interrupt import run_child
 
 CHUNK = 1024 * 1024  # bytes per read from local files
 USER_AGENT = f"datamanifest/{__version__} (+https://github.com/datamanifest)"
@@ -40,6 +41,22 @@ class Download:
 
     def close(self) -> None:
         pass
+
+    def abort(self) -> None:
+        """Wake a reader blocked in :meth:`chunks` from another thread (FET-023); the reader
+        then ends with an error. Local reads never block for long: nothing to do."""
+
+
+def _pause(seconds: float) -> None:
+    """Sleep between retries, ending early (DM172) when the run is stopped (FET-023)."""
+    from ..interrupt import current
+
+    stop = current()
+    if stop is None:
+        time.sleep(seconds)
+    else:
+        stop.wait(seconds)
+        stop.check()
 
 
 class FileDownload(Download):
@@ -179,7 +196,7 @@ class HTTPDownload(Download):
                 if fatal is not None:
                     raise fatal from e
                 if attempt < self.RETRIES:
-                    time.sleep(delay)
+                    _pause(delay)
                     delay *= 2
                     continue
                 raise FetchError(f"cannot reach {uri}: {e}", code="DM071",
@@ -187,7 +204,7 @@ class HTTPDownload(Download):
             if resp.status_code in (429, 500, 502, 503, 504) and attempt < self.RETRIES:
                 wait = _retry_after(resp.headers.get("Retry-After"), delay)
                 resp.close()
-                time.sleep(wait)
+                _pause(wait)
                 delay *= 2
                 continue
             break
@@ -228,6 +245,20 @@ class HTTPDownload(Download):
 
     def close(self) -> None:
         self.resp.close()
+
+    def abort(self) -> None:
+        """Shut the response's socket down (both ways), so that a read blocked in another
+        thread returns at once; :meth:`chunks` then raises :class:`Interrupted` with the
+        validator (FET-023)."""
+        import socket
+
+        stream = self.resp.extensions.get("network_stream")
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if sock is not None:
+            try:  # the plain socket's shutdown, also under TLS: no TLS close is attempted
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 def _retry_after(value: str | None, default: float) -> float:
@@ -307,7 +338,7 @@ def git_clone(uri: str, dest: Path, branch: str = "", base: Path | None = None) 
         cmd += ["--no-local"]  # a real (shallow) clone, not hard links into the source
     cmd += [url, str(dest)]
     env = dict(os.environ, GIT_TERMINAL_PROMPT="0")
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    proc = run_child(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         tail = " | ".join(proc.stderr.strip().splitlines()[-2:])
         raise FetchError(f"{uri}: git clone failed: {tail}", code="DM071",
@@ -343,7 +374,7 @@ def rsync_copy(uri: str, dest: Path) -> None:
     if is_rsync_folder(uri):
         dest.mkdir(parents=True, exist_ok=True)
         cmd[-1] = str(dest) + "/"
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = run_child(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         tail = " | ".join(proc.stderr.strip().splitlines()[-2:])
         code = "DM074" if "No such file" in proc.stderr else "DM071"

@@ -24,6 +24,9 @@ from pathlib import Path
 from .. import faults
 from ..spec.checksum import hasher
 
+if False:  # typing only
+    from ..interrupt import Stop
+
 #: bytes per block handed to the helper threads
 BLOCK = 1024 * 1024
 #: blocks buffered per helper thread (bounds memory at about QUEUE_DEPTH * BLOCK)
@@ -78,11 +81,16 @@ def stream_to_file(
     size_hint: int | None = None,
     append: bool = False,
     durable: bool = True,
+    stop: "Stop | None" = None,
 ) -> tuple[str, int]:
     """Write ``chunks`` to ``path`` while hashing them in ``algorithm``; fsync before returning.
 
     ``durable=False`` skips the fsync: the caller then makes the bytes durable itself
-    (one file-system sync for a batch) before publishing them (STO-007).
+    (one file-system sync for a batch) before publishing them (STO-007). ``append``: a
+    resume (FET-012): the bytes already in ``path`` are hashed first, then the chunks are
+    appended. ``stop``: checked between chunks; once set, the bytes received so far are
+    written (``path`` then holds a prefix of the source) and
+    :class:`~datamanifest.interrupt.Cancelled` (DM172) is raised (FET-023).
 
     Returns ``(hexdigest, size in bytes)``. ``on_chunk(n)`` is called with each
     chunk's length (progress). ``size_hint`` (bytes), when known and small,
@@ -98,18 +106,20 @@ def stream_to_file(
                 kept += len(block)
     with open(path, "ab" if append else "wb", buffering=0) as f:
         if size_hint is not None and size_hint < INLINE_BELOW:
-            size = _inline(chunks, f, h, on_chunk)
+            size = _inline(chunks, f, h, on_chunk, stop)
         else:
-            size = _pipelined(chunks, f, h, on_chunk)
+            size = _pipelined(chunks, f, h, on_chunk, stop)
         if durable:
             faults.point("fsync", path)
             os.fsync(f.fileno())
     return h.hexdigest(), kept + size
 
 
-def _inline(chunks, f, h, on_chunk) -> int:
+def _inline(chunks, f, h, on_chunk, stop) -> int:
     size = 0
     for chunk in chunks:
+        if stop is not None and stop.is_set():
+            stop.check()
         h.update(chunk)
         f.write(chunk)
         size += len(chunk)
@@ -137,7 +147,7 @@ class _Worker(threading.Thread):
                     self.error = e
 
 
-def _pipelined(chunks, f, h, on_chunk) -> int:
+def _pipelined(chunks, f, h, on_chunk, stop) -> int:
     hasher = _Worker(h.update, "dm-hash")
     writer = _Worker(_BlockWriter(f), "dm-write")
     hasher.start()
@@ -155,8 +165,12 @@ def _pipelined(chunks, f, h, on_chunk) -> int:
         if on_chunk is not None:
             on_chunk(len(block))
 
+    stopped = False
     try:
         for chunk in chunks:
+            if stop is not None and stop.is_set():
+                stopped = True  # what was received is written below, then Cancelled
+                break
             pending.append(chunk)
             pending_len += len(chunk)
             size += len(chunk)
@@ -165,9 +179,8 @@ def _pipelined(chunks, f, h, on_chunk) -> int:
                 pending_len = 0
                 if writer.error is not None or hasher.error is not None:
                     break
-        else:
-            if pending:
-                hand_over()
+        if pending and (stopped or (writer.error is None and hasher.error is None)):
+            hand_over()
     finally:
         hasher.q.put(_STOP)
         writer.q.put(_STOP)
@@ -176,4 +189,6 @@ def _pipelined(chunks, f, h, on_chunk) -> int:
     for worker in (writer, hasher):
         if worker.error is not None:
             raise worker.error
+    if stopped:
+        stop.check()
     return size

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
 import re
 import socket
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from .. import faults
@@ -76,9 +78,9 @@ def mkstemp(folder: str | Path, name: str) -> tuple[int, str]:
 
 
 def sweep_temps(folder: str | Path) -> int:
-    """Remove the temporary files (STO-013) in ``folder`` left by killed writers of this
-    host (pid no longer running); returns how many. Never raises for a file that
-    vanished or a folder that cannot be listed."""
+    """Remove the temporary files and folders (STO-013; folders of :func:`staged_folder`) in
+    ``folder`` left by killed writers of this host (pid no longer running); returns how
+    many. Never raises for a file that vanished or a folder that cannot be listed."""
     from .lock import pid_alive
 
     removed = 0
@@ -90,12 +92,59 @@ def sweep_temps(folder: str | Path) -> int:
     for n in names:
         m = _TEMP.match(n) if n.endswith(".tmp") else None
         if m and m.group(1) == mine and not pid_alive(int(m.group(2))):
+            path = os.path.join(folder, n)
             try:
-                os.unlink(os.path.join(folder, n))
+                if os.path.isdir(path) and not os.path.islink(path):
+                    import shutil
+
+                    shutil.rmtree(path)
+                else:
+                    os.unlink(path)
                 removed += 1
             except OSError:
                 pass
     return removed
+
+
+@contextlib.contextmanager
+def staged_folder(dest: str | Path) -> Iterator[Path]:
+    """A new, empty temporary folder beside ``dest`` (named as STO-013 says) to be filled in
+    the block; when the block ends normally its files are made durable and it is renamed
+    onto ``dest`` (an existing ``dest`` is renamed aside first and removed after), else it
+    is removed. ``dest`` is thus never a half-written folder, whatever stops the writer
+    (LCK-008); a killed writer's folder is removed by the next :func:`sweep_temps`."""
+    import shutil
+
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    sweep_temps(dest.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.{_host8()}-{os.getpid()}-",
+                                suffix=".tmp", dir=dest.parent))
+    from ..interrupt import shielded
+
+    try:
+        yield tmp
+        sync_filesystem(tmp)
+        old = None
+        with shielded():  # the swap is not cut in two by a Ctrl-C
+            if os.path.lexists(dest):
+                old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.{_host8()}-{os.getpid()}-",
+                                            suffix=".tmp", dir=dest.parent))
+                os.replace(dest, old / dest.name)
+            try:
+                os.rename(tmp, dest)
+            except OSError:
+                if old is not None:
+                    os.replace(old / dest.name, dest)
+                    shutil.rmtree(old, ignore_errors=True)
+                raise
+        fsync_dir(dest.parent)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        with shielded():
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def write_text(path: str | Path, text: str) -> None:

@@ -182,8 +182,12 @@ def virtualize(sources: Sequence[str | os.PathLike] | str | os.PathLike, *,
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
+        from ..interrupt import ignore_sigint_in_worker
+
+        # a Ctrl-C is this process's to handle (LCK-008): the workers are ended below
         executor = own = ProcessPoolExecutor(workers,
-                                             mp_context=multiprocessing.get_context("fork"))
+                                             mp_context=multiprocessing.get_context("fork"),
+                                             initializer=ignore_sigint_in_worker)
     if executor is not None and len(sources) > 1:
         try:
             if own is not None:  # our own processes: a few batches each, not a task per file
@@ -200,6 +204,13 @@ def virtualize(sources: Sequence[str | os.PathLike] | str | os.PathLike, *,
                     parts.append(f.result())
                     if progress:
                         progress(1)
+        except BaseException:
+            if own is not None:  # an error or a Ctrl-C: the queued sources are not parsed
+                from ..interrupt import end_process_pool
+
+                end_process_pool(own)
+                own = None
+            raise
         finally:
             if own is not None:
                 own.shutdown()
