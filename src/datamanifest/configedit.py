@@ -7,6 +7,7 @@ Every edit is validated against the storage model before it is written, atomical
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,37 @@ def parse_values(field: str, values: list[str]) -> Any:
     return value
 
 
+_SYMBOL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _check_setting(field: str, value: Any, scope: str) -> None:
+    """Refuse, before anything is written, a value that the resolution would refuse or
+    silently replace by the default (RES-002), and a user symbol that no path expression
+    could name (STO-003: ``[A-Za-z_][A-Za-z0-9_]*``). Raises DataManifestError DM061."""
+    import os
+
+    from .spec.resolution import ResolutionError, _coerce
+
+    if field not in FIELDS:
+        if not _SYMBOL.match(field):
+            raise DataManifestError(f"{field!r} is neither a storage field nor a symbol name",
+                                    code="DM061", hint="storage fields: " + ", ".join(
+                                        sorted(FIELDS)) + "; a symbol name is letters, "
+                                    "digits and _, not starting with a digit")
+        if not isinstance(value, str):
+            raise DataManifestError(f"symbol {field} must be a string", code="DM061")
+        return
+    try:
+        coerced = _coerce(field, value, scope, os.pathsep)
+    except ResolutionError as e:
+        raise DataManifestError(str(e), code="DM061",
+                                hint="see SCHEMA.md RES-002 for the fields and their types"
+                                ) from None
+    if FIELDS[field] == "seconds" and coerced is None:
+        raise DataManifestError(f"{field} must be a number of seconds > 0, not {value!r}",
+                                code="DM061", hint="e.g. 30")
+
+
 def _table(doc, scope: str, host: str | None, create: bool):
     root = doc
     if scope == "project":
@@ -68,6 +100,8 @@ def edit(path: Path, scope: str, field: str, value: Any = None, *, host: str | N
 
     Raises DataManifestError DM061 when the result would not be a valid storage table.
     """
+    if not unset:
+        _check_setting(field, value, scope)
     text = path.read_text(encoding="utf-8") if path.exists() else ""
     doc = parse_for_edit(text)
     table = _table(doc, scope, host, create=not unset)

@@ -238,6 +238,7 @@ class Project:
 
     def target(self, name: str) -> Target:
         """Where dataset ``name`` lives (STO-001, STO-002)."""
+        from .spec.keys import UnsafeKey
         from .spec.resolution import ResolutionError, storage_path
 
         from .spec.keys import UnsafeKey

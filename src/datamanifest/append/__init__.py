@@ -34,10 +34,17 @@ __all__ = ["append", "recover", "status", "load_config", "config", "Result", "St
 
 
 def _read_config_file(path: str | os.PathLike) -> dict[str, Any]:
-    """One append configuration file, checked (DM160 with line:column)."""
+    """One append configuration file, checked (DM160 with line:column; DM002 when it
+    cannot be read)."""
     from ..check import check_text
 
-    text = Path(path).read_text(encoding="utf-8")
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        why = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
+        raise AppendError(f"cannot read the append configuration: {why}", code="DM002",
+                          file=str(path), hint="an append configuration is a TOML file "
+                          "(SCHEMA.md §26.1)") from None
     result = check_text(text, str(path), "append-config")
     errors = [d for d in result.diagnostics if d.severity == "error"]
     if errors:

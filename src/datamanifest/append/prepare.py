@@ -44,6 +44,16 @@ def open_slice(obj: Any):
     if text is None:
         raise AppendError(f"a slice must be a path, a URL or an xarray.Dataset, not "
                           f"{type(obj).__name__}", code="DM160")
+    if "://" in text and not text.startswith(("file://", "http://", "https://")):
+        from urllib.parse import urlsplit
+
+        try:  # an object-store URL names a bucket and a key (asked before any network call)
+            parts = urlsplit(text)
+        except ValueError as e:
+            raise AppendError(f"the slice {text} is not a valid URL: {e}", code="DM160") from None
+        if not parts.netloc or not parts.path.strip("/"):
+            raise AppendError(f"the slice {text} names no object", code="DM160",
+                              hint=f"{parts.scheme}://bucket/path/slice.nc")
     try:
         p = Path(text)
         if text.rstrip("/").endswith(".zarr") or (p.is_dir() and (

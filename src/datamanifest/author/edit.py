@@ -71,7 +71,8 @@ def init_manifest(folder: str | Path = ".") -> Path:
     """Write the starter manifest ``<folder>/datamanifest.toml`` (AUT-001) and return its path.
 
     Created atomically and never over an existing file: raises :class:`AuthoringError`
-    (DM140) when the folder holds a manifest of any DISC-001 name.
+    (DM140) when the folder holds a manifest of any DISC-001 name, DM173 when ``folder`` is
+    not a folder (STO-015).
     """
     from ..spec.discovery import MANIFEST_NAMES
     from ..store.atomic import fsync_dir
@@ -82,7 +83,11 @@ def init_manifest(folder: str | Path = ".") -> Path:
             raise AuthoringError(f"{folder / name} already exists; nothing was written",
                                  code="DM140", file=str(folder / name),
                                  hint="edit it, or `datamanifest add URI` to declare datasets")
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):  # STO-015: a file, or a path below one
+        raise AuthoringError(f"{folder} is not a folder; nothing was written", code="DM173",
+                             file=str(folder), hint="give a folder (new or existing)") from None
     path = folder / "datamanifest.toml"
     fd, tmp = mkstemp(folder, "datamanifest.toml")
     try:
@@ -172,6 +177,9 @@ def add(project, uri: str, *, name: str | None = None, extract: bool = False,
     from ..fetch.engine import Fetcher
     from ..project import Project
 
+    if not uri.strip():
+        raise AuthoringError("no URI given: `add` declares the dataset at a URI or path",
+                             code="DM015", hint="datamanifest add https://host/file.csv")
     uri = _project_relative(project, uri)
     entry = spec.Entry(uri=uri, extract=extract, version=version, name=name or "")
     text = _read(project)

@@ -19,7 +19,8 @@ def _endpoint_options(fn):
                      "root itself, not a project folder (nothing is recorded there)."),
         click.option("--remote-command", metavar="CMD", help="The datamanifest command at the "
                      "far end (default: $DATAMANIFEST_REMOTE or `datamanifest`)."),
-        click.option("--bwlimit", type=int, metavar="KIB/S", help="Limit rsync's bandwidth."),
+        click.option("--bwlimit", type=click.IntRange(min=1), metavar="KIB/S",
+                     help="Limit rsync's bandwidth."),
         click.option("--dry-run", "-n", is_flag=True, help="Print what would be copied, and "
                      "the bytes; copy nothing."),
         click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON."),

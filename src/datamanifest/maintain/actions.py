@@ -357,9 +357,14 @@ def refresh(inv: Inventory, *, scan: bool = False, dry_run: bool = False) -> lis
 # -- export (MNT-025) ----------------------------------------------------------------------------------
 def export(inv: Inventory, objects: list[Obj], dest: str, *, dry_run: bool = False,
            force: bool = False) -> list[Step]:
-    """Copy datasets into ``dest`` (verified) and write ``dest/datamanifest.toml`` (MNT-025)."""
+    """Copy datasets into ``dest`` (verified) and write ``dest/datamanifest.toml`` (MNT-025).
+    Raises MaintenanceError DM173 when ``dest`` is not a folder (STO-015), DM133 when it
+    holds a manifest already (without ``force``)."""
     dest = os.path.abspath(dest)
     manifest = os.path.join(dest, "datamanifest.toml")
+    if os.path.lexists(dest) and not os.path.isdir(dest):  # STO-015
+        raise MaintenanceError(f"{dest} is not a folder; an export is a folder", code="DM173",
+                               hint="give the path of a new or existing folder")
     if os.path.exists(manifest) and not force:
         raise MaintenanceError(f"{manifest} exists", code="DM133",
                                hint="pass --force to replace it, or choose another folder")

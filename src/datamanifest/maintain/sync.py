@@ -76,7 +76,13 @@ class Endpoint:
         head, colon, tail = target.partition(":")
         if colon and "/" not in head and head and not os.path.exists(target):
             return cls(head, tail, None, root_mode, cmd, bwlimit)
-        return cls(None, os.path.abspath(target), None, root_mode,
+        path = os.path.abspath(target)
+        if not root_mode and not os.path.isdir(path):  # the far project must be there
+            raise MaintenanceError(
+                f"{target} is not a folder here, so it names no far project", code="DM135",
+                hint="give a project folder (one with datamanifest.toml), a store root with "
+                     "--root, or [user@]host:path for another machine")
+        return cls(None, path, None, root_mode,
                    [sys.executable, "-m", "datamanifest"] if remote_command is None else cmd,
                    bwlimit)
 
@@ -334,28 +340,36 @@ def serve_receive(receiver: Receiver, identity: str, stdin: IO[str], stdout: IO[
 
     for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGPIPE):
         signal.signal(sig, hang_up)
+    def failed(e: Exception) -> int:
+        if isinstance(e, DataManifestError):
+            say({"error": {"code": e.code, "message": e.message}})
+        else:  # OSError: this end's store cannot be written (DIAG-006: coded, no traceback)
+            say({"error": {"code": "DM137", "message": f"{getattr(e, 'strerror', None) or e}: "
+                                                       f"{getattr(e, 'filename', '') or ''}"}})
+        return 1
+
     try:
         if receiver.current(identity):
             say({"status": "current"})
             return 0
         try:
             receiver.begin()
-        except DataManifestError as e:
-            say({"error": {"code": e.code, "message": e.message}})
-            return 1
+        except (DataManifestError, OSError) as e:
+            return failed(e)
         if receiver.current(identity):  # it arrived while we waited for the lock (LCK-003)
             say({"status": "current"})
             return 0
         say({"staging": receiver.staging})
         line = stdin.readline()
         if not line.strip():
+            say({"error": {"code": "DM137", "message": "the sender ended before the marker; "
+                                                       "nothing was published"}})
             return 1
         try:
             marker_text = json.loads(line)["marker"]
             size = receiver.commit(marker_text)
-        except DataManifestError as e:
-            say({"error": {"code": e.code, "message": e.message}})
-            return 1
+        except (DataManifestError, OSError) as e:
+            return failed(e)
         except (ValueError, KeyError, TypeError) as e:
             say({"error": {"code": "DM137",
                            "message": f"malformed request ({type(e).__name__}: {e})"}})

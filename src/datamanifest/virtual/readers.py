@@ -141,8 +141,18 @@ class HTTPReader:
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 
+    def _send(self, method: str, headers: dict | None = None):
+        """One request; a connection that fails is DM071 (FET-010)."""
+        import httpx
+
+        try:
+            return self.client.request(method, self.url, headers=headers)
+        except httpx.HTTPError as e:
+            raise VirtualError(f"source {self.url}: {type(e).__name__}: {e}", code="DM071",
+                               hint="check the network and the URL") from None
+
     def identity(self) -> Identity:
-        r = self.client.head(self.url)
+        r = self._send("HEAD")
         if r.status_code == 404:
             raise VirtualError(f"source {self.url} is not found (HTTP 404)", code="DM074")
         if r.status_code >= 400:
@@ -152,7 +162,7 @@ class HTTPReader:
         return Identity(size, r.headers.get("etag"), _http_date(modified) if modified else None)
 
     def _get(self, start: int, end: int) -> bytes:
-        r = self.client.get(self.url, headers={"Range": f"bytes={start}-{end - 1}"})
+        r = self._send("GET", {"Range": f"bytes={start}-{end - 1}"})
         if r.status_code == 200 and start == 0 and len(r.content) >= end:
             return r.content[:end]
         if r.status_code != 206:
@@ -190,7 +200,16 @@ class ObjectStoreReader:
         parts = urlsplit(url)
         self._obs = obstore
         self.path = unquote(parts.path.lstrip("/"))
-        self.store = from_url(f"{parts.scheme}://{parts.netloc}", **_store_options(parts.scheme))
+        if not parts.netloc or not self.path:
+            raise VirtualError(f"{url} names no object (a bucket or container, then a key)",
+                               code="DM015", hint=f"{parts.scheme}://bucket/path/file.nc")
+        try:
+            self.store = from_url(f"{parts.scheme}://{parts.netloc}",
+                                  **_store_options(parts.scheme))
+        except Exception as e:  # obstore's own error classes: a malformed URL or settings
+            raise VirtualError(f"source {url}: {e}", code="DM071",
+                               hint="check the URL and the store's endpoint and credential "
+                                    "settings") from None
 
     def identity(self) -> Identity:
         try:
@@ -284,9 +303,13 @@ def local_path(url: str) -> str:
 def open_reader(url: str) -> Reader:
     """The :class:`Reader` for an absolute URL or local path.
 
-    Raises :class:`VirtualError` (DM072 for a scheme without a reader, DM074 absent).
+    Raises :class:`VirtualError` (DM072 for a scheme without a reader, DM074 absent, DM015
+    a malformed URL, DM071 a store that cannot be reached).
     """
-    scheme = urlsplit(url).scheme.lower() if "://" in url else "file"
+    try:
+        scheme = urlsplit(url).scheme.lower() if "://" in url else "file"
+    except ValueError as e:  # e.g. an unclosed IPv6 bracket
+        raise VirtualError(f"{url} is not a valid URL: {e}", code="DM015") from None
     if scheme == "file":
         return LocalReader(url)
     if scheme in ("http", "https"):

@@ -440,7 +440,17 @@ def load_manifest(source: Any, document_url: str | None = None
         doc = source
     else:
         text, url = _read_document(os.fspath(source))
-        doc = json.loads(text)
+        try:
+            doc = json.loads(text)
+        except ValueError as e:
+            raise VirtualError(f"not a chunk manifest: not JSON ({e.msg})",
+                               code="DM150", file=os.fspath(source),
+                               line=getattr(e, "lineno", None), column=getattr(e, "colno", None),
+                               hint="a chunk manifest is the JSON document `datamanifest "
+                                    "virtualize` writes (SCHEMA.md §25.1)") from None
+        if not isinstance(doc, dict):
+            raise VirtualError("not a chunk manifest: not a JSON object",
+                               code="DM150", file=os.fspath(source))
         document_url = document_url or url
     try:
         manifest = spec.parse(doc)
@@ -469,6 +479,11 @@ def _read_document(location: str) -> tuple[str, str]:
             return p.read_text(encoding="utf-8"), p.as_uri()
         except FileNotFoundError:
             raise VirtualError("no chunk manifest here", code="DM074", file=str(p)) from None
+        except (OSError, UnicodeDecodeError) as e:
+            why = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
+            raise VirtualError(f"cannot be read: {why}", code="DM002", file=str(p),
+                               hint="give the path or URL of a chunk manifest (.chunks.json)"
+                               ) from None
     r = open_reader(location)
     try:
         size = r.identity().size
