@@ -338,6 +338,8 @@ def fetch(ctx: click.Context, names: tuple[str, ...], jobs: int, per_host: int, 
     Progress bars show on a terminal; output is quiet when piped. A wait that
     stays silent for 5 s (a lock, a server that sends nothing) says what it
     waits for, on a terminal and with --verbose.
+    Ctrl-C stops at once (exit 130); the next run resumes interrupted HTTP
+    downloads.
     """
     from ..fetch.engine import Fetcher
     from ..progress import NullProgress, RichProgress
