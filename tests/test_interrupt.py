@@ -240,3 +240,20 @@ def test_outputs_are_written_whole_and_never_over_a_folder_that_is_not_theirs(tm
         assert (tmp_path / "kp" / ".zmetadata").is_file()
     assert not left.exists()
     assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+@pytest.mark.covers("LCK-008")
+def test_a_fetcher_stuck_in_its_own_code_is_not_waited_for_and_leaves_no_lock(project):
+    """A Python fetcher binding (the user's code) cannot be woken: after the grace the
+    command exits anyway, its lock removed, nothing published."""
+    (project / "slowfetch.py").write_text(
+        "import time\n\ndef fetch(path):\n    open(path, 'w').write('x')\n"
+        "    print('STARTED', flush=True)\n    time.sleep(60)\n")
+    write_manifest(project, '[slow]\nkey = "slow.txt"\nfetcher = "slowfetch:fetch"\n')
+    proc = _start(project, "fetch")
+    assert proc.stdout.readline().strip() == "STARTED"
+    took, err = _interrupt(proc)
+    assert proc.returncode == 130 and took < STOP_LIMIT, (took, err)
+    assert "DM172" in err and "Traceback" not in err
+    assert _locks(project) == []
+    assert not list((project / "store").rglob("*.complete"))

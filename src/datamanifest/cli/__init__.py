@@ -158,9 +158,12 @@ def _interrupted() -> None:
     status 130. The command's workers were stopped and waited for already (at most
     ``interrupt.GRACE`` seconds) and its locks released; what remains is the interpreter's
     own teardown (joining library threads, freeing every object: ~0.5 s after xarray and
-    zarr), skipped here so that a Ctrl-C ends the command at once. A worker stuck in a call
-    nothing can wake (a fetcher's own code) ends with it; its locks name a dead pid, stale
-    at once for the next run (LCK-004)."""
+    zarr), skipped here so that a Ctrl-C ends the command at once. A worker thread stuck in
+    a call nothing can wake (a fetcher's own code) ends with it, after the locks this process
+    still holds are removed (what it was writing has no marker: incomplete)."""
+    from ..store.lock import release_held
+
+    release_held()  # of a worker that did not let go within the grace (a loaded machine)
     click.echo("error DM172 interrupted: the work stopped and its locks were released; run "
                "the same command again to continue (a partial download resumes)", err=True)
     for stream in (sys.stdout, sys.stderr):

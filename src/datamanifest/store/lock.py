@@ -150,6 +150,30 @@ class _Heartbeat:
 
 _HEARTBEAT = _Heartbeat()
 
+
+def release_held() -> int:
+    """Remove every lock this process still holds (its heartbeat's list) whose first line
+    is this process's ``<pid> <hostname>``; returns how many. For a process about to exit
+    after an interruption whose workers did not all let go within the grace (LCK-008):
+    what they were writing is incomplete and stays so (no marker), and the next run must
+    not find a lock. Never raises."""
+    token = f"{os.getpid()} {socket.gethostname()}"
+    with _HEARTBEAT._cond:
+        paths = list(_HEARTBEAT._held)
+        _HEARTBEAT._held.clear()
+        _HEARTBEAT._due.clear()
+    n = 0
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                first = f.readline().strip()
+            if first == token:
+                os.unlink(path)
+                n += 1
+        except OSError:
+            pass
+    return n
+
 if hasattr(os, "register_at_fork"):
     # a forked fetch worker holds none of its parent's locks, and must not inherit a
     # condition the parent's heartbeat thread may have held at the fork
