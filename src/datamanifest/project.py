@@ -230,7 +230,15 @@ class Project:
         return found[0]
 
     def dataset(self, name: str) -> Dataset:
-        return self.manifest.datasets[name]
+        """The model of dataset ``name``. Raises the DM091 refusal (MAN-012) for a refused
+        dataset that has no model (its entry has errors)."""
+        try:
+            return self.manifest.datasets[name]
+        except KeyError:
+            refusal = self.refusal(name)
+            if refusal is not None:
+                raise refusal from None
+            raise
 
     # -- storage ----------------------------------------------------------------------------
     def storage_key(self, name: str) -> str:
@@ -240,8 +248,6 @@ class Project:
         """Where dataset ``name`` lives (STO-001, STO-002)."""
         from .spec.keys import UnsafeKey
         from .spec.resolution import ResolutionError, storage_path
-
-        from .spec.keys import UnsafeKey
 
         ds = self.dataset(name)
         try:
