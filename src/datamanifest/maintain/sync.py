@@ -338,8 +338,9 @@ def serve_receive(receiver: Receiver, identity: str, stdin: IO[str], stdout: IO[
     def hang_up(signum, frame):  # noqa: ARG001
         raise SystemExit(1)
 
+    previous = {}
     for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGPIPE):
-        signal.signal(sig, hang_up)
+        previous[sig] = signal.signal(sig, hang_up)
     def failed(e: Exception) -> int:
         if isinstance(e, DataManifestError):
             say({"error": {"code": e.code, "message": e.message}})
@@ -378,6 +379,8 @@ def serve_receive(receiver: Receiver, identity: str, stdin: IO[str], stdout: IO[
         return 0
     finally:
         receiver.release()
+        for sig, handler in previous.items():  # a caller in the same process keeps its own
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
 
 # -- the sending side of this project -----------------------------------------------------------
