@@ -678,10 +678,11 @@ def _trust_and_secrets(data: dict[str, Any], datasets: dict[str, Dataset],
         if e.kind == "storage" and isinstance(e.value, str):
             _secret_warning(col, e.path, e.value, f"{e.label()}:")
     for name, ds in datasets.items():
-        if ds.uri:
+        if ds.uri and ("@" in ds.uri or "=" in ds.uri):  # SEC-003 (one test per URI)
             _secret_warning(col, (name, "uri"), ds.uri, f"dataset {name!r}: URI")
         for i, u in enumerate(ds.uris):
-            _secret_warning(col, (name, "uris", i), u, f"dataset {name!r}: URI")
+            if "@" in u or "=" in u:
+                _secret_warning(col, (name, "uris", i), u, f"dataset {name!r}: URI")
 
 
 def _source(ds: Dataset) -> tuple:

@@ -359,9 +359,13 @@ class VirtualError(DataManifestError):
 class TrustError(DataManifestError):
     """The manifest is not trusted for what a run would do (SCHEMA.md §27.1): it would run
     code the manifest names or write outside the project (DM180, listing each entry in
-    ``diagnostics``), or the trust record cannot be written (DM184)."""
+    ``diagnostics``), or the trust record cannot be written (DM184). ``str()`` lists the
+    entries too (the CLI prints them as lines of their own)."""
 
     code = "DM180"
+
+    def __str__(self) -> str:
+        return "\n".join([d.render() for d in self.diagnostics] + [self.render()])
 
 
 class ClobberError(DataManifestError):

@@ -201,10 +201,21 @@ class Project:
 
         if not (fetch or load or roots or datacache):
             return []
+        folders: dict[str, str] = {}
+
+        def realpath(path: str) -> str:
+            # where the bytes land: the folder resolved (once per folder), the name itself
+            # kept (a publish renames onto a link, it does not write through it)
+            head, tail = os.path.split(path)
+            real = folders.get(head)
+            if real is None:
+                real = folders[head] = os.path.realpath(head)
+            return os.path.join(real, tail) if tail else real
+
         return _trust.needs(self.manifest, self.storage.checkout or {}, self.storage.user or {},
                             self.storage.platform, lang="python", fetch=list(fetch),
                             load=list(load), builtin_formats=sorted(BUILTIN), roots=roots,
-                            datacache=datacache, realpath=os.path.realpath)
+                            datacache=datacache, realpath=realpath)
 
     def require_trust(self, action: str, **uses) -> None:
         """Raise DM180 when a run doing ``uses`` (see :meth:`trust_needs`) needs trust this

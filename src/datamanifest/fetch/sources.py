@@ -293,11 +293,14 @@ def git_clone(uri: str, dest: Path, branch: str = "", base: Path | None = None) 
     import shutil
     import subprocess
 
+    url = uri
+    if "://" in url:
+        bare = url[4:] if url.startswith("git+") else url
+        _refuse_option_like(uri, urlsplit(bare).hostname, urlsplit(bare).username)
     git = shutil.which("git")
     if git is None:
         raise FetchError(f"{uri}: git sources need the git program", code="DM072",
                          hint="install git")
-    url = uri
     if url.startswith("git+"):
         url = url[4:]
     elif url.startswith("ssh+git://"):
@@ -310,8 +313,6 @@ def git_clone(uri: str, dest: Path, branch: str = "", base: Path | None = None) 
         cmd += ["--branch", branch]
     if url.startswith(("/", "file:")):
         cmd += ["--no-local"]  # a real (shallow) clone, not hard links into the source
-    _refuse_option_like(uri, urlsplit(url).hostname if "://" in url else None,
-                        urlsplit(url).username if "://" in url else None)
     cmd += ["--", url, str(dest)]  # SEC-004: the URI is never an option
     env = dict(os.environ, GIT_TERMINAL_PROMPT="0")
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -349,12 +350,12 @@ def rsync_copy(uri: str, dest: Path) -> None:
     import shutil
     import subprocess
 
+    parts = urlsplit(uri)
+    _refuse_option_like(uri, parts.hostname, parts.username)
     rsync = shutil.which("rsync")
     if rsync is None:
         raise FetchError(f"{uri}: ssh/rsync sources need the rsync program", code="DM072",
                          hint="install rsync (and an SSH client)")
-    parts = urlsplit(uri)
-    _refuse_option_like(uri, parts.hostname, parts.username)
     ssh = shlex.split(os.environ.get("DATAMANIFEST_SSH", "ssh")) + ["-o", "BatchMode=yes"]
     if parts.port:
         ssh += ["-p", str(parts.port)]

@@ -32,6 +32,8 @@ MANIFEST, CHECKOUT = "manifest", "checkout"
 CODE_FIELDS = ("shell", "fetcher", "loader")
 #: dataset fields that say where a dataset is written (TRU-002)
 PATH_FIELDS = ("storage_path", "local_path")
+#: the dataset keys that can hold a trust-relevant entry
+_DATASET_KEYS = frozenset(CODE_FIELDS + PATH_FIELDS + ("_LANG",))
 #: symbols that keep a path expression inside the project or the user's stores (TRU-007)
 CONTAINED_SYMBOLS = frozenset({"repo", "key", "datasets_dir", "datacache_dir", "project"})
 #: storage fields that are path expressions, one or several (RES-002)
@@ -135,6 +137,8 @@ def entries(manifest: Mapping[str, Any], checkout: Mapping[str, Any] | None = No
         elif name == "_STORAGE":
             out += [Entry(MANIFEST, p, v, "storage") for p, v in _storage_leaves(table, ("_STORAGE",))]
         elif not name.startswith("_"):
+            if table.keys().isdisjoint(_DATASET_KEYS):
+                continue  # most datasets: one set test
             for f in CODE_FIELDS:
                 if f in table and table[f] != "" and table[f] is not None:
                     out.append(Entry(MANIFEST, (name, f), table[f], "code"))
@@ -236,7 +240,7 @@ def reason(entry: Entry) -> str | None:
     if field == "max_extract_bytes":
         try:
             big = int(value) > _default_max_extract()
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # inf, nan: DM061 for check
             return None
         return "a bound on extracted bytes above the default" if big else None
     if field in ("lock_stale_age", "canonical", "default_remote"):
@@ -287,9 +291,28 @@ def outside(path: str, root: str, stores: Iterable[str]) -> bool:
     """TRU-004: does ``path`` lie outside the project (``root``, less its ``.git`` folder)
     and outside every one of the user's ``stores``? Paths as :func:`normalize_path` gives
     them (the caller resolves symbolic links first)."""
-    if inside(path, root) and not inside(path, root.rstrip("/") + "/.git"):
-        return False
-    return not any(inside(path, s) for s in stores)
+    return _judge(root, stores)(path)
+
+
+def _judge(root: str, stores: Iterable[str]) -> Callable[[str], bool]:
+    """:func:`outside` with its folders prepared once (a run judges thousands of paths)."""
+    sep = "\\" if "\\" in root and "/" not in root else "/"
+
+    def norm(folder: str) -> tuple[str, str]:
+        folder = folder.rstrip("/\\") or folder
+        return folder, folder + sep
+
+    own = norm(root)
+    git = norm(own[0] + sep + ".git")
+    mine = [norm(s) for s in stores]
+
+    def judge(path: str) -> bool:
+        if (path == own[0] or path.startswith(own[1])) and not (
+                path == git[0] or path.startswith(git[1])):
+            return False
+        return not any(path == f or path.startswith(fs) for f, fs in mine)
+
+    return judge
 
 
 def _setting_entry(resolved: Any, field: str, hostname: str, manifest: Any,
@@ -374,8 +397,9 @@ def needs(manifest: Any, checkout: Mapping[str, Any], user: Mapping[str, Any], p
     resolved = resolve_storage(manifest, checkout, user, platform)
     written, read = user_stores(user, platform)
     root = realpath(platform.root)
-    written = [realpath(s) for s in written]
-    read = [realpath(s) for s in read]
+    writes_out = _judge(root, [realpath(s) for s in written])
+    reads_out = _judge(root, [realpath(s) for s in read])
+    pools_read = False
     out: list[Need] = []
     seen: set[tuple] = set()
 
@@ -412,27 +436,28 @@ def needs(manifest: Any, checkout: Mapping[str, Any], user: Mapping[str, Any], p
             path, _ = storage_path(name, ds, resolved, platform)
         except Exception:  # an unsafe key or symbol: check reports it; nothing is written
             path = None
-        if path is not None and outside(realpath(path), root, written):
+        if path is not None and writes_out(realpath(path)):
             entry = next(((MANIFEST, (name, f)) for f in PATH_FIELDS if getattr(ds, f)), None) \
                 or setting("datasets_dir")
             add(Need("write", name, f"writes {where(path)}", entry, realpath(path)))
-        try:
-            candidates = pool_candidates(ds, resolved, platform)
-        except Exception:
-            candidates = []
-        pools = resolved.get("datasets_pools")
-        for cand in candidates:
-            if outside(realpath(cand), root, read):
-                pool = next((p for p in pools if cand.startswith(p.rstrip("/") + "/")), cand)
-                add(Need("read", None, f"reads the pool {where(pool)}", setting("datasets_pools"),
-                         realpath(pool)))
+        if not pools_read:  # the pools are judged once, as folders (POOL-002)
+            try:
+                pools_read = bool(pool_candidates(ds, resolved, platform))
+            except Exception:
+                pools_read = False
         if ds.extract and resolved.settings["max_extract_bytes"].rung in PROJECT_RUNGS:
             mine = resolve_storage(type(manifest).from_dict({}), {}, user, platform
                                    ).get("max_extract_bytes")
             value = resolved.get("max_extract_bytes")
             if value > mine:
-                add(Need("limit", name, f"extracts up to {value} bytes (your bound is "
-                         f"{mine})", setting("max_extract_bytes")))
+                add(Need("limit", name, f"extracts up to {value} bytes (max_extract_bytes; "
+                         f"your own bound is {mine})", setting("max_extract_bytes")))
+    if pools_read:
+        for pool in resolved.get("datasets_pools"):
+            if pool.rstrip("/") != resolved.get("datasets_dir").rstrip("/") and \
+                    reads_out(realpath(pool)):
+                add(Need("read", None, f"reads the pool {where(pool)}",
+                         setting("datasets_pools"), realpath(pool)))
     for name in load:
         ds = manifest.datasets[name]
         rung = load_rung(manifest, ds, lang, builtin_formats)
@@ -452,13 +477,13 @@ def needs(manifest: Any, checkout: Mapping[str, Any], user: Mapping[str, Any], p
         (["datacache_dir"] if datacache and not roots else [])
     for field in folders:
         path = resolved.get(field)
-        if outside(realpath(path), root, written):
+        if writes_out(realpath(path)):
             # the default datacache_dir holds $project: a project name may be what moved it
             entry = setting(field) or (setting("project") if field == "datacache_dir" else None)
             add(Need("write", None, f"writes in {field} {where(path)}", entry, realpath(path)))
     if datacache:  # produced datasets are read, and unpickled, from the pools (PRD-021)
         for pool in resolved.get("datacache_pools"):
-            if outside(realpath(pool), root, read):
+            if reads_out(realpath(pool)):
                 add(Need("read", None, f"reads the pool {where(pool)}",
                          setting("datacache_pools"), realpath(pool)))
     return out
