@@ -137,3 +137,32 @@ def test_a_lazy_remote_dataset_is_listed_redacted(project: Path):
         out = run_cli(*args, cwd=project)
         assert out.returncode == 0, (args, out.stderr)
         assert SECRET not in out.stdout + out.stderr and "u:****@" in out.stdout, args
+
+
+def test_a_virtual_datasets_chunk_manifest_holds_no_credential(http, served, project: Path):
+    """The chunk manifest of a virtual dataset (CHK-030) records its sources redacted; the
+    dataset still loads, the credential taken from the manifest (SEC-002)."""
+    import shutil
+
+    pytest.importorskip("xarray")
+    import xarray as xr
+
+    from datamanifest import open_manifest
+
+    from . import realdata as rd
+
+    drb = rd.wheel_files(rd.PYWATERSHED, "pywatershed/data/drb_2yr")
+    shutil.copy(drb / "tmax.nc", served / "tmax.nc")
+    url = _authed(http, served, "tmax.nc", (served / "tmax.nc").read_bytes())
+    write_manifest(project, f'[tmax]\nuri = "{url}"\nvirtual = true\n')
+    proc = run_cli("fetch", "--json", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    doc = Path(json.loads(proc.stdout)["datasets"][0]["path"])
+    text = doc.read_text()
+    assert SECRET not in text and "alice:****@" in text
+    assert run_cli("check", str(doc)).returncode == 0  # its checksum covers what it holds
+    ds = open_manifest(project).load("tmax")
+    xr.testing.assert_identical(ds.load(), xr.open_dataset(drb / "tmax.nc").load())
+    r = run_cli("verify", "tmax", cwd=project)  # its sources are checked with the credential
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert SECRET not in r.stdout + r.stderr

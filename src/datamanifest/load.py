@@ -47,13 +47,13 @@ def _zarr(path: Path) -> Any:
     return _need("xarray", "zarr", "zarr").open_zarr(path)
 
 
-def _chunk_manifest(path: Path) -> Any:
+def _chunk_manifest(path: Path, credentials: dict[str, str] | None = None) -> Any:
     """A virtual dataset (CHK-030): its chunk manifest opened as an xarray.Dataset, read
-    in place from its sources."""
+    in place from its sources (``credentials``: redacted source URL -> the manifest's)."""
     _need("xarray", "virtual", "chunk-manifest")
     from .virtual import open_virtual
 
-    return open_virtual(path)
+    return open_virtual(path, credentials=credentials)
 
 
 #: LAD-023: format -> loader of a local path
@@ -161,6 +161,11 @@ def _load(project, name: str, offline: bool, trusted: bool = False) -> Any:
             project.fetch([name], trusted=trusted)
         path = project.path(name)
     if rung["rung"] == "built-in":
+        if ds.virtual and ds.effective_format == "chunk-manifest":  # SEC-002: its document holds the sources' URLs redacted
+            from .spec.secrets import redact_uri
+
+            urls = [ds.uri] if ds.uri else ds.uris
+            return _chunk_manifest(path, {redact_uri(u): u for u in urls if redact_uri(u) != u})
         return BUILTIN[ds.effective_format](path)
     binding = _binding_for(project, ds, rung)
     fn = resolve_binding(rung["ref"], project.root)

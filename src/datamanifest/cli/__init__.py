@@ -227,8 +227,10 @@ def trust_cmd(ctx: click.Context, show: bool, revoke: bool, as_json: bool) -> No
                 if st.record is not None else "")
             _info(f"{project.manifest_path}: {state}; digest {st.digest}")
         else:
+            nothing = "" if any(reason(e) for e in st.entries) else \
+                "; nothing in it runs code or leads outside the project today"
             click.echo(f"trusted {project.manifest_path} ({len(st.entries)} entries, "
-                       f"{st.digest}); recorded in {path}", err=True)
+                       f"{st.digest}){nothing}; recorded in {path}", err=True)
     if show and not st.trusted:
         ctx.exit(1)
 

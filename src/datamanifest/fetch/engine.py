@@ -702,6 +702,14 @@ class Fetcher:
         finally:
             self.progress.finish(task)
         doc = manifest.as_json()
+        if any(redact_uri(s["url"]) != s["url"] for s in doc.get("sources", [])):
+            # SEC-002: the published document never holds a credential; loading the
+            # dataset maps the redacted URLs back to the manifest's (load.py)
+            from ..spec.chunks import document_checksum
+
+            for s in doc["sources"]:
+                s["url"] = redact_uri(s["url"])
+            doc["checksum"] = document_checksum(doc)
         data = document.dumps(doc).encode("utf-8")
         from ..store.atomic import write_bytes
 
