@@ -72,6 +72,7 @@ description = "IERS leap second table"
 key = "derived/leap-seconds-head.txt"
 requires = ["leap-seconds"]
 shell = "sh -c 'head -n 5 \\"$0\\" > \\"$1\\"' $path_leap_seconds $download_path"
+checksum = ""   # filled in by the first fetch
 
 # Two NetCDF samples from xarray's test data, bundled as one tar.gz and extracted.
 [xarray-samples]
