@@ -952,7 +952,9 @@ class Fetcher:
             if out is not None:
                 quick[n] = out
         pending = len(order) - len(quick)
-        if pending and not self.trusted:
+        from ..trust import granted_by
+
+        if pending and not self.trusted and granted_by() is None:
             # TRU-004/TRU-005: before anything runs or is written; offline, only pool reads
             todo = [n for n in order if n not in quick]
             needs = project.trust_needs(fetch=todo)
