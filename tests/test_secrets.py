@@ -55,6 +55,7 @@ def test_the_credential_is_used_and_appears_nowhere(http, served, project: Path,
     state = (project / ".datamanifest" / "state.toml").read_text()
     assert "alice:****@127.0.0.1" in state
     for args in (["status", "--json"], ["show", "p", "--json"], ["show", "p"],
+                 ["fetch", "--dry-run", "--json", "--force"], ["fetch", "--dry-run"],
                  ["list", "--json"], ["check", "--format", "json"], ["trust", "--show"]):
         out = run_cli(*args, cwd=project)
         assert SECRET not in out.stdout + out.stderr, args

@@ -277,3 +277,13 @@ def test_lock_publish_line_is_inherited_by_the_next_holder(tmp_path: Path):
     assert path.read_text().endswith("\npublish\n")
     lock.release()
     assert not path.exists()
+
+
+def test_a_dry_run_says_the_fetch_would_be_refused(project: Path, cfg: Path):
+    write_manifest(project, '[x]\nkey = "x.txt"\n' + SHELL)
+    proc = run_cli("fetch", "--dry-run", cwd=project)
+    assert proc.returncode == 1 and "needs trust (DM180): runs the command" in proc.stdout
+    assert "would be refused (DM180)" in proc.stderr
+    rows = json.loads(run_cli("fetch", "-n", "--json", cwd=project).stdout)["datasets"]
+    assert rows[0]["needs_trust"] and not (project.parent / "PWNED").exists()
+    assert run_cli("fetch", "-n", "--trust", cwd=project).returncode == 0

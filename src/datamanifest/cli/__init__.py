@@ -204,8 +204,7 @@ def trust_cmd(ctx: click.Context, show: bool, revoke: bool, as_json: bool) -> No
         if as_json:
             click.echo(json.dumps({"manifest": str(project.manifest_path), "revoked": gone}))
         else:
-            click.echo(f"{'revoked' if gone else 'was not trusted'}: {project.manifest_path}",
-                       err=True)
+            _info(f"{'revoked' if gone else 'was not trusted'}: {project.manifest_path}")
         return
     st = _trust.status(project)
     if not show:
@@ -229,8 +228,8 @@ def trust_cmd(ctx: click.Context, show: bool, revoke: bool, as_json: bool) -> No
         else:
             nothing = "" if any(reason(e) for e in st.entries) else \
                 "; nothing in it runs code or leads outside the project today"
-            click.echo(f"trusted {project.manifest_path} ({len(st.entries)} entries, "
-                       f"{st.digest}){nothing}; recorded in {path}", err=True)
+            _info(f"trusted {project.manifest_path} ({len(st.entries)} entries, "
+                  f"{st.digest}){nothing}; recorded in {path}")
     if show and not st.trusted:
         ctx.exit(1)
 
@@ -374,7 +373,8 @@ def fetch(ctx: click.Context, names: tuple[str, ...], jobs: int, per_host: int, 
     if dry_run:
         rows = Fetcher(project, force=force, offline=offline).plan(list(names) or None)
         _print_plan(rows, as_json, verbose)
-        ctx.exit(1 if any(r["action"] in ("refuse", "fail") for r in rows) else 0)
+        ctx.exit(1 if any(r["action"] in ("refuse", "fail") or r.get("needs_trust")
+                          for r in rows) else 0)
     progress = RichProgress() if (_stderr_is_tty() and not quiet and not as_json) else NullProgress()
     try:
         report = Fetcher(project, jobs=jobs, progress=progress, lock_timeout=lock_timeout,
@@ -447,6 +447,8 @@ def _print_plan(rows: list[dict], as_json: bool, verbose: bool) -> None:
             size = _human(r["size"]) if r["size"] is not None else "size unknown"
             problem = f"  ({r['problem']})" if r["problem"] else ""
             click.echo(f"{name}: would fetch {size} from {source} -> {r['target']}{problem}")
+            for what in r.get("needs_trust", []):  # TRU-005: the run would be refused
+                click.echo(f"    needs trust (DM180): {what}")
         elif action == "skip":
             click.echo(f"{name}: skipped (skip_download or lazy_access)")
         elif action == "missing":
@@ -465,6 +467,9 @@ def _print_plan(rows: list[dict], as_json: bool, verbose: bool) -> None:
     _info(f"dry run: {len(todo)} to fetch{total}, "
           + ", ".join(f"{v} {_PLAN_WORDS.get(k, k)}" for k, v in counts.items() if k != "fetch")
           + " -- nothing was downloaded")
+    if any(r.get("needs_trust") for r in rows):
+        _info("the fetch would be refused (DM180) until the manifest is trusted: "
+              "`datamanifest trust`, or --trust for one run")
 
 
 def _human(n: int | None) -> str:

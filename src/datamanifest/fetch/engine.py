@@ -33,7 +33,7 @@ from ..errors import ChecksumMismatch, ClobberError, DataManifestError, FetchErr
 from ..progress import NullProgress, Progress, Watchdog
 from ..project import Project
 from ..spec import checksum as _checksum
-from ..spec.secrets import redact_uri
+from ..spec.secrets import redact_text, redact_uri
 from ..store.layout import Target, is_current, move_aside, pool_hit
 from ..store.lock import Lock, reclaim_project_locks, reclaim_stale
 from ..spec.resolution import fetch_rung
@@ -888,7 +888,8 @@ class Fetcher:
             wanted = [n for n in asked if n not in project.refused]
         for n in project.manifest.order(wanted):
             ds = project.dataset(n)
-            row = {"name": n, "action": "fetch", "uri": ds.uri or None, "uris": list(ds.uris),
+            row = {"name": n, "action": "fetch", "uri": redact_uri(ds.uri) or None,  # SEC-002
+                   "uris": [redact_uri(u) for u in ds.uris],
                    "target": None, "size": None, "checksum": ds.effective_checksum,
                    "problem": None, "error": None}
             rows.append(row)
@@ -918,8 +919,26 @@ class Fetcher:
                 sizes = [i["size"] for i in infos]
                 row["size"] = sum(sizes) if sizes and None not in sizes else None
                 problems = [i["problem"] for i in infos if i["problem"]]
-                row["problem"] = problems[0] if problems else None
+                row["problem"] = redact_text(problems[0]) if problems else None
+        self._plan_trust(rows)
         return rows
+
+    def _plan_trust(self, rows: list[dict]) -> None:
+        """``needs_trust`` of each row the run would fetch: what the run would be refused
+        for (DM180, TRU-004) while the manifest is not trusted; absent otherwise."""
+        from ..trust import granted_by, status
+
+        todo = [r["name"] for r in rows if r["action"] in ("fetch", "missing")]
+        if not todo or self.trusted or granted_by() is not None:
+            return
+        needs = self.project.trust_needs(fetch=todo)
+        if self.offline:
+            needs = [n for n in needs if n.kind == "read"]
+        if not needs or status(self.project).trusted:
+            return
+        for r in rows:
+            if r["name"] in todo:
+                r["needs_trust"] = [n.what for n in needs if n.dataset in (None, r["name"])]
 
     # -- many datasets ----------------------------------------------------------------------
     def run(self, names: list[str] | None = None) -> FetchReport:
