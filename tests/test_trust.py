@@ -287,3 +287,15 @@ def test_a_dry_run_says_the_fetch_would_be_refused(project: Path, cfg: Path):
     rows = json.loads(run_cli("fetch", "-n", "--json", cwd=project).stdout)["datasets"]
     assert rows[0]["needs_trust"] and not (project.parent / "PWNED").exists()
     assert run_cli("fetch", "-n", "--trust", cwd=project).returncode == 0
+
+
+def test_information_is_a_notice_for_ci(project: Path, cfg: Path):
+    """DM181 in the CI forms of check: a GitHub notice, a SARIF note (DIAG-010, DIAG-011)."""
+    write_manifest(project, '[x]\nkey = "x.txt"\n' + SHELL)
+    gh = run_cli("check", "--output-format", "github", cwd=project)
+    assert gh.returncode == 0 and gh.stdout.startswith("::notice ") and "title=DM181" in gh.stdout
+    sarif = json.loads(run_cli("check", "--output-format", "sarif", cwd=project).stdout)
+    [result] = sarif["runs"][0]["results"]
+    assert result["ruleId"] == "DM181" and result["level"] == "note"
+    rule = sarif["runs"][0]["tool"]["driver"]["rules"][0]
+    assert rule["defaultConfiguration"]["level"] == "note"

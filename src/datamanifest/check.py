@@ -604,7 +604,7 @@ def _semantic_layer(data: dict[str, Any], datasets: dict[str, Dataset], col: _Co
                 col.add("DM051", (name, "extract"), f"dataset {name!r}: extract = true needs a "
                         f"zip, tar or tar.gz archive, got format {fmt or 'unknown'!r}",
                         "set format = \"zip\", \"tar\" or \"tar.gz\"")
-        # STO-004: a storage path that would be another dataset's control file (STO-005)
+        # STO-017: a storage path that would be another dataset's control file (STO-005)
         path_value = ds.storage_path or ds.local_path
         if path_value and path_value.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] \
                 .endswith(_keys.RESERVED_SUFFIXES):

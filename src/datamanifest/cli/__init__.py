@@ -179,7 +179,8 @@ trust_option = click.option(
 # -- trust ---------------------------------------------------------------------------------------
 @main.command("trust")
 @click.option("--show", is_flag=True, help="Print whether the manifest is trusted and what "
-              "it would run or where it would write; record nothing. Exit 1 when not trusted.")
+              "it would run or where it would write; record nothing. Exit 1 when it is not "
+              "trusted and something in it needs trust.")
 @click.option("--revoke", is_flag=True, help="Forget this manifest's trust.")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON on stdout.")
 @click.pass_context
@@ -230,8 +231,8 @@ def trust_cmd(ctx: click.Context, show: bool, revoke: bool, as_json: bool) -> No
                 "; nothing in it runs code or leads outside the project today"
             _info(f"trusted {project.manifest_path} ({len(st.entries)} entries, "
                   f"{st.digest}){nothing}; recorded in {path}")
-    if show and not st.trusted:
-        ctx.exit(1)
+    if show and not st.trusted and any(reason(e) for e in st.entries):
+        ctx.exit(1)  # not trusted, and something in it needs trust (TRU-007)
 
 
 # -- check -------------------------------------------------------------------------------------
