@@ -1,5 +1,5 @@
-"""Never replace what this tool did not publish (SCHEMA.md STO-015, STO-016, FET-023,
-MNT-026, SYNC-007, LCK-008): an existing file or folder without a completion marker is
+"""Never replace what this tool did not publish (SCHEMA.md STO-018, STO-016, FET-024,
+MNT-026, SYNC-007, LCK-009): an existing file or folder without a completion marker is
 refused with DM182 and left byte for byte, adopted when its bytes verify, replaced when a
 killed run of this tool was publishing it, and with --force moved aside, never deleted.
 
@@ -36,7 +36,7 @@ def _dead_pid() -> int:
     return p.pid
 
 
-@pytest.mark.covers("STO-015", "FET-023")
+@pytest.mark.covers("STO-018", "FET-024")
 def test_fetch_refuses_a_file_it_did_not_publish(one, http):
     project, target = one
     target.parent.mkdir(parents=True)
@@ -86,7 +86,7 @@ def test_a_folder_in_the_way_is_refused_then_moved_aside(http, served, project):
     assert (target / "a.txt").read_text() == "a" and (target / ".complete").exists()
 
 
-@pytest.mark.covers("STO-015")
+@pytest.mark.covers("STO-018")
 def test_an_unmarked_copy_that_verifies_is_adopted_without_a_download(one, http):
     project, target = one
     write_manifest(project, f'[x]\nuri = "{http.url("x.bin")}"\n'
@@ -119,7 +119,7 @@ def test_an_unmarked_folder_that_verifies_its_tree_checksum_is_adopted(http, ser
     assert dict(http.hits) == hits and (target / ".complete").exists()
 
 
-@pytest.mark.covers("LCK-008")
+@pytest.mark.covers("LCK-009")
 def test_a_killed_runs_own_unmarked_target_is_replaced(one, http):
     """The lock a killed run left says it was publishing: the unmarked target is its own."""
     project, target = one

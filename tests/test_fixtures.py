@@ -208,4 +208,4 @@ def test_every_must_rule_is_covered():
                            # trust and secrets (test_trust.py, test_clobber.py,
                            # test_hostile_manifest.py): refusing before anything runs, never
                            # replacing a file, the lock's publish line, option injection
-                           "TRU-005", "STO-015", "LCK-008", "SEC-004"}, behavioural
+                           "TRU-005", "STO-018", "LCK-009", "SEC-004"}, behavioural

@@ -1,4 +1,4 @@
-"""A manifest from a stranger cannot hurt you (issue 21; SCHEMA.md §27, STO-015, SEC-004).
+"""A manifest from a stranger cannot hurt you (issue 21; SCHEMA.md §27, STO-018, SEC-004).
 
 Each case is a hostile manifest in a cloned-looking project, fetched as its user would:
 with a decoy home folder as HOME (a .bashrc, SSH keys, a shell profile), a real loopback
@@ -136,7 +136,7 @@ def test_a_hostile_manifest_is_refused_and_nothing_outside_changes(box: Sandbox,
     box.assert_untouched()
 
 
-@pytest.mark.covers("STO-015")
+@pytest.mark.covers("STO-018")
 @pytest.mark.parametrize("body", [
     '[_STORAGE]\ndatasets_dir = "~"\n\n[rc]\nuri = "{evil}"\nkey = ".bashrc"\n',
     '[rc]\nuri = "{evil}"\nstorage_path = "~/.bashrc"\n',

@@ -253,7 +253,7 @@ def test_redaction_reaches_the_trust_record(project: Path, cfg: Path):
 
 
 def test_lock_publish_line_is_inherited_by_the_next_holder(tmp_path: Path):
-    """LCK-008: the evidence that a killed holder was changing its target survives the
+    """LCK-009: the evidence that a killed holder was changing its target survives the
     reclaim, and the next holder writes it into its own lock at once."""
     import subprocess
     import sys

@@ -127,7 +127,7 @@ CODES: dict[str, tuple[str, str, str]] = {
     "DM180": ("TRU-005", "error", "the manifest is not trusted to run code or write outside the "
               "project"),
     "DM181": ("TRU-007", "info", "an entry that needs trust"),
-    "DM182": ("STO-015", "error", "a file or folder that datamanifest did not publish is in the way"),
+    "DM182": ("STO-018", "error", "a file or folder that datamanifest did not publish is in the way"),
     "DM183": ("SEC-003", "warning", "a password or token in a URI"),
     "DM184": ("TRU-006", "error", "the trust record cannot be written"),
     "DM120": ("TREE-006", "error", "a folder that has no tree checksum"),
@@ -370,7 +370,7 @@ class TrustError(DataManifestError):
 
 class ClobberError(DataManifestError):
     """A file or folder that datamanifest did not publish is where it would publish
-    (DM182, SCHEMA.md STO-015); it is left as it is. ``path`` names it."""
+    (DM182, SCHEMA.md STO-018); it is left as it is. ``path`` names it."""
 
     code = "DM182"
 

@@ -138,7 +138,7 @@ class Outcome:
     filled: bool = False
     waited: bool = False
     pool: bool = False  # taken in place from a read pool (POOL-004)
-    adopted: bool = False  # an unmarked target whose bytes verified, marked (STO-015)
+    adopted: bool = False  # an unmarked target whose bytes verified, marked (STO-018)
     moved_aside: Path | None = None  # where an existing target went (--force, STO-016)
 
     def as_json(self) -> dict:
@@ -345,10 +345,10 @@ class Fetcher:
 
     def _clear_way(self, name: str, target: Target, declared: str, lock: Lock,
                    forced: bool) -> tuple[Path | None, "Outcome | None"]:
-        """STO-015: never replace a file or folder this tool did not publish. Called under
+        """STO-018: never replace a file or folder this tool did not publish. Called under
         the dataset's lock, before anything is downloaded. An existing target is this
         tool's when it has its marker, or when the lock this run took over said a killed
-        run had begun publishing it (LCK-008). An unmarked target whose bytes verify
+        run had begun publishing it (LCK-009). An unmarked target whose bytes verify
         against the declared checksum is adopted: its marker is written and nothing is
         downloaded (crash recovery; not with ``force``). Otherwise, with ``move_aside``, it
         is renamed ``<name>.~<n>~`` (STO-016); else DM182 names it and it is left as it is.
@@ -362,7 +362,7 @@ class Fetcher:
             if out is not None:
                 return None, out
         if lock.inherited:
-            return None, None  # a killed run of this tool was publishing it (LCK-008)
+            return None, None  # a killed run of this tool was publishing it (LCK-009)
         if self.move_aside:
             lock.mark_publishing()
             return move_aside(path), None
@@ -376,7 +376,7 @@ class Fetcher:
                  f"it aside to {path.name}.~N~ (never deleted) and fetch")
 
     def _adopt(self, name: str, target: Target, declared: str) -> "Outcome | None":
-        """STO-015: mark an unmarked target whose bytes verify against ``declared`` (a file
+        """STO-018: mark an unmarked target whose bytes verify against ``declared`` (a file
         checksum for a file, a tree checksum for a folder, STO-012 for its tree manifest)
         and record it; None when it does not verify or cannot be verified."""
         from ..tree import hash_file
@@ -646,7 +646,7 @@ class Fetcher:
             elif rung["rung"] == "delegation" and (peer := find_peer(rung.get("language", ""))):
                 # LAD-003: the peer writes into the shared store; we verify what it wrote
                 if lock is not None:
-                    lock.mark_publishing()  # the peer writes the target in place (LCK-008)
+                    lock.mark_publishing()  # the peer writes the target in place (LCK-009)
                 run_peer(self.project, name, peer, self.project.storage.datasets_dir)
                 return self._after_peer(name, target, declared)
             else:

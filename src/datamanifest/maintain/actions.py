@@ -88,7 +88,7 @@ def _protected(o: Obj) -> MaintenanceError:
 
 def _discard(o: Obj, lock: Lock | None = None) -> None:
     """Marker first, then the bytes (an artifact through ``A.old``, PRD-027) and staging;
-    the caller holds the object's lock (``lock``: told first, LCK-008)."""
+    the caller holds the object's lock (``lock``: told first, LCK-009)."""
     if lock is not None:
         lock.mark_publishing()
     marker = _marker(o.location, o.is_dir)
@@ -167,7 +167,7 @@ def _copy_verified(o: Obj, new: str, lock: Lock | None = None) -> int:
 
     Returns the bytes copied. Raises DM070 when the copy does not verify (nothing is
     published; the staging copy is removed). The caller has judged what is at ``new``
-    (STO-015) and holds its ``lock``, told before ``new`` changes (LCK-008).
+    (STO-018) and holds its ``lock``, told before ``new`` changes (LCK-009).
     """
     from ..errors import ChecksumMismatch
 
@@ -197,7 +197,7 @@ def _copy_verified(o: Obj, new: str, lock: Lock | None = None) -> int:
     if lock is not None:
         lock.mark_publishing()
     if os.path.lexists(new):
-        _remove(new)  # this tool's own leftover (the caller judged it, STO-015)
+        _remove(new)  # this tool's own leftover (the caller judged it, STO-018)
     os.replace(tmp, new)
     fsync_dir(Path(new).parent)
     write_bytes(_marker(new, o.is_dir), marker_text.encode("utf-8"))
@@ -233,8 +233,8 @@ def _relative_key(inv: Inventory, o: Obj) -> str:
 
 # -- mv (MNT-023) --------------------------------------------------------------------------------------
 def _clear_way(o: Obj, new: str, lock: Lock, force: bool) -> tuple[bool, str | None]:
-    """STO-015 at a move's destination, under its lock: an unmarked ``new`` is replaced only
-    when a killed run of this tool was writing it (LCK-008); a dataset's unmarked copy
+    """STO-018 at a move's destination, under its lock: an unmarked ``new`` is replaced only
+    when a killed run of this tool was writing it (LCK-009); a dataset's unmarked copy
     whose bytes verify against its checksum is adopted (its marker written); with
     ``force`` anything else is moved aside (STO-016); otherwise DM182.
 
@@ -265,7 +265,7 @@ def move(inv: Inventory, o: Obj, dest: str, *, dry_run: bool = False,
          force: bool = False) -> Step:
     """Move one object into the store root ``dest`` (MNT-023); never nests. Something at
     the destination that this tool did not publish is refused (DM182), or with ``force``
-    moved aside (STO-015, STO-016)."""
+    moved aside (STO-018, STO-016)."""
     new = os.path.join(os.path.abspath(dest), _relative_key(inv, o))
     if new == o.location and o.state != "missing":
         # already there: a move killed after repointing finishes by deleting the source

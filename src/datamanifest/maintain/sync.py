@@ -266,8 +266,8 @@ class Receiver:
             os.makedirs(s, exist_ok=True)
 
     def _clear_way(self) -> None:
-        """STO-015/SYNC-007: an existing object without its marker is replaced only when a
-        killed receiver of this tool was publishing it (LCK-008); with ``force`` it is moved
+        """STO-018/SYNC-007: an existing object without its marker is replaced only when a
+        killed receiver of this tool was publishing it (LCK-009); with ``force`` it is moved
         aside (STO-016); otherwise DM182, before any byte is transferred."""
         loc = self.location
         if not os.path.lexists(loc) or os.path.lexists(_marker(loc, self.is_dir)):
@@ -304,11 +304,11 @@ class Receiver:
                 os.close(fd)
         marker = _marker(self.location, self.is_dir)
         if self._lock is not None:
-            self._lock.mark_publishing()  # LCK-008
+            self._lock.mark_publishing()  # LCK-009
         if os.path.lexists(marker):
             os.unlink(marker)
         if os.path.lexists(self.location):
-            _remove(self.location)  # this tool's own (judged in begin, STO-015)
+            _remove(self.location)  # this tool's own (judged in begin, STO-018)
         os.replace(self.staging, self.location)
         fsync_dir(Path(self.location).parent)
         if self.kind == "cached":

@@ -88,9 +88,9 @@ class Target:
                 lock=None) -> None:
         """Rename the verified staging area onto the target, then write the marker (STO-007/008).
 
-        The caller has judged the target (STO-015): absent, published by this tool (marked),
+        The caller has judged the target (STO-018): absent, published by this tool (marked),
         or this tool's own interrupted work; ``lock`` (the held :class:`~datamanifest.store.
-        lock.Lock`) is told first that the target is about to change (LCK-008). A marked
+        lock.Lock`) is told first that the target is about to change (LCK-009). A marked
         target loses its marker first, so a replacement killed midway leaves an incomplete
         folder, never a complete-looking mix (STO-008). The marker records the checksum and
         size (bytes) of what was published and, for a folder, ``tree``: the tree checksum
@@ -115,7 +115,7 @@ class Target:
 
     def mark(self, checksum: str, size: int | None, *, tree: str | None = None) -> None:
         """Write the completion marker of verified bytes at the target (STO-008): after a
-        publish, or to adopt an unmarked target whose bytes verify (STO-015)."""
+        publish, or to adopt an unmarked target whose bytes verify (STO-018)."""
         record: dict = {"checksum": checksum, "size": size}
         if tree:
             record["tree"] = tree

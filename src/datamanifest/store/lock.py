@@ -9,10 +9,10 @@ LCK-004  A lock is stale when its mtime is older than ``stale_age`` and either i
 LCK-005  Reclaiming is serialized by ``<target>.lock.reclaim`` (itself exclusive); the
          reclaimer re-checks staleness before deleting the stale lock.
 LCK-006  A contender that waits longer than its timeout fails with DM075.
-LCK-008  Before its first change to the target (the rename onto it, removing its marker or
+LCK-009  Before its first change to the target (the rename onto it, removing its marker or
          its bytes), a holder appends the line ``publish`` to its lock. A contender that
          reclaims a stale lock holding that line knows an unmarked target is the killed
-         holder's own work (STO-015), and carries the line into its own lock at once.
+         holder's own work (STO-018), and carries the line into its own lock at once.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from ..errors import LockTimeout
 
 DEFAULT_STALE_AGE = 30.0  # seconds
 RECLAIM_FACTOR = 5
-#: LCK-008: the line a holder appends before it changes its target
+#: LCK-009: the line a holder appends before it changes its target
 PUBLISHING = "publish"
 
 
@@ -176,7 +176,7 @@ class Lock:
         self.poll = poll
         self.on_wait = on_wait
         self.waited = False
-        #: LCK-008: the stale lock this one replaced said its holder was changing the target
+        #: LCK-009: the stale lock this one replaced said its holder was changing the target
         self.inherited = False
         self._token = f"{os.getpid()} {socket.gethostname()}\n"
 
@@ -193,7 +193,7 @@ class Lock:
 
     def _reclaim(self) -> bool:
         """LCK-005: remove a stale lock under the reclaim guard. Returns whether the lock
-        removed said its holder had begun changing its target (LCK-008)."""
+        removed said its holder had begun changing its target (LCK-009)."""
         guard = self.path.with_name(self.path.name + ".reclaim")
         try:
             fd = os.open(guard, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -222,9 +222,9 @@ class Lock:
         return publishing
 
     def mark_publishing(self) -> None:
-        """LCK-008: append ``publish`` to the held lock before the first change to its
+        """LCK-009: append ``publish`` to the held lock before the first change to its
         target, so that a run killed from here on leaves evidence that an unmarked target
-        is this tool's work (STO-015). Idempotent; never raises for a vanished lock."""
+        is this tool's work (STO-018). Idempotent; never raises for a vanished lock."""
         if self._token.endswith(f"\n{PUBLISHING}\n"):
             return
         try:
@@ -241,7 +241,7 @@ class Lock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         start = time.monotonic()
         delay = self.poll
-        evidence = False  # LCK-008, for the lock created right after a reclaim
+        evidence = False  # LCK-009, for the lock created right after a reclaim
         while not self._try_create():
             evidence = False
             if is_stale(self.path, self.stale_age):
@@ -264,7 +264,7 @@ class Lock:
             delay = min(delay * 1.5, 0.5)
         self.inherited = evidence
         if evidence:
-            self.mark_publishing()  # LCK-008: the evidence survives this holder too
+            self.mark_publishing()  # LCK-009: the evidence survives this holder too
         _HEARTBEAT.add(self.path, max(self.stale_age / 2, 0.05))
         return self
 
