@@ -215,7 +215,8 @@ def test_remove_a_protected_dataset_keeps_its_bytes(proj: Path, tmp_path: Path):
     mine.write_bytes(b"precious")
     with open(proj / "datamanifest.toml", "a") as f:
         f.write(f'\n[own]\nuri = "file://{mine}"\nstorage_path = "{tmp_path}/kept.dat"\n')
-    assert run_cli("fetch", "own", cwd=proj).returncode == 0
+    # a storage_path outside the project: written for a trusted manifest only (TRU-004)
+    assert run_cli("fetch", "own", "--trust", cwd=proj).returncode == 0
     r = run_cli("remove", "own", cwd=proj)
     assert r.returncode == 0, r.stderr
     assert "protected" in r.stderr and (tmp_path / "kept.dat").read_bytes() == b"precious"

@@ -122,6 +122,7 @@ def _scenario(tmp: Path, http, served: Path) -> tuple[Path, dict[tuple[str, ...]
         ("path",): [*mm, "path", "a"],
         ("show",): [*mm, "show", "a"],
         ("where",): [*mm, "where"],
+        ("trust",): [*mm, "trust", "--show"],
         ("graph",): [*mm, "graph"],
         ("config", "show"): [*mm, "config", "show"],
         ("config", "set"): [*mm, "config", "set", "scratch", "/scratch"],

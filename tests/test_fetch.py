@@ -369,7 +369,11 @@ def test_read_pool_hit_is_used_in_place_and_never_written(http, served, project,
     text = (project / "datamanifest.toml").read_text()
     (project / "datamanifest.toml").write_text(text.replace(
         'datasets_dir = "store"\n', f'datasets_dir = "store"\ndatasets_pools = ["{pool}"]\n', 1))
+    # a pool the manifest names outside the project is read only for a trusted manifest
     proc = run_cli("fetch", "--json", cwd=project)
+    assert proc.returncode == 1 and "DM180" in proc.stderr and str(pool) in proc.stderr
+    assert not (project / "store").exists()
+    proc = run_cli("fetch", "--json", "--trust", cwd=project)
     assert proc.returncode == 0, proc.stderr
     out = {d["name"]: d for d in json.loads(proc.stdout)["datasets"]}
     assert out["p"]["from_pool"] and out["p"]["path"] == str(key_dir / "p.csv")

@@ -214,7 +214,12 @@ def test_a_link_inside_the_store_is_refused(http, served, project, outside, wher
         name = {"staging": "x.bin.tmp", "target": "x.bin", "marker": "x.bin.complete"}[where]
         (host / name).symlink_to(outside / "victim.txt")
     before = _snapshot(outside)
-    proc = run_cli("fetch", cwd=project)
+    if where == "folder":  # untrusted, the link's way out is refused first (TRU-004)
+        proc = run_cli("fetch", cwd=project)
+        assert proc.returncode == 1 and "DM180" in proc.stderr, proc.stderr
+        assert _snapshot(outside) == before
+    # even for a trusted manifest (STO-014)
+    proc = run_cli("fetch", cwd=project, env={"DATAMANIFEST_TRUST": "1"})
     assert proc.returncode == 1 and "DM096" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
     assert _snapshot(outside) == before
@@ -227,7 +232,12 @@ def test_a_store_folder_that_is_a_link_is_the_users_choice(http, served, project
     disk.mkdir()
     (project / "store").symlink_to(disk, target_is_directory=True)
     write_manifest(project, f'[x]\nuri = "{http.url("x.bin")}"\n')
+    # a link leading out of the project is judged where it leads (TRU-004): the user who
+    # made it trusts the manifest once
     proc = run_cli("fetch", cwd=project)
+    assert proc.returncode == 1 and "DM180" in proc.stderr and str(disk) in proc.stderr
+    assert not list(disk.iterdir())
+    proc = run_cli("fetch", "--trust", cwd=project)
     assert proc.returncode == 0, proc.stderr
     assert (disk / "127.0.0.1" / "x.bin").read_bytes() == data
 
@@ -238,7 +248,7 @@ def test_shell_template_values_with_shell_syntax_are_never_run(project):
     write_manifest(project, '[d]\nkey = "d.txt"\nversion = "v1"\n'
                             f'doi = "{evil}"\n'
                             'shell = "sh -c \'printf %s \\"$0\\" > \\"$1\\"\' $doi $download_path"\n')
-    proc = run_cli("fetch", cwd=project)
+    proc = run_cli("fetch", cwd=project, env={"DATAMANIFEST_TRUST": "1"})  # the test's own
     assert proc.returncode == 0, proc.stderr
     assert (project / "store" / "d.txt").read_text() == evil
     assert not any(p.name.startswith("PWNED") for p in project.rglob("*"))

@@ -24,7 +24,9 @@ def with_args(path, *, prefix=""):
 
 
 @pytest.fixture
-def lproject(project: Path) -> Path:
+def lproject(project: Path, monkeypatch) -> Path:
+    # the tests' own manifest runs its loader bindings: trusted as CI would (TRU-005)
+    monkeypatch.setenv("DATAMANIFEST_TRUST", "1")
     (project / "myloaders.py").write_text(LOADERS)
     (project / "in").mkdir()
     (project / "in" / "a.json").write_text('{"x": [1, 2]}')
@@ -73,7 +75,8 @@ def test_load_offline_does_not_fetch(lproject: Path):
     assert not (lproject / "store").exists()
 
 
-def test_lazy_access_opens_in_place_local_and_http(http, served, project: Path):
+def test_lazy_access_opens_in_place_local_and_http(http, served, project: Path, monkeypatch):
+    monkeypatch.setenv("DATAMANIFEST_TRUST", "1")  # 'bound' imports the project's module
     (served / "remote.json").write_text('{"remote": true}')
     (served / "table.csv").write_text("a\n1\n")
     (project / "big.json").write_text('{"local": 1}')

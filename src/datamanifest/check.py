@@ -604,6 +604,15 @@ def _semantic_layer(data: dict[str, Any], datasets: dict[str, Dataset], col: _Co
                 col.add("DM051", (name, "extract"), f"dataset {name!r}: extract = true needs a "
                         f"zip, tar or tar.gz archive, got format {fmt or 'unknown'!r}",
                         "set format = \"zip\", \"tar\" or \"tar.gz\"")
+        # STO-017: a storage path that would be another dataset's control file (STO-005)
+        path_value = ds.storage_path or ds.local_path
+        if path_value and path_value.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] \
+                .endswith(_keys.RESERVED_SUFFIXES):
+            fld = "storage_path" if ds.storage_path else "local_path"
+            col.add("DM032", (name, fld), f"dataset {name!r}: {fld} {path_value!r} ends in a "
+                    "control-file suffix (.tmp, .lock, .complete, .part): it would be the "
+                    "staging area, lock or completion marker of another dataset",
+                    "choose a name without that suffix")
         # STO-003 symbols
         if ds.storage_path:
             for sym in _storage.symbols_in(ds.storage_path):
@@ -639,6 +648,41 @@ def _semantic_layer(data: dict[str, Any], datasets: dict[str, Dataset], col: _Co
                         f"dataset {req!r}", f"did you mean {close[0]!r}?" if close else
                         "requires lists dataset names of this manifest")
     _cycles(datasets, col)
+    _trust_and_secrets(data, datasets, col)
+
+
+def _secret_warning(col: _Collector, path: tuple, value: str, what: str) -> None:
+    """SEC-003: a password or token written into a document (DM183)."""
+    from .spec.secrets import redact_uri, secret_of, where_credentials_go
+
+    kind = secret_of(value)
+    if kind is not None:
+        col.add("DM183", path, f"{what} {redact_uri(value)!r} holds a {kind}; a committed "
+                "manifest or configuration shares it with everyone who reads it",
+                where_credentials_go(value))
+
+
+def _trust_and_secrets(data: dict[str, Any], datasets: dict[str, Dataset],
+                       col: _Collector) -> None:
+    """TRU-007: each trust-relevant entry that can run code or lead outside the project, as
+    information (DM181); SEC-003: credentials in URIs and storage settings (DM183)."""
+    from .spec import trust as _trust
+    from .spec.secrets import redact_text
+
+    for e in _trust.entries(data):
+        why = _trust.reason(e)
+        if why:
+            col.add("DM181", e.path, f"{redact_text(e.show())}: {why}",
+                    "a run that uses it needs this manifest trusted: `datamanifest trust "
+                    "--show`", severity="info")
+        if e.kind == "storage" and isinstance(e.value, str):
+            _secret_warning(col, e.path, e.value, f"{e.label()}:")
+    for name, ds in datasets.items():
+        if ds.uri and ("@" in ds.uri or "=" in ds.uri):  # SEC-003 (one test per URI)
+            _secret_warning(col, (name, "uri"), ds.uri, f"dataset {name!r}: URI")
+        for i, u in enumerate(ds.uris):
+            if "@" in u or "=" in u:
+                _secret_warning(col, (name, "uris", i), u, f"dataset {name!r}: URI")
 
 
 def _source(ds: Dataset) -> tuple:
@@ -775,6 +819,19 @@ def _check_other(doc_type: str, data: dict[str, Any], col: _Collector) -> None:
         except AppendSpecError as e:
             col.add("DM160", ("append_step",), f"append configuration: {e.message}",
                     "append_step is +, -, a number or a duration like 1D, 12h, -30m")
+    if doc_type == "config":
+        from .spec import trust as _trust
+        from .spec.secrets import redact_text
+
+        checkout = bool(col.file) and Path(col.file).parent.name == ".datamanifest"
+        for e in _trust.entries({}, data):
+            why = _trust.reason(e) if checkout else None
+            if why:  # TRU-007: a project-supplied configuration (CFG-001)
+                col.add("DM181", e.path, f"{redact_text(e.show())}: {why}",
+                        "a run that uses it needs the project's manifest trusted: "
+                        "`datamanifest trust --show`", severity="info")
+            if isinstance(e.value, str):
+                _secret_warning(col, e.path, e.value, f"{'.'.join(e.path)}:")
     if doc_type == "config-sidecar":
         table = {k: v for k, v in data.items() if k != "_META"}
         try:

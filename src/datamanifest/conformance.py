@@ -69,11 +69,11 @@ from .optional import need
 SPEC_VERSION = 1
 KINDS = ("parse", "reject", "key", "hash", "shell", "resolve", "roundtrip", "discover",
          "archive", "layout", "verify", "autofill", "tree", "produce", "datacache", "objects",
-         "author", "chunks", "append", "policy")
+         "author", "chunks", "append", "policy", "trust")
 EXIT_UNSUPPORTED = 3
 JSON_KIND_DIRS = ("key", "hash", "shell", "resolve", "roundtrip", "discover", "archive",
                   "layout", "verify", "autofill", "tree", "produce", "datacache", "objects",
-                  "author", "chunks", "append", "policy")
+                  "author", "chunks", "append", "policy", "trust")
 
 
 @dataclass(frozen=True)
@@ -696,7 +696,60 @@ def _answer_policy(request: dict[str, Any]) -> dict[str, Any]:
         for n in sorted(out) if n in asked}}
 
 
-_MORE = {"policy": _answer_policy, "append": _answer_append, "chunks": _answer_chunks, "author": _answer_author, "objects": _answer_objects, "produce": _answer_produce, "datacache": _answer_datacache, "tree": _answer_tree,
+def _answer_trust(request: dict[str, Any]) -> dict[str, Any]:
+    """TRU-002..TRU-004, TRU-007, SEC-001: a manifest (and checkout configuration) -> its
+    trust-relevant entries, their digest and the ones `check` reports; a run -> what it
+    needs trust for; a URI or a text -> its redacted form and the secret it holds."""
+    from .spec import secrets
+    from .spec import trust as tru
+
+    op = request["operation"]
+    if op == "redact":
+        if "text" in request:
+            return {"redacted": secrets.redact_text(request["text"])}
+        kind = secrets.secret_of(request["uri"])
+        return {"redacted": secrets.redact_uri(request["uri"]),
+                "secret": None if kind is None else kind.split()[0]}
+    manifest_doc = tomllib.loads(request["manifest"])
+    checkout = tomllib.loads(request.get("checkout_config", ""))
+    if op == "entries":
+        items = tru.entries(manifest_doc, checkout)
+        return {"entries": [e.as_json() for e in items],
+                "digest": tru.digest(request["manifest_path"], items),
+                "reported": [{"document": e.document, "path": list(e.path)}
+                             for e in items if tru.reason(e)]}
+    from .spec import resolution as res
+    from .spec.manifest import Manifest
+
+    p = request["platform"]
+    platform = res.Platform(root=p["root"], hostname=request.get("hostname", ""),
+                            home=p["home"], user_data_dir=p["user_data_dir"],
+                            user_cache_dir=p["user_cache_dir"], env=request.get("env", {}),
+                            pathsep=p.get("pathsep", ":"))
+    links = request.get("links", {})
+
+    def realpath(path: str) -> str:  # described symbolic links: folder -> where it leads
+        path = tru.normalize_path(path)
+        for link in sorted(links, key=len, reverse=True):
+            if tru.inside(path, link):
+                return tru.normalize_path(links[link] + path[len(link):])
+        return path
+
+    try:
+        found = tru.needs(Manifest.from_dict(manifest_doc), checkout,
+                          tomllib.loads(request.get("user_config", "")), platform,
+                          lang=request.get("language", "python"),
+                          fetch=request.get("fetch", []), load=request.get("load", []),
+                          builtin_formats=request.get("builtin_formats", []),
+                          roots=bool(request.get("roots")),
+                          datacache=bool(request.get("datacache")), realpath=realpath)
+    except res.ResolutionError as e:
+        return {"error": e.code}
+    rows = [{k: v for k, v in n.as_json().items() if k != "what"} for n in found]
+    return {"needs": sorted(rows, key=lambda r: json.dumps(r, sort_keys=True))}
+
+
+_MORE = {"trust": _answer_trust, "policy": _answer_policy, "append": _answer_append, "chunks": _answer_chunks, "author": _answer_author, "objects": _answer_objects, "produce": _answer_produce, "datacache": _answer_datacache, "tree": _answer_tree,
          "discover": _answer_discover, "archive": _answer_archive, "layout": _answer_layout,
          "verify": _answer_verify, "autofill": _answer_autofill}
 

@@ -65,6 +65,15 @@ uri = "{base}/iers/Leap_Second.dat"
 checksum = ""
 description = "IERS leap second table"
 
+# The first lines of the leap-second table, made by a command (a shell template). The
+# command is code this manifest names: `fetch` runs it only once you trust the manifest
+# (`datamanifest trust`, SCHEMA.md §27).
+[leap-seconds-head]
+key = "derived/leap-seconds-head.txt"
+requires = ["leap-seconds"]
+shell = "sh -c 'head -n 5 \\"$0\\" > \\"$1\\"' $path_leap_seconds $download_path"
+checksum = ""   # filled in by the first fetch
+
 # Two NetCDF samples from xarray's test data, bundled as one tar.gz and extracted.
 [xarray-samples]
 uri = "{base}/xarray/netcdf-samples.tar.gz"
@@ -258,20 +267,26 @@ def main(argv: list[str] | None = None) -> int:
             tarball=_sha256(tarball),
             nemo=", ".join(f'"{base}/nemo/{f.name}"' for f in nemo)))
         steps = [
-            ["check"],
-            ["fetch"],
-            ["status"],
-            ["path", "finals2000A"],
-            ["fetch"],
-            ["add", f"{base}/xarray/example_1.nc", "-q"],  # declare + fetch + record
-            ["show", "example_1"],
+            (["check"], 0),
+            (["trust", "--show"], 1),  # not trusted yet: what the manifest would run
+            (["trust"], 0),
+            (["fetch"], 0),
+            (["status"], 0),
+            (["path", "finals2000A"], 0),
+            (["fetch"], 0),
+            (["add", f"{base}/xarray/example_1.nc", "-q"], 0),  # declare + fetch + record
+            (["show", "example_1"], 0),
         ]
-        for args in steps:
+        for args, want in steps:
+            if args == ["trust"]:
+                print("\ndemo: this manifest names a command (leap-seconds-head), so fetch would "
+                      "refuse it (DM180) until it is trusted. The demo wrote this manifest and "
+                      "trusts it now, as you would after reading the entries above:")
             print(f"\n$ datamanifest {' '.join(args)}", flush=True)
             code = subprocess.call(cli + args, cwd=project)
-            if code != 0:
+            if code != want:
                 print(f"demo: `datamanifest {' '.join(args)}` exited {code}", file=sys.stderr)
-                return code
+                return code or 1
         print(f"\nGET requests served: {dict(srv.hits)} (the second fetch downloaded nothing;"
               " `add` fetched example_1.nc once)")
         code = _virtual_step(project, cli, served, srv)

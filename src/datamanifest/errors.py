@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .spec.secrets import redact_text
+
 #: code -> (rule ID in SCHEMA.md, default severity, short title)
 CODES: dict[str, tuple[str, str, str]] = {
     # documents: syntax and structure
@@ -125,6 +127,13 @@ CODES: dict[str, tuple[str, str, str]] = {
     "DM172": ("LCK-008", "error", "interrupted"),
     "DM173": ("STO-015", "error", "an output path that cannot be written or replaced"),
     "DM174": ("DIAG-006", "error", "a malformed command line"),
+    # trust and secrets (SCHEMA.md §27)
+    "DM180": ("TRU-005", "error", "the manifest is not trusted to run code or write outside the "
+              "project"),
+    "DM181": ("TRU-007", "info", "an entry that needs trust"),
+    "DM182": ("STO-018", "error", "a file or folder that datamanifest did not publish is in the way"),
+    "DM183": ("SEC-003", "warning", "a password or token in a URI"),
+    "DM184": ("TRU-006", "error", "the trust record cannot be written"),
     "DM120": ("TREE-006", "error", "a folder that has no tree checksum"),
     "DM121": ("TREE-007", "error", "checksum kind does not fit the dataset"),
     "DM122": ("TREE-014", "error", "verify found differences"),
@@ -159,6 +168,10 @@ class Diagnostic:
     def __post_init__(self) -> None:
         if not self.severity:
             object.__setattr__(self, "severity", CODES[self.code][1])
+        # SEC-002: a credential in a URI never reaches a message, a hint or a JSON output
+        object.__setattr__(self, "message", redact_text(self.message))
+        if self.hint:
+            object.__setattr__(self, "hint", redact_text(self.hint))
 
     @property
     def rule(self) -> str:
@@ -222,8 +235,9 @@ class DataManifestError(Exception):
     ) -> None:
         if code is not None:
             self.code = code
-        self.message = message
-        self.hint = hint
+        # SEC-002: whatever URI a message quotes, its credentials are never shown
+        self.message = redact_text(message)
+        self.hint = redact_text(hint) if hint else hint
         self.file = file
         self.line = line
         self.column = column
@@ -344,6 +358,29 @@ class VirtualError(DataManifestError):
     (DM154), a checksum mismatch (DM155)."""
 
     code = "DM150"
+
+
+class TrustError(DataManifestError):
+    """The manifest is not trusted for what a run would do (SCHEMA.md §27.1): it would run
+    code the manifest names or write outside the project (DM180, listing each entry in
+    ``diagnostics``), or the trust record cannot be written (DM184). ``str()`` lists the
+    entries too (the CLI prints them as lines of their own)."""
+
+    code = "DM180"
+
+    def __str__(self) -> str:
+        return "\n".join([d.render() for d in self.diagnostics] + [self.render()])
+
+
+class ClobberError(DataManifestError):
+    """A file or folder that datamanifest did not publish is where it would publish
+    (DM182, SCHEMA.md STO-018); it is left as it is. ``path`` names it."""
+
+    code = "DM182"
+
+    def __init__(self, message: str, *, path: str = "", **kw: Any) -> None:
+        self.path = path
+        super().__init__(message, **kw)
 
 
 class AppendError(DataManifestError):

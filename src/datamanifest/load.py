@@ -47,13 +47,13 @@ def _zarr(path: Path) -> Any:
     return _need("xarray", "zarr", "zarr").open_zarr(path)
 
 
-def _chunk_manifest(path: Path) -> Any:
+def _chunk_manifest(path: Path, credentials: dict[str, str] | None = None) -> Any:
     """A virtual dataset (CHK-030): its chunk manifest opened as an xarray.Dataset, read
-    in place from its sources."""
+    in place from its sources (``credentials``: redacted source URL -> the manifest's)."""
     _need("xarray", "virtual", "chunk-manifest")
     from .virtual import open_virtual
 
-    return open_virtual(path)
+    return open_virtual(path, credentials=credentials)
 
 
 #: LAD-023: format -> loader of a local path
@@ -106,7 +106,7 @@ def _lazy_location(project, ds) -> tuple[str, bool]:
     return ds.uri, False
 
 
-def load(project, ident: str, *, offline: bool = False) -> Any:
+def load(project, ident: str, *, offline: bool = False, trusted: bool = False) -> Any:
     """Load dataset ``ident`` (name, alias or doi) with the load ladder for Python (LAD-010..013).
 
     Fetches it (and its requirements) first when it is not present, unless ``offline``.
@@ -118,14 +118,16 @@ def load(project, ident: str, *, offline: bool = False) -> Any:
     DataManifestError
         DM078 when absent offline, DM082 for a binding that cannot be imported, DM086 when
         a built-in loader's library is missing, DM087 when there is no loader, DM091 when
-        the dataset is refused (MAN-012), and the fetch's errors.
+        the dataset is refused (MAN-012), DM180 when its loader is a binding the manifest
+        names and the manifest is not trusted (TRU-004; ``trusted=True`` vouches for it),
+        before anything is imported or fetched, and the fetch's errors.
     """
     name = project.resolve(ident)
     refusal = project.refusal(name)
     if refusal is not None:  # MAN-012: its closure has errors
         raise refusal
     try:
-        return _load(project, name, offline)
+        return _load(project, name, offline, trusted)
     except DataManifestError as e:  # DIAG-001: located at the dataset's entry
         if e.file is None:
             e.file = str(project.manifest_path)
@@ -133,19 +135,21 @@ def load(project, ident: str, *, offline: bool = False) -> Any:
         raise
 
 
-def _load(project, name: str, offline: bool) -> Any:
+def _load(project, name: str, offline: bool, trusted: bool = False) -> Any:
     ds = project.dataset(name)
     rung = load_rung(project.manifest, ds, "python", sorted(BUILTIN))
     if rung["rung"] == "error" and ds.is_folder and not ds.lazy_access:
         # LAD-025: a folder dataset without a loader for its format (an extracted archive,
         # uris, a git clone) loads as its folder
         if project.locate(name) is None and not offline:
-            project.fetch([name])
+            project.fetch([name], trusted=trusted)
         return project.path(name)
     if rung["rung"] == "error":
         raise DataManifestError(f"dataset {name!r} has no loader for format "
                                 f"{ds.effective_format or 'unknown'!r}", code="DM087",
                                 hint="set loader = \"module:function\", or format = ...")
+    if not trusted and rung["rung"] != "built-in":
+        project.require_trust("load", load=[name])
     if ds.lazy_access:  # LAD-024: opened in place, never copied, never recorded
         where, local = _lazy_location(project, ds)
         if rung["rung"] == "built-in":
@@ -154,9 +158,14 @@ def _load(project, name: str, offline: bool) -> Any:
         path: Any = where
     else:
         if project.locate(name) is None and not offline:
-            project.fetch([name])
+            project.fetch([name], trusted=trusted)
         path = project.path(name)
     if rung["rung"] == "built-in":
+        if ds.virtual and ds.effective_format == "chunk-manifest":  # SEC-002: its document holds the sources' URLs redacted
+            from .spec.secrets import redact_uri
+
+            urls = [ds.uri] if ds.uri else ds.uris
+            return _chunk_manifest(path, {redact_uri(u): u for u in urls if redact_uri(u) != u})
         return BUILTIN[ds.effective_format](path)
     binding = _binding_for(project, ds, rung)
     fn = resolve_binding(rung["ref"], project.root)

@@ -49,6 +49,8 @@ class StorageConfig:
     symbols: dict[str, str]
     resolved: object = None  # datamanifest.spec.resolution.Resolved
     platform: object = None  # datamanifest.spec.resolution.Platform
+    checkout: dict | None = None  # the checkout configuration document, as parsed (CFG-001)
+    user: dict | None = None  # the user configuration document, as parsed (CFG-001)
 
 
 class Project:
@@ -182,9 +184,47 @@ class Project:
     @property
     def warnings(self) -> list[Diagnostic]:
         """The warnings of the manifest and the configuration files (errors refuse datasets,
-        see :meth:`refusal`)."""
+        see :meth:`refusal`; information, DM181, is for `check`)."""
         return [d for d in self.check.diagnostics + self.config_diagnostics
-                if d.severity != "error"]
+                if d.severity == "warning"]
+
+    # -- trust (SCHEMA.md §27.1) ------------------------------------------------------------
+    def trust_needs(self, *, fetch: list[str] = (), load: list[str] = (), roots: bool = False,
+                    datacache: bool = False) -> list:
+        """What a run would do that needs this manifest trusted (TRU-004): run the code of
+        the datasets it ``fetch``es or ``load``s, write their targets, read their pools,
+        write in the store roots (``roots``: maintenance) or in ``datacache_dir``. Paths are
+        judged where they really lead (symbolic links resolved). Returns a list of
+        :class:`~datamanifest.spec.trust.Need` (empty: no trust needed)."""
+        from .load import BUILTIN
+        from .spec import trust as _trust
+
+        if not (fetch or load or roots or datacache):
+            return []
+        folders: dict[str, str] = {}
+
+        def realpath(path: str) -> str:
+            # where the bytes land: the folder resolved (once per folder), the name itself
+            # kept (a publish renames onto a link, it does not write through it)
+            head, tail = os.path.split(path)
+            real = folders.get(head)
+            if real is None:
+                real = folders[head] = os.path.realpath(head)
+            return os.path.join(real, tail) if tail else real
+
+        return _trust.needs(self.manifest, self.storage.checkout or {}, self.storage.user or {},
+                            self.storage.platform, lang="python", fetch=list(fetch),
+                            load=list(load), builtin_formats=sorted(BUILTIN), roots=roots,
+                            datacache=datacache, realpath=realpath)
+
+    def require_trust(self, action: str, **uses) -> None:
+        """Raise DM180 when a run doing ``uses`` (see :meth:`trust_needs`) needs trust this
+        manifest does not have (TRU-005); nothing has run or been written then."""
+        needs = self.trust_needs(**uses)
+        if needs:
+            from .trust import require
+
+            require(self, needs, action=action)
 
     def refusal(self, name: str) -> ManifestError | None:
         """The DM091 error refusing dataset ``name`` (MAN-012), or None when its closure is
@@ -305,7 +345,10 @@ class Project:
                 continue
             ds = self.dataset(n)
             if ds.skip_download or ds.lazy_access:
-                rows.append({"name": n, "status": "external", "path": ds.uri or None,
+                from .spec.secrets import redact_uri
+
+                rows.append({"name": n, "status": "external",  # SEC-002
+                             "path": redact_uri(ds.uri) or None,
                              "checksum": ds.effective_checksum, "size": None})
                 continue
             try:
@@ -331,7 +374,7 @@ class Project:
     # -- operations (Python API) -------------------------------------------------------------------
     def fetch(self, names: "str | list[str] | None" = None, *, jobs: int = 4,
               force: bool = False, lock_timeout: float | None = None, offline: bool = False,
-              raise_on_error: bool = True):
+              raise_on_error: bool = True, trusted: bool = False, move_aside: bool = False):
         """Fetch datasets with their requirements, verified and atomically (SCHEMA.md §11).
 
         Parameters
@@ -349,6 +392,12 @@ class Project:
         raise_on_error : bool
             Raise the first failure (default), after every other dataset was attempted;
             with False, failures are only in the report.
+        trusted : bool
+            Vouch for the manifest, as ``--trust`` does (SCHEMA.md §27.1): run the code it
+            names and use the locations it sets outside the project.
+        move_aside : bool
+            Rename a file or folder in the way that this tool did not publish to
+            ``<name>.~<n>~`` (STO-016) instead of failing that dataset with DM182.
 
         Returns
         -------
@@ -364,14 +413,16 @@ class Project:
             The first failure (DM070 checksum mismatch, DM071 download failed, DM074 not
             found, DM081 blocked, DM091 refused, ...), located at the dataset's entry in the
             manifest; ``err.report`` is the whole report. LookupFailed (DM076/DM077) for an
-            identifier that names no dataset or several.
+            identifier that names no dataset or several. TrustError (DM180) before anything
+            runs, when the run would run the manifest's code or write outside the project
+            and the manifest is not trusted.
         """
         from .fetch.engine import Fetcher
 
         if isinstance(names, str):
             names = [names]
         report = Fetcher(self, jobs=jobs, force=force, lock_timeout=lock_timeout,
-                         offline=offline).run(names)
+                         offline=offline, trusted=trusted, move_aside=move_aside).run(names)
         self._state_cache = None  # the run may have recorded new locations
         failures = [o for o in report.outcomes if o.error is not None]
         if failures and raise_on_error:
@@ -380,7 +431,7 @@ class Project:
             raise err  # type: ignore[misc]
         return report
 
-    def load(self, ident: str, *, offline: bool = False):
+    def load(self, ident: str, *, offline: bool = False, trusted: bool = False):
         """The loaded dataset (load ladder, SCHEMA.md §15), fetched first when absent.
 
         Parameters
@@ -389,6 +440,9 @@ class Project:
             The dataset's name, alias or doi.
         offline : bool
             Never fetch; DM078 when absent.
+        trusted : bool
+            Vouch for the manifest's loader bindings (SCHEMA.md §27.1); otherwise a binding
+            the manifest names is DM180 until the manifest is trusted.
 
         Returns
         -------
@@ -407,7 +461,7 @@ class Project:
         """
         from .load import load
 
-        return load(self, ident, offline=offline)
+        return load(self, ident, offline=offline, trusted=trusted)
 
     def list(self, *terms: str, kind: str | None = None,
              format: "str | tuple[str, ...]" = (), state: "str | tuple[str, ...]" = (),
@@ -738,4 +792,6 @@ def resolve_storage(manifest: Manifest, root: Path) -> StorageConfig:
         symbols=resolved.symbols,
         resolved=resolved,
         platform=platform,
+        checkout=checkout,
+        user=user,
     )

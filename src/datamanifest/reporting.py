@@ -72,8 +72,14 @@ def github_command(d: Diagnostic, root: str | os.PathLike | None = None) -> str:
         props.append(f"col={d.column or 1}")
     props.append(f"title={_escape_property(d.code)}")
     text = d.message + (f" ({d.hint})" if d.hint else "")
-    level = "error" if d.severity == "error" else "warning"
+    level = _GITHUB_LEVELS.get(d.severity, "warning")
     return f"::{level} {','.join(props)}::{_escape_data(text)}"
+
+
+#: DIAG-010: severity -> workflow command (information, DM181, is a notice)
+_GITHUB_LEVELS = {"error": "error", "warning": "warning", "info": "notice"}
+#: DIAG-011: severity -> SARIF level
+_SARIF_LEVELS = {"error": "error", "warning": "warning", "info": "note"}
 
 
 def github_commands(diagnostics: Iterable[Diagnostic],
@@ -96,7 +102,7 @@ def _rule(code: str) -> dict[str, Any]:
         "name": _rule_name(title),
         "shortDescription": {"text": title},
         "helpUri": f"{SPEC_URL}#9-diagnostics",
-        "defaultConfiguration": {"level": "error" if severity == "error" else "warning"},
+        "defaultConfiguration": {"level": _SARIF_LEVELS.get(severity, "warning")},
         "properties": {"rule": rule_id},
     }
 
@@ -139,7 +145,7 @@ def sarif_log(diagnostics: Sequence[Diagnostic], root: str | os.PathLike | None 
         result: dict[str, Any] = {
             "ruleId": d.code,
             "ruleIndex": index[d.code],
-            "level": "error" if d.severity == "error" else "warning",
+            "level": _SARIF_LEVELS.get(d.severity, "warning"),
             "message": {"text": d.message + (f" ({d.hint})" if d.hint else "")},
         }
         if d.path:

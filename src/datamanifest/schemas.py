@@ -22,6 +22,7 @@ SCHEMA_FILES = {
     "metadata-sidecar": "metadata-sidecar.v1.json",
     "tree-manifest": "tree-manifest.v1.json",
     "produced-marker": "produced-marker.v1.json",
+    "trust-record": "trust-record.v1.json",
     "state-journal-line": "state-journal-line.v1.json",
     "chunk-manifest": "chunk-manifest.v1.json",
     "append-config": "append-config.v1.json",

@@ -114,8 +114,12 @@ def _verify_virtual(project, name: str, ds, path: Path, full: bool) -> VerifyRes
     from .virtual import document
     from .virtual.store import load_manifest
 
+    from .spec.secrets import redact_uri
+
     manifest, url = load_manifest(path)  # DM155 when the document was edited
-    info = document.info(manifest, url, verify=full)
+    urls = [ds.uri] if ds.uri else ds.uris  # SEC-002: recorded redacted, read with these
+    info = document.info(manifest, url, verify=full,
+                         credentials={redact_uri(u): u for u in urls if redact_uri(u) != u})
     diffs = Differences()
     diffs.modified = [s["url"] for s in info["sources"] if s["status"] != "ok"]
     return VerifyResult(name, path, "virtual", manifest.checksum or "", diffs,

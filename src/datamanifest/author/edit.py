@@ -123,9 +123,11 @@ class AddResult:
     entry: str
 
     def as_json(self) -> dict[str, Any]:
-        return {"name": self.name, "uri": self.uri, "key": self.key, "checksum": self.checksum,
-                "path": str(self.path) if self.path else None, "fetched": self.fetched,
-                "entry": self.entry}
+        from ..spec.secrets import redact_text, redact_uri
+
+        return {"name": self.name, "uri": redact_uri(self.uri), "key": self.key,
+                "checksum": self.checksum, "path": str(self.path) if self.path else None,
+                "fetched": self.fetched, "entry": redact_text(self.entry)}  # SEC-002
 
 
 def _name_taken(e: spec.NameTaken, file: str) -> AuthoringError:
@@ -164,15 +166,16 @@ def _project_relative(project, uri: str) -> str:
 
 def add(project, uri: str, *, name: str | None = None, extract: bool = False,
         version: str = "", fetch: bool = True, progress=None,
-        lock_timeout: float | None = None) -> AddResult:
+        lock_timeout: float | None = None, move_aside: bool = False) -> AddResult:
     """Declare a dataset of ``uri``, fetch it and record its checksum (AUT-005).
 
     The fetch runs first, on the edit not yet written; the entry is appended (AUT-003)
     only after it succeeded, with the computed checksum. ``fetch=False`` declares only.
     Raises :class:`AuthoringError` (DM141 name taken), :class:`ManifestError` (DM033 the
     key is declared already; DM091 the entry would be invalid, e.g. DM051 ``extract`` of
-    a non-archive), or the fetch's error (DM070, DM071, DM074, ...); in every case the
-    manifest and the store are left as they were.
+    a non-archive), or the fetch's error (DM070, DM071, DM074, DM180 trust, DM182 a file
+    this tool did not publish at the target: ``move_aside`` renames it instead, STO-016);
+    in every case the manifest and the store are left as they were.
     """
     from ..fetch.engine import Fetcher
     from ..project import Project
@@ -190,7 +193,7 @@ def add(project, uri: str, *, name: str | None = None, extract: bool = False,
     if fetch:
         trial = Project.from_text(project.manifest_path, planned.text)
         report = Fetcher(trial, jobs=1, progress=progress, lock_timeout=lock_timeout,
-                         processes=False).run([new_name])
+                         processes=False, move_aside=move_aside).run([new_name])
         out = next(o for o in report.outcomes if o.name == new_name)
         if out.error is not None:  # about the URI: the entry is not in the file
             out.error.file, out.error.line, out.error.column = uri, None, None
@@ -275,7 +278,7 @@ def show(project, ident: str) -> dict[str, Any]:
         target = None
     obj = next((o for o in inventory(project).objects if o.kind == "data" and o.id == name), None)
     state = project.state_records().get(ds.derived_key) if (ds.uri or ds.uris or ds.key) else None
-    return {
+    return redact_deep({
         "name": name,
         "manifest": str(project.manifest_path),
         "entry": dataset_text(_read(project), name),
@@ -285,7 +288,20 @@ def show(project, ident: str) -> dict[str, Any]:
         "found_in": found[1] if found else None,
         "object": obj.as_json() if obj is not None else None,
         "state_record": state.model_dump(exclude_none=True) if state is not None else None,
-    }
+    })
+
+
+def redact_deep(value: Any) -> Any:
+    """Every string of a JSON-like value with its URI credentials redacted (SEC-002)."""
+    from ..spec.secrets import redact_text
+
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, list):
+        return [redact_deep(v) for v in value]
+    if isinstance(value, dict):
+        return {k: redact_deep(v) for k, v in value.items()}
+    return value
 
 
 # -- update-checksums (AUT-007) ------------------------------------------------------------------
@@ -390,6 +406,8 @@ def update_checksums(project, idents: list[str] | None = None, *, dry_run: bool 
     if refetch:
         changes += _refetched(project, eligible, values, dry_run, progress, jobs)
     else:
+        if not dry_run and eligible:  # markers are rewritten in the store (TRU-004)
+            project.require_trust("update-checksums", roots=True)
         for name in eligible:
             ds = project.dataset(name)
             declared = ds.effective_checksum

@@ -36,14 +36,16 @@ class ImportResult:
     dry_run: bool = False
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        from .edit import redact_deep
+
+        return redact_deep({  # SEC-002
             "dry_run": self.dry_run,
             "added": [{"name": e.name, **e.table()} for e in self.added],
             "skipped": [{"uri": e.uri, "declared_as": owner} for e, owner in self.skipped],
             "adopted": self.adopted,
             "failed": {n: {"code": e.code, "message": e.message} for n, e in self.failed.items()},
             "warnings": [d.as_json() for d in self.warnings],
-        }
+        })
 
 
 def _source_error(e: spec.SourceError, file: str) -> AuthoringError:

@@ -30,7 +30,10 @@ class Context:
     ``root``: the project root; ``manifest``: its manifest, or None (PRD-029);
     ``datacache_dir``: where artifacts are published; ``pools``: ``datacache_pools``
     (read only, PRD-023); ``stale_age``: ``lock_stale_age`` in seconds;
-    ``state_file``: ``<root>/.datamanifest/state.toml``.
+    ``state_file``: ``<root>/.datamanifest/state.toml``; ``needs``: what producing and
+    loading here needs trust for (TRU-004: a ``datacache_dir`` or a pool the project's
+    documents put outside the project), with the documents to judge it (``documents``:
+    the parsed manifest and checkout configuration).
     """
 
     root: Path
@@ -39,6 +42,8 @@ class Context:
     pools: tuple[Path, ...]
     stale_age: float
     state_file: Path
+    needs: tuple = ()
+    documents: tuple = ({}, {})
 
 
 _lock = threading.Lock()
@@ -81,11 +86,22 @@ def current() -> Context:
     if memo is not None:
         files, ctx = memo
         if [_mtime(p) for p in files[0]] == files[1]:
-            return ctx
+            return _trusted(ctx)
     ctx, paths = _resolve()
     files = (paths, [_mtime(p) for p in paths])
     with _lock:
         _memo[key] = (files, ctx)
+    return _trusted(ctx)
+
+
+def _trusted(ctx: Context) -> Context:
+    """TRU-005: a store the project's documents put outside the project is used only for a
+    trusted manifest (DM180); nothing is asked when there is no such store."""
+    if ctx.needs and ctx.manifest is not None:
+        from ..trust import require_for
+
+        require_for(ctx.manifest.resolve(), ctx.documents[0], ctx.documents[1],
+                    list(ctx.needs), action="produce")
     return ctx
 
 
@@ -101,6 +117,7 @@ def _resolve() -> tuple[Context, tuple[str, ...]]:
         manifest_path: Path | None = discover()
     except ManifestError:
         manifest_path = None
+    data: dict = {}
     if manifest_path is not None:
         root = manifest_path.resolve().parent
         try:
@@ -114,9 +131,15 @@ def _resolve() -> tuple[Context, tuple[str, ...]]:
         manifest = Manifest.from_dict({"_META": {"schema": 1}})
     checkout_path, user_path = checkout_config_path(root), user_config_path()
     platform = current_platform(root)
+    checkout, user = read_config(checkout_path), read_config(user_path)
     try:
-        resolved = resolve_storage(manifest, read_config(checkout_path), read_config(user_path),
-                                   platform)
+        resolved = resolve_storage(manifest, checkout, user, platform)
+        needs: tuple = ()
+        if manifest_path is not None and (manifest.storage or checkout):
+            from ..spec.trust import needs as trust_needs
+
+            needs = tuple(trust_needs(manifest, checkout, user, platform, datacache=True,
+                                      realpath=os.path.realpath))
     except ResolutionError as e:
         raise ManifestError(f"storage: {e}", code=e.code,
                             hint="see `datamanifest where` and your configuration files") from e
@@ -124,7 +147,7 @@ def _resolve() -> tuple[Context, tuple[str, ...]]:
                   datacache_dir=Path(resolved.get("datacache_dir")),
                   pools=tuple(Path(p) for p in resolved.get("datacache_pools")),
                   stale_age=float(resolved.get("lock_stale_age")),
-                  state_file=state_path(root))
+                  state_file=state_path(root), needs=needs, documents=(data, checkout))
     # without a manifest, one created later in the working directory is noticed
     first = manifest_path if manifest_path is not None else root / "datamanifest.toml"
     return ctx, tuple(os.fspath(p) for p in (first, checkout_path, user_path))

@@ -23,16 +23,30 @@ from .completion import complete_datasets
 class _LibraryLogFormatter(logging.Formatter):
     """Library log records (gcsfs, botocore, ...) as one line each, without tracebacks: the
     failure they describe reaches the user as a coded diagnostic (set DATAMANIFEST_DEBUG=1
-    for the full records)."""
+    for the full records). Credentials in URIs are redacted (SEC-002)."""
 
     def format(self, record: logging.LogRecord) -> str:
+        from ..spec.secrets import redact_text
+
         first = record.getMessage().partition("\n")[0]
-        return f"note: {record.name}: {first}"
+        return redact_text(f"note: {record.name}: {first}")
+
+
+class _RedactingFormatter(logging.Formatter):
+    """The full records of DATAMANIFEST_DEBUG=1, with URI credentials redacted (SEC-002):
+    httpx logs every request's URL as given, user information included."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from ..spec.secrets import redact_text
+
+        return redact_text(super().format(record))
 
 
 def _quiet_library_logs() -> None:
     if os.environ.get("DATAMANIFEST_DEBUG"):
         logging.basicConfig(level=logging.DEBUG)
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(_RedactingFormatter(logging.BASIC_FORMAT))
         return
     root = logging.getLogger()
     if not root.handlers:
@@ -218,6 +232,80 @@ def _print_warnings(project) -> None:
         click.echo(d.render(), err=True)
 
 
+def _grant_trust(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    if value:
+        from ..trust import grant
+
+        grant()
+    return value
+
+
+#: TRU-005: ``--trust`` on a command that may run a manifest's code or write outside it
+trust_option = click.option(
+    "--trust", is_flag=True, expose_value=False, is_eager=True, callback=_grant_trust,
+    help="Trust this manifest for this command only: run the code it names and use the "
+         "locations it sets outside the project (SCHEMA.md TRU-005; see `datamanifest trust`).")
+
+
+# -- trust ---------------------------------------------------------------------------------------
+@main.command("trust")
+@click.option("--show", is_flag=True, help="Print whether the manifest is trusted and what "
+              "it would run or where it would write; record nothing. Exit 1 when it is not "
+              "trusted and something in it needs trust.")
+@click.option("--revoke", is_flag=True, help="Forget this manifest's trust.")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON on stdout.")
+@click.pass_context
+def trust_cmd(ctx: click.Context, show: bool, revoke: bool, as_json: bool) -> None:
+    """Trust this manifest to run the code it names and to use the locations it sets,
+    like `direnv allow` (SCHEMA.md §27.1).
+
+    Lists its trust-relevant entries (shell templates, fetcher and loader bindings,
+    storage settings and storage paths, and those of .datamanifest/config.toml), then
+    records the SHA-256 of exactly that content in your configuration folder. Any change
+    of it revokes the trust. Plain uri datasets stored in the project or in your own
+    stores never need it.
+    """
+    from .. import trust as _trust
+    from ..spec.trust import reason
+
+    if show and revoke:
+        raise click.UsageError("--show and --revoke exclude each other")
+    project = _project(ctx)
+    if revoke:
+        gone = _trust.revoke(project.manifest_path)
+        if as_json:
+            click.echo(json.dumps({"manifest": str(project.manifest_path), "revoked": gone}))
+        else:
+            _info(f"{'revoked' if gone else 'was not trusted'}: {project.manifest_path}")
+        return
+    st = _trust.status(project)
+    if not show:
+        path = _trust.write_record(project, st)
+        st = _trust.status(project)
+    if as_json:
+        click.echo(json.dumps(st.as_json(), indent=2, ensure_ascii=False))
+    else:
+        from ..spec.secrets import redact_text
+
+        for e in st.entries:
+            why = reason(e)
+            click.echo(f"  {'*' if why else ' '} {redact_text(e.show(100))}")
+        if any(reason(e) for e in st.entries):
+            click.echo("  (* may run code or lead outside the project)")
+        if show:
+            state = f"trusted ({st.how})" if st.trusted else "NOT trusted" + (
+                f": changed since {st.record.get('trusted')}: " + "; ".join(st.changed)
+                if st.record is not None else "")
+            _info(f"{project.manifest_path}: {state}; digest {st.digest}")
+        else:
+            nothing = "" if any(reason(e) for e in st.entries) else \
+                "; nothing in it runs code or leads outside the project today"
+            _info(f"trusted {project.manifest_path} ({len(st.entries)} entries, "
+                  f"{st.digest}){nothing}; recorded in {path}")
+    if show and not st.trusted and any(reason(e) for e in st.entries):
+        ctx.exit(1)  # not trusted, and something in it needs trust (TRU-007)
+
+
 # -- check -------------------------------------------------------------------------------------
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
@@ -265,7 +353,8 @@ def check(ctx: click.Context, paths: tuple[Path, ...], fmt: str, output_file: Pa
         if result.data and result.doc_type == "manifest":
             n_datasets += sum(1 for k in result.data if not k.startswith("_"))
     errors = sum(d.severity == "error" for d in diagnostics)
-    warnings = len(diagnostics) - errors
+    warnings = sum(d.severity == "warning" for d in diagnostics)
+    notes = sum(d.severity == "info" for d in diagnostics)  # DM181: never fails (TRU-007)
     code = 2 if unreadable else 1 if errors or (strict and warnings) else 0
     if fmt == "json":
         _emit(json.dumps([d.as_json() for d in diagnostics], indent=2, ensure_ascii=False),
@@ -285,12 +374,13 @@ def check(ctx: click.Context, paths: tuple[Path, ...], fmt: str, output_file: Pa
         if output_file is not None or lines:
             _emit("\n".join(lines), output_file)
     if fmt in ("text", "github"):
-        if diagnostics:
-            codes = sorted({d.code for d in diagnostics})  # on stderr too (DIAG-006)
-            _info(f"{errors} error(s), {warnings} warning(s) in {len(paths)} file(s): "
+        trust = f", {notes} entr{'y' if notes == 1 else 'ies'} that need trust" if notes else ""
+        if errors or warnings:
+            codes = sorted({d.code for d in diagnostics if d.severity != "info"})  # DIAG-006
+            _info(f"{errors} error(s), {warnings} warning(s){trust} in {len(paths)} file(s): "
                   f"{', '.join(codes)}")
         else:
-            _info(f"ok: {len(paths)} file(s), {n_datasets} dataset(s)")
+            _info(f"ok: {len(paths)} file(s), {n_datasets} dataset(s){trust}")
     ctx.exit(code)
 
 
@@ -318,7 +408,9 @@ def _emit(text: str, output_file: Path | None) -> None:
               "problems.")
 @click.option("-v", "--verbose", is_flag=True, help="Also list datasets already present.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON on stdout.")
-@click.option("--force", is_flag=True, help="Download again even when present.")
+@click.option("--force", is_flag=True, help="Download again even when present; an existing "
+              "file or folder that datamanifest did not publish is moved aside to "
+              "<name>.~N~ (never deleted) instead of refusing (DM182).")
 @click.option("--lock-timeout", type=SECONDS, default=None, metavar="SECONDS",
               help="Give up waiting for another process's lock after this long.")
 @click.option("--offline", is_flag=True, help="Use only what is present (targets, state, "
@@ -328,6 +420,7 @@ def _emit(text: str, output_file: Path | None) -> None:
 @click.option("-n", "--dry-run", is_flag=True, help="Print what would be fetched: names, "
               "sources, sizes (one HEAD request per http(s) source), targets, and what is "
               "present already; download and write nothing.")
+@trust_option
 @click.pass_context
 def fetch(ctx: click.Context, names: tuple[str, ...], jobs: int, per_host: int, quiet: bool,
           verbose: bool, as_json: bool, force: bool, lock_timeout: float | None,
@@ -356,11 +449,13 @@ def fetch(ctx: click.Context, names: tuple[str, ...], jobs: int, per_host: int, 
     if dry_run:
         rows = Fetcher(project, force=force, offline=offline).plan(list(names) or None)
         _print_plan(rows, as_json, verbose)
-        ctx.exit(1 if any(r["action"] in ("refuse", "fail") for r in rows) else 0)
+        ctx.exit(1 if any(r["action"] in ("refuse", "fail") or r.get("needs_trust")
+                          for r in rows) else 0)
     progress = RichProgress() if (_stderr_is_tty() and not quiet and not as_json) else NullProgress()
     try:
         report = Fetcher(project, jobs=jobs, progress=progress, lock_timeout=lock_timeout,
-                         force=force, offline=offline, per_host=per_host).run(list(names) or None)
+                         force=force, offline=offline, per_host=per_host,
+                         move_aside=force).run(list(names) or None)
     finally:
         progress.close()
     if as_json:
@@ -379,7 +474,10 @@ def fetch(ctx: click.Context, names: tuple[str, ...], jobs: int, per_host: int, 
                 continue
             else:
                 extra = " (checksum filled into the manifest)" if o.filled else \
-                    f" (from pool {o.path})" if o.pool else ""
+                    f" (from pool {o.path})" if o.pool else \
+                    " (an unmarked copy that verified, adopted)" if o.adopted else ""
+                if o.moved_aside is not None:
+                    extra += f" (what was there was moved to {o.moved_aside})"
                 size = f", {_human(o.size)}" if o.size is not None else ""
                 click.echo(f"{o.name}: {o.status}{size} {o.checksum}{extra}".rstrip())
         counts: dict[str, int] = {}
@@ -425,6 +523,8 @@ def _print_plan(rows: list[dict], as_json: bool, verbose: bool) -> None:
             size = _human(r["size"]) if r["size"] is not None else "size unknown"
             problem = f"  ({r['problem']})" if r["problem"] else ""
             click.echo(f"{name}: would fetch {size} from {source} -> {r['target']}{problem}")
+            for what in r.get("needs_trust", []):  # TRU-005: the run would be refused
+                click.echo(f"    needs trust (DM180): {what}")
         elif action == "skip":
             click.echo(f"{name}: skipped (skip_download or lazy_access)")
         elif action == "missing":
@@ -443,6 +543,9 @@ def _print_plan(rows: list[dict], as_json: bool, verbose: bool) -> None:
     _info(f"dry run: {len(todo)} to fetch{total}, "
           + ", ".join(f"{v} {_PLAN_WORDS.get(k, k)}" for k, v in counts.items() if k != "fetch")
           + " -- nothing was downloaded")
+    if any(r.get("needs_trust") for r in rows):
+        _info("the fetch would be refused (DM180) until the manifest is trusted: "
+              "`datamanifest trust`, or --trust for one run")
 
 
 def _human(n: int | None) -> str:
@@ -494,7 +597,7 @@ def path(ctx: click.Context, name: str, any_state: bool, as_json: bool) -> None:
 # -- schema ----------------------------------------------------------------------------------
 @main.command()
 @click.argument("name", type=click.Choice(
-    ["manifest", "config", "state", "config-sidecar", "metadata-sidecar", "tree-manifest", "chunk-manifest", "append-config", "append-journal", "append-lock"]))
+    ["manifest", "config", "state", "config-sidecar", "metadata-sidecar", "tree-manifest", "chunk-manifest", "append-config", "append-journal", "append-lock", "trust-record"]))
 @click.option("--json", "as_json", is_flag=True, help="Accepted for the CLI convention: the "
               "schema is JSON already.")
 def schema(name: str, as_json: bool) -> None:
@@ -741,8 +844,11 @@ def migrate(file: str, dry_run: bool, as_json: bool) -> None:
                                 hint="run `datamanifest check` first")
     new, changes = migrate_text(text)
     written = not (dry_run or file == "-") and new != text
+    kept = False
     if written:
-        write_text(Path(file), new)
+        from ..trust import keep
+
+        _, kept = keep(file, lambda: write_text(Path(file), new))  # TRU-008
     if as_json:
         click.echo(json.dumps({"file": label, "changes": [c.as_json() for c in changes],
                                "written": written,
@@ -754,7 +860,7 @@ def migrate(file: str, dry_run: bool, as_json: bool) -> None:
     if dry_run or file == "-":
         click.echo(new, nl=False)
     elif written:
-        _info(f"migrated {label}")
+        _info(f"migrated {label}" + (" (its trust kept)" if kept else ""))
     else:
         _info(f"{label}: nothing to migrate")
 
@@ -1122,11 +1228,26 @@ def config_set(ctx: click.Context, field: str, values: tuple[str, ...], scope: s
     from ..configedit import edit, parse_values
 
     path = _scope_path(ctx, scope)
-    changed = edit(path, scope, field, parse_values(field, list(values)), host=host)
+    changed = _keeping_trust(ctx, scope, lambda: edit(
+        path, scope, field, parse_values(field, list(values)), host=host))
     if as_json:
         click.echo(json.dumps({"field": field, "file": str(path), "scope": scope, "host": host,
                                "changed": changed}))
     _info(f"{'set' if changed else 'unchanged'}: {field} in {path}")
+
+
+def _keeping_trust(ctx: click.Context, scope: str, run):
+    """TRU-008: an edit of the project's own documents keeps a trust that held before it."""
+    if scope == "global":
+        return run()
+    from ..trust import keep
+
+    manifest = _scope_path(ctx, "project")
+    result, kept = keep(manifest, run)
+    if kept:
+        _info(f"trust kept: {manifest} was trusted before this edit, and is for the "
+              "edited content (TRU-008)")
+    return result
 
 
 @config.command("unset")
@@ -1140,7 +1261,8 @@ def config_unset(ctx: click.Context, field: str, scope: str, host: str | None,
     from ..configedit import edit
 
     path = _scope_path(ctx, scope)
-    changed = edit(path, scope, field, host=host, unset=True)
+    changed = _keeping_trust(ctx, scope, lambda: edit(path, scope, field, host=host,
+                                                          unset=True))
     if as_json:
         click.echo(json.dumps({"field": field, "file": str(path), "scope": scope, "host": host,
                                "changed": changed}))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from . import _info, _project, _stderr_is_tty, main
+from . import _info, _project, _stderr_is_tty, main, trust_option
 from .completion import complete_datasets
 from .maintain import _human
 
@@ -54,9 +54,13 @@ def init_cmd(folder: Path, as_json: bool) -> None:
               "and fills the checksum.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@click.option("--force", is_flag=True, help="Move aside (rename <name>.~N~, never delete) a "
+              "file or folder at the dataset's target that datamanifest did not publish, "
+              "instead of refusing it (DM182).")
+@trust_option
 @click.pass_context
 def add_cmd(ctx: click.Context, uri: str, name: str | None, extract: bool, version: str,
-            no_fetch: bool, quiet: bool, as_json: bool) -> None:
+            no_fetch: bool, quiet: bool, as_json: bool, force: bool) -> None:
     """Declare a dataset of URI, fetch it verified and write its checksum into the manifest.
 
     The download happens first; the entry is written only when it succeeded, so a
@@ -73,17 +77,32 @@ def add_cmd(ctx: click.Context, uri: str, name: str | None, extract: bool, versi
     progress = _progress(quiet or as_json) if not no_fetch else None
     try:
         result = add(project, uri, name=name, extract=extract, version=version,
-                     fetch=not no_fetch, progress=progress)
+                     fetch=not no_fetch, progress=progress, move_aside=force)
     finally:
         if progress is not None:
             progress.close()
     if as_json:
         click.echo(json.dumps(result.as_json(), indent=2))
         return
-    click.echo(result.entry.rstrip("\n"))
+    from ..spec.secrets import redact_text
+
+    click.echo(redact_text(result.entry.rstrip("\n")))  # SEC-002
+    _warn_secret(project, uri)
     how = "declared (fetch will download it)" if no_fetch else \
         f"fetched to {result.path}" if result.fetched else f"already present at {result.path}"
     _info(f"added {result.name}: {how}")
+
+
+def _warn_secret(project, uri: str) -> None:
+    """SEC-003: the URI just written into the manifest holds a credential (DM183)."""
+    from ..errors import Diagnostic
+    from ..spec.secrets import secret_of, where_credentials_go
+
+    kind = secret_of(uri)
+    if kind is not None:
+        click.echo(Diagnostic("DM183", f"the URI written holds a {kind}; everyone who reads "
+                              "the manifest reads it", str(project.manifest_path),
+                              hint=where_credentials_go(uri)).render(), err=True)
 
 
 # -- remove --------------------------------------------------------------------------------------
@@ -101,7 +120,14 @@ def remove_cmd(ctx: click.Context, name: str, keep_data: bool, dry_run: bool,
     read pool, ...) are kept and reported (AUT-006)."""
     from ..author import remove
 
-    result = remove(_project(ctx), name, keep_data=keep_data, dry_run=dry_run)
+    project = _project(ctx)
+    if dry_run:
+        result = remove(project, name, keep_data=keep_data, dry_run=True)
+    else:
+        from ..trust import keep
+
+        result, _ = keep(project.manifest_path, lambda: remove(  # TRU-008
+            project, name, keep_data=keep_data, dry_run=False))
     if as_json:
         click.echo(json.dumps(result.as_json(), indent=2))
         return
@@ -153,6 +179,7 @@ def show_cmd(ctx: click.Context, name: str, as_json: bool) -> None:
 @click.option("-n", "--dry-run", is_flag=True, help="Print the changes; write nothing.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@trust_option
 @click.pass_context
 def update_checksums_cmd(ctx: click.Context, names: tuple[str, ...], refetch: bool,
                          dry_run: bool, quiet: bool, as_json: bool) -> None:
@@ -200,6 +227,7 @@ def _import_options(fn):
         click.option("-n", "--dry-run", is_flag=True, help="Print the entries; write nothing."),
         click.option("-q", "--quiet", is_flag=True, help="No progress bars."),
         click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON."),
+        trust_option,
     ]
     for opt in reversed(opts):
         fn = opt(fn)
@@ -210,6 +238,7 @@ def _run_import(ctx: click.Context, kind: str, source: Path, dry_run: bool, quie
                 as_json: bool, **kw) -> None:
     from ..author import import_list
     from ..spec.authoring import render_entry
+    from ..spec.secrets import redact_text
 
     project = _project(ctx)
     progress = _progress(quiet or as_json or dry_run)
@@ -223,9 +252,9 @@ def _run_import(ctx: click.Context, kind: str, source: Path, dry_run: bool, quie
         _warn(result.warnings)
         if dry_run:
             for e in result.added:
-                click.echo(render_entry(e.name, e.table()))
+                click.echo(redact_text(render_entry(e.name, e.table())))
         for e, owner in result.skipped:
-            _info(f"skipped: {e.uri or e.source_name} (declared as {owner})")
+            _info(redact_text(f"skipped: {e.uri or e.source_name} (declared as {owner})"))
         for name, err in result.failed.items():
             click.echo(f"not adopted: {name}", err=True)
             click.echo("  " + err.render(), err=True)

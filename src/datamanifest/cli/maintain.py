@@ -11,7 +11,7 @@ import click
 
 from ..errors import MaintenanceError
 from ..spec import maintain as spec
-from . import _info, _project, main
+from . import _info, _project, main, trust_option
 from .completion import complete_datasets
 
 
@@ -198,6 +198,7 @@ def _report(steps: list, as_json: bool, dry_run: bool, verb: str) -> int:
 @click.option("--prune", is_flag=True, help="Also remove the datasets' entries from the "
               "manifest (comments elsewhere kept).")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@trust_option
 @click.pass_context
 def rm_cmd(ctx: click.Context, dry_run: bool, prune: bool, as_json: bool, **sel: Any) -> None:
     """Delete the selected objects: bytes, marker and state record.
@@ -223,8 +224,13 @@ def rm_cmd(ctx: click.Context, dry_run: bool, prune: bool, as_json: bool, **sel:
 @click.argument("dest", type=click.Path(file_okay=False))
 @click.option("-n", "--dry-run", is_flag=True, help="Print what would move and how many bytes.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@click.option("--force", is_flag=True, help="Move aside (rename <name>.~N~, never delete) a "
+              "file or folder at the destination that datamanifest did not publish, instead "
+              "of refusing it (DM182).")
+@trust_option
 @click.pass_context
-def mv_cmd(ctx: click.Context, ident: str, dest: str, dry_run: bool, as_json: bool) -> None:
+def mv_cmd(ctx: click.Context, ident: str, dest: str, dry_run: bool, as_json: bool,
+           force: bool) -> None:
     """Move one object (a dataset name, or an artifact's cache key or hash prefix) into the
     store root DEST: copied, verified, published, the record repointed, then the source
     deleted. Lands at DEST/<key>, never nested; an existing copy with the same checksum is
@@ -232,7 +238,7 @@ def mv_cmd(ctx: click.Context, ident: str, dest: str, dry_run: bool, as_json: bo
     from ..maintain import inventory, move
 
     inv = inventory(_project(ctx))
-    step = move(inv, inv.by_id(ident), dest, dry_run=dry_run)
+    step = move(inv, inv.by_id(ident), dest, dry_run=dry_run, force=force)
     ctx.exit(_report([step], as_json, dry_run, "moved" if not dry_run else "would move"))
 
 

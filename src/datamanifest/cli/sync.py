@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from ..errors import MaintenanceError
-from . import _project, main
+from . import _project, main, trust_option
 from .maintain import _report
 
 
@@ -24,6 +24,10 @@ def _endpoint_options(fn):
         click.option("--dry-run", "-n", is_flag=True, help="Print what would be copied, and "
                      "the bytes; copy nothing."),
         click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON."),
+        click.option("--force", is_flag=True, help="Move aside (rename <name>.~N~, never "
+                     "delete) a file or folder at the receiving end that datamanifest did not "
+                     "publish, instead of refusing it (DM182)."),
+        trust_option,
     ]
     for opt in reversed(opts):
         fn = opt(fn)
@@ -41,7 +45,7 @@ def _split(args: tuple[str, ...], verb: str) -> tuple[list[str], str]:
 @_endpoint_options
 @click.pass_context
 def push(ctx: click.Context, args: tuple[str, ...], root_mode: bool, remote_command: str | None,
-         bwlimit: int | None, dry_run: bool, as_json: bool) -> None:
+         bwlimit: int | None, dry_run: bool, as_json: bool, force: bool) -> None:
     """Copy objects to another machine's store over SSH (or to a local folder).
 
     TARGET is [user@]host:[path], ssh://[user@]host[:port]/path, or a folder. The path
@@ -69,7 +73,7 @@ def push(ctx: click.Context, args: tuple[str, ...], root_mode: bool, remote_comm
         objs.extend(o for o in picked if o not in objs)
     endpoint = Endpoint.parse(target, root_mode=root_mode, remote_command=remote_command,
                               bwlimit=bwlimit)
-    ctx.exit(_report(do_push(inv, objs, endpoint, dry_run=dry_run), as_json, dry_run,
+    ctx.exit(_report(do_push(inv, objs, endpoint, dry_run=dry_run, force=force), as_json, dry_run,
                      "pushed" if not dry_run else "would push"))
 
 
@@ -78,7 +82,7 @@ def push(ctx: click.Context, args: tuple[str, ...], root_mode: bool, remote_comm
 @_endpoint_options
 @click.pass_context
 def pull(ctx: click.Context, args: tuple[str, ...], root_mode: bool, remote_command: str | None,
-         bwlimit: int | None, dry_run: bool, as_json: bool) -> None:
+         bwlimit: int | None, dry_run: bool, as_json: bool, force: bool) -> None:
     """Copy objects from another machine's store into this project's store.
 
     Each ID is a dataset's name or a cache key (<cachetype>[@<version>]/<hash>); an object
@@ -92,7 +96,7 @@ def pull(ctx: click.Context, args: tuple[str, ...], root_mode: bool, remote_comm
     inv = inventory(_project(ctx))
     endpoint = Endpoint.parse(target, root_mode=root_mode, remote_command=remote_command,
                               bwlimit=bwlimit)
-    ctx.exit(_report(do_pull(inv, ids, endpoint, dry_run=dry_run), as_json, dry_run,
+    ctx.exit(_report(do_pull(inv, ids, endpoint, dry_run=dry_run, force=force), as_json, dry_run,
                      "pulled" if not dry_run else "would pull"))
 
 
@@ -104,9 +108,11 @@ def pull(ctx: click.Context, args: tuple[str, ...], root_mode: bool, remote_comm
 @click.option("--identity", required=True, help="The checksum (artifact: marker) expected.")
 @click.option("--dir/--file", "is_dir", required=True)
 @click.option("--root", help="The store root (else this project's).")
+@click.option("--force", is_flag=True, help="Move aside what datamanifest did not publish.")
+@trust_option
 @click.pass_context
 def receive(ctx: click.Context, kind: str, rel: str, key: str, record_key: str, identity: str,
-            is_dir: bool, root: str | None) -> None:
+            is_dir: bool, root: str | None, force: bool) -> None:
     """The far end of a push (SYNC-006): speaks one JSON line each way on stdin/stdout."""
     import os
 
@@ -125,10 +131,11 @@ def receive(ctx: click.Context, kind: str, rel: str, key: str, record_key: str, 
             stale = 0.0
         recv = Receiver(os.path.join(os.path.abspath(os.path.expanduser(root)), rel), kind,
                         is_dir, key, record_key,
-                        stale_age=stale if stale > 0 else DEFAULTS["lock_stale_age"])
+                        stale_age=stale if stale > 0 else DEFAULTS["lock_stale_age"], force=force)
     else:
         try:
             project = _project(ctx)
+            project.require_trust("receive", roots=True)  # TRU-004 at the far end
         except Exception as e:  # noqa: BLE001 - reported to the sender as one JSON line
             code = getattr(e, "code", "DM135")
             click.echo(json.dumps({"error": {"code": code, "message": str(e)}}))
@@ -137,6 +144,6 @@ def receive(ctx: click.Context, kind: str, rel: str, key: str, record_key: str, 
         base = res.get("datacache_dir") if kind == "cached" else res.get("datasets_dir")
         recv = Receiver(os.path.join(base, rel), kind, is_dir, key, record_key,
                         str(project.state_file), str(project.root), res.get("datacache_dir"),
-                        project.storage.lock_stale_age)
+                        project.storage.lock_stale_age, force=force)
     sys.exit(serve_receive(recv, identity, sys.stdin, sys.stdout))
 

@@ -159,8 +159,16 @@ def refs_info(ctx: click.Context, file: str, verify_: bool, as_json: bool) -> No
     from ..virtual import document
     from ..virtual.store import load_manifest
 
+    from ..spec.secrets import redact_uri
+
     manifest, url = load_manifest(file)
     info = document.info(manifest, url, verify=verify_)
+    for s in info["sources"]:  # SEC-002
+        s["url"] = redact_uri(s["url"])
+        if s.get("problem"):
+            from ..spec.secrets import redact_text
+
+            s["problem"] = redact_text(s["problem"])
     if as_json:
         click.echo(json.dumps(info, indent=2))
     else:
@@ -174,7 +182,7 @@ def refs_info(ctx: click.Context, file: str, verify_: bool, as_json: bool) -> No
                        f"inline, {a['missing']} missing")
         for s in info["sources"]:
             mark = {"ok": "ok", "changed": "CHANGED", "unreachable": "UNREACHABLE"}[s["status"]]
-            click.echo(f"  {mark:<11} {s['url']} ({_human(s['size'])})")
+            click.echo(f"  {mark:<11} {redact_uri(s['url'])} ({_human(s['size'])})")
             if s.get("problem"):
                 click.echo(f"              {s['problem']}", err=True)
     ctx.exit(0 if all(s["status"] == "ok" for s in info["sources"]) else 1)

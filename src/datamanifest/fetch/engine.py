@@ -35,12 +35,13 @@ from pathlib import Path
 from typing import Any
 
 
-from ..errors import ChecksumMismatch, DataManifestError, FetchError
+from ..errors import ChecksumMismatch, ClobberError, DataManifestError, FetchError
 from ..interrupt import GRACE, Cancelled, Stop, bound, sigint_stops
 from ..progress import NullProgress, Progress, Watchdog
 from ..project import Project
 from ..spec import checksum as _checksum
-from ..store.layout import Target, is_current, pool_hit
+from ..spec.secrets import redact_text, redact_uri
+from ..store.layout import Target, is_current, move_aside, pool_hit
 from ..store.lock import Lock, reclaim_project_locks, reclaim_stale
 from ..spec.resolution import fetch_rung
 from ..spec.tree import leaf_algorithm
@@ -110,6 +111,7 @@ def _forked_batch(names: list[str]) -> tuple[list["Outcome"], dict, dict]:
                 try:
                     outcomes[i] = out.publish()
                     outcomes[i].waited = out.waited
+                    outcomes[i].moved_aside = out.moved_aside
                 except OSError as e:
                     outcomes[i] = Outcome(out.name, "failed", error=FetchError(
                         f"dataset {out.name!r}: {e.strerror or e}", code="DM071"))
@@ -127,6 +129,7 @@ class _Deferred:
     publish: Callable[[], "Outcome"]
     lock: "Lock | None" = None
     waited: bool = False
+    moved_aside: Path | None = None
 
 
 @dataclass
@@ -149,6 +152,8 @@ class Outcome:
     filled: bool = False
     waited: bool = False
     pool: bool = False  # taken in place from a read pool (POOL-004)
+    adopted: bool = False  # an unmarked target whose bytes verified, marked (STO-018)
+    moved_aside: Path | None = None  # where an existing target went (--force, STO-016)
 
     def as_json(self) -> dict:
         return {
@@ -159,6 +164,8 @@ class Outcome:
             "size": self.size,
             "checksum_filled": self.filled,
             "from_pool": self.pool,
+            "adopted": self.adopted,
+            "moved_aside": str(self.moved_aside) if self.moved_aside else None,
             "error": self.error.as_diagnostic().as_json() if self.error else None,
             # a refusal's errors (MAN-012): each error of the dataset's closure
             "errors": [d.as_json() for d in self.error.diagnostics] if self.error else [],
@@ -228,7 +235,8 @@ def dataset_record(project: Project, name: str, path: Path, checksum: str, size:
         spath = str(path)
     algo, _, hexd = checksum.partition(":")
     rec = DatasetRecord(storage_path=spath, sha256=hexd if algo == "sha256" else None,
-                        checksum=checksum or None, size=size, uri=ds.uri or None, fetched=_now())
+                        checksum=checksum or None, size=size, uri=redact_uri(ds.uri) or None,
+                        fetched=_now())  # SEC-002: the state file never holds a credential
     if tree_path is not None:
         rec.tree = tree_path.relative_to(project.state_file.parent).as_posix()
     return rec
@@ -246,18 +254,25 @@ class Fetcher:
     download again even when present, every dataset (True) or these names. ``adopt``:
     dataset name -> a local file whose bytes stand in for the dataset's ``uri`` (AUT-010:
     copied through staging and verified like a download; the record keeps the ``uri``).
+    ``move_aside``: an existing file or folder at a target that this tool did not publish
+    is renamed ``<name>.~<n>~`` (STO-016) instead of refusing the dataset (DM182).
+    ``trusted``: the caller vouches for the manifest (TRU-005: ``--trust``); otherwise a
+    run that would run its code or write outside the project asks for trust first (DM180).
     """
 
     def __init__(self, project: Project, *, jobs: int = 4, progress: Progress | None = None,
                  lock_timeout: float | None = None, force: bool | set[str] = False,
                  offline: bool = False, per_host: int = 4, processes: bool = True,
-                 adopt: dict[str, Path] | None = None) -> None:
+                 adopt: dict[str, Path] | None = None, move_aside: bool = False,
+                 trusted: bool = False) -> None:
         self.project = project
         self.jobs = max(1, jobs)
         self.progress = progress or NullProgress()
         self.lock_timeout = lock_timeout
         self.force = force
         self.adopt = adopt or {}
+        self.move_aside = move_aside
+        self.trusted = trusted
         self.offline = offline  # FET-006: resolve only what is already present
         self.per_host = max(1, per_host)  # FET-007: downloads from one host at once
         self.processes = processes  # many datasets: forked workers (see run)
@@ -328,19 +343,102 @@ class Fetcher:
                 out = self._present(name, target)
                 out.waited = bool(waited)
                 return out
+            aside, adopted = self._clear_way(name, target, declared, lock, forced)
+            if adopted is not None:
+                adopted.waited = bool(waited)
+                return adopted
             resume = self._resume_info(name, target)
             if resume is None:
                 target.clear_staging()
             with self._host_slot(name):
                 self.stop.check()  # a slot freed by a download that stopped
-                out = self._download(name, target, declared, resume)
+                out = self._download(name, target, declared, resume, lock)
             out.waited = bool(waited)
+            if aside is not None:
+                out.moved_aside = aside
             if isinstance(out, _Deferred):
                 out.lock, keep = lock, True
             return out
         finally:
             if not keep:
                 lock.release()
+
+    def _clear_way(self, name: str, target: Target, declared: str, lock: Lock,
+                   forced: bool) -> tuple[Path | None, "Outcome | None"]:
+        """STO-018: never replace a file or folder this tool did not publish. Called under
+        the dataset's lock, before anything is downloaded. An existing target is this
+        tool's when it has its marker, or when the lock this run took over said a killed
+        run had begun publishing it (LCK-009). An unmarked target whose bytes verify
+        against the declared checksum is adopted: its marker is written and nothing is
+        downloaded (crash recovery; not with ``force``). Otherwise, with ``move_aside``, it
+        is renamed ``<name>.~<n>~`` (STO-016); else DM182 names it and it is left as it is.
+
+        Returns (where it was moved, or None; the outcome of an adoption, or None)."""
+        path = target.path
+        if not os.path.lexists(path) or os.path.lexists(target.marker):
+            return None, None
+        if not forced and declared and not path.is_symlink():
+            out = self._adopt(name, target, declared)
+            if out is not None:
+                return None, out
+        if lock.inherited:
+            return None, None  # a killed run of this tool was publishing it (LCK-009)
+        if self.move_aside:
+            lock.mark_publishing()
+            return move_aside(path), None
+        kind = "link" if path.is_symlink() else "folder" if path.is_dir() else "file"
+        raise ClobberError(
+            f"dataset {name!r}: {path} is an existing {kind} that datamanifest did not publish "
+            "(it has no completion marker" + (" and does not match the declared checksum)"
+                                              if declared else ")") + "; it was left as it is",
+            code="DM182", path=str(path), file=str(self.project.manifest_path),
+            hint=f"move it away yourself, point the dataset elsewhere, or pass --force to move "
+                 f"it aside to {path.name}.~N~ (never deleted) and fetch")
+
+    def _adopt(self, name: str, target: Target, declared: str) -> "Outcome | None":
+        """STO-018: mark an unmarked target whose bytes verify against ``declared`` (a file
+        checksum for a file, a tree checksum for a folder, STO-012 for its tree manifest)
+        and record it; None when it does not verify or cannot be verified."""
+        from ..tree import hash_file
+
+        parsed = _checksum.parse(declared)
+        tree = _checksum.is_tree(declared)
+        ds = self.project.dataset(name)
+        if target.path.is_dir() != tree or ds.skip_checksum:
+            return None
+        if not tree:
+            try:
+                digest, size = hash_file(str(target.path), parsed.algorithm)
+            except OSError:
+                return None
+            if digest != parsed.hexdigest:
+                return None
+            target.mark(declared, size)
+            self._record(name, target, declared, size)
+            return Outcome(name, "present", target.path, declared, size, adopted=True)
+        from ..store import trees
+        from ..store.atomic import mkstemp, sweep_temps
+        from ..tree import write_manifest
+
+        folder = self.project.root / ".datamanifest" / "trees"
+        folder.mkdir(parents=True, exist_ok=True)
+        sweep_temps(folder)
+        fd, tmp = mkstemp(folder, "tree")
+        os.close(fd)
+        exclude = (".complete", ".git") if ds.uri and is_git(ds.uri) else (".complete",)
+        try:
+            result = write_manifest(target.path, tmp, parsed.algorithm, base=str(target.path),
+                                    exclude_root=exclude)
+        except Exception:
+            Path(tmp).unlink(missing_ok=True)
+            return None
+        if result.checksum != declared:
+            Path(tmp).unlink(missing_ok=True)
+            return None
+        tree_path = trees.store(self.project.root, ds.derived_key, Path(tmp), declared)
+        target.mark(declared, result.total_size, tree=declared)
+        self._record(name, target, declared, result.total_size, tree_path)
+        return Outcome(name, "present", target.path, declared, result.total_size, adopted=True)
 
     def _check_links(self, name: str, target: Target) -> None:
         """STO-014: a keyed dataset's path is written only where it resolves: no folder
@@ -448,14 +546,15 @@ class Fetcher:
             return None
         ds = self.project.dataset(name)
         dest = Path(info.get("file", ""))
-        if info.get("uri") != ds.uri or not dest.is_file() or not info.get("validator"):
+        if info.get("uri") != redact_uri(ds.uri) or not dest.is_file() \
+                or not info.get("validator"):
             path.unlink(missing_ok=True)
             return None
         info["offset"] = dest.stat().st_size
         return info
 
     def _download(self, name: str, target: Target, declared: str,
-                  resume: dict | None = None) -> Outcome:
+                  resume: dict | None = None, lock: Lock | None = None) -> Outcome:
         ds = self.project.dataset(name)
         parsed = _checksum.parse(declared) if declared else None
         tree_declared = bool(parsed) and _checksum.is_tree(declared)
@@ -569,6 +668,8 @@ class Fetcher:
                     dest.unlink()
             elif rung["rung"] == "delegation" and (peer := find_peer(rung.get("language", ""))):
                 # LAD-003: the peer writes into the shared store; we verify what it wrote
+                if lock is not None:
+                    lock.mark_publishing()  # the peer writes the target in place (LCK-009)
                 run_peer(self.project, name, peer, self.project.storage.datasets_dir)
                 return self._after_peer(name, target, declared)
             else:
@@ -601,8 +702,8 @@ class Fetcher:
             raise
         if defer and manifest_tmp is None:
             return _Deferred(name, target.staging,
-                             lambda: self._publish(name, target, checksum, size, None, ""))
-        return self._publish(name, target, checksum, size, manifest_tmp, tree_sum)
+                             lambda: self._publish(name, target, checksum, size, None, "", lock))
+        return self._publish(name, target, checksum, size, manifest_tmp, tree_sum, lock)
 
     def _virtualize(self, name: str, ds: Any, target: Target, declared: str) -> tuple[int, str]:
         """Index the dataset's sources into a chunk manifest (CHK-030), write it at the
@@ -624,6 +725,14 @@ class Fetcher:
         finally:
             self.progress.finish(task)
         doc = manifest.as_json()
+        if any(redact_uri(s["url"]) != s["url"] for s in doc.get("sources", [])):
+            # SEC-002: the published document never holds a credential; loading the
+            # dataset maps the redacted URLs back to the manifest's (load.py)
+            from ..spec.chunks import document_checksum
+
+            for s in doc["sources"]:
+                s["url"] = redact_uri(s["url"])
+            doc["checksum"] = document_checksum(doc)
         data = document.dumps(doc).encode("utf-8")
         from ..store.atomic import write_bytes
 
@@ -637,7 +746,7 @@ class Fetcher:
         return len(data), digest
 
     def _publish(self, name: str, target: Target, checksum: str, size: int | None,
-                 manifest_tmp: Path | None, tree_sum: str) -> Outcome:
+                 manifest_tmp: Path | None, tree_sum: str, lock: Lock | None = None) -> Outcome:
         """Publish verified, durable staged bytes (STO-007/008) and record them."""
         ds = self.project.dataset(name)
         tree_path = None
@@ -645,7 +754,8 @@ class Fetcher:
             from ..store import trees
 
             tree_path = trees.store(self.project.root, ds.derived_key, manifest_tmp, tree_sum)
-        target.publish(checksum, size, tree=tree_sum if manifest_tmp is not None else None)
+        target.publish(checksum, size, tree=tree_sum if manifest_tmp is not None else None,
+                       lock=lock)
         out = Outcome(name, "fetched", target.path, checksum, size)
         self._record(name, target, checksum, size, tree_path)
         self._maybe_fill(name, out)
@@ -711,8 +821,8 @@ class Fetcher:
         except OSError:
             return  # no durable prefix, no resume: the next run starts from byte 0
         self._resumable = True
-        write_text(self._resume_path(name), json.dumps(
-            {"uri": uri, "file": str(dest), "validator": validator}) + "\n")
+        write_text(self._resume_path(name), json.dumps(  # SEC-002: no credential in it
+            {"uri": redact_uri(uri), "file": str(dest), "validator": validator}) + "\n")
 
     def _tree_of(self, target: Target, algorithm: str,
                  exclude: tuple[str, ...] = (".complete",),
@@ -813,7 +923,8 @@ class Fetcher:
             wanted = [n for n in asked if n not in project.refused]
         for n in project.manifest.order(wanted):
             ds = project.dataset(n)
-            row = {"name": n, "action": "fetch", "uri": ds.uri or None, "uris": list(ds.uris),
+            row = {"name": n, "action": "fetch", "uri": redact_uri(ds.uri) or None,  # SEC-002
+                   "uris": [redact_uri(u) for u in ds.uris],
                    "target": None, "size": None, "checksum": ds.effective_checksum,
                    "problem": None, "error": None}
             rows.append(row)
@@ -843,8 +954,26 @@ class Fetcher:
                 sizes = [i["size"] for i in infos]
                 row["size"] = sum(sizes) if sizes and None not in sizes else None
                 problems = [i["problem"] for i in infos if i["problem"]]
-                row["problem"] = problems[0] if problems else None
+                row["problem"] = redact_text(problems[0]) if problems else None
+        self._plan_trust(rows)
         return rows
+
+    def _plan_trust(self, rows: list[dict]) -> None:
+        """``needs_trust`` of each row the run would fetch: what the run would be refused
+        for (DM180, TRU-004) while the manifest is not trusted; absent otherwise."""
+        from ..trust import granted_by, status
+
+        todo = [r["name"] for r in rows if r["action"] in ("fetch", "missing")]
+        if not todo or self.trusted or granted_by() is not None:
+            return
+        needs = self.project.trust_needs(fetch=todo)
+        if self.offline:
+            needs = [n for n in needs if n.kind == "read"]
+        if not needs or status(self.project).trusted:
+            return
+        for r in rows:
+            if r["name"] in todo:
+                r["needs_trust"] = [n.what for n in needs if n.dataset in (None, r["name"])]
 
     # -- many datasets ----------------------------------------------------------------------
     def run(self, names: list[str] | None = None) -> FetchReport:
@@ -877,6 +1006,18 @@ class Fetcher:
             if out is not None:
                 quick[n] = out
         pending = len(order) - len(quick)
+        from ..trust import granted_by
+
+        if pending and not self.trusted and granted_by() is None:
+            # TRU-004/TRU-005: before anything runs or is written; offline, only pool reads
+            todo = [n for n in order if n not in quick]
+            needs = project.trust_needs(fetch=todo)
+            if self.offline:
+                needs = [n for n in needs if n.kind == "read"]
+            if needs:
+                from ..trust import require
+
+                require(project, needs, action="fetch")
         processes = self._process_mode(pending, [n for n in order if n not in quick])
         # a ready queue in requires order: O(datasets + requirements) scheduling
         waiting = {n: len(requires[n]) for n in order}

@@ -187,10 +187,15 @@ class HTTPDownload(Download):
         headers = {}
         if resume_from and validator:
             headers = {"Range": f"bytes={resume_from}-", "If-Range": validator}
+        parts = urlsplit(uri)
+        # FET-013: user information in the URI is basic authentication for this origin
+        # (httpx drops it on a redirect to another origin, FET-018); it outranks netrc
+        auth = httpx.BasicAuth(unquote(parts.username or ""), unquote(parts.password or "")) \
+            if parts.username or parts.password else httpx.USE_CLIENT_DEFAULT
         for attempt in range(self.RETRIES + 1):
             try:
                 req = client.build_request("GET", uri, headers=headers)
-                resp = client.send(req, stream=True)
+                resp = client.send(req, stream=True, auth=auth)
             except httpx.TransportError as e:
                 fatal = _transport_error(uri, e)
                 if fatal is not None:
@@ -319,11 +324,14 @@ def git_clone(uri: str, dest: Path, branch: str = "", base: Path | None = None) 
     import shutil
     import subprocess
 
+    url = uri
+    if "://" in url:
+        bare = url[4:] if url.startswith("git+") else url
+        _refuse_option_like(uri, urlsplit(bare).hostname, urlsplit(bare).username)
     git = shutil.which("git")
     if git is None:
         raise FetchError(f"{uri}: git sources need the git program", code="DM072",
                          hint="install git")
-    url = uri
     if url.startswith("git+"):
         url = url[4:]
     elif url.startswith("ssh+git://"):
@@ -336,7 +344,7 @@ def git_clone(uri: str, dest: Path, branch: str = "", base: Path | None = None) 
         cmd += ["--branch", branch]
     if url.startswith(("/", "file:")):
         cmd += ["--no-local"]  # a real (shallow) clone, not hard links into the source
-    cmd += [url, str(dest)]
+    cmd += ["--", url, str(dest)]  # SEC-004: the URI is never an option
     env = dict(os.environ, GIT_TERMINAL_PROMPT="0")
     proc = run_child(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
@@ -346,6 +354,18 @@ def git_clone(uri: str, dest: Path, branch: str = "", base: Path | None = None) 
 
 
 SSH_SCHEMES = ("ssh", "rsync", "sshfs")
+
+
+def _refuse_option_like(uri: str, host: str | None, user: str | None) -> None:
+    """SEC-004: a host or user name that starts with ``-`` would reach ssh as an option
+    (``-oProxyCommand=...`` runs a command): DM072."""
+    for part in (host, user):
+        if part and part.startswith("-"):
+            from ..spec.secrets import redact_uri
+
+            raise FetchError(f"{redact_uri(uri)}: a host or user name starting with '-' is "
+                             "refused (it would be read as an ssh option)", code="DM072",
+                             hint="check the URI; no real host name starts with '-'")
 
 
 def is_rsync_folder(uri: str) -> bool:
@@ -361,16 +381,18 @@ def rsync_copy(uri: str, dest: Path) -> None:
     import shutil
     import subprocess
 
+    parts = urlsplit(uri)
+    _refuse_option_like(uri, parts.hostname, parts.username)
     rsync = shutil.which("rsync")
     if rsync is None:
         raise FetchError(f"{uri}: ssh/rsync sources need the rsync program", code="DM072",
                          hint="install rsync (and an SSH client)")
-    parts = urlsplit(uri)
     ssh = shlex.split(os.environ.get("DATAMANIFEST_SSH", "ssh")) + ["-o", "BatchMode=yes"]
     if parts.port:
         ssh += ["-p", str(parts.port)]
     remote = f"{parts.username + '@' if parts.username else ''}{parts.hostname}:{unquote(parts.path)}"
-    cmd = [rsync, "-a", "--protect-args", "-e", shlex.join(ssh), remote, str(dest)]
+    # SEC-004: after "--", the source is never read as one of rsync's options
+    cmd = [rsync, "-a", "--protect-args", "-e", shlex.join(ssh), "--", remote, str(dest)]
     if is_rsync_folder(uri):
         dest.mkdir(parents=True, exist_ok=True)
         cmd[-1] = str(dest) + "/"

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..spec.tomlparse import parse_for_edit
-from ..errors import DataManifestError, LockTimeout, MaintenanceError
+from ..errors import ClobberError, DataManifestError, LockTimeout, MaintenanceError
 from ..spec import produced as prd
 from ..spec.maintain import Obj
 from ..store.atomic import fsync_dir, sync_filesystem, write_bytes
@@ -86,9 +86,11 @@ def _protected(o: Obj) -> MaintenanceError:
                             }.get(o.protected or "", ""))
 
 
-def _discard(o: Obj) -> None:
+def _discard(o: Obj, lock: Lock | None = None) -> None:
     """Marker first, then the bytes (an artifact through ``A.old``, PRD-027) and staging;
-    the caller holds the object's lock."""
+    the caller holds the object's lock (``lock``: told first, LCK-009)."""
+    if lock is not None:
+        lock.mark_publishing()
     marker = _marker(o.location, o.is_dir)
     if os.path.lexists(marker):
         os.unlink(marker)
@@ -105,7 +107,7 @@ def _discard(o: Obj) -> None:
 def _delete_bytes(o: Obj, stale_age: float) -> None:
     lock = lock_object(o.location, stale_age)
     try:
-        _discard(o)
+        _discard(o, lock)
     finally:
         lock.release()
 
@@ -120,6 +122,8 @@ def remove(inv: Inventory, objects: list[Obj], *, dry_run: bool = False,
     forget: list[tuple[str, str, str | None, str, str]] = []
     pruned: list[str] = []
     stale = inv.project.storage.lock_stale_age
+    if not dry_run and objects:  # TRU-004: deleting in store roots a project set elsewhere
+        inv.project.require_trust("rm", roots=True)
     for o in objects:
         if o.protected:
             steps.append(Step(o, "skip", o.location, error=_protected(o)))
@@ -158,11 +162,12 @@ def remove(inv: Inventory, objects: list[Obj], *, dry_run: bool = False,
 
 
 # -- copies: staged, verified, marker last ----------------------------------------------------------------
-def _copy_verified(o: Obj, new: str) -> int:
+def _copy_verified(o: Obj, new: str, lock: Lock | None = None) -> int:
     """Copy ``o`` to ``new`` through ``new.tmp``, verify, rename, write its marker last.
 
     Returns the bytes copied. Raises DM070 when the copy does not verify (nothing is
-    published; the staging copy is removed).
+    published; the staging copy is removed). The caller has judged what is at ``new``
+    (STO-018) and holds its ``lock``, told before ``new`` changes (LCK-009).
     """
     from ..errors import ChecksumMismatch
 
@@ -189,8 +194,10 @@ def _copy_verified(o: Obj, new: str) -> int:
     except BaseException:
         _remove(tmp)
         raise
+    if lock is not None:
+        lock.mark_publishing()
     if os.path.lexists(new):
-        _remove(new)  # an unmarked leftover (the caller checked there is no complete copy)
+        _remove(new)  # this tool's own leftover (the caller judged it, STO-018)
     os.replace(tmp, new)
     fsync_dir(Path(new).parent)
     write_bytes(_marker(new, o.is_dir), marker_text.encode("utf-8"))
@@ -225,8 +232,40 @@ def _relative_key(inv: Inventory, o: Obj) -> str:
 
 
 # -- mv (MNT-023) --------------------------------------------------------------------------------------
-def move(inv: Inventory, o: Obj, dest: str, *, dry_run: bool = False) -> Step:
-    """Move one object into the store root ``dest`` (MNT-023); never nests."""
+def _clear_way(o: Obj, new: str, lock: Lock, force: bool) -> tuple[bool, str | None]:
+    """STO-018 at a move's destination, under its lock: an unmarked ``new`` is replaced only
+    when a killed run of this tool was writing it (LCK-009); a dataset's unmarked copy
+    whose bytes verify against its checksum is adopted (its marker written); with
+    ``force`` anything else is moved aside (STO-016); otherwise DM182.
+
+    Returns (adopted, where it was moved aside or None)."""
+    if not os.path.lexists(new) or os.path.lexists(_marker(new, o.is_dir)):
+        return False, None
+    if o.kind == "data" and o.checksum and os.path.isdir(new) == o.is_dir and \
+            not os.path.islink(new):
+        probe = Obj(**{**o.__dict__, "location": new, "_checksum": o.checksum})
+        if verify(probe):
+            text = OsView().read(_marker(o.location, o.is_dir)) or ""
+            write_bytes(_marker(new, o.is_dir), text.encode("utf-8"))
+            return True, None
+    if lock.inherited:
+        return False, None
+    if force:
+        from ..store.layout import move_aside
+
+        lock.mark_publishing()
+        return False, str(move_aside(Path(new)))
+    raise ClobberError(f"{new} exists and datamanifest did not publish it (no completion "
+                       "marker); it was left as it is", code="DM182", path=new,
+                       hint="move it away yourself, choose another destination, or pass "
+                            "--force to move it aside (renamed, never deleted)")
+
+
+def move(inv: Inventory, o: Obj, dest: str, *, dry_run: bool = False,
+         force: bool = False) -> Step:
+    """Move one object into the store root ``dest`` (MNT-023); never nests. Something at
+    the destination that this tool did not publish is refused (DM182), or with ``force``
+    moved aside (STO-018, STO-016)."""
     new = os.path.join(os.path.abspath(dest), _relative_key(inv, o))
     if new == o.location and o.state != "missing":
         # already there: a move killed after repointing finishes by deleting the source
@@ -245,25 +284,30 @@ def move(inv: Inventory, o: Obj, dest: str, *, dry_run: bool = False) -> Step:
             hint="choose another destination, or remove what is there"))
     if dry_run:
         return Step(o, "adopt" if existing else "move", new, 0 if existing else o.size)
+    inv.project.require_trust("mv", roots=True)  # TRU-004: the source's store root
     stale = inv.project.storage.lock_stale_age
     try:
         src_lock = lock_object(o.location, stale)
     except MaintenanceError as e:
         return Step(o, "skip", o.location, error=e)
+    aside = None
     try:
         os.makedirs(os.path.dirname(new), exist_ok=True)
         dst_lock = lock_object(new, stale)
         try:
-            moved = 0 if existing else _copy_verified(o, new)
+            if not existing:
+                existing, aside = _clear_way(o, new, dst_lock, force)
+            moved = 0 if existing else _copy_verified(o, new, dst_lock)
         except DataManifestError as e:
             return Step(o, "skip", new, error=e)
         finally:
             dst_lock.release()
         _repoint(inv, o, new)
-        _discard(o)
+        _discard(o, src_lock)
     finally:
         src_lock.release()
-    return Step(o, "adopt" if existing else "move", new, moved)
+    detail = new if aside is None else f"{new} (what was there was moved to {aside})"
+    return Step(o, "adopt" if existing else "move", detail, moved)
 
 
 def _finish_move(inv: Inventory, o: Obj) -> None:

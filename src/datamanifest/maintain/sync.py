@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from ..errors import ChecksumMismatch, DataManifestError, MaintenanceError
+from ..errors import ChecksumMismatch, ClobberError, DataManifestError, MaintenanceError
 from ..spec.checksum import TREE_ALGORITHMS
 from ..spec import produced as prd
 from ..spec.maintain import Obj
@@ -155,7 +155,7 @@ class Endpoint:
                 src = f"{self.host}:{src}"
             else:
                 dst = f"{self.host}:{dst}"
-        proc = subprocess.run(cmd + [src, dst], capture_output=True, text=True,
+        proc = subprocess.run(cmd + ["--", src, dst], capture_output=True, text=True,
                               stdin=subprocess.DEVNULL)
         if proc.returncode != 0:
             tail = " | ".join(proc.stderr.strip().splitlines()[-2:])
@@ -239,7 +239,9 @@ class Receiver:
     project_root: str = ""
     datacache_dir: str | None = None
     stale_age: float = 30.0
+    force: bool = False  # move aside what this tool did not publish (STO-016)
     _lock: Lock | None = None
+    moved_aside: str | None = None
 
     @property
     def staging(self) -> str:
@@ -258,11 +260,37 @@ class Receiver:
         """Take the lock without waiting (DM131) and prepare the staging area."""
         os.makedirs(os.path.dirname(self.location), exist_ok=True)
         self._lock = lock_object(self.location, self.stale_age)
+        try:
+            self._clear_way()
+        except BaseException:
+            self.release()
+            raise
         s = self.staging
         if os.path.lexists(s) and os.path.isdir(s) != self.is_dir:
             _remove(s)  # a leftover of the other shape
         if self.is_dir:
             os.makedirs(s, exist_ok=True)
+
+    def _clear_way(self) -> None:
+        """STO-018/SYNC-007: an existing object without its marker is replaced only when a
+        killed receiver of this tool was publishing it (LCK-009); with ``force`` it is moved
+        aside (STO-016); otherwise DM182, before any byte is transferred."""
+        loc = self.location
+        if not os.path.lexists(loc) or os.path.lexists(_marker(loc, self.is_dir)):
+            return
+        if self._lock is not None and self._lock.inherited:
+            return
+        if self.force:
+            from ..store.layout import move_aside
+
+            if self._lock is not None:
+                self._lock.mark_publishing()
+            self.moved_aside = str(move_aside(Path(loc)))
+            return
+        raise ClobberError(f"{loc} exists and datamanifest did not publish it (no completion "
+                           "marker); it was left as it is", code="DM182", path=loc,
+                           hint="move it away yourself, or pass --force to move it aside "
+                                "(renamed, never deleted)")
 
     def commit(self, marker_text: str) -> int:
         """Verify the staged copy, publish it, write the marker last, record it; bytes."""
@@ -281,10 +309,12 @@ class Receiver:
             finally:
                 os.close(fd)
         marker = _marker(self.location, self.is_dir)
+        if self._lock is not None:
+            self._lock.mark_publishing()  # LCK-009
         if os.path.lexists(marker):
             os.unlink(marker)
         if os.path.lexists(self.location):
-            _remove(self.location)
+            _remove(self.location)  # this tool's own (judged in begin, STO-018)
         os.replace(self.staging, self.location)
         fsync_dir(Path(self.location).parent)
         if self.kind == "cached":
@@ -422,7 +452,7 @@ def _marker_text(o: Obj) -> str:
 
 
 def push(inv: Inventory, objects: list[Obj], endpoint: Endpoint, *,
-         dry_run: bool = False) -> list[Step]:
+         dry_run: bool = False, force: bool = False) -> list[Step]:
     """Copy present objects to the far store (SYNC-001..SYNC-006); one Step per object."""
     roots = endpoint.roots()
     steps: list[Step] = []
@@ -453,7 +483,7 @@ def push(inv: Inventory, objects: list[Obj], endpoint: Endpoint, *,
                               o.size))
             continue
         try:
-            moved = _push_one(o, rel, identity, text, endpoint)
+            moved = _push_one(o, rel, identity, text, endpoint, force)
         except DataManifestError as e:
             steps.append(Step(o, "skip", far, error=e))
             continue
@@ -462,11 +492,16 @@ def push(inv: Inventory, objects: list[Obj], endpoint: Endpoint, *,
     return steps
 
 
-def _push_one(o: Obj, rel: str, identity: str, marker_text: str, endpoint: Endpoint) -> int | None:
+def _push_one(o: Obj, rel: str, identity: str, marker_text: str, endpoint: Endpoint,
+              force: bool = False) -> int | None:
     argv = endpoint.remote_command + [
         "receive", "--kind", o.kind, "--rel", rel, "--key", o.key,
         "--record-key", o.record_key, "--identity", identity,
-        "--dir" if o.is_dir else "--file"]
+        "--dir" if o.is_dir else "--file"] + (["--force"] if force else [])
+    from ..trust import granted_by
+
+    if granted_by() == "option":
+        argv.append("--trust")  # the user vouched for this run, at both ends (TRU-005)
     if endpoint.root_mode:
         argv += ["--root", endpoint.path]
     cwd = endpoint.path if endpoint.host is None and not endpoint.root_mode else None
@@ -515,8 +550,12 @@ def _push_one(o: Obj, rel: str, identity: str, marker_text: str, endpoint: Endpo
 
 
 def pull(inv: Inventory, ids: list[str], endpoint: Endpoint, *,
-         dry_run: bool = False) -> list[Step]:
-    """Copy objects from the far store into this one (SYNC-001..SYNC-005)."""
+         dry_run: bool = False, force: bool = False) -> list[Step]:
+    """Copy objects from the far store into this one (SYNC-001..SYNC-005, SYNC-007): an
+    object here that this tool did not publish is refused (DM182), or with ``force``
+    moved aside."""
+    if not dry_run:
+        inv.project.require_trust("pull", roots=True)  # TRU-004
     roots = endpoint.roots()
     steps: list[Step] = []
     stale = inv.project.storage.lock_stale_age
@@ -545,7 +584,7 @@ def pull(inv: Inventory, ids: list[str], endpoint: Endpoint, *,
             identity, far_marker = declared, json.dumps({"checksum": declared})
         recv = Receiver(o.target, o.kind, o.is_dir, o.key, o.record_key,
                         str(inv.project.state_file), str(inv.project.root),
-                        inv.datacache_dir, stale)
+                        inv.datacache_dir, stale, force=force)
         if recv.current(identity):
             steps.append(Step(o, "keep", f"{o.target} (already here)", 0))
             continue
@@ -565,7 +604,8 @@ def pull(inv: Inventory, ids: list[str], endpoint: Endpoint, *,
         except DataManifestError as e:
             steps.append(Step(o, "skip", o.target, error=e))
             continue
-        steps.append(Step(o, "pull", o.target, size))
+        steps.append(Step(o, "pull", o.target if recv.moved_aside is None else
+                          f"{o.target} (what was there was moved to {recv.moved_aside})", size))
     return steps
 
 

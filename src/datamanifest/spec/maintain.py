@@ -322,7 +322,9 @@ def _in_place(ds: Any, target: str, root: str) -> str:
     uri = ds.uri or ""
     parts = urlsplit(uri)
     if parts.scheme not in ("", "file") and not (len(parts.scheme) == 1 and uri[1:2] == ":"):
-        return uri  # remote: never a local path
+        from .secrets import redact_uri
+
+        return redact_uri(uri)  # remote: never a local path; shown, so redacted (SEC-002)
     if ds.storage_path:
         return target
     path = unquote(parts.path) if parts.scheme == "file" else os.path.expanduser(uri)

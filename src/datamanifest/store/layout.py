@@ -84,21 +84,26 @@ class Target:
         elif s.exists() or s.is_symlink():
             s.unlink()
 
-    def publish(self, checksum: str, size: int, *, tree: str | None = None) -> None:
+    def publish(self, checksum: str, size: int, *, tree: str | None = None,
+                lock=None) -> None:
         """Rename the verified staging area onto the target, then write the marker (STO-007/008).
 
-        An unmarked target left by an earlier crash is replaced; a marked one loses its
-        marker first, so a replacement killed midway leaves an incomplete folder, never a
-        complete-looking mix (STO-008). The marker records the checksum and size (bytes) of
-        what was published and, for a folder, ``tree``: the tree checksum of its tree
-        manifest, stored before (STO-012).
+        The caller has judged the target (STO-018): absent, published by this tool (marked),
+        or this tool's own interrupted work; ``lock`` (the held :class:`~datamanifest.store.
+        lock.Lock`) is told first that the target is about to change (LCK-009). A marked
+        target loses its marker first, so a replacement killed midway leaves an incomplete
+        folder, never a complete-looking mix (STO-008). The marker records the checksum and
+        size (bytes) of what was published and, for a folder, ``tree``: the tree checksum
+        of its tree manifest, stored before (STO-012).
         """
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if lock is not None:
+            lock.mark_publishing()
         if self.is_dir:
             sync_filesystem(self.staging)  # extracted or fetcher-written files were not fsynced
-            if self.path.exists():
+            if os.path.lexists(self.path):
                 self.marker.unlink(missing_ok=True)
-                shutil.rmtree(self.path)
+                remove(self.path)
             os.rename(self.staging, self.path)
         else:
             self.marker.unlink(missing_ok=True)
@@ -106,6 +111,11 @@ class Target:
         # The bytes were fsynced before the rename, so the marker never points at bytes a power
         # cut can lose; a lost rename or marker only means the dataset is fetched again.
         # No folder or marker fsync, then (three fsyncs per small dataset cost 1 ms here).
+        self.mark(checksum, size, tree=tree)
+
+    def mark(self, checksum: str, size: int | None, *, tree: str | None = None) -> None:
+        """Write the completion marker of verified bytes at the target (STO-008): after a
+        publish, or to adopt an unmarked target whose bytes verify (STO-018)."""
         record: dict = {"checksum": checksum, "size": size}
         if tree:
             record["tree"] = tree
@@ -118,6 +128,51 @@ class Target:
             os.write(fd, (json.dumps(record) + "\n").encode())
         finally:
             os.close(fd)
+
+
+def remove(path: Path) -> None:
+    """Delete a file, a link or a folder tree (a link is removed, never followed)."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        os.unlink(path)
+
+
+def aside_name(path: Path, exists=os.path.lexists) -> Path:
+    """STO-016: where an existing file or folder this tool did not publish is moved when the
+    user asks (``--force``): ``<name>.~<n>~`` next to it, with the smallest ``n`` >= 1 that
+    is free (the numbered-backup form of GNU ``cp --backup=numbered``)."""
+    n = 1
+    while exists(path.with_name(f"{path.name}.~{n}~")):
+        n += 1
+    return path.with_name(f"{path.name}.~{n}~")
+
+
+def move_aside(path: Path) -> Path:
+    """STO-016: move ``path`` (a file, a folder or a link) to :func:`aside_name` in the same
+    folder; nothing is deleted, and an earlier ``.~<n>~`` is never replaced (a file or a
+    link moves by a hard link and an unlink, which fail rather than replace). Returns the
+    new path."""
+    import errno
+
+    while True:
+        new = aside_name(path)
+        try:
+            if os.path.isdir(path) and not os.path.islink(path):
+                os.rename(path, new)  # onto an existing non-empty folder: ENOTEMPTY
+            else:
+                try:
+                    os.link(path, new, follow_symlinks=False)
+                except OSError as e:
+                    if e.errno == errno.EEXIST:
+                        raise
+                    os.rename(path, new)  # a file system without hard links
+                else:
+                    os.unlink(path)
+            return new
+        except OSError as e:
+            if e.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
 
 
 def pool_hit(candidate: Target, declared: str) -> bool:

@@ -10,6 +10,10 @@ LCK-004  A lock is stale at once when its pid is not running on this host; a loc
 LCK-005  Reclaiming is serialized by ``<target>.lock.reclaim`` (itself exclusive); the
          reclaimer re-checks staleness before deleting the stale lock.
 LCK-006  A contender that waits longer than its timeout fails with DM075.
+LCK-009  Before its first change to the target (the rename onto it, removing its marker or
+         its bytes), a holder appends the line ``publish`` to its lock. A contender that
+         reclaims a stale lock holding that line knows an unmarked target is the killed
+         holder's own work (STO-018), and carries the line into its own lock at once.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from ..errors import LockTimeout
 
 DEFAULT_STALE_AGE = 30.0  # seconds
 RECLAIM_FACTOR = 5
+#: LCK-009: the line a holder appends before it changes its target
+PUBLISHING = "publish"
 
 
 def pid_alive(pid: int) -> bool:
@@ -207,6 +213,8 @@ class Lock:
         self.poll = poll
         self.on_wait = on_wait
         self.waited = False
+        #: LCK-009: the stale lock this one replaced said its holder was changing the target
+        self.inherited = False
         self._token = f"{os.getpid()} {socket.gethostname()}\n"
 
     def _try_create(self) -> bool:
@@ -220,7 +228,9 @@ class Lock:
             os.close(fd)
         return True
 
-    def _reclaim(self) -> None:
+    def _reclaim(self) -> bool:
+        """LCK-005: remove a stale lock under the reclaim guard. Returns whether the lock
+        removed said its holder had begun changing its target (LCK-009)."""
         guard = self.path.with_name(self.path.name + ".reclaim")
         try:
             fd = os.open(guard, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -230,24 +240,49 @@ class Lock:
                     guard.unlink()
             except FileNotFoundError:
                 pass
-            return
+            return False
         os.close(fd)
+        publishing = False
         try:
             if is_stale(self.path, self.stale_age):
                 try:
+                    text = self.path.read_text(encoding="utf-8", errors="replace")
+                except OSError:
+                    text = ""
+                try:
                     self.path.unlink()
+                    publishing = PUBLISHING in text.splitlines()[1:]
                 except FileNotFoundError:
                     pass
         finally:
             guard.unlink(missing_ok=True)
+        return publishing
+
+    def mark_publishing(self) -> None:
+        """LCK-009: append ``publish`` to the held lock before the first change to its
+        target, so that a run killed from here on leaves evidence that an unmarked target
+        is this tool's work (STO-018). Idempotent; never raises for a vanished lock."""
+        if self._token.endswith(f"\n{PUBLISHING}\n"):
+            return
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+        except OSError:
+            return
+        try:
+            os.write(fd, f"{PUBLISHING}\n".encode())
+            self._token += f"{PUBLISHING}\n"
+        finally:
+            os.close(fd)
 
     def acquire(self) -> "Lock":
         self.path.parent.mkdir(parents=True, exist_ok=True)
         start = time.monotonic()
         delay = self.poll
+        evidence = False  # LCK-009, for the lock created right after a reclaim
         while not self._create():
+            evidence = False
             if is_stale(self.path, self.stale_age):
-                self._reclaim()
+                evidence = self._reclaim()
                 continue
             if not self.waited:
                 self.waited = True
@@ -268,6 +303,9 @@ class Lock:
             else:
                 time.sleep(delay)
             delay = min(delay * 1.5, 0.5)
+        self.inherited = evidence
+        if evidence:
+            self.mark_publishing()  # LCK-009: the evidence survives this holder too
         return self
 
     def _create(self) -> bool:

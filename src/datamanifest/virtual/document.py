@@ -48,11 +48,12 @@ def write(manifest: spec.ChunkManifest, path: str | os.PathLike) -> str:
 
 
 def info(manifest: spec.ChunkManifest, document_url: str | None = None, *,
-         verify: bool = False) -> dict[str, Any]:
+         verify: bool = False, credentials: dict[str, str] | None = None) -> dict[str, Any]:
     """A description of a chunk manifest: per array its shape, data type, chunk shape and
     counts of referenced, inline and missing chunks and bytes referenced; per source its
     URL, size and whether it still matches (``ok``, ``changed``, ``unreachable``; with
-    ``verify``, whole-file checksums are compared too)."""
+    ``verify``, whole-file checksums are compared too). ``credentials`` maps a recorded
+    (redacted, SEC-002) source URL to the URL to read it with."""
     from ..errors import DataManifestError
     from .readers import open_reader
     from .store import check_identity
@@ -87,7 +88,7 @@ def info(manifest: spec.ChunkManifest, document_url: str | None = None, *,
                                "etag": src.etag, "last_modified": src.last_modified,
                                "checksum": src.checksum}
         try:
-            reader = open_reader(url)
+            reader = open_reader((credentials or {}).get(url, url))
             try:
                 check_identity(src, reader.identity(), url)
                 row["status"] = "ok"

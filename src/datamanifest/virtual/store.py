@@ -52,10 +52,12 @@ class Session:
     resolve against (CHK-007), one reader per source, opened and verified on first use."""
 
     def __init__(self, manifest: spec.ChunkManifest, document_url: str | None = None,
-                 *, verify: bool = True) -> None:
+                 *, verify: bool = True, credentials: dict[str, str] | None = None) -> None:
         self.manifest = manifest
         self.document_url = document_url
         self.verify = verify
+        # SEC-002: a source URL stored redacted -> the URL with its credential, to read it
+        self.credentials = credentials or {}
         self._readers: dict[int, Reader] = {}
         self._lock = threading.Lock()
 
@@ -69,7 +71,7 @@ class Session:
             r = self._readers.get(source)
             if r is None:
                 url = self.manifest.url_of(source, self.document_url)
-                r = open_reader(url)
+                r = open_reader(self.credentials.get(url, url))
                 if self.verify:
                     try:
                         check_identity(self.manifest.sources[source], r.identity(), url)
@@ -415,19 +417,21 @@ def dataset(session: Session, group: str = "", *, decode: bool = True, **decode_
 
 
 def open_virtual(source: Any, *, group: str = "", document_url: str | None = None,
-                 verify: bool = True, decode: bool = True, **decode_options):
+                 verify: bool = True, decode: bool = True,
+                 credentials: dict[str, str] | None = None, **decode_options):
     """Open a chunk manifest as an ``xarray.Dataset`` (SCHEMA.md §25).
 
     ``source``: a path or URL of a ``.chunks.json`` document, its parsed dict, or a
     :class:`~datamanifest.spec.chunks.ChunkManifest`. Relative source URLs resolve
     against ``base`` or ``document_url`` (default: the document's own location, CHK-007).
     Sources are checked against their recorded identity before their first chunk is read
-    (``verify``, CHK-011). Raises :class:`VirtualError` (DM150/DM151 malformed, DM152 a
-    source changed, DM155 checksum mismatch).
+    (``verify``, CHK-011). ``credentials`` maps a source URL as the document records it
+    (redacted, SEC-002) to the URL to read it with. Raises :class:`VirtualError`
+    (DM150/DM151 malformed, DM152 a source changed, DM155 checksum mismatch).
     """
     manifest, doc_url = load_manifest(source, document_url)
-    return dataset(Session(manifest, doc_url, verify=verify), group, decode=decode,
-                   **decode_options)
+    return dataset(Session(manifest, doc_url, verify=verify, credentials=credentials), group,
+                   decode=decode, **decode_options)
 
 
 def load_manifest(source: Any, document_url: str | None = None
