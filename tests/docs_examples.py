@@ -164,7 +164,7 @@ class Session:
     ran: int = 0
 
     def sub(self, text: str) -> str:
-        for old, new in self.subs.items():
+        for old, new in sorted(self.subs.items(), key=lambda kv: -len(kv[0])):
             text = text.replace(old, new)
         return text
 
@@ -246,7 +246,7 @@ class Session:
         else:
             env = dict(os.environ)
             env["PATH"] = self.bin_dir + os.pathsep + env.get("PATH", "")
-            p = subprocess.run(["bash", "-c", body], cwd=self.folder, env=env,
+            p = subprocess.run(["bash", "-o", "pipefail", "-c", body], cwd=self.folder, env=env,
                                capture_output=True, text=True, timeout=120)
             code, out, err = p.returncode, p.stdout, p.stderr
         actual = self.unsub(out + err)
@@ -270,7 +270,8 @@ def run_page(page: Path, rel: str, folder: Path, base_url: str, extra_subs: dict
     subs = {"https://example.org/": base_url, "/example.org/": "/127.0.0.1/",
             "/home/me/project": str(folder),
             "/home/me": os.environ.get("HOME", str(folder.parent / "home"))}
-    fill = {"http": base_url.rstrip("/"), "tmp": str(folder.parent), **extra_subs}
+    fill = {"http": base_url.rstrip("/"), "tmp": str(folder.parent),
+            "home": os.environ.get("HOME", ""), **extra_subs}
     for old, new in (meta.get("subs") or {}).items():
         subs[old] = new.format(**fill)
     session = Session(rel, folder, subs)

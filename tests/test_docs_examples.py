@@ -5,6 +5,7 @@ examples are run by tests/test_readme.py with the same runner."""
 from __future__ import annotations
 
 import getpass
+import os
 import sys
 from pathlib import Path
 
@@ -55,7 +56,8 @@ def run_doc(rel: str, reader, request, monkeypatch, text: str | None = None):
         else:
             raise AssertionError(f"{rel}: unknown need {need!r}")
     for name, value in (meta.get("env") or {}).items():
-        monkeypatch.setenv(name, str(value).format(tmp=str(project.parent), **extra))
+        monkeypatch.setenv(name, str(value).format(tmp=str(project.parent),
+                                                   home=os.environ["HOME"], **extra))
     monkeypatch.chdir(project)
     return run_page(page, rel, project, base, extra, text=text)
 
