@@ -17,6 +17,8 @@ from .conftest import ROOT
 from .docs_examples import run_page, split_page, stage_served
 
 PAGES = sorted((ROOT / "docs" / "pages").rglob("*.md"))
+#: pages whose scene another test sets (front matter ``examples.runner`` names it)
+OWN_RUNNER = [p for p in PAGES if split_page(p.read_text(encoding="utf-8"))[0].get("runner")]
 
 
 @pytest.fixture
@@ -62,7 +64,8 @@ def run_doc(rel: str, reader, request, monkeypatch, text: str | None = None):
     return run_page(page, rel, project, base, extra, text=text)
 
 
-@pytest.mark.parametrize("page", [p.relative_to(ROOT).as_posix() for p in PAGES])
+@pytest.mark.parametrize("page", [p.relative_to(ROOT).as_posix() for p in PAGES
+                                  if p not in OWN_RUNNER])
 def test_page_examples_run(page, reader, request, monkeypatch):
     session = run_doc(page, reader, request, monkeypatch)
     _, blocks = split_page((ROOT / page).read_text(encoding="utf-8"))
@@ -79,3 +82,9 @@ def test_not_run_blocks_say_why():
             if b.not_run:
                 reason = b.title.split(":", 1)[1].strip() if ":" in b.title else ""
                 assert len(reason) > 8, f"{page}:{b.line}: 'Not run' needs a reason"
+
+
+def test_pages_with_their_own_runner_name_it():
+    for page in OWN_RUNNER:
+        runner = split_page(page.read_text(encoding="utf-8"))[0]["runner"]
+        assert (ROOT / runner).is_file() and page.name in (ROOT / runner).read_text(encoding="utf-8")
