@@ -428,7 +428,9 @@ def python_page() -> str:
     for name in datamanifest.__all__:
         obj = getattr(datamanifest, name)
         if name == "__version__":
-            out += [f"## `datamanifest.__version__` {{#datamanifest.__version__}}", "",
+            # (an attribute list would read the underscores as emphasis: a raw anchor)
+            out += ['<a id="datamanifest.__version__"></a>', "",
+                    "## `datamanifest.__version__`", "",
                     "The version of this package, a string (the one `datamanifest "
                     f"--version` prints; `{obj}` when this site was built).", ""]
             continue

@@ -35,6 +35,9 @@ def reader(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
     monkeypatch.setenv("COLUMNS", "200")
+    # `python` and `datamanifest` are the ones under test, also for the programs a command
+    # starts (`conformance run --impl ...`, `push`'s far end)
+    monkeypatch.setenv("PATH", os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
     monkeypatch.setenv("DATAMANIFEST_REMOTE", f"{sys.executable} -m datamanifest")
     served = tmp_path / "served"
     stage_served(served)
