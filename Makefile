@@ -9,7 +9,7 @@ PIP    := $(PY) -m pip
 # servers, so more workers than cores pay (measured in the README's "The two commands")
 TEST_WORKERS ?= 4
 
-.PHONY: demo test test-tools bench reliability package-check clean system-deps
+.PHONY: demo test test-tools bench reliability package-check clean system-deps docs docs-serve
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ $(VENV)/.installed-test: pyproject.toml | $(PY)
 
 $(VENV)/.installed-demo: pyproject.toml | $(PY)
 	$(PIP) install --quiet -e '.[demo]'
+	touch $@
+
+$(VENV)/.installed-docs: pyproject.toml | $(PY)
+	$(PIP) install --quiet -e '.[docs]'
 	touch $@
 
 $(VENV)/.installed-bench: pyproject.toml | $(PY)
@@ -92,6 +96,15 @@ package-check:
 bench: $(VENV)/.installed-bench
 	$(PY) bench/check_scaling.py
 	$(PY) bench/fetch_throughput.py
+
+# The documentation site (docs/mkdocs.yml; pages in docs/pages/, generated ones made by
+# docs/hooks.py): a warning fails the build. Output: build/site/.
+docs: $(VENV)/.installed-docs
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict -f docs/mkdocs.yml
+
+# Live preview on http://127.0.0.1:8000/ (rebuilds on every edit)
+docs-serve: $(VENV)/.installed-docs
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs serve -f docs/mkdocs.yml -a 127.0.0.1:8000
 
 clean:
 	rm -rf $(VENV) .venv-demo build dist .pytest_cache .hypothesis

@@ -1,4 +1,4 @@
-"""One CLI convention (issue 20 point 7; README "Conventions"), asserted on every command:
+"""One CLI convention (issue 20 point 7; the tour of the commands, "Conventions"), asserted on every command:
 
 - every command that prints results takes ``--json`` and then prints one parseable JSON
   document on stdout;

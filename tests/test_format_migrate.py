@@ -82,7 +82,7 @@ def test_format_keeps_comments_and_refuses_orphans(tmp_path: Path):
 
 def test_readme_manifest_formats_cleanly(tmp_path: Path):
     """The README's own commented manifest formats in place, every comment kept with its key."""
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    readme = (ROOT / "docs" / "pages" / "reference" / "tour.md").read_text(encoding="utf-8")
     block = readme.split("## A minimal `datamanifest.toml`", 1)[1].split("```toml\n", 1)[1]
     text = block.split("```", 1)[0]
     m = tmp_path / "datamanifest.toml"

@@ -1,9 +1,12 @@
-"""The README's examples, run literally (issue 20: "the README's examples, run literally
-(with a loopback server), all succeed").
+"""The README's examples, and the tour of the commands (docs/pages/reference/tour.md, which
+holds what the README's tour was before the README became the site's front page), run
+literally (issue 20: "the README's examples, run literally (with a loopback server), all
+succeed"; issue 26: every example is executed).
 
-Every ``$ datamanifest ...`` line of its ``console`` blocks and every ``python`` block is run
-in README order, in the state the lines before it leave. What is substituted, and nothing
-else:
+The README runs through the documentation's example runner (tests/docs_examples.py), like
+every page of the site. The tour's page needs a scene of its own, set here: every
+``$ datamanifest ...`` line of its ``console`` blocks and every ``python`` block is run in
+order, in the state the lines before it leave. What is substituted, and nothing else:
 
 - ``https://example.org/`` is a loopback HTTP server serving the files the examples name;
 - the machine's own folders (``/scratch/store``, ``/media/usb``) are folders under the
@@ -34,12 +37,13 @@ from click.testing import CliRunner
 from datamanifest.cli import main
 
 from .conftest import ROOT
+from .test_docs_examples import reader  # noqa: F401 - the fixture
 
-README = (ROOT / "README.md").read_text(encoding="utf-8")
+README = (ROOT / "docs" / "pages" / "reference" / "tour.md").read_text(encoding="utf-8")
 
 
 def _blocks(lang: str, section: str) -> list[str]:
-    """The ``lang`` fenced blocks of the README section whose heading starts with
+    """The ``lang`` fenced blocks of the tour's section whose heading starts with
     ``section``."""
     body = README.split("\n## " + section, 1)[1].split("\n## ", 1)[0]
     return re.findall(rf"```{lang}\n(.*?)```", body, re.S)
@@ -243,3 +247,11 @@ def test_readme_chunk_manifest_and_append_examples(site, s3_endpoint, monkeypatc
 
     assert xr.open_zarr(work / "era5.zarr").sizes["time"] == 3
     assert runner.ran == 9
+
+
+def test_readme_front_page_examples(reader, request, monkeypatch):
+    """The README's own examples (the 30-second example) run like a page of the site."""
+    from .test_docs_examples import run_doc
+
+    session = run_doc("README.md", reader, request, monkeypatch)
+    assert session.ran >= 3

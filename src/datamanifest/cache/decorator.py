@@ -177,8 +177,8 @@ class CachedFunction:
         function runs only when no stored format can be loaded (its library is missing,
         or its bytes changed since they were published).
 
-        Parameters
-        ----------
+        Other Parameters
+        ----------------
         format : str, optional
             The storage format (``pickle``, ``json``, ``nc``, ``zarr``, ...).
         basename : str, optional

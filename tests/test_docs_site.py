@@ -1,0 +1,188 @@
+"""The documentation site as a reader meets it (issue 26): built once per test session with
+``mkdocs build --strict`` (0 warnings), served on 127.0.0.1, and every page, image, asset
+and internal ``#anchor`` requested. The reference covers every command of ``datamanifest
+--help``, every name of ``datamanifest.__all__``, every DM code and every rule ID."""
+
+from __future__ import annotations
+
+import fcntl
+import functools
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
+from html.parser import HTMLParser
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urldefrag, urljoin, urlparse
+
+import pytest
+
+from datamanifest.testing import free_port
+
+from .conftest import ROOT
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory) -> dict:
+    """Build the site once for the whole run (pytest-xdist workers share it through a lock
+    file in the run's common temporary folder). Returns the build's exit status and log."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    site, record = shared / "docs-site", shared / "docs-site.json"
+    with open(shared / "docs-site.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not record.exists():
+            env = dict(os.environ, NO_MKDOCS_2_WARNING="1",
+                       PYTHONPATH=str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
+            p = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f",
+                                str(ROOT / "docs" / "mkdocs.yml"), "-d", str(site)],
+                               capture_output=True, text=True, env=env, timeout=600)
+            record.write_text(json.dumps({"status": p.returncode, "log": p.stdout + p.stderr}))
+    result = json.loads(record.read_text())
+    result["site"] = site
+    return result
+
+
+class _Page(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: set[str] = set()
+        self.links: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        for key in ("id", "name") if tag == "a" else ("id",):
+            if a.get(key):
+                self.ids.add(a[key])
+        for key in ("href", "src"):
+            if a.get(key) and tag in ("a", "img", "link", "script", "source"):
+                self.links.append(a[key])
+
+
+@pytest.fixture(scope="session")
+def crawl(built) -> dict:
+    """Serve the built site on 127.0.0.1 and request everything it links to, from the home
+    page: url -> (status, content type, ids, links)."""
+    assert built["status"] == 0, built["log"][-3000:]
+    port = free_port()
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(built["site"]))
+    handler.log_message = lambda *a: None
+    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{port}/"
+    seen: dict[str, dict] = {}
+    todo = [base, base + "search/search_index.json"]  # read by the page's script
+    try:
+        while todo:
+            url = todo.pop()
+            if url in seen:
+                continue
+            try:
+                with urllib.request.urlopen(url, timeout=10) as r:
+                    body, status, ctype = r.read(), r.status, r.headers.get("Content-Type", "")
+            except urllib.error.HTTPError as e:
+                seen[url] = {"status": e.code, "type": "", "ids": set(), "links": []}
+                continue
+            entry = {"status": status, "type": ctype, "ids": set(), "links": []}
+            seen[url] = entry
+            if "html" in ctype:
+                p = _Page()
+                p.feed(body.decode("utf-8"))
+                entry["ids"] = p.ids
+                for link in p.links:
+                    full = urljoin(url, link)
+                    if urlparse(full).netloc != urlparse(base).netloc:
+                        continue  # external links are not followed
+                    entry["links"].append(full)
+                    page = urldefrag(full)[0]
+                    if page not in seen:
+                        todo.append(page)
+    finally:
+        server.shutdown()
+    return {"base": base, "pages": seen}
+
+
+def test_site_builds_strictly_without_warnings(built):
+    assert built["status"] == 0, built["log"][-3000:]
+    assert not re.search(r"^WARNING", built["log"], re.M), built["log"][-3000:]
+
+
+def test_every_page_image_and_asset_answers_200(crawl):
+    bad = {u: e["status"] for u, e in crawl["pages"].items() if e["status"] != 200}
+    assert not bad, bad
+    html_pages = [u for u, e in crawl["pages"].items() if "html" in e["type"]]
+    assert len(html_pages) >= 40
+    assert any(u.endswith(".svg") for u in crawl["pages"])  # the benchmark charts
+
+
+def test_every_internal_anchor_exists(crawl):
+    pages = crawl["pages"]
+    broken = []
+    for url, entry in pages.items():
+        for link in entry["links"]:
+            page, frag = urldefrag(link)
+            if frag and "html" in pages.get(page, {}).get("type", ""):
+                if frag not in pages[page]["ids"]:
+                    broken.append(f"{url} -> {link}")
+    assert not broken, broken[:20]
+
+
+def test_search_index_is_served_and_lists_every_page(crawl, built):
+    url = urljoin(crawl["base"], "search/search_index.json")
+    assert crawl["pages"][url]["status"] == 200
+    index = json.loads((built["site"] / "search" / "search_index.json").read_text())
+    locations = {d["location"].split("#")[0] for d in index["docs"]}
+    assert {"", "getting-started/", "reference/cli/", "spec/", "reference/codes/"} <= locations
+
+
+def _ids(crawl, path: str) -> set[str]:
+    return crawl["pages"][urljoin(crawl["base"], path)]["ids"]
+
+
+def test_every_cli_command_has_a_reference_entry(crawl):
+    import click
+
+    from datamanifest.cli import main
+
+    ids = _ids(crawl, "reference/cli/")
+    missing = []
+    seen: set[int] = set()
+
+    def walk(cmd: click.Command, path: list[str]) -> None:
+        if isinstance(cmd, click.Group):
+            ctx = click.Context(cmd)
+            for name in cmd.list_commands(ctx):
+                sub = cmd.get_command(ctx, name)
+                if sub is None or sub.hidden or id(sub) in seen:
+                    continue  # an alias (ls = list) is documented under its command
+                seen.add(id(sub))
+                slug = "-".join(["datamanifest", *path, name])
+                if slug not in ids:
+                    missing.append(slug)
+                walk(sub, [*path, name])
+
+    walk(main, [])
+    assert not missing, missing
+
+
+def test_every_public_name_has_a_reference_entry(crawl):
+    import datamanifest
+
+    ids = _ids(crawl, "reference/python/")
+    assert not [n for n in datamanifest.__all__ if f"datamanifest.{n}" not in ids]
+
+
+def test_every_code_and_every_rule_has_an_anchor(crawl):
+    from datamanifest.errors import CODES
+
+    codes = _ids(crawl, "reference/codes/")
+    assert not [c for c in CODES if c not in codes]
+    spec, index = _ids(crawl, "spec/"), _ids(crawl, "spec/rules/")
+    rules = re.findall(r"^\s*- \*\*([A-Z]+-\d+)\*\*", (ROOT / "SCHEMA.md").read_text(), re.M)
+    assert len(rules) > 250
+    assert not [r for r in rules if r not in spec or r not in index]
