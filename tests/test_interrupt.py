@@ -253,7 +253,7 @@ def test_a_fetcher_stuck_in_its_own_code_is_not_waited_for_and_leaves_no_lock(pr
         "import time\n\ndef fetch(path):\n    open(path, 'w').write('x')\n"
         "    print('STARTED', flush=True)\n    time.sleep(60)\n")
     write_manifest(project, '[slow]\nkey = "slow.txt"\nfetcher = "slowfetch:fetch"\n')
-    proc = _start(project, "fetch")
+    proc = _start(project, "fetch", "--trust")  # its own code: trusted (TRU-005)
     assert proc.stdout.readline().strip() == "STARTED"
     took, err = _interrupt(proc)
     assert proc.returncode == 130 and took < STOP_LIMIT, (took, err)

@@ -403,11 +403,22 @@ def python_venv(folder: str | Path, packages: list[str], version: str = "3.12") 
     under pyenv) and holding ``packages``; made on first use. None when no such Python
     exists here or the packages cannot be installed (the caller skips). For tests and
     benchmarks that run a peer tool needing another Python (VirtualiZarr 2 needs 3.12)."""
-    import shutil
-    import subprocess
+    import fcntl
 
     folder = Path(folder)
     py = folder / "bin" / "python"
+    if (folder / ".ready").exists() and py.exists():
+        return str(py)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f".{folder.name}.lock", "w") as lock:  # one maker at a time
+        fcntl.flock(lock, fcntl.LOCK_EX)  # (pytest-xdist workers share the folder)
+        return _make_venv(folder, py, packages, version)
+
+
+def _make_venv(folder: Path, py: Path, packages: list[str], version: str) -> str | None:
+    import shutil
+    import subprocess
+
     if (folder / ".ready").exists() and py.exists():
         return str(py)
     candidates = [str(p) for p in sorted(Path.home().glob(f".pyenv/versions/{version}*/bin/"

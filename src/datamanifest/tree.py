@@ -499,8 +499,7 @@ def s3_manifest(url: str, algorithm: str, *, jobs: int = 8) -> dict[str, Any]:
     boto3 = need("boto3", extra="s3", feature="listing s3://")
     from urllib.parse import urlsplit
 
-    import botocore.exceptions
-
+    boto_errors = need("botocore.exceptions", extra="s3", feature="listing s3://")
     parts = urlsplit(url)
     bucket, prefix = parts.netloc, parts.path.lstrip("/")
     if not bucket:
@@ -516,11 +515,11 @@ def s3_manifest(url: str, algorithm: str, *, jobs: int = 8) -> dict[str, Any]:
             for v in page.get("Versions", []):
                 if v.get("IsLatest"):
                     objects.append((v["Key"][len(prefix):], v))
-    except botocore.exceptions.ClientError as e:
+    except boto_errors.ClientError as e:
         code = e.response.get("Error", {}).get("Code", "")
         raise TreeWalkError(f"{url}: {code or e}", code="DM074" if code in (
             "NoSuchBucket", "404") else "DM071") from None
-    except botocore.exceptions.BotoCoreError as e:  # no credentials, no endpoint, bad input
+    except boto_errors.BotoCoreError as e:  # no credentials, no endpoint, bad input
         raise TreeWalkError(f"{url}: {e}", code="DM071",
                             hint="check the AWS settings (AWS_ENDPOINT_URL, credentials)"
                             ) from None

@@ -657,13 +657,13 @@ class S3Target(Target):
             yield k[len(base):]
 
     def listing(self) -> tuple[str, list[str]]:
-        import botocore.exceptions
+        boto_errors = need("botocore.exceptions", extra="s3", feature="appending to s3://")
 
         base = f"{self.prefix}/" if self.prefix else ""
         try:
             r = self.client.list_objects_v2(Bucket=self.bucket, Prefix=base, Delimiter="/",
                                             MaxKeys=100)
-        except (botocore.exceptions.BotoCoreError, self.ClientError) as e:
+        except (boto_errors.BotoCoreError, self.ClientError) as e:
             raise AppendError(f"{self.url} cannot be listed: {e}", code="DM167",
                               hint="check the bucket, the endpoint (--endpoint-url) and the "
                                    "credentials") from None
