@@ -22,7 +22,7 @@ reference implementation. Public API::
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: E402
 
 import os as _os  # noqa: E402
 

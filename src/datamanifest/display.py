@@ -8,8 +8,8 @@ one, an exported HTML file and GitHub's notebook viewer.
 
 * :func:`project_html` -- a :class:`~datamanifest.project.Project`: its datasets, their
   states and sizes, where they are (what ``datamanifest status`` prints);
-* :func:`chunk_manifest_html` -- a chunk manifest: arrays, shapes, chunks, sources and
-  whether each still matches what was indexed (CHK-011);
+* a chunk manifest's HTML is :func:`datamanifest.virtual.document.html` (it reads each
+  source's identity, CHK-011), built from the helpers here;
 * :func:`artifact_html` -- a produced artifact: identity, parameters, formats, path;
 * :func:`append_status_html` -- an append target: length, steps, last version, a pending
   transaction and the lock holder.
@@ -140,42 +140,6 @@ def project_html(project: Any) -> str:
         summary += ": " + esc(_summary(counts))
     return box("datamanifest project", summary,
                table(["dataset", "state", "size", "path", "checksum"], cells, total=len(rows)))
-
-
-# -- chunk manifest -----------------------------------------------------------------------------------------
-def _dtype(value: Any) -> str:
-    return value if isinstance(value, str) else (value or {}).get("name", str(value))
-
-
-def chunk_manifest_html(manifest: Any, document_url: str | None = None) -> str:
-    """The chunk manifest as HTML: per array its data type, shape, chunk shape and chunk
-    counts; per source its URL, size and whether it still matches (size, ETag and
-    modification time against the recorded identity, CHK-011: a ``stat`` for a local file,
-    a ``HEAD`` for a remote one)."""
-    from .virtual import document
-
-    info = document.info(manifest, document_url or getattr(manifest, "document_url", None))
-    arrays = [(code(a["path"]), esc(_dtype(a["data_type"])), esc(tuple(a["shape"])),
-               esc(tuple(a["chunk_shape"])),
-               esc(f"{a['chunks']} ({a['referenced']} referenced, {a['inline']} inline, "
-                   f"{a['missing']} missing)"), esc(human_size(a["bytes_referenced"])))
-              for a in info["arrays"]]
-    sources = []
-    for s in info["sources"]:
-        state = state_html(s["status"])
-        if s.get("problem"):
-            state += f"<br/>{esc(s['problem'])}"
-        sources.append((code(s["url"]), esc(human_size(s["size"])),
-                        esc(human_size(s["bytes_referenced"])), state))
-    matching = sum(1 for s in info["sources"] if s["status"] == "ok")
-    summary = (f"{len(info['arrays'])} array(s), {len(info['sources'])} source(s) "
-               f"({matching} matching), {esc(human_size(info['bytes_referenced']))} referenced"
-               + (f", {code(info['checksum'])}" if info["checksum"] else ""))
-    return box("chunk manifest", summary,
-               table(["array", "data type", "shape", "chunk shape", "chunks", "bytes"],
-                     arrays, total=len(arrays), caption="arrays"),
-               table(["source", "size", "referenced", "state"], sources, total=len(sources),
-                     caption="sources"))
 
 
 # -- produced artifact -------------------------------------------------------------------------------------

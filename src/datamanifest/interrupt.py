@@ -224,3 +224,18 @@ def run_child(cmd: list[str], **kwargs):
     if stop.is_set():
         raise Cancelled()
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+def pid_alive(pid: int) -> bool:
+    """Is process ``pid`` running on this host (a zombie counts as running)?"""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError as e:  # pragma: no cover - exotic platforms
+        import errno
+
+        return e.errno != errno.ESRCH
+    return True

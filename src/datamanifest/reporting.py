@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from . import __version__
+from ._version import __version__
 from .errors import CODES, Diagnostic
 
 #: where the rules are explained (the code table of SCHEMA.md §9)

@@ -169,7 +169,7 @@ def status_of(manifest_path: Path, manifest: dict[str, Any], checkout: dict[str,
 
 
 def _locate(manifest_path: Path, need: spec.Need) -> tuple[str | None, int | None, int | None]:
-    from .project import checkout_config_path
+    from .config import checkout_config_path
     from .spec._locate import Locator
 
     if need.entry is None:
@@ -276,7 +276,7 @@ def file_status(manifest_path: str | Path) -> Status | None:
     configuration, read now; None when either cannot be read as TOML."""
     import tomllib
 
-    from .project import checkout_config_path
+    from .config import checkout_config_path
 
     path = Path(manifest_path).resolve()
     try:

@@ -30,7 +30,8 @@ from .. import faults
 from ..errors import AppendError, LockTimeout
 from ..optional import need
 from ..store.atomic import fsync_dir, sync_filesystem
-from ..store.lock import _HEARTBEAT, pid_alive
+from ..interrupt import pid_alive
+from ..store.lock import _HEARTBEAT
 
 JOURNAL = ".journal.json"
 LOCK = ".lock"

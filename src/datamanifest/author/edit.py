@@ -178,7 +178,6 @@ def add(project, uri: str, *, name: str | None = None, extract: bool = False,
     in every case the manifest and the store are left as they were.
     """
     from ..fetch.engine import Fetcher
-    from ..project import Project
 
     if not uri.strip():
         raise AuthoringError("no URI given: `add` declares the dataset at a URI or path",
@@ -191,7 +190,7 @@ def add(project, uri: str, *, name: str | None = None, extract: bool = False,
     new_name = planned.added[0].name
     path, fetched = None, False
     if fetch:
-        trial = Project.from_text(project.manifest_path, planned.text)
+        trial = project.with_text(planned.text)
         report = Fetcher(trial, jobs=1, progress=progress, lock_timeout=lock_timeout,
                          processes=False, move_aside=move_aside).run([new_name])
         out = next(o for o in report.outcomes if o.name == new_name)
@@ -448,14 +447,13 @@ def _refetched(project, names: list[str], values: dict[str, str], dry_run: bool,
     checksums received that differ from the declared ones."""
     from ..fetch.engine import Fetcher
     from ..migrate import set_checksums_text
-    from ..project import Project
 
     declared = {n: project.dataset(n).effective_checksum for n in names}
     if dry_run:
         return [ChecksumChange(n, "skip", declared[n], detail="would download again")
                 for n in names]
     cleared, _ = set_checksums_text(_read(project), {n: "" for n in names})
-    trial = Project.from_text(project.manifest_path, cleared)
+    trial = project.with_text(cleared)
     report = Fetcher(trial, jobs=jobs, progress=progress, force=set(names)).run(names)
     out: list[ChecksumChange] = []
     for o in report.outcomes:

@@ -160,7 +160,6 @@ def import_list(project, kind: str, source: str | Path, *, base_url: str = "",
     entries would be invalid); nothing is written then.
     """
     from ..fetch.engine import Fetcher
-    from ..project import Project
 
     root = project.root
     source = Path(source)
@@ -188,7 +187,7 @@ def import_list(project, kind: str, source: str | Path, *, base_url: str = "",
     wanted = list(adopt) + local
     checksums: dict[str, str] = {}
     if wanted:
-        trial = Project.from_text(project.manifest_path, first.text)
+        trial = project.with_text(first.text)
         report = Fetcher(trial, jobs=jobs, progress=progress, adopt=adopt).run(wanted)
         for o in report.outcomes:
             if o.error is not None:

@@ -22,7 +22,7 @@ from typing import Any
 
 import tomli_w
 
-from .. import __version__
+from .._version import __version__
 from ..spec import produced as spec
 from ..spec.canonical import sort_document
 from ..store.atomic import fsync_dir, sync_filesystem, write_bytes

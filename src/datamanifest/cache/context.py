@@ -106,13 +106,13 @@ def _trusted(ctx: Context) -> Context:
 
 
 def _resolve() -> tuple[Context, tuple[str, ...]]:
-    from ..project import checkout_config_path, current_platform, read_config, user_config_path
+    from ..config import checkout_config_path, current_platform, read_config, user_config_path
     from ..spec.manifest import Manifest
     from ..spec.resolution import ResolutionError, resolve_storage
-    from ..store.state import state_path
+    from ..store.layout import state_path
 
     try:
-        from ..project import discover
+        from ..config import discover
 
         manifest_path: Path | None = discover()
     except ManifestError:

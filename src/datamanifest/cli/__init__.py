@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from .. import __version__
+from .._version import __version__
 from ..errors import DataManifestError, Diagnostic
 from .completion import complete_datasets
 
@@ -334,7 +334,7 @@ def check(ctx: click.Context, paths: tuple[Path, ...], fmt: str, output_file: Pa
     were found, 2 on a usage error.
     """
     from ..check import check_path
-    from ..project import discover
+    from ..config import discover
 
     if as_json:
         fmt = "json"
@@ -1151,7 +1151,7 @@ def _settings_rows(project) -> list[dict]:
 def where(ctx: click.Context, as_json: bool) -> None:
     """Where things are: manifest, state file, config files, and each storage setting with the
     rung of the ladder that set it (SCHEMA.md RES-001)."""
-    from ..project import checkout_config_path, user_config_path
+    from ..config import checkout_config_path, user_config_path
 
     project = _project(ctx)
     info = {
@@ -1194,7 +1194,7 @@ def _scope_options(f):
 
 
 def _scope_path(ctx: click.Context, scope: str) -> Path:
-    from ..project import checkout_config_path, discover, user_config_path
+    from ..config import checkout_config_path, discover, user_config_path
 
     if scope == "global":
         return user_config_path()

@@ -16,7 +16,7 @@ COMPLETE_VAR = "_DATAMANIFEST_COMPLETE"
 
 
 def _manifest_for_completion(ctx: click.Context) -> Path | None:
-    from ..project import discover
+    from ..config import discover
 
     given = ctx.find_root().params.get("manifest") or os.environ.get("DATAMANIFEST_TOML")
     try:

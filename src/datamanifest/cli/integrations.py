@@ -62,7 +62,7 @@ def graph(ctx: click.Context, names: tuple[str, ...], fmt: str, no_artifacts: bo
     """
     from .. import graph as g
     from ..check import check_path
-    from ..project import discover
+    from ..config import discover
 
     given = ctx.obj.get("manifest")
     path = discover(given) if given is None or Path(given).is_dir() else Path(given)

@@ -32,13 +32,12 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 
 from ..errors import ChecksumMismatch, ClobberError, DataManifestError, FetchError
 from ..interrupt import GRACE, Cancelled, Stop, bound, sigint_stops
 from ..progress import NullProgress, Progress, Watchdog
-from ..project import Project
 from ..spec import checksum as _checksum
 from ..spec.secrets import redact_text, redact_uri
 from ..store.layout import Target, is_current, move_aside, pool_hit
@@ -61,6 +60,9 @@ from .sources import (
     scheme_of,
 )
 from .stream import stream_to_file
+
+if TYPE_CHECKING:  # a project is handed in; the project imports this module to fetch
+    from ..project import Project
 
 
 #: fork worker processes when at least this many datasets need fetching

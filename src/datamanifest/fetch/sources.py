@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from .. import __version__
+from .._version import __version__
 from ..errors import FetchError
 from ..optional import need
 from ..interrupt import run_child

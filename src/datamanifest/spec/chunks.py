@@ -22,7 +22,7 @@ import hashlib
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 from urllib.parse import urljoin
 
 from .paramhash import _string, format_float
@@ -170,6 +170,12 @@ class Node:
         return out
 
 
+#: renders a :class:`ChunkManifest` as HTML for notebooks (SCHEMA.md INT-030). The I/O edge
+#: (:mod:`datamanifest.virtual.document`) sets it when imported: its rendering reads each
+#: source's identity (CHK-011), which this pure module may not do. None: a plain summary.
+HTML_RENDERER: "Callable[[ChunkManifest], str] | None" = None
+
+
 @dataclass
 class ChunkManifest:
     """A parsed chunk manifest (CHK-001): ``sources``, ``nodes`` by path, ``base``,
@@ -194,9 +200,11 @@ class ChunkManifest:
         """Arrays, shapes, chunks and sources, each source checked against its recorded
         identity (CHK-011), as HTML for notebooks (SCHEMA.md INT-030). The check is the
         I/O edge's: this pure module only hands the model over."""
-        from ..display import chunk_manifest_html
+        if HTML_RENDERER is None:  # datamanifest.virtual.document not imported
+            import html
 
-        return chunk_manifest_html(self)
+            return f"<pre>{html.escape(repr(self))}</pre>"
+        return HTML_RENDERER(self)
 
     def arrays(self) -> Iterator[Node]:
         return (n for n in self.nodes.values() if n.is_array)

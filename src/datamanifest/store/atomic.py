@@ -81,7 +81,7 @@ def sweep_temps(folder: str | Path) -> int:
     """Remove the temporary files and folders (STO-013; folders of :func:`staged_folder`) in
     ``folder`` left by killed writers of this host (pid no longer running); returns how
     many. Never raises for a file that vanished or a folder that cannot be listed."""
-    from .lock import pid_alive
+    from ..interrupt import pid_alive
 
     removed = 0
     try:

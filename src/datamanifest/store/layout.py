@@ -14,14 +14,21 @@ from __future__ import annotations
 import json
 import os
 
-from .atomic import sync_filesystem
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-
+from .atomic import sync_filesystem
 
 MARKER = ".complete"
+#: the project's control folder, beside the manifest (STA-001)
+STATE_DIR = ".datamanifest"
+STATE_FILE = "state.toml"
+
+
+def state_path(root: Path) -> Path:
+    """``<project root>/.datamanifest/state.toml`` (STA-001)."""
+    return root / STATE_DIR / STATE_FILE
 
 
 def status_of(target: bool, marker: bool, staging: bool) -> str:

@@ -18,7 +18,6 @@ LCK-009  Before its first change to the target (the rename onto it, removing its
 
 from __future__ import annotations
 
-import errno
 import os
 import socket
 import threading
@@ -28,24 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LockTimeout
+from ..interrupt import pid_alive
 
 DEFAULT_STALE_AGE = 30.0  # seconds
 RECLAIM_FACTOR = 5
 #: LCK-009: the line a holder appends before it changes its target
 PUBLISHING = "publish"
-
-
-def pid_alive(pid: int) -> bool:
-    """Is process ``pid`` running on this host (a zombie counts as running)?"""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OSError as e:  # pragma: no cover - exotic platforms
-        return e.errno != errno.ESRCH
-    return True
 
 
 def read_owner(path: Path) -> tuple[int | None, str]:
@@ -97,7 +84,7 @@ def reclaim_project_locks(root: Path, stale_age: float, extra: list[Path] = ()) 
     """LCK-007 at the end of a run: reclaim the stale locks of the state file and the
     manifest (``<root>/.datamanifest/``) and of ``extra`` (the objects the run found
     done), each only if stale. One ``lstat`` per path when there is none."""
-    from .state import state_path
+    from .layout import state_path
 
     state = state_path(root)
     for lock in (state.with_name(state.name + ".lock"), root / ".datamanifest" / "manifest.lock",

@@ -41,8 +41,6 @@ from .atomic import write_bytes, write_text
 from .lock import Lock
 
 STATE_SCHEMA = 5
-STATE_DIR = ".datamanifest"
-STATE_FILE = "state.toml"
 JOURNAL_FILE = "state.journal"
 #: a writer folds the journal into state.toml past this many lines (PRD-031)
 JOURNAL_COMPACT_LINES = 1000
@@ -131,11 +129,6 @@ class State(BaseModel):
             out["datasets"] = dict(sorted(records.items()))
         out.update({k: v for k, v in self.other.items() if k != "datacache"})
         return out
-
-
-def state_path(root: Path) -> Path:
-    """``<project root>/.datamanifest/state.toml`` (STA-001)."""
-    return root / STATE_DIR / STATE_FILE
 
 
 def journal_path(path: Path) -> Path:

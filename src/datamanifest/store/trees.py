@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from .atomic import fsync_dir, write_text
-from .state import STATE_DIR
+from .layout import STATE_DIR
 
 TREES = "trees"
 LATEST = "LATEST"

@@ -11,6 +11,7 @@ need("numpy", **VIRTUAL)  # every module below uses it (DIAG-020: DM170 naming [
 
 from .build import Options, parse_source, virtualize  # noqa: E402
 from .store import Session, VirtualArray, load_manifest, open_virtual  # noqa: E402
+from . import document  # noqa: E402,F401 - a chunk manifest's notebook display (INT-030)
 
 
 def __getattr__(name: str):

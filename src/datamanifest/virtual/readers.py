@@ -288,7 +288,7 @@ def _http_date(value: str) -> str | None:
 
 
 def _user_agent() -> str:
-    from .. import __version__
+    from .._version import __version__
 
     return f"datamanifest/{__version__}"
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import AsyncIterator, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zarr.abc.store import Store
 
 from ..spec import chunks as spec
-from .store import Session
+
+if TYPE_CHECKING:  # the session is handed in; importing it here would be a circle
+    from .store import Session
 
 def _served(node: spec.Node) -> dict[str, Any]:
     """A node's ``zarr.json`` as served (CHK-010). A float ``_FillValue`` attribute is
