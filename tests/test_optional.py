@@ -139,7 +139,7 @@ def test_the_sites_are_found():
 
 
 def test_object_store_schemes_name_extras_that_install_their_packages():
-    from datamanifest.fetch.sources import FSSPEC_SCHEMES
+    from datamanifest.io.objects import FSSPEC_SCHEMES
 
     declared = _pyproject_extras()
     for scheme, (extra, package) in FSSPEC_SCHEMES.items():

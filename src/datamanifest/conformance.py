@@ -325,15 +325,10 @@ def _answer_archive(request: dict[str, Any]) -> dict[str, Any]:
     return {"ok": True}
 
 
-#: the schemes FET-001, FET-014 and FET-015 fetch from
-_FETCH_SCHEMES = frozenset({"file", "http", "https", "s3", "gs", "gcs", "az", "abfs", "ssh",
-                            "rsync", "sshfs"})
-
-
 def _answer_layout(request: dict[str, Any]) -> dict[str, Any]:
     from pathlib import PurePosixPath
 
-    from .fetch.sources import scheme_of
+    from .io.places import accepted, scheme_of
     from .spec import resolution as res
     from .spec.checksum import DEFAULT_ALGORITHM, parse
     from .spec.keys import is_git_uri
@@ -365,7 +360,7 @@ def _answer_layout(request: dict[str, Any]) -> dict[str, Any]:
         source: Any = "none"
     elif ds.uri or ds.uris:
         scheme = scheme_of(ds.uri or ds.uris[0])
-        source = scheme if scheme in _FETCH_SCHEMES or is_git_uri(ds.uri or ds.uris[0]) \
+        source = scheme if scheme in accepted("fetch") or is_git_uri(ds.uri or ds.uris[0]) \
             else {"error": "DM072"}
     else:
         source = {"error": "DM079"}
@@ -581,7 +576,7 @@ def _answer_chunks(request: dict[str, Any]) -> dict[str, Any]:
             return {"error": "DM150"}
     if op == "identity":
         from .errors import VirtualError
-        from .virtual.readers import Identity
+        from .io.base import Identity
         from .virtual.store import check_identity
 
         rec = request["recorded"]

@@ -74,12 +74,15 @@ BUILTIN: dict[str, Callable[[Path], Any]] = {
 
 def _open_remote(uri: str, fmt: str) -> Any:
     """Open a lazy dataset in place through fsspec / xarray, without a local copy (LAD-024)."""
-    fsspec = _need("fsspec", "lazy", fmt)
+    from .io.objects import fsspec_mapper, fsspec_open
+
+    _need("fsspec", "lazy", fmt)
+    place = {"extra": "lazy", "feature": f"loading {fmt}"}
     if fmt == "zarr":
-        return _need("xarray", "zarr", fmt).open_zarr(fsspec.get_mapper(uri))
+        return _need("xarray", "zarr", fmt).open_zarr(fsspec_mapper(uri, **place))
     if fmt == "nc":
-        return _need("xarray", "nc", fmt).open_dataset(fsspec.open(uri, "rb").open())
-    with fsspec.open(uri, "rb") as f:
+        return _need("xarray", "nc", fmt).open_dataset(fsspec_open(uri, **place))
+    with fsspec_open(uri, **place) as f:
         data = f.read()
     if fmt == "json":
         return json.loads(data)
@@ -99,7 +102,7 @@ def _open_remote(uri: str, fmt: str) -> Any:
 
 def _lazy_location(project, ds) -> tuple[str, bool]:
     """(where a lazy dataset is, whether that is a local path)."""
-    from .fetch.sources import local_path, scheme_of
+    from .io.places import local_path, scheme_of
 
     if scheme_of(ds.uri) == "file":
         return str(local_path(ds.uri, project.root)), True

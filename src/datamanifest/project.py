@@ -642,7 +642,7 @@ class Project:
 
         ds = self.dataset(name)
         if ds.lazy_access or ds.skip_download:  # LAD-024, RES-006: used in place
-            from .fetch.sources import local_path, scheme_of
+            from .io.places import local_path, scheme_of
 
             if ds.uri and scheme_of(ds.uri) == "file":
                 where = local_path(ds.uri, self.root) if not ds.storage_path else \

@@ -17,7 +17,6 @@ import json
 import operator
 import os
 import stat
-import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .errors import DataManifestError
-from .optional import need
+from .io.local import SMALL, hash_file
 from .store.atomic import mkstemp, sweep_temps
 from .spec import tree as spec
 from .spec.checksum import hasher
@@ -41,34 +40,6 @@ class TreeWalkError(DataManifestError):
     """A folder that cannot be checksummed (DM120)."""
 
     code = "DM120"
-
-
-#: files up to this size are read in one call and hashed in the walking thread
-SMALL = 1024 * 1024  # bytes
-_local = threading.local()
-def hash_file(path: str, algorithm: str, size_hint: int | None = None,
-              stop: Any = None) -> tuple[str, int]:
-    """(hex digest, size in bytes) of a file: one read when small, else 1 MiB blocks.
-    ``stop`` (a :class:`~datamanifest.interrupt.Stop`) is checked between blocks: a set stop
-    raises :class:`~datamanifest.interrupt.Cancelled` (DM172)."""
-    h = hasher(algorithm)
-    if size_hint is not None and size_hint <= SMALL:
-        with open(path, "rb", buffering=0) as f:
-            data = f.read()
-        h.update(data)
-        return h.hexdigest(), len(data)
-    buf = getattr(_local, "buf", None)
-    if buf is None:
-        buf = _local.buf = bytearray(READ)  # one buffer per thread, reused
-    view = memoryview(buf)
-    size = 0
-    with open(path, "rb", buffering=0) as f:
-        while n := f.readinto(buf):
-            h.update(view[:n])
-            size += n
-            if stop is not None and stop.is_set():
-                stop.check()
-    return h.hexdigest(), size
 
 
 @functools.lru_cache(maxsize=4096)
@@ -496,10 +467,11 @@ def s3_manifest(url: str, algorithm: str, *, jobs: int = 8) -> dict[str, Any]:
     ``AWS_ACCESS_KEY_ID``, ...). Needs boto3 (``pip install datamanifest[s3]``).
     The listing is held in memory (about 200 bytes per object).
     """
-    boto3 = need("boto3", extra="s3", feature="listing s3://")
     from urllib.parse import urlsplit
 
-    boto_errors = need("botocore.exceptions", extra="s3", feature="listing s3://")
+    from .io.objects import error_code, s3_client, s3_errors
+
+    boto_errors = s3_errors("listing s3://")
     parts = urlsplit(url)
     bucket, prefix = parts.netloc, parts.path.lstrip("/")
     if not bucket:
@@ -507,7 +479,7 @@ def s3_manifest(url: str, algorithm: str, *, jobs: int = 8) -> dict[str, Any]:
                             hint="s3://bucket/prefix")
     if prefix and not prefix.endswith("/"):
         prefix += "/"
-    client = boto3.client("s3")
+    client = s3_client("listing s3://")
     objects: list[tuple[str, dict]] = []
     pager = client.get_paginator("list_object_versions")
     try:
@@ -516,13 +488,13 @@ def s3_manifest(url: str, algorithm: str, *, jobs: int = 8) -> dict[str, Any]:
                 if v.get("IsLatest"):
                     objects.append((v["Key"][len(prefix):], v))
     except boto_errors.ClientError as e:
-        code = e.response.get("Error", {}).get("Code", "")
+        code = error_code(e)
         raise TreeWalkError(f"{url}: {code or e}", code="DM074" if code in (
-            "NoSuchBucket", "404") else "DM071") from None
+            "NoSuchBucket", "404") else "DM071") from e
     except boto_errors.BotoCoreError as e:  # no credentials, no endpoint, bad input
         raise TreeWalkError(f"{url}: {e}", code="DM071",
                             hint="check the AWS settings (AWS_ENDPOINT_URL, credentials)"
-                            ) from None
+                            ) from e
     entries: dict[str, Any] = {}
     rows = {}
     for rel, v in objects:

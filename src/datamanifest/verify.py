@@ -139,9 +139,9 @@ def _verify_folder(project, name: str, ds, path: Path, full: bool) -> VerifyResu
         raise DataManifestError(f"dataset {name!r} has no tree manifest to verify against",
                                 code="DM122", hint=f"run `datamanifest fetch --force {name}` once")
     doc = json.loads(manifest_path.read_text(encoding="utf-8"))
-    from .fetch.sources import is_git
+    from .spec.keys import is_git_uri
 
-    exclude = (".complete", ".git") if ds.uri and is_git(ds.uri) else (".complete",)
+    exclude = (".complete", ".git") if ds.uri and is_git_uri(ds.uri) else (".complete",)
     return verify_tree(name, path, doc, full=full, exclude=exclude)
 
 
@@ -205,7 +205,7 @@ def verify_target(text: str, *, full: bool = False) -> VerifyResult | None:
 
 def _verify_file(project, name: str, ds, path: Path, full: bool) -> VerifyResult:
     from .store.layout import Target
-    from .tree import hash_file
+    from .io.local import hash_file
 
     declared = ds.effective_checksum
     marker = Target(path, False).read_marker()

@@ -60,9 +60,9 @@ def open_slice(obj: Any):
                 (p / "zarr.json").exists() or (p / ".zgroup").exists())):
             return xr.open_zarr(text, chunks=None)
         if "://" in text and not text.startswith("file://"):
-            fsspec = need("fsspec", **APPEND)
+            from ..io.objects import fsspec_open
 
-            return xr.open_dataset(fsspec.open(text).open())
+            return xr.open_dataset(fsspec_open(text, **APPEND))
         return xr.open_dataset(text)
     except AppendError:
         raise

@@ -28,7 +28,7 @@ from typing import Any
 
 from .. import faults
 from ..errors import AppendError, LockTimeout
-from ..optional import need
+from ..io.objects import error_code, s3_client, s3_config, s3_errors
 from ..store.atomic import fsync_dir, sync_filesystem
 from ..interrupt import pid_alive
 from ..store.lock import _HEARTBEAT
@@ -578,8 +578,6 @@ class S3Target(Target):
     lock a conditional create; a stale lock is replaced with ``If-Match`` its ETag."""
 
     def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
-        boto3 = need("boto3", extra="s3", feature="appending to s3://")
-        Config = need("botocore.config", extra="s3", feature="appending to s3://").Config
         rest = url[len("s3://"):]
         self.bucket, _, prefix = rest.partition("/")
         if not self.bucket:
@@ -592,10 +590,10 @@ class S3Target(Target):
                                            "aws_secret_access_key") if k in opts}
         if "region" in opts:
             kwargs["region_name"] = opts.pop("region")
-        self.client = boto3.client("s3", config=Config(retries={"max_attempts": 3},
-                                                       max_pool_connections=16), **kwargs)
-        self.ClientError = need("botocore.exceptions", extra="s3",
-                                feature="appending to s3://").ClientError
+        self.client = s3_client("appending to s3://", config=s3_config(
+            retries={"max_attempts": 3}, max_pool_connections=16), **kwargs)
+        self.errors = s3_errors("appending to s3://")
+        self.ClientError = self.errors.ClientError
         self._hb: threading.Thread | None = None
 
     def _k(self, key: str) -> str:
@@ -605,7 +603,7 @@ class S3Target(Target):
         return f"{self.prefix}{suffix}"
 
     def _code(self, e: Exception) -> str:
-        return getattr(e, "response", {}).get("Error", {}).get("Code", "")
+        return error_code(e)
 
     def _get(self, full: str) -> tuple[bytes, str, float] | None:
         try:
@@ -658,16 +656,14 @@ class S3Target(Target):
             yield k[len(base):]
 
     def listing(self) -> tuple[str, list[str]]:
-        boto_errors = need("botocore.exceptions", extra="s3", feature="appending to s3://")
-
         base = f"{self.prefix}/" if self.prefix else ""
         try:
             r = self.client.list_objects_v2(Bucket=self.bucket, Prefix=base, Delimiter="/",
                                             MaxKeys=100)
-        except (boto_errors.BotoCoreError, self.ClientError) as e:
+        except (self.errors.BotoCoreError, self.ClientError) as e:
             raise AppendError(f"{self.url} cannot be listed: {e}", code="DM167",
                               hint="check the bucket, the endpoint (--endpoint-url) and the "
-                                   "credentials") from None
+                                   "credentials") from e
         names = [o["Key"][len(base):] for o in r.get("Contents", [])]
         names += [p["Prefix"][len(base):].rstrip("/") for p in r.get("CommonPrefixes", [])]
         return ("folder", names) if names else ("absent", [])

@@ -154,7 +154,7 @@ def _declare(project, text: str, entry: spec.Entry) -> spec.Plan:
 def _project_relative(project, uri: str) -> str:
     """A relative local path that exists from the working directory, rewritten relative to
     the project root, which is what a plain path in the manifest is relative to (MAN-024)."""
-    from ..fetch.sources import scheme_of
+    from ..io.places import scheme_of
 
     if "://" in uri or scheme_of(uri) != "file" or Path(uri).is_absolute():
         return uri
@@ -330,13 +330,14 @@ def _rehash(project, name: str, path: Path, declared: str, in_store: bool,
     sha256, or tree-sha256 for a folder). A target in the store is hashed under its lock
     and, when the checksum changed, gets a new marker, tree manifest and state record."""
     from ..fetch.engine import dataset_record
-    from ..fetch.sources import is_git
+    from ..spec.keys import is_git_uri
     from ..maintain.actions import lock_object
     from ..store.atomic import write_text
     from ..store import trees
     from ..store.layout import Target
     from ..store.state import update_state
-    from ..tree import hash_file, write_manifest
+    from ..io.local import hash_file
+    from ..tree import write_manifest
 
     ds = project.dataset(name)
     folder = path.is_dir()
@@ -347,7 +348,7 @@ def _rehash(project, name: str, path: Path, declared: str, in_store: bool,
     lock = lock_object(str(path), project.storage.lock_stale_age) if in_store else None
     try:
         if folder:
-            exclude = (".complete", ".git") if ds.uri and is_git(ds.uri) else (".complete",)
+            exclude = (".complete", ".git") if ds.uri and is_git_uri(ds.uri) else (".complete",)
             tree_dir = project.root / ".datamanifest" / "trees"
             tree_dir.mkdir(parents=True, exist_ok=True)
             fd, tmp = mkstemp(tree_dir, "tree")

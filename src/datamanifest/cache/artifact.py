@@ -168,7 +168,8 @@ def check(folder: str, ident: spec.Identity, fmt: Format,
 def digest_entry(path: Path, folder: bool, *, sync: bool = False) -> tuple[str, int]:
     """(``<algo>:<hex>``, size in bytes) of a data entry (PRD-011); with ``sync``, the
     entry is made durable first (fsync of a file, a file-system sync for a folder)."""
-    from ..tree import hash_file, walk
+    from ..io.local import hash_file
+    from ..tree import walk
 
     if folder:
         if sync:

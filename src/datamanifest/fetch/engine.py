@@ -47,18 +47,10 @@ from ..spec.tree import leaf_algorithm
 from ..store.state import DatasetRecord, update_state
 from .bindings import find_peer, run_fetcher, run_peer
 from . import archive as _archive
-from .sources import (
-    SSH_SCHEMES,
-    FileDownload,
-    HTTPDownload,
-    Interrupted,
-    git_clone,
-    is_git,
-    is_rsync_folder,
-    open_source,
-    rsync_copy,
-    scheme_of,
-)
+from ..io.http import HTTPStream, Interrupted
+from ..io.local import FileStream
+from ..io.places import host_of, local_path, open_stream, scheme_of
+from .sources import SSH_SCHEMES, git_clone, is_git, is_rsync_folder, rsync_copy
 from .stream import stream_to_file
 
 if TYPE_CHECKING:  # a project is handed in; the project imports this module to fetch
@@ -401,7 +393,7 @@ class Fetcher:
         """STO-018: mark an unmarked target whose bytes verify against ``declared`` (a file
         checksum for a file, a tree checksum for a folder, STO-012 for its tree manifest)
         and record it; None when it does not verify or cannot be verified."""
-        from ..tree import hash_file
+        from ..io.local import hash_file
 
         parsed = _checksum.parse(declared)
         tree = _checksum.is_tree(declared)
@@ -477,14 +469,8 @@ class Fetcher:
 
     def _host_of(self, name: str) -> str:
         """The host a dataset downloads from ("" for local sources), for the cap of FET-007."""
-        from urllib.parse import urlsplit
-
         ds = self.project.dataset(name)
-        uri = ds.uri or (ds.uris[0] if ds.uris else "")
-        try:
-            return (urlsplit(uri).hostname or "") if "://" in uri else ""
-        except ValueError:
-            return ""
+        return host_of(ds.uri or (ds.uris[0] if ds.uris else ""))
 
     def _host_slot(self, name: str) -> threading.BoundedSemaphore:
         """The semaphore bounding concurrent downloads from dataset ``name``'s host (FET-007)."""
@@ -579,7 +565,7 @@ class Fetcher:
             (0, "") here and verified by its tree checksum below."""
             if target.is_dir:
                 return 0, ""
-            from ..tree import hash_file
+            from ..io.local import hash_file
 
             digest, size = hash_file(str(target.staging), algorithm)
             check_file(digest)
@@ -626,11 +612,11 @@ class Fetcher:
                 watch = self.watchdog.start(f"{name}: an answer from {where}")
                 try:
                     if name in self.adopt:  # AUT-010: bytes already on this machine
-                        src_cm = FileDownload(self.adopt[name])
+                        src_cm = FileStream(self.adopt[name])
                     elif resume is not None and resumable:
-                        src_cm = HTTPDownload(ds.uri, resume["offset"], resume["validator"])
+                        src_cm = HTTPStream(ds.uri, resume["offset"], resume["validator"])
                     else:
-                        src_cm = open_source(ds.uri, base)
+                        src_cm = open_stream(ds.uri, base)
                 except BaseException:
                     self.watchdog.stop(watch)
                     raise
@@ -713,7 +699,6 @@ class Fetcher:
         Returns (size in bytes, sha256 hex digest of the document's canonical JSON)."""
         from ..virtual import build, document
 
-        from .sources import local_path
 
         def absolute(uri: str) -> str:
             return uri if scheme_of(uri) != "file" else local_path(uri, self.project.root
@@ -765,7 +750,8 @@ class Fetcher:
 
     def _after_peer(self, name: str, target: Target, declared: str) -> Outcome:
         """Verify what a peer tool published into the shared store (LAD-021) and record it."""
-        from ..tree import hash_file, walk
+        from ..io.local import hash_file
+        from ..tree import walk
 
         ds = self.project.dataset(name)
         target = Target(target.path, target.path.is_dir())
@@ -866,7 +852,7 @@ class Fetcher:
             dest = staging / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
             self.stop.check()
-            with open_source(uri, self.project.root) as src, self.stop.on_abort(src.abort):
+            with open_stream(uri, self.project.root) as src, self.stop.on_abort(src.abort):
                 task = self.progress.start(f"{name}/{rel}", src.size)
                 try:
                     digest, size = stream_to_file(src.chunks(), dest, leaf,
@@ -908,7 +894,7 @@ class Fetcher:
         bytes: a present dataset's recorded size, a source's size (a local file's, an
         http(s) Content-Length from one HEAD request when ``probe``), else None. Nothing is
         locked, written or downloaded."""
-        from .sources import probe as probe_source
+        from ..io.places import probe as probe_source
 
         project = self.project
         wanted = None if names is None else [project.resolve(n) for n in names]
@@ -1145,6 +1131,10 @@ class Fetcher:
         own cross-process semaphore (FET-007)."""
         if not (self.processes and self.jobs > 1 and pending >= PROCESS_MIN and not self.offline
                 and hasattr(os, "fork") and hasattr(os, "register_at_fork")):
+            return False
+        from ..io.objects import obstore_used
+
+        if obstore_used():  # its runtime does not survive a fork: a child would hang
             return False
         import multiprocessing
 

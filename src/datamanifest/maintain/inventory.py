@@ -111,7 +111,8 @@ def verify(obj: Obj) -> bool:
 
     Reads the data: only on request (``list --verify``), never by plain listing.
     """
-    from ..tree import hash_file, walk
+    from ..io.local import hash_file
+    from ..tree import walk
 
     if obj.state == "missing" or not obj.checksum:
         return True

@@ -182,7 +182,8 @@ def verify_staged(path: str, *, kind: str, is_dir: bool, marker_text: str) -> in
     """Verify the staged copy at ``path`` against ``marker_text`` (SYNC-003); its size in
     bytes. Raises :class:`~datamanifest.errors.ChecksumMismatch` (DM070)."""
     from ..cache.artifact import digest_entry
-    from ..tree import hash_file, walk
+    from ..io.local import hash_file
+    from ..tree import walk
 
     if kind == "cached":
         marker = prd.read_marker(marker_text)
@@ -440,7 +441,8 @@ def _marker_text(o: Obj) -> str:
         raise MaintenanceError(f"artifact {o.id!r} has an empty marker: no digest to verify "
                                "a copy against", code="DM137",
                                hint="recompute it, or load it once with this version")
-    from ..tree import hash_file, walk
+    from ..io.local import hash_file
+    from ..tree import walk
 
     if o.checksum:
         return json.dumps({"checksum": o.checksum, "size": o.size})

@@ -2,7 +2,7 @@
 (SCHEMA.md §25, CHK-001..CHK-012).
 
 Pure: the document model, its validation, chunk keys, URL resolution and the document's
-own checksum. No I/O: reading byte ranges is :mod:`datamanifest.virtual.readers`.
+own checksum. No I/O: reading byte ranges is :mod:`datamanifest.io`.
 
 A document::
 

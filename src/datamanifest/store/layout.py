@@ -194,7 +194,7 @@ def pool_hit(candidate: Target, declared: str) -> bool:
         return candidate.read_marker().get("checksum") == declared
     if candidate.is_dir or not candidate.path.is_file():
         return False
-    from ..tree import hash_file
+    from ..io.local import hash_file
 
     algo, _, hexdigest = declared.partition(":")
     return hash_file(str(candidate.path), algo)[0] == hexdigest

@@ -22,7 +22,8 @@ import numpy as np
 
 from ..errors import VirtualError
 from ..spec import chunks as spec
-from .readers import BlockFile, open_reader
+from ..io.base import BlockFile
+from ..io.places import open_ranges
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
@@ -65,9 +66,9 @@ def _shown(source: str | os.PathLike) -> str:
     """A source as messages name it: a local path, or the URL."""
     text = os.fspath(source)
     if text.startswith("file://"):
-        from .readers import local_path
+        from ..io.places import local_path
 
-        return local_path(text)
+        return str(local_path(text))
     return text if "://" in text else str(Path(text).resolve())
 
 
@@ -86,7 +87,7 @@ def _parse_source(source: str | os.PathLike, options: Options, url: str | None
         from . import zarrsrc
 
         return zarrsrc.parse(path, written)
-    reader = open_reader(absolute)
+    reader = open_ranges(absolute, VirtualError)
     try:
         ident = reader.identity()
         head = bytes(reader.read_ranges([(0, min(8, ident.size))])[0]) if ident.size else b""

@@ -55,7 +55,8 @@ def info(manifest: spec.ChunkManifest, document_url: str | None = None, *,
     ``verify``, whole-file checksums are compared too). ``credentials`` maps a recorded
     (redacted, SEC-002) source URL to the URL to read it with."""
     from ..errors import DataManifestError
-    from .readers import open_reader
+    from ..errors import VirtualError
+    from ..io.places import open_ranges
     from .store import check_identity
 
     arrays = []
@@ -88,7 +89,7 @@ def info(manifest: spec.ChunkManifest, document_url: str | None = None, *,
                                "etag": src.etag, "last_modified": src.last_modified,
                                "checksum": src.checksum}
         try:
-            reader = open_reader((credentials or {}).get(url, url))
+            reader = open_ranges((credentials or {}).get(url, url), VirtualError)
             try:
                 check_identity(src, reader.identity(), url)
                 row["status"] = "ok"

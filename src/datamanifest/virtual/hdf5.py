@@ -2,7 +2,7 @@
 
 The chunk index of each dataset is listed in one ``chunk_iter`` pass (one HDF5 call per
 dataset, not one per chunk). Only metadata is read: a remote file is opened through a
-block-caching file object over a :class:`~datamanifest.virtual.readers.Reader`, so the
+block-caching file object over a :class:`~datamanifest.io.base.RangeReader`, so the
 bytes fetched are the file's header, B-trees and attributes, never its chunks.
 """
 

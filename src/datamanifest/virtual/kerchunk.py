@@ -185,7 +185,7 @@ def import_references(location: str, *, resolve_sizes: bool = True) -> spec.Chun
     """A chunk manifest of kerchunk references at ``location`` (JSON of version 0 or 1, or
     a Parquet reference folder). With ``resolve_sizes`` each referenced URL's size and
     identity are read (CHK-002); unreachable ones keep the size the references imply."""
-    from .readers import local_path, open_reader
+    from ..io.places import local_path, open_ranges
 
     path = Path(local_path(location))
     if path.is_dir() and (path / ".zmetadata").is_file():
@@ -209,7 +209,7 @@ def import_references(location: str, *, resolve_sizes: bool = True) -> spec.Chun
     if resolve_sizes:
         for url in {v[0] for v in refs.values() if isinstance(v, list) and v}:
             try:
-                r = open_reader(url if "://" in url else Path(url).resolve().as_uri())
+                r = open_ranges(url if "://" in url else Path(url).resolve().as_uri(), VirtualError)
                 try:
                     idents[url] = r.identity()
                 finally:

@@ -26,7 +26,8 @@ import numpy as np
 
 from ..errors import VirtualError
 from ..spec import chunks as spec
-from .readers import Identity, Reader, open_reader
+from ..io.base import Identity, RangeReader
+from ..io.places import open_ranges
 from ..optional import VIRTUAL, need
 
 #: chunks decoded per batch: bounds the memory held by compressed and decoded chunks
@@ -58,10 +59,10 @@ class Session:
         self.verify = verify
         # SEC-002: a source URL stored redacted -> the URL with its credential, to read it
         self.credentials = credentials or {}
-        self._readers: dict[int, Reader] = {}
+        self._readers: dict[int, RangeReader] = {}
         self._lock = threading.Lock()
 
-    def reader(self, source: int) -> Reader:
+    def reader(self, source: int) -> RangeReader:
         """The reader of source number ``source``, its identity checked (CHK-011). Raises
         :class:`VirtualError` (DM152 changed, DM074 absent)."""
         r = self._readers.get(source)
@@ -71,7 +72,7 @@ class Session:
             r = self._readers.get(source)
             if r is None:
                 url = self.manifest.url_of(source, self.document_url)
-                r = open_reader(self.credentials.get(url, url))
+                r = open_ranges(self.credentials.get(url, url), VirtualError)
                 if self.verify:
                     try:
                         check_identity(self.manifest.sources[source], r.identity(), url)
@@ -462,9 +463,9 @@ def load_manifest(source: Any, document_url: str | None = None
         where = "/" + "/".join(map(str, e.path))
         shown = None
         if document_url:
-            from .readers import local_path
+            from ..io.places import local_path
 
-            shown = local_path(document_url) if document_url.startswith("file://") else \
+            shown = str(local_path(document_url)) if document_url.startswith("file://") else \
                 document_url
         raise VirtualError(f"chunk manifest: {e.message} (at {where})", code=e.code,
                            file=shown, hint="run `datamanifest check` on it") from e
@@ -476,7 +477,7 @@ def _read_document(location: str) -> tuple[str, str]:
     from pathlib import Path
 
     if "://" not in location or location.startswith("file://"):
-        from .readers import local_path
+        from ..io.places import local_path
 
         p = Path(local_path(location)).resolve()
         try:
@@ -488,7 +489,7 @@ def _read_document(location: str) -> tuple[str, str]:
             raise VirtualError(f"cannot be read: {why}", code="DM002", file=str(p),
                                hint="give the path or URL of a chunk manifest (.chunks.json)"
                                ) from None
-    r = open_reader(location)
+    r = open_ranges(location, VirtualError)
     try:
         size = r.identity().size
         return bytes(r.read_ranges([(0, size)])[0]).decode("utf-8"), location

@@ -131,10 +131,10 @@ class _Sources:
             st = os.stat(p)
         except FileNotFoundError:
             return None
-        from .readers import _rfc3339
+        from ..io.base import rfc3339
 
         self.sources.append(spec.Source(f"{self.url}/{rel}", st.st_size, None,
-                                        _rfc3339(st.st_mtime_ns / 1e9)))
+                                        rfc3339(st.st_mtime_ns / 1e9)))
         return len(self.sources) - 1, st.st_size
 
 

@@ -1,8 +1,16 @@
-"""A real HTTP file server on 127.0.0.1 for the demo, the tests and the benchmarks.
+"""Real servers on 127.0.0.1 for the demo, the tests and the benchmarks (no mocks).
 
-Not a mock: it speaks HTTP/1.1 over a loopback socket and sends file bodies
-with ``sendfile``. It records every request and can misbehave on purpose
-(cut a body short, stall before sending) so tests can exercise failure paths.
+* :class:`LoopbackServer` -- an HTTP/1.1 file server (``sendfile`` bodies) that records
+  every request and can misbehave on purpose (cut a body short, stall, answer 503, demand
+  authentication, redirect, serve TLS) so tests exercise the failure paths;
+* :class:`CuttingProxy` -- a TCP proxy that drops connections midway, in front of servers
+  that cannot cut a body themselves (the object-store emulators);
+* :func:`moto`, :func:`gcs`, :func:`azurite`, :func:`sshd` -- the S3, Google Cloud
+  Storage and Azure Blob emulators and an OpenSSH server, each started on a free port and
+  stopped when its ``with`` block ends;
+* :func:`free_port`, :func:`wait_for_port`, :func:`first_line`, :func:`self_signed`.
+
+::
 
     with LoopbackServer(folder) as srv:
         url = srv.url("data.csv")        # http://127.0.0.1:<port>/data.csv
@@ -391,57 +399,6 @@ def serve_forever(root: str, port_file: str) -> None:  # pragma: no cover - used
         srv.httpd.server_close()
 
 
-if __name__ == "__main__":  # python -m datamanifest.testing ROOT PORT_FILE
-    import sys
-
-    serve_forever(sys.argv[1], sys.argv[2])
-    os._exit(0)
-
-
-def python_venv(folder: str | Path, packages: list[str], version: str = "3.12") -> str | None:
-    """The interpreter of a venv at ``folder`` made with Python ``version`` (found on PATH or
-    under pyenv) and holding ``packages``; made on first use. None when no such Python
-    exists here or the packages cannot be installed (the caller skips). For tests and
-    benchmarks that run a peer tool needing another Python (VirtualiZarr 2 needs 3.12)."""
-    import fcntl
-
-    folder = Path(folder)
-    py = folder / "bin" / "python"
-    if (folder / ".ready").exists() and py.exists():
-        return str(py)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with open(folder.parent / f".{folder.name}.lock", "w") as lock:  # one maker at a time
-        fcntl.flock(lock, fcntl.LOCK_EX)  # (pytest-xdist workers share the folder)
-        return _make_venv(folder, py, packages, version)
-
-
-def _make_venv(folder: Path, py: Path, packages: list[str], version: str) -> str | None:
-    import shutil
-    import subprocess
-
-    if (folder / ".ready").exists() and py.exists():
-        return str(py)
-    candidates = [str(p) for p in sorted(Path.home().glob(f".pyenv/versions/{version}*/bin/"
-                                                       "python"), reverse=True)]
-    if shutil.which(f"python{version}"):
-        candidates.append(shutil.which(f"python{version}"))
-    base = None
-    for c in candidates:  # a pyenv shim exists even when it cannot run that version
-        if subprocess.run([c, "--version"], capture_output=True).returncode == 0:
-            base = c
-            break
-    if base is None:
-        return None
-    if not py.exists():
-        subprocess.run([base, "-m", "venv", str(folder)], check=True)
-    r = subprocess.run([str(py), "-m", "pip", "install", "-q", *packages], capture_output=True,
-                       text=True)
-    if r.returncode != 0:
-        return None
-    (folder / ".ready").write_text("\n".join(packages) + "\n")
-    return str(py)
-
-
 def self_signed(folder: str | Path, host: str = "127.0.0.1") -> tuple[str, str]:
     """A self-signed certificate for ``host`` (an IP address) and its key, written as PEM
     files in ``folder``: (certificate path, key path). For TLS tests on loopback."""
@@ -472,3 +429,171 @@ def self_signed(folder: str | Path, host: str = "127.0.0.1") -> tuple[str, str]:
                                            serialization.PrivateFormat.PKCS8,
                                            serialization.NoEncryption()))
     return str(cert_path), str(key_path)
+
+
+# -- emulators and an SSH server ---------------------------------------------------------------
+class Unavailable(RuntimeError):
+    """A server this machine cannot start (its program is not installed); a test skips."""
+
+
+def _program(name: str, *more: Path) -> str | None:
+    """``name`` on PATH, beside this Python, or at one of ``more``; None when absent."""
+    import shutil
+    import sys
+
+    for candidate in (shutil.which(name), str(Path(sys.executable).parent / name), *map(str, more)):
+        if candidate and os.path.exists(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def _start(cmd: list[str], port: int, what: str, timeout: float = 60.0):
+    """Start ``cmd`` (its output in a log file under $TMPDIR) and wait for ``port``."""
+    import subprocess
+    import tempfile
+
+    log = open(Path(tempfile.gettempdir()) / f"dm-{what}-{port}.log", "wb")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL)
+    log.close()
+    if not wait_for_port(port, timeout=timeout):
+        proc.kill()
+        proc.wait()
+        raise RuntimeError(f"{what} did not start on 127.0.0.1:{port}: {cmd}")
+    return proc
+
+
+def _stop(proc, grace: float = 5.0) -> None:
+    import subprocess
+
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
+def _serving(start):
+    """A context manager over ``start() -> (process, value)`` stopping the process after."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def manager(*args, **kwargs):
+        proc, value, grace = start(*args, **kwargs)
+        try:
+            yield value
+        finally:
+            _stop(proc, grace)
+    manager.__doc__ = start.__doc__
+    manager.__name__ = start.__name__
+    return manager
+
+
+@_serving
+def moto():
+    """moto's standalone S3 server on 127.0.0.1: yields the environment a client needs
+    (``AWS_ENDPOINT_URL``, test credentials, region). Raises :class:`Unavailable` without
+    ``moto_server`` (the ``test`` extra)."""
+    exe = _program("moto_server")
+    if exe is None:
+        raise Unavailable("moto_server is not installed (pip install 'datamanifest[test]')")
+    port = free_port()
+    proc = _start([exe, "-H", "127.0.0.1", "-p", str(port)], port, "moto")
+    return proc, {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "testing",
+                  "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}, 10.0
+
+
+@_serving
+def gcs():
+    """gcp-storage-emulator on 127.0.0.1 with a bucket ``data``: yields the environment
+    (``STORAGE_EMULATOR_HOST``; gcsfs's gRPC bucket-type probe, which the emulator does not
+    serve, turned off). It serves GCS's JSON API only. Raises :class:`Unavailable` without
+    it (the ``test`` extra)."""
+    exe = _program("gcp-storage-emulator")
+    if exe is None:
+        raise Unavailable("gcp-storage-emulator is not installed (the test extra)")
+    port = free_port()
+    proc = _start([exe, "start", "--host=127.0.0.1", f"--port={port}", "--in-memory",
+                   "--default-bucket=data"], port, "gcs")
+    return proc, {"STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{port}",
+                  "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false"}, 5.0
+
+
+#: Azurite's documented development account (a public, fixed test credential)
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = ("Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/"
+               "KBHBeksoGMGw==")
+
+
+def azurite_connection_string(port: int) -> str:
+    """The connection string of Azurite's development account on 127.0.0.1:``port``."""
+    return (f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};"
+            f"AccountKey={AZURITE_KEY};BlobEndpoint=http://127.0.0.1:{port}/{AZURITE_ACCOUNT};")
+
+
+@_serving
+def azurite(where: str | Path | None = None):
+    """Azurite (the Azure Blob Storage emulator, from npm) on 127.0.0.1 with a container
+    ``data``: yields ``(environment, port)``, the environment carrying
+    ``AZURE_STORAGE_CONNECTION_STRING``. ``where``: its data folder (default: a new
+    temporary one). Looked for on PATH and in ``.cache/azurite`` (where ``make test``
+    installs it). Raises :class:`Unavailable` without it or without node."""
+    import shutil
+    import tempfile
+
+    exe = _program("azurite-blob", Path.cwd() / ".cache/azurite/node_modules/.bin/azurite-blob",
+                   Path(__file__).resolve().parents[3] / ".cache/azurite/node_modules/.bin"
+                   / "azurite-blob")
+    if exe is None or shutil.which("node") is None:
+        raise Unavailable("Azurite is not installed (make test installs it with npm)")
+    port = free_port()
+    where = where or tempfile.mkdtemp(prefix="dm-azurite-")
+    proc = _start([exe, "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location",
+                   str(where), "--silent", "--skipApiVersionCheck", "--loose"], port, "azurite")
+    env = {"AZURE_STORAGE_CONNECTION_STRING": azurite_connection_string(port)}
+    from azure.storage.blob import BlobServiceClient
+
+    BlobServiceClient.from_connection_string(env["AZURE_STORAGE_CONNECTION_STRING"]) \
+        .create_container("data")
+    return proc, (env, port), 0.5  # its data is a throw-away folder
+
+
+SSHD = "/usr/sbin/sshd"
+
+
+@_serving
+def sshd(folder: str | Path):
+    """An OpenSSH server on 127.0.0.1 (key login only; keys and configuration in
+    ``folder``): yields ``{"port", "user", "dir", "ssh"}``, ``ssh`` being the command for
+    ``DATAMANIFEST_SSH`` that logs in to it. Raises :class:`Unavailable` without sshd,
+    ssh-keygen or rsync (Debian: openssh-server, rsync)."""
+    import shutil
+    import subprocess
+
+    if not (os.access(SSHD, os.X_OK) and shutil.which("rsync") and shutil.which("ssh-keygen")):
+        raise Unavailable("sshd or rsync missing (make test installs them as root)")
+    d = Path(folder)
+    d.mkdir(parents=True, exist_ok=True)
+    for name in ("host_key", "user_key"):
+        if not (d / name).exists():
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / name)],
+                           check=True)
+    (d / "authorized_keys").write_text((d / "user_key.pub").read_text())
+    os.chmod(d / "authorized_keys", 0o600)
+    port = free_port()
+    (d / "sshd_config").write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d / 'host_key'}\n"
+        f"AuthorizedKeysFile {d / 'authorized_keys'}\nPasswordAuthentication no\n"
+        "KbdInteractiveAuthentication no\nPubkeyAuthentication yes\nStrictModes no\n"
+        f"PidFile {d / 'sshd.pid'}\nUsePAM no\nPermitRootLogin yes\n")
+    Path("/run/sshd").mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(d / "sshd_config")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if not wait_for_port(port):
+        proc.kill()
+        raise RuntimeError(f"sshd did not start on 127.0.0.1:{port}")
+    ssh = (f"ssh -i {d / 'user_key'} -o UserKnownHostsFile={d / 'known_hosts'} "
+           "-o StrictHostKeyChecking=accept-new")
+    return proc, {"port": port, "user": os.environ.get("USER") or "root", "dir": d,
+                  "ssh": ssh}, 10.0

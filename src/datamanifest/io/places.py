@@ -1,0 +1,187 @@
+"""URIs and the one scheme table (SCHEMA.md FET-001, FET-011, FET-014..FET-016, CHK-007).
+
+:data:`SCHEMES` says, for every scheme datamanifest knows, its family (``local``,
+``http``, ``s3``, ``gs``, ``az``, ``ssh``, ``git``), the extra that installs its client,
+and which capabilities accept it: ``fetch`` (a dataset's ``uri``), ``virtual`` (a chunk
+manifest's source), ``append`` (an append target), ``tree`` (a tree manifest of a prefix)
+and ``lazy`` (a dataset opened in place, LAD-024). Every capability asks this table rather
+than testing schemes itself. :func:`open_stream` and :func:`open_ranges` open a place by
+its family.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from ..errors import DataManifestError, FetchError
+from .base import RangeReader, Stream
+
+ALL = frozenset({"fetch", "virtual", "append", "tree", "lazy"})
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """One URI scheme: its ``family``, the capabilities that accept it (``uses``), the
+    extra installing its client (``extra``; None: always installed) and whether it is
+    another name of a scheme listed before it (``alias``)."""
+
+    name: str
+    family: str
+    uses: frozenset[str]
+    extra: str | None = None
+    alias: bool = False
+
+
+def _table(*rows: Scheme) -> dict[str, Scheme]:
+    return {s.name: s for s in rows}
+
+
+#: scheme -> :class:`Scheme`. ``file`` also stands for plain paths (FET-011).
+SCHEMES: dict[str, Scheme] = _table(
+    Scheme("file", "local", ALL),
+    Scheme("http", "http", frozenset({"fetch", "virtual", "lazy"})),
+    Scheme("https", "http", frozenset({"fetch", "virtual", "lazy"})),
+    Scheme("s3", "s3", ALL, "s3"),
+    Scheme("gs", "gs", frozenset({"fetch", "virtual", "lazy"}), "gs"),
+    Scheme("gcs", "gs", frozenset({"fetch", "virtual", "lazy"}), "gs", alias=True),
+    Scheme("az", "az", frozenset({"fetch", "virtual", "lazy"}), "az"),
+    Scheme("abfs", "az", frozenset({"fetch", "virtual", "lazy"}), "az", alias=True),
+    # obstore's name for Azure Blob Storage: read by chunk manifests only (CHK-007)
+    Scheme("azure", "az", frozenset({"virtual"}), alias=True),
+    # FET-015: rsync over SSH
+    Scheme("ssh", "ssh", frozenset({"fetch"})),
+    Scheme("rsync", "ssh", frozenset({"fetch"})),
+    Scheme("sshfs", "ssh", frozenset({"fetch"})),
+    # FET-014: git+<scheme>:// and paths ending in .git are git too (spec.keys.is_git_uri)
+    Scheme("git", "git", frozenset({"fetch"})),
+    Scheme("ssh+git", "git", frozenset({"fetch"}), alias=True),
+    Scheme("git+ssh", "git", frozenset({"fetch"}), alias=True),
+)
+
+#: scheme -> hint naming what would add it (FET-001)
+PLANNED = {"ftp": "ftp sources are not supported by this version"}
+
+
+def accepted(use: str, *, aliases: bool = True) -> list[str]:
+    """The schemes a capability (``fetch``, ``virtual``, ``append``, ``tree``, ``lazy``)
+    accepts, in table order (without the other names of a scheme unless ``aliases``)."""
+    return [name for name, s in SCHEMES.items() if use in s.uses and (aliases or not s.alias)]
+
+
+def scheme_of(uri: str) -> str:
+    """``"file"`` for plain paths (including Windows drive paths), else the URI scheme in
+    lower case; ``""`` for a URI that cannot be parsed."""
+    try:
+        s = urlsplit(uri).scheme.lower()
+    except ValueError:
+        return ""
+    return "file" if s in ("", "file") or (len(s) == 1 and uri[1:2] == ":") else s
+
+
+def family_of(uri: str) -> str | None:
+    """The family of ``uri``'s scheme, or None for a scheme outside :data:`SCHEMES`."""
+    found = SCHEMES.get(scheme_of(uri))
+    return found.family if found else None
+
+
+def local_path(uri: str, base: Path | None = None) -> Path:
+    """The local path of a ``file://`` URI or plain path (``~`` expanded); a relative one is
+    relative to ``base`` when given (FET-011: the manifest's folder)."""
+    parts = urlsplit(uri)
+    if parts.scheme == "file":
+        return Path(unquote(parts.path))
+    p = Path(os.path.expanduser(uri))
+    return p if p.is_absolute() or base is None else base / p
+
+
+def host_of(uri: str) -> str:
+    """The host of a URL with ``://``; ``""`` for a local path or one that cannot be parsed."""
+    try:
+        return (urlsplit(uri).hostname or "") if "://" in uri else ""
+    except ValueError:
+        return ""
+
+
+def unsupported(uri: str, use: str, error: type[DataManifestError] = FetchError,
+                code: str = "DM072", what: str = "URI scheme") -> DataManifestError:
+    """The error for a scheme the capability ``use`` does not accept: ``code`` (DM072 by
+    default) naming the scheme and, as the hint, what would add it or what is supported."""
+    scheme = scheme_of(uri)
+    return error(f"unsupported {what} {scheme!r} in {uri}", code=code,
+                 hint=PLANNED.get(scheme, "supported: " + ", ".join(accepted(use, aliases=False))))
+
+
+def open_stream(uri: str, base: Path) -> Stream:
+    """Open ``uri`` to read it whole, front to back (FET-001): a local file, an http(s)
+    GET, an object. Relative paths are relative to ``base``. Raises FetchError: DM072 for
+    a scheme fetch does not stream from, and the family's errors (DM071, DM074, DM170)."""
+    scheme = scheme_of(uri)
+    family = SCHEMES[scheme].family if scheme in SCHEMES and "fetch" in SCHEMES[scheme].uses \
+        else None
+    if family == "local":
+        from .local import FileStream
+
+        return FileStream(local_path(uri, base))
+    if family == "http":
+        from .http import HTTPStream
+
+        return HTTPStream(uri)
+    if family == "s3":
+        from .objects import S3Stream
+
+        return S3Stream(uri)
+    if family in ("gs", "az"):
+        from .objects import FsspecStream
+
+        return FsspecStream(uri)
+    raise unsupported(uri, "fetch")
+
+
+def open_ranges(url: str, error: type[DataManifestError] = DataManifestError) -> RangeReader:
+    """The :class:`~datamanifest.io.base.RangeReader` of an absolute URL or a local path
+    (CHK-012). Raises ``error``: DM072 for a scheme without a range reader, DM074 absent,
+    DM015 a malformed URL, DM071 a store that cannot be reached."""
+    try:
+        scheme = urlsplit(url).scheme.lower() if "://" in url else "file"
+    except ValueError as e:  # e.g. an unclosed IPv6 bracket
+        raise error(f"{url} is not a valid URL: {e}", code="DM015") from e
+    found = SCHEMES.get(scheme)
+    family = found.family if found is not None and "virtual" in found.uses else None
+    if family == "local":
+        from .local import LocalRanges
+
+        return LocalRanges(url, local_path(url), error)
+    if family == "http":
+        from .http import HTTPRanges
+
+        return HTTPRanges(url, error=error)
+    if family in ("s3", "gs", "az"):
+        from .objects import ObjectRanges
+
+        return ObjectRanges(url, error)
+    raise error(f"no reader for {scheme}:// sources ({url})", code="DM072",
+                hint="chunk manifests read " + ", ".join(accepted("virtual", aliases=False))
+                + " sources")
+
+
+def probe(uri: str, base: Path) -> dict:
+    """What a dry run can learn about a source without reading it (``fetch --dry-run``):
+    ``{"size": bytes or None, "reachable": True/False/None, "problem": text or None}``. A
+    local file is stat'ed; an http(s) URL gets one HEAD request (its Content-Length);
+    other schemes are not contacted (``reachable`` None). Never raises."""
+    family = family_of(uri)
+    if family == "local":
+        p = local_path(uri, base)
+        try:
+            st = p.stat()
+        except OSError as e:
+            return {"size": None, "reachable": False, "problem": e.strerror or str(e)}
+        return {"size": st.st_size if p.is_file() else None, "reachable": True, "problem": None}
+    if family == "http":
+        from .http import probe as head
+
+        return head(uri)
+    return {"size": None, "reachable": None, "problem": None}
