@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import tomllib
 
-from datamanifest.fetch.engine import PROCESS_MIN
+from datamanifest.fetch.schedule import PROCESS_MIN
 
 from .conftest import run_cli, sha256_of, write_manifest
 

@@ -132,7 +132,7 @@ def test_a_source_changed_after_the_interruption_is_downloaded_again_from_byte_0
 
 
 #: `datamanifest` with forked worker processes from 2 pending datasets on (64 by default)
-FORKING = ("import sys; import datamanifest.fetch.engine as e; e.PROCESS_MIN = 2; "
+FORKING = ("import sys; import datamanifest.fetch.schedule as e; e.PROCESS_MIN = 2; "
            "from datamanifest.cli import main; main(args=sys.argv[1:], prog_name='datamanifest')")
 
 

@@ -318,7 +318,7 @@ def test_uris_members_are_hashed_once(http, served, project: Path, monkeypatch):
     """The digests computed while streaming feed the tree walk: no member is read back."""
     import builtins
 
-    from datamanifest.fetch import engine
+    from datamanifest import fetch
     from datamanifest.project import Project
 
     (served / "t").mkdir()
@@ -335,7 +335,7 @@ def test_uris_members_are_hashed_once(http, served, project: Path, monkeypatch):
         return real_open(file, mode, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "open", counting_open)
-    report = engine.Fetcher(Project.open(project)).run()
+    report = fetch.run(Project.open(project))
     monkeypatch.undo()
     assert report.ok and reads == []
     local = project / "store" / "127.0.0.1" / "t"

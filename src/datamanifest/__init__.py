@@ -46,7 +46,7 @@ def open_manifest(path=None):
     return Project.open(path)
 
 
-_LAZY = {"Project": "project", "FetchReport": "fetch.engine", "append": "append", "AppendError": "errors", "cached": "cache", "CachedFunction": "cache", "register_format": "cache",
+_LAZY = {"Project": "project", "FetchReport": "fetch.report", "append": "append", "AppendError": "errors", "cached": "cache", "CachedFunction": "cache", "register_format": "cache",
          "Artifact": "cache", "ProduceError": "errors", "open_virtual": "virtual",
          "virtualize": "virtual", "ChunkStore": "virtual", "VirtualError": "errors"}
 

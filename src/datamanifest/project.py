@@ -359,7 +359,8 @@ class Project:
 
     # -- operations (Python API) -------------------------------------------------------------------
     def fetch(self, names: "str | list[str] | None" = None, *, jobs: int = 4,
-              force: bool = False, lock_timeout: float | None = None, offline: bool = False,
+              per_host: int = 4, force: "bool | set[str]" = False,
+              lock_timeout: float | None = None, offline: bool = False, progress=None,
               raise_on_error: bool = True, trusted: bool = False, move_aside: bool = False):
         """Fetch datasets with their requirements, verified and atomically (SCHEMA.md §11).
 
@@ -369,12 +370,17 @@ class Project:
             Identifiers (name, alias or doi); all datasets when None.
         jobs : int
             Datasets fetched at once.
-        force : bool
-            Download again even when present.
+        per_host : int
+            Downloads from any one host at once (FET-007).
+        force : bool or set of str
+            Download again even when present: every dataset (True) or these names.
         lock_timeout : float, optional
             Seconds to wait for another process's lock (None: while it heartbeats).
         offline : bool
             Resolve only what is present; download nothing (FET-006).
+        progress : datamanifest.progress.Progress, optional
+            Where progress is drawn (``datamanifest.progress.RichProgress()`` on a
+            terminal); none by default.
         raise_on_error : bool
             Raise the first failure (default), after every other dataset was attempted;
             with False, failures are only in the report.
@@ -389,7 +395,7 @@ class Project:
         -------
         FetchReport
             A mapping from each dataset's name to its
-            :class:`~datamanifest.fetch.engine.Outcome` (``status``: fetched, present,
+            :class:`~datamanifest.fetch.report.Outcome` (``status``: fetched, present,
             skipped, failed, blocked, refused, missing; ``path``; ``checksum``; ``size`` in
             bytes; ``error``). ``report.paths`` maps each name to its path.
 
@@ -403,12 +409,11 @@ class Project:
             runs, when the run would run the manifest's code or write outside the project
             and the manifest is not trusted.
         """
-        from .fetch.engine import Fetcher
+        from .fetch import run
 
-        if isinstance(names, str):
-            names = [names]
-        report = Fetcher(self, jobs=jobs, force=force, lock_timeout=lock_timeout,
-                         offline=offline, trusted=trusted, move_aside=move_aside).run(names)
+        report = run(self, names, jobs=jobs, per_host=per_host, force=force,
+                     lock_timeout=lock_timeout, offline=offline, progress=progress,
+                     trusted=trusted, move_aside=move_aside)
         self._state_cache = None  # the run may have recorded new locations
         failures = [o for o in report.outcomes if o.error is not None]
         if failures and raise_on_error:

@@ -177,7 +177,7 @@ def add(project, uri: str, *, name: str | None = None, extract: bool = False,
     this tool did not publish at the target: ``move_aside`` renames it instead, STO-016);
     in every case the manifest and the store are left as they were.
     """
-    from ..fetch.engine import Fetcher
+    from .. import fetch as fetching
 
     if not uri.strip():
         raise AuthoringError("no URI given: `add` declares the dataset at a URI or path",
@@ -191,8 +191,9 @@ def add(project, uri: str, *, name: str | None = None, extract: bool = False,
     path, fetched = None, False
     if fetch:
         trial = project.with_text(planned.text)
-        report = Fetcher(trial, jobs=1, progress=progress, lock_timeout=lock_timeout,
-                         processes=False, move_aside=move_aside).run([new_name])
+        report = fetching.run(trial, [new_name], jobs=1, progress=progress,
+                              lock_timeout=lock_timeout, processes=False,
+                              move_aside=move_aside)
         out = next(o for o in report.outcomes if o.name == new_name)
         if out.error is not None:  # about the URI: the entry is not in the file
             out.error.file, out.error.line, out.error.column = uri, None, None
@@ -329,7 +330,7 @@ def _rehash(project, name: str, path: Path, declared: str, in_store: bool,
     """The checksum of dataset ``name``'s bytes at ``path`` in its declared algorithm (else
     sha256, or tree-sha256 for a folder). A target in the store is hashed under its lock
     and, when the checksum changed, gets a new marker, tree manifest and state record."""
-    from ..fetch.engine import dataset_record
+    from ..fetch.report import dataset_record
     from ..spec.keys import is_git_uri
     from ..maintain.actions import lock_object
     from ..store.atomic import write_text
@@ -446,7 +447,7 @@ def _refetched(project, names: list[str], values: dict[str, str], dry_run: bool,
                jobs: int) -> list[ChecksumChange]:
     """Download ``names`` again on an edit whose checksums are cleared; ``values`` gets the
     checksums received that differ from the declared ones."""
-    from ..fetch.engine import Fetcher
+    from .. import fetch as fetching
     from ..migrate import set_checksums_text
 
     declared = {n: project.dataset(n).effective_checksum for n in names}
@@ -455,7 +456,7 @@ def _refetched(project, names: list[str], values: dict[str, str], dry_run: bool,
                 for n in names]
     cleared, _ = set_checksums_text(_read(project), {n: "" for n in names})
     trial = project.with_text(cleared)
-    report = Fetcher(trial, jobs=jobs, progress=progress, force=set(names)).run(names)
+    report = fetching.run(trial, names, jobs=jobs, progress=progress, force=set(names))
     out: list[ChecksumChange] = []
     for o in report.outcomes:
         if o.name not in declared:

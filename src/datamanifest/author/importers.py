@@ -159,7 +159,7 @@ def import_list(project, kind: str, source: str | Path, *, base_url: str = "",
     DM141 a name taken) or :class:`~datamanifest.errors.ManifestError` (DM091: the new
     entries would be invalid); nothing is written then.
     """
-    from ..fetch.engine import Fetcher
+    from .. import fetch as fetching
 
     root = project.root
     source = Path(source)
@@ -188,7 +188,7 @@ def import_list(project, kind: str, source: str | Path, *, base_url: str = "",
     checksums: dict[str, str] = {}
     if wanted:
         trial = project.with_text(first.text)
-        report = Fetcher(trial, jobs=jobs, progress=progress, adopt=adopt).run(wanted)
+        report = fetching.run(trial, wanted, jobs=jobs, progress=progress, adopt=adopt)
         for o in report.outcomes:
             if o.error is not None:
                 result.failed[o.name] = o.error

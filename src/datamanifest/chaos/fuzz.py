@@ -321,12 +321,12 @@ def _manifest(text: str, result, problems: list[str]) -> None:
         if project is None:
             return
         # MAN-012: every dataset is refused or usable; a dry run plans them all (no network)
-        from ..fetch.engine import Fetcher
+        from .. import fetch as fetching
 
         for name in project.dataset_names():
             if project.refusal(name) is None:
                 _coded(lambda: project.target(name), "Project.target", problems)
-        _coded(lambda: Fetcher(project).plan(probe=False), "fetch --dry-run", problems)
+        _coded(lambda: fetching.plan(project, probe=False), "fetch --dry-run", problems)
 
 
 def _state(text: str, problems: list[str]) -> None:

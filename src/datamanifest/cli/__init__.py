@@ -437,7 +437,7 @@ def fetch(ctx: click.Context, names: tuple[str, ...], jobs: int, per_host: int, 
     Ctrl-C stops at once (exit 130); the next run resumes interrupted HTTP
     downloads.
     """
-    from ..fetch.engine import Fetcher
+    from .. import fetch as fetching
     from ..progress import NullProgress, RichProgress
 
     if verbose:  # the notes of NullProgress (silent waits) and other info
@@ -447,15 +447,15 @@ def fetch(ctx: click.Context, names: tuple[str, ...], jobs: int, per_host: int, 
     if insecure:  # read by the HTTP client, inherited by forked workers (FET-017)
         os.environ["DATAMANIFEST_TLS_VERIFY"] = "0"
     if dry_run:
-        rows = Fetcher(project, force=force, offline=offline).plan(list(names) or None)
+        rows = fetching.plan(project, list(names) or None, force=force, offline=offline)
         _print_plan(rows, as_json, verbose)
         ctx.exit(1 if any(r["action"] in ("refuse", "fail") or r.get("needs_trust")
                           for r in rows) else 0)
     progress = RichProgress() if (_stderr_is_tty() and not quiet and not as_json) else NullProgress()
     try:
-        report = Fetcher(project, jobs=jobs, progress=progress, lock_timeout=lock_timeout,
-                         force=force, offline=offline, per_host=per_host,
-                         move_aside=force).run(list(names) or None)
+        report = fetching.run(project, list(names) or None, jobs=jobs, per_host=per_host,
+                              force=force, lock_timeout=lock_timeout, offline=offline,
+                              progress=progress, move_aside=force)
     finally:
         progress.close()
     if as_json:
