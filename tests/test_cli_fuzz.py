@@ -23,7 +23,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from datamanifest.cli import SECONDS, main
+from datamanifest.cli import main
+from datamanifest.cli._common import SECONDS
 
 from .conftest import sha256_of
 
@@ -122,7 +123,7 @@ def world(base_world: Path, tmp_path: Path, monkeypatch) -> Path:
     monkeypatch.setenv("DATAMANIFEST_SSH", "false")  # an ssh that fails at once
     import datamanifest.cli as cli
 
-    monkeypatch.setattr(cli, "_tune_gc", lambda: None)  # the test process keeps its gc
+    monkeypatch.setattr(cli, "tune_gc", lambda: None)  # the test process keeps its gc
     yield w
     sock.close()
 

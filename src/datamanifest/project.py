@@ -15,7 +15,7 @@ from .store.atomic import write_text
 from .store.layout import Target
 from .store.lock import Lock
 from .store.layout import STATE_DIR, state_path
-from .config import StorageConfig, check_configs, discover, resolve_storage
+from .config import check_configs, discover, resolve_storage
 
 
 class Project:

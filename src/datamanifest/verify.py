@@ -219,3 +219,41 @@ def _verify_file(project, name: str, ds, path: Path, full: bool) -> VerifyResult
     if expected and digest != hexd:
         diffs.modified.append(path.name)
     return VerifyResult(name, path, "file", f"{algo}:{digest}", diffs, 1)
+
+
+def tree_manifest(spec_text: str, open_project) -> dict:
+    """The tree manifest named on the command line (``diff``): a ``*.json`` file, an append
+    target ``TARGET`` or ``TARGET@VALUE-PREFIX`` (APP-030), or a dataset's kept version
+    ``NAME`` (the latest) or ``NAME@VALUE-PREFIX`` (TREE-014); ``open_project()`` opens the
+    project, only when a dataset is named.
+
+    Raises
+    ------
+    DataManifestError
+        DM122 a dataset without tree manifests, DM076 a prefix matching no kept version
+        or several; the project's errors (DM003 no manifest, DM076/DM077 no such dataset).
+    """
+    p = Path(spec_text)
+    if p.suffix == ".json" and p.is_file():
+        return json.loads(p.read_text(encoding="utf-8"))
+    from .append import versions as target_versions
+
+    where, _, version = spec_text.rpartition("@") if "@" in spec_text else (spec_text, "", "")
+    target = target_versions.target_of(where)
+    if target is not None:  # an append target (APP-030): TARGET or TARGET@VALUE-PREFIX
+        return target_versions.find(target, version or None)
+
+    project = open_project()
+    name, _, version = spec_text.partition("@")
+    n = project.resolve(name)
+    key = project.dataset(n).derived_key
+    if not version:
+        latest = trees.latest(project.root, key)
+        if latest is None:
+            raise DataManifestError(f"dataset {n!r} has no tree manifest", code="DM122")
+        return json.loads(latest.read_text(encoding="utf-8"))
+    hits = [v for v in trees.versions(project.root, key) if v.stem.startswith(version)]
+    if len(hits) != 1:
+        raise DataManifestError(f"{spec_text!r} matches {len(hits)} kept versions", code="DM076",
+                                hint=f"`datamanifest versions {n}` lists them")
+    return json.loads(hits[0].read_text(encoding="utf-8"))

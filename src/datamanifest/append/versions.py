@@ -296,6 +296,17 @@ def history(target: Target) -> list[dict[str, Any]]:
     return out
 
 
+def listing(target: Target) -> list[dict[str, Any]]:
+    """Every recorded version, oldest first, as ``datamanifest versions TARGET`` lists them:
+    the rows of :func:`history` with ``latest`` (the version the target is at)."""
+    latest = trees.latest(store_root(target), key_of(target))
+    rows = history(target)
+    for r in rows:
+        r["latest"] = latest is not None and \
+            latest.name.split(".")[0] == r["checksum"].partition(":")[2]
+    return rows
+
+
 def prune(target: Target, keep: int) -> int:
     """Delete the stored versions older than the newest ``keep`` that no kept version
     needs (a delta needs its snapshot and the deltas between); the history keeps their

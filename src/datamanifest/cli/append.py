@@ -8,10 +8,10 @@ from pathlib import Path
 
 import click
 
-from . import SECONDS, _stderr_is_tty, main
+from ._common import SECONDS, command, stderr_is_tty
 
 
-@main.command("append")
+@command("append")
 @click.argument("target")
 @click.argument("slices", nargs=-1)
 @click.option("-c", "--config", "configs", multiple=True, type=click.Path(exists=True,
@@ -89,7 +89,7 @@ def append_cmd(ctx: click.Context, target: str, slices: tuple[str, ...],
     if not slices:
         raise click.UsageError("give at least one SLICE (or --status / --recover)")
     bar = task = None
-    if _stderr_is_tty() and not quiet and not as_json and len(slices) > 1:
+    if stderr_is_tty() and not quiet and not as_json and len(slices) > 1:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
         from rich.progress import TimeRemainingColumn
 
@@ -165,3 +165,6 @@ def _print_status(st) -> None:
         state = "stale" if lk.get("stale") else "held"
         out.write(f"lock     {state} by pid {lk.get('pid')} on {lk.get('host')} since "
                   f"{lk.get('created')} (heartbeat {lk.get('heartbeat_age')} s ago)\n")
+
+
+COMMANDS = [append_cmd]

@@ -8,15 +8,14 @@ from pathlib import Path
 
 import click
 
-from . import _info, _project, _stderr_is_tty, main, trust_option
+from ._common import command, group, human, info, open_project, stderr_is_tty, trust_option
 from .completion import complete_datasets
-from .maintain import _human
 
 
 def _progress(quiet: bool):
     from ..progress import NullProgress, RichProgress
 
-    return RichProgress() if (_stderr_is_tty() and not quiet) else NullProgress()
+    return RichProgress() if (stderr_is_tty() and not quiet) else NullProgress()
 
 
 def _warn(diags) -> None:
@@ -25,7 +24,7 @@ def _warn(diags) -> None:
 
 
 # -- init ----------------------------------------------------------------------------------------
-@main.command("init")
+@command("init")
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path), default=".")
 @click.option("--json", "as_json", is_flag=True, help="Print {manifest} as JSON.")
 def init_cmd(folder: Path, as_json: bool) -> None:
@@ -38,12 +37,12 @@ def init_cmd(folder: Path, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"manifest": str(path)}))
         return
-    _info(f"wrote {path}")
-    _info("next: datamanifest add URI   (declares, fetches and records its checksum)")
+    info(f"wrote {path}")
+    info("next: datamanifest add URI   (declares, fetches and records its checksum)")
 
 
 # -- add -----------------------------------------------------------------------------------------
-@main.command("add")
+@command("add")
 @click.argument("uri")
 @click.option("--name", help="The dataset's name (default: derived from the URI's last "
               "path segment, AUT-004).")
@@ -73,7 +72,7 @@ def add_cmd(ctx: click.Context, uri: str, name: str | None, extract: bool, versi
     """
     from ..author import add
 
-    project = _project(ctx)
+    project = open_project(ctx)
     progress = _progress(quiet or as_json) if not no_fetch else None
     try:
         result = add(project, uri, name=name, extract=extract, version=version,
@@ -90,7 +89,7 @@ def add_cmd(ctx: click.Context, uri: str, name: str | None, extract: bool, versi
     _warn_secret(project, uri)
     how = "declared (fetch will download it)" if no_fetch else \
         f"fetched to {result.path}" if result.fetched else f"already present at {result.path}"
-    _info(f"added {result.name}: {how}")
+    info(f"added {result.name}: {how}")
 
 
 def _warn_secret(project, uri: str) -> None:
@@ -106,7 +105,7 @@ def _warn_secret(project, uri: str) -> None:
 
 
 # -- remove --------------------------------------------------------------------------------------
-@main.command("remove")
+@command("remove")
 @click.argument("name")
 @click.option("--keep-data", is_flag=True, help="Keep the bytes in the store (and their state "
               "record).")
@@ -120,7 +119,7 @@ def remove_cmd(ctx: click.Context, name: str, keep_data: bool, dry_run: bool,
     read pool, ...) are kept and reported (AUT-006)."""
     from ..author import remove
 
-    project = _project(ctx)
+    project = open_project(ctx)
     if dry_run:
         result = remove(project, name, keep_data=keep_data, dry_run=True)
     else:
@@ -132,17 +131,17 @@ def remove_cmd(ctx: click.Context, name: str, keep_data: bool, dry_run: bool,
         click.echo(json.dumps(result.as_json(), indent=2))
         return
     step, would = result.step, "would " if dry_run else ""
-    _info(f"{would}remove the entry {result.name} from the manifest")
+    info(f"{would}remove the entry {result.name} from the manifest")
     if step.action == "delete":
-        _info(f"{would}delete {step.detail} ({_human(step.bytes)})")
+        info(f"{would}delete {step.detail} ({human(step.bytes, '-')})")
     elif step.action == "keep":
-        _info(f"keep the bytes: {step.detail}")
+        info(f"keep the bytes: {step.detail}")
     else:
-        _info(f"no bytes to delete: {step.detail}")
+        info(f"no bytes to delete: {step.detail}")
 
 
 # -- show ----------------------------------------------------------------------------------------
-@main.command("show")
+@command("show")
 @click.argument("name", shell_complete=complete_datasets)
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @click.pass_context
@@ -151,7 +150,7 @@ def show_cmd(ctx: click.Context, name: str, as_json: bool) -> None:
     where it is stored and found, its state, size and dates, and its state record."""
     from ..author import show
 
-    info = show(_project(ctx), name)
+    info = show(open_project(ctx), name)
     if as_json:
         click.echo(json.dumps(info, indent=2, ensure_ascii=False))
         return
@@ -165,14 +164,14 @@ def show_cmd(ctx: click.Context, name: str, as_json: bool) -> None:
              else "not present"),
             ("state", obj.get("state", "-") + (f" (protected: {obj['protected']})"
                                                if obj.get("protected") else "")),
-            ("size", _human(obj.get("size"))), ("created", obj.get("created") or "-"),
+            ("size", human(obj.get("size"), '-')), ("created", obj.get("created") or "-"),
             ("last access", obj.get("last_access") or "-")]
     for k, v in rows:
         click.echo(f"{k:<12} {v}")
 
 
 # -- update-checksums ----------------------------------------------------------------------------
-@main.command("update-checksums")
+@command("update-checksums")
 @click.argument("names", nargs=-1)
 @click.option("--refetch", is_flag=True, help="Download the datasets again, without comparing "
               "with the declared checksum, and record what arrives (the source changed).")
@@ -190,7 +189,7 @@ def update_checksums_cmd(ctx: click.Context, names: tuple[str, ...], refetch: bo
 
     progress = _progress(quiet or as_json) if refetch else None
     try:
-        changes = update_checksums(_project(ctx), list(names) or None, dry_run=dry_run,
+        changes = update_checksums(open_project(ctx), list(names) or None, dry_run=dry_run,
                                    refetch=refetch, progress=progress)
     finally:
         if progress is not None:
@@ -207,15 +206,15 @@ def update_checksums_cmd(ctx: click.Context, names: tuple[str, ...], refetch: bo
                 click.echo(f"failed: {c.name}", err=True)
                 click.echo("  " + c.error.render(), err=True)
             elif c.action == "skip":
-                _info(f"skipped: {c.name} ({c.detail})")
+                info(f"skipped: {c.name} ({c.detail})")
         n = sum(c.action == "update" for c in changes)
-        _info(f"{n} checksum(s) {'would change' if dry_run else 'changed'}, "
+        info(f"{n} checksum(s) {'would change' if dry_run else 'changed'}, "
               f"{sum(c.action == 'same' for c in changes)} unchanged")
     ctx.exit(1 if any(c.action == "fail" for c in changes) else 0)
 
 
 # -- import --------------------------------------------------------------------------------------
-@main.group("import")
+@group("import")
 def import_group() -> None:
     """Declare many datasets at once from another tool's list: a pooch registry, DVC files
     or a list of URLs. Entries already declared are skipped, so importing twice adds
@@ -240,7 +239,7 @@ def _run_import(ctx: click.Context, kind: str, source: Path, dry_run: bool, quie
     from ..spec.authoring import render_entry
     from ..spec.secrets import redact_text
 
-    project = _project(ctx)
+    project = open_project(ctx)
     progress = _progress(quiet or as_json or dry_run)
     try:
         result = import_list(project, kind, source, dry_run=dry_run, progress=progress, **kw)
@@ -254,11 +253,11 @@ def _run_import(ctx: click.Context, kind: str, source: Path, dry_run: bool, quie
             for e in result.added:
                 click.echo(redact_text(render_entry(e.name, e.table())))
         for e, owner in result.skipped:
-            _info(redact_text(f"skipped: {e.uri or e.source_name} (declared as {owner})"))
+            info(redact_text(f"skipped: {e.uri or e.source_name} (declared as {owner})"))
         for name, err in result.failed.items():
             click.echo(f"not adopted: {name}", err=True)
             click.echo("  " + err.render(), err=True)
-        _info(f"{'would declare' if dry_run else 'declared'} {len(result.added)} "
+        info(f"{'would declare' if dry_run else 'declared'} {len(result.added)} "
               f"dataset(s), {len(result.skipped)} already declared, "
               f"{len(result.adopted)} adopted from this machine")
     ctx.exit(1 if result.failed else 0)
@@ -297,3 +296,6 @@ def import_urls(ctx: click.Context, file: Path, **kw) -> None:
     """Declare one dataset per line of FILE (URI [CHECKSUM]; # comments, AUT-013)."""
     _run_import(ctx, "urls", file, **kw)
 
+
+
+COMMANDS = [init_cmd, add_cmd, remove_cmd, show_cmd, update_checksums_cmd, import_group]

@@ -6,19 +6,18 @@ scripts, click's mechanism), and the completion of dataset identifiers used by `
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
 import click
 
-from . import main
+from ._common import command
 from .completion import COMPLETE_VAR, complete_datasets
 
 SHELLS = ("bash", "zsh", "fish")
 
 
-@main.command("completion")
+@command("completion")
 @click.argument("shell", type=click.Choice(SHELLS))
 def completion(shell: str) -> None:
     """Print the completion script for SHELL (bash, zsh or fish).
@@ -36,11 +35,12 @@ def completion(shell: str) -> None:
 
     cls = get_completion_class(shell)
     assert cls is not None  # the three are click's own
-    click.echo(cls(main, {}, "datamanifest", COMPLETE_VAR).source(), nl=False)
+    root = click.get_current_context().find_root().command  # the datamanifest group
+    click.echo(cls(root, {}, "datamanifest", COMPLETE_VAR).source(), nl=False)
 
 
 # -- graph ----------------------------------------------------------------------------------------
-@main.command("graph")
+@command("graph")
 @click.argument("names", nargs=-1, shell_complete=complete_datasets)
 @click.option("--mermaid", "fmt", flag_value="mermaid", help="A Mermaid flowchart (renders in "
               "GitHub Markdown and Material for MkDocs).")
@@ -137,3 +137,6 @@ def _artifacts(manifest_path: Path, result) -> list[dict]:
     return out
 
 
+
+
+COMMANDS = [completion, graph]

@@ -11,7 +11,7 @@ import click
 
 from ..errors import MaintenanceError
 from ..spec import maintain as spec
-from . import _info, _project, main, trust_option
+from ._common import command, human, info, open_project, report_steps, trust_option
 from .completion import complete_datasets
 
 
@@ -73,12 +73,6 @@ def _selection(terms, kind, formats, states, present, older_than, newer_than, by
             from None
 
 
-def _human(n: int | None) -> str:
-    from ..progress import human_size
-
-    return human_size(n, unknown="-")
-
-
 def _require(selection: spec.Selection, picked: list, verb: str) -> None:
     if selection.empty:
         raise MaintenanceError(f"{verb}: nothing selected", code="DM130",
@@ -90,7 +84,7 @@ def _require(selection: spec.Selection, picked: list, verb: str) -> None:
 
 
 # -- list --------------------------------------------------------------------------------------
-@main.command("list")
+@command("list")
 @_selection_options
 @click.option("--json", "as_json", is_flag=True, help="Print the objects as a JSON list.")
 @click.option("--fields", metavar="F1,F2,...", help="Print these fields, tab-separated, one "
@@ -113,7 +107,7 @@ def list_cmd(ctx: click.Context, as_json: bool, fields: str | None, verify_: boo
     selection = _selection(**sel)
     if selection.empty:
         selection = spec.Selection(all=True)
-    inv = inventory(_project(ctx))
+    inv = inventory(open_project(ctx))
     objs = spec.select(inv.objects, selection)
     if verify_:
         for o in objs:
@@ -153,13 +147,13 @@ def _table(objs: list) -> None:
             state = f"[{colors.get(o.state, 'white')}]{o.state}[/]" + \
                 (f" [dim]({o.protected})[/]" if o.protected else "")
             table.add_row(o.kind, o.id if o.kind == "data" else _short(o.id), state,
-                          _human(o.size), (spec.rfc3339(o.created) or "-")[:10], o.location)
+                          human(o.size, '-'), (spec.rfc3339(o.created) or "-")[:10], o.location)
         Console().print(table)
     else:
         for o in objs:
             prot = f" ({o.protected})" if o.protected else ""
-            click.echo(f"{o.kind}\t{o.id}\t{o.state}{prot}\t{_human(o.size)}\t{o.location}")
-    _info(f"{len(objs)} object(s), {_human(total)} present")
+            click.echo(f"{o.kind}\t{o.id}\t{o.state}{prot}\t{human(o.size, '-')}\t{o.location}")
+    info(f"{len(objs)} object(s), {human(total, '-')} present")
 
 
 def _short(cache_key: str) -> str:
@@ -167,31 +161,10 @@ def _short(cache_key: str) -> str:
     return f"{head}/{h[:12]}"
 
 
-main.add_command(list_cmd, "ls")
 
 
 # -- rm ----------------------------------------------------------------------------------------
-def _report(steps: list, as_json: bool, dry_run: bool, verb: str) -> int:
-    if as_json:
-        click.echo(json.dumps({"dry_run": dry_run, "steps": [s.as_json() for s in steps]},
-                              indent=2, ensure_ascii=False))
-    else:
-        for s in steps:
-            what = "would " + s.action if dry_run and s.action not in ("skip", "keep") else \
-                s.action
-            size = f" ({_human(s.bytes)})" if s.bytes else ""
-            line = f"{what}: {s.obj.kind} {s.obj.id} {s.detail}{size}"
-            click.echo(line, err=s.error is not None)
-            if s.error is not None:
-                click.echo("  " + s.error.render(), err=True)
-        done = [s for s in steps if s.error is None and s.action not in ("skip", "keep")]
-        total = sum(s.bytes or 0 for s in done)
-        _info(f"{verb}: {len(done)} object(s), {_human(total)}"
-              f"{' (dry run: nothing changed)' if dry_run else ''}")
-    return 1 if any(s.error is not None for s in steps) else 0
-
-
-@main.command("rm")
+@command("rm")
 @_selection_options
 @click.option("-n", "--dry-run", is_flag=True, help="Print what would be deleted and the bytes freed; "
               "change nothing.")
@@ -211,15 +184,15 @@ def rm_cmd(ctx: click.Context, dry_run: bool, prune: bool, as_json: bool, **sel:
     from ..maintain import inventory, remove
 
     selection = _selection(**sel)
-    inv = inventory(_project(ctx))
+    inv = inventory(open_project(ctx))
     picked = spec.select(inv.objects, selection)
     _require(selection, picked, "rm")
-    ctx.exit(_report(remove(inv, picked, dry_run=dry_run, prune=prune), as_json, dry_run,
+    ctx.exit(report_steps(remove(inv, picked, dry_run=dry_run, prune=prune), as_json, dry_run,
                      "deleted" if not dry_run else "would delete"))
 
 
 # -- mv ----------------------------------------------------------------------------------------
-@main.command("mv")
+@command("mv")
 @click.argument("ident", metavar="ID", shell_complete=complete_datasets)
 @click.argument("dest", type=click.Path(file_okay=False))
 @click.option("-n", "--dry-run", is_flag=True, help="Print what would move and how many bytes.")
@@ -237,13 +210,13 @@ def mv_cmd(ctx: click.Context, ident: str, dest: str, dry_run: bool, as_json: bo
     adopted."""
     from ..maintain import inventory, move
 
-    inv = inventory(_project(ctx))
+    inv = inventory(open_project(ctx))
     step = move(inv, inv.by_id(ident), dest, dry_run=dry_run, force=force)
-    ctx.exit(_report([step], as_json, dry_run, "moved" if not dry_run else "would move"))
+    ctx.exit(report_steps([step], as_json, dry_run, "moved" if not dry_run else "would move"))
 
 
 # -- refresh -------------------------------------------------------------------------------------
-@main.command("refresh")
+@command("refresh")
 @click.option("--scan", is_flag=True, help="Also adopt untracked objects after verifying "
               "their bytes.")
 @click.option("-n", "--dry-run", is_flag=True, help="Print the changes; write nothing.")
@@ -254,13 +227,13 @@ def refresh_cmd(ctx: click.Context, scan: bool, dry_run: bool, as_json: bool) ->
     is gone (only when its folder is reachable), and with --scan adopt untracked ones."""
     from ..maintain import inventory, refresh
 
-    inv = inventory(_project(ctx))
+    inv = inventory(open_project(ctx))
     steps = refresh(inv, scan=scan, dry_run=dry_run)
-    ctx.exit(_report(steps, as_json, dry_run, "refreshed" if not dry_run else "would refresh"))
+    ctx.exit(report_steps(steps, as_json, dry_run, "refreshed" if not dry_run else "would refresh"))
 
 
 # -- export --------------------------------------------------------------------------------------
-@main.command("export")
+@command("export")
 @click.argument("dest", type=click.Path(file_okay=False))
 @click.argument("names", nargs=-1, shell_complete=complete_datasets)
 @click.option("--force", is_flag=True, help="Replace an existing DEST/datamanifest.toml.")
@@ -274,10 +247,13 @@ def export_cmd(ctx: click.Context, dest: str, names: tuple[str, ...], force: boo
     read pool. Copies are verified against their checksums."""
     from ..maintain import export, inventory
 
-    project = _project(ctx)
+    project = open_project(ctx)
     inv = inventory(project)
     wanted = {project.resolve(n) for n in names}
     picked = [o for o in inv.objects if o.kind == "data" and (not wanted or o.id in wanted)]
     steps = export(inv, picked, dest, dry_run=dry_run, force=force)
-    ctx.exit(_report(steps, as_json, dry_run, "exported" if not dry_run else "would export"))
+    ctx.exit(report_steps(steps, as_json, dry_run, "exported" if not dry_run else "would export"))
 
+
+
+COMMANDS = [list_cmd, rm_cmd, mv_cmd, refresh_cmd, export_cmd]

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
 
 import click
 
-from ..errors import MaintenanceError
-from . import _project, main, trust_option
-from .maintain import _report
+from ._common import command, open_project, report_steps, trust_option
 
 
 def _endpoint_options(fn):
@@ -40,7 +37,7 @@ def _split(args: tuple[str, ...], verb: str) -> tuple[list[str], str]:
     return list(args[:-1]), args[-1]
 
 
-@main.command()
+@command()
 @click.argument("args", nargs=-1, required=True, metavar="ID... TARGET")
 @_endpoint_options
 @click.pass_context
@@ -64,7 +61,7 @@ def push(ctx: click.Context, args: tuple[str, ...], root_mode: bool, remote_comm
     from ..spec import maintain as spec
 
     ids, target = _split(args, "push")
-    inv = inventory(_project(ctx))
+    inv = inventory(open_project(ctx))
     objs = []
     for ident in ids:  # each ID is a name, cache key or glob (MNT-010); all are pushed
         picked = spec.select(inv.objects, spec.Selection(terms=(ident,)))
@@ -73,11 +70,11 @@ def push(ctx: click.Context, args: tuple[str, ...], root_mode: bool, remote_comm
         objs.extend(o for o in picked if o not in objs)
     endpoint = Endpoint.parse(target, root_mode=root_mode, remote_command=remote_command,
                               bwlimit=bwlimit)
-    ctx.exit(_report(do_push(inv, objs, endpoint, dry_run=dry_run, force=force), as_json, dry_run,
+    ctx.exit(report_steps(do_push(inv, objs, endpoint, dry_run=dry_run, force=force), as_json, dry_run,
                      "pushed" if not dry_run else "would push"))
 
 
-@main.command()
+@command()
 @click.argument("args", nargs=-1, required=True, metavar="ID... TARGET")
 @_endpoint_options
 @click.pass_context
@@ -93,14 +90,14 @@ def pull(ctx: click.Context, args: tuple[str, ...], root_mode: bool, remote_comm
     from ..maintain.sync import Endpoint, pull as do_pull
 
     ids, target = _split(args, "pull")
-    inv = inventory(_project(ctx))
+    inv = inventory(open_project(ctx))
     endpoint = Endpoint.parse(target, root_mode=root_mode, remote_command=remote_command,
                               bwlimit=bwlimit)
-    ctx.exit(_report(do_pull(inv, ids, endpoint, dry_run=dry_run, force=force), as_json, dry_run,
+    ctx.exit(report_steps(do_pull(inv, ids, endpoint, dry_run=dry_run, force=force), as_json, dry_run,
                      "pulled" if not dry_run else "would pull"))
 
 
-@main.command(hidden=True)
+@command(hidden=True)
 @click.option("--kind", type=click.Choice(["data", "cached"]), required=True)
 @click.option("--rel", required=True, help="The object's path below the store root.")
 @click.option("--key", required=True)
@@ -134,7 +131,7 @@ def receive(ctx: click.Context, kind: str, rel: str, key: str, record_key: str, 
                         stale_age=stale if stale > 0 else DEFAULTS["lock_stale_age"], force=force)
     else:
         try:
-            project = _project(ctx)
+            project = open_project(ctx)
             project.require_trust("receive", roots=True)  # TRU-004 at the far end
         except Exception as e:  # noqa: BLE001 - reported to the sender as one JSON line
             code = getattr(e, "code", "DM135")
@@ -147,3 +144,6 @@ def receive(ctx: click.Context, kind: str, rel: str, key: str, record_key: str, 
                         project.storage.lock_stale_age, force=force)
     sys.exit(serve_receive(recv, identity, sys.stdin, sys.stdout))
 
+
+
+COMMANDS = [push, pull, receive]

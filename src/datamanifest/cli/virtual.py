@@ -8,8 +8,7 @@ from pathlib import Path
 
 import click
 
-from . import _info, _stderr_is_tty, main
-from .maintain import _human
+from ._common import check_output_file, command, group, human, info, stderr_is_tty
 
 
 def _size(text: str | None) -> int | None:
@@ -30,9 +29,7 @@ def _check_output(output: Path, fmt: str) -> None:
     from ..errors import DataManifestError
 
     if fmt in ("chunk-manifest", "kerchunk-json"):
-        from . import _check_output_file
-
-        _check_output_file(output, "out.chunks.json" if fmt == "chunk-manifest" else "out.json",
+        check_output_file(output, "out.chunks.json" if fmt == "chunk-manifest" else "out.json",
                            devices=False)
         return
     if not os.path.lexists(output):
@@ -55,7 +52,7 @@ def _check_output(output: Path, fmt: str) -> None:
                 if fmt == "kerchunk-parquet" else ""))
 
 
-@main.command("virtualize")
+@command("virtualize")
 @click.argument("sources", nargs=-1, required=True)
 @click.option("-o", "--output", "output", required=True, type=click.Path(path_type=Path),
               help="Where to write: a .chunks.json file, a kerchunk .json, or a folder for "
@@ -94,7 +91,7 @@ def virtualize_cmd(sources: tuple[str, ...], output: Path, concat_dim: str | Non
                             inline_unsupported=inline_unsupported)
     progress = None
     bar = None
-    if _stderr_is_tty() and not quiet and not as_json and len(sources) > 1:
+    if stderr_is_tty() and not quiet and not as_json and len(sources) > 1:
         from rich.progress import Progress
 
         bar = Progress(transient=True)
@@ -138,11 +135,11 @@ def virtualize_cmd(sources: tuple[str, ...], output: Path, concat_dim: str | Non
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
-    _info(f"wrote {output}: {summary['arrays']} arrays, {summary['chunks']} chunks from "
+    info(f"wrote {output}: {summary['arrays']} arrays, {summary['chunks']} chunks from "
           f"{summary['sources']} source(s)" + (f", {checksum}" if checksum else ""))
 
 
-@main.group("refs")
+@group("refs")
 def refs_group() -> None:
     """Inspect chunk manifests."""
 
@@ -173,7 +170,7 @@ def refs_info(ctx: click.Context, file: str, verify_: bool, as_json: bool) -> No
         click.echo(json.dumps(info, indent=2))
     else:
         click.echo(f"{file}: {len(info['arrays'])} arrays, "
-                   f"{_human(info['bytes_referenced'])} referenced in "
+                   f"{human(info['bytes_referenced'], '-')} referenced in "
                    f"{len(info['sources'])} source(s); checksum {info['checksum'] or '-'}")
         for a in info["arrays"]:
             dt = a["data_type"] if isinstance(a["data_type"], str) else a["data_type"]["name"]
@@ -182,7 +179,10 @@ def refs_info(ctx: click.Context, file: str, verify_: bool, as_json: bool) -> No
                        f"inline, {a['missing']} missing")
         for s in info["sources"]:
             mark = {"ok": "ok", "changed": "CHANGED", "unreachable": "UNREACHABLE"}[s["status"]]
-            click.echo(f"  {mark:<11} {redact_uri(s['url'])} ({_human(s['size'])})")
+            click.echo(f"  {mark:<11} {redact_uri(s['url'])} ({human(s['size'], '-')})")
             if s.get("problem"):
                 click.echo(f"              {s['problem']}", err=True)
     ctx.exit(0 if all(s["status"] == "ok" for s in info["sources"]) else 1)
+
+
+COMMANDS = [virtualize_cmd, refs_group]

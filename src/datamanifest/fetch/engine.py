@@ -279,7 +279,7 @@ class Fetcher:
                 f"dataset {job.name!r}: {links[0]} is a symbolic link (to "
                 f"{os.readlink(links[0])!r}); writing through it could land outside the store",
                 code="DM096", file=str(self.project.manifest_path),
-                hint=f"remove the link, or point the dataset's storage_path at the real "
+                hint="remove the link, or point the dataset's storage_path at the real "
                      "location (an exact storage_path may be anywhere)")
 
     def _forced(self, name: str) -> bool:

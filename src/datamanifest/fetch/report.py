@@ -12,7 +12,7 @@ import datetime as _dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..errors import DataManifestError
 from ..spec.secrets import redact_uri

@@ -57,3 +57,20 @@ def versions(root: Path, key: str) -> list[Path]:
     if not folder.is_dir():
         return []
     return sorted(folder.glob("*.json"), key=lambda p: (p.stat().st_mtime_ns, p.name))
+
+
+def listing(root: Path, key: str) -> list[dict]:
+    """The kept versions of dataset ``key`` as ``datamanifest versions NAME`` lists them,
+    oldest first: ``checksum``, ``entries``, ``total_size`` (bytes), ``latest`` and the
+    ``manifest`` file (TREE-014)."""
+    import json
+
+    newest = latest(root, key)
+    rows = []
+    for v in versions(root, key):
+        doc = json.loads(v.read_text(encoding="utf-8"))
+        stats = doc.get("statistics", {})
+        rows.append({"checksum": doc.get("checksum"), "entries": stats.get("entries"),
+                     "total_size": stats.get("totalSize"), "latest": v == newest,
+                     "manifest": str(v)})
+    return rows
