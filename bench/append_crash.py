@@ -1,5 +1,5 @@
 """The full crash and concurrency harness of appends (issue 12; tests/test_append.py runs a
-short version of the same harness, datamanifest.append.harness).
+short version of the same harness, datamanifest.appends.harness).
 
     python bench/append_crash.py [--random 200] [--races 20] [--shape 180 360]
 
@@ -45,8 +45,8 @@ def main() -> None:
     import warnings
 
     warnings.simplefilter("ignore")
-    from datamanifest import append as api
-    from datamanifest.append import harness
+    from datamanifest import appends as api
+    from datamanifest.appends import harness
 
     shape = tuple(args.shape)
     k0 = args.k0

@@ -28,7 +28,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
 
-from datamanifest.spec.produced import journal_line  # noqa: E402
+from datamanifest.spec.cache import journal_line  # noqa: E402
 
 
 def build(root: Path, n_data: int, n_cached: int) -> None:

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 import datamanifest
-from datamanifest import append as api
-from datamanifest.append import harness
+from datamanifest import appends as api
+from datamanifest.appends import harness
 from datamanifest.errors import AppendError, LockTimeout
 
 from . import realdata as rd
@@ -440,7 +440,7 @@ def test_version_checksums_equal_a_walk_of_the_target(tmp_path: Path, slices):
 
 def test_versions_live_in_the_project_that_holds_the_target(tmp_path: Path, slices,
                                                             monkeypatch):
-    from datamanifest.append import versions
+    from datamanifest.appends import versions
     from datamanifest.tree import walk
 
     monkeypatch.setattr(versions, "SNAPSHOT_EVERY", 2)  # snapshot, delta, snapshot, delta
@@ -534,7 +534,7 @@ def test_s3_target_with_conditional_writes_and_recovery(s3_endpoint, tmp_path: P
     assert not any(k.endswith((".lock", ".journal.json")) or ".txn/" in k for k in keys)
     assert read().identical(harness.expected(4, SHAPE))
     # a root changed behind the writer's back fails the conditional commit
-    from datamanifest.append.targets import open_target
+    from datamanifest.appends.targets import open_target
 
     t = open_target(url)
     with pytest.raises(AppendError) as e:
@@ -638,7 +638,7 @@ def test_fast_time_encoding_equals_xarrays():
     from hypothesis import strategies as st
     from xarray.coding.times import encode_cf_datetime
 
-    from datamanifest.append.prepare import fast_times
+    from datamanifest.appends.prepare import fast_times
 
     units = st.sampled_from(["days", "hours", "minutes", "seconds", "milliseconds"])
     refs = st.sampled_from(["1970-01-01", "2000-01-01 00:00:00", "1850-01-01T06:00:00",
@@ -841,7 +841,7 @@ def test_slice_source_is_a_function_and_an_iterable_of_its_arguments(tmp_path: P
     assert _open(target).identical(harness.expected(3, SHAPE))
     # named in the configuration as "module:function", with keyword arguments
     mod = tmp_path / "mysource.py"
-    mod.write_text("from datamanifest.append import harness\n"
+    mod.write_text("from datamanifest.appends import harness\n"
                    "def make(i, shape):\n    return harness.make_slice(i, tuple(shape))\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     other = tmp_path / "other.zarr"

@@ -19,7 +19,7 @@ import datamanifest
 from datamanifest.cache import artifact as artifact_mod
 from datamanifest.cache import context as context_mod
 from datamanifest.errors import ProduceError
-from datamanifest.spec import produced as spec
+from datamanifest.spec import cache as spec
 from datamanifest.store import state as state_mod
 from datamanifest.store.state import read_state
 

@@ -26,7 +26,7 @@ DIST_MODULE = {"pyyaml": ("yaml",), "boto3": ("boto3", "botocore")}
 OPTIONAL = {m for mods in EXTRAS.values() for m in mods}
 #: module-level imports of optional modules, allowed because the package's __init__ calls
 #: need() for that module before importing any of its modules (or imports them lazily)
-GUARDED = {"datamanifest.virtual": {"numpy"}, "datamanifest.append": {"numpy"},
+GUARDED = {"datamanifest.virtual": {"numpy"}, "datamanifest.appends": {"numpy"},
            "datamanifest.virtual.zarrstore": {"zarr"}}
 
 

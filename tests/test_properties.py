@@ -213,7 +213,7 @@ def test_chunk_manifest_checksum_text_is_the_canonical_json(doc):
     """CHK-008: the C encoder used for the checksum writes exactly the canonical JSON."""
     import json
 
-    from datamanifest.spec.chunks import document_json
+    from datamanifest.spec.virtual import document_json
 
     assert json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
                       allow_nan=False) == document_json(doc)

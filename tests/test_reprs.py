@@ -129,7 +129,7 @@ def test_chunk_manifest_shows_arrays_and_whether_sources_match(tmp_path: Path):
     doc = m.as_json()
     doc["sources"][0]["url"] = "prcp.nc"
     del doc["checksum"]
-    from datamanifest.spec import chunks as spec
+    from datamanifest.spec import virtual as spec
 
     document.write(spec.parse(doc, verify_checksum=False), tmp_path / "p.chunks.json")
     loaded, _ = load_manifest(tmp_path / "p.chunks.json")
@@ -164,15 +164,15 @@ def test_artifact_shows_parameters_formats_and_path(project: Path, monkeypatch):
 @pytest.mark.covers("INT-030")
 def test_append_status_shows_steps_and_last_version(tmp_path: Path):
     pytest.importorskip("zarr")
-    from datamanifest.append import harness
+    from datamanifest.appends import harness
 
     target = tmp_path / "cube.zarr"
-    absent = datamanifest.append.status(target)
+    absent = datamanifest.appends.status(target)
     assert repr(absent) == f"<append target {absent.target}: absent>"
     assert "absent" in checked_html(absent._repr_html_())
     datamanifest.append(target, [harness.make_slice(i, (4, 5)) for i in range(3)],
                         append_step="1D")
-    st = datamanifest.append.status(target)
+    st = datamanifest.appends.status(target)
     assert len(st.steps) == 3 and st.version == st.steps[-1]["checksum"]
     assert repr(st) == (f"<append target {st.target}: time length 3, {len(st.variables)} "
                         f"variable(s), 3 step(s), version {st.version}>")

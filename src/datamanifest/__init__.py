@@ -29,7 +29,13 @@ import os as _os  # noqa: E402
 if _os.environ.get("DATAMANIFEST_FAULT") or _os.environ.get("DATAMANIFEST_FAULT_TRACE"):
     from . import faults as _faults  # noqa: F401 - crash tests only (design/2026-12-02-reliability.md)
 
-from .errors import DataManifestError, Diagnostic  # noqa: E402
+from .errors import (  # noqa: E402
+    AppendError,
+    DataManifestError,
+    Diagnostic,
+    ProduceError,
+    VirtualError,
+)
 
 
 def open_manifest(path=None):
@@ -46,18 +52,28 @@ def open_manifest(path=None):
     return Project.open(path)
 
 
-_LAZY = {"Project": "project", "FetchReport": "fetch.report", "append": "append", "AppendError": "errors", "cached": "cache", "CachedFunction": "cache", "register_format": "cache",
-         "Artifact": "cache", "ProduceError": "errors", "open_virtual": "virtual",
-         "virtualize": "virtual", "ChunkStore": "virtual", "VirtualError": "errors"}
-
-
 def __getattr__(name: str):
-    # the produce-or-load layer is imported on first use, so `import datamanifest` stays light
-    if name in _LAZY:
-        import importlib
+    # the capabilities are imported on first use, so that `import datamanifest` stays light
+    if name == "Project":
+        from .project import Project
 
-        module = importlib.import_module(f".{_LAZY[name]}", __name__)
-        return module if name == "append" else getattr(module, name)
+        return Project
+    if name == "FetchReport":
+        from .fetch.report import FetchReport
+
+        return FetchReport
+    if name == "append":
+        from .appends import append
+
+        return append
+    if name in ("cached", "CachedFunction", "register_format", "Artifact"):
+        from . import cache
+
+        return getattr(cache, name)
+    if name in ("open_virtual", "virtualize", "ChunkStore"):
+        from . import virtual
+
+        return getattr(virtual, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

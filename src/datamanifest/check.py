@@ -139,7 +139,7 @@ class _Collector:
 def _is_chunk_manifest(file: str | None, text: str) -> bool:
     """CHK-009: by the name suffix ``.chunks.json``, or a JSON object with
     ``chunk_manifest`` near its start."""
-    from .spec.chunks import SUFFIX
+    from .spec.virtual import SUFFIX
 
     if file and file.endswith(SUFFIX):
         return True
@@ -154,7 +154,7 @@ def check_chunk_manifest(text: str, file: str | None = None) -> CheckResult:
     import json
 
     from . import schemas
-    from .spec import chunks
+    from .spec import virtual
     from .spec._jsonlocate import locate
 
     result = CheckResult(file, doc_type="chunk-manifest")
@@ -184,8 +184,8 @@ def check_chunk_manifest(text: str, file: str | None = None) -> CheckResult:
         result.diagnostics.sort(key=lambda d: (d.line or 0, d.column or 0))
         return result
     try:
-        chunks.parse(data)
-    except chunks.ChunkManifestError as e:
+        virtual.parse(data)
+    except virtual.ChunkManifestError as e:
         result.diagnostics = [diag(e.code, e.path, e.message,
                                    "rebuild it with `datamanifest virtualize`"
                                    if e.code == "DM155" else None)]
@@ -812,7 +812,7 @@ def _check_other(doc_type: str, data: dict[str, Any], col: _Collector) -> None:
             col.add(code, (), f"{label}: structurally invalid")
         return
     if doc_type == "append-config":  # APP-001: the step's grammar, beyond the schema
-        from .spec.appending import AppendSpecError, parse_step
+        from .spec.appends import AppendSpecError, parse_step
 
         try:
             parse_step(data.get("append_step"))

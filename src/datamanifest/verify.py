@@ -175,13 +175,13 @@ def verify_tree(name: str, path: Path, doc: dict[str, Any], *, full: bool = Fals
 def verify_target(text: str, *, full: bool = False) -> VerifyResult | None:
     """Verify an append target (a folder or s3:// URL with recorded versions, APP-030)
     against its latest version; None when ``text`` names no such target."""
-    from .append import versions
+    from .appends import versions
 
     t = versions.target_of(text)
     if t is None:
         return None
     doc = versions.find(t, None)
-    from .append.targets import LocalTarget
+    from .appends.targets import LocalTarget
 
     if isinstance(t, LocalTarget):
         return verify_tree(t.url, t.path, doc, full=full, exclude=())
@@ -236,7 +236,7 @@ def tree_manifest(spec_text: str, open_project) -> dict:
     p = Path(spec_text)
     if p.suffix == ".json" and p.is_file():
         return json.loads(p.read_text(encoding="utf-8"))
-    from .append import versions as target_versions
+    from .appends import versions as target_versions
 
     where, _, version = spec_text.rpartition("@") if "@" in spec_text else (spec_text, "", "")
     target = target_versions.target_of(where)

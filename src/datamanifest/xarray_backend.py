@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .optional import VIRTUAL, need
-from .spec.chunks import SUFFIX
+from .spec.virtual import SUFFIX
 
 # xarray imports this module (the entry point) when it lists its engines, so it stays light:
 # the chunk-manifest reader is imported on the first open
@@ -49,7 +49,7 @@ class DataManifestBackendEntrypoint(BackendEntrypoint):
                      group: str | None = None, verify: bool = True,
                      document_url: str | None = None):
         """Open the chunk manifest ``filename_or_obj`` (a path or URL of a ``.chunks.json``
-        document, its parsed dict, or a :class:`~datamanifest.spec.chunks.ChunkManifest`).
+        document, its parsed dict, or a :class:`~datamanifest.spec.virtual.ChunkManifest`).
 
         Parameters
         ----------
@@ -104,7 +104,7 @@ class DataManifestBackendEntrypoint(BackendEntrypoint):
 
 
 def _preferred_chunks(ds: Any, manifest: Any, group: str) -> None:
-    from .spec.chunks import chunk_shape
+    from .spec.virtual import chunk_shape
 
     prefix = group + "/" if group else ""
     for name, var in ds.variables.items():

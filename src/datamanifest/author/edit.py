@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from ..errors import AuthoringError, DataManifestError, Diagnostic, ManifestError
 from ..store.atomic import mkstemp
-from ..spec import authoring as spec
+from ..spec import author
 from ..spec import checksum as _checksum
 
 # -- AUT-002: edits that add no error ------------------------------------------------------------
@@ -92,7 +92,7 @@ def init_manifest(folder: str | Path = ".") -> Path:
     fd, tmp = mkstemp(folder, "datamanifest.toml")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(spec.STARTER)
+            f.write(author.STARTER)
             f.flush()
             os.fsync(f.fileno())
         try:
@@ -130,18 +130,18 @@ class AddResult:
                 "fetched": self.fetched, "entry": redact_text(self.entry)}  # SEC-002
 
 
-def _name_taken(e: spec.NameTaken, file: str) -> AuthoringError:
+def _name_taken(e: author.NameTaken, file: str) -> AuthoringError:
     return AuthoringError(f"a dataset named {e.name!r} already exists", code="DM141", file=file,
                           hint="choose another name with --name")
 
 
-def _declare(project, text: str, entry: spec.Entry) -> spec.Plan:
+def _declare(project, text: str, entry: author.Entry) -> author.Plan:
     """The plan of declaring one entry (AUT-005): DM141 for a taken name, DM033 when a
     dataset already has its key."""
     file = str(project.manifest_path)
     try:
-        planned = spec.plan(text, tomllib.loads(text), [dataclasses.replace(entry)])
-    except spec.NameTaken as e:
+        planned = author.plan(text, tomllib.loads(text), [dataclasses.replace(entry)])
+    except author.NameTaken as e:
         raise _name_taken(e, file) from None
     if planned.skipped:
         owner = planned.skipped[0][1]
@@ -183,7 +183,7 @@ def add(project, uri: str, *, name: str | None = None, extract: bool = False,
         raise AuthoringError("no URI given: `add` declares the dataset at a URI or path",
                              code="DM015", hint="datamanifest add https://host/file.csv")
     uri = _project_relative(project, uri)
-    entry = spec.Entry(uri=uri, extract=extract, version=version, name=name or "")
+    entry = author.Entry(uri=uri, extract=extract, version=version, name=name or "")
     text = _read(project)
     planned = _declare(project, text, entry)
     refuse_if_worse(str(project.manifest_path), text, planned.text)
@@ -200,13 +200,13 @@ def add(project, uri: str, *, name: str | None = None, extract: bool = False,
             raise out.error
         entry.checksum, path, fetched = out.checksum, out.path, out.status == "fetched"
 
-    def write(text: str) -> tuple[str, spec.Entry]:
+    def write(text: str) -> tuple[str, author.Entry]:
         again = _declare(project, text, entry)
         return again.text, again.added[0]
 
     done = guarded_edit(project, write)
-    return AddResult(done.name, uri, spec.entry_key(done) or "", done.checksum, path, fetched,
-                     spec.render_entry(done.name, done.table()))
+    return AddResult(done.name, uri, author.entry_key(done) or "", done.checksum, path, fetched,
+                     author.render_entry(done.name, done.table()))
 
 
 # -- remove (AUT-006) ----------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """``import pooch|dvc|urls``: declare many datasets from another tool's list (AUT-010..AUT-013).
 
-The lists are parsed by the pure :mod:`datamanifest.spec.authoring`; this module reads
+The lists are parsed by the pure :mod:`datamanifest.spec.author`; this module reads
 the files, lists DVC directory outputs, adopts bytes already on this machine (a pooch
 cache folder, a DVC workspace) through the fetch engine, and writes the manifest once.
 """
@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import AuthoringError, DataManifestError, Diagnostic
 from ..optional import need
-from ..spec import authoring as spec
+from ..spec import author
 from .edit import _name_taken, _read, guarded_edit, refuse_if_worse
 
 KINDS = ("pooch", "dvc", "urls")
@@ -28,8 +28,8 @@ class ImportResult:
     ``adopted`` datasets (name -> path in the store), ``failed`` adoptions (name -> error;
     the entry is declared anyway) and located ``warnings`` (DM144)."""
 
-    added: list[spec.Entry] = field(default_factory=list)
-    skipped: list[tuple[spec.Entry, str]] = field(default_factory=list)
+    added: list[author.Entry] = field(default_factory=list)
+    skipped: list[tuple[author.Entry, str]] = field(default_factory=list)
     adopted: dict[str, str] = field(default_factory=dict)
     failed: dict[str, DataManifestError] = field(default_factory=dict)
     warnings: list[Diagnostic] = field(default_factory=list)
@@ -48,7 +48,7 @@ class ImportResult:
         })
 
 
-def _source_error(e: spec.SourceError, file: str) -> AuthoringError:
+def _source_error(e: author.SourceError, file: str) -> AuthoringError:
     return AuthoringError(e.message, code=e.code, file=file, line=e.line, column=e.column,
                           hint="fix that line of the list and import again")
 
@@ -74,9 +74,9 @@ def _dvc_files(path: Path) -> list[Path]:
     return found
 
 
-def _parse_dvc(path: Path, root: Path) -> tuple[list[spec.Entry], list[Diagnostic]]:
+def _parse_dvc(path: Path, root: Path) -> tuple[list[author.Entry], list[Diagnostic]]:
     yaml = need("yaml", extra="dvc", feature="reading DVC files")
-    entries: list[spec.Entry] = []
+    entries: list[author.Entry] = []
     warnings: list[Diagnostic] = []
     for f in _dvc_files(path):
         text = _read_text(f)
@@ -92,15 +92,15 @@ def _parse_dvc(path: Path, root: Path) -> tuple[list[spec.Entry], list[Diagnosti
         folder = os.path.relpath(f.parent.resolve(), root)
         folder = "" if folder == "." else Path(folder).as_posix()
         try:
-            found, warns = spec.parse_dvc(node, folder)
-        except spec.SourceError as e:
+            found, warns = author.parse_dvc(node, folder)
+        except author.SourceError as e:
             raise _source_error(e, str(f)) from e
         entries += found
         warnings += [_diagnostic(w, f) for w in warns]
     return entries, warnings
 
 
-def _diagnostic(w: spec.Warning_, file: Path) -> Diagnostic:
+def _diagnostic(w: author.Warning_, file: Path) -> Diagnostic:
     return Diagnostic(w.code, w.message, str(file), w.line, w.column)
 
 
@@ -115,27 +115,27 @@ def _files_below(root: Path):
 
 
 def parse_source(kind: str, source: Path, root: Path, *, base_url: str = ""
-                 ) -> tuple[list[spec.Entry], list[Diagnostic]]:
+                 ) -> tuple[list[author.Entry], list[Diagnostic]]:
     """The entries of one list (``kind``: pooch, dvc or urls) and its located warnings.
     Raises :class:`AuthoringError` (DM143 at the line, DM002 unreadable)."""
     if kind == "dvc":
         entries, warnings = _parse_dvc(source, root)
-        kept, more = spec.expand_folders(entries, _files_below(root))
+        kept, more = author.expand_folders(entries, _files_below(root))
         return kept, warnings + [_diagnostic(w, source) for w in more]
     text = _read_text(source)
     try:
         if kind == "pooch":
-            entries, warns = spec.parse_pooch(text, base_url)
+            entries, warns = author.parse_pooch(text, base_url)
         elif kind == "urls":
-            entries, warns = spec.parse_urls(text)
+            entries, warns = author.parse_urls(text)
         else:
             raise ValueError(f"unknown import kind {kind!r}; known: {', '.join(KINDS)}")
-    except spec.SourceError as e:
+    except author.SourceError as e:
         raise _source_error(e, str(source)) from e
     return entries, [_diagnostic(w, source) for w in warns]
 
 
-def _adoptable(kind: str, e: spec.Entry, root: Path, adopt_dir: Path | None) -> Path | None:
+def _adoptable(kind: str, e: author.Entry, root: Path, adopt_dir: Path | None) -> Path | None:
     """Where entry ``e``'s bytes already lie on this machine, if anywhere (AUT-010)."""
     if kind == "pooch" and adopt_dir is not None:
         p = adopt_dir / e.adopt
@@ -167,11 +167,11 @@ def import_list(project, kind: str, source: str | Path, *, base_url: str = "",
     entries, warnings = parse_source(kind, source, root, base_url=base_url)
     file = str(project.manifest_path)
 
-    def planned(text: str) -> spec.Plan:
-        fresh = [spec.Entry(**{**e.__dict__, "fields": dict(e.fields)}) for e in entries]
+    def planned(text: str) -> author.Plan:
+        fresh = [author.Entry(**{**e.__dict__, "fields": dict(e.fields)}) for e in entries]
         try:
-            return spec.plan(text, tomllib.loads(text), fresh)
-        except spec.NameTaken as e:
+            return author.plan(text, tomllib.loads(text), fresh)
+        except author.NameTaken as e:
             raise _name_taken(e, file) from e
 
     text = _read(project)
@@ -198,13 +198,13 @@ def import_list(project, kind: str, source: str | Path, *, base_url: str = "",
     by_uri = {e.uri or tuple(e.fields.get("uris", ())): checksums[e.name]
               for e in first.added if e.name in checksums}
 
-    def write(text: str) -> tuple[str, spec.Plan]:
+    def write(text: str) -> tuple[str, author.Plan]:
         again = planned(text)
         for e in again.added:
             got = by_uri.get(e.uri or tuple(e.fields.get("uris", ())))
             if got and not e.checksum:
                 e.checksum = got
-        return (spec.append_entries(text, [(e.name, e.table()) for e in again.added])
+        return (author.append_entries(text, [(e.name, e.table()) for e in again.added])
                 if again.added else text), again
 
     final = guarded_edit(project, write)

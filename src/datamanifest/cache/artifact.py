@@ -1,6 +1,6 @@
 """Artifacts on disk: find a hit, verify it, publish, add a format, forget (SCHEMA.md §21).
 
-The I/O edge over :mod:`datamanifest.spec.produced`. Every write follows PRD-024:
+The I/O edge over :mod:`datamanifest.spec.cache`. Every write follows PRD-024:
 lock ``A.lock``, re-check, stage in ``A.tmp``, make durable, rename onto ``A``,
 marker last, then one journal line in the state file (PRD-030, PRD-031).
 """
@@ -23,7 +23,7 @@ from typing import Any
 import tomli_w
 
 from .._version import __version__
-from ..spec import produced as spec
+from ..spec import cache
 from ..spec.canonical import sort_document
 from ..store.atomic import fsync_dir, sync_filesystem, write_bytes
 from ..store.lock import Lock
@@ -36,7 +36,7 @@ from .formats import Format
 class Artifact:
     """Where one produced dataset is, or would be published.
 
-    ``identity``: its :class:`~datamanifest.spec.produced.Identity`; ``folder``: the
+    ``identity``: its :class:`~datamanifest.spec.cache.Identity`; ``folder``: the
     folder of the hit, else the folder a miss publishes into (``A``, PRD-010);
     ``data_file``: the data entry of the requested format in ``folder``;
     ``source``: ``"store"`` (``A``), ``"recorded"`` (the state file's folder),
@@ -45,7 +45,7 @@ class Artifact:
     when the caller knows it (else the display reads ``config.toml``).
     """
 
-    identity: spec.Identity
+    identity: cache.Identity
     folder: Path
     data_file: Path
     source: str | None = None
@@ -69,11 +69,11 @@ class Artifact:
 
     @property
     def config(self) -> Path:
-        return self.folder / spec.CONFIG
+        return self.folder / cache.CONFIG
 
     @property
     def metadata(self) -> Path:
-        return self.folder / spec.METADATA
+        return self.folder / cache.METADATA
 
 
 # -- reading ---------------------------------------------------------------------------------------------
@@ -133,30 +133,30 @@ def _sig(path: str) -> tuple[int, int, int, bool] | None:
 #: verdicts of PRD-020 by folder, identity and format, valid while the marker, config.toml
 #: and data entry keep their inode, mtime and size: a repeated hit costs three stats,
 #: and any rewrite of one of the files is read and checked again (SC-003)
-_VERDICTS: dict[tuple, tuple[tuple, tuple[bool, str, spec.Marker | None]]] = {}
+_VERDICTS: dict[tuple, tuple[tuple, tuple[bool, str, cache.Marker | None]]] = {}
 _VERDICTS_MAX = 4096
 
 
-def check(folder: str, ident: spec.Identity, fmt: Format,
-          basename: str) -> tuple[bool, str, spec.Marker | None]:
+def check(folder: str, ident: cache.Identity, fmt: Format,
+          basename: str) -> tuple[bool, str, cache.Marker | None]:
     """(hit, reason, the parsed marker or None when absent) for ``folder`` (PRD-020)."""
-    name = spec.data_entry(fmt.name, basename)
+    name = cache.data_entry(fmt.name, basename)
     key = (folder, ident, fmt.name, basename)
     memo = _VERDICTS.get(key)
     if memo is not None:  # three stats say whether the verdict still holds
-        msig = _sig(folder + "/" + spec.MARKER)
+        msig = _sig(folder + "/" + cache.MARKER)
         if msig is None:
             return False, "no completion marker", None
-        if memo[0] == (msig, _sig(folder + "/" + spec.CONFIG), _sig(folder + "/" + name)):
+        if memo[0] == (msig, _sig(folder + "/" + cache.CONFIG), _sig(folder + "/" + name)):
             return memo[1]
     # read (each file's signature from the descriptor read), then judge
-    marker, msig = _read_signed(folder + "/" + spec.MARKER)
+    marker, msig = _read_signed(folder + "/" + cache.MARKER)
     if marker is None:
         return False, "no completion marker", None
-    config, csig = _read_signed(folder + "/" + spec.CONFIG)
+    config, csig = _read_signed(folder + "/" + cache.CONFIG)
     esig = _sig(folder + "/" + name)
     sigs = (msig, csig, esig)
-    result = spec.verdict(marker=marker.decode("utf-8", errors="replace"), config=config,
+    result = cache.verdict(marker=marker.decode("utf-8", errors="replace"), config=config,
                           entry_exists=esig is not None and esig[3] == fmt.folder,
                           ident=ident, fmt=fmt.name, entry_name=name)
     if len(_VERDICTS) >= _VERDICTS_MAX:
@@ -186,7 +186,7 @@ def digest_entry(path: Path, folder: bool, *, sync: bool = False) -> tuple[str, 
     return f"sha256:{hexdigest}", size
 
 
-def _verified_bytes(folder: str, fmt: Format, marker: spec.Marker) -> bytes | bool:
+def _verified_bytes(folder: str, fmt: Format, marker: cache.Marker) -> bytes | bool:
     """PRD-022: check the entry against the marker's digest; the verified bytes when the
     format loads from bytes (so what is loaded is what was checked), else True; False
     when it does not verify."""
@@ -215,8 +215,8 @@ class Found:
 
     __slots__ = ("identity", "folder", "data_file", "source", "marker", "data", "_artifact")
 
-    def __init__(self, identity: spec.Identity, folder: str, data_file: str, source: str,
-                 marker: spec.Marker | None, data: bytes | None = None) -> None:
+    def __init__(self, identity: cache.Identity, folder: str, data_file: str, source: str,
+                 marker: cache.Marker | None, data: bytes | None = None) -> None:
         self.identity, self.folder, self.data_file = identity, folder, data_file
         self.source, self.marker, self.data = source, marker, data
         self._artifact: Artifact | None = None
@@ -253,7 +253,7 @@ class _RecordedIndex:
             return ()
         return (st.st_ino, st.st_mtime_ns, st.st_size)
 
-    def lookup(self, ctx: Context, ident: spec.Identity) -> str | None:
+    def lookup(self, ctx: Context, ident: cache.Identity) -> str | None:
         state = ctx.state_file
         base_key = (str(state), str(ctx.datacache_dir), self._id(state),
                     *(self._id(p) for p in legacy_paths(state)))
@@ -273,7 +273,7 @@ class _RecordedIndex:
             self._tail(state.with_name(JOURNAL_FILE))
             rec = self._datacache.get(ident.record_key)
             path = rec.get("instances", {}).get(ident.hash) if isinstance(rec, dict) else None
-        return spec.absolute_from_root(path, str(ctx.root)) if isinstance(path, str) and path \
+        return cache.absolute_from_root(path, str(ctx.root)) if isinstance(path, str) and path \
             else None
 
     def _tail(self, journal: Path) -> None:
@@ -293,14 +293,14 @@ class _RecordedIndex:
             f.seek(self._journal_pos)
             data = f.read()
         end = data.rfind(b"\n") + 1  # a torn last line is read again next time
-        spec.apply_journal(self._datacache, data[:end].decode("utf-8", errors="replace"))
+        cache.apply_journal(self._datacache, data[:end].decode("utf-8", errors="replace"))
         self._journal_pos += end
 
 
 _RECORDED = _RecordedIndex()
 
 
-def find(ctx: Context, ident: spec.Identity, fmt: Format, basename: str, *,
+def find(ctx: Context, ident: cache.Identity, fmt: Format, basename: str, *,
          datacache_dir: Path | None = None) -> Found | None:
     """The first hit among the candidates of PRD-021, verified per PRD-022; None on a miss."""
     store = os.fspath(datacache_dir or ctx.datacache_dir)
@@ -328,9 +328,9 @@ def find(ctx: Context, ident: spec.Identity, fmt: Format, basename: str, *,
     return None
 
 
-def _found(ident: spec.Identity, folder: str, fmt: Format, basename: str, source: str,
-           marker: spec.Marker | None, data: bytes | None = None) -> Found:
-    return Found(ident, folder, folder + "/" + spec.data_entry(fmt.name, basename), source,
+def _found(ident: cache.Identity, folder: str, fmt: Format, basename: str, source: str,
+           marker: cache.Marker | None, data: bytes | None = None) -> Found:
+    return Found(ident, folder, folder + "/" + cache.data_entry(fmt.name, basename), source,
                  marker, data)
 
 
@@ -365,7 +365,7 @@ def _durable(path: Path, data: bytes) -> None:
         os.close(fd)
 
 
-def config_text(ident: spec.Identity, key_table: dict[str, Any]) -> str:
+def config_text(ident: cache.Identity, key_table: dict[str, Any]) -> str:
     """``config.toml``: the key table, then ``[_META]`` (SC-001, canonical form FMT-001)."""
     meta: dict[str, Any] = {"schema": 1, "cachetype": ident.cachetype, "hash": ident.hash}
     if ident.version:
@@ -433,8 +433,8 @@ def _remove_tree(path: Path) -> None:
             pass
 
 
-def _record(ctx: Context, ident: spec.Identity, folder: Path | None, ref: str, fmt: str) -> None:
-    path = None if folder is None else spec.relative_to_root(str(folder), str(ctx.root))
+def _record(ctx: Context, ident: cache.Identity, folder: Path | None, ref: str, fmt: str) -> None:
+    path = None if folder is None else cache.relative_to_root(str(folder), str(ctx.root))
     record_instances(ctx.state_file, [(ident.record_key, ident.hash, path, ref, fmt)],
                      stale_age=ctx.stale_age, datacache_dir=str(ctx.datacache_dir))
 
@@ -454,7 +454,7 @@ class Produced:
     converted_from: str | None = None  # PRD-026: the stored format the value was loaded from
 
 
-def produce(ctx: Context, ident: spec.Identity, key_table: dict[str, Any], fmt: Format,
+def produce(ctx: Context, ident: cache.Identity, key_table: dict[str, Any], fmt: Format,
             basename: str, compute: Callable[[], Any], *, ref: str, recompute: bool = False,
             datacache_dir: Path | None = None, lock_timeout: float | None = None) -> Produced:
     """Publish the artifact of ``ident`` after computing it, unless another process did
@@ -475,9 +475,9 @@ def produce(ctx: Context, ident: spec.Identity, key_table: dict[str, Any], fmt: 
             found = _found(ident, os.fspath(a), fmt, basename, "store", marker)
             return Produced(load(found, fmt), found.artifact, computed=False,
                             waited=lock.waited)
-        config = _read_bytes(os.fspath(a / spec.CONFIG))
+        config = _read_bytes(os.fspath(a / cache.CONFIG))
         if not hit and not recompute and marker is not None and \
-                spec.config_bytes_match(config, ident):
+                cache.config_bytes_match(config, ident):
             return _add_format(ctx, ident, a, fmt, basename, compute, marker, config or b"",
                                ref, lock.waited)
         staging = a.with_name(a.name + ".tmp")
@@ -485,18 +485,18 @@ def produce(ctx: Context, ident: spec.Identity, key_table: dict[str, Any], fmt: 
         staging.mkdir()
         try:
             value = compute()
-            entry = staging / spec.data_entry(fmt.name, basename)
+            entry = staging / cache.data_entry(fmt.name, basename)
             fmt.save(value, entry)
             checksum, size = digest_entry(entry, fmt.folder, sync=True)
             config = config_text(ident, key_table).encode("utf-8")
-            _durable(staging / spec.CONFIG, config)
-            _durable(staging / spec.METADATA, metadata_text(ctx).encode("utf-8"))
+            _durable(staging / cache.CONFIG, config)
+            _durable(staging / cache.METADATA, metadata_text(ctx).encode("utf-8"))
             fsync_dir(staging)
         except BaseException:
             _remove_tree(staging)  # PRD-025: nothing left, the error propagates unchanged
             raise
         if os.path.lexists(a):  # not a hit (or replaced on purpose): marker first, then bytes
-            (a / spec.MARKER).unlink(missing_ok=True)
+            (a / cache.MARKER).unlink(missing_ok=True)
             old = a.with_name(a.name + ".old")
             _remove_tree(old)  # left by a producer killed while replacing
             os.replace(a, old)
@@ -506,25 +506,25 @@ def produce(ctx: Context, ident: spec.Identity, key_table: dict[str, Any], fmt: 
             os.replace(staging, a)
         fsync_dir(a.parent)
         listed = {fmt.name: {"file": entry.name, "checksum": checksum, "size": size}}
-        text = spec.render_marker(listed, spec.config_digest(config))
-        write_bytes(a / spec.MARKER, text.encode("utf-8"))
+        text = cache.render_marker(listed, cache.config_digest(config))
+        write_bytes(a / cache.MARKER, text.encode("utf-8"))
         _record(ctx, ident, a, ref, fmt.name)
         art = Artifact(ident, a, a / entry.name, "store", listed)
         return Produced(value, art, computed=True, waited=lock.waited)
 
 
-def _add_format(ctx: Context, ident: spec.Identity, a: Path, fmt: Format, basename: str,
-                compute: Callable[[], Any], marker: spec.Marker, config: bytes, ref: str,
+def _add_format(ctx: Context, ident: cache.Identity, a: Path, fmt: Format, basename: str,
+                compute: Callable[[], Any], marker: cache.Marker, config: bytes, ref: str,
                 waited: bool) -> Produced:
     """PRD-026: a new data entry renamed into a complete artifact, then a new marker. The
     value is the stored result converted (loaded from a listed format this process can
     load); the function runs only when none can be loaded."""
-    name = spec.data_entry(fmt.name, basename)
+    name = cache.data_entry(fmt.name, basename)
     listed = dict(marker.formats) if marker.formats is not None else None
     if listed is None:  # an empty (ecosystem) marker: list what is there now
         listed = {}
         for p in a.iterdir():
-            if p.name.startswith(basename + ".") and p.name not in (spec.CONFIG, spec.METADATA):
+            if p.name.startswith(basename + ".") and p.name not in (cache.CONFIG, cache.METADATA):
                 fname = p.name[len(basename) + 1:]
                 try:
                     checksum, size = digest_entry(p, p.is_dir())
@@ -548,8 +548,8 @@ def _add_format(ctx: Context, ident: spec.Identity, a: Path, fmt: Format, basena
     os.replace(tmp, final)
     fsync_dir(a)
     listed[fmt.name] = {"file": name, "checksum": checksum, "size": size}
-    text = spec.render_marker(listed, spec.config_digest(config))
-    write_bytes(a / spec.MARKER, text.encode("utf-8"))
+    text = cache.render_marker(listed, cache.config_digest(config))
+    write_bytes(a / cache.MARKER, text.encode("utf-8"))
     _record(ctx, ident, a, ref, fmt.name)
     return Produced(value, Artifact(ident, a, final, "store", listed), computed=source is None,
                     waited=waited, converted_from=source)
@@ -575,7 +575,7 @@ def _stored_value(a: Path, listed: dict[str, Any], fmt: Format) -> tuple[str | N
     return None, None
 
 
-def forget(ctx: Context, ident: spec.Identity, *, datacache_dir: Path | None = None) -> bool:
+def forget(ctx: Context, ident: cache.Identity, *, datacache_dir: Path | None = None) -> bool:
     """Delete the artifact of ``ident`` from the store and its state record (PRD-027).
 
     Pools are never touched (PRD-023). Returns whether a folder was removed.
@@ -585,7 +585,7 @@ def forget(ctx: Context, ident: spec.Identity, *, datacache_dir: Path | None = N
     removed = False
     with Lock(a.with_name(a.name + ".lock"), stale_age=ctx.stale_age):
         if os.path.lexists(a):
-            (a / spec.MARKER).unlink(missing_ok=True)
+            (a / cache.MARKER).unlink(missing_ok=True)
             old = a.with_name(a.name + ".old")
             _remove_tree(old)
             os.replace(a, old)

@@ -28,7 +28,7 @@ from typing import Any
 
 from ..errors import ProduceError
 from ..spec import paramhash
-from ..spec import produced as spec
+from ..spec import cache
 from . import artifact as _artifact
 from . import context as _context
 from .formats import Format, get_format
@@ -134,11 +134,11 @@ class CachedFunction:
         self.ref = _ref(fn)
         self.format: Format = get_format(format)
         try:
-            spec.check_format(basename) if basename else None
+            cache.check_format(basename) if basename else None
         except ValueError:
             raise ProduceError(f"basename {basename!r} is not a plain file name",
                                hint="use letters, digits, '_', '-', '.'") from None
-        self.basename = basename or spec.DEFAULT_BASENAME
+        self.basename = basename or cache.DEFAULT_BASENAME
         self.datacache_dir = datacache_dir
         self.lock_timeout = lock_timeout
         self._options = dict(cachetype=cachetype, version=version, format=format,
@@ -250,13 +250,13 @@ class CachedFunction:
                     table[k] = self._defaults[k]
         return table
 
-    def identity(self, *args: Any, **kwargs: Any) -> spec.Identity:
-        """The :class:`~datamanifest.spec.produced.Identity` of a call (PRD-001)."""
+    def identity(self, *args: Any, **kwargs: Any) -> cache.Identity:
+        """The :class:`~datamanifest.spec.cache.Identity` of a call (PRD-001)."""
         return self._identity(self.key_table(*args, **kwargs))
 
-    def _identity(self, table: dict[str, Any]) -> spec.Identity:
+    def _identity(self, table: dict[str, Any]) -> cache.Identity:
         try:
-            return spec.identity(self.cachetype, table, self.version)
+            return cache.identity(self.cachetype, table, self.version)
         except paramhash.ParameterError as e:
             where = e.path
             name = str(where[0]) if where else "?"
@@ -275,7 +275,7 @@ class CachedFunction:
         p = Path(self.datacache_dir).expanduser()
         return p if p.is_absolute() else ctx.root / p
 
-    def _find(self, args: tuple, kwargs: dict) -> tuple[_context.Context, spec.Identity,
+    def _find(self, args: tuple, kwargs: dict) -> tuple[_context.Context, cache.Identity,
                                                          dict[str, Any], Any]:
         table = self.key_table(*args, **kwargs)
         ident = self._identity(table)
@@ -291,7 +291,7 @@ class CachedFunction:
             return _artifact.load(found, self.format)
         return self._produce(ctx, ident, table, args, kwargs, recompute=False).value
 
-    def _produce(self, ctx: _context.Context, ident: spec.Identity, table: dict[str, Any],
+    def _produce(self, ctx: _context.Context, ident: cache.Identity, table: dict[str, Any],
                  args: tuple, kwargs: dict, *, recompute: bool) -> _artifact.Produced:
         return _artifact.produce(ctx, ident, table, self.format, self.basename,
                                  lambda: self.__wrapped__(*args, **kwargs), ref=self.ref,
@@ -321,7 +321,7 @@ class CachedFunction:
             return dataclasses.replace(found.artifact, parameters=table)
         folder = (self._store(ctx) or ctx.datacache_dir) / ident.cache_key
         return _artifact.Artifact(ident, folder,
-                                  folder / spec.data_entry(self.format.name, self.basename),
+                                  folder / cache.data_entry(self.format.name, self.basename),
                                   parameters=table)
 
     def path(self, *args: Any, **kwargs: Any) -> Path:
@@ -349,7 +349,7 @@ class CachedFunction:
 
 
 def cached(fn: Callable[..., Any] | None = None, *, cachetype: str | None = None,
-           version: str = "", format: str = "pickle", basename: str = spec.DEFAULT_BASENAME,
+           version: str = "", format: str = "pickle", basename: str = cache.DEFAULT_BASENAME,
            datacache_dir: str | Path | None = None,
            key: Sequence[str] | Callable[[dict[str, Any]], dict[str, Any]] | None = None,
            lock_timeout: float | None = None) -> Any:

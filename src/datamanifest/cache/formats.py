@@ -18,7 +18,7 @@ from typing import Any
 
 from ..errors import ProduceError
 from ..optional import need
-from ..spec.produced import check_format
+from ..spec.cache import check_format
 
 
 @dataclass(frozen=True)

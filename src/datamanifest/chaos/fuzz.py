@@ -238,9 +238,9 @@ def examine(doc_type: str, text: str) -> list[str]:
     elif doc_type == "state":
         _state(text, problems)
     elif doc_type == "chunk-manifest" and result.ok:
-        from ..spec import chunks
+        from ..spec import virtual
 
-        _coded(lambda: chunks.parse(json.loads(text)), "chunk manifest parse", problems)
+        _coded(lambda: virtual.parse(json.loads(text)), "chunk manifest parse", problems)
     return problems
 
 

@@ -58,7 +58,7 @@ def append_cmd(ctx: click.Context, target: str, slices: tuple[str, ...],
       datamanifest append --status cube.zarr
       datamanifest append --recover cube.zarr
     """
-    from .. import append as api
+    from .. import appends
 
     options: dict = {"append_dim": append_dim, "append_step": _step(append_step),
                      "zarr_format": int(zarr_format) if zarr_format else None,
@@ -68,16 +68,16 @@ def append_cmd(ctx: click.Context, target: str, slices: tuple[str, ...],
         options["lock"] = lock
     if endpoint_url:
         options["target_storage_options"] = {"endpoint_url": endpoint_url}
-    cfg = api.load_config(configs, **{k: v for k, v in options.items() if v is not None})
+    cfg = appends.load_config(configs, **{k: v for k, v in options.items() if v is not None})
     if do_status:
-        st = api.status(target, cfg)
+        st = appends.status(target, cfg)
         if as_json:
             click.echo(json.dumps(st.as_json(), indent=2))
         else:
             _print_status(st)
         return
     if do_recover:
-        done = api.recover(target, cfg)
+        done = appends.recover(target, cfg)
         if as_json:
             click.echo(json.dumps(done, indent=2))
         elif done is None:
@@ -111,7 +111,7 @@ def append_cmd(ctx: click.Context, target: str, slices: tuple[str, ...],
             click.echo(f"waiting for the lock of {target}, held by {who}", err=True)
 
     try:
-        api.append(target, list(slices), cfg, on_slice=done_one, on_wait=waiting)
+        appends.append(target, list(slices), cfg, on_slice=done_one, on_wait=waiting)
     finally:
         if bar is not None:
             bar.stop()

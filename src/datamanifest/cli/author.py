@@ -236,7 +236,7 @@ def _import_options(fn):
 def _run_import(ctx: click.Context, kind: str, source: Path, dry_run: bool, quiet: bool,
                 as_json: bool, **kw) -> None:
     from ..author import import_list
-    from ..spec.authoring import render_entry
+    from ..spec.author import render_entry
     from ..spec.secrets import redact_text
 
     project = open_project(ctx)

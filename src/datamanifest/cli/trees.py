@@ -189,7 +189,7 @@ def diff(ctx: click.Context, a: str, b: str, as_json: bool) -> None:
 @click.pass_context
 def versions(ctx: click.Context, name: str, as_json: bool) -> None:
     """List the kept tree manifests (versions by checksum) of a folder dataset."""
-    from ..append import versions as target_versions
+    from ..appends import versions as target_versions
     from ..store import trees
 
     target = target_versions.target_of(name)

@@ -211,17 +211,17 @@ def _answer_tree(request: dict[str, Any]) -> dict[str, Any]:
 
 def _answer_produce(request: dict[str, Any]) -> dict[str, Any]:
     from ..spec import paramhash
-    from ..spec import produced as prd
+    from ..spec import cache
 
     try:
         table = tomllib.loads(request["document"])
-        ident = prd.identity(request["cachetype"], table, request.get("version", ""))
+        ident = cache.identity(request["cachetype"], table, request.get("version", ""))
     except paramhash.ParameterError:
         return {"error": "DM100"}
     fmt = request.get("format") or "pickle"
-    basename = request.get("basename") or prd.DEFAULT_BASENAME
-    lay = prd.layout(request["datacache_dir"], ident)
-    found = prd.find_in_description(ident, fmt, basename, request["datacache_dir"],
+    basename = request.get("basename") or cache.DEFAULT_BASENAME
+    lay = cache.layout(request["datacache_dir"], ident)
+    found = cache.find_in_description(ident, fmt, basename, request["datacache_dir"],
                                     request.get("pools", []), request.get("recorded"),
                                     request.get("files", {}))
     return {"cache_key": ident.cache_key, "record_key": ident.record_key, "folder": lay.folder,
@@ -230,17 +230,17 @@ def _answer_produce(request: dict[str, Any]) -> dict[str, Any]:
 
 
 def _answer_datacache(request: dict[str, Any]) -> dict[str, Any]:
-    from ..spec import produced as prd
+    from ..spec import cache
 
     data = tomllib.loads(request.get("document", ""))
-    datacache = prd.legacy_datacache(data, request.get("datacache_dir"))
-    prd.apply_journal(datacache, request.get("journal", ""))
+    datacache = cache.legacy_datacache(data, request.get("datacache_dir"))
+    cache.apply_journal(datacache, request.get("journal", ""))
     return {"datacache": dict(sorted(datacache.items()))}
 
 
 def _answer_objects(request: dict[str, Any]) -> dict[str, Any]:
     from ..spec import maintain as mnt
-    from ..spec import produced as prd
+    from ..spec import cache
     from ..spec import resolution as res
     from ..spec.manifest import Manifest
 
@@ -253,8 +253,8 @@ def _answer_objects(request: dict[str, Any]) -> dict[str, Any]:
                             env=env, pathsep=":")
     resolved = res.resolve_storage(manifest, {}, {}, platform)
     state = tomllib.loads(request.get("state", ""))
-    datacache = prd.legacy_datacache(state, request["datacache_dir"])
-    prd.apply_journal(datacache, request.get("journal", ""))
+    datacache = cache.legacy_datacache(state, request["datacache_dir"])
+    cache.apply_journal(datacache, request.get("journal", ""))
     records = state.get("datasets", {})
     objects = mnt.objects_of(manifest, resolved, platform, records=records, datacache=datacache,
                              view=mnt.DescribedView(request.get("files", {})))
@@ -285,7 +285,7 @@ def _answer_objects(request: dict[str, Any]) -> dict[str, Any]:
 def _answer_author(request: dict[str, Any]) -> dict[str, Any]:
     """AUT-003/AUT-004/AUT-010..AUT-013: names, new entries and imported lists."""
     from ..author.edit import new_errors
-    from ..spec import authoring as aut
+    from ..spec import author as aut
 
     op = request["operation"]
     if op == "name":
@@ -342,7 +342,7 @@ def _answer_chunks(request: dict[str, Any]) -> dict[str, Any]:
     """CHK-001..CHK-011: validate a chunk manifest, resolve keys and URLs, compare identities."""
     import json as _json
 
-    from ..spec import chunks as chk
+    from ..spec import virtual as chk
 
     op = request["operation"]
     if op == "url":
@@ -400,11 +400,11 @@ def _answer_append(request: dict[str, Any]) -> dict[str, Any]:
     metadata -> accepted (its length and the keys it creates and may replace) or the error
     code; a journal and a store listing -> the recovery action; APP-013: what lies at the
     target -> whether an append may write there."""
-    from ..spec import appending as app
+    from ..spec import appends as app
 
     op = request["operation"]
     if op == "encode-times":  # APP-014: a slice's times in the target's encoding
-        from ..append.prepare import encode_dates
+        from ..appends.prepare import encode_dates
 
         try:
             return {"values": encode_dates(request["slice"]["dates"],

@@ -129,7 +129,7 @@ class Virtual(SourceKind):
         return bool(job.dataset.virtual)
 
     def fetch(self, engine, job, lock):
-        from ..spec.chunks import document_checksum
+        from ..spec.virtual import document_checksum
         from ..store.atomic import write_bytes
         from ..virtual import build, document
 

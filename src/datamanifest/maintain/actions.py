@@ -17,7 +17,7 @@ from typing import Any
 
 from ..spec.tomlparse import parse_for_edit
 from ..errors import ClobberError, DataManifestError, LockTimeout, MaintenanceError
-from ..spec import produced as prd
+from ..spec import cache
 from ..spec.maintain import Obj
 from ..store.atomic import fsync_dir, sync_filesystem, write_bytes
 from ..store.lock import Lock, holder_gone, reclaim_project_locks
@@ -212,7 +212,7 @@ def _complete_copy(o: Obj, new: str) -> bool | None:
         return None
     text = OsView().read(marker) or ""
     if o.kind == "cached":
-        return prd.read_marker(text) == prd.read_marker(OsView().read(
+        return cache.read_marker(text) == cache.read_marker(OsView().read(
             _marker(o.location, True)) or "")
     import json
 
@@ -331,7 +331,7 @@ def _finish_move(inv: Inventory, o: Obj) -> None:
 
 def _repoint(inv: Inventory, o: Obj, new: str) -> None:
     root = str(inv.project.root)
-    path = prd.relative_to_root(new, root)
+    path = cache.relative_to_root(new, root)
     stale = inv.project.storage.lock_stale_age
     if o.kind == "data":
         old = inv.state.datasets.get(o.key)
@@ -362,11 +362,11 @@ def refresh(inv: Inventory, *, scan: bool = False, dry_run: bool = False) -> lis
             steps.append(Step(o, "repoint", o.location))
             if o.kind == "data":
                 old = inv.state.datasets.get(o.key)
-                path = prd.relative_to_root(o.location, root)
+                path = cache.relative_to_root(o.location, root)
                 records[o.key] = old.model_copy(update={"storage_path": path}) if old else \
                     DatasetRecord(storage_path=path)
             else:
-                instances.append((o.record_key, h, prd.relative_to_root(o.location, root), "", ""))
+                instances.append((o.record_key, h, cache.relative_to_root(o.location, root), "", ""))
         elif o.state == "missing" and o.recorded:
             if os.path.isdir(os.path.dirname(o.recorded)):
                 steps.append(Step(o, "drop", o.recorded))
@@ -384,7 +384,7 @@ def refresh(inv: Inventory, *, scan: bool = False, dry_run: bool = False) -> lis
                     f"{o.id!r}: its bytes do not match its marker; not adopted", code="DM070")))
                 continue
             steps.append(Step(o, "record", o.location, o.size))
-            path = prd.relative_to_root(o.location, root)
+            path = cache.relative_to_root(o.location, root)
             if o.kind == "data":
                 algo, _, hexd = o.checksum.partition(":")
                 records[o.key] = DatasetRecord(storage_path=path, checksum=o.checksum or None,

@@ -127,9 +127,9 @@ def verify(obj: Obj) -> bool:
 def verify_artifact(obj: Obj) -> bool:
     """Whether every format an artifact's marker lists still has its digest."""
     from ..cache.artifact import digest_entry
-    from ..spec import produced as prd
+    from ..spec import cache
 
-    marker = prd.read_marker(OsView().read(f"{obj.location}/{prd.MARKER}") or "")
+    marker = cache.read_marker(OsView().read(f"{obj.location}/{cache.MARKER}") or "")
     for rec in (marker.formats or {}).values():
         entry = Path(obj.location) / rec["file"]
         try:

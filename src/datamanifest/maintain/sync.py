@@ -31,7 +31,7 @@ from typing import IO, Any
 
 from ..errors import ChecksumMismatch, ClobberError, DataManifestError, MaintenanceError
 from ..spec.checksum import TREE_ALGORITHMS
-from ..spec import produced as prd
+from ..spec import cache
 from ..spec.maintain import Obj
 from ..store.atomic import fsync_dir, sync_filesystem, write_bytes
 from ..store.lock import Lock, reclaim_stale
@@ -169,8 +169,8 @@ def _record_checksum(kind: str, marker_text: str) -> str:
     """What identifies an object's bytes in its marker: a dataset's checksum, an artifact's
     whole marker (its formats' digests and config digest)."""
     if kind == "cached":
-        return json.dumps(prd.parse_marker(marker_text) or {}, sort_keys=True) + \
-            str(prd.read_marker(marker_text).config or "")
+        return json.dumps(cache.parse_marker(marker_text) or {}, sort_keys=True) + \
+            str(cache.read_marker(marker_text).config or "")
     try:
         rec = json.loads(marker_text) if marker_text.strip() else {}
     except ValueError:
@@ -186,7 +186,7 @@ def verify_staged(path: str, *, kind: str, is_dir: bool, marker_text: str) -> in
     from ..tree import walk
 
     if kind == "cached":
-        marker = prd.read_marker(marker_text)
+        marker = cache.read_marker(marker_text)
         if not marker.formats:
             raise ChecksumMismatch(path, "sha256", "a marker listing digests", "an empty marker")
         total = 0
@@ -198,11 +198,11 @@ def verify_staged(path: str, *, kind: str, is_dir: bool, marker_text: str) -> in
                                        rec["checksum"], got[0])
             total += got[1]
         if marker.config:
-            data = (Path(path) / prd.CONFIG).read_bytes() if (Path(path) / prd.CONFIG).exists() \
+            data = (Path(path) / cache.CONFIG).read_bytes() if (Path(path) / cache.CONFIG).exists() \
                 else b""
-            if prd.config_digest(data) != marker.config:
-                raise ChecksumMismatch(f"{path}/{prd.CONFIG}", "sha256", marker.config,
-                                       prd.config_digest(data))
+            if cache.config_digest(data) != marker.config:
+                raise ChecksumMismatch(f"{path}/{cache.CONFIG}", "sha256", marker.config,
+                                       cache.config_digest(data))
         return total
     checksum = _record_checksum(kind, marker_text)
     if is_dir and checksum.partition(":")[0] not in TREE_ALGORITHMS:
@@ -336,7 +336,7 @@ class Receiver:
     def _record(self, marker_text: str, size: int) -> None:
         if not self.state_file:
             return
-        path = prd.relative_to_root(self.location, self.project_root)
+        path = cache.relative_to_root(self.location, self.project_root)
         if self.kind == "data":
             checksum = _record_checksum("data", marker_text)
             algo, _, hexd = checksum.partition(":")
@@ -345,7 +345,7 @@ class Receiver:
             update_state(Path(self.state_file), {self.key: rec}, stale_age=self.stale_age,
                          datacache_dir=self.datacache_dir)
         else:
-            formats = sorted((prd.read_marker(marker_text).formats or {}).keys()) or [""]
+            formats = sorted((cache.read_marker(marker_text).formats or {}).keys()) or [""]
             h = self.key.rsplit("/", 1)[1]
             update_state(Path(self.state_file), {}, stale_age=self.stale_age,
                          datacache_dir=self.datacache_dir,

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Strict
 from . import paramhash
 from .checksum import CHECKSUM_PATTERN
 from .manifest import StorageTable
-from .produced import LEGACY_INDEX_NAMES
+from .cache import LEGACY_INDEX_NAMES
 
 DOC_TYPES = ("manifest", "config", "state", "config-sidecar", "metadata-sidecar",
              "append-config")
@@ -249,13 +249,13 @@ _APPEND_SCALARS = {"append_dim", "append_step", "target", "attrs_update_mode", "
 
 
 def normalize_append_config(data: dict[str, Any]) -> dict[str, Any]:
-    from .appending import normalize_config as _normalize
+    from .appends import normalize_config as _normalize
 
     return _normalize(data)
 
 
 def _append_model():
-    from .appending import AppendConfig
+    from .appends import AppendConfig
 
     return AppendConfig
 

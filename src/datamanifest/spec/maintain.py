@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from . import produced as prd
+from . import cache
 
 FIELDS = ("kind", "id", "name", "key", "location", "referenced", "format", "size", "created",
           "last_access", "state", "protected")
@@ -202,7 +202,7 @@ def data_object(name: str, *, key: str, target: str, is_dir: bool, managed: str,
 
     recorded = None
     if record and isinstance(record.get("storage_path"), str) and record["storage_path"]:
-        recorded = prd.absolute_from_root(record["storage_path"], root)
+        recorded = cache.absolute_from_root(record["storage_path"], root)
     location, state, found = target, "missing", None
     if lazy_access or skip_download:
         location = in_place or target
@@ -245,10 +245,10 @@ def data_object(name: str, *, key: str, target: str, is_dir: bool, managed: str,
 
 def _artifact_facts(folder: str, view: View) -> tuple[bool, dict | None, Stat | None, list[str]]:
     """(complete, listed formats or None, marker stat, data entries) of a folder."""
-    mst = view.stat(f"{folder}/{prd.MARKER}")
+    mst = view.stat(f"{folder}/{cache.MARKER}")
     if mst is None:
         return False, None, None, []
-    marker = prd.read_marker(view.read(f"{folder}/{prd.MARKER}") or "")
+    marker = cache.read_marker(view.read(f"{folder}/{cache.MARKER}") or "")
     entries = sorted(r["file"] for r in (marker.formats or {}).values())
     return True, marker.formats, mst, entries
 
@@ -273,11 +273,11 @@ def cached_objects(datacache_dir: str, datacache: Mapping[str, Any], *, root: st
         inst = rec.get("instances") if isinstance(rec, Mapping) else None
         for h, p in (inst.items() if isinstance(inst, Mapping) else ()):
             if isinstance(p, str) and p:
-                recorded[(key, h)] = prd.absolute_from_root(p, root)
+                recorded[(key, h)] = cache.absolute_from_root(p, root)
     out = []
     for rk, h in sorted(set(found) | set(recorded)):
-        ct, version = prd.split_record_key(rk)
-        ident = prd.Identity(ct, version, h)
+        ct, version = cache.split_record_key(rk)
+        ident = cache.Identity(ct, version, h)
         derived = f"{store}/{ident.cache_key}"
         rec_loc = recorded.get((rk, h))
         location, state, facts = derived, "missing", None

@@ -35,7 +35,7 @@ import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from ..errors import StateError
-from ..spec import produced as _produced
+from ..spec import cache
 from ..spec import tomlparse
 from .atomic import write_bytes, write_text
 from .lock import Lock
@@ -95,12 +95,12 @@ class State(BaseModel):
                 except ValueError:
                     unreadable[k] = v
         other = {k: v for k, v in data.items() if k not in ("_META", "datasets")}
-        schema = _produced.legacy_schema(data)
+        schema = cache.legacy_schema(data)
         if schema < STATE_SCHEMA:
             legacy = {k: v for k, v in data.items() if k != "datasets"}
-            datacache = _produced.legacy_datacache(legacy, datacache_dir)
+            datacache = cache.legacy_datacache(legacy, datacache_dir)
             if datacache or datacache_dir is not None:
-                for k in _produced.legacy_tables(legacy):
+                for k in cache.legacy_tables(legacy):
                     other.pop(k, None)
             other["datacache"] = datacache
         elif not isinstance(other.get("datacache", {}), dict):
@@ -159,9 +159,9 @@ def _load_parsed(path: Path) -> dict[str, Any] | None:
         return None
     with f:
         ident = _identity(os.fstat(f.fileno()))  # of the bytes read below, not of the name
-        cache = path.with_name(PARSED_CACHE)
+        kept = path.with_name(PARSED_CACHE)
         try:
-            doc = json.loads(cache.read_bytes())
+            doc = json.loads(kept.read_bytes())
             if doc.get("identity") == ident and isinstance(doc.get("data"), dict):
                 return doc["data"]
         except (OSError, ValueError, AttributeError):
@@ -203,7 +203,7 @@ def _parse(path: Path, datacache_dir: str | None) -> State | None:
 def legacy_paths(path: Path) -> list[Path]:
     """Legacy index files of the project whose state file is ``path`` (PRD-032)."""
     root = path.parent.parent
-    return [root / name for name in _produced.LEGACY_INDEX_NAMES]
+    return [root / name for name in cache.LEGACY_INDEX_NAMES]
 
 
 def read_state(path: Path, *, datacache_dir: str | None = None, legacy: bool = True) -> State:
@@ -224,14 +224,14 @@ def read_state(path: Path, *, datacache_dir: str | None = None, legacy: bool = T
             if old is None:
                 continue
             merged = old.other.get("datacache", {})
-            _produced.merge_datacache(merged, state.datacache)
+            cache.merge_datacache(merged, state.datacache)
             state.other["datacache"] = merged
     try:
         text = journal_path(path).read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
         text = ""
     if text:
-        _produced.apply_journal(state.datacache, text)
+        cache.apply_journal(state.datacache, text)
     return state
 
 
@@ -285,7 +285,7 @@ def update_state(path: Path, records: dict[str, DatasetRecord], *, stale_age: fl
             state.datasets.pop(key, None)
             state.unreadable.pop(key, None)
         for key, h, folder, ref, fmt in instances:
-            _produced.merge_instance(state.datacache, key, h, folder, ref=ref, fmt=fmt)
+            cache.merge_instance(state.datacache, key, h, folder, ref=ref, fmt=fmt)
         _rewrite(path, state)
     return state
 
@@ -300,7 +300,7 @@ def record_instances(path: Path, entries: list[tuple[str, str, str | None, str, 
     :data:`JOURNAL_COMPACT_LINES` lines, or when a legacy index file is present,
     the journal is folded into ``state.toml``.
     """
-    text = "".join(_produced.journal_line(k, h, p, ref=r, fmt=f) for k, h, p, r, f in entries)
+    text = "".join(cache.journal_line(k, h, p, ref=r, fmt=f) for k, h, p, r, f in entries)
     lock = _prepare(path, stale_age)
     jpath = journal_path(path)
     with lock:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import VirtualError
-from ..spec import chunks as spec
+from ..spec import virtual
 from ..io.base import BlockFile
 from ..io.places import open_ranges
 
@@ -48,7 +48,7 @@ def absolute_url(source: str | os.PathLike) -> str:
 
 
 def parse_source(source: str | os.PathLike, options: Options = Options(), *,
-                 url: str | None = None) -> spec.ChunkManifest:
+                 url: str | None = None) -> virtual.ChunkManifest:
     """The chunk manifest of one source (CHK-020..CHK-023), its identity recorded.
 
     ``url``: what the sources table says (default: the source's absolute URL).
@@ -73,7 +73,7 @@ def _shown(source: str | os.PathLike) -> str:
 
 
 def _parse_source(source: str | os.PathLike, options: Options, url: str | None
-                  ) -> spec.ChunkManifest:
+                  ) -> virtual.ChunkManifest:
     absolute = absolute_url(source)
     written = url or absolute
     local = absolute.startswith("file://")
@@ -152,7 +152,7 @@ def virtualize(sources: Sequence[str | os.PathLike] | str | os.PathLike, *,
                concat_dim: str | None = None, executor: Executor | None = None,
                options: Options = Options(), base: str | None = None,
                progress: Callable[[int], None] | None = None,
-               jobs: int | None = None) -> spec.ChunkManifest:
+               jobs: int | None = None) -> virtual.ChunkManifest:
     """One chunk manifest over ``sources`` (SCHEMA.md §25).
 
     Several sources are concatenated along ``concat_dim`` after the checks of CHK-024;
@@ -171,7 +171,7 @@ def virtualize(sources: Sequence[str | os.PathLike] | str | os.PathLike, *,
     if len(sources) > 1 and not concat_dim:
         raise VirtualError(f"{len(sources)} sources need a dimension to be concatenated along",
                            code="DM154", hint="give concat_dim (--concat-dim), e.g. time")
-    parts: list[spec.ChunkManifest] = []
+    parts: list[virtual.ChunkManifest] = []
     split = options.split_contiguous
     if split and len(sources) > 1:
         # CHK-024: the sources of a join are cut with one chunk length, chosen below
@@ -228,11 +228,11 @@ def virtualize(sources: Sequence[str | os.PathLike] | str | os.PathLike, *,
     return result
 
 
-def _parse_batch(sources: list, options: Options) -> list[spec.ChunkManifest]:
+def _parse_batch(sources: list, options: Options) -> list[virtual.ChunkManifest]:
     return [parse_source(s, options) for s in sources]
 
 
-def rebase(manifest: spec.ChunkManifest, base: str) -> None:
+def rebase(manifest: virtual.ChunkManifest, base: str) -> None:
     """Write source URLs under ``base`` relative to it, and set the document's ``base``."""
     folder = base if base.endswith("/") else base + "/"
     for s in manifest.sources:
@@ -242,13 +242,13 @@ def rebase(manifest: spec.ChunkManifest, base: str) -> None:
 
 
 # -- contiguous arrays cut into rows (CHK-020, CHK-024) ---------------------------------------------
-def _contiguous(node: spec.Node) -> tuple[int, int, int] | None:
+def _contiguous(node: virtual.Node) -> tuple[int, int, int] | None:
     """(source, offset, bytes per row) of an array stored as one uncompressed byte range
     (``bytes`` codec only, one chunk covering it), else None."""
     meta = node.metadata
     if not node.is_array or not meta["shape"] or node.refs.count != 1 or \
             [c["name"] for c in meta["codecs"]] != ["bytes"] or \
-            list(spec.chunk_shape(meta)) != list(meta["shape"]) or node.refs.inline:
+            list(virtual.chunk_shape(meta)) != list(meta["shape"]) or node.refs.inline:
         return None
     refs = list(node.refs.references())
     if len(refs) != 1 or not meta["shape"][0]:
@@ -258,7 +258,7 @@ def _contiguous(node: spec.Node) -> tuple[int, int, int] | None:
     return (src, off, n // rows) if n % rows == 0 else None
 
 
-def split_rows(node: spec.Node, per: int) -> None:
+def split_rows(node: virtual.Node, per: int) -> None:
     """Cut a contiguous array (:func:`_contiguous`) into chunks of ``per`` rows along its
     first axis; the last chunk may be partial (it lies at the end of the range)."""
     src, off, row = _contiguous(node)  # type: ignore[misc]
@@ -266,9 +266,9 @@ def split_rows(node: spec.Node, per: int) -> None:
     rows = meta["shape"][0]
     meta["chunk_grid"] = {"name": "regular",
                           "configuration": {"chunk_shape": [per, *meta["shape"][1:]]}}
-    grid = spec.grid_shape(meta)
+    grid = virtual.grid_shape(meta)
     count = math.prod(grid)
-    node.refs = spec.Refs(grid, [src] * count, [off + i * per * row for i in range(count)],
+    node.refs = virtual.Refs(grid, [src] * count, [off + i * per * row for i in range(count)],
                           [min(per, rows - i * per) * row for i in range(count)])
 
 
@@ -276,7 +276,7 @@ def _divisor_at_most(n: int, target: int) -> int:
     return max(d for d in range(1, min(target, n) + 1) if n % d == 0)
 
 
-def split_joined(parts: list[spec.ChunkManifest], dim: str | None, size: int) -> None:
+def split_joined(parts: list[virtual.ChunkManifest], dim: str | None, size: int) -> None:
     """CHK-024: cut the contiguous arrays of the sources of a join into chunks of at most
     ``size`` bytes with *one* chunk length per array for all of them: a divisor of every
     source's length along the first axis (so every source starts on a chunk boundary and
@@ -304,14 +304,14 @@ def split_joined(parts: list[spec.ChunkManifest], dim: str | None, size: int) ->
 _PACKING = ("scale_factor", "add_offset", "_FillValue", "missing_value")
 
 
-def _disagree(what: str, a: spec.ChunkManifest, b: spec.ChunkManifest, detail: str) -> VirtualError:
+def _disagree(what: str, a: virtual.ChunkManifest, b: virtual.ChunkManifest, detail: str) -> VirtualError:
     # located at the file that disagrees with the first one; the message names both
     return VirtualError(f"{a.sources[0].url} and {b.sources[0].url} cannot be concatenated: "
                         f"{what}: {detail}", code="DM154", file=_shown(b.sources[0].url),
                         hint="concatenate files written alike (same codecs, chunks, packing)")
 
 
-def concatenate(parts: list[spec.ChunkManifest], dim: str) -> spec.ChunkManifest:
+def concatenate(parts: list[virtual.ChunkManifest], dim: str) -> virtual.ChunkManifest:
     """Concatenate single-source manifests along ``dim`` (CHK-024). Raises
     :class:`VirtualError` (DM154) naming both files and the difference."""
     first = parts[0]
@@ -319,12 +319,12 @@ def concatenate(parts: list[spec.ChunkManifest], dim: str) -> spec.ChunkManifest
         if set(p.nodes) != set(first.nodes):
             diff = sorted(set(p.nodes) ^ set(first.nodes))
             raise _disagree("variables differ", first, p, ", ".join(diff[:5]))
-    sources: list[spec.Source] = []
+    sources: list[virtual.Source] = []
     offsets: list[int] = []
     for p in parts:
         offsets.append(len(sources))
         sources.extend(p.sources)
-    nodes: dict[str, spec.Node] = {}
+    nodes: dict[str, virtual.Node] = {}
     found_dim = False
     # the concatenated coordinates (and their bounds) whose units differ only in the
     # reference date: decoded and re-encoded in the first source's units (CHK-024)
@@ -360,7 +360,7 @@ def concatenate(parts: list[spec.ChunkManifest], dim: str) -> spec.ChunkManifest
     if not found_dim:
         raise VirtualError(f"no variable has the dimension {dim!r}", code="DM154",
                            hint="name a dimension the files share, e.g. time")
-    return spec.ChunkManifest(sources, nodes, first.base, None, dict(first.extra))
+    return virtual.ChunkManifest(sources, nodes, first.base, None, dict(first.extra))
 
 
 #: an array along the dimension whose chunks do not align with the files' boundaries is
@@ -372,7 +372,7 @@ class _Misaligned(VirtualError):
     pass
 
 
-def _misaligned_hint(path: str, axis: int, parts: list[spec.ChunkManifest]) -> str:
+def _misaligned_hint(path: str, axis: int, parts: list[virtual.ChunkManifest]) -> str:
     """What would join the files: for contiguous arrays, ``--split-contiguous`` with a size
     whose rows divide every file's length but the last one's."""
     lengths = [p.nodes[path].metadata["shape"][axis] for p in parts]
@@ -391,19 +391,19 @@ def _misaligned_hint(path: str, axis: int, parts: list[spec.ChunkManifest]) -> s
             "length but the last is a multiple of the chunk length")
 
 
-def _nbytes(parts: list[spec.ChunkManifest], path: str) -> int:
+def _nbytes(parts: list[virtual.ChunkManifest], path: str) -> int:
     return sum(math.prod(p.nodes[path].metadata["shape"]) * _itemsize(p.nodes[path])
                for p in parts)
 
 
-def _compare_meta(path: str, node: spec.Node, other: spec.Node, a, b, skip_axis: int | None,
+def _compare_meta(path: str, node: virtual.Node, other: virtual.Node, a, b, skip_axis: int | None,
                   *, chunks: bool = True):
     m1, m2 = node.metadata, other.metadata
     for key in (("data_type", "codecs", "fill_value", "dimension_names") if chunks else
                 ("data_type", "fill_value", "dimension_names")):
         if m1.get(key) != m2.get(key):
             raise _disagree(f"{path}: {key}", a, b, f"{m1.get(key)} vs {m2.get(key)}")
-    c1, c2 = spec.chunk_shape(m1), spec.chunk_shape(m2)
+    c1, c2 = virtual.chunk_shape(m1), virtual.chunk_shape(m2)
     s1, s2 = m1["shape"], m2["shape"]
     for k in range(len(s1)):
         if k == skip_axis:
@@ -419,7 +419,7 @@ def _compare_meta(path: str, node: spec.Node, other: spec.Node, a, b, skip_axis:
             raise _disagree(f"{path}: CF packing {k}", a, b, f"{v1!r} vs {v2!r}")
 
 
-def _same_everywhere(path: str, parts: list[spec.ChunkManifest], offsets: list[int]) -> None:
+def _same_everywhere(path: str, parts: list[virtual.ChunkManifest], offsets: list[int]) -> None:
     """An array without the dimension MUST be the same in every source: metadata always;
     values when small (read through the references)."""
     node = parts[0].nodes[path]
@@ -438,13 +438,13 @@ def _same_everywhere(path: str, parts: list[spec.ChunkManifest], offsets: list[i
                                 "must hold the same values in every file")
 
 
-def _itemsize(node: spec.Node) -> int:
+def _itemsize(node: virtual.Node) -> int:
     from .store import Decoder
 
     return Decoder(node.metadata).dtype.itemsize
 
 
-def _values(manifest: spec.ChunkManifest, node: spec.Node) -> np.ndarray:
+def _values(manifest: virtual.ChunkManifest, node: virtual.Node) -> np.ndarray:
     """An array's values: those its parser kept (small arrays), else read through the
     references."""
     if node.values is not None:
@@ -455,10 +455,10 @@ def _values(manifest: spec.ChunkManifest, node: spec.Node) -> np.ndarray:
         return np.asarray(VirtualArray(s, node)[...])
 
 
-def _concat_array(path: str, axis: int, parts: list[spec.ChunkManifest],
-                  offsets: list[int]) -> spec.Node:
+def _concat_array(path: str, axis: int, parts: list[virtual.ChunkManifest],
+                  offsets: list[int]) -> virtual.Node:
     first = parts[0].nodes[path]
-    chunk = spec.chunk_shape(first.metadata)
+    chunk = virtual.chunk_shape(first.metadata)
     total = 0
     for i, p in enumerate(parts):
         node = p.nodes[path]
@@ -480,7 +480,7 @@ def _concat_array(path: str, axis: int, parts: list[spec.ChunkManifest],
     shape = list(meta["shape"])
     shape[axis] = total
     meta["shape"] = shape
-    grid = spec.grid_shape(meta)
+    grid = virtual.grid_shape(meta)
     src: list[np.ndarray] = []
     off: list[np.ndarray] = []
     ln: list[np.ndarray] = []
@@ -500,30 +500,30 @@ def _concat_array(path: str, axis: int, parts: list[spec.ChunkManifest],
         off.append(o_)
         ln.append(l_)
         for k, data in r.inline.items():
-            idx = list(spec.parse_index_key(k, len(g)))
+            idx = list(virtual.parse_index_key(k, len(g)))
             idx[axis] += done
-            inline[spec.index_key(tuple(idx))] = data
+            inline[virtual.index_key(tuple(idx))] = data
         done += g[axis]
     s = np.concatenate(src, axis=axis).ravel()
     o = np.concatenate(off, axis=axis).ravel()
     length = np.concatenate(ln, axis=axis).ravel()
     assert s.size == math.prod(grid)
-    return spec.Node(path, meta, spec.Refs(grid, s.tolist(), o.tolist(), length.tolist(), None,
+    return virtual.Node(path, meta, virtual.Refs(grid, s.tolist(), o.tolist(), length.tolist(), None,
                                            inline), dict(first.attribute_types))
 
 
-def _columns(r: spec.Refs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _columns(r: virtual.Refs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     n = r.count
-    s = np.full(n, spec.MISSING, dtype=np.int64)
+    s = np.full(n, virtual.MISSING, dtype=np.int64)
     o = np.zeros(n, dtype=np.int64)
     ln = np.zeros(n, dtype=np.int64)
     for key, (a, b, c) in (r.chunks or {}).items():
-        pos = r.linear(spec.parse_index_key(key, len(r.grid)))
+        pos = r.linear(virtual.parse_index_key(key, len(r.grid)))
         s[pos], o[pos], ln[pos] = a, b, c
     return s, o, ln
 
 
-def _check_units(path: str, parts: list[spec.ChunkManifest]) -> bool:
+def _check_units(path: str, parts: list[virtual.ChunkManifest]) -> bool:
     """CHK-024: the concatenated coordinate's calendar must be the same in every source;
     its units may differ in their reference date only (``days since 2020-01-01`` and
     ``days since 2020-01-02``, as xarray writes files one by one). Returns whether they
@@ -559,8 +559,8 @@ def _since(units: Any) -> tuple[str, str] | None:
     return unit.strip().lower(), ref.strip()
 
 
-def _recode_times(values: np.ndarray, node: spec.Node, to: spec.Node, what: str,
-                  a: spec.ChunkManifest, b: spec.ChunkManifest) -> np.ndarray:
+def _recode_times(values: np.ndarray, node: virtual.Node, to: virtual.Node, what: str,
+                  a: virtual.ChunkManifest, b: virtual.ChunkManifest) -> np.ndarray:
     """Times stored in ``node``'s units, re-encoded exactly in ``to``'s units and data type
     (DM154 when they cannot be: a value that does not fall on a whole unit)."""
     import warnings
@@ -588,8 +588,8 @@ def _recode_times(values: np.ndarray, node: spec.Node, to: spec.Node, what: str,
     return np.asarray(out).reshape(values.shape)
 
 
-def _inline_concatenated(path: str, axis: int, parts: list[spec.ChunkManifest],
-                         units_of: str | None = None) -> spec.Node:
+def _inline_concatenated(path: str, axis: int, parts: list[virtual.ChunkManifest],
+                         units_of: str | None = None) -> virtual.Node:
     """An array along the concatenated dimension, loaded from every source, concatenated
     and written inline as one chunk with the ``bytes`` codec (CHK-024). ``units_of``: the
     coordinate whose time units each source's values are in; they are re-encoded in the
@@ -601,7 +601,7 @@ def _inline_concatenated(path: str, axis: int, parts: list[spec.ChunkManifest],
         _compare_meta(path, first, p.nodes[path], parts[0], p, axis, chunks=False)
     pieces = [_values(p, p.nodes[path]) for p in parts]
     if units_of is not None:
-        def holder(p: spec.ChunkManifest) -> spec.Node:  # bounds may carry their own units
+        def holder(p: virtual.ChunkManifest) -> virtual.Node:  # bounds may carry their own units
             own = p.nodes[path]
             return own if "units" in (own.metadata.get("attributes") or {}) else \
                 p.nodes[units_of]
@@ -614,9 +614,9 @@ def _inline_concatenated(path: str, axis: int, parts: list[spec.ChunkManifest],
     meta["chunk_grid"] = {"name": "regular",
                           "configuration": {"chunk_shape": [max(1, n) for n in values.shape]}}
     meta["codecs"] = [zc.bytes_codec(values.dtype)]
-    grid = spec.grid_shape(meta)
-    refs = spec.Refs(grid, [spec.MISSING] * math.prod(grid), [0] * math.prod(grid),
+    grid = virtual.grid_shape(meta)
+    refs = virtual.Refs(grid, [virtual.MISSING] * math.prod(grid), [0] * math.prod(grid),
                      [0] * math.prod(grid))
     if values.size:
-        refs.inline[spec.index_key((0,) * values.ndim)] = np.ascontiguousarray(values).tobytes()
-    return spec.Node(path, meta, refs, dict(first.attribute_types))
+        refs.inline[virtual.index_key((0,) * values.ndim)] = np.ascontiguousarray(values).tobytes()
+    return virtual.Node(path, meta, refs, dict(first.attribute_types))

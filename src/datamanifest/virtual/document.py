@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..spec import chunks as spec
+from ..spec import virtual
 
 
 def dumps(doc: dict[str, Any]) -> str:
@@ -37,7 +37,7 @@ def dumps(doc: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(manifest: spec.ChunkManifest, path: str | os.PathLike) -> str:
+def write(manifest: virtual.ChunkManifest, path: str | os.PathLike) -> str:
     """Write ``manifest`` at ``path`` (temp file, fsync, rename) with its checksum
     (CHK-008); returns the checksum."""
     from ..store.atomic import write_text
@@ -47,7 +47,7 @@ def write(manifest: spec.ChunkManifest, path: str | os.PathLike) -> str:
     return doc["checksum"]
 
 
-def info(manifest: spec.ChunkManifest, document_url: str | None = None, *,
+def info(manifest: virtual.ChunkManifest, document_url: str | None = None, *,
          verify: bool = False, credentials: dict[str, str] | None = None) -> dict[str, Any]:
     """A description of a chunk manifest: per array its shape, data type, chunk shape and
     counts of referenced, inline and missing chunks and bytes referenced; per source its
@@ -70,7 +70,7 @@ def info(manifest: spec.ChunkManifest, document_url: str | None = None, *,
             per_source[s] += length
         arrays.append({"path": node.path, "shape": node.metadata["shape"],
                        "data_type": node.metadata["data_type"],
-                       "chunk_shape": list(spec.chunk_shape(node.metadata)),
+                       "chunk_shape": list(virtual.chunk_shape(node.metadata)),
                        "chunks": refs.count, "referenced": n_ref, "inline": len(refs.inline),
                        "missing": refs.count - n_ref - len(refs.inline),
                        "bytes_referenced": nbytes,
@@ -105,7 +105,7 @@ def info(manifest: spec.ChunkManifest, document_url: str | None = None, *,
             "bytes_referenced": sum(per_source)}
 
 
-def _whole_checksum(reader, src: spec.Source) -> bool:
+def _whole_checksum(reader, src: virtual.Source) -> bool:
     from ..spec import checksum as _checksum
 
     parsed = _checksum.parse(src.checksum)
@@ -120,7 +120,7 @@ def _dtype(value: Any) -> str:
     return value if isinstance(value, str) else (value or {}).get("name", str(value))
 
 
-def html(manifest: spec.ChunkManifest, document_url: str | None = None) -> str:
+def html(manifest: virtual.ChunkManifest, document_url: str | None = None) -> str:
     """The chunk manifest as HTML: per array its data type, shape, chunk shape and chunk
     counts; per source its URL, size and whether it still matches (size, ETag and
     modification time against the recorded identity, CHK-011: a ``stat`` for a local file,
@@ -152,4 +152,4 @@ def html(manifest: spec.ChunkManifest, document_url: str | None = None) -> str:
 
 
 # the pure model's notebook display (INT-030) is this I/O edge's: it checks each source
-spec.HTML_RENDERER = html
+virtual.HTML_RENDERER = html

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import VirtualError
-from ..spec import chunks as spec
+from ..spec import virtual
 from . import codecs as zc
 from ..optional import VIRTUAL, need
 
@@ -31,7 +31,7 @@ FILTERS = {1: "deflate", 2: "shuffle", 3: "fletcher32", 4: "szip", 5: "nbit", 6:
 
 
 def parse(file: Any, url: str, *, size: int, split_contiguous: int | None = None,
-          inline_unsupported: bool = False, inline_max_bytes: int = 0) -> spec.ChunkManifest:
+          inline_unsupported: bool = False, inline_max_bytes: int = 0) -> virtual.ChunkManifest:
     """A chunk manifest of one HDF5/NetCDF4 file (CHK-020).
 
     ``file``: a path or a binary file object h5py can read; ``url`` is written as the one
@@ -43,15 +43,15 @@ def parse(file: Any, url: str, *, size: int, split_contiguous: int | None = None
     """
     h5py = need("h5py", **VIRTUAL)
 
-    nodes: dict[str, spec.Node] = {}
+    nodes: dict[str, virtual.Node] = {}
     with h5py.File(file, "r") as f:
-        nodes[""] = spec.Node("", _group_meta(f))
+        nodes[""] = virtual.Node("", _group_meta(f))
         phony = _Phony()
         dims = _NetCDFDims()
 
         def visit(name: str, obj: Any) -> None:
             if isinstance(obj, h5py.Group):
-                nodes[name] = spec.Node(name, _group_meta(obj))
+                nodes[name] = virtual.Node(name, _group_meta(obj))
             elif isinstance(obj, h5py.Dataset):
                 names = list(obj.attrs)
                 dims.see(name, obj, names)
@@ -68,7 +68,7 @@ def parse(file: Any, url: str, *, size: int, split_contiguous: int | None = None
                     node.values = np.asarray(f[name][()])
                 except (OSError, TypeError, ValueError):
                     pass
-    return spec.ChunkManifest([spec.Source(url, size)], nodes)
+    return virtual.ChunkManifest([virtual.Source(url, size)], nodes)
 
 
 #: arrays up to this many bytes keep their values from parsing (for concatenation checks
@@ -76,7 +76,7 @@ def parse(file: Any, url: str, *, size: int, split_contiguous: int | None = None
 SMALL_VALUES = 64 * 1024
 
 
-def _small(node: spec.Node) -> bool:
+def _small(node: virtual.Node) -> bool:
     from .store import native_dtype
 
     return math.prod(node.metadata["shape"]) * native_dtype(
@@ -111,7 +111,7 @@ class _NetCDFDims:
                 coords = None
         self.wanted[name] = (name.rpartition("/")[0], coords)
 
-    def finish(self, f: Any, nodes: dict[str, spec.Node], phony: "_Phony") -> None:
+    def finish(self, f: Any, nodes: dict[str, virtual.Node], phony: "_Phony") -> None:
         for name, node in nodes.items():
             if not node.is_array or node.metadata.get("dimension_names") is not None:
                 continue
@@ -215,7 +215,7 @@ def _codecs(ds: Any, name: str, dtype: np.dtype, plist: Any
 
 
 def _array(name: str, ds: Any, phony: _Phony, split: int | None, inline_unsupported: bool,
-           inline_max_bytes: int, dims: "_NetCDFDims", attr_names: Any) -> spec.Node:
+           inline_max_bytes: int, dims: "_NetCDFDims", attr_names: Any) -> virtual.Node:
     h5py = need("h5py", **VIRTUAL)
 
     dtype = ds.dtype
@@ -251,12 +251,12 @@ def _array(name: str, ds: Any, phony: _Phony, split: int | None, inline_unsuppor
     if layout == h5py.h5d.CHUNKED:
         cshape = tuple(int(c) for c in ds.chunks)
         meta["chunk_grid"] = {"name": "regular", "configuration": {"chunk_shape": list(cshape)}}
-        grid = spec.grid_shape(meta)
+        grid = virtual.grid_shape(meta)
         count = math.prod(grid)
         infos: list = []
         if count:
             ds.id.chunk_iter(infos.append)  # the whole index in one HDF5 call
-        src = np.full(count, spec.MISSING, dtype=np.int64)
+        src = np.full(count, virtual.MISSING, dtype=np.int64)
         off = np.zeros(count, dtype=np.int64)
         ln = np.zeros(count, dtype=np.int64)
         if infos:
@@ -274,7 +274,7 @@ def _array(name: str, ds: Any, phony: _Phony, split: int | None, inline_unsuppor
                                    "describe", code="DM153",
                                    hint="pass inline_unsupported=True (--inline-unsupported) "
                                    "to load its values into the manifest instead")
-        return spec.Node(name, meta, spec.Refs(grid, src.tolist(), off.tolist(), ln.tolist()))
+        return virtual.Node(name, meta, virtual.Refs(grid, src.tolist(), off.tolist(), ln.tolist()))
     # contiguous: one chunk, or rows of at most `split` bytes (a divisor of the rows, so
     # that every chunk is whole); missing when unallocated
     offset = ds.id.get_offset()
@@ -287,18 +287,18 @@ def _array(name: str, ds: Any, phony: _Phony, split: int | None, inline_unsuppor
     cshape = (per, *shape[1:]) if shape else ()
     meta["chunk_grid"] = {"name": "regular", "configuration": {"chunk_shape": list(cshape)}}
     meta["codecs"] = [zc.bytes_codec(dtype)]
-    grid = spec.grid_shape(meta)
+    grid = virtual.grid_shape(meta)
     count = math.prod(grid)
     if offset is None or nbytes == 0:
-        return spec.Node(name, meta, spec.Refs(grid, [spec.MISSING] * count, [0] * count,
+        return virtual.Node(name, meta, virtual.Refs(grid, [virtual.MISSING] * count, [0] * count,
                                                [0] * count))
     chunk_bytes = per * row_bytes if shape else nbytes
-    return spec.Node(name, meta, spec.Refs(grid, [0] * count,
+    return virtual.Node(name, meta, virtual.Refs(grid, [0] * count,
                                            [int(offset) + i * chunk_bytes for i in range(count)],
                                            [chunk_bytes] * count))
 
 
-def _inline(name: str, ds: Any, meta: dict[str, Any]) -> spec.Node:
+def _inline(name: str, ds: Any, meta: dict[str, Any]) -> virtual.Node:
     """The whole variable as one inline chunk, encoded with the ``bytes`` codec only."""
     dtype = ds.dtype
     shape = tuple(meta["shape"])
@@ -310,13 +310,13 @@ def _inline(name: str, ds: Any, meta: dict[str, Any]) -> spec.Node:
     meta["chunk_grid"] = {"name": "regular",
                           "configuration": {"chunk_shape": [max(1, s) for s in shape]}}
     meta["codecs"] = [zc.bytes_codec(dtype)]
-    grid = spec.grid_shape(meta)
+    grid = virtual.grid_shape(meta)
     count = math.prod(grid)
-    refs = spec.Refs(grid, [spec.MISSING] * count, [0] * count, [0] * count)
+    refs = virtual.Refs(grid, [virtual.MISSING] * count, [0] * count, [0] * count)
     if count:
         data = np.asarray(values, dtype=dtype)
-        refs.inline[spec.index_key((0,) * len(shape))] = np.ascontiguousarray(data).tobytes()
-    return spec.Node(name, meta, refs)
+        refs.inline[virtual.index_key((0,) * len(shape))] = np.ascontiguousarray(data).tobytes()
+    return virtual.Node(name, meta, refs)
 
 
 def _masked_chunks(ds: Any, layout: int, inline: bool) -> bool:
@@ -331,7 +331,7 @@ def _masked_chunks(ds: Any, layout: int, inline: bool) -> bool:
     return bool(masked)
 
 
-def _vlen(name: str, ds: Any, attr_names: Any) -> spec.Node:
+def _vlen(name: str, ds: Any, attr_names: Any) -> virtual.Node:
     """A variable-length string variable: its values loaded and written inline as one
     chunk with the ``vlen-utf8`` codec (data type ``string``), as kerchunk's scanner does
     (CHK-020). Other variable-length types are DM153."""
@@ -362,11 +362,11 @@ def _vlen(name: str, ds: Any, attr_names: Any) -> spec.Node:
     meta["attributes"], types = _attributes(ds, attr_names)
     if types:
         meta["attribute_types"] = types
-    grid = spec.grid_shape(meta)
+    grid = virtual.grid_shape(meta)
     count = math.prod(grid)
-    refs = spec.Refs(grid, [spec.MISSING] * count, [0] * count, [0] * count)
+    refs = virtual.Refs(grid, [virtual.MISSING] * count, [0] * count, [0] * count)
     if count:
-        refs.inline[spec.index_key((0,) * len(shape))] = zc.encode_strings(values)
-    node = spec.Node(name, meta, refs)
+        refs.inline[virtual.index_key((0,) * len(shape))] = zc.encode_strings(values)
+    node = virtual.Node(name, meta, refs)
     node.values = values
     return node

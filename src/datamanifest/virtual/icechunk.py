@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import VirtualError
-from ..spec import chunks as spec
+from ..spec import virtual
 from ..optional import need
 
 ICECHUNK = {"extra": "icechunk", "feature": "Icechunk export"}
@@ -52,7 +52,7 @@ def _quiet() -> None:
         icechunk.set_logs_filter("error")
 
 
-def _pin(src: spec.Source) -> str | _dt.datetime | None:
+def _pin(src: virtual.Source) -> str | _dt.datetime | None:
     if src.etag:
         return src.etag.strip('"')
     if src.last_modified:
@@ -62,7 +62,7 @@ def _pin(src: spec.Source) -> str | _dt.datetime | None:
     return None
 
 
-def repository_config(manifest: spec.ChunkManifest, document_url: str | None = None):
+def repository_config(manifest: virtual.ChunkManifest, document_url: str | None = None):
     """(RepositoryConfig, authorizations) that let Icechunk read the manifest's sources."""
     icechunk = need("icechunk", **ICECHUNK)
 
@@ -86,7 +86,7 @@ def repository_config(manifest: spec.ChunkManifest, document_url: str | None = N
     return config, {p: None for p in prefixes}
 
 
-def to_icechunk(manifest: spec.ChunkManifest, repository: str | Path, *,
+def to_icechunk(manifest: virtual.ChunkManifest, repository: str | Path, *,
                 branch: str = "main", message: str = "virtual references (datamanifest)",
                 document_url: str | None = None) -> str:
     """Write ``manifest`` into a new Icechunk repository at the local folder
@@ -122,13 +122,13 @@ def to_icechunk(manifest: spec.ChunkManifest, repository: str | Path, *,
                                    code="DM153")
         prefix = path + "/" if path else ""
         for k, data in node.refs.inline.items():
-            index = spec.parse_index_key(k, len(node.refs.grid))
-            sync(store.set(prefix + spec.chunk_key(node.metadata, index),
+            index = virtual.parse_index_key(k, len(node.refs.grid))
+            sync(store.set(prefix + virtual.chunk_key(node.metadata, index),
                            proto.buffer.from_bytes(data)))
     return session.commit(message)
 
 
-def open_icechunk(repository: str | Path, manifest: spec.ChunkManifest,
+def open_icechunk(repository: str | Path, manifest: virtual.ChunkManifest,
                   document_url: str | None = None, branch: str = "main"):
     """A read-only Icechunk store of a repository :func:`to_icechunk` wrote."""
     icechunk = need("icechunk", **ICECHUNK)

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import VirtualError
-from ..spec import chunks as spec
+from ..spec import virtual
 from .zarrsrc import v2_to_v3
 from ..optional import VIRTUAL, need
 
@@ -107,7 +107,7 @@ def _inline_bytes(v: str | bytes) -> bytes:
 
 def _chunk_index(meta: dict[str, Any], rest: str) -> tuple[int, ...] | None:
     sep = (meta.get("chunk_key_encoding") or {}).get("configuration", {}).get("separator", ".")
-    grid = spec.grid_shape(meta)
+    grid = virtual.grid_shape(meta)
     if not grid:
         return () if rest in ("0", "") else None
     parts = rest.split(sep)
@@ -117,12 +117,12 @@ def _chunk_index(meta: dict[str, Any], rest: str) -> tuple[int, ...] | None:
 
 
 def from_refs(refs: dict[str, Any], *, sizes: dict[str, int] | None = None
-              ) -> spec.ChunkManifest:
+              ) -> virtual.ChunkManifest:
     """A chunk manifest of flat references (Zarr v2 metadata keys). ``sizes``: each URL's
     size in bytes; a URL without one gets the end of its last referenced byte and
     ``size_from_references`` (CHK-002)."""
     sizes = sizes or {}
-    nodes: dict[str, spec.Node] = {}
+    nodes: dict[str, virtual.Node] = {}
     metas: dict[str, tuple[str, dict]] = {}
     for key, v in refs.items():
         base, _, leaf = key.rpartition("/")
@@ -137,13 +137,13 @@ def from_refs(refs: dict[str, Any], *, sizes: dict[str, int] | None = None
         attrs = _json_value(refs[f"{path}/.zattrs" if path else ".zattrs"]) \
             if (f"{path}/.zattrs" if path else ".zattrs") in refs else {}
         if kind == "group":
-            nodes[path] = spec.Node(path, {"zarr_format": 3, "node_type": "group",
+            nodes[path] = virtual.Node(path, {"zarr_format": 3, "node_type": "group",
                                            "attributes": attrs})
         else:
             meta, types = v2_to_v3(zarray, attrs)
-            nodes[path] = spec.Node(path, meta, None, types)
+            nodes[path] = virtual.Node(path, meta, None, types)
     if "" not in nodes:
-        nodes[""] = spec.Node("", {"zarr_format": 3, "node_type": "group", "attributes": {}})
+        nodes[""] = virtual.Node("", {"zarr_format": 3, "node_type": "group", "attributes": {}})
     urls: dict[str, int] = {}
     ends: dict[str, int] = {}
     per_array: dict[str, dict[str, list]] = {p: {} for p, n in nodes.items() if n.is_array}
@@ -155,7 +155,7 @@ def from_refs(refs: dict[str, Any], *, sizes: dict[str, int] | None = None
         index = _chunk_index(nodes[base].metadata, rest)
         if index is None:
             continue
-        ikey = spec.index_key(index)
+        ikey = virtual.index_key(index)
         if isinstance(v, list):
             url = v[0]
             if url not in urls:
@@ -171,17 +171,17 @@ def from_refs(refs: dict[str, Any], *, sizes: dict[str, int] | None = None
     sources = []
     for url in urls:
         if url in sizes:
-            sources.append(spec.Source(url, sizes[url]))
+            sources.append(virtual.Source(url, sizes[url]))
         else:
-            sources.append(spec.Source(url, ends.get(url, 0),
+            sources.append(virtual.Source(url, ends.get(url, 0),
                                        extra={"size_from_references": True}))
     for path, chunks in per_array.items():
-        grid = spec.grid_shape(nodes[path].metadata)
-        nodes[path].refs = spec.Refs(grid, chunks=chunks, inline=inline[path])
-    return spec.ChunkManifest(sources, dict(sorted(nodes.items())))
+        grid = virtual.grid_shape(nodes[path].metadata)
+        nodes[path].refs = virtual.Refs(grid, chunks=chunks, inline=inline[path])
+    return virtual.ChunkManifest(sources, dict(sorted(nodes.items())))
 
 
-def import_references(location: str, *, resolve_sizes: bool = True) -> spec.ChunkManifest:
+def import_references(location: str, *, resolve_sizes: bool = True) -> virtual.ChunkManifest:
     """A chunk manifest of kerchunk references at ``location`` (JSON of version 0 or 1, or
     a Parquet reference folder). With ``resolve_sizes`` each referenced URL's size and
     identity are read (CHK-002); unreachable ones keep the size the references imply."""
@@ -226,7 +226,7 @@ def import_references(location: str, *, resolve_sizes: bool = True) -> spec.Chun
     return m
 
 
-def restore_types(m: spec.ChunkManifest, top: Any) -> None:
+def restore_types(m: virtual.ChunkManifest, top: Any) -> None:
     """Give the nodes of an imported manifest the attribute types our export carried in
     its ``datamanifest`` member (CHK-025), for attributes the node has."""
     carried = (top.get(MEMBER) or {}).get("attribute_types") if isinstance(top, dict) else None
@@ -272,7 +272,7 @@ def read_parquet(folder: Path) -> dict[str, Any]:
 
 
 # -- export -------------------------------------------------------------------------------------
-def _v2_metadata(node: spec.Node) -> tuple[dict[str, Any], dict[str, Any]]:
+def _v2_metadata(node: virtual.Node) -> tuple[dict[str, Any], dict[str, Any]]:
     """(.zarray, .zattrs) of an array node, for kerchunk's Zarr v2 references (CHK-025).
 
     The layout is kerchunk's own, which every reader accepts: every codec after ``bytes``
@@ -313,7 +313,7 @@ def _v2_metadata(node: spec.Node) -> tuple[dict[str, Any], dict[str, Any]]:
                                                                        zarr_format=3)
         fill = z.to_json_scalar(z.cast_scalar(cf_fill), zarr_format=2)
     sep = (meta.get("chunk_key_encoding") or {}).get("configuration", {}).get("separator")
-    zarray = {"zarr_format": 2, "shape": meta["shape"], "chunks": list(spec.chunk_shape(meta)),
+    zarray = {"zarr_format": 2, "shape": meta["shape"], "chunks": list(virtual.chunk_shape(meta)),
               "dtype": dtype.str, "compressor": None, "filters": filters or None,
               "fill_value": fill, "order": order}
     if sep == "/" and (meta.get("chunk_key_encoding") or {}).get("name") == "v2":
@@ -323,7 +323,7 @@ def _v2_metadata(node: spec.Node) -> tuple[dict[str, Any], dict[str, Any]]:
     return zarray, attrs
 
 
-def _restored_attrs(node: spec.Node) -> dict[str, Any]:
+def _restored_attrs(node: virtual.Node) -> dict[str, Any]:
     """Attributes as JSON numbers again ("NaN" strings of float attributes as NaN), the
     bytes of a character variable's fill value as its text."""
     out = {}
@@ -335,14 +335,14 @@ def _restored_attrs(node: spec.Node) -> dict[str, Any]:
     return out
 
 
-def _v2_key(node: spec.Node, index: tuple[int, ...]) -> str:
+def _v2_key(node: virtual.Node, index: tuple[int, ...]) -> str:
     sep = "/" if (node.metadata.get("chunk_key_encoding") or {}).get("name") == "v2" and \
         (node.metadata.get("chunk_key_encoding") or {}).get("configuration", {}).get(
             "separator") == "/" else "."
     return sep.join(map(str, index)) if index else "0"
 
 
-def _fill_chunk(node: spec.Node, zarray: dict[str, Any]) -> bytes | None:
+def _fill_chunk(node: virtual.Node, zarray: dict[str, Any]) -> bytes | None:
     """The encoded bytes of a chunk of the array's own fill value (what a missing chunk
     reads as, CHK-005), when a Zarr v2 reader of ``zarray`` would read a missing chunk as
     something else (its ``fill_value``, or 0 when null); None when it reads the same."""
@@ -383,7 +383,7 @@ def _encode_v2(zarray: dict[str, Any], chunk: np.ndarray) -> bytes:
     return bytes(data)
 
 
-def export_refs(manifest: spec.ChunkManifest, node: spec.Node, document_url: str | None
+def export_refs(manifest: virtual.ChunkManifest, node: virtual.Node, document_url: str | None
                 ) -> tuple[dict[str, Any], dict[str, Any], list[tuple[tuple[int, ...], Any]]]:
     """(.zarray, .zattrs, chunks) of an array as kerchunk references (CHK-025): each chunk
     ``(index, [url, offset, length] or bytes)``; a missing chunk that a Zarr v2 reader would
@@ -394,9 +394,9 @@ def export_refs(manifest: spec.ChunkManifest, node: spec.Node, document_url: str
     seen: set[str] = set()
     for index, s, off, n in refs.references():
         chunks.append((index, [manifest.url_of(s, document_url), off, n]))
-        seen.add(spec.index_key(index))
+        seen.add(virtual.index_key(index))
     for k, data in refs.inline.items():
-        chunks.append((spec.parse_index_key(k, len(refs.grid)), data))
+        chunks.append((virtual.parse_index_key(k, len(refs.grid)), data))
         seen.add(k)
     if len(seen) < refs.count:
         fill = _fill_chunk(node, zarray)
@@ -404,12 +404,12 @@ def export_refs(manifest: spec.ChunkManifest, node: spec.Node, document_url: str
             import itertools
 
             for index in itertools.product(*(range(g) for g in refs.grid)):
-                if spec.index_key(index) not in seen:
+                if virtual.index_key(index) not in seen:
                     chunks.append((tuple(index), fill))
     return zarray, zattrs, chunks
 
 
-def to_json(manifest: spec.ChunkManifest, document_url: str | None = None) -> dict[str, Any]:
+def to_json(manifest: virtual.ChunkManifest, document_url: str | None = None) -> dict[str, Any]:
     """Kerchunk version-1 JSON references of a chunk manifest (absolute URLs, CHK-025)."""
     refs: dict[str, Any] = {}
     for path, node in manifest.nodes.items():
@@ -436,13 +436,13 @@ def to_json(manifest: spec.ChunkManifest, document_url: str | None = None) -> di
 MEMBER = "datamanifest"
 
 
-def attribute_types(manifest: spec.ChunkManifest) -> dict[str, dict[str, str]]:
+def attribute_types(manifest: virtual.ChunkManifest) -> dict[str, dict[str, str]]:
     """Node path -> the recorded attribute types (CHK-003) of every node that has some."""
     return {p: dict(n.attribute_types) for p, n in manifest.nodes.items()
             if n.attribute_types}
 
 
-def write_parquet(manifest: spec.ChunkManifest, folder: str | Path, *,
+def write_parquet(manifest: virtual.ChunkManifest, folder: str | Path, *,
                   record_size: int = 10_000, document_url: str | None = None) -> Path:
     """Write kerchunk Parquet references of a chunk manifest into ``folder`` (fsspec's
     ``LazyReferenceMapper`` layout: ``.zmetadata`` and ``<var>/refs.<n>.parq``)."""

@@ -15,7 +15,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from ..errors import VirtualError
-from ..spec import chunks as spec
+from ..spec import virtual
 from . import codecs as zc
 
 _TYPES = {1: ">i1", 2: "S1", 3: ">i2", 4: ">i4", 5: ">f4", 6: ">f8",
@@ -92,7 +92,7 @@ class _Header:
 
 
 def parse(f: BinaryIO, url: str, *, size: int,
-          split_contiguous: int | None = None) -> spec.ChunkManifest:
+          split_contiguous: int | None = None) -> virtual.ChunkManifest:
     """A chunk manifest of one NetCDF classic / 64-bit-offset / CDF-5 file (CHK-022).
 
     ``f``: a binary file object positioned at the start; ``size``: the file's size in bytes
@@ -135,7 +135,7 @@ def parse(f: BinaryIO, url: str, *, size: int,
         numrecs = max(0, (size - first) // recsize) if recsize else 0
     elif numrecs == STREAMING:
         numrecs = 0
-    nodes: dict[str, spec.Node] = {"": spec.Node("", _meta_group(gattrs))}
+    nodes: dict[str, virtual.Node] = {"": virtual.Node("", _meta_group(gattrs))}
     for v in variables:
         name, dimids, attrs, nc_type, _vsize, begin = v
         dtype = np.dtype(_TYPES[nc_type])
@@ -160,9 +160,9 @@ def parse(f: BinaryIO, url: str, *, size: int,
         if is_record(v):
             cshape = [1, *shape[1:]]
             meta["chunk_grid"] = _grid(cshape)
-            grid = spec.grid_shape(meta)
+            grid = virtual.grid_shape(meta)
             n, per = math.prod(grid), slab(v)
-            refs = spec.Refs(grid, [0] * n, [begin + r * recsize for r in range(n)],
+            refs = virtual.Refs(grid, [0] * n, [begin + r * recsize for r in range(n)],
                              [per] * n) if per else _missing(grid)
         else:
             nbytes = slab(v)
@@ -173,22 +173,22 @@ def parse(f: BinaryIO, url: str, *, size: int,
                 per = max(d for d in range(1, min(target, rows) + 1) if rows % d == 0)
             cshape = [per, *shape[1:]] if shape else []
             meta["chunk_grid"] = _grid([max(1, c) for c in cshape])
-            grid = spec.grid_shape(meta)
+            grid = virtual.grid_shape(meta)
             n = math.prod(grid)
             chunk_bytes = nbytes // (rows // per) if shape and rows else nbytes
-            refs = spec.Refs(grid, [0] * n, [begin + i * chunk_bytes for i in range(n)],
+            refs = virtual.Refs(grid, [0] * n, [begin + i * chunk_bytes for i in range(n)],
                              [chunk_bytes] * n) if chunk_bytes else _missing(grid)
-        nodes[name] = spec.Node(name, meta, refs, types)
-    return spec.ChunkManifest([spec.Source(url, size)], nodes)
+        nodes[name] = virtual.Node(name, meta, refs, types)
+    return virtual.ChunkManifest([virtual.Source(url, size)], nodes)
 
 
 def _grid(chunk_shape: list[int]) -> dict[str, Any]:
     return {"name": "regular", "configuration": {"chunk_shape": chunk_shape}}
 
 
-def _missing(grid: tuple[int, ...]) -> spec.Refs:
+def _missing(grid: tuple[int, ...]) -> virtual.Refs:
     n = math.prod(grid)
-    return spec.Refs(grid, [spec.MISSING] * n, [0] * n, [0] * n)
+    return virtual.Refs(grid, [virtual.MISSING] * n, [0] * n, [0] * n)
 
 
 def _meta_group(attrs: dict[str, Any]) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import VirtualError
-from ..spec import chunks as spec
+from ..spec import virtual
 from ..io.base import Identity, RangeReader
 from ..io.places import open_ranges
 from ..optional import VIRTUAL, need
@@ -52,7 +52,7 @@ class Session:
     """An open chunk manifest: ``manifest``, the ``document_url`` its relative source URLs
     resolve against (CHK-007), one reader per source, opened and verified on first use."""
 
-    def __init__(self, manifest: spec.ChunkManifest, document_url: str | None = None,
+    def __init__(self, manifest: virtual.ChunkManifest, document_url: str | None = None,
                  *, verify: bool = True, credentials: dict[str, str] | None = None) -> None:
         self.manifest = manifest
         self.document_url = document_url
@@ -112,7 +112,7 @@ class Session:
         self.close()
 
 
-def check_identity(recorded: spec.Source, now: Identity, url: str) -> None:
+def check_identity(recorded: virtual.Source, now: Identity, url: str) -> None:
     """CHK-011: the source's size always; its ETag and last-modified time when both sides
     know them. Raises :class:`VirtualError` (DM152) naming the difference."""
     diffs = []
@@ -192,7 +192,7 @@ class Decoder:
     codecs are applied here directly; any other codec goes through zarr's own pipeline."""
 
     def __init__(self, metadata: dict[str, Any]) -> None:
-        self.shape = spec.chunk_shape(metadata)
+        self.shape = virtual.chunk_shape(metadata)
         self.dtype = native_dtype(metadata["data_type"])
         codecs = metadata["codecs"]
         self.fast = bool(codecs) and codecs[0].get("name") == "bytes" and all(
@@ -229,11 +229,11 @@ class VirtualArray:
     """One array of a chunk manifest, read by selection. ``shape``, ``dtype``,
     ``fill_value`` as numpy sees them."""
 
-    def __init__(self, session: Session, node: spec.Node) -> None:
+    def __init__(self, session: Session, node: virtual.Node) -> None:
         self.session, self.node = session, node
         meta = node.metadata
         self.shape = tuple(meta["shape"])
-        self.chunks = spec.chunk_shape(meta)
+        self.chunks = virtual.chunk_shape(meta)
         self.decoder = Decoder(meta)
         self.dtype = self.decoder.dtype
         self.fill_value = fill_scalar(meta["data_type"], meta["fill_value"], self.dtype)
@@ -395,7 +395,7 @@ def dataset(session: Session, group: str = "", *, decode: bool = True, **decode_
     prefix = group + "/" if group else ""
     from .codecs import restore
 
-    def attrs_of(node: spec.Node) -> dict:
+    def attrs_of(node: virtual.Node) -> dict:
         types = node.attribute_types
         return {k: restore(v, types.get(k)) for k, v in
                 (node.metadata.get("attributes") or {}).items()}
@@ -423,7 +423,7 @@ def open_virtual(source: Any, *, group: str = "", document_url: str | None = Non
     """Open a chunk manifest as an ``xarray.Dataset`` (SCHEMA.md §25).
 
     ``source``: a path or URL of a ``.chunks.json`` document, its parsed dict, or a
-    :class:`~datamanifest.spec.chunks.ChunkManifest`. Relative source URLs resolve
+    :class:`~datamanifest.spec.virtual.ChunkManifest`. Relative source URLs resolve
     against ``base`` or ``document_url`` (default: the document's own location, CHK-007).
     Sources are checked against their recorded identity before their first chunk is read
     (``verify``, CHK-011). ``credentials`` maps a source URL as the document records it
@@ -436,10 +436,10 @@ def open_virtual(source: Any, *, group: str = "", document_url: str | None = Non
 
 
 def load_manifest(source: Any, document_url: str | None = None
-                  ) -> tuple[spec.ChunkManifest, str | None]:
+                  ) -> tuple[virtual.ChunkManifest, str | None]:
     """(parsed manifest, the URL its relative sources resolve against) of a path, URL,
-    dict or :class:`~datamanifest.spec.chunks.ChunkManifest`."""
-    if isinstance(source, spec.ChunkManifest):
+    dict or :class:`~datamanifest.spec.virtual.ChunkManifest`."""
+    if isinstance(source, virtual.ChunkManifest):
         return source, document_url or source.document_url
     if isinstance(source, dict):
         doc = source
@@ -458,8 +458,8 @@ def load_manifest(source: Any, document_url: str | None = None
                                code="DM150", file=os.fspath(source))
         document_url = document_url or url
     try:
-        manifest = spec.parse(doc)
-    except spec.ChunkManifestError as e:
+        manifest = virtual.parse(doc)
+    except virtual.ChunkManifestError as e:
         where = "/" + "/".join(map(str, e.path))
         shown = None
         if document_url:

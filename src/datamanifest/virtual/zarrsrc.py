@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import VirtualError
-from ..spec import chunks as spec
+from ..spec import virtual
 from . import codecs as zc
 
 
@@ -107,7 +107,7 @@ def _numcodec(config: dict[str, Any]) -> dict[str, Any]:
     return {"name": f"numcodecs.{name}", "configuration": c}
 
 
-def parse(folder: Path, url: str) -> spec.ChunkManifest:
+def parse(folder: Path, url: str) -> virtual.ChunkManifest:
     """A chunk manifest of a Zarr v2 or v3 store in ``folder``; each chunk file is a
     source. ``url`` is the store's URL (chunk URLs are below it). Raises
     :class:`VirtualError` (DM153) for a folder that is not a Zarr store."""
@@ -123,7 +123,7 @@ def parse(folder: Path, url: str) -> spec.ChunkManifest:
 class _Sources:
     def __init__(self, folder: Path, url: str) -> None:
         self.folder, self.url = folder, url
-        self.sources: list[spec.Source] = []
+        self.sources: list[virtual.Source] = []
 
     def add(self, rel: str) -> tuple[int, int] | None:
         p = self.folder / rel
@@ -133,65 +133,65 @@ class _Sources:
             return None
         from ..io.base import rfc3339
 
-        self.sources.append(spec.Source(f"{self.url}/{rel}", st.st_size, None,
+        self.sources.append(virtual.Source(f"{self.url}/{rel}", st.st_size, None,
                                         rfc3339(st.st_mtime_ns / 1e9)))
         return len(self.sources) - 1, st.st_size
 
 
-def _array_refs(meta: dict[str, Any], prefix: str, sources: _Sources) -> spec.Refs:
-    grid = spec.grid_shape(meta)
+def _array_refs(meta: dict[str, Any], prefix: str, sources: _Sources) -> virtual.Refs:
+    grid = virtual.grid_shape(meta)
     n = math.prod(grid)
-    src, off, ln = [spec.MISSING] * n, [0] * n, [0] * n
+    src, off, ln = [virtual.MISSING] * n, [0] * n, [0] * n
     for pos in range(n):
         index = tuple(int(i) for i in np.unravel_index(pos, grid)) if grid else ()
-        found = sources.add(prefix + spec.chunk_key(meta, index))
+        found = sources.add(prefix + virtual.chunk_key(meta, index))
         if found is not None and found[1] > 0:
             src[pos], ln[pos] = found[0], found[1]
-    return spec.Refs(grid, src, off, ln)
+    return virtual.Refs(grid, src, off, ln)
 
 
-def _parse_v3(folder: Path, url: str) -> spec.ChunkManifest:
+def _parse_v3(folder: Path, url: str) -> virtual.ChunkManifest:
     sources = _Sources(folder, url)
-    nodes: dict[str, spec.Node] = {}
+    nodes: dict[str, virtual.Node] = {}
     for meta_file in sorted(folder.rglob("zarr.json")):
         rel = meta_file.parent.relative_to(folder).as_posix()
         path = "" if rel == "." else rel
         meta = json.loads(meta_file.read_text(encoding="utf-8"))
         if meta.get("node_type") == "array":
             prefix = path + "/" if path else ""
-            nodes[path] = spec.Node(path, meta, _array_refs(meta, prefix, sources))
+            nodes[path] = virtual.Node(path, meta, _array_refs(meta, prefix, sources))
         else:
-            nodes[path] = spec.Node(path, {"zarr_format": 3, "node_type": "group",
+            nodes[path] = virtual.Node(path, {"zarr_format": 3, "node_type": "group",
                                            "attributes": meta.get("attributes", {})})
     if "" not in nodes or nodes[""].is_array:
-        nodes[""] = spec.Node("", {"zarr_format": 3, "node_type": "group", "attributes": {}})
-    return spec.ChunkManifest(sources.sources, nodes)
+        nodes[""] = virtual.Node("", {"zarr_format": 3, "node_type": "group", "attributes": {}})
+    return virtual.ChunkManifest(sources.sources, nodes)
 
 
 def _read(p: Path) -> dict[str, Any] | None:
     return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else None
 
 
-def _parse_v2(folder: Path, url: str) -> spec.ChunkManifest:
+def _parse_v2(folder: Path, url: str) -> virtual.ChunkManifest:
     sources = _Sources(folder, url)
-    nodes: dict[str, spec.Node] = {}
+    nodes: dict[str, virtual.Node] = {}
     for meta_file in sorted([*folder.rglob(".zgroup"), *folder.rglob(".zarray")]):
         rel = meta_file.parent.relative_to(folder).as_posix()
         path = "" if rel == "." else rel
         attrs = _read(meta_file.parent / ".zattrs") or {}
         if meta_file.name == ".zgroup":
-            nodes[path] = spec.Node(path, {"zarr_format": 3, "node_type": "group",
+            nodes[path] = virtual.Node(path, {"zarr_format": 3, "node_type": "group",
                                            "attributes": attrs})
             continue
         meta, types = v2_to_v3(_read(meta_file), attrs)
         prefix = path + "/" if path else ""
-        nodes[path] = spec.Node(path, meta, _array_refs(meta, prefix, sources), types)
+        nodes[path] = virtual.Node(path, meta, _array_refs(meta, prefix, sources), types)
     if "" not in nodes or nodes[""].is_array:
-        nodes[""] = spec.Node("", {"zarr_format": 3, "node_type": "group", "attributes": {}})
+        nodes[""] = virtual.Node("", {"zarr_format": 3, "node_type": "group", "attributes": {}})
     for path in list(nodes):  # parents of nodes that had no .zgroup of their own
         parent = path.rpartition("/")[0]
         while path and parent not in nodes:
-            nodes[parent] = spec.Node(parent, {"zarr_format": 3, "node_type": "group",
+            nodes[parent] = virtual.Node(parent, {"zarr_format": 3, "node_type": "group",
                                                "attributes": {}})
             path, parent = parent, parent.rpartition("/")[0]
-    return spec.ChunkManifest(sources.sources, dict(sorted(nodes.items())))
+    return virtual.ChunkManifest(sources.sources, dict(sorted(nodes.items())))

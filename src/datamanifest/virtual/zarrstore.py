@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 from zarr.abc.store import Store
 
-from ..spec import chunks as spec
+from ..spec import virtual
 
 if TYPE_CHECKING:  # the session is handed in; importing it here would be a circle
     from .store import Session
 
-def _served(node: spec.Node) -> dict[str, Any]:
+def _served(node: virtual.Node) -> dict[str, Any]:
     """A node's ``zarr.json`` as served (CHK-010). A float ``_FillValue`` attribute is
     written as xarray writes it in Zarr v3 (the base64 of its little-endian binary64
     bytes), so that ``xarray.open_zarr`` reads the store as it reads its own."""
@@ -77,7 +77,7 @@ class ChunkStore(Store):
             return "bytes", data
         for prefix, node in self._arrays:
             if key.startswith(prefix):
-                index = spec.index_of_chunk_key(node.metadata, key[len(prefix):])
+                index = virtual.index_of_chunk_key(node.metadata, key[len(prefix):])
                 if index is not None:
                     return node.refs.lookup(index)
         return "absent", None
@@ -137,10 +137,10 @@ class ChunkStore(Store):
             if node.is_array:
                 prefix = path + "/" if path else ""
                 for index, *_ in node.refs.references():
-                    yield prefix + spec.chunk_key(node.metadata, index)
+                    yield prefix + virtual.chunk_key(node.metadata, index)
                 for k in node.refs.inline:
-                    yield prefix + spec.chunk_key(node.metadata,
-                                                  spec.parse_index_key(k, len(node.refs.grid)))
+                    yield prefix + virtual.chunk_key(node.metadata,
+                                                  virtual.parse_index_key(k, len(node.refs.grid)))
 
     async def list_prefix(self, prefix: str) -> AsyncIterator[str]:
         async for k in self.list():

@@ -26,9 +26,9 @@ from typing import Any
 
 from ..errors import AppendError
 from ..interrupt import shielded
-from ..spec import appending as spec
+from ..spec import appends
 from . import prepare, versions
-from .targets import HeldLock, LocalTarget, Target
+from .targets import HeldLock, LocalTarget, AppendTarget
 
 
 @dataclass
@@ -84,14 +84,14 @@ class Appender:
     """Appends slices to ``target`` under ``cfg``. ``on_wait(holder)`` is called when the
     lock is busy; ``on_recover(action)`` when a pending transaction was repaired."""
 
-    def __init__(self, target: Target, cfg: spec.AppendConfig, *,
+    def __init__(self, target: AppendTarget, cfg: appends.AppendConfig, *,
                  on_wait: Callable[[str], None] | None = None,
                  on_recover: Callable[[dict[str, Any]], None] | None = None,
                  record_versions: bool = True) -> None:
         self.target, self.cfg = target, cfg
         self.on_wait, self.on_recover = on_wait, on_recover
         self.record_versions = record_versions
-        self.root = spec.root_key(cfg.zarr_format)
+        self.root = appends.root_key(cfg.zarr_format)
         self._model: tuple[bytes, prepare.TargetModel] | None = None
         self._checked = False
 
@@ -103,11 +103,11 @@ class Appender:
         if self._checked:
             return
         kind, names = self.target.listing()
-        pending = kind == "folder" and not any(n in spec.ZARR_MARKERS for n in names) \
+        pending = kind == "folder" and not any(n in appends.ZARR_MARKERS for n in names) \
             and names and self.target.read_journal() is not None
         try:
-            spec.classify_target(kind, names, bool(pending))
-        except spec.AppendSpecError as e:
+            appends.classify_target(kind, names, bool(pending))
+        except appends.AppendSpecError as e:
             raise AppendError(f"the target {e.message}", code=e.code, file=self.target.url,
                               hint="append to a new path, or to a Zarr store (a folder with "
                               "zarr.json or .zmetadata at its top)") from None
@@ -131,24 +131,24 @@ class Appender:
     # -- reading the committed view (APP-010) ------------------------------------------------------
     def _find_root(self) -> tuple[str, bytes | None]:
         """The root key and bytes; an existing target's own format wins over the config."""
-        for key in (self.root, spec.root_key(5 - self.cfg.zarr_format)):
+        for key in (self.root, appends.root_key(5 - self.cfg.zarr_format)):
             data = self.target.read(key)
             if data is not None:
                 return key, data
         return self.root, None
 
-    def _view(self, key: str, data: bytes) -> spec.View:
+    def _view(self, key: str, data: bytes) -> appends.CommittedView:
         try:
             doc = json.loads(data)
-            return spec.view_from_root(doc, 3 if key == spec.V3_ROOT else 2)
+            return appends.view_from_root(doc, 3 if key == appends.V3_ROOT else 2)
         except ValueError as e:
             raise AppendError(f"{self.target.url}/{key} is not JSON: {e}", code="DM167") from None
-        except spec.AppendSpecError as e:
+        except appends.AppendSpecError as e:
             raise AppendError(f"{self.target.url}: {e.message}", code=e.code,
                               hint="appends need a consolidated Zarr group (zarr.json with "
                               "consolidated_metadata, or .zmetadata)") from None
 
-    def _target_model(self, root: bytes, view: spec.View) -> prepare.TargetModel:
+    def _target_model(self, root: bytes, view: appends.CommittedView) -> prepare.TargetModel:
         if self._model is not None and self._model[0] == root:
             return self._model[1]
         model = prepare.TargetModel(view, self.cfg)
@@ -183,8 +183,8 @@ class Appender:
         backups = {r["backup"] for r in journal.get("replaces") or []
                    if t.read_backup(txn, r["key"]) is not None}
         try:
-            plan = spec.recovery(journal, spec.digest(root), present, backups)
-        except spec.AppendSpecError as e:
+            plan = appends.recovery(journal, appends.digest(root), present, backups)
+        except appends.AppendSpecError as e:
             raise AppendError(f"{t.url}: {e.message}", code=e.code,
                               hint=f"the journal of transaction {txn} is kept beside the "
                               "target; compare the target with it by hand") from None
@@ -197,14 +197,14 @@ class Appender:
                 if data is not None:
                     t.write(txn, key, data)
             if root is not None and plan.rewrite:
-                docs = spec.metadata_documents(self._view(root_key, root))
+                docs = appends.metadata_documents(self._view(root_key, root))
                 for key in plan.rewrite:
                     if key in docs:
                         t.write(txn, key, docs[key])
             elif root is None:  # a new target that never committed: no metadata may remain
                 t.delete([k for k in journal.get("metadata") or [] if t.exists(k)])
         else:
-            docs = spec.metadata_documents(self._view(root_key, root))
+            docs = appends.metadata_documents(self._view(root_key, root))
             for key in plan.rewrite:
                 if key in docs:
                     t.write(txn, key, docs[key])
@@ -281,8 +281,8 @@ class Appender:
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "append_dim": self.cfg.append_dim, "root": root_key,
             "committed": None if committed is None else {
-                "digest": spec.digest(committed), "length": old, "tree": tree},
-            "new": {"digest": spec.digest(new_root), "length": new},
+                "digest": appends.digest(committed), "length": old, "tree": tree},
+            "new": {"digest": appends.digest(new_root), "length": new},
             "creates": creates,
             "replaces": [{"key": k, "backup": self.target.backup_key(txn, k)} for k in replaces],
             "metadata": metadata,
@@ -306,9 +306,9 @@ class Appender:
             raise AppendError(f"the slice has no dimension {dim!r}", code="DM162",
                               hint="set append_dim (--dim)")
         keys = prepare.create_store(ds, self.cfg)
-        root_key = spec.root_key(self.cfg.zarr_format)
+        root_key = appends.root_key(self.cfg.zarr_format)
         root = keys.pop(root_key)
-        metadata = sorted(k for k in keys if spec.is_metadata_key(k, self.cfg.zarr_format))
+        metadata = sorted(k for k in keys if appends.is_metadata_key(k, self.cfg.zarr_format))
         chunks = sorted(k for k in keys if k not in metadata)
         view = self._view(root_key, root)
         n = view.length(dim) or 0
@@ -341,8 +341,8 @@ class Appender:
         model = self._target_model(root, view)
         p = model.prepare(ds, t.read)  # APP-012: every check before a byte is written
         old = view.length(dim) or 0
-        plan = spec.plan(view, dim, p.count)
-        new_view = spec.with_length(view, dim, plan.new_length)
+        plan = appends.plan(view, dim, p.count)
+        new_view = appends.with_length(view, dim, plan.new_length)
         attrs = self._attrs(view.attrs, p.attrs)
         if attrs != view.attrs:
             if new_view.zarr_format == 3:
@@ -350,13 +350,13 @@ class Appender:
             else:
                 new_view.root["metadata"][".zattrs"] = attrs
             new_view.attrs = attrs
-        new_root = spec.root_bytes(new_view)
+        new_root = appends.root_bytes(new_view)
         docs: dict[str, bytes] = {}  # per-array metadata that changes (APP-022 step 8)
         for name in plan.writes:
-            doc = spec.array_document(new_view.arrays[name])
+            doc = appends.array_document(new_view.arrays[name])
             docs.update({k: v for k, v in doc.items() if not k.endswith(".zattrs")})
         if attrs != view.attrs and new_view.zarr_format == 2:
-            docs[".zattrs"] = spec.metadata_documents(new_view)[".zattrs"]
+            docs[".zattrs"] = appends.metadata_documents(new_view)[".zattrs"]
         metadata = sorted(docs)
         # chunks: which replaces really hold committed bytes (a missing chunk is all fill)
         existing: dict[str, bytes] = {}
@@ -372,7 +372,7 @@ class Appender:
             a = view.arrays[name]
             codec = model.codecs[name]
             for index in indices:
-                k = spec.chunk_key(a, index)
+                k = appends.chunk_key(a, index)
                 written[k] = prepare.chunk_bytes(a, codec, p.arrays[name], dim, old, index,
                                                  existing.get(k))
         tree = versions.current(t) if self.record_versions else None
@@ -460,7 +460,7 @@ class Status:
         return append_status_html(self)
 
 
-def status(target: Target, cfg: spec.AppendConfig) -> Status:
+def status(target: AppendTarget, cfg: appends.AppendConfig) -> Status:
     """Read-only: what the committed view, the journal and the lock say."""
     a = Appender(target, cfg, record_versions=False)
     a.check_target()

@@ -28,7 +28,7 @@ from typing import Any
 
 from ..store import trees
 from ..tree import LOCAL_FIELDS, iter_manifest_files, rfc3339_ns
-from .targets import LocalTarget, S3Target, Target
+from .targets import LocalTarget, S3Target, AppendTarget
 
 ALGORITHM = "tree-sha256"
 
@@ -40,7 +40,7 @@ def _project_root(start: Path) -> Path | None:
     return Path(found).parent if found else None
 
 
-def store_root(target: Target) -> Path:
+def store_root(target: AppendTarget) -> Path:
     """The folder whose ``.datamanifest/trees`` keeps the target's versions (APP-030)."""
     if isinstance(target, LocalTarget):
         return _project_root(target.path.parent) or target.side / f"{target.name}.versions"
@@ -52,7 +52,7 @@ def store_root(target: Target) -> Path:
     return Path(platformdirs.user_data_dir("datamanifest")) / "versions"
 
 
-def key_of(target: Target) -> str:
+def key_of(target: AppendTarget) -> str:
     return target.url
 
 
@@ -60,7 +60,7 @@ SNAPSHOT_EVERY = 64  # versions between whole manifests
 DELTA = ".delta.json"
 
 
-def _folder(target: Target) -> Path:
+def _folder(target: AppendTarget) -> Path:
     return trees.versions_dir(store_root(target), key_of(target))
 
 
@@ -99,7 +99,7 @@ def load(path: Path) -> dict[str, Any]:
             "algorithm": ALGORITHM, "checksum": last["checksum"], "base": last.get("base")}
 
 
-def latest_doc(target: Target) -> dict[str, Any] | None:
+def latest_doc(target: AppendTarget) -> dict[str, Any] | None:
     path = trees.latest(store_root(target), key_of(target))
     if path is None:
         return None
@@ -219,7 +219,7 @@ class TreeIndex:
 _INDEX: dict[str, TreeIndex] = {}  # target url -> the index of its latest recorded version
 
 
-def _store(target: Target, index: TreeIndex, keep: int = 0,
+def _store(target: AppendTarget, index: TreeIndex, keep: int = 0,
            delta: tuple[str, dict[str, list], list[str]] | None = None) -> str:
     """Record ``index`` as the latest version: a delta ``(parent, set, removed)`` when
     given and the last snapshot is fewer than SNAPSHOT_EVERY versions back, else a
@@ -278,7 +278,7 @@ def _history(folder: Path, checksum: str, entries: int) -> None:
         os.close(fd)
 
 
-def history(target: Target) -> list[dict[str, Any]]:
+def history(target: AppendTarget) -> list[dict[str, Any]]:
     """Every recorded version, oldest first: ``checksum``, ``time``, ``entries`` and whether
     its manifest is still ``kept``."""
     folder = trees.versions_dir(store_root(target), key_of(target))
@@ -296,7 +296,7 @@ def history(target: Target) -> list[dict[str, Any]]:
     return out
 
 
-def listing(target: Target) -> list[dict[str, Any]]:
+def listing(target: AppendTarget) -> list[dict[str, Any]]:
     """Every recorded version, oldest first, as ``datamanifest versions TARGET`` lists them:
     the rows of :func:`history` with ``latest`` (the version the target is at)."""
     latest = trees.latest(store_root(target), key_of(target))
@@ -307,7 +307,7 @@ def listing(target: Target) -> list[dict[str, Any]]:
     return rows
 
 
-def prune(target: Target, keep: int) -> int:
+def prune(target: AppendTarget, keep: int) -> int:
     """Delete the stored versions older than the newest ``keep`` that no kept version
     needs (a delta needs its snapshot and the deltas between); the history keeps their
     checksums. Returns how many files were deleted."""
@@ -328,7 +328,7 @@ def prune(target: Target, keep: int) -> int:
     return n
 
 
-def _row(target: Target, key: str, data: bytes, when: str) -> list:
+def _row(target: AppendTarget, key: str, data: bytes, when: str) -> list:
     if isinstance(target, LocalTarget):
         try:
             when = rfc3339_ns(target.stat(key).st_mtime_ns)
@@ -337,7 +337,7 @@ def _row(target: Target, key: str, data: bytes, when: str) -> list:
     return [len(data), when, hashlib.sha256(data).hexdigest(), "file"]
 
 
-def _index_of(target: Target, previous: str, root: tuple[str, bytes] | None) -> TreeIndex | None:
+def _index_of(target: AppendTarget, previous: str, root: tuple[str, bytes] | None) -> TreeIndex | None:
     """The index of the version ``previous``, if it describes the committed state: its
     entry for the root metadata holds the digest of the committed root's bytes."""
     index = _INDEX.get(target.url)
@@ -355,7 +355,7 @@ def _index_of(target: Target, previous: str, root: tuple[str, bytes] | None) -> 
     return index
 
 
-def record(target: Target, written: dict[str, bytes], removed: list[str],
+def record(target: AppendTarget, written: dict[str, bytes], removed: list[str],
            previous: str | None, *, keep: int = 0,
            committed_root: tuple[str, bytes] | None = None) -> str:
     """Record the version after a commit: ``written`` maps every key the commit wrote to its
@@ -380,7 +380,7 @@ def record(target: Target, written: dict[str, bytes], removed: list[str],
                   delta=(previous, changed, list(removed)) if previous else None)
 
 
-def record_full(target: Target, *, keep: int = 0) -> str:
+def record_full(target: AppendTarget, *, keep: int = 0) -> str:
     """Walk and hash the whole target and record it as a version."""
     import datetime as _dt
 
@@ -400,14 +400,14 @@ def record_full(target: Target, *, keep: int = 0) -> str:
     return _store(target, TreeIndex(rows), keep)
 
 
-def current(target: Target) -> str | None:
+def current(target: AppendTarget) -> str | None:
     """The tree checksum of the latest recorded version, or None (read from LATEST's
     name: the file is named by its checksum value)."""
     path = trees.latest(store_root(target), key_of(target))
     return None if path is None else f"{ALGORITHM}:{path.name.split('.')[0]}"
 
 
-def target_of(text: str) -> Target | None:
+def target_of(text: str) -> AppendTarget | None:
     """The append target named by a command-line argument (an ``s3://`` URL, or a folder
     holding a Zarr store whose versions are recorded), or None."""
     from .targets import open_target
@@ -422,7 +422,7 @@ def target_of(text: str) -> Target | None:
     return t if trees.latest(store_root(t), key_of(t)) is not None else None
 
 
-def find(target: Target, prefix: str | None) -> dict[str, Any]:
+def find(target: AppendTarget, prefix: str | None) -> dict[str, Any]:
     """The whole manifest of the latest version, or of the one whose checksum value starts
     with ``prefix``. Raises DataManifestError DM076 when none or several match."""
     from ..errors import DataManifestError

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..spec.appending import AppendSpecError, ArrayMeta
+from ..spec.appends import AppendSpecError, ArrayMeta
 from ..optional import APPEND, need
 
 _BLOSC_SHUFFLE = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AppendError
-from ..spec.appending import Polling
+from ..spec.appends import Polling
 
 
 def local_path(obj: Any) -> Path | None:

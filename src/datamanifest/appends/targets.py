@@ -1,6 +1,6 @@
 """Where an append writes: a local folder or an ``s3://`` prefix (SCHEMA.md §26.3).
 
-A :class:`Target` offers what the transaction needs and nothing more: read, write (each key
+A :class:`AppendTarget` offers what the transaction needs and nothing more: read, write (each key
 atomically), delete and list keys; the commit point (APP-022 step 7: the root metadata
 replaced atomically, conditionally on object stores); the journal and backups beside the
 target (APP-021); and the lock (APP-020). Keys are ``/``-separated paths inside the target.
@@ -90,7 +90,7 @@ def parse_lock(data: bytes) -> dict[str, Any]:
     return doc
 
 
-class Target:
+class AppendTarget:
     """A Zarr target. ``url``: how it is shown; ``durable``: make new bytes durable before
     the commit point (APP-022 step 6)."""
 
@@ -167,7 +167,7 @@ class Target:
 class HeldLock:
     """A held append lock; ``took_over`` is the stale lock it replaced (LockInfo) if any."""
 
-    def __init__(self, target: Target, owner: str, took_over: LockInfo | None) -> None:
+    def __init__(self, target: AppendTarget, owner: str, took_over: LockInfo | None) -> None:
         self.target, self.owner, self.took_over = target, owner, took_over
 
     def still_held(self) -> bool:
@@ -221,7 +221,7 @@ def _wait_loop(try_once: Callable[[], HeldLock | None], info: Callable[[], LockI
 
 
 # -- local folders -----------------------------------------------------------------------------------
-class LocalTarget(Target):
+class LocalTarget(AppendTarget):
     """A Zarr store in a local folder."""
 
     def __init__(self, path: str | Path, *, durable: bool = True) -> None:
@@ -572,7 +572,7 @@ class _LocalHeld(HeldLock):
 
 
 # -- S3 -------------------------------------------------------------------------------------------------
-class S3Target(Target):
+class S3Target(AppendTarget):
     """A Zarr store under ``s3://bucket/prefix``: one PUT per key; the commit point is a
     conditional PUT of the root (``If-Match`` its ETag, ``If-None-Match: *`` when new); the
     lock a conditional create; a stale lock is replaced with ``If-Match`` its ETag."""
@@ -805,8 +805,8 @@ class _S3Held(HeldLock):
 
 
 def open_target(url: str | os.PathLike, options: dict[str, Any] | None = None, *,
-                durable: bool = True) -> Target:
-    """A :class:`Target` for a local path or ``s3://`` URL. Raises :class:`AppendError`
+                durable: bool = True) -> AppendTarget:
+    """A :class:`AppendTarget` for a local path or ``s3://`` URL. Raises :class:`AppendError`
     (DM160) for another scheme."""
     text = os.fspath(url)
     if text.startswith("s3://"):

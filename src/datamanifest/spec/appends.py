@@ -1,10 +1,10 @@
 """Appending to Zarr stores: the configuration, the committed view, the plan of one append
 and the recovery decision (SCHEMA.md §26, APP-001..APP-030).
 
-Pure: documents in, decisions out; no file system. :mod:`datamanifest.append` does the I/O.
+Pure: documents in, decisions out; no file system. :mod:`datamanifest.appends` does the I/O.
 
 * :class:`AppendConfig` -- APP-001 (the TOML document), :func:`merge` -- APP-002;
-* :class:`View` -- the committed view read from a root metadata document (APP-010), for
+* :class:`CommittedView` -- the committed view read from a root metadata document (APP-010), for
   Zarr v3 (``zarr.json`` with consolidated metadata) and v2 (``.zmetadata``);
 * :func:`parse_step`, :func:`check_labels` -- append steps and labels (APP-012);
 * :func:`plan` -- the keys one append creates and replaces (APP-021, APP-022);
@@ -32,7 +32,7 @@ from pydantic import (
     field_validator,
 )
 
-from . import chunks as _chunks
+from . import virtual
 from ..optional import APPEND, need
 
 JOURNAL_VERSION = 1
@@ -234,7 +234,7 @@ _UNIT_NS = {"s": 10**9, "m": 60 * 10**9, "min": 60 * 10**9, "h": 3600 * 10**9,
 
 
 @dataclass(frozen=True)
-class Step:
+class AppendStep:
     """``kind``: ``"+"``, ``"-"``, ``"number"`` or ``"duration"`` (``value``: the step, in
     label units, or nanoseconds for a duration); None: no constraint."""
 
@@ -242,18 +242,18 @@ class Step:
     value: float = 0.0
 
 
-def parse_step(value: Any) -> Step:
+def parse_step(value: Any) -> AppendStep:
     """An ``append_step`` (APP-001). Raises :class:`AppendSpecError` (DM160)."""
     if value is None:
-        return Step(None)
+        return AppendStep(None)
     if value in ("+", "-"):
-        return Step(value)
+        return AppendStep(value)
     if isinstance(value, bool):
         raise AppendSpecError("DM160", "append_step must be +, -, a number or a duration")
     if isinstance(value, (int, float)):
         if value == 0 or not math.isfinite(value):
             raise AppendSpecError("DM160", "a numeric append_step must be finite and not 0")
-        return Step("number", float(value))
+        return AppendStep("number", float(value))
     m = _DURATION.match(str(value).strip())
     if not m:
         raise AppendSpecError("DM160", f"append_step {value!r} is not +, -, a number or a "
@@ -261,7 +261,7 @@ def parse_step(value: Any) -> Step:
     ns = float(m.group(2)) * _UNIT_NS[m.group(3)]
     if ns == 0:
         raise AppendSpecError("DM160", "a duration append_step must not be 0")
-    return Step("duration", -ns if m.group(1) else ns)
+    return AppendStep("duration", -ns if m.group(1) else ns)
 
 
 def describe_step(value: Any) -> dict[str, Any] | None:
@@ -269,7 +269,7 @@ def describe_step(value: Any) -> dict[str, Any] | None:
     return None if s.kind is None else {"kind": s.kind, "value": s.value}
 
 
-def check_labels(last: float | None, labels: list[float], step: Step, *,
+def check_labels(last: float | None, labels: list[float], step: AppendStep, *,
                  what: str = "label", times: bool = False,
                  texts: list[str] | None = None, last_text: str | None = None) -> None:
     """APP-012: ``labels`` (numbers; times as nanoseconds) continue ``last`` (None for a new
@@ -349,7 +349,7 @@ class ArrayMeta:
 
 
 @dataclass
-class View:
+class CommittedView:
     """The committed view of a target (APP-010): ``attrs`` of the group and its ``arrays``;
     ``zarr_format`` 3 or 2; ``root`` the raw root document."""
 
@@ -417,7 +417,7 @@ def _np_dtype_v3(data_type: Any, codecs: list[dict[str, Any]]) -> str:
     raise AppendSpecError("DM167", f"the data type {data_type!r} cannot be appended to here")
 
 
-def view_from_root(doc: dict[str, Any], zarr_format: int) -> View:
+def view_from_root(doc: dict[str, Any], zarr_format: int) -> CommittedView:
     """The committed view from the root metadata document (APP-010). Raises
     :class:`AppendSpecError` (DM167) when it is not a consolidated Zarr group."""
     arrays: dict[str, ArrayMeta] = {}
@@ -441,7 +441,7 @@ def view_from_root(doc: dict[str, Any], zarr_format: int) -> View:
                                                      range(len(meta["shape"]))]),
                 _np_dtype_v3(meta["data_type"], meta.get("codecs") or []), meta.get("fill_value"),
                 dict(meta.get("attributes") or {}), meta, 3)
-        return View(3, dict(doc.get("attributes") or {}), arrays, doc)
+        return CommittedView(3, dict(doc.get("attributes") or {}), arrays, doc)
     meta = doc.get("metadata")
     if not isinstance(meta, dict) or ".zgroup" not in meta:
         raise AppendSpecError("DM167", "the .zmetadata is not a consolidated Zarr v2 group")
@@ -454,7 +454,7 @@ def view_from_root(doc: dict[str, Any], zarr_format: int) -> View:
                                                          range(len(zarray["shape"]))]
         arrays[name] = ArrayMeta(name, list(zarray["shape"]), list(zarray["chunks"]), list(dims),
                                  zarray["dtype"], zarray.get("fill_value"), attrs, zarray, 2)
-    return View(2, dict(meta.get(".zattrs") or {}), arrays, doc)
+    return CommittedView(2, dict(meta.get(".zattrs") or {}), arrays, doc)
 
 
 def array_keys(a: ArrayMeta) -> list[str]:
@@ -466,12 +466,12 @@ def array_keys(a: ArrayMeta) -> list[str]:
 def chunk_key(a: ArrayMeta, index: tuple[int, ...]) -> str:
     """The store key of chunk ``index`` of array ``a``."""
     if a.zarr_format == 3:
-        return f"{a.name}/{_chunks.chunk_key(a.metadata, index)}"
+        return f"{a.name}/{virtual.chunk_key(a.metadata, index)}"
     sep = a.metadata.get("dimension_separator") or "."
     return f"{a.name}/{sep.join(map(str, index)) if index else '0'}"
 
 
-def with_length(view: View, dim: str, length: int) -> View:
+def with_length(view: CommittedView, dim: str, length: int) -> CommittedView:
     """The view with every array along ``dim`` at ``length`` (the new committed view)."""
     root = json.loads(json.dumps(view.root))
     if view.zarr_format == 3:
@@ -486,7 +486,7 @@ def with_length(view: View, dim: str, length: int) -> View:
     return view_from_root(root, view.zarr_format)
 
 
-def root_bytes(view: View) -> bytes:
+def root_bytes(view: CommittedView) -> bytes:
     """The root metadata document of a view, as written (deterministic)."""
     return (json.dumps(view.root, allow_nan=False) + "\n").encode()
 
@@ -507,7 +507,7 @@ def array_document(a: ArrayMeta) -> dict[str, bytes]:
 
 # -- the plan of one append (APP-021, APP-022) ------------------------------------------------------------
 @dataclass
-class Plan:
+class AppendPlan:
     """What one append writes: for each array along the dimension, the chunk indices it
     writes, split into ``creates`` (new keys) and ``replaces`` (a partial last chunk that
     grows); ``old_length`` and ``new_length`` along the dimension."""
@@ -519,12 +519,12 @@ class Plan:
     replaces: list[str] = field(default_factory=list)
 
 
-def plan(view: View, dim: str, count: int) -> Plan:
+def plan(view: CommittedView, dim: str, count: int) -> AppendPlan:
     """The chunks an append of ``count`` steps along ``dim`` writes (APP-022 step 5)."""
     old = view.length(dim)
     if old is None:
         raise AppendSpecError("DM162", f"no array of the target has the dimension {dim!r}")
-    p = Plan(old, old + count)
+    p = AppendPlan(old, old + count)
     for a in view.arrays.values():
         if dim not in a.dims:
             continue
@@ -586,7 +586,7 @@ def recovery(journal: dict[str, Any], root_digest: str | None, present: set[str]
                           "else changed the target; nothing was touched")
 
 
-def metadata_documents(view: View) -> dict[str, bytes]:
+def metadata_documents(view: CommittedView) -> dict[str, bytes]:
     """Every per-array metadata key of a view and its bytes, plus Zarr v2's group ``.zgroup``
     and ``.zattrs`` (APP-011: brought in line with the committed view)."""
     out: dict[str, bytes] = {}
@@ -646,7 +646,7 @@ def dtype_fits(slice_dtype: str, kind: str) -> bool:
     return s == t or bool(np.can_cast(s, t, "safe"))
 
 
-def check_slice(view: View, cfg: AppendConfig, desc: dict[str, Any],
+def check_slice(view: CommittedView, cfg: AppendConfig, desc: dict[str, Any],
                 last_label: float | None) -> int:
     """APP-012 on a slice described as data: ``desc`` = ``{"variables": {name: {"dims",
     "shape", "dtype", "units"?}}, "labels": [numbers] | None}`` (labels: times in

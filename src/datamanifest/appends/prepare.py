@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import AppendError
 from ..optional import APPEND, need
-from ..spec import appending as spec
+from ..spec import appends
 from .codecs import ArrayCodec
 
 #: arrays without the append dimension are compared with the target's up to this size
@@ -72,7 +72,7 @@ def open_slice(obj: Any):
                           ) from None
 
 
-def select(ds, cfg: spec.AppendConfig):
+def select(ds, cfg: appends.AppendConfig):
     """The slice's variables that the configuration includes (APP-001)."""
     names = [n for n in ds.data_vars if cfg.selects(n)]
     drop = [n for n in ds.data_vars if n not in names]
@@ -100,7 +100,7 @@ def _compressor(spec_value: Any, zarr_format: int):
     return numcodecs.get_codec({"id": name, **cfg})
 
 
-def create_store(ds, cfg: spec.AppendConfig) -> dict[str, bytes]:
+def create_store(ds, cfg: appends.AppendConfig) -> dict[str, bytes]:
     """Every key of a new target holding the first slice, as ``to_zarr`` writes it
     (consolidated, ``cfg.zarr_format``), with the configured encodings applied."""
     zarr = need("zarr", **APPEND)
@@ -290,7 +290,7 @@ class Prepared:
 _DECODED_CACHE: dict[str, Any] = {}
 
 
-def _fingerprint(view: spec.View) -> str:
+def _fingerprint(view: appends.CommittedView) -> str:
     """The view without its shapes: what the decoded encodings depend on."""
     parts = []
     for name in sorted(view.arrays):
@@ -300,7 +300,7 @@ def _fingerprint(view: spec.View) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def decoded_view(view: spec.View):
+def decoded_view(view: appends.CommittedView):
     """The committed view opened by xarray without reading a chunk (its variables'
     ``encoding`` and decoded dtypes); cached by the view's metadata apart from shapes."""
     fp = _fingerprint(view)
@@ -313,7 +313,7 @@ def decoded_view(view: spec.View):
 
     store = zarr.storage.MemoryStore()
     buf = default_buffer_prototype().buffer
-    store._store_dict[spec.root_key(view.zarr_format)] = buf.from_bytes(spec.root_bytes(view))
+    store._store_dict[appends.root_key(view.zarr_format)] = buf.from_bytes(appends.root_bytes(view))
     if view.zarr_format == 2:
         store._store_dict[".zgroup"] = buf.from_bytes(b'{"zarr_format": 2}')
     with warnings.catch_warnings():
@@ -421,8 +421,8 @@ _HINTS = {
 }
 
 
-def describe(ds, cfg: spec.AppendConfig) -> dict[str, Any]:
-    """A slice as the data :func:`datamanifest.spec.appending.check_slice` checks."""
+def describe(ds, cfg: appends.AppendConfig) -> dict[str, Any]:
+    """A slice as the data :func:`datamanifest.spec.appends.check_slice` checks."""
     variables = {}
     for name in ds.variables:
         v = ds[name]
@@ -447,10 +447,10 @@ class TargetModel:
     """What an append needs to know of a committed view: its codecs, decoded encodings and
     the checks of APP-012."""
 
-    def __init__(self, view: spec.View, cfg: spec.AppendConfig) -> None:
+    def __init__(self, view: appends.CommittedView, cfg: appends.AppendConfig) -> None:
         self.view, self.cfg = view, cfg
         self.dim = cfg.append_dim
-        self.step = spec.parse_step(cfg.append_step)
+        self.step = appends.parse_step(cfg.append_step)
         if view.length(self.dim) is None:
             raise AppendError(f"no array of the target has the append dimension {self.dim!r}",
                               code="DM162", hint="set append_dim (--dim)")
@@ -473,7 +473,7 @@ class TargetModel:
         return out
 
     def is_time(self, name: str) -> bool:
-        return spec.decoded_kind(self.view.arrays[name]) == "datetime"
+        return appends.decoded_kind(self.view.arrays[name]) == "datetime"
 
     # -- the checks (APP-012) -------------------------------------------------------------------
     def prepare(self, ds, read) -> Prepared:
@@ -495,8 +495,8 @@ class TargetModel:
             if self._last_text is not None:
                 desc["last_label_text"] = self._last_text
         try:
-            count = spec.check_slice(view, self.cfg, desc, last)
-        except spec.AppendSpecError as e:
+            count = appends.check_slice(view, self.cfg, desc, last)
+        except appends.AppendSpecError as e:
             raise AppendError(e.message, code=e.code, hint=_HINTS.get(e.code)) from None
         out = Prepared(count, attrs=dict(ds.attrs), labels=labels)
         for name, a in view.arrays.items():
@@ -597,7 +597,7 @@ class TargetModel:
                               f"{codec.dtype}", code="DM163")
         return values
 
-    def _check_fixed(self, name: str, a: spec.ArrayMeta, encoded: np.ndarray, read) -> None:
+    def _check_fixed(self, name: str, a: appends.ArrayMeta, encoded: np.ndarray, read) -> None:
         """APP-012: an array without the append dimension holds the target's values."""
         codec = self.codecs[name]
         if encoded.nbytes > COMPARE_LIMIT:
@@ -610,13 +610,13 @@ class TargetModel:
                               "the target's", code="DM163",
                               hint="every slice must share the target's coordinates")
 
-    def _read_whole(self, a: spec.ArrayMeta, codec: ArrayCodec, read) -> np.ndarray:
+    def _read_whole(self, a: appends.ArrayMeta, codec: ArrayCodec, read) -> np.ndarray:
         import itertools
 
         out = np.full(a.shape, codec.fill, dtype=codec.dtype)
         grid = [range(-(-n // c)) if n else range(0) for n, c in zip(a.shape, a.chunks)]
         for index in itertools.product(*grid):
-            data = read(spec.chunk_key(a, index))
+            data = read(appends.chunk_key(a, index))
             chunk = codec.decode(data) if data is not None else codec.empty()
             region = tuple(slice(i * c, min((i + 1) * c, n))
                            for i, c, n in zip(index, a.chunks, a.shape))
@@ -633,7 +633,7 @@ class TargetModel:
             return None
         n, c = a.shape[0], a.chunks[0]
         codec = self.codecs[dim]
-        data = read(spec.chunk_key(a, ((n - 1) // c,)))
+        data = read(appends.chunk_key(a, ((n - 1) // c,)))
         raw = codec.decode(data)[(n - 1) % c: (n - 1) % c + 1] if data is not None else \
             np.array([codec.fill], dtype=codec.dtype)
         enc = self.encoding(dim)
@@ -649,7 +649,7 @@ class TargetModel:
 
 
 # -- writing chunks (APP-022 step 5) ------------------------------------------------------------------
-def chunk_bytes(a: spec.ArrayMeta, codec: ArrayCodec, values: np.ndarray, dim: str, old: int,
+def chunk_bytes(a: appends.ArrayMeta, codec: ArrayCodec, values: np.ndarray, dim: str, old: int,
                 index: tuple[int, ...], existing: bytes | None) -> bytes:
     """The new bytes of chunk ``index`` of array ``a`` once ``values`` (the slice's encoded
     values, ``count`` steps from ``old`` along ``dim``) are in it. ``existing``: the stored

@@ -32,7 +32,7 @@ from ..testing import first_line
 
 CHILD = r"""
 import os, sys, time
-import datamanifest.append as A
+import datamanifest.appends as A
 target, source, step = sys.argv[1], sys.argv[2], sys.argv[3]
 sys.stdout.write("READY\n"); sys.stdout.flush()
 if os.environ.get("DM_HARNESS_GO"):
@@ -191,7 +191,7 @@ def check(trial: Path, k0: int, slices: list[Path], shape, point: Any, killed: b
 def _after_interrupt(trial: Path, target: Path) -> str:
     """LCK-008 right after a SIGINT: '' when the lock is released and a journal remains only
     past the commit point."""
-    from ..spec import appending as spec
+    from ..spec import appends
 
     lock = target.with_name(target.name + ".lock")
     if lock.exists():
@@ -200,7 +200,7 @@ def _after_interrupt(trial: Path, target: Path) -> str:
     if journal.exists():
         doc = json.loads(journal.read_text())
         root = target / (doc.get("root") or "zarr.json")
-        digest = spec.digest(root.read_bytes()) if root.exists() else None
+        digest = appends.digest(root.read_bytes()) if root.exists() else None
         if digest != (doc.get("new") or {}).get("digest"):
             return "interrupted before its commit point, the transaction was not rolled back"
     return ""

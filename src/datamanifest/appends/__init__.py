@@ -3,6 +3,10 @@
 >>> import datamanifest
 >>> results = datamanifest.append("cube.zarr", ["day1.nc", "day2.nc"], append_step="1D")
 
+``datamanifest.append`` is :func:`append` (a plain function); this package is
+``datamanifest.appends`` (the capability's modules beside its rules in
+:mod:`datamanifest.spec.appends`).
+
 * :func:`append` -- append slices, one transaction each (APP-022); the first creates the
   target (APP-023);
 * :func:`recover` -- repair a pending transaction now (APP-024; every append does it first);
@@ -21,7 +25,7 @@ from typing import Any
 
 from ..errors import AppendError
 from ..optional import APPEND, need
-from ..spec import appending as spec
+from ..spec.appends import AppendConfig, AppendSpecError, config_from_dict, merge
 
 need("numpy", **APPEND)  # the modules below use it (DIAG-020: DM170 naming [append])
 
@@ -56,24 +60,24 @@ def _read_config_file(path: str | os.PathLike) -> dict[str, Any]:
     return loads(text)
 
 
-def load_config(files: Iterable[str | os.PathLike] = (), **options: Any) -> spec.AppendConfig:
+def load_config(files: Iterable[str | os.PathLike] = (), **options: Any) -> AppendConfig:
     """Merge configuration files in order and then ``options`` (APP-002) into an
-    :class:`~datamanifest.spec.appending.AppendConfig`. Raises AppendError (DM160)."""
+    :class:`~datamanifest.spec.appends.AppendConfig`. Raises AppendError (DM160)."""
     docs = [_read_config_file(f) for f in files]
     docs.append({k: v for k, v in options.items() if v is not None})
-    return config(spec.merge(docs))
+    return config(merge(docs))
 
 
-def config(data: dict[str, Any]) -> spec.AppendConfig:
+def config(data: dict[str, Any]) -> AppendConfig:
     """Validate a configuration given as a dict. Raises AppendError (DM160)."""
     try:
-        return spec.config_from_dict(data)
-    except spec.AppendSpecError as e:
+        return config_from_dict(data)
+    except AppendSpecError as e:
         raise AppendError(e.message, code=e.code,
                           hint="see SCHEMA.md §26.1 for the fields") from None
 
 
-def _resolve(target: str | os.PathLike | None, cfg: spec.AppendConfig):
+def _resolve(target: str | os.PathLike | None, cfg: AppendConfig):
     where = os.fspath(target) if target is not None else cfg.target
     if not where:
         raise AppendError("no target: pass one, or set `target` in the configuration",
@@ -143,16 +147,16 @@ def append(target: str | os.PathLike | None, slices: Any, config: Any = None, *,
     return results
 
 
-def _config(config_arg: Any, options: dict[str, Any]) -> spec.AppendConfig:
-    if isinstance(config_arg, spec.AppendConfig):
+def _config(config_arg: Any, options: dict[str, Any]) -> AppendConfig:
+    if isinstance(config_arg, AppendConfig):
         if not options:
             return config_arg
         base = config_arg.model_dump(by_alias=True, exclude_none=True, exclude={"meta"})
-        return config(spec.merge([base, options]))
+        return config(merge([base, options]))
     if config_arg is None:
         return load_config((), **options)
     if isinstance(config_arg, dict):
-        return config(spec.merge([config_arg, {k: v for k, v in options.items()
+        return config(merge([config_arg, {k: v for k, v in options.items()
                                                if v is not None}]))
     files = [config_arg] if isinstance(config_arg, (str, os.PathLike)) else list(config_arg)
     return load_config(files, **options)
@@ -174,13 +178,7 @@ def status(target: str | os.PathLike, config: Any = None, **options: Any) -> Sta
     return _status(_resolve(target, cfg), cfg)
 
 
-class _CallableModule(__import__("types").ModuleType):
-    """``datamanifest.append`` is this package and, called, :func:`append` (the import
-    system binds the subpackage to the parent's attribute, so the module itself is made
-    callable)."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> list[Result]:
-        return append(*args, **kwargs)
-
-
-__import__("sys").modules[__name__].__class__ = _CallableModule
+# the spelling documented before the package was named appends: datamanifest.append.status(...)
+append.status = status  # type: ignore[attr-defined]
+append.recover = recover  # type: ignore[attr-defined]
+append.load_config = load_config  # type: ignore[attr-defined]
