@@ -7,12 +7,10 @@ extra (``pip install 'datamanifest[csv]'``); a missing one is DM086 naming the e
 
 from __future__ import annotations
 
-import json
-import tomllib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from . import formats
 from .errors import DataManifestError
 from .optional import need
 from .fetch.bindings import resolve_binding, substitute
@@ -25,51 +23,14 @@ def _need(module: str, extra: str, fmt: str) -> Any:
                 code="DM086")
 
 
-def _csv(path: Path) -> Any:
-    return _need("pandas", "csv", "csv").read_csv(path)
-
-
-def _parquet(path: Path) -> Any:
-    _need("pyarrow", "parquet", "parquet")
-    return _need("pandas", "parquet", "parquet").read_parquet(path)
-
-
-def _yaml(path: Path) -> Any:
-    return _need("yaml", "yaml", "yaml").safe_load(path.read_text(encoding="utf-8"))
-
-
-def _xarray(path: Path) -> Any:
-    return _need("xarray", "nc", "nc").open_dataset(path)
-
-
-def _zarr(path: Path) -> Any:
-    _need("zarr", "zarr", "zarr")
-    return _need("xarray", "zarr", "zarr").open_zarr(path)
-
-
 def _chunk_manifest(path: Path, credentials: dict[str, str] | None = None) -> Any:
     """A virtual dataset (CHK-030): its chunk manifest opened as an xarray.Dataset, read
     in place from its sources (``credentials``: redacted source URL -> the manifest's)."""
-    _need("xarray", "virtual", "chunk-manifest")
+    formats.dataset_format("chunk-manifest").require(
+        error=DataManifestError, code="DM086", feature="loading chunk-manifest")
     from .virtual import open_virtual
 
     return open_virtual(path, credentials=credentials)
-
-
-#: LAD-023: format -> loader of a local path
-BUILTIN: dict[str, Callable[[Path], Any]] = {
-    "json": lambda p: json.loads(p.read_text(encoding="utf-8")),
-    "toml": lambda p: tomllib.loads(p.read_text(encoding="utf-8")),
-    "txt": lambda p: p.read_text(encoding="utf-8"),
-    "md": lambda p: p.read_text(encoding="utf-8"),
-    "csv": _csv,
-    "parquet": _parquet,
-    "yaml": _yaml,
-    "yml": _yaml,
-    "nc": _xarray,
-    "zarr": _zarr,
-    "chunk-manifest": _chunk_manifest,
-}
 
 
 def _open_remote(uri: str, fmt: str) -> Any:
@@ -78,26 +39,19 @@ def _open_remote(uri: str, fmt: str) -> Any:
 
     _need("fsspec", "lazy", fmt)
     place = {"extra": "lazy", "feature": f"loading {fmt}"}
+    found = formats.dataset_format(fmt)
+    if found is not None:
+        found.require(error=DataManifestError, code="DM086", feature=f"loading {fmt}")
     if fmt == "zarr":
         return _need("xarray", "zarr", fmt).open_zarr(fsspec_mapper(uri, **place))
     if fmt == "nc":
         return _need("xarray", "nc", fmt).open_dataset(fsspec_open(uri, **place))
+    if found is None or found.loads is None:
+        raise DataManifestError(f"no lazy loader for format {fmt!r}", code="DM087",
+                                hint="give the dataset a loader binding; it receives the URI "
+                                     "as $path")
     with fsspec_open(uri, **place) as f:
-        data = f.read()
-    if fmt == "json":
-        return json.loads(data)
-    if fmt == "toml":
-        return tomllib.loads(data.decode("utf-8"))
-    if fmt in ("txt", "md"):
-        return data.decode("utf-8")
-    if fmt == "csv":
-        import io
-
-        return _need("pandas", "csv", fmt).read_csv(io.BytesIO(data))
-    if fmt in ("yaml", "yml"):
-        return _need("yaml", "yaml", fmt).safe_load(data)
-    raise DataManifestError(f"no lazy loader for format {fmt!r}", code="DM087",
-                            hint="give the dataset a loader binding; it receives the URI as $path")
+        return found.loads(f.read())
 
 
 def _lazy_location(project, ds) -> tuple[str, bool]:
@@ -140,7 +94,7 @@ def load(project, ident: str, *, offline: bool = False, trusted: bool = False) -
 
 def _load(project, name: str, offline: bool, trusted: bool = False) -> Any:
     ds = project.dataset(name)
-    rung = load_rung(project.manifest, ds, "python", sorted(BUILTIN))
+    rung = load_rung(project.manifest, ds, "python", formats.loadable())
     if rung["rung"] == "error" and ds.is_folder and not ds.lazy_access:
         # LAD-025: a folder dataset without a loader for its format (an extracted archive,
         # uris, a git clone) loads as its folder
@@ -156,7 +110,7 @@ def _load(project, name: str, offline: bool, trusted: bool = False) -> Any:
     if ds.lazy_access:  # LAD-024: opened in place, never copied, never recorded
         where, local = _lazy_location(project, ds)
         if rung["rung"] == "built-in":
-            return BUILTIN[ds.effective_format](Path(where)) if local else \
+            return formats.load(ds.effective_format, Path(where)) if local else \
                 _open_remote(where, ds.effective_format)
         path: Any = where
     else:
@@ -169,7 +123,7 @@ def _load(project, name: str, offline: bool, trusted: bool = False) -> Any:
 
             urls = [ds.uri] if ds.uri else ds.uris
             return _chunk_manifest(path, {redact_uri(u): u for u in urls if redact_uri(u) != u})
-        return BUILTIN[ds.effective_format](path)
+        return formats.load(ds.effective_format, path)
     binding = _binding_for(project, ds, rung)
     fn = resolve_binding(rung["ref"], project.root)
     if isinstance(binding, str) or binding is None:

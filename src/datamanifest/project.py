@@ -182,7 +182,7 @@ class Project:
         write in the store roots (``roots``: maintenance) or in ``datacache_dir``. Paths are
         judged where they really lead (symbolic links resolved). Returns a list of
         :class:`~datamanifest.spec.trust.Need` (empty: no trust needed)."""
-        from .load import BUILTIN
+        from . import formats
         from .spec import trust as _trust
 
         if not (fetch or load or roots or datacache):
@@ -200,7 +200,7 @@ class Project:
 
         return _trust.needs(self.manifest, self.storage.checkout or {}, self.storage.user or {},
                             self.storage.platform, lang="python", fetch=list(fetch),
-                            load=list(load), builtin_formats=sorted(BUILTIN), roots=roots,
+                            load=list(load), builtin_formats=formats.loadable(), roots=roots,
                             datacache=datacache, realpath=realpath)
 
     def require_trust(self, action: str, **uses) -> None:

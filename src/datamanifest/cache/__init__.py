@@ -6,7 +6,7 @@ Public API (also exported by :mod:`datamanifest`): :func:`cached`,
 
 from .artifact import Artifact, Produced
 from .decorator import CachedFunction, cached
-from .formats import Format, formats, get_format, register_format
+from ..formats import Format, formats, get_format, register_format
 
 __all__ = ["cached", "CachedFunction", "Artifact", "Produced", "Format", "register_format",
            "get_format", "formats"]

@@ -29,7 +29,7 @@ from ..store.atomic import fsync_dir, sync_filesystem, write_bytes
 from ..store.lock import Lock
 from ..store.state import JOURNAL_FILE, legacy_paths, read_state, record_instances
 from .context import Context
-from .formats import Format
+from ..formats import Format
 
 
 @dataclass
@@ -558,10 +558,10 @@ def _add_format(ctx: Context, ident: cache.Identity, a: Path, fmt: Format, basen
 def _stored_value(a: Path, listed: dict[str, Any], fmt: Format) -> tuple[str | None, Any]:
     """(format, value) of the first listed format of artifact ``a`` that loads here and is
     not ``fmt``, checked against its recorded digest; (None, None) when none does (PRD-026)."""
-    from .formats import _REGISTRY
+    from ..formats import producible
 
     for name, entry in listed.items():
-        other = _REGISTRY.get(name)
+        other = producible(name)
         path = a / str(entry.get("file", ""))
         if other is None or name == fmt.name or not os.path.lexists(path):
             continue

@@ -31,7 +31,7 @@ from ..spec import paramhash
 from ..spec import cache
 from . import artifact as _artifact
 from . import context as _context
-from .formats import Format, get_format
+from ..formats import Format, get_format
 
 #: (cachetype, version) -> ref of the producer that declared it in this process (PRD-005)
 _CLAIMS: dict[tuple[str, str], str] = {}
