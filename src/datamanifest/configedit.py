@@ -66,7 +66,7 @@ def _check_setting(field: str, value: Any, scope: str) -> None:
     except ResolutionError as e:
         raise DataManifestError(str(e), code="DM061",
                                 hint="see SCHEMA.md RES-002 for the fields and their types"
-                                ) from None
+                                ) from e
     if FIELDS[field] == "seconds" and coerced is None:
         raise DataManifestError(f"{field} must be a number of seconds > 0, not {value!r}",
                                 code="DM061", hint="e.g. 30")

@@ -253,7 +253,7 @@ def _write(manifest_path: Path, st: Status) -> Path:
     except OSError as e:
         raise TrustError(f"cannot write the trust record {path}: {e.strerror or e}",
                          code="DM184", hint="check that your configuration folder is writable "
-                         "(XDG_CONFIG_HOME), or use --trust for this run") from None
+                         "(XDG_CONFIG_HOME), or use --trust for this run") from e
     return path
 
 

@@ -50,7 +50,7 @@ def open_slice(obj: Any):
         try:  # an object-store URL names a bucket and a key (asked before any network call)
             parts = urlsplit(text)
         except ValueError as e:
-            raise AppendError(f"the slice {text} is not a valid URL: {e}", code="DM160") from None
+            raise AppendError(f"the slice {text} is not a valid URL: {e}", code="DM160") from e
         if not parts.netloc or not parts.path.strip("/"):
             raise AppendError(f"the slice {text} names no object", code="DM160",
                               hint=f"{parts.scheme}://bucket/path/slice.nc")
@@ -69,7 +69,7 @@ def open_slice(obj: Any):
     except Exception as e:  # noqa: BLE001 - any reader error is the slice's fault
         raise AppendError(f"cannot open the slice {text}: {e}", code="DM160",
                           hint="slices are NetCDF/HDF5 files, Zarr stores or xarray.Datasets"
-                          ) from None
+                          ) from e
 
 
 def select(ds, cfg: appends.AppendConfig):
@@ -172,7 +172,7 @@ def create_store(ds, cfg: appends.AppendConfig) -> dict[str, bytes]:
                        encoding=encoding)
         except (ValueError, TypeError) as e:
             raise AppendError(f"the first slice cannot be stored with this encoding: {e}",
-                              code="DM163") from None
+                              code="DM163") from e
     return {k: v.to_bytes() for k, v in store._store_dict.items()}
 
 
@@ -497,7 +497,7 @@ class TargetModel:
         try:
             count = appends.check_slice(view, self.cfg, desc, last)
         except appends.AppendSpecError as e:
-            raise AppendError(e.message, code=e.code, hint=_HINTS.get(e.code)) from None
+            raise AppendError(e.message, code=e.code, hint=_HINTS.get(e.code)) from e
         out = Prepared(count, attrs=dict(ds.attrs), labels=labels)
         for name, a in view.arrays.items():
             var = ds[name].variable
@@ -555,7 +555,7 @@ class TargetModel:
         except (ValueError, OverflowError, TypeError, UserWarning) as err:
             raise AppendError(f"variable {name!r} cannot be encoded as the target stores it "
                               f"({', '.join(f'{k}={v}' for k, v in enc.items())}): {err}",
-                              code="DM163") from None
+                              code="DM163") from err
         for k in ("units", "calendar"):  # never store values in other units than declared
             want, got = enc.get(k), e.attrs.get(k, e.encoding.get(k))
             if want is not None and got is not None and _norm_units(got) != _norm_units(want):
@@ -581,7 +581,7 @@ class TargetModel:
         except (ValueError, OverflowError, TypeError, UserWarning) as err:
             raise AppendError(f"variable {name!r} cannot be encoded as the target stores it "
                               f"(units={enc['units']}, calendar={enc.get('calendar')}): {err}",
-                              code="DM163") from None
+                              code="DM163") from err
         if _norm_units(units) != _norm_units(enc["units"]) or (
                 enc.get("calendar") and _norm_units(calendar) != _norm_units(enc["calendar"])):
             raise AppendError(f"variable {name!r} would be stored with units {units!r}, the "

@@ -108,7 +108,7 @@ def resolve_source(name: str) -> Callable[..., Any]:
     except (ImportError, AttributeError) as e:
         raise AppendError(f"slice_source {name!r} cannot be imported: {e}", code="DM191",
                           hint="give \"module:function\" of a module on the Python path"
-                          ) from None
+                          ) from e
     if not callable(obj):
         raise AppendError(f"slice_source {name!r} is not a function", code="DM191")
     return obj

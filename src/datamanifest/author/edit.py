@@ -142,7 +142,7 @@ def _declare(project, text: str, entry: author.Entry) -> author.Plan:
     try:
         planned = author.plan(text, tomllib.loads(text), [dataclasses.replace(entry)])
     except author.NameTaken as e:
-        raise _name_taken(e, file) from None
+        raise _name_taken(e, file) from e
     if planned.skipped:
         owner = planned.skipped[0][1]
         raise ManifestError(f"dataset {owner!r} already has the key of {entry.uri}",

@@ -130,7 +130,7 @@ class CachedFunction:
             paramhash.cache_key(self.cachetype, {}, self.version)
         except paramhash.ParameterError as e:
             raise ProduceError(str(e), code="DM100",
-                               hint="a cachetype or version has no '@', '/' or '\\'") from None
+                               hint="a cachetype or version has no '@', '/' or '\\'") from e
         self.ref = _ref(fn)
         self.format: Format = get_format(format)
         try:
@@ -266,7 +266,7 @@ class CachedFunction:
                 code="DM100",
                 hint="parameters are strings, numbers, booleans, lists and dicts of them; "
                 "pass other objects in a parameter whose name starts with '_' (not hashed), "
-                "or give a key selector") from None
+                "or give a key selector") from e
 
     # -- storage ---------------------------------------------------------------------------------
     def _store(self, ctx: _context.Context) -> Path | None:

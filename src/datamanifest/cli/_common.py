@@ -149,7 +149,7 @@ class Group(click.Group):
         try:
             return super().make_context(info_name, args, parent=parent, **extra)
         except click.ClickException as e:  # the group's own options (-m, --version ...)
-            raise coded(e) from None
+            raise coded(e) from e
 
     def invoke(self, ctx: click.Context):
         try:
@@ -158,7 +158,7 @@ class Group(click.Group):
             emit_error(e)
             ctx.exit(2 if e.code in ("DM003",) else 1)
         except click.ClickException as e:  # a subcommand's arguments (DIAG-006)
-            raise coded(e) from None
+            raise coded(e) from e
         except KeyboardInterrupt:
             interrupted()
 
@@ -230,7 +230,7 @@ def emit(text: str, output_file: Path | None) -> None:
     try:
         write_text(output_file, text + "\n" if text else "")
     except OSError as e:
-        raise click.FileError(str(output_file), hint=e.strerror or str(e)) from None
+        raise click.FileError(str(output_file), hint=e.strerror or str(e)) from e
 
 
 def verbose_log() -> None:

@@ -174,7 +174,7 @@ def _format_one(file: str, in_place: bool, check_only: bool, drop_comments: bool
                 "blank line above and below it): the canonical order cannot place it",
                 code="DM094", file=label, line=line, column=column,
                 hint="move it directly above the key or table it describes (no blank line "
-                     "between), or pass --drop-comments to drop every comment") from None
+                     "between), or pass --drop-comments to drop every comment") from e
     written = False
     if not check_only and in_place and file != "-" and text != canonical:
         from ..store.atomic import write_text

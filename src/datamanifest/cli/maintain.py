@@ -70,7 +70,7 @@ def _selection(terms, kind, formats, states, present, older_than, newer_than, by
             unreferenced=unreferenced, outside=outside, all=all_)
     except ValueError as e:
         raise MaintenanceError(str(e), code="DM136", hint="see `datamanifest list --help`") \
-            from None
+            from e
 
 
 def _require(selection: spec.Selection, picked: list, verb: str) -> None:

@@ -19,7 +19,7 @@ def _size(text: str | None) -> int | None:
     try:
         return parse_size(text)
     except ValueError as e:
-        raise click.BadParameter(str(e)) from None
+        raise click.BadParameter(str(e)) from e
 
 
 def _check_output(output: Path, fmt: str) -> None:
@@ -42,7 +42,7 @@ def _check_output(output: Path, fmt: str) -> None:
                                 hint="give the path of a new folder") from None
     except OSError as e:
         raise DataManifestError(f"{output} cannot be read: {e.strerror}", code="DM173",
-                                file=str(output)) from None
+                                file=str(output)) from e
     if names and not (fmt == "kerchunk-parquet" and ".zmetadata" in names):
         raise DataManifestError(
             f"{output} is a folder holding other files; {fmt} output would replace it",

@@ -181,7 +181,7 @@ def run(root: Path, impl: str | None = None, only: set[str] | None = None,
                 raise DataManifestError(f"cannot run the implementation {impl!r}: "
                                         f"{e.strerror or e}", code="DM174",
                                         hint="--impl is a command line answering the "
-                                        "protocol of fixtures/README.md on stdin/stdout") from None
+                                        "protocol of fixtures/README.md on stdin/stdout") from e
             except subprocess.TimeoutExpired as e:
                 print(f"FAIL {case.id}: cannot run the implementation: {e}", file=out)
                 result.failed += 1

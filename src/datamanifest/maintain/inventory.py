@@ -102,7 +102,7 @@ def inventory(project, *, view: spec.View | None = None) -> Inventory:
                                   view=view)
     except ResolutionError as e:
         raise ManifestError(str(e), code=e.code, file=str(project.manifest_path),
-                            hint="define the symbol in [_STORAGE] or set the variable") from None
+                            hint="define the symbol in [_STORAGE] or set the variable") from e
     return Inventory(project, objects, state)
 
 

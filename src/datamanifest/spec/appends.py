@@ -156,7 +156,7 @@ class AppendConfig(_Strict):
         try:
             parse_step(v)
         except AppendSpecError as e:
-            raise ValueError(e.message) from None
+            raise ValueError(e.message) from e
         return v
 
     def variable(self, name: str) -> VariableSpec:
@@ -206,12 +206,12 @@ def config_from_dict(data: dict[str, Any]) -> AppendConfig:
             path = ("_META", *path[1:])
         where = ".".join(map(str, path)) or "document"
         raise AppendSpecError("DM160", f"append configuration: {where}: {err['msg']}",
-                              path=path) from None
+                              path=path) from e
     if cfg.append_step is not None:
         try:
             parse_step(cfg.append_step)
         except AppendSpecError as e:
-            raise AppendSpecError("DM160", e.message, path=("append_step",)) from None
+            raise AppendSpecError("DM160", e.message, path=("append_step",)) from e
     return cfg
 
 

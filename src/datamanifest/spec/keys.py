@@ -76,7 +76,7 @@ def _split(uri: str):
         parts.hostname  # noqa: B018 - may raise on a malformed netloc
         return parts
     except ValueError as e:
-        raise UnsafeKey(f"the URI {uri!r} cannot be parsed: {e}") from None
+        raise UnsafeKey(f"the URI {uri!r} cannot be parsed: {e}") from e
 
 
 def _split_format(query: str) -> tuple[str, str]:

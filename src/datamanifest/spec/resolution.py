@@ -224,7 +224,7 @@ def expand_path(expr: str, symbols: Mapping[str, str], platform: Platform) -> st
     try:
         out = _storage.expand(expr, table)
     except _storage.SymbolError as e:
-        raise ResolutionError(str(e), "DM060") from None
+        raise ResolutionError(str(e), "DM060") from e
     if out == "~" or out.startswith("~/"):
         out = platform.home.rstrip("/") + out[1:]
     if not (out.startswith("/") or (len(out) > 2 and out[1] == ":" and out[2] in "/\\")):

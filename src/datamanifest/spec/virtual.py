@@ -490,15 +490,15 @@ def _refs(raw: dict, grid: tuple[int, ...], where: tuple, nsources: int,
         try:
             parse_index_key(k, len(grid))
         except ValueError as e:
-            raise ChunkManifestError(str(e), (*where, "inline", k), "DM151") from None
+            raise ChunkManifestError(str(e), (*where, "inline", k), "DM151") from e
         _check_in_grid(parse_index_key(k, len(grid)), grid, (*where, "inline", k))
         _require(isinstance(v, str), "an inline chunk is a base64 string",
                  (*where, "inline", k))
         try:
             inline[k] = base64.b64decode(v, validate=True)
-        except (binascii.Error, ValueError):
+        except (binascii.Error, ValueError) as e:
             raise ChunkManifestError("an inline chunk is not base64 (RFC 4648)",
-                                     (*where, "inline", k)) from None
+                                     (*where, "inline", k)) from e
     if "chunks" in raw:
         _require(not {"source", "offset", "length"} & raw.keys(),
                  "refs are either columns or chunks, not both", where)
@@ -511,7 +511,7 @@ def _refs(raw: dict, grid: tuple[int, ...], where: tuple, nsources: int,
             try:
                 index = parse_index_key(k, len(grid))
             except ValueError as e:
-                raise ChunkManifestError(str(e), at, "DM151") from None
+                raise ChunkManifestError(str(e), at, "DM151") from e
             _check_in_grid(index, grid, at)
             _require(isinstance(ref, list) and len(ref) == 3 and all(_int(x) for x in ref),
                      "a reference is [source, offset, length]", at)

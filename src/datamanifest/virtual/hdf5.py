@@ -349,7 +349,7 @@ def _vlen(name: str, ds: Any, attr_names: Any) -> virtual.Node:
         values = ds.asstr(errors="surrogateescape")[()]
     except (OSError, TypeError, ValueError) as e:
         raise VirtualError(f"variable {name!r}: its strings cannot be read: {e}",
-                           code="DM153") from None
+                           code="DM153") from e
     values = np.asarray(values, dtype=object)
     shape = [int(n) for n in ds.shape]
     meta: dict[str, Any] = {

@@ -53,8 +53,8 @@ def _eval(expr: str, names: dict[str, Any]) -> Any:
                            code="DM150", hint="names, numbers and arithmetic only")
     try:
         return ev(ast.parse(expr.strip(), mode="eval"))
-    except SyntaxError:
-        raise VirtualError(f"kerchunk template: {expr!r} does not parse", code="DM150") from None
+    except SyntaxError as e:
+        raise VirtualError(f"kerchunk template: {expr!r} does not parse", code="DM150") from e
 
 
 def _render(text: str, names: dict[str, Any]) -> str:
@@ -199,7 +199,7 @@ def import_references(location: str, *, resolve_sizes: bool = True) -> virtual.C
                                file=str(path)) from None
         except ValueError as e:
             raise VirtualError(f"kerchunk references that are not JSON: {e}", code="DM150",
-                               file=str(path)) from None
+                               file=str(path)) from e
         if isinstance(top, list):
             raise VirtualError(f"{location} holds {len(top)} reference sets; import them one "
                                "at a time", code="DM150", file=str(path))

@@ -452,7 +452,7 @@ def load_manifest(source: Any, document_url: str | None = None
                                code="DM150", file=os.fspath(source),
                                line=getattr(e, "lineno", None), column=getattr(e, "colno", None),
                                hint="a chunk manifest is the JSON document `datamanifest "
-                                    "virtualize` writes (SCHEMA.md §25.1)") from None
+                                    "virtualize` writes (SCHEMA.md §25.1)") from e
         if not isinstance(doc, dict):
             raise VirtualError("not a chunk manifest: not a JSON object",
                                code="DM150", file=os.fspath(source))
@@ -488,7 +488,7 @@ def _read_document(location: str) -> tuple[str, str]:
             why = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
             raise VirtualError(f"cannot be read: {why}", code="DM002", file=str(p),
                                hint="give the path or URL of a chunk manifest (.chunks.json)"
-                               ) from None
+                               ) from e
     r = open_ranges(location, VirtualError)
     try:
         size = r.identity().size
