@@ -29,6 +29,7 @@ from ..spec.appends import AppendConfig, AppendSpecError, config_from_dict, merg
 
 need("numpy", **APPEND)  # the modules below use it (DIAG-020: DM170 naming [append])
 
+from . import object_targets  # noqa: E402,F401 - registers s3:// with open_target
 from .targets import open_target  # noqa: E402
 from .txn import Appender, Result, Status  # noqa: E402
 from .txn import status as _status  # noqa: E402
@@ -48,7 +49,7 @@ def _read_config_file(path: str | os.PathLike) -> dict[str, Any]:
         why = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
         raise AppendError(f"cannot read the append configuration: {why}", code="DM002",
                           file=str(path), hint="an append configuration is a TOML file "
-                          "(SCHEMA.md §26.1)") from None
+                          "(SCHEMA.md §26.1)") from e
     result = check_text(text, str(path), "append-config")
     errors = [d for d in result.diagnostics if d.severity == "error"]
     if errors:
@@ -74,7 +75,7 @@ def config(data: dict[str, Any]) -> AppendConfig:
         return config_from_dict(data)
     except AppendSpecError as e:
         raise AppendError(e.message, code=e.code,
-                          hint="see SCHEMA.md §26.1 for the fields") from None
+                          hint="see SCHEMA.md §26.1 for the fields") from e
 
 
 def _resolve(target: str | os.PathLike | None, cfg: AppendConfig):

@@ -1,4 +1,4 @@
-"""Where an append writes: a local folder or an ``s3://`` prefix (SCHEMA.md §26.3).
+"""Where an append writes: a local folder, or an object-store prefix (SCHEMA.md §26.3).
 
 A :class:`AppendTarget` offers what the transaction needs and nothing more: read, write (each key
 atomically), delete and list keys; the commit point (APP-022 step 7: the root metadata
@@ -8,86 +8,32 @@ target (APP-021); and the lock (APP-020). Keys are ``/``-separated paths inside 
 Local layout beside ``<target>``: ``<target>.lock`` (the lock), ``<target>.lock.guard``
 (serializes take-overs of a stale lock), ``<target>.journal.json`` (the journal) and
 ``<target>.txn/<txn>/`` (temporary files and ``backup/<key>``). On S3 the same names
-follow the prefix: ``<prefix>.lock``, ``<prefix>.journal.json``, ``<prefix>.txn/<txn>/``.
+follow the prefix: ``<prefix>.lock``, ``<prefix>.journal.json``, ``<prefix>.txn/<txn>/``
+(:mod:`datamanifest.appends.object_targets`, which registers its schemes with :func:`register`).
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 import errno
 import json
 import os
 import secrets
 import shutil
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from .. import faults
-from ..errors import AppendError, LockTimeout
-from ..io.objects import error_code, s3_client, s3_config, s3_errors
+from ..errors import AppendError
 from ..store.atomic import fsync_dir, sync_filesystem
 from ..interrupt import pid_alive
 from ..store.lock import _HEARTBEAT
+from .locks import HeldLock, LockInfo, _wait_loop, lock_bytes, parse_lock  # noqa: F401 - HeldLock re-exported
 
 JOURNAL = ".journal.json"
 LOCK = ".lock"
 TXN = ".txn"
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-class LockInfo:
-    """A lock document (APP-020): ``owner``, ``pid``, ``host``, ``created``; ``age`` is
-    seconds since its last heartbeat."""
-
-    def __init__(self, doc: dict[str, Any], age: float, tag: Any = None) -> None:
-        self.doc, self.age, self.tag = doc, age, tag
-
-    @property
-    def owner(self) -> str | None:
-        return self.doc.get("owner")
-
-    def describe(self) -> str:
-        return f"pid {self.doc.get('pid')} on {self.doc.get('host')} since " \
-               f"{self.doc.get('created')}"
-
-    def stale(self, stale_age: float) -> bool:
-        """APP-020: the holder's pid is not running on this host, or (another host) its
-        heartbeat is older than ``stale_age`` seconds. A live holder on this host never is."""
-        pid, host = self.doc.get("pid"), self.doc.get("host")
-        if host == socket.gethostname() and isinstance(pid, int):
-            return not pid_alive(pid)
-        return self.age > stale_age
-
-
-def lock_bytes(owner: str) -> bytes:
-    """A lock's content (APP-020): LCK-001's line, then the JSON lock document."""
-    doc = {"owner": owner, "pid": os.getpid(), "host": socket.gethostname(), "created": _now()}
-    return f"{os.getpid()} {socket.gethostname()}\n{json.dumps(doc)}\n".encode()
-
-
-def parse_lock(data: bytes) -> dict[str, Any]:
-    """The lock document from a lock's bytes (first line ``<pid> <host>``, second JSON)."""
-    text = data.decode("utf-8", "replace").splitlines()
-    doc: dict[str, Any] = {}
-    if len(text) > 1:
-        try:
-            doc = json.loads(text[1])
-        except ValueError:
-            doc = {}
-    if not doc and text:
-        parts = text[0].split()
-        try:
-            doc = {"pid": int(parts[0]), "host": parts[1] if len(parts) > 1 else ""}
-        except (ValueError, IndexError):
-            doc = {}
-    return doc
 
 
 class AppendTarget:
@@ -162,62 +108,6 @@ class AppendTarget:
 
     def lock_info(self) -> LockInfo | None:  # pragma: no cover - interface
         raise NotImplementedError
-
-
-class HeldLock:
-    """A held append lock; ``took_over`` is the stale lock it replaced (LockInfo) if any."""
-
-    def __init__(self, target: AppendTarget, owner: str, took_over: LockInfo | None) -> None:
-        self.target, self.owner, self.took_over = target, owner, took_over
-
-    def still_held(self) -> bool:
-        info = self.target.lock_info()
-        return info is not None and info.owner == self.owner
-
-    def release(self) -> None:  # pragma: no cover - interface
-        raise NotImplementedError
-
-    def __enter__(self) -> "HeldLock":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-
-def _wait_loop(try_once: Callable[[], HeldLock | None], info: Callable[[], LockInfo | None],
-               url: str, wait: bool, timeout: float | None, poll: float,
-               on_wait: Callable[[str], None] | None) -> HeldLock:
-    from ..interrupt import shielded
-
-    start = time.monotonic()
-    delay = min(poll, 0.01)
-    told = False
-    while True:
-        held = None
-        try:
-            with shielded():  # a Ctrl-C never leaves a lock nobody will release (LCK-008)
-                held = try_once()
-        except KeyboardInterrupt:
-            if held is not None:
-                held.release()
-            raise
-        if held is not None:
-            return held
-        holder = info()
-        who = holder.describe() if holder else "another writer"
-        if not wait:
-            raise LockTimeout(f"{url} is being appended to by {who}", code="DM131",
-                              hint="wait for it (--wait), or try again later")
-        if timeout is not None and time.monotonic() - start > timeout:
-            raise LockTimeout(f"timed out after {timeout:g} s waiting for the lock of {url} "
-                              f"(held by {who})", code="DM075",
-                              hint="the holder is alive; a dead holder's lock is taken over "
-                              "by itself (APP-020)")
-        if not told and on_wait:
-            told = True
-            on_wait(who)
-        time.sleep(delay)
-        delay = min(delay * 1.5, poll)
 
 
 # -- local folders -----------------------------------------------------------------------------------
@@ -334,7 +224,7 @@ class LocalTarget(AppendTarget):
                                   hint="give a path under a folder") from None
             return "absent", []
         except OSError as e:
-            raise AppendError(f"{self.url} cannot be read: {e.strerror}", code="DM167") from None
+            raise AppendError(f"{self.url} cannot be read: {e.strerror}", code="DM167") from e
         return "folder", names
 
     def keys(self) -> Iterator[str]:
@@ -571,237 +461,22 @@ class _LocalHeld(HeldLock):
                     pass
 
 
-# -- S3 -------------------------------------------------------------------------------------------------
-class S3Target(AppendTarget):
-    """A Zarr store under ``s3://bucket/prefix``: one PUT per key; the commit point is a
-    conditional PUT of the root (``If-Match`` its ETag, ``If-None-Match: *`` when new); the
-    lock a conditional create; a stale lock is replaced with ``If-Match`` its ETag."""
-
-    def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
-        rest = url[len("s3://"):]
-        self.bucket, _, prefix = rest.partition("/")
-        if not self.bucket:
-            raise AppendError(f"{url} names no bucket", code="DM160",
-                              hint="an S3 target is s3://bucket/prefix")
-        self.prefix = prefix.strip("/")
-        self.url = f"s3://{self.bucket}/{self.prefix}"
-        opts = dict(options or {})
-        kwargs = {k: opts.pop(k) for k in ("endpoint_url", "region_name", "aws_access_key_id",
-                                           "aws_secret_access_key") if k in opts}
-        if "region" in opts:
-            kwargs["region_name"] = opts.pop("region")
-        self.client = s3_client("appending to s3://", config=s3_config(
-            retries={"max_attempts": 3}, max_pool_connections=16), **kwargs)
-        self.errors = s3_errors("appending to s3://")
-        self.ClientError = self.errors.ClientError
-        self._hb: threading.Thread | None = None
-
-    def _k(self, key: str) -> str:
-        return f"{self.prefix}/{key}" if self.prefix else key
-
-    def _side(self, suffix: str) -> str:
-        return f"{self.prefix}{suffix}"
-
-    def _code(self, e: Exception) -> str:
-        return error_code(e)
-
-    def _get(self, full: str) -> tuple[bytes, str, float] | None:
-        try:
-            r = self.client.get_object(Bucket=self.bucket, Key=full)
-        except self.ClientError as e:
-            if self._code(e) in ("NoSuchKey", "404", "NotFound"):
-                return None
-            raise
-        return r["Body"].read(), r["ETag"], r["LastModified"].timestamp()
-
-    def read(self, key: str) -> bytes | None:
-        got = self._get(self._k(key))
-        return None if got is None else got[0]
-
-    def exists(self, key: str) -> bool:
-        try:
-            self.client.head_object(Bucket=self.bucket, Key=self._k(key))
-            return True
-        except self.ClientError as e:
-            if self._code(e) in ("NoSuchKey", "404", "NotFound"):
-                return False
-            raise
-
-    def write(self, txn: str, key: str, data: bytes) -> None:
-        faults.point("put", f"{self.url}/{key}")
-        self.client.put_object(Bucket=self.bucket, Key=self._k(key), Body=data)
-
-    def _delete_full(self, full: list[str]) -> None:
-        for i in range(0, len(full), 1000):
-            batch = full[i:i + 1000]
-            if not batch:
-                continue
-            faults.point("delete", f"s3://{self.bucket}/{batch[0]}")
-            self.client.delete_objects(Bucket=self.bucket, Delete={
-                "Objects": [{"Key": k} for k in batch], "Quiet": True})
-
-    def delete(self, keys: list[str]) -> None:
-        self._delete_full([self._k(k) for k in keys])
-
-    def _list(self, prefix: str) -> Iterator[tuple[str, int, Any]]:
-        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket,
-                                                                      Prefix=prefix)
-        for page in pages:
-            for o in page.get("Contents", []):
-                yield o["Key"], o["Size"], o["LastModified"]
-
-    def keys(self) -> Iterator[str]:
-        base = f"{self.prefix}/" if self.prefix else ""
-        for k, _, _ in self._list(base):
-            yield k[len(base):]
-
-    def listing(self) -> tuple[str, list[str]]:
-        base = f"{self.prefix}/" if self.prefix else ""
-        try:
-            r = self.client.list_objects_v2(Bucket=self.bucket, Prefix=base, Delimiter="/",
-                                            MaxKeys=100)
-        except (self.errors.BotoCoreError, self.ClientError) as e:
-            raise AppendError(f"{self.url} cannot be listed: {e}", code="DM167",
-                              hint="check the bucket, the endpoint (--endpoint-url) and the "
-                                   "credentials") from e
-        names = [o["Key"][len(base):] for o in r.get("Contents", [])]
-        names += [p["Prefix"][len(base):].rstrip("/") for p in r.get("CommonPrefixes", [])]
-        return ("folder", names) if names else ("absent", [])
-
-    def root_tag(self, key: str) -> Any:
-        try:
-            r = self.client.head_object(Bucket=self.bucket, Key=self._k(key))
-        except self.ClientError as e:
-            if self._code(e) in ("NoSuchKey", "404", "NotFound"):
-                return None
-            raise
-        return r["ETag"]
-
-    def commit(self, txn: str, key: str, data: bytes, expected: Any) -> Any:
-        faults.point("put", f"{self.url}/{key}")
-        cond = {"IfMatch": expected} if expected else {"IfNoneMatch": "*"}
-        try:
-            r = self.client.put_object(Bucket=self.bucket, Key=self._k(key), Body=data, **cond)
-        except self.ClientError as e:
-            if self._code(e) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
-                raise AppendError(f"{self.url} was changed by another writer during this "
-                                  "append; nothing was committed", code="DM166",
-                                  hint="run the append again") from None
-            raise
-        return r["ETag"]
-
-    # beside the target
-    def read_journal(self) -> bytes | None:
-        got = self._get(self._side(JOURNAL))
-        return None if got is None else got[0]
-
-    def write_journal(self, txn: str, data: bytes) -> None:
-        faults.point("put", f"s3://{self.bucket}/{self._side(JOURNAL)}")
-        self.client.put_object(Bucket=self.bucket, Key=self._side(JOURNAL), Body=data)
-
-    def delete_journal(self) -> None:
-        self._delete_full([self._side(JOURNAL)])
-
-    def _backup(self, txn: str, key: str) -> str:
-        return f"{self.prefix}{TXN}/{txn}/backup/{key}"
-
-    def write_backup(self, txn: str, key: str, data: bytes) -> None:
-        faults.point("put", f"s3://{self.bucket}/{self._backup(txn, key)}")
-        self.client.put_object(Bucket=self.bucket, Key=self._backup(txn, key), Body=data)
-
-    def read_backup(self, txn: str, key: str) -> bytes | None:
-        got = self._get(self._backup(txn, key))
-        return None if got is None else got[0]
-
-    def backups(self, txn: str) -> set[str]:
-        base = self._backup(txn, "")
-        return {k[len(base):] for k, _, _ in self._list(base)}
-
-    def end_txn(self, txn: str) -> None:
-        doomed = [k for k, _, _ in self._list(self._backup(txn, ""))]
-        self._delete_full(doomed)
-
-    def clear_txns(self, keep: str | None = None) -> int:
-        base = f"{self.prefix}{TXN}/"
-        doomed = [k for k, _, _ in self._list(base)
-                  if keep is None or not k.startswith(f"{base}{keep}/")]
-        self._delete_full(doomed)
-        return len({k[len(base):].split("/")[0] for k in doomed})
-
-    # the lock (APP-020)
-    def lock_info(self) -> LockInfo | None:
-        got = self._get(self._side(LOCK))
-        if got is None:
-            return None
-        data, etag, modified = got
-        return LockInfo(parse_lock(data), time.time() - modified, etag)
-
-    def lock(self, *, wait: bool, timeout: float | None, stale_age: float, poll: float,
-             on_wait: Callable[[str], None] | None = None) -> HeldLock:
-        owner = secrets.token_hex(8)
-        key = self._side(LOCK)
-
-        def once() -> HeldLock | None:
-            body = lock_bytes(owner)
-            faults.point("put", f"s3://{self.bucket}/{key}")
-            try:
-                r = self.client.put_object(Bucket=self.bucket, Key=key, Body=body,
-                                           IfNoneMatch="*")
-                return _S3Held(self, owner, None, r["ETag"], stale_age)
-            except self.ClientError as e:
-                if self._code(e) not in ("PreconditionFailed", "412",
-                                         "ConditionalRequestConflict"):
-                    raise
-            info = self.lock_info()
-            if info is not None and info.stale(stale_age):
-                try:  # replace exactly the stale lock that was seen
-                    faults.point("put", f"s3://{self.bucket}/{key}")
-                    r = self.client.put_object(Bucket=self.bucket, Key=key, Body=body,
-                                               IfMatch=info.tag)
-                    return _S3Held(self, owner, info, r["ETag"], stale_age)
-                except self.ClientError as e:
-                    if self._code(e) not in ("PreconditionFailed", "412", "NoSuchKey",
-                                             "ConditionalRequestConflict"):
-                        raise
-            return None
-
-        return _wait_loop(once, self.lock_info, self.url, wait, timeout, poll, on_wait)
+#: scheme -> the target class for its URLs (``s3`` is registered by
+#: :mod:`datamanifest.appends.object_targets`, which the package imports)
+TARGETS: dict[str, Callable[[str, dict[str, Any] | None], AppendTarget]] = {}
 
 
-class _S3Held(HeldLock):
-    """The S3 lock and its heartbeat: a conditional rewrite every ``stale_age / 2``."""
+def register(scheme: str, opener: Callable[[str, dict[str, Any] | None], AppendTarget]) -> None:
+    """Make :func:`open_target` open ``scheme://`` URLs with ``opener(url, options)``.
 
-    def __init__(self, target: S3Target, owner: str, took: LockInfo | None, etag: str,
-                 stale_age: float) -> None:
-        super().__init__(target, owner, took)
-        self.etag = etag
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, args=(max(stale_age / 2, 0.2),),
-                                        daemon=True, name="dm-append-heartbeat")
-        self._thread.start()
-
-    def _beat(self, interval: float) -> None:
-        t: S3Target = self.target  # type: ignore[assignment]
-        while not self._stop.wait(interval):
-            try:
-                r = t.client.put_object(Bucket=t.bucket, Key=t._side(LOCK),
-                                        Body=lock_bytes(self.owner), IfMatch=self.etag)
-                self.etag = r["ETag"]
-            except Exception:
-                return  # lost (taken over) or unreachable: still_held() says so before commit
-
-    def release(self) -> None:
-        from ..interrupt import shielded
-
-        self._stop.set()
-        self._thread.join(timeout=5)
-        t: S3Target = self.target  # type: ignore[assignment]
-        with shielded():  # a Ctrl-C during the release does not keep the lock (LCK-008)
-            try:
-                faults.point("delete", f"s3://{t.bucket}/{t._side(LOCK)}")
-                t.client.delete_object(Bucket=t.bucket, Key=t._side(LOCK), IfMatch=self.etag)
-            except t.ClientError:
-                pass  # not ours any more
+    Parameters
+    ----------
+    scheme : str
+        The URL scheme without ``://``, e.g. ``"s3"``.
+    opener : callable
+        Called with the URL and the target's options; returns an :class:`AppendTarget`.
+    """
+    TARGETS[scheme] = opener
 
 
 def open_target(url: str | os.PathLike, options: dict[str, Any] | None = None, *,
@@ -809,10 +484,12 @@ def open_target(url: str | os.PathLike, options: dict[str, Any] | None = None, *
     """A :class:`AppendTarget` for a local path or ``s3://`` URL. Raises :class:`AppendError`
     (DM160) for another scheme."""
     text = os.fspath(url)
-    if text.startswith("s3://"):
-        return S3Target(text, options)
-    if "://" in text and not text.startswith("file://"):
-        raise AppendError(f"appends write to local folders and s3:// prefixes, not {text}",
+    scheme = text.split("://", 1)[0] if "://" in text else ""
+    if scheme in TARGETS:
+        return TARGETS[scheme](text, options)
+    if scheme and scheme != "file":
+        raise AppendError(f"appends write to local folders and "
+                          f"{', '.join(f'{s}://' for s in sorted(TARGETS))} prefixes, not {text}",
                           code="DM160")
     if text.startswith("file://"):
         text = text[len("file://"):]

@@ -28,7 +28,8 @@ from typing import Any
 
 from ..store import trees
 from ..tree import LOCAL_FIELDS, iter_manifest_files, rfc3339_ns
-from .targets import LocalTarget, S3Target, AppendTarget
+from .object_targets import S3Target
+from .targets import AppendTarget, LocalTarget
 
 ALGORITHM = "tree-sha256"
 
