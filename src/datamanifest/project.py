@@ -115,7 +115,7 @@ class Project:
 
     @classmethod
     def _checked(cls, mpath: Path, result: CheckResult) -> "Project":
-        from .spec.manifest import Dataset
+        from .check.structure import lenient_datasets
         from .spec.policy import refused
 
         def whole(errors: list[Diagnostic]) -> ManifestError:
@@ -137,14 +137,8 @@ class Project:
             data = result.data
             meta = data.get("_META") if isinstance(data.get("_META"), dict) else {}
             structural = {k: v for k, v in data.items() if k.startswith("_") and k != "_META"}
-            datasets = {}
-            for name, table in data.items():
-                if name.startswith("_") or not isinstance(table, dict):
-                    continue
-                try:  # lenient: unknown fields kept (MAN-003); refused ones may lack a model
-                    datasets[name] = Dataset.model_validate(table)
-                except ValueError:
-                    continue
+            # lenient: unknown fields kept (MAN-003); refused ones may lack a model
+            datasets = lenient_datasets(data, {})
             result.manifest = Manifest(meta=meta, structural=structural, datasets=datasets)
         refusals = refused(result.data, errors, config_errors) if (errors or config_errors) \
             else {}
@@ -182,26 +176,9 @@ class Project:
         write in the store roots (``roots``: maintenance) or in ``datacache_dir``. Paths are
         judged where they really lead (symbolic links resolved). Returns a list of
         :class:`~datamanifest.spec.trust.Need` (empty: no trust needed)."""
-        from . import formats
-        from .spec import trust as _trust
+        from .trust import needs
 
-        if not (fetch or load or roots or datacache):
-            return []
-        folders: dict[str, str] = {}
-
-        def realpath(path: str) -> str:
-            # where the bytes land: the folder resolved (once per folder), the name itself
-            # kept (a publish renames onto a link, it does not write through it)
-            head, tail = os.path.split(path)
-            real = folders.get(head)
-            if real is None:
-                real = folders[head] = os.path.realpath(head)
-            return os.path.join(real, tail) if tail else real
-
-        return _trust.needs(self.manifest, self.storage.checkout or {}, self.storage.user or {},
-                            self.storage.platform, lang="python", fetch=list(fetch),
-                            load=list(load), builtin_formats=formats.loadable(), roots=roots,
-                            datacache=datacache, realpath=realpath)
+        return needs(self, fetch=fetch, load=load, roots=roots, datacache=datacache)
 
     def require_trust(self, action: str, **uses) -> None:
         """Raise DM180 when a run doing ``uses`` (see :meth:`trust_needs`) needs trust this
@@ -320,42 +297,9 @@ class Project:
         LookupFailed
             DM076/DM077 for an identifier that names no dataset or several (MAN-051).
         """
-        selected = [self.resolve(n) for n in names] if names else self.dataset_names()
-        rows = []
-        for n in selected:
-            refusal = self.refusal(n)
-            if refusal is not None:  # MAN-012: nothing is done for it until its errors are fixed
-                rows.append({"name": n, "status": "refused", "path": None, "checksum": "",
-                             "size": None,
-                             "errors": [d.as_json() for d in refusal.diagnostics]})
-                continue
-            ds = self.dataset(n)
-            if ds.skip_download or ds.lazy_access:
-                from .spec.secrets import redact_uri
+        from .presence import status_rows
 
-                rows.append({"name": n, "status": "external",  # SEC-002
-                             "path": redact_uri(ds.uri) or None,
-                             "checksum": ds.effective_checksum, "size": None})
-                continue
-            try:
-                t = self.target(n)
-            except DataManifestError as e:  # no source, no usable location: say so, list the rest
-                rows.append({"name": n, "status": "no location", "path": None, "checksum": "",
-                             "size": None, "errors": [e.as_diagnostic().as_json()]})
-                continue
-            st = t.status()
-            marker = t.read_marker() if st == "present" else {}
-            declared = ds.effective_checksum
-            found = self.locate(n)
-            where = str(t.path)
-            if found is not None and found[1] != "target":
-                st, where = f"present ({found[1]})", str(found[0])
-            elif st == "present" and declared and marker.get("checksum", declared) != declared:
-                st = "outdated"
-            rows.append({"name": n, "status": st, "path": where,
-                         "checksum": declared or marker.get("checksum", ""),
-                         "size": marker.get("size")})
-        return rows
+        return status_rows(self, names)
 
     # -- operations (Python API) -------------------------------------------------------------------
     def fetch(self, names: "str | list[str] | None" = None, *, jobs: int = 4,
@@ -498,38 +442,12 @@ class Project:
         MaintenanceError
             DM136 for a malformed age or size.
         """
-        from .errors import MaintenanceError
-        from .maintain import inventory
-        from .maintain.inventory import verify as verify_data
-        from .maintain.inventory import verify_artifact
-        from .spec import maintain as spec
+        from .maintain.inventory import listing, selection
 
-        def age(v: "str | float | None") -> float | None:
-            return None if v is None else float(v) if isinstance(v, (int, float)) \
-                else spec.parse_age(v)
-
-        try:
-            selection = spec.Selection(
-                terms=tuple(terms), kind=kind,
-                formats=(format,) if isinstance(format, str) else tuple(format),
-                states=(state,) if isinstance(state, str) else tuple(state), present=present,
-                older_than=age(older_than), newer_than=age(newer_than),
-                time_field="last_access" if by_access else "created",
-                larger_than=None if larger_than is None else larger_than
-                if isinstance(larger_than, int) else spec.parse_size(larger_than),
-                unreferenced=unreferenced, outside=outside)
-        except ValueError as e:
-            raise MaintenanceError(str(e), code="DM136", hint="ages: 30d, 12h, 2w or seconds; "
-                                   "sizes: 500M, 2G or bytes") from e
-        if selection.empty:
-            selection = spec.Selection(all=True)
-        objs = spec.select(inventory(self).objects, selection)
-        if verify:
-            for o in objs:
-                if o.state != "missing" and not o.protected and not (
-                        verify_artifact(o) if o.kind == "cached" else verify_data(o)):
-                    o.state = "modified"
-        return objs
+        return listing(self, selection(
+            terms, kind=kind, formats=format, states=state, present=present,
+            older_than=older_than, newer_than=newer_than, by_access=by_access,
+            larger_than=larger_than, unreferenced=unreferenced, outside=outside), verify=verify)
 
     def add(self, uri: str, *, name: str | None = None, extract: bool = False,
             version: str = "", fetch: bool = True, lock_timeout: float | None = None):
@@ -631,45 +549,18 @@ class Project:
 
     def pool_candidates(self, name: str) -> list[Target]:
         """The read-pool candidates of a dataset (POOL-001, POOL-002)."""
-        from .spec.resolution import pool_candidates
+        from .presence import pool_candidates
 
-        ds = self.dataset(name)
-        is_dir = ds.is_folder
-        return [Target(Path(p), is_dir) for p in pool_candidates(ds, self.storage.resolved,
-                                                                 self.storage.platform)]
+        return pool_candidates(self, name)
 
     def locate(self, name: str) -> tuple[Path, str] | None:
         """Where dataset ``name`` is, verified (POOL-005): ``(path, "target" | "state" | "pool")``.
 
         None when it is not present anywhere. Never writes.
         """
-        from .store.layout import is_current, pool_hit
+        from .presence import locate
 
-        ds = self.dataset(name)
-        if ds.lazy_access or ds.skip_download:  # LAD-024, RES-006: used in place
-            from .io.places import local_path, scheme_of
-
-            if ds.uri and scheme_of(ds.uri) == "file":
-                where = local_path(ds.uri, self.root) if not ds.storage_path else \
-                    self.target(name).path
-                return (where, "in-place") if where.exists() else None
-            return None
-        target = self.target(name)
-        declared = ds.effective_checksum
-        status = target.status()
-        if is_current(status, declared, target.read_marker() if status == "present" else {}):
-            return target.path, "target"
-        if declared:
-            rec = self.state_records().get(ds.derived_key)
-            if rec is not None and rec.checksum == declared:
-                where = Path(rec.storage_path)
-                where = where if where.is_absolute() else self.root / where
-                if where.exists() and where != target.path:
-                    return where, "state"
-        for candidate in self.pool_candidates(name):
-            if pool_hit(candidate, declared):
-                return candidate.path, "pool"
-        return None
+        return locate(self, name)
 
     @property
     def state_file(self) -> Path:

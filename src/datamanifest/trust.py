@@ -184,6 +184,34 @@ def _locate(manifest_path: Path, need: spec.Need) -> tuple[str | None, int | Non
     return str(file), line, col
 
 
+def needs(project, *, fetch: "list[str] | tuple[str, ...]" = (),
+          load: "list[str] | tuple[str, ...]" = (), roots: bool = False,
+          datacache: bool = False) -> list[spec.Need]:
+    """What a run of ``project`` would do that needs its manifest trusted (TRU-004), as
+    :meth:`datamanifest.Project.trust_needs` documents; paths are judged where they really
+    lead (symbolic links resolved, each folder once)."""
+    from . import formats
+
+    if not (fetch or load or roots or datacache):
+        return []
+    folders: dict[str, str] = {}
+
+    def realpath(path: str) -> str:
+        # where the bytes land: the folder resolved (once per folder), the name itself
+        # kept (a publish renames onto a link, it does not write through it)
+        head, tail = os.path.split(path)
+        real = folders.get(head)
+        if real is None:
+            real = folders[head] = os.path.realpath(head)
+        return os.path.join(real, tail) if tail else real
+
+    storage = project.storage
+    return spec.needs(project.manifest, storage.checkout or {}, storage.user or {},
+                      storage.platform, lang="python", fetch=list(fetch), load=list(load),
+                      builtin_formats=formats.loadable(), roots=roots, datacache=datacache,
+                      realpath=realpath)
+
+
 def require(project, needs: list[spec.Need], *, action: str = "run") -> None:
     """Refuse a run that needs trust the manifest does not have (TRU-005).
 

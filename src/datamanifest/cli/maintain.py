@@ -57,20 +57,10 @@ def _selection_options(fn: Callable) -> Callable:
     return fn
 
 
-def _selection(terms, kind, formats, states, present, older_than, newer_than, by_access,
-               larger_than, unreferenced, outside, all_) -> spec.Selection:
-    try:
-        return spec.Selection(
-            terms=tuple(terms), kind=kind, formats=tuple(formats), states=tuple(states),
-            present=present,
-            older_than=spec.parse_age(older_than) if older_than else None,
-            newer_than=spec.parse_age(newer_than) if newer_than else None,
-            time_field="last_access" if by_access else "created",
-            larger_than=spec.parse_size(larger_than) if larger_than else None,
-            unreferenced=unreferenced, outside=outside, all=all_)
-    except ValueError as e:
-        raise MaintenanceError(str(e), code="DM136", hint="see `datamanifest list --help`") \
-            from e
+def _selection(all_: bool = False, **sel: Any) -> spec.Selection:
+    from ..maintain.inventory import selection
+
+    return selection(all=all_, **sel)
 
 
 def _require(selection: spec.Selection, picked: list, verb: str) -> None:
@@ -101,19 +91,9 @@ def list_cmd(ctx: click.Context, as_json: bool, fields: str | None, verify_: boo
     Listing reads markers and the state file and never opens a data file, so the
     access times it reports are left as they were. Alias: ls.
     """
-    from ..maintain import inventory
-    from ..maintain.inventory import verify, verify_artifact
+    from ..maintain.inventory import listing
 
-    selection = _selection(**sel)
-    if selection.empty:
-        selection = spec.Selection(all=True)
-    inv = inventory(open_project(ctx))
-    objs = spec.select(inv.objects, selection)
-    if verify_:
-        for o in objs:
-            if o.state != "missing" and not o.protected and not (
-                    verify_artifact(o) if o.kind == "cached" else verify(o)):
-                o.state = "modified"
+    objs = listing(open_project(ctx), _selection(**sel), verify=verify_)
     if as_json:
         # one object per line: the C encoder (indent= falls back to pure Python)
         click.echo("[" + ",\n ".join(json.dumps(o.as_json(), ensure_ascii=False)

@@ -11,7 +11,7 @@ import os
 import stat as _stat
 from pathlib import Path
 
-from ..errors import ManifestError
+from ..errors import MaintenanceError, ManifestError
 from ..spec import maintain as spec
 from ..spec.maintain import Obj, Stat
 from ..store.state import State, StateError, read_state
@@ -106,6 +106,73 @@ def inventory(project, *, view: spec.View | None = None) -> Inventory:
     return Inventory(project, objects, state)
 
 
+
+def _age(v: "str | float | None") -> float | None:
+    if v is None or v == "":
+        return None
+    return float(v) if isinstance(v, (int, float)) else spec.parse_age(v)
+
+
+def selection(terms: "tuple[str, ...] | list[str]" = (), *, kind: str | None = None,
+              formats: "str | tuple[str, ...]" = (), states: "str | tuple[str, ...]" = (),
+              present: bool | None = None, older_than: "str | float | None" = None,
+              newer_than: "str | float | None" = None, by_access: bool = False,
+              larger_than: "str | int | None" = None, unreferenced: bool = False,
+              outside: bool = False, all: bool = False) -> spec.Selection:
+    """The selection of MNT-010 from its terms and options, as ``datamanifest list`` takes them.
+
+    Parameters
+    ----------
+    terms : sequence of str
+        Ids, names, keys, hash prefixes (6+ characters) or globs.
+    kind, formats, states, present, unreferenced, outside, all
+        As :class:`~datamanifest.spec.maintain.Selection`; a single format or state may be
+        a string.
+    older_than, newer_than : str or float, optional
+        An age: ``"30d"``, ``"12h"``, ``"2w"``, or seconds.
+    by_access : bool
+        Ages use the last access time instead of the creation time.
+    larger_than : str or int, optional
+        A size: ``"500M"``, ``"2G"``, or bytes.
+
+    Returns
+    -------
+    Selection
+
+    Raises
+    ------
+    MaintenanceError
+        DM136 for a malformed age or size (SCHEMA.md §22).
+    """
+    try:
+        return spec.Selection(
+            terms=tuple(terms), kind=kind,
+            formats=(formats,) if isinstance(formats, str) else tuple(formats),
+            states=(states,) if isinstance(states, str) else tuple(states), present=present,
+            older_than=_age(older_than), newer_than=_age(newer_than),
+            time_field="last_access" if by_access else "created",
+            larger_than=None if larger_than in (None, "") else larger_than
+            if isinstance(larger_than, int) else spec.parse_size(larger_than),
+            unreferenced=unreferenced, outside=outside, all=all)
+    except ValueError as e:
+        raise MaintenanceError(str(e), code="DM136", hint="ages: 30d, 12h, 2w or seconds; "
+                               "sizes: 500M, 2G or bytes; see `datamanifest list --help`") from e
+
+
+def listing(project, selected: spec.Selection, *, verify: bool = False) -> list[Obj]:
+    """The objects of ``project`` that ``selected`` picks (all when it is empty), as
+    ``datamanifest list`` and :meth:`datamanifest.Project.list` show them; with ``verify``,
+    present objects are re-hashed and those that changed are ``modified`` (reads the data)."""
+    objs = spec.select(inventory(project).objects,
+                       spec.Selection(all=True) if selected.empty else selected)
+    if verify:
+        for o in objs:
+            if o.state != "missing" and not o.protected and not (
+                    verify_artifact(o) if o.kind == "cached" else verify_data(o)):
+                o.state = "modified"
+    return objs
+
+
 def verify(obj: Obj) -> bool:
     """Whether an object's bytes still match its marker (the ``modified`` state, MNT-003).
 
@@ -138,3 +205,6 @@ def verify_artifact(obj: Obj) -> bool:
         except OSError:
             return False
     return True
+
+
+verify_data = verify  # for listing(), whose `verify` flag hides the function
