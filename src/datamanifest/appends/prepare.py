@@ -23,6 +23,13 @@ from ..errors import AppendError
 from ..optional import APPEND, need
 from ..spec import appends
 from .codecs import ArrayCodec
+from .times import (  # noqa: F401 - encode_dates and fast_times are imported from here too
+    check_calendar,
+    encode_dates,
+    fast_times,
+    labels_of,
+    norm_units,
+)
 
 #: arrays without the append dimension are compared with the target's up to this size
 COMPARE_LIMIT = 1 << 20  # bytes
@@ -176,85 +183,6 @@ def create_store(ds, cfg: appends.AppendConfig) -> dict[str, bytes]:
     return {k: v.to_bytes() for k, v in store._store_dict.items()}
 
 
-#: the day the Gregorian calendar began: before it, standard and proleptic_gregorian differ
-GREGORIAN_START = (1582, 10, 15)
-
-
-def _calendar(name: Any) -> str:
-    c = str(name or "standard").lower()
-    return "standard" if c == "gregorian" else c
-
-
-def slice_calendar(var) -> str:
-    """The calendar a slice's times are in: its encoding's, else its cftime dates', else
-    ``proleptic_gregorian`` (numpy datetimes)."""
-    values = np.asarray(var.values)
-    if values.dtype.kind == "O" and values.size and hasattr(values.flat[0], "calendar"):
-        return _calendar(values.flat[0].calendar)
-    return _calendar(var.encoding.get("calendar", "proleptic_gregorian"))
-
-
-def calendars_agree(a: str, b: str, earliest: tuple[int, int, int] | None) -> bool:
-    """APP-014: times convert exactly between calendars ``a`` and ``b`` when they are the
-    same, or ``standard`` and ``proleptic_gregorian`` for dates from 1582-10-15 on."""
-    a, b = _calendar(a), _calendar(b)
-    if a == b:
-        return True
-    if {a, b} == {"standard", "proleptic_gregorian"}:
-        return earliest is not None and earliest >= GREGORIAN_START
-    return False
-
-
-def check_calendar(name: str, var, target: str) -> None:
-    """APP-014: refuse (DM163) times whose calendar does not convert exactly to the
-    target's."""
-    values = np.asarray(var.values).ravel()
-    source = slice_calendar(var)
-    earliest = None
-    if values.size:
-        if values.dtype.kind == "M":
-            first = values.min().astype("datetime64[D]").item()
-            earliest = (first.year, first.month, first.day)
-        else:
-            first = min(values)
-            earliest = (first.year, first.month, first.day)
-    if not calendars_agree(source, target, earliest):
-        raise AppendError(f"variable {name!r} is in the calendar {source!r}, the target's is "
-                          f"{target!r}, and its dates do not convert exactly", code="DM163",
-                          hint="convert the slice's times to the target's calendar first "
-                          "(xarray: ds.convert_calendar)")
-
-
-def encode_dates(dates: list[str], calendar: str, units: str, target_calendar: str,
-                 dtype: str) -> list[int | float]:
-    """APP-014 on dates given as text (``YYYY-MM-DD[THH:MM:SS]`` in ``calendar``): their
-    values in the target's ``units``, calendar and ``dtype``. Raises :class:`AppendError`
-    (DM163) when the calendars do not agree for these dates or a value does not fall on a
-    whole step of an integer ``dtype``. (The conformance kind ``append`` asks this.)"""
-    cftime = need("cftime", **APPEND)
-
-    parsed = []
-    for text in dates:
-        day, _, time_ = text.partition("T")
-        y, m, d = (int(x) for x in day.split("-"))
-        hh, mm, ss = ((int(x) for x in time_.split(":")) if time_ else (0, 0, 0))
-        parsed.append((y, m, d, hh, mm, ss))
-    earliest = min(p[:3] for p in parsed) if parsed else None
-    if not calendars_agree(calendar, target_calendar, earliest):
-        raise AppendError(f"dates in the calendar {calendar!r} do not convert exactly to "
-                          f"{target_calendar!r}", code="DM163")
-    values = cftime.date2num([cftime.datetime(*p, calendar=_calendar(target_calendar))
-                              for p in parsed], units, calendar=_calendar(target_calendar))
-    values = np.atleast_1d(np.asarray(values, dtype="float64"))
-    kind = np.dtype(dtype).kind
-    if kind in "iu":
-        if not np.all(values == np.round(values)):
-            raise AppendError(f"dates that fall between whole steps of {units!r}",
-                              code="DM163")
-        return [int(v) for v in values]
-    return [float(v) for v in values]
-
-
 _CF_KEYS = ("units", "calendar", "dtype", "_FillValue", "scale_factor", "add_offset",
             "missing_value")
 
@@ -327,91 +255,6 @@ def decoded_view(view: appends.CommittedView):
     return ds
 
 
-def _norm_units(text: str) -> Any:
-    """CF units as compared: ``<unit> since <reference>`` as (unit, the reference as a
-    time), so that ``2020-01-01``, ``2020-01-01 00:00:00`` and ``2020-01-01T00:00:00``
-    are equal; calendars by their CF aliases; anything else as text."""
-    t = " ".join(str(text).split()).lower()
-    if " since " in t:
-        unit, _, ref = t.partition(" since ")
-        try:
-            pd = need("pandas", **APPEND)
-
-            stamp = pd.Timestamp(ref.replace("utc", "").strip())
-            if stamp.tzinfo is not None:
-                stamp = stamp.tz_convert(None)
-            return (unit.rstrip("s"), stamp)
-        except (ValueError, TypeError, OverflowError):
-            return (unit.rstrip("s"), ref)
-    return {"standard": "gregorian"}.get(t, t)
-
-
-_UNIT_NS = {"nanosecond": 1, "microsecond": 1_000, "millisecond": 1_000_000,
-            "second": 10**9, "minute": 60 * 10**9, "hour": 3600 * 10**9, "day": 86400 * 10**9}
-
-
-_I64 = np.iinfo(np.int64)
-
-
-def fast_times(values: np.ndarray, units: str, calendar: str | None, dtype: Any
-               ) -> np.ndarray | None:
-    """``datetime64`` values as integers of ``<unit> since <reference>`` -- the common case
-    of CF time encoding done in numpy: integer ``dtype``, a Gregorian calendar, no NaT,
-    every value and the reference after 1582-10-15 (where ``standard`` and
-    ``proleptic_gregorian`` agree), and every value an exact multiple of the unit. None
-    for anything else (xarray's ``encode_cf_datetime`` then decides, and refuses inexact
-    values). Equal to xarray's result where it answers (tests/test_append.py)."""
-    if values.dtype.kind != "M" or dtype is None or np.dtype(dtype).kind not in "iu":
-        return None
-    if (calendar or "standard").lower() not in ("standard", "gregorian", "proleptic_gregorian"):
-        return None
-    key = _norm_units(units)
-    if not isinstance(key, tuple) or not hasattr(key[1], "value"):
-        return None
-    step = _UNIT_NS.get(key[0])
-    if step is None:
-        return None
-    pd = need("pandas", **APPEND)
-
-    if key[1] < pd.Timestamp("1582-10-15"):  # values in ns are after 1677 anyway
-        return None
-    try:
-        ref = np.datetime64(key[1].as_unit("ns").value, "ns")
-    except (OverflowError, ValueError):
-        return None
-    ns = values.astype("datetime64[ns]")
-    if np.isnat(ns).any():
-        return None
-    ints, ref_i = ns.view(np.int64), int(ref.view(np.int64))
-    if not (_I64.min <= int(ints.min()) - ref_i and int(ints.max()) - ref_i <= _I64.max):
-        return None  # the difference would wrap around in int64: xarray decides
-    delta = ints - ref_i
-    q, r = np.divmod(delta, step)
-    if r.any():
-        return None
-    out = q.astype(np.dtype(dtype))
-    return out if (out == q).all() else None
-
-
-def _labels(values: np.ndarray) -> list[float] | None:
-    """Append-dimension labels as numbers: datetimes in nanoseconds, cftime dates in
-    nanoseconds of their calendar, numbers as they are; None for anything else."""
-    if values.dtype.kind == "M":
-        return values.astype("datetime64[ns]").astype(np.int64).astype(float).tolist()
-    if values.dtype.kind == "m":
-        return values.astype("timedelta64[ns]").astype(np.int64).astype(float).tolist()
-    if values.dtype.kind in "iuf":
-        return values.astype(float).tolist()
-    if values.dtype.kind == "O" and values.size and hasattr(values.flat[0], "calendar"):
-        cftime = need("cftime", **APPEND)
-
-        cal = values.flat[0].calendar
-        return [float(x) * 1000.0 for x in
-                np.atleast_1d(cftime.date2num(list(values.ravel()), "microseconds since "
-                                              "1970-01-01", calendar=cal))]
-    return None
-
-
 _HINTS = {
     "DM161": "select variables with included_variables / excluded_variables",
     "DM162": "slices must share the target's dimensions; only the append dimension grows",
@@ -434,7 +277,7 @@ def describe(ds, cfg: appends.AppendConfig) -> dict[str, Any]:
     labels, unit = None, None
     if cfg.append_dim in ds.variables:
         values = np.asarray(ds[cfg.append_dim].values)
-        labels = _labels(values)
+        labels = labels_of(values)
         unit = "ns" if values.dtype.kind in "MO" else None
         if values.dtype.kind == "O" and labels is not None:  # cftime dates: show as written
             return {"variables": variables, "labels": labels, "label_unit": unit,
@@ -558,7 +401,7 @@ class TargetModel:
                               code="DM163") from err
         for k in ("units", "calendar"):  # never store values in other units than declared
             want, got = enc.get(k), e.attrs.get(k, e.encoding.get(k))
-            if want is not None and got is not None and _norm_units(got) != _norm_units(want):
+            if want is not None and got is not None and norm_units(got) != norm_units(want):
                 raise AppendError(f"variable {name!r} would be stored with {k} {got!r}, the "
                                   f"target's are {want!r}", code="DM163")
         return self._stored(name, np.asarray(e.values))
@@ -582,8 +425,8 @@ class TargetModel:
             raise AppendError(f"variable {name!r} cannot be encoded as the target stores it "
                               f"(units={enc['units']}, calendar={enc.get('calendar')}): {err}",
                               code="DM163") from err
-        if _norm_units(units) != _norm_units(enc["units"]) or (
-                enc.get("calendar") and _norm_units(calendar) != _norm_units(enc["calendar"])):
+        if norm_units(units) != norm_units(enc["units"]) or (
+                enc.get("calendar") and norm_units(calendar) != norm_units(enc["calendar"])):
             raise AppendError(f"variable {name!r} would be stored with units {units!r}, the "
                               f"target's are {enc['units']!r}", code="DM163")
         return self._stored(name, np.asarray(values))
@@ -642,7 +485,7 @@ class TargetModel:
             warnings.simplefilter("ignore")
             decoded = conventions.decode_cf_variable(dim, xr.Variable((dim,), raw, attrs=attrs))
         values = np.asarray(decoded.values)
-        got = _labels(values)
+        got = labels_of(values)
         if values.dtype.kind == "O" and values.size:
             self._last_text = str(values.flat[0])[:19].replace(" ", "T").removesuffix("T00:00:00")
         return got[0] if got else None
