@@ -113,7 +113,7 @@ def receive(ctx: click.Context, kind: str, rel: str, key: str, record_key: str, 
     """The far end of a push (SYNC-006): speaks one JSON line each way on stdin/stdout."""
     import os
 
-    from ..maintain.sync import Receiver, serve_receive
+    from ..maintain.receive import Receiver, serve_receive
 
     if ".." in rel.split("/") or rel.startswith("/"):
         click.echo(json.dumps({"error": {"code": "DM032", "message": f"unsafe path {rel!r}"}}))
