@@ -223,6 +223,32 @@ class _Scanner:
                 out.append(self.aot_count[prefix])
         return tuple(out)
 
+    def read_header(self) -> tuple[int, Path]:
+        """A ``[table]`` or ``[[array of tables]]`` header at the cursor: (its offset, the
+        table's path)."""
+        start = self.i
+        is_aot = self.s.startswith("[[", self.i)
+        self.i += 2 if is_aot else 1
+        self.skip_ws()
+        parts = self.read_dotted_key()
+        self.skip_ws()
+        close = "]]" if is_aot else "]"
+        if not self.s.startswith(close, self.i):
+            raise _Stop
+        self.i += len(close)
+        return start, self.resolve_header([p[0] for p in parts], is_aot)
+
+    def header(self, start: int, table: Path) -> None:
+        """Record a header's table (intermediate tables implied by it point at it too)."""
+        hpos = self.pos(start)
+        for k in range(1, len(table) + 1):
+            self.spans.setdefault(table[:k], Span(*hpos, *hpos))
+        self.spans[table] = Span(*hpos, *hpos)
+
+    def line_comment(self) -> None:
+        while self.i < self.n and self.s[self.i] != "\n":
+            self.i += 1
+
     def run(self) -> None:
         table: Path = ()
         while True:
@@ -230,29 +256,13 @@ class _Scanner:
             if self.i >= self.n:
                 return
             if self.peek() == "[":
-                start = self.i
-                is_aot = self.s.startswith("[[", self.i)
-                self.i += 2 if is_aot else 1
-                self.skip_ws()
-                parts = self.read_dotted_key()
-                self.skip_ws()
-                close = "]]" if is_aot else "]"
-                if not self.s.startswith(close, self.i):
-                    raise _Stop
-                self.i += len(close)
-                names = [p[0] for p in parts]
-                table = self.resolve_header(names, is_aot)
-                hpos = self.pos(start)
-                # intermediate tables implied by the header point at it too
-                for k in range(1, len(table) + 1):
-                    self.spans.setdefault(table[:k], Span(*hpos, *hpos))
-                self.spans[table] = Span(*hpos, *hpos)
+                start, table = self.read_header()
+                self.header(start, table)
             else:
                 self.read_keyval(table)
             self.skip_ws()
             if self.peek() == "#":
-                while self.i < self.n and self.s[self.i] != "\n":
-                    self.i += 1
+                self.line_comment()
             if self.i < self.n and self.s[self.i] not in "\r\n":
                 raise _Stop
 

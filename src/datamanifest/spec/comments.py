@@ -162,32 +162,12 @@ class _CommentScanner(_Scanner):
         self.read_value(path)
         self.items.insert(at, Item("key", path, self.table, start, self.i))
 
-    def run(self) -> None:
-        while True:
-            self.skip_ws_comments_newlines()
-            if self.i >= self.n:
-                return
-            if self.peek() == "[":
-                start = self.i
-                is_aot = self.s.startswith("[[", self.i)
-                self.i += 2 if is_aot else 1
-                self.skip_ws()
-                parts = self.read_dotted_key()
-                self.skip_ws()
-                close = "]]" if is_aot else "]"
-                if not self.s.startswith(close, self.i):
-                    raise _Stop
-                self.i += len(close)
-                table = self.resolve_header([p[0] for p in parts], is_aot)
-                self.table = table
-                self.items.append(Item("header", table, table, start, self.i))
-            else:
-                self.read_keyval(self.table)
-            self.skip_ws()
-            if self.peek() == "#":
-                self._comment()
-            if self.i < self.n and self.s[self.i] not in "\r\n":
-                raise _Stop
+    def header(self, start: int, table: Path) -> None:
+        self.table = table
+        self.items.append(Item("header", table, table, start, self.i))
+
+    def line_comment(self) -> None:
+        self._comment()
 
 
 def scan(text: str) -> Scan:
