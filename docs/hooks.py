@@ -439,6 +439,7 @@ def python_page() -> str:
         out += [f"## `datamanifest.{name}` {{#datamanifest.{name}}}", "",
                 f"::: {target}", "    options:", "      show_root_heading: false",
                 "      show_root_toc_entry: false", "      heading_level: 3",
+                "      inherited_members: true",  # Project's operations live in a base class
                 "      show_signature: true", ""]
         if isinstance(obj, type(datamanifest)):
             out += ["      members: false", ""]

@@ -39,13 +39,26 @@ from .errors import (  # noqa: E402
 
 
 def open_manifest(path=None):
-    """Open a manifest (a file or folder; discovered upward from cwd when None).
+    """Open a manifest: a file, a folder, or the one discovered upward from the working directory.
 
-    The same as :meth:`datamanifest.Project.open`. Returns a
-    :class:`datamanifest.project.Project`. Raises
-    :class:`~datamanifest.errors.ManifestError` (DM003 none found, DM091 it cannot
-    be read as a whole; ``err.diagnostics`` lists the errors). Datasets whose entries
-    have errors are refused one by one (MAN-012). SCHEMA.md §2.
+    The same as :meth:`datamanifest.Project.open` (SCHEMA.md §2). Datasets whose entries have
+    errors are refused one by one (MAN-012), not raised.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        The manifest file, or a folder to discover it from; default: discovered upward from
+        the working directory (``$DATAMANIFEST_TOML`` wins).
+
+    Returns
+    -------
+    Project
+
+    Raises
+    ------
+    ManifestError
+        DM003 when no manifest is found; DM091 when it cannot be read as a whole
+        (``err.diagnostics`` lists the errors).
     """
     from .project import Project
 

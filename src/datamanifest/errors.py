@@ -149,11 +149,24 @@ def rule_of(code: str) -> str:
 
 @dataclass(frozen=True)
 class Diagnostic:
-    """One problem found in a document (SCHEMA.md DIAG-001).
+    """One problem found in a document (SCHEMA.md §9, DIAG-001).
 
-    ``line`` and ``column`` are 1-based (columns count Unicode code points);
-    ``path`` is the JSON path of the offending value inside the parsed
-    document, as a tuple of keys and array indices.
+    Parameters
+    ----------
+    code : str
+        The stable code, ``DM###`` (SCHEMA.md §9's table).
+    message : str
+        What is wrong, credentials redacted (SEC-002).
+    file : str, optional
+        The document's path or label.
+    line, column : int, optional
+        1-based position of the offending key or value (columns count Unicode code points).
+    path : tuple of str and int
+        The JSON path of the offending value inside the parsed document.
+    hint : str, optional
+        How to fix it.
+    severity : str
+        ``error``, ``warning`` or ``info``; default: the code's own (``CODES``).
     """
 
     code: str
@@ -175,6 +188,7 @@ class Diagnostic:
 
     @property
     def rule(self) -> str:
+        """The SCHEMA.md rule ID this diagnostic's code enforces (e.g. ``MAN-031``)."""
         return rule_of(self.code)
 
     def render(self) -> str:
@@ -191,6 +205,14 @@ class Diagnostic:
         return text
 
     def as_json(self) -> dict[str, Any]:
+        """The diagnostic as the JSON object of ``check --json`` (SCHEMA.md DIAG-005).
+
+        Returns
+        -------
+        dict
+            ``code``, ``severity``, ``rule``, ``file``, ``line``, ``column``, ``path`` (a list),
+            ``message`` and ``hint``.
+        """
         return {
             "code": self.code,
             "severity": self.severity,
@@ -352,10 +374,11 @@ class AuthoringError(DataManifestError):
 
 
 class VirtualError(DataManifestError):
-    """A chunk manifest could not be read, built, combined or served (SCHEMA.md §25,
-    DM150–DM155): malformed (DM150, DM151), a source changed since it was indexed
-    (DM152), a filter without a codec (DM153), sources that cannot be concatenated
-    (DM154), a checksum mismatch (DM155)."""
+    """A chunk manifest could not be read, built, combined or served (SCHEMA.md §25).
+
+    Codes: DM150/DM151 malformed, DM152 a source changed since it was indexed, DM153 a filter
+    without a codec, DM154 sources that cannot be concatenated, DM155 a checksum mismatch.
+    """
 
     code = "DM150"
 
@@ -384,10 +407,12 @@ class ClobberError(DataManifestError):
 
 
 class AppendError(DataManifestError):
-    """An append refused or failed (SCHEMA.md §26, DM160–DM167): a malformed configuration
-    (DM160), a slice that does not fit the target (DM161–DM165, naming the variable and the
-    difference; the target is untouched), a target changed under a pending transaction
-    (DM166), a target that is not a Zarr group (DM167)."""
+    """An append refused or failed (SCHEMA.md §26, DM160–DM167).
+
+    Codes: DM160 a malformed configuration, DM161–DM165 a slice that does not fit the target
+    (naming the variable and the difference; the target is untouched), DM166 a target changed
+    under a pending transaction, DM167 a target that is not a Zarr group.
+    """
 
     code = "DM160"
 

@@ -1,5 +1,5 @@
-"""Where a dataset's bytes are: its target, the state file's record, the read pool or the
-place it is used in (SCHEMA.md §7.3, POOL-001..POOL-005, STA-006), and the status rows built
+"""Opening a checked manifest with its refusals (MAN-012), and where a dataset's bytes are:
+its target, the state file's record, the read pool or the place it is used in (SCHEMA.md §7.3, POOL-001..POOL-005, STA-006), and the status rows built
 from them (``datamanifest status``, :meth:`datamanifest.Project.status`).
 
 Reads markers and the state file, never the data, and never writes.
@@ -10,8 +10,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import DataManifestError
+import os
+
+from .check import CheckResult
+from .check.structure import lenient_datasets
+from .config import check_configs
+from .errors import DataManifestError, Diagnostic, ManifestError
 from .io.places import local_path, scheme_of
+from .spec.keys import UnsafeKey
+from .spec.manifest import Manifest
+from .spec.policy import refused
+from .spec.resolution import ResolutionError, storage_path
 from .spec.resolution import pool_candidates as _pool_paths
 from .spec.secrets import redact_uri
 from .store.layout import Target, is_current, pool_hit
@@ -90,3 +99,70 @@ def locate(project: "Project", name: str) -> tuple[Path, str] | None:
         if pool_hit(candidate, declared):
             return candidate.path, "pool"
     return None
+
+
+def checked(cls: "type[Project]", mpath: Path, result: CheckResult) -> "Project":
+    """The project of a checked manifest: refused datasets set aside (MAN-012), a document
+    that cannot be read as a whole raising DM091 (as :meth:`datamanifest.Project.open`)."""
+
+    def whole(errors: list[Diagnostic]) -> ManifestError:
+        first = errors[0] if errors else None
+        return ManifestError(
+            f"{mpath} has {len(errors)} error(s)" + (f"; the first: {first.code} "
+                                                     f"{first.message}" if first else ""),
+            code="DM091", file=str(mpath), line=first.line if first else None,
+            column=first.column if first else None,
+            hint="run `datamanifest check` for details", diagnostics=result.diagnostics)
+
+    errors = result.errors
+    # MAN-012: a document that cannot be read as a whole refuses everything
+    if result.data is None or any(d.code in ("DM001", "DM002", "DM004") for d in errors):
+        raise whole(errors)
+    configs = check_configs(mpath.parent)
+    config_errors = [d for d in configs if d.severity == "error"]
+    if result.manifest is None:
+        data = result.data
+        meta = data.get("_META") if isinstance(data.get("_META"), dict) else {}
+        structural = {k: v for k, v in data.items() if k.startswith("_") and k != "_META"}
+        # lenient: unknown fields kept (MAN-003); refused ones may lack a model
+        datasets = lenient_datasets(data, {})
+        result.manifest = Manifest(meta=meta, structural=structural, datasets=datasets)
+    refusals = refused(result.data, errors, config_errors) if (errors or config_errors) \
+        else {}
+    try:
+        return cls(mpath, result, refusals, configs)
+    except ManifestError as e:
+        if not (errors or config_errors):
+            raise
+        # storage settings that cannot be resolved: every dataset is refused (MAN-012)
+        raise whole(errors + config_errors) from e
+
+
+def target(project: "Project", name: str) -> Target:
+    """Where dataset ``name`` lives (STO-001, STO-002), as :meth:`datamanifest.Project.target`."""
+    from .spec.keys import UnsafeKey
+    from .spec.resolution import ResolutionError, storage_path
+
+    ds = project.dataset(name)
+    try:
+        path, _ = storage_path(name, ds, project.storage.resolved, project.storage.platform)
+    except ResolutionError as e:
+        raise ManifestError(f"dataset {name!r}: {e}", code=e.code, file=str(project.manifest_path),
+                            hint="define the symbol in [_STORAGE] or set the variable") from e
+    except UnsafeKey as e:  # no source to derive a key from (DM079), or an unsafe one
+        none = not (ds.uri or ds.uris or ds.key)
+        line, column = project.entry_position(name)
+        raise ManifestError(f"dataset {name!r}: {e}", code="DM079" if none else "DM031",
+                            file=str(project.manifest_path), line=line, column=column,
+                            hint="add uri, or a key for a fetcher's output" if none else
+                            "set an explicit key = \"...\"") from e
+    # the control files (STO-005) add up to 9 characters to the last name
+    if any(len(part.encode("utf-8", "surrogateescape")) > 246 for part in Path(path).parts):
+        line, column = project.entry_position(name)
+        raise ManifestError(f"dataset {name!r}: its location {path[:80]}... has a name "
+                            "longer than file systems allow (255 bytes)", code="DM031",
+                            file=str(project.manifest_path), line=line, column=column,
+                            hint="set a shorter explicit key = \"...\"")
+    # a fetcher may have written a folder (LAD-020): the bytes on disk tell
+    folder = ds.is_folder
+    return Target(Path(path), folder or os.path.isdir(path))

@@ -5,7 +5,6 @@ This is the I/O edge around the pure :mod:`datamanifest.spec` modules.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from .check import CheckResult, check_path
@@ -15,10 +14,11 @@ from .store.atomic import write_text
 from .store.layout import Target
 from .store.lock import Lock
 from .store.layout import STATE_DIR, state_path
-from .config import check_configs, discover, resolve_storage
+from .config import discover, resolve_storage
+from .operations import Operations
 
 
-class Project:
+class Project(Operations):
     """An opened manifest: its path, model, check diagnostics and storage.
 
     Open with :meth:`Project.open`. One error policy (SCHEMA.md MAN-012): a dataset whose
@@ -84,9 +84,24 @@ class Project:
 
     @classmethod
     def from_text(cls, manifest_path: str | Path, text: str) -> "Project":
-        """A project whose manifest is ``text`` (not the file's bytes), rooted at
-        ``manifest_path``'s folder: what a fetch would do with an edit before it is written
-        (SCHEMA.md AUT-005). Raises :class:`ManifestError` (DM091) as :meth:`open` does."""
+        """A project whose manifest is ``text`` instead of the file's bytes (SCHEMA.md AUT-005).
+
+        Parameters
+        ----------
+        manifest_path : str or Path
+            Where the manifest is (or would be); the project is rooted at its folder.
+        text : str
+            A whole manifest document (TOML).
+
+        Returns
+        -------
+        Project
+
+        Raises
+        ------
+        ManifestError
+            DM091 when ``text`` cannot be read as a whole (MAN-012), as :meth:`open`.
+        """
         from .check import check_text
 
         mpath = Path(manifest_path).resolve()
@@ -115,40 +130,9 @@ class Project:
 
     @classmethod
     def _checked(cls, mpath: Path, result: CheckResult) -> "Project":
-        from .check.structure import lenient_datasets
-        from .spec.policy import refused
+        from .presence import checked
 
-        def whole(errors: list[Diagnostic]) -> ManifestError:
-            first = errors[0] if errors else None
-            return ManifestError(
-                f"{mpath} has {len(errors)} error(s)" + (f"; the first: {first.code} "
-                                                         f"{first.message}" if first else ""),
-                code="DM091", file=str(mpath), line=first.line if first else None,
-                column=first.column if first else None,
-                hint="run `datamanifest check` for details", diagnostics=result.diagnostics)
-
-        errors = result.errors
-        # MAN-012: a document that cannot be read as a whole refuses everything
-        if result.data is None or any(d.code in ("DM001", "DM002", "DM004") for d in errors):
-            raise whole(errors)
-        configs = check_configs(mpath.parent)
-        config_errors = [d for d in configs if d.severity == "error"]
-        if result.manifest is None:
-            data = result.data
-            meta = data.get("_META") if isinstance(data.get("_META"), dict) else {}
-            structural = {k: v for k, v in data.items() if k.startswith("_") and k != "_META"}
-            # lenient: unknown fields kept (MAN-003); refused ones may lack a model
-            datasets = lenient_datasets(data, {})
-            result.manifest = Manifest(meta=meta, structural=structural, datasets=datasets)
-        refusals = refused(result.data, errors, config_errors) if (errors or config_errors) \
-            else {}
-        try:
-            return cls(mpath, result, refusals, configs)
-        except ManifestError as e:
-            if not (errors or config_errors):
-                raise
-            # storage settings that cannot be resolved: every dataset is refused (MAN-012)
-            raise whole(errors + config_errors) from e
+        return checked(cls, mpath, result)
 
     def __repr__(self) -> str:
         from .display import project_repr
@@ -171,18 +155,46 @@ class Project:
     # -- trust (SCHEMA.md §27.1) ------------------------------------------------------------
     def trust_needs(self, *, fetch: list[str] = (), load: list[str] = (), roots: bool = False,
                     datacache: bool = False) -> list:
-        """What a run would do that needs this manifest trusted (TRU-004): run the code of
-        the datasets it ``fetch``es or ``load``s, write their targets, read their pools,
-        write in the store roots (``roots``: maintenance) or in ``datacache_dir``. Paths are
-        judged where they really lead (symbolic links resolved). Returns a list of
-        :class:`~datamanifest.spec.trust.Need` (empty: no trust needed)."""
+        """What a run would do that needs this manifest trusted (SCHEMA.md §27.1, TRU-004).
+
+        Paths are judged where they really lead (symbolic links resolved).
+
+        Parameters
+        ----------
+        fetch, load : list of str
+            Names of the datasets the run fetches or loads: their code runs, their targets are
+            written, their pools are read.
+        roots : bool
+            The run writes in the store roots (maintenance).
+        datacache : bool
+            The run writes in ``datacache_dir`` (produced datasets).
+
+        Returns
+        -------
+        list of Need
+            :class:`~datamanifest.spec.trust.Need` items; empty when no trust is needed.
+        """
         from .trust import needs
 
         return needs(self, fetch=fetch, load=load, roots=roots, datacache=datacache)
 
     def require_trust(self, action: str, **uses) -> None:
-        """Raise DM180 when a run doing ``uses`` (see :meth:`trust_needs`) needs trust this
-        manifest does not have (TRU-005); nothing has run or been written then."""
+        """Refuse a run that needs trust this manifest does not have (TRU-005).
+
+        Nothing has run or been written when it raises.
+
+        Parameters
+        ----------
+        action : str
+            The command, for the message (``fetch``, ``load``, ...).
+        **uses
+            What the run does: the keyword arguments of :meth:`trust_needs`.
+
+        Raises
+        ------
+        TrustError
+            DM180, naming each entry that needs trust and where it is written.
+        """
         needs = self.trust_needs(**uses)
         if needs:
             from .trust import require
@@ -190,8 +202,19 @@ class Project:
             require(self, needs, action=action)
 
     def refusal(self, name: str) -> ManifestError | None:
-        """The DM091 error refusing dataset ``name`` (MAN-012), or None when its closure is
-        clean. ``err.diagnostics`` lists the errors of its closure."""
+        """The DM091 error refusing dataset ``name``, or None when its closure is clean (MAN-012).
+
+        Parameters
+        ----------
+        name : str
+            A dataset name.
+
+        Returns
+        -------
+        ManifestError or None
+            DM091 located at the dataset's entry; ``err.diagnostics`` lists the errors of its
+            closure (its table, what it requires, the structural tables, the configuration files).
+        """
         errs = self.refused.get(name)
         if not errs:
             return None
@@ -216,7 +239,24 @@ class Project:
 
     # -- lookup -----------------------------------------------------------------------------
     def resolve(self, ident: str) -> str:
-        """The dataset name ``ident`` identifies by name, alias or doi (MAN-050, MAN-051)."""
+        """The dataset name ``ident`` identifies by name, alias or doi (MAN-050, MAN-051).
+
+        Parameters
+        ----------
+        ident : str
+            A dataset's name, one of its aliases, or its doi.
+
+        Returns
+        -------
+        str
+            The dataset's name.
+
+        Raises
+        ------
+        LookupFailed
+            DM076 when no dataset has that identifier (with the closest name as a hint), DM077
+            when several do.
+        """
         found = self.manifest.candidates(ident)
         if not found and ident in self.refused:  # a refused dataset without a model
             return ident
@@ -233,8 +273,25 @@ class Project:
         return found[0]
 
     def dataset(self, name: str) -> Dataset:
-        """The model of dataset ``name``. Raises the DM091 refusal (MAN-012) for a refused
-        dataset that has no model (its entry has errors)."""
+        """The model of dataset ``name`` (SCHEMA.md §5).
+
+        Parameters
+        ----------
+        name : str
+            A dataset name (see :meth:`resolve` for aliases and dois).
+
+        Returns
+        -------
+        Dataset
+            The :class:`~datamanifest.spec.manifest.Dataset` model of its entry.
+
+        Raises
+        ------
+        ManifestError
+            DM091, the refusal (MAN-012), for a refused dataset whose entry has no model.
+        KeyError
+            When the manifest has no dataset of that name.
+        """
         try:
             return self.manifest.datasets[name]
         except KeyError:
@@ -245,275 +302,62 @@ class Project:
 
     # -- storage ----------------------------------------------------------------------------
     def storage_key(self, name: str) -> str:
+        """The storage key of dataset ``name``: its ``key``, or one derived from its URI (KEY-002).
+
+        Parameters
+        ----------
+        name : str
+            A dataset name.
+
+        Returns
+        -------
+        str
+            A relative ``/``-separated path.
+
+        Raises
+        ------
+        UnsafeKey
+            When no safe key can be derived (DM031 in ``check``).
+        """
         return self.dataset(name).derived_key
 
     def target(self, name: str) -> Target:
-        """Where dataset ``name`` lives (STO-001, STO-002)."""
-        from .spec.keys import UnsafeKey
-        from .spec.resolution import ResolutionError, storage_path
-
-        ds = self.dataset(name)
-        try:
-            path, _ = storage_path(name, ds, self.storage.resolved, self.storage.platform)
-        except ResolutionError as e:
-            raise ManifestError(f"dataset {name!r}: {e}", code=e.code, file=str(self.manifest_path),
-                                hint="define the symbol in [_STORAGE] or set the variable") from e
-        except UnsafeKey as e:  # no source to derive a key from (DM079), or an unsafe one
-            none = not (ds.uri or ds.uris or ds.key)
-            line, column = self.entry_position(name)
-            raise ManifestError(f"dataset {name!r}: {e}", code="DM079" if none else "DM031",
-                                file=str(self.manifest_path), line=line, column=column,
-                                hint="add uri, or a key for a fetcher's output" if none else
-                                "set an explicit key = \"...\"") from e
-        # the control files (STO-005) add up to 9 characters to the last name
-        if any(len(part.encode("utf-8", "surrogateescape")) > 246 for part in Path(path).parts):
-            line, column = self.entry_position(name)
-            raise ManifestError(f"dataset {name!r}: its location {path[:80]}... has a name "
-                                "longer than file systems allow (255 bytes)", code="DM031",
-                                file=str(self.manifest_path), line=line, column=column,
-                                hint="set a shorter explicit key = \"...\"")
-        # a fetcher may have written a folder (LAD-020): the bytes on disk tell
-        folder = ds.is_folder
-        return Target(Path(path), folder or os.path.isdir(path))
-
-    def status(self, names: list[str] | None = None) -> list[dict]:
-        """What ``datamanifest status`` prints: one row per dataset (identifiers; all when
-        None), reading markers and the state file, never the data.
-
-        Returns
-        -------
-        list of dict
-            ``name``; ``status``: ``present``, ``present (state)``/``(pool)``/``(in-place)``
-            (found elsewhere, verified by its marker), ``outdated`` (present, but its marker
-            records another checksum than the manifest's), ``missing``, ``incomplete``,
-            ``external`` (``skip_download``/``lazy_access``: used where it is), ``refused``
-            (its entry or one it requires has errors, MAN-012) or ``no location`` (with
-            ``errors``: the diagnostics); ``path``;
-            ``checksum`` (declared, else the marker's); ``size`` in bytes (the marker's;
-            None when unknown).
-
-        Raises
-        ------
-        LookupFailed
-            DM076/DM077 for an identifier that names no dataset or several (MAN-051).
-        """
-        from .presence import status_rows
-
-        return status_rows(self, names)
-
-    # -- operations (Python API) -------------------------------------------------------------------
-    def fetch(self, names: "str | list[str] | None" = None, *, jobs: int = 4,
-              per_host: int = 4, force: "bool | set[str]" = False,
-              lock_timeout: float | None = None, offline: bool = False, progress=None,
-              raise_on_error: bool = True, trusted: bool = False, move_aside: bool = False):
-        """Fetch datasets with their requirements, verified and atomically (SCHEMA.md §11).
+        """Where dataset ``name`` lives: its location and whether it is a folder (STO-001, STO-002).
 
         Parameters
         ----------
-        names : str or list of str, optional
-            Identifiers (name, alias or doi); all datasets when None.
-        jobs : int
-            Datasets fetched at once.
-        per_host : int
-            Downloads from any one host at once (FET-007).
-        force : bool or set of str
-            Download again even when present: every dataset (True) or these names.
-        lock_timeout : float, optional
-            Seconds to wait for another process's lock (None: while it heartbeats).
-        offline : bool
-            Resolve only what is present; download nothing (FET-006).
-        progress : datamanifest.progress.Progress, optional
-            Where progress is drawn (``datamanifest.progress.RichProgress()`` on a
-            terminal); none by default.
-        raise_on_error : bool
-            Raise the first failure (default), after every other dataset was attempted;
-            with False, failures are only in the report.
-        trusted : bool
-            Vouch for the manifest, as ``--trust`` does (SCHEMA.md §27.1): run the code it
-            names and use the locations it sets outside the project.
-        move_aside : bool
-            Rename a file or folder in the way that this tool did not publish to
-            ``<name>.~<n>~`` (STO-016) instead of failing that dataset with DM182.
+        name : str
+            A dataset name.
 
         Returns
         -------
-        FetchReport
-            A mapping from each dataset's name to its
-            :class:`~datamanifest.fetch.report.Outcome` (``status``: fetched, present,
-            skipped, failed, blocked, refused, missing; ``path``; ``checksum``; ``size`` in
-            bytes; ``error``). ``report.paths`` maps each name to its path.
+        Target
+            :class:`~datamanifest.store.layout.Target` with ``path`` and ``is_dir``.
 
         Raises
         ------
-        DataManifestError
-            The first failure (DM070 checksum mismatch, DM071 download failed, DM074 not
-            found, DM081 blocked, DM091 refused, ...), located at the dataset's entry in the
-            manifest; ``err.report`` is the whole report. LookupFailed (DM076/DM077) for an
-            identifier that names no dataset or several. TrustError (DM180) before anything
-            runs, when the run would run the manifest's code or write outside the project
-            and the manifest is not trusted.
-        """
-        from .fetch import run
-
-        report = run(self, names, jobs=jobs, per_host=per_host, force=force,
-                     lock_timeout=lock_timeout, offline=offline, progress=progress,
-                     trusted=trusted, move_aside=move_aside)
-        self._state_cache = None  # the run may have recorded new locations
-        failures = [o for o in report.outcomes if o.error is not None]
-        if failures and raise_on_error:
-            err = failures[0].error
-            err.report = report  # type: ignore[union-attr]
-            raise err  # type: ignore[misc]
-        return report
-
-    def load(self, ident: str, *, offline: bool = False, trusted: bool = False):
-        """The loaded dataset (load ladder, SCHEMA.md §15), fetched first when absent.
-
-        Parameters
-        ----------
-        ident : str
-            The dataset's name, alias or doi.
-        offline : bool
-            Never fetch; DM078 when absent.
-        trusted : bool
-            Vouch for the manifest's loader bindings (SCHEMA.md §27.1); otherwise a binding
-            the manifest names is DM180 until the manifest is trusted.
-
-        Returns
-        -------
-        object
-            What its loader returns: a pandas DataFrame (csv, parquet), an xarray Dataset
-            (nc, zarr, a virtual dataset), parsed JSON/TOML/YAML, text, or the folder's
-            :class:`~pathlib.Path` for a folder dataset without a loader (an extracted
-            archive, ``uris``; LAD-025).
-
-        Raises
-        ------
-        DataManifestError
-            DM078 absent offline, DM082 a binding cannot be imported, DM086 a loader's
-            library is missing, DM087 no loader, DM091 the dataset is refused, or the
-            fetch's error. See :func:`datamanifest.load.load`.
-        """
-        from .load import load
-
-        return load(self, ident, offline=offline, trusted=trusted)
-
-    def list(self, *terms: str, kind: str | None = None,
-             format: "str | tuple[str, ...]" = (), state: "str | tuple[str, ...]" = (),
-             present: bool | None = None, older_than: "str | float | None" = None,
-             newer_than: "str | float | None" = None, by_access: bool = False,
-             larger_than: "str | int | None" = None, unreferenced: bool = False,
-             outside: bool = False, verify: bool = False) -> list:
-        """The objects of the project's stores, as ``datamanifest list`` prints them
-        (SCHEMA.md §22, MNT-001, MNT-010).
-
-        Parameters
-        ----------
-        *terms : str
-            Select objects whose id, name or key equals a term, artifacts whose hash
-            starts with one (6+ characters), or that a glob (``*``, ``?``, ``[``) matches.
-        kind : {"data", "cached"}, optional
-            Only datasets or only produced artifacts.
-        format, state : str or tuple of str
-            Only these formats, or these states (clean, missing, relocated, untracked,
-            modified).
-        present : bool, optional
-            Only present (True) or only missing (False) objects.
-        older_than, newer_than : str or float, optional
-            An age: ``"30d"``, ``"12h"``, ``"2w"``, or seconds.
-        by_access : bool
-            Ages use the last access time instead of the creation time.
-        larger_than : str or int, optional
-            A size: ``"500M"``, ``"2G"``, or bytes.
-        unreferenced, outside : bool
-            Artifacts the state file does not record; objects outside the store roots.
-        verify : bool
-            Re-hash present objects to find modified ones (reads the data).
-
-        Returns
-        -------
-        list of Obj
-            Each with ``kind``, ``id``, ``name``, ``key``, ``location``, ``state``, ``size``
-            (bytes), ``created`` and ``last_access`` (seconds since the epoch), ``format``,
-            ``referenced``, ``protected``; ``obj.as_json()`` is the ``list --json`` row.
-
-        Raises
-        ------
-        MaintenanceError
-            DM136 for a malformed age or size.
-        """
-        from .maintain.inventory import listing, selection
-
-        return listing(self, selection(
-            terms, kind=kind, formats=format, states=state, present=present,
-            older_than=older_than, newer_than=newer_than, by_access=by_access,
-            larger_than=larger_than, unreferenced=unreferenced, outside=outside), verify=verify)
-
-    def add(self, uri: str, *, name: str | None = None, extract: bool = False,
-            version: str = "", fetch: bool = True, lock_timeout: float | None = None):
-        """Declare a dataset of ``uri``, fetch it verified and write its entry with its
-        checksum into the manifest, comments kept (SCHEMA.md §24, AUT-005), as
-        ``datamanifest add`` does. This project then reads the new manifest.
-
-        Parameters
-        ----------
-        uri : str
-            A URL (``https://``, ``s3://``, ...) or a local path.
-        name : str, optional
-            The dataset's name (default: derived from the URI, AUT-004).
-        extract : bool
-            Unpack a zip, tar or tar.gz archive into a folder.
-        version : str
-            A version label (part of the key).
-        fetch : bool
-            Download first (default); False declares only (the next fetch downloads it
-            and fills the checksum).
-        lock_timeout : float, optional
-            Seconds to wait for another process's lock.
-
-        Returns
-        -------
-        AddResult
-            ``name``, ``uri``, ``key``, ``checksum``, ``path``, ``fetched``, ``entry``.
-
-        Raises
-        ------
-        DataManifestError
-            DM141 name taken, DM033 the key is declared already, DM091 the entry would be
-            invalid, or the fetch's error (DM070, DM071, DM074, ...); the manifest and the
-            store are then left as they were.
-        """
-        from .author import add
-
-        result = add(self, uri, name=name, extract=extract, version=version, fetch=fetch,
-                     lock_timeout=lock_timeout)
-        fresh = type(self).open(self.manifest_path)
-        self.__dict__.update(fresh.__dict__)
-        return result
-
-    def path(self, ident: str) -> Path:
-        """The verified local path of a dataset (POOL-005).
-
-        Raises
-        ------
-        LookupFailed
-            DM076/DM077: ``ident`` names no dataset, or several.
         ManifestError
-            DM091: the dataset is refused (MAN-012).
-        DataManifestError
-            DM078: it is not present (STO-010).
+            DM060/DM061 a storage symbol or setting that does not resolve, DM079 no source to
+            derive a key from, DM031 an unsafe key or a name longer than 255 bytes, each located
+            at the dataset's entry.
         """
-        name = self.resolve(ident)
-        refusal = self.refusal(name)
-        if refusal is not None:
-            raise refusal
-        found = self.locate(name)
-        if found is None:
-            raise self.not_present(name)
-        return found[0]
+        from .presence import target
+
+        return target(self, name)
 
     def not_present(self, name: str) -> "DataManifestError":
-        """The DM078 error for a dataset that is not present (STO-010)."""
+        """The DM078 error for dataset ``name``, which is not present (STO-010).
+
+        Parameters
+        ----------
+        name : str
+            A dataset name.
+
+        Returns
+        -------
+        DataManifestError
+            DM078 located at the dataset's entry, with its target's state and path.
+        """
         t = self.target(name)
         line, column = self.entry_position(name)
         return DataManifestError(f"dataset {name!r} is {t.status()} at {t.path}", code="DM078",
@@ -521,8 +365,20 @@ class Project:
                                  hint=f"run `datamanifest fetch {name}`")
 
     def entry_position(self, name: str, field: str | None = None) -> tuple[int | None, int | None]:
-        """1-based (line, column) of dataset ``name``'s header (or of its ``field``'s value)
-        in the manifest file (DIAG-004); (None, None) when the file cannot be read."""
+        """Where dataset ``name``'s entry (or one of its fields) is in the manifest (DIAG-004).
+
+        Parameters
+        ----------
+        name : str
+            A dataset name.
+        field : str, optional
+            A field of the entry: the position of its value; the table's header when None.
+
+        Returns
+        -------
+        tuple of (int or None, int or None)
+            1-based line and column; (None, None) when the file cannot be read.
+        """
         from .spec._locate import Locator
 
         try:
@@ -548,15 +404,41 @@ class Project:
         return self._state_cache
 
     def pool_candidates(self, name: str) -> list[Target]:
-        """The read-pool candidates of a dataset (POOL-001, POOL-002)."""
+        """The read-pool candidates of dataset ``name``, in the order they are tried (POOL-002).
+
+        Parameters
+        ----------
+        name : str
+            A dataset name.
+
+        Returns
+        -------
+        list of Target
+            One :class:`~datamanifest.store.layout.Target` per pool root.
+        """
         from .presence import pool_candidates
 
         return pool_candidates(self, name)
 
     def locate(self, name: str) -> tuple[Path, str] | None:
-        """Where dataset ``name`` is, verified (POOL-005): ``(path, "target" | "state" | "pool")``.
+        """Where dataset ``name`` is present, verified by its marker (POOL-005); never writes.
 
-        None when it is not present anywhere. Never writes.
+        Parameters
+        ----------
+        name : str
+            A dataset name.
+
+        Returns
+        -------
+        tuple of (Path, str) or None
+            The path and where it was found: ``"target"``, ``"state"`` (the state file's
+            record), ``"pool"`` (a read pool) or ``"in-place"`` (``lazy_access``/``skip_download``
+            on a local path); None when it is not present anywhere.
+
+        Raises
+        ------
+        ManifestError
+            As :meth:`target`.
         """
         from .presence import locate
 
@@ -564,16 +446,26 @@ class Project:
 
     @property
     def state_file(self) -> Path:
+        """The project's state file, ``.datamanifest/state.toml`` beside the manifest (§14)."""
         return state_path(self.root)
 
     # -- edits of the user's manifest (MAN-004) ----------------------------------------------
     def fill_checksums(self, values: dict[str, str]) -> list[str]:
-        """Write ``checksum = "<algo>:<hex>"`` for datasets whose checksum is still empty.
+        """Write ``checksum = "<algo>:<hex>"`` for datasets whose checksum is empty (MAN-004).
 
-        Edits the manifest in place with tomlkit (comments, order and layout
-        kept), atomically, under ``.datamanifest/manifest.lock``; re-reads the
-        file under the lock so concurrent edits are not lost. Returns the names
-        filled.
+        The manifest is edited in place with tomlkit (comments, order and layout kept), atomically,
+        under ``.datamanifest/manifest.lock``, re-read under the lock so concurrent edits are not
+        lost.
+
+        Parameters
+        ----------
+        values : dict of str to str
+            Dataset name -> the checksum to write.
+
+        Returns
+        -------
+        list of str
+            The names whose checksum was filled.
         """
         if not values:
             return []
@@ -582,10 +474,25 @@ class Project:
         return self.edit_manifest(lambda text: fill_checksums_text(text, values))
 
     def edit_manifest(self, edit):
-        """Apply ``edit(text) -> (new text, result)`` to the manifest and return the result.
+        """Apply ``edit`` to the manifest's text and return its result (MAN-004).
 
-        Under ``.datamanifest/manifest.lock``, the file is re-read (so concurrent edits
-        are not lost) and written atomically only when the text changed (MAN-004).
+        Under ``.datamanifest/manifest.lock`` the file is re-read (so concurrent edits are not lost)
+        and written atomically only when the text changed.
+
+        Parameters
+        ----------
+        edit : callable
+            ``edit(text) -> (new_text, result)``.
+
+        Returns
+        -------
+        object
+            ``result`` as ``edit`` returned it.
+
+        Raises
+        ------
+        LockTimeout
+            DM075 when another process holds the manifest's lock for over 60 seconds.
         """
         lock_path = self.root / STATE_DIR / "manifest.lock"
         with Lock(lock_path, stale_age=self.storage.lock_stale_age, timeout=60):

@@ -91,25 +91,46 @@ def append(target: str | os.PathLike | None, slices: Any, config: Any = None, *,
            on_slice: Callable[[Result], None] | None = None,
            on_wait: Callable[[str], None] | None = None,
            **options: Any) -> list[Result]:
-    """Append ``slices`` to ``target`` (a folder or ``s3://bucket/prefix``), one transaction
-    each, in order (SCHEMA.md APP-022).
+    """Append ``slices`` to a Zarr store, one transaction per slice, in order (SCHEMA.md §26).
 
-    ``slices``: one slice or an iterable (a list or a generator) of slices -- paths or URLs
-    of NetCDF/HDF5 files or Zarr stores, or ``xarray.Dataset`` objects; with
-    ``slice_source`` (a function, or ``"module:function"`` in the configuration), the
-    arguments of that function, each slice being ``slice_source(argument,
-    **slice_source_kwargs)``, like ``map()`` (APP-041). A local path is waited for until it
-    exists and is complete when ``slice_polling`` is set (APP-040). ``config``: an
-    :class:`AppendConfig`, a dict, a path of a TOML configuration or a list of paths;
-    ``options`` override fields of it (``append_dim="time"``, ``append_step="1D"``,
-    ``zarr_format=2``, ``dry_run=True``, ``lock={"wait": False}`` ...). ``on_slice(result)``
-    is called after each commit. Returns one :class:`Result` per slice.
+    Parameters
+    ----------
+    target : str or PathLike, optional
+        A folder or ``s3://bucket/prefix``; None: the configuration's ``target``.
+    slices : object or iterable
+        One slice or an iterable (a list or a generator) of slices: paths or URLs of
+        NetCDF/HDF5 files or Zarr stores, or ``xarray.Dataset`` objects; with
+        ``slice_source``, the arguments of that function (APP-041). A local path is waited
+        for until it exists and is complete when ``slice_polling`` is set (APP-040).
+    config : AppendConfig, dict, str, PathLike or list, optional
+        An :class:`~datamanifest.spec.appends.AppendConfig`, a dict, a path of a TOML
+        configuration or a list of paths (merged, APP-002).
+    slice_source : callable or str, optional
+        A function (or ``"module:function"``) making each slice from one item of
+        ``slices``, called as ``slice_source(item, **slice_source_kwargs)``.
+    on_slice : callable, optional
+        Called with each :class:`Result` after its commit.
+    on_wait : callable, optional
+        Called with the lock holder's description when the lock is busy.
+    **options
+        Fields overriding the configuration (``append_dim="time"``, ``append_step="1D"``,
+        ``zarr_format=2``, ``dry_run=True``, ``lock={"wait": False}``, ...).
 
-    Raises :class:`AppendError` (DM160..DM167; the target untouched by the slice that
-    failed, every earlier slice committed; DM190 a slice that did not arrive within
-    ``slice_polling.timeout``; DM191 a ``slice_source`` that cannot be imported or fails)
-    and LockTimeout (DM131 with ``wait`` false, DM075 after ``lock.timeout`` seconds).
-    SCHEMA.md §26.
+    Returns
+    -------
+    list of Result
+        One :class:`Result` per slice: ``action``, ``old_length``/``new_length`` along the
+    dimension, ``txn``, ``version``, ``keys_written``, ``bytes_written`` (bytes),
+    ``seconds``.
+
+    Raises
+    ------
+    AppendError
+        DM160..DM167 (the slice that failed left the target untouched; every earlier slice
+        is committed), DM190 a slice that did not arrive within ``slice_polling.timeout``,
+        DM191 a ``slice_source`` that cannot be imported or fails.
+    LockTimeout
+        DM131 when the lock is busy and ``wait`` is false, DM075 after ``lock.timeout`` seconds.
     """
     from . import sources
 

@@ -29,7 +29,8 @@ from ..errors import AppendError
 from ..store.atomic import fsync_dir, sync_filesystem
 from ..interrupt import pid_alive
 from ..store.lock import _HEARTBEAT
-from .locks import HeldLock, LockInfo, _wait_loop, lock_bytes, parse_lock  # noqa: F401 - HeldLock re-exported
+# HeldLock and LockInfo are imported from here too
+from .locks import HeldLock, LockInfo, _wait_loop, lock_bytes, parse_lock  # noqa: F401
 
 JOURNAL = ".journal.json"
 LOCK = ".lock"

@@ -65,14 +65,17 @@ class Artifact:
 
     @property
     def present(self) -> bool:
+        """Whether a stored result was found (it has a ``source``)."""
         return self.source is not None
 
     @property
     def config(self) -> Path:
+        """The artifact's ``config.toml`` (its key table, SC-001)."""
         return self.folder / cache.CONFIG
 
     @property
     def metadata(self) -> Path:
+        """The artifact's ``metadata.toml`` (provenance, SC-010)."""
         return self.folder / cache.METADATA
 
 

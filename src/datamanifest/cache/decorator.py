@@ -207,9 +207,26 @@ class CachedFunction:
 
     # -- what is hashed --------------------------------------------------------------------------
     def key_table(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        """The key table of a call (PRD-002, PRD-004): bound arguments with defaults,
-        ``_``-prefixed parameters and parameters bound to None left out. Raises TypeError for a call that does not
-        bind, DM100 for a value without canonical form."""
+        """The key table of a call: bound arguments with defaults (PRD-002, PRD-004).
+
+        ``_``-prefixed parameters and parameters bound to None are left out.
+
+        Parameters
+        ----------
+        *args, **kwargs
+            The arguments of a call of the decorated function.
+
+        Returns
+        -------
+        dict
+
+        Raises
+        ------
+        TypeError
+            For arguments that do not bind, as the call would.
+        ProduceError
+            DM100 for a value without canonical form.
+        """
         table = self._bind_fast(args, kwargs) if self._simple else None
         if table is None:
             bound = self.signature.bind(*args, **kwargs)  # raises TypeError like the call
@@ -251,7 +268,23 @@ class CachedFunction:
         return table
 
     def identity(self, *args: Any, **kwargs: Any) -> cache.Identity:
-        """The :class:`~datamanifest.spec.cache.Identity` of a call (PRD-001)."""
+        """The identity of a call: cachetype, parameter hash, version (PRD-001).
+
+        Parameters
+        ----------
+        *args, **kwargs
+            The arguments of a call of the decorated function.
+
+        Returns
+        -------
+        Identity
+            :class:`~datamanifest.spec.cache.Identity`; ``.cache_key`` is its folder's name.
+
+        Raises
+        ------
+        ProduceError
+            DM100 for a value without canonical form.
+        """
         return self._identity(self.key_table(*args, **kwargs))
 
     def _identity(self, table: dict[str, Any]) -> cache.Identity:
@@ -299,8 +332,24 @@ class CachedFunction:
                                  lock_timeout=self.lock_timeout)
 
     def produce(self, *args: Any, **kwargs: Any) -> _artifact.Produced:
-        """Like calling, but returns a :class:`~datamanifest.cache.artifact.Produced`
-        (value, artifact, whether this call computed it)."""
+        """Like calling, but returns the value with its artifact and whether this call computed it.
+
+        Parameters
+        ----------
+        *args, **kwargs
+            The arguments of a call of the decorated function.
+
+        Returns
+        -------
+        Produced
+            :class:`~datamanifest.cache.artifact.Produced`: ``value``, ``artifact``,
+            ``computed``, ``waited``.
+
+        Raises
+        ------
+        ProduceError
+            As calling does (DM100, DM114, ...); the function's own exceptions pass through.
+        """
         ctx, ident, table, found = self._find(args, kwargs)
         if found is not None:
             _artifact.tidy_hit(ctx, found)
@@ -308,14 +357,35 @@ class CachedFunction:
         return self._produce(ctx, ident, table, args, kwargs, recompute=False)
 
     def recompute(self, *args: Any, **kwargs: Any) -> Any:
-        """Compute, replace the stored artifact (PRD-027) and return the value."""
+        """Compute, replace the stored artifact and return the value (PRD-027).
+
+        Parameters
+        ----------
+        *args, **kwargs
+            The arguments of a call of the decorated function.
+
+        Returns
+        -------
+        object
+            The function's value.
+        """
         table = self.key_table(*args, **kwargs)
         ident = self._identity(table)
         return self._produce(_context.current(), ident, table, args, kwargs,
                              recompute=True).value
 
     def artifact(self, *args: Any, **kwargs: Any) -> _artifact.Artifact:
-        """Where the result of this call is (``.present``) or would be published."""
+        """Where the result of this call is (``.present``) or would be published.
+
+        Parameters
+        ----------
+        *args, **kwargs
+            The arguments of a call of the decorated function.
+
+        Returns
+        -------
+        Artifact
+        """
         ctx, ident, table, found = self._find(args, kwargs)
         if found is not None:
             return dataclasses.replace(found.artifact, parameters=table)
@@ -325,15 +395,50 @@ class CachedFunction:
                                   parameters=table)
 
     def path(self, *args: Any, **kwargs: Any) -> Path:
-        """The artifact folder of this call: the hit's, else the one a miss publishes."""
+        """The artifact folder of this call: the hit's, else the one a miss publishes.
+
+        Parameters
+        ----------
+        *args, **kwargs
+            The arguments of a call of the decorated function.
+
+        Returns
+        -------
+        Path
+        """
         return self.artifact(*args, **kwargs).folder
 
     def exists(self, *args: Any, **kwargs: Any) -> bool:
-        """Whether a stored result of this call can be used (PRD-020..PRD-022)."""
+        """Whether a stored result of this call can be used (PRD-020..PRD-022).
+
+        Parameters
+        ----------
+        *args, **kwargs
+            The arguments of a call of the decorated function.
+
+        Returns
+        -------
+        bool
+        """
         return self._find(args, kwargs)[3] is not None
 
     def load(self, *args: Any, **kwargs: Any) -> Any:
-        """The stored value of this call; DM115 when there is none (never computes)."""
+        """The stored value of this call; never computes.
+
+        Parameters
+        ----------
+        *args, **kwargs
+            The arguments of a call of the decorated function.
+
+        Returns
+        -------
+        object
+
+        Raises
+        ------
+        ProduceError
+            DM115 when no stored result exists.
+        """
         ctx, ident, _, found = self._find(args, kwargs)
         if found is None:
             raise ProduceError(f"{self.ref}: no stored result for {ident.cache_key}",
@@ -341,8 +446,18 @@ class CachedFunction:
         return _artifact.load(found, self.format)
 
     def forget(self, *args: Any, **kwargs: Any) -> bool:
-        """Delete the stored result of this call (store only; pools are never written) and
-        its state record. Returns whether something was deleted."""
+        """Delete the stored result of this call and its state record (pools are never written).
+
+        Parameters
+        ----------
+        *args, **kwargs
+            The arguments of a call of the decorated function.
+
+        Returns
+        -------
+        bool
+            Whether something was deleted.
+        """
         ident = self.identity(*args, **kwargs)
         ctx = _context.current()
         return _artifact.forget(ctx, ident, datacache_dir=self._store(ctx))
@@ -353,28 +468,44 @@ def cached(fn: Callable[..., Any] | None = None, *, cachetype: str | None = None
            datacache_dir: str | Path | None = None,
            key: Sequence[str] | Callable[[dict[str, Any]], dict[str, Any]] | None = None,
            lock_timeout: float | None = None) -> Any:
-    """Decorate a function so that its results are stored and reused by parameter hash.
+    """Decorate a function so that its results are stored and reused by parameter hash (§21).
 
-    Bare (``@cached``) or with options:
+    Bare (``@cached``) or with options (``@cached(format="nc")``).
 
-    - ``cachetype``: the identity (default ``<module>.<qualname>``; REQUIRED for
-      lambdas, nested functions and functions of a script run as ``__main__``);
-    - ``version``: a path segment that separates incompatible results; not hashed;
-    - ``format``: ``pickle`` (default), ``json``, ``toml``, ``txt``, ``npy``, ``npz``,
-      ``csv``, ``parquet``, ``nc``, ``zarr`` or a registered one;
-    - ``basename``: the data file's name without extension (default ``data``);
-    - ``datacache_dir``: a store of its own (relative: to the project root); default
-      the project's ``datacache_dir`` (SCHEMA.md §14);
-    - ``key``: parameter names to hash, or a function from the key table to the
-      key table;
-    - ``lock_timeout``: seconds to wait for another process computing the same
-      result (None: as long as it is alive).
+    Parameters
+    ----------
+    fn : callable, optional
+        The function (given when used bare).
+    cachetype : str, optional
+        The identity; default ``<module>.<qualname>``; REQUIRED for lambdas, nested
+        functions and functions of a script run as ``__main__``.
+    version : str
+        A path segment that separates incompatible results; not hashed.
+    format : str
+        ``pickle`` (default), ``json``, ``toml``, ``txt``, ``npy``, ``npz``, ``csv``,
+        ``parquet``, ``nc``, ``zarr`` or a registered one (:func:`register_format`).
+    basename : str
+        The data file's name without extension (default ``data``).
+    datacache_dir : str or Path, optional
+        A store of its own (relative: to the project root); default the project's
+        ``datacache_dir`` (SCHEMA.md §14).
+    key : sequence of str or callable, optional
+        Parameter names to hash, or a function from the key table to the key table.
+    lock_timeout : float, optional
+        Seconds to wait for another process computing the same result (None: as long as it
+        is alive).
 
-    Returns a :class:`CachedFunction`. Raises
-    :class:`~datamanifest.errors.ProduceError` at decoration: DM113 (a function that
-    cannot be a producer as declared), DM114 (an unknown format), DM116 (another
-    producer claims the same cachetype and version), DM100 (an invalid cachetype).
-    SCHEMA.md §21.
+    Returns
+    -------
+    CachedFunction
+        Or, used with options only, a decorator returning one.
+
+    Raises
+    ------
+    ProduceError
+        At decoration: DM113 a function that cannot be a producer as declared, DM114 an
+        unknown format, DM116 another producer claims the same cachetype and version, DM100
+        an invalid cachetype.
     """
     options = dict(cachetype=cachetype, version=version, format=format, basename=basename,
                    datacache_dir=datacache_dir, key=key, lock_timeout=lock_timeout)

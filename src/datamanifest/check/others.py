@@ -1,5 +1,5 @@
-"""Checking the documents other than the manifest (SCHEMA.md §8, §14, §16, §26.1): configuration,
-state file, config and metadata sidecars, append configuration."""
+"""Checking the documents other than the manifest (SCHEMA.md §8, §14, §16, §26.1):
+configuration, state file, config and metadata sidecars, append configuration."""
 
 from __future__ import annotations
 

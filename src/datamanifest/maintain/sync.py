@@ -1,15 +1,17 @@
 """Copying objects between two machines' stores: ``push`` and ``pull`` (SCHEMA.md §23).
 
-The two ends are symmetric. The *receiving* end (this one on pull, the far one on push)
-runs a :class:`~datamanifest.maintain.receive.Receiver` (:mod:`.receive`): it takes the object's lock, lets the bytes arrive in the staging
-area ``<new>.tmp``, verifies them against the object's checksum (a file), tree checksum
-(a folder) or per-format digests (an artifact), renames, writes the marker last and
-records the object in its own state file (SYNC-003, SYNC-005). On push the far receiver
-is ``datamanifest receive`` run over SSH, driven by one JSON line each way (SYNC-006).
+The two ends are symmetric. The *receiving* end (this one on pull, the far one on push) runs a
+:class:`~datamanifest.maintain.receive.Receiver` (:mod:`.receive`): it takes the object's lock,
+lets the bytes arrive in the staging area ``<new>.tmp``, verifies them against the object's
+checksum (a file), tree checksum (a folder) or per-format digests (an artifact), renames,
+writes the marker last and records the object in its own state file (SYNC-003, SYNC-005). On
+push the far receiver is ``datamanifest receive`` run over SSH, driven by one JSON line each
+way (SYNC-006).
 
-Bytes move with rsync (``-a --inplace``, so only the staging area is ever written, a folder as ``src/`` into ``staging/``, so it is
-never nested; the sender's marker excluded). A transfer killed midway leaves the partial
-staging copy and no marker; the next run resumes it (rsync's delta transfer).
+Bytes move with rsync (``-a --inplace``, so only the staging area is ever written, a folder as
+``src/`` into ``staging/``, so it is never nested; the sender's marker excluded). A transfer
+killed midway leaves the partial staging copy and no marker; the next run resumes it (rsync's
+delta transfer).
 
 The SSH command is ``$DATAMANIFEST_SSH`` or ``ssh`` (as for ssh sources, FET-015); the far
 ``datamanifest`` command is ``--remote-command`` or ``$DATAMANIFEST_REMOTE`` (default

@@ -422,13 +422,37 @@ def open_virtual(source: Any, *, group: str = "", document_url: str | None = Non
                  credentials: dict[str, str] | None = None, **decode_options):
     """Open a chunk manifest as an ``xarray.Dataset`` (SCHEMA.md §25).
 
-    ``source``: a path or URL of a ``.chunks.json`` document, its parsed dict, or a
-    :class:`~datamanifest.spec.virtual.ChunkManifest`. Relative source URLs resolve
-    against ``base`` or ``document_url`` (default: the document's own location, CHK-007).
-    Sources are checked against their recorded identity before their first chunk is read
-    (``verify``, CHK-011). ``credentials`` maps a source URL as the document records it
-    (redacted, SEC-002) to the URL to read it with. Raises :class:`VirtualError`
-    (DM150/DM151 malformed, DM152 a source changed, DM155 checksum mismatch).
+    Sources are checked against their recorded identity before their first chunk is read.
+
+    Parameters
+    ----------
+    source : str, PathLike, dict or ChunkManifest
+        A path or URL of a ``.chunks.json`` document, its parsed dict, or a
+        :class:`~datamanifest.spec.virtual.ChunkManifest`.
+    group : str
+        The group to open (``""``: the root).
+    document_url : str, optional
+        What relative source URLs resolve against (default: the document's own location,
+        CHK-007).
+    verify : bool
+        Check each source's size and identity before its first read (CHK-011).
+    decode : bool
+        Decode CF conventions (times, scale/offset) as ``xarray.open_zarr`` does.
+    credentials : dict of str to str, optional
+        A source URL as the document records it (redacted, SEC-002) -> the URL to read it with.
+    **decode_options
+        Passed to ``xarray.open_zarr`` (``chunks=``, ``decode_times=``, ...).
+
+    Returns
+    -------
+    xarray.Dataset
+        Lazily read: each chunk is one byte range of its source.
+
+    Raises
+    ------
+    VirtualError
+        DM150/DM151 a malformed document, DM152 a source that changed, DM155 the document's
+        checksum does not match; DM002/DM074 when it cannot be read.
     """
     manifest, doc_url = load_manifest(source, document_url)
     return dataset(Session(manifest, doc_url, verify=verify, credentials=credentials), group,

@@ -97,6 +97,27 @@ class ChunkStore(Store):
         raise TypeError(f"unknown byte range {byte_range!r}")
 
     async def get(self, key: str, prototype: Any, byte_range: Any = None) -> Any:
+        """The bytes of ``key``: a node's ``zarr.json``, or a chunk (inline, or its byte range).
+
+        Parameters
+        ----------
+        key : str
+            A Zarr key.
+        prototype : BufferPrototype
+            zarr's buffer factory.
+        byte_range : ByteRequest, optional
+            Part of the value only.
+
+        Returns
+        -------
+        Buffer or None
+            None for a key the manifest does not have (a missing chunk reads as fill value).
+
+        Raises
+        ------
+        VirtualError
+            DM152 when the chunk's source changed since it was indexed.
+        """
         kind, value = self._resolve(key)
         if kind in ("absent", "missing"):
             return None
@@ -107,6 +128,19 @@ class ChunkStore(Store):
         return prototype.buffer.from_bytes(bytes(self._range(value, byte_range)))
 
     async def get_partial_values(self, prototype: Any, key_ranges: Iterable[tuple[str, Any]]):
+        """Many keys at once, with one coalesced read per source.
+
+        Parameters
+        ----------
+        prototype : BufferPrototype
+            zarr's buffer factory.
+        key_ranges : iterable of (str, ByteRequest or None)
+            The keys and the part of each.
+
+        Returns
+        -------
+        list of Buffer or None
+        """
         import asyncio
 
         key_ranges = list(key_ranges)
@@ -123,15 +157,58 @@ class ChunkStore(Store):
         return out
 
     async def exists(self, key: str) -> bool:
+        """Whether the manifest has ``key``.
+
+        Parameters
+        ----------
+        key : str
+            A Zarr key.
+
+        Returns
+        -------
+        bool
+        """
         return self._resolve(key)[0] not in ("absent", "missing")
 
     async def set(self, key: str, value: Any) -> None:
+        """Refused: the store is read-only.
+
+        Parameters
+        ----------
+        key : str
+            A Zarr key.
+        value : Buffer
+            Ignored.
+
+        Raises
+        ------
+        PermissionError
+            Always.
+        """
         raise PermissionError("a chunk manifest store is read-only")
 
     async def delete(self, key: str) -> None:
+        """Refused: the store is read-only.
+
+        Parameters
+        ----------
+        key : str
+            A Zarr key.
+
+        Raises
+        ------
+        PermissionError
+            Always.
+        """
         raise PermissionError("a chunk manifest store is read-only")
 
     async def list(self) -> AsyncIterator[str]:
+        """Every key: each node's ``zarr.json`` and each chunk key present in the manifest.
+
+        Returns
+        -------
+        async iterator of str
+        """
         for path, node in self.session.manifest.nodes.items():
             yield (path + "/zarr.json") if path else "zarr.json"
             if node.is_array:
@@ -143,11 +220,33 @@ class ChunkStore(Store):
                                                   virtual.parse_index_key(k, len(node.refs.grid)))
 
     async def list_prefix(self, prefix: str) -> AsyncIterator[str]:
+        """The keys that start with ``prefix``.
+
+        Parameters
+        ----------
+        prefix : str
+            A key prefix.
+
+        Returns
+        -------
+        async iterator of str
+        """
         async for k in self.list():
             if k.startswith(prefix):
                 yield k
 
     async def list_dir(self, prefix: str) -> AsyncIterator[str]:
+        """The keys and child names directly below ``prefix``.
+
+        Parameters
+        ----------
+        prefix : str
+            A folder-like prefix (``""``: the root).
+
+        Returns
+        -------
+        async iterator of str
+        """
         prefix = prefix.rstrip("/")
         seen = set()
         async for k in self.list():
