@@ -310,3 +310,17 @@ def test_the_line_limit_fails_on_a_long_module(tmp_path, monkeypatch):
     monkeypatch.setattr(module, "SRC", copy)
     with pytest.raises(AssertionError, match="long.py"):
         test_no_module_over_the_line_limit()
+
+
+def test_the_readme_lists_every_module_and_subpackage():
+    """README's "Project layout" names each top-level module and subpackage, and links the map."""
+    readme = (SRC.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Project layout", 1)[1].split("\n## ", 1)[0]
+    assert "design/2026-12-03-package-map.md" in section
+    tops = {name.split(".")[0] for name in MODULES if name}
+    missing = []
+    for top in sorted(tops):
+        is_package = (SRC / PACKAGE / top / "__init__.py").exists()
+        if f"`{top}/`" not in section if is_package else f"`{top}.py`" not in section:
+            missing.append(top + ("/" if is_package else ".py"))
+    assert not missing, f"README's Project layout does not list: {missing}"
