@@ -186,7 +186,9 @@ class _Scanner:
             if self.i == start:
                 raise _Stop
 
-    def read_keyval(self, table: Path) -> None:
+    def read_keyval(self, table: Path) -> Path:
+        """A ``key = value`` at the cursor, below ``table``: records both spans, returns the
+        key's path."""
         parts = self.read_dotted_key()
         path = table
         for name, start in parts:
@@ -203,6 +205,7 @@ class _Scanner:
         vpos = self.pos(self.i)
         self.spans[path] = Span(key_span.key_line, key_span.key_col, *vpos)
         self.read_value(path)
+        return path
 
     # -- headers -----------------------------------------------------------------
     def resolve_header(self, names: list[str], is_aot: bool) -> Path:

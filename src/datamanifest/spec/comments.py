@@ -140,27 +140,11 @@ class _CommentScanner(_Scanner):
             else:
                 raise _Stop
 
-    def read_keyval(self, table: Path) -> None:
-        from ._locate import Span
-
-        start = self.i
-        parts = self.read_dotted_key()
-        path = table
-        for name, kstart in parts:
-            path = (*path, name)
-            if path not in self.spans:
-                kpos = self.pos(kstart)
-                self.spans[path] = Span(*kpos, *kpos)
-        self.skip_ws()
-        if self.peek() != "=":
-            raise _Stop
-        self.i += 1
-        self.skip_ws()
-        key_span = self.spans[path]
-        self.spans[path] = Span(key_span.key_line, key_span.key_col, *self.pos(self.i))
-        at = len(self.items)
-        self.read_value(path)
+    def read_keyval(self, table: Path) -> Path:
+        start, at = self.i, len(self.items)  # the key's item goes before its elements'
+        path = super().read_keyval(table)
         self.items.insert(at, Item("key", path, self.table, start, self.i))
+        return path
 
     def header(self, start: int, table: Path) -> None:
         self.table = table
