@@ -151,5 +151,6 @@ def html(manifest: virtual.ChunkManifest, document_url: str | None = None) -> st
                      caption="sources"))
 
 
-# the pure model's notebook display (INT-030) is this I/O edge's: it checks each source
-virtual.HTML_RENDERER = html
+# the pure model's notebook display (INT-030) is this I/O edge's: it checks each source (the
+# hook is a global of the module defining ChunkManifest, spec/virtual/model.py)
+virtual.model.HTML_RENDERER = html
