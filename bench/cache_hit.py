@@ -205,7 +205,8 @@ def run_tool(tool: str, python: str, size: int, repeat: int, base: Path) -> dict
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", default="10,1000,10000", help="instances in the store (comma-separated)")
+    ap.add_argument("--sizes", default="10,1000,10000",
+                    help="instances in the store (comma-separated)")
     ap.add_argument("--repeat", type=int, default=300, help="timed hits per size and tool")
     ap.add_argument("--worker")
     ap.add_argument("--size", type=int)
@@ -214,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tools", default="datamanifest,joblib,datamanifestpy",
                     help="which tools to run (comma-separated)")
     ap.add_argument("--quick", action="store_true",
-                    help="a smoke run: 10 and 200 instances, 30 calls, datamanifest and joblib")
+                    help="a smoke run: 10 and 100 instances, 30 calls, datamanifest and joblib")
     ap.add_argument("--json", metavar="PATH",
                     help="write the results.json entry here (bench/contract.py)")
     args = ap.parse_args(argv)
@@ -222,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(worker(args.worker, args.size, Path(args.dir), args.repeat)))
         return 0
     if args.quick:
-        args.sizes, args.repeat, args.tools = "10,200", 30, "datamanifest,joblib"
+        args.sizes, args.repeat, args.tools = "10,100", 30, "datamanifest,joblib"
     t_start = time.perf_counter()
     sizes = [int(s) for s in args.sizes.split(",")]
     wanted = args.tools.split(",")

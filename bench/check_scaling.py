@@ -50,12 +50,15 @@ def best_of(cmd: list[str], repeat: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=5, help="fresh processes per figure (best of)")
-    ap.add_argument("--sizes", default="100,1000,10000", help="datasets per manifest (comma-separated)")
+    ap.add_argument("--sizes", default="100,1000,10000",
+                    help="datasets per manifest (comma-separated)")
     ap.add_argument("--quick", action="store_true",
                     help="a smoke run: 1,000 datasets, best of 2 (seconds, not minutes)")
-    ap.add_argument("--json", metavar="PATH", help="write the results.json entry here (bench/contract.py)")
+    ap.add_argument("--json", metavar="PATH",
+                    help="write the results.json entry here (bench/contract.py)")
     args = ap.parse_args(argv)
     if args.quick:
         args.sizes, args.repeat = "1000", 2
@@ -67,8 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         for n in sizes:
             path = Path(tmp) / f"m{n}.toml"
             write_manifest(path, n)
-            floor = best_of([sys.executable, "-c",
-                             f"import tomllib; tomllib.load(open({str(path)!r}, 'rb'))"], args.repeat)
+            parse = f"import tomllib; tomllib.load(open({str(path)!r}, 'rb'))"
+            floor = best_of([sys.executable, "-c", parse], args.repeat)
             ours = best_of([sys.executable, "-m", "datamanifest", "check", str(path)], args.repeat)
             measured.append((n, floor, ours))
             print(f"{n:>9}{floor:>16.3f}{ours:>10.3f}{ours / floor:>8.2f}")

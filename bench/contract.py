@@ -119,7 +119,8 @@ def problems(entry: object) -> list[str]:
     if not isinstance(entry.get("rows", []), list):
         out.append("'rows' is not a list")
     chart = entry.get("chart")
-    if chart is not None and not (isinstance(chart, dict) and ("bars" in chart or "groups" in chart)):
+    if chart is not None and not (isinstance(chart, dict)
+                                  and ("bars" in chart or "groups" in chart)):
         out.append("'chart' has neither 'bars' nor 'groups'")
     figures = entry.get("figures", [])
     if not isinstance(figures, list):

@@ -96,7 +96,8 @@ def best_of(cmd: list[str] | str, cwd: Path, repeat: int, shell: bool = False,
     return best, rss, out
 
 
-STORES = {"data": "fetched datasets", "cached": "produced artifacts", "mixed": "objects (half each)"}
+STORES = {"data": "fetched datasets", "cached": "produced artifacts",
+          "mixed": "objects (half each)"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,12 +106,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=3, help="fresh processes per figure (best of)")
     ap.add_argument("--sizes", default="1000,10000", help="objects per store (comma-separated)")
     ap.add_argument("--quick", action="store_true",
-                    help="a smoke run: stores of 500 objects, one run each")
+                    help="a smoke run: stores of 300 objects, one run each")
     ap.add_argument("--json", metavar="PATH",
                     help="write the results.json entry here (bench/contract.py)")
     args = ap.parse_args(argv)
     if args.quick:
-        args.sizes, args.repeat = "500", 1
+        args.sizes, args.repeat = "300", 1
     t_start = time.perf_counter()
     exe = [sys.executable, "-m", "datamanifest"]
     # an installed package has its bytecode compiled at install; this checkout may not
