@@ -167,8 +167,9 @@ doc = {"_META": {"schema": 5},
 with open(os.path.join(work, ".datamanifest", "state.toml"), "w") as f:
     f.write(tomli_w.dumps(doc))
 '''
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the peer's package
     subprocess.run([str(PEER_VENV / "bin" / "python"), "-c", code, str(work), str(size)],
-                   check=True)
+                   check=True, env=env)
 
 
 def _peer_python() -> str | None:

@@ -142,8 +142,8 @@ def main(argv: list[str] | None = None) -> int:
                       f"{floor:>10.3f}s {rss / 1e6:>8.1f} {start_rss / 1e6:>9.1f} {listed:>7}")
             finally:
                 shutil.rmtree(root, ignore_errors=True)
-    print(f"target: list --json of 10,000 objects < {TARGET_S:g} s; its peak RSS <= the start-up "
-          f"process's + {TARGET_MB:g} MB (each figure: best of {args.repeat} fresh processes; "
+    print(f"target: list --json of 10,000 objects < {TARGET_S:g} s (each figure: best of "
+          f"{args.repeat} fresh processes; peak RSS: the largest of them; "
           "'first run': the first of them, which parses the state file's TOML and leaves its "
           f"parse cache; machine: {os.cpu_count()} cores)")
     if args.json:
@@ -152,7 +152,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 TARGET_S = 1.0  # list --json of 10,000 objects (issue 10)
-TARGET_MB = 50  # peak RSS above a process that imports datamanifest and parses the manifest
 
 
 def entry(rows: list[dict], repeat: int, seconds: float) -> dict:
@@ -170,15 +169,13 @@ def entry(rows: list[dict], repeat: int, seconds: float) -> dict:
             floor_value=round(r["floor"], 4),
             target=f"< {TARGET_S:g} s" if judged else None,
             holds=(r["s"] < TARGET_S) if judged else None, command=command))
-    for r in rows:  # the memory row (issue 24, point 6): the mixed store
-        if r["n"] == largest and r["store"] == "mixed":
+    for r in rows:  # the memory rows (issue 24, point 6; the issue sets no target for them)
+        if r["n"] == largest:
             figures.append(contract.figure(
-                f"peak RSS, list --json of {r['n']:,} objects", "MB", round(r["rss"] / 1e6, 1),
+                f"peak RSS, list --json of {r['n']:,} {STORES[r['store']]}", "MB",
+                round(r["rss"] / 1e6, 1),
                 floor="a process that imports datamanifest.cli and parses the manifest",
-                floor_value=round(r["start_rss"] / 1e6, 1),
-                target=f"<= floor + {TARGET_MB:g} MB" if judged else None,
-                holds=(r["rss"] <= r["start_rss"] + TARGET_MB * 1e6) if judged else None,
-                command=command))
+                floor_value=round(r["start_rss"] / 1e6, 1), command=command))
     return {
         "title": f"datamanifest list on a store of {largest:,} objects",
         "command": command,
@@ -186,8 +183,7 @@ def entry(rows: list[dict], repeat: int, seconds: float) -> dict:
         "what": (f"`datamanifest list --json` in a fresh process, best of {repeat}, beside the "
                  "floor `find` (one stat per file) and a process that only imports datamanifest "
                  "and parses the manifest (start-up); peak RSS is the largest of the runs. "
-                 f"Target: under {TARGET_S:g} s at 10,000 objects, peak RSS within "
-                 f"{TARGET_MB:g} MB of the start-up process's."),
+                 f"Target: under {TARGET_S:g} s at 10,000 objects."),
         "columns": ["store", "`list --json`", "start-up", "`find` floor", "peak RSS",
                     "start-up RSS"],
         "rows": [[f"{r['n']:,} {STORES[r['store']]}", f"{r['s']:.3f} s", f"{r['start']:.3f} s",

@@ -102,6 +102,11 @@ def command_of(bench: Benchmark, quick: bool, python: str = sys.executable) -> l
     return [python, str(ROOT / bench.script), *(bench.quick_args if quick else bench.args)]
 
 
+def shown_command(cmd: list[str]) -> str:
+    """``cmd`` as a reader types it from the repository root (``.venv/bin/python bench/x.py``)."""
+    return " ".join(shlex.quote(c) for c in [_shown(cmd[0]), _shown(cmd[1]), *cmd[2:]])
+
+
 def run_one(bench: Benchmark, quick: bool, timeout: float, python: str = sys.executable,
             log=print) -> dict:
     """Run one benchmark script; its entry (``ok`` True) or what went wrong (``ok`` False).
@@ -125,7 +130,7 @@ def run_one(bench: Benchmark, quick: bool, timeout: float, python: str = sys.exe
         ``{"ok", "seconds", "command", "entry" | "error"}``.
     """
     cmd = command_of(bench, quick, python)
-    shown = " ".join(shlex.quote(c) for c in [_shown(cmd[0]), _shown(cmd[1]), *cmd[2:]])
+    shown = shown_command(cmd)
     tail: deque[str] = deque(maxlen=15)
 
     def pump(stream) -> None:  # the script's output, shown as it comes
@@ -148,6 +153,10 @@ def run_one(bench: Benchmark, quick: bool, timeout: float, python: str = sys.exe
             timed_out = True
             os.killpg(proc.pid, signal.SIGKILL)  # the script and whatever it started
             rc = proc.wait()
+        except KeyboardInterrupt:  # its own session: Ctrl-C reached only us
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise
         reader.join(timeout=10)
         seconds = time.perf_counter() - t0
         base = {"seconds": seconds, "command": shown}
@@ -213,7 +222,8 @@ def run(benchmarks: list[Benchmark], results_path: Path, markdown_path: Path, *,
     Returns
     -------
     int
-        0 when every script succeeded, 1 otherwise (the files are written either way).
+        0 when every script succeeded, 1 otherwise, 130 after Ctrl-C (the files are written
+        in every case, with what was measured).
     """
     try:
         previous = json.loads(results_path.read_text(encoding="utf-8"))
@@ -223,9 +233,18 @@ def run(benchmarks: list[Benchmark], results_path: Path, markdown_path: Path, *,
     date = now.date().isoformat()
     t0 = time.perf_counter()
     done: dict[str, dict] = {}
+    interrupted = False
     for i, bench in enumerate(benchmarks, 1):
         log(f"[{i}/{len(benchmarks)}] {bench.name}: {bench.about or bench.script}")
-        r = run_one(bench, quick, timeout, python, log)
+        started = time.perf_counter()
+        try:
+            r = run_one(bench, quick, timeout, python, log)
+        except KeyboardInterrupt:
+            interrupted = True
+            done[bench.name] = {"ok": False, "seconds": time.perf_counter() - started,
+                                "command": shown_command(command_of(bench, quick, python)),
+                                "error": "interrupted (Ctrl-C); the benchmarks after it not run"}
+            break
         done[bench.name] = r
         log(f"[{i}/{len(benchmarks)}] {bench.name}: "
             f"{'done' if r['ok'] else 'FAILED (' + r['error'] + ')'} in {_duration(r['seconds'])}")
@@ -273,6 +292,8 @@ def run(benchmarks: list[Benchmark], results_path: Path, markdown_path: Path, *,
         log("targets not met: " + "; ".join(short))
     if bad:
         log("FAILED: " + ", ".join(bad))
+    if interrupted:
+        return 130
     return 1 if bad else 0
 
 

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -66,7 +69,7 @@ def test_quick_run_of_our_scripts_writes_the_json_and_one_table(tmp_path, run, c
         assert entry["figures"], name
         assert all(f"bench/{name}.py --quick" in f["command"] for f in entry["figures"])
     cases = [f["case"] for e in doc["benchmarks"].values() for f in e["figures"]]
-    assert any(c.startswith("peak RSS, list --json") for c in cases)  # issue 24, point 6
+    assert sum(c.startswith("peak RSS, list --json") for c in cases) == 3  # issue 24, point 6
     hit = doc["benchmarks"]["cache_hit"]["figures"][0]
     assert hit["peer"] == "joblib.Memory hit" and hit["peer_value"] > 0 and hit["floor_value"] > 0
     assert hit["holds"] in (True, False) and hit["target"] == "<= peer"
@@ -166,3 +169,45 @@ def test_contract_problems_and_figure(contract):
     entry = {k: "x" for k in contract.ENTRY_KEYS} | {"rows": [], "chart": None,
                                                      "figures": [fig | {"holds": "yes"}]}
     assert contract.problems(entry) == ["figure 0: 'holds' is not true, false or null"]
+
+
+def test_ctrl_c_stops_the_script_and_its_children_and_writes_what_was_measured(tmp_path):
+    good, slow = tmp_path / "good.py", tmp_path / "slow.py"
+    good.write_text(textwrap.dedent(GOOD))
+    pid_file = tmp_path / "grandchild.pid"
+    slow.write_text("import subprocess, sys, time\n"
+                    "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+                    f"open({str(pid_file)!r}, 'w').write(str(p.pid))\n"
+                    "print('started', flush=True)\n"
+                    "time.sleep(60)\n")
+    results = tmp_path / "results.json"
+    driver = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(BENCH)!r})
+        import run
+        benches = [run.Benchmark("good", {str(good)!r}), run.Benchmark("slow", {str(slow)!r}),
+                   run.Benchmark("never", {str(good)!r})]
+        sys.exit(run.run(benches, run.Path({str(results)!r}), run.Path({str(results)!r} + ".md"),
+                         command="test"))
+        """)
+    proc = subprocess.Popen([sys.executable, "-c", driver], stdout=subprocess.PIPE, text=True)
+    for line in proc.stdout:
+        if "started" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=20) == 130
+    grandchild = int(pid_file.read_text())
+    for _ in range(100):  # killed with its process group (a zombie until reaped counts)
+        try:
+            state = Path(f"/proc/{grandchild}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            break
+        if state in ("Z", "X"):
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("the benchmark's child outlived Ctrl-C")
+    doc = json.loads(results.read_text())
+    assert list(doc["benchmarks"]) == ["good"]
+    assert doc["failed"]["slow"]["error"].startswith("interrupted (Ctrl-C)")
+    assert "never" not in doc["failed"]
