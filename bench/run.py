@@ -335,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     chosen = select(args.only)
     if args.list:
         for b in chosen:
-            print(f"{b.name:18} {' '.join(command_of(b, args.quick)[1:])}")
+            print(f"{b.name:18} {shown_command(command_of(b, args.quick))}")
         return 0
     folder = QUICK_DIR if args.quick else ROOT / "bench"
     results = args.results or folder / "results.json"
