@@ -93,9 +93,13 @@ reliability: $(VENV)/.installed-test system-deps
 package-check:
 	bash .ci/package-check
 
+# Every performance benchmark, one at a time (bench/run.py; about a quarter of an hour):
+# writes bench/results.json and bench/results.md, the one table of every figure beside its
+# peer and its floor. Exits non-zero if a script failed (after writing what it has).
+# BENCH_ARGS='--only fetch_many' runs one; BENCH_ARGS=--quick a smoke run into build/.
+BENCH_ARGS ?=
 bench: $(VENV)/.installed-bench
-	$(PY) bench/check_scaling.py
-	$(PY) bench/fetch_throughput.py
+	$(PY) bench/run.py --source 'make bench' $(BENCH_ARGS)
 
 # The documentation site (docs/mkdocs.yml; pages in docs/pages/, generated ones made by
 # docs/hooks.py): a warning fails the build. Output: build/site/.

@@ -10,7 +10,9 @@ never drawn by hand and never disagrees with its table. A benchmark's ``chart`` 
 
 or ``"groups"``: a list of ``{"label": ..., "bars": [...]}`` drawn one after another with
 a heading each (e.g. one group per input size). Bars are horizontal, scaled to the largest
-value of the chart; ours are drawn in the accent colour. No library: plain SVG text.
+value of the chart; ours are drawn in the accent colour. No library: plain SVG text. A
+benchmark without a ``chart`` gets one drawn from its ``figures`` (bench/contract.py): one
+group per case, ours beside the peer and the floor.
 """
 
 from __future__ import annotations
@@ -72,10 +74,43 @@ def render(title: str, chart: dict) -> str:
     return "\n".join(head + body + ["</svg>"]) + "\n"
 
 
+UNIT_NAMES = {"s": "seconds", "ms": "milliseconds", "MB/s": "MB/s", "MB": "MB (peak RSS)"}
+
+
+def _short(label: str, n: int = 42) -> str:
+    return label if len(label) <= n else label[:n - 1] + "…"
+
+
+def chart_from_figures(figures: list[dict]) -> dict | None:
+    """A chart of the figures in the unit of the first one: ours, the peer, the floor per case.
+
+    Returns None when no figure has a unit a bar can show (not ``x``).
+    """
+    shown = [f for f in figures or [] if f.get("unit") in UNIT_NAMES]
+    if not shown:
+        return None
+    unit = shown[0]["unit"]
+    groups = []
+    for f in (f for f in shown if f["unit"] == unit):
+        bars = [{"label": "datamanifest", "value": f["ours"], "ours": True}]
+        if f.get("peer_value") is not None:
+            bars.append({"label": _short(f.get("peer") or "peer"), "value": f["peer_value"]})
+        if f.get("floor_value") is not None:
+            bars.append({"label": _short("floor: " + (f.get("floor") or "")),
+                         "value": f["floor_value"]})
+        groups.append({"label": f["case"], "bars": bars})
+    return {"unit": UNIT_NAMES[unit], "better": "higher" if unit == "MB/s" else "lower",
+            "groups": groups}
+
+
 def render_all(results: dict) -> dict[str, str]:
-    """name -> SVG text, for every benchmark of ``results`` that has a chart."""
-    return {name: render(b["title"], b["chart"])
-            for name, b in results["benchmarks"].items() if b.get("chart")}
+    """name -> SVG text, for every benchmark of ``results`` with a chart or figures to draw."""
+    out = {}
+    for name, b in results["benchmarks"].items():
+        chart = b.get("chart") or chart_from_figures(b.get("figures"))
+        if chart:
+            out[name] = render(b["title"], chart)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

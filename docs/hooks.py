@@ -448,11 +448,15 @@ def python_page() -> str:
 
 # -- benchmark figures -----------------------------------------------------------------------
 
-def _charts():
-    spec = importlib.util.spec_from_file_location("dm_bench_charts", ROOT / "bench" / "charts.py")
+def _bench(name: str = "charts"):
+    """bench/charts.py or bench/table.py (plain modules without dependencies)."""
+    spec = importlib.util.spec_from_file_location(f"dm_bench_{name}", ROOT / "bench" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+_charts = _bench
 
 
 def _results() -> dict:
@@ -472,7 +476,7 @@ def figures_markdown(name: str, results: dict) -> str:
     for row in bench["rows"]:
         lines.append("| " + " | ".join(str(c) for c in row) + " |")
     lines.append("")
-    if bench.get("chart"):
+    if bench.get("chart") or _charts().chart_from_figures(bench.get("figures")):
         lines += [f"![{bench['title']}](/assets/charts/{name}.svg){{ .dm-chart }}", ""]
     lines.append(f"*Measured {bench['measured']} ({bench['source']}).*")
     return "\n".join(lines) + "\n"
@@ -503,7 +507,15 @@ def on_files(files: Files, config) -> Files:
     return files
 
 
+def figures_table(results: dict) -> str:
+    """Every figure of every benchmark in one table (bench/table.py; bench/results.md)."""
+    table = _bench("table")
+    return "\n".join([table.legend(results), "", *table.table(results)]) + "\n"
+
+
 def on_page_markdown(markdown: str, page, config, files) -> str:
+    if "<!-- figures-table -->" in markdown:
+        markdown = markdown.replace("<!-- figures-table -->", figures_table(_results()))
     if "<!-- figures:" not in markdown:
         return markdown
     results = _results()
