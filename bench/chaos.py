@@ -1,4 +1,4 @@
-"""Crash sweeps and random kills of every command that writes (issue 13 and 23, design/2026-12-02-reliability.md).
+"""Crash sweeps and random kills of every command that writes (issues 13 and 23).
 
 The scenarios are datamanifest.testing.commands: `fetch` of a file, an archive with
 extract, a uris folder, a git source, checksums auto-filled into a commented manifest, a

@@ -54,19 +54,24 @@ def _all_recovered(outcomes):
     assert counts["recovered"] == counts["trials"] > 0
 
 
-def _sweep(work, scenario, stride, *, sig="KILL", killed=True):
+def _sweep(work, scenario, stride, *, sig="KILL", killed=True, also=()):
+    """A sampled sweep, plus the first mutation matching each ``(event, name prefix)`` of
+    ``also`` (a point a regression was found at)."""
     base = scenario.make_base(work)
-    n = len(crash.trace(scenario, base, work))
-    assert n >= 3, "the fault layer saw too few mutations"
-    outcomes = crash.sweep(scenario, base, work, crash.sampled(n, stride, scenario.name),
-                           sig=sig)
+    lines = crash.trace(scenario, base, work)
+    assert len(lines) >= 3, "the fault layer saw too few mutations"
+    points = set(crash.sampled(len(lines), stride, scenario.name))
+    for event, prefix in also:
+        points.add(next(n for n, e, p in lines if e == event and Path(p).name.startswith(prefix)))
+    outcomes = crash.sweep(scenario, base, work, sorted(points), sig=sig)
     if killed:
         assert all(o.killed for o in outcomes), [(o.point, o.reason) for o in outcomes]
     _all_recovered(outcomes)
 
 
 @pytest.mark.covers("STO-007", "STO-008", "STO-012", "STO-013", "LCK-007", "STA-004", "MAN-004",
-                    "MNT-020", "MNT-022", "MNT-023", "SYNC-003")
+                    "MNT-020", "MNT-022", "MNT-023", "MNT-024", "MNT-025", "AUT-007",
+                    "SYNC-003")
 @pytest.mark.parametrize("name", ["file", "archive", "uris", "git", "autofill", "state", "rm",
                                   "mv", "add", "produce", "push", "tree", "virtualize",
                                   "update-checksums", "refresh", "export"])
@@ -85,7 +90,11 @@ def test_crash_sweep_over_ssh(chaos_ssh, name):
     """`pull` and `push` through a real sshd, the kill landing in the local command (the
     puller, the sender) or, separately, in the far receiver `datamanifest receive`."""
     work, scenarios = chaos_ssh
-    _sweep(work, scenarios[name], SSH_STRIDE, killed=name != "push-ssh-receiver")
+    also = {  # a pull killed between a marker and its state record (the next one records it);
+        # a receiver killed before releasing its lock (the next push has it reclaimed)
+        "pull-ssh": [("rename", ".state.toml")],
+        "push-ssh-receiver": [("remove", "big.bin.lock")]}.get(name, [])
+    _sweep(work, scenarios[name], SSH_STRIDE, killed=name != "push-ssh-receiver", also=also)
 
 
 @pytest.mark.covers("LCK-008", "FET-023", "STO-015")
