@@ -128,6 +128,24 @@ def test_random_kills_take_the_whole_process_group(chaos_ssh):
     scenario = scenarios["push-ssh-sender"]
     base = scenario.make_base(work)
     _all_recovered(crash.random_kills(scenario, base, work, 3, seed=2))
+    trial = str(work / "trial").encode()
+    deadline = time.monotonic() + 5  # the far receiver notices its sender is gone
+    while time.monotonic() < deadline and _running_with(trial):
+        time.sleep(0.1)
+    assert not _running_with(trial)
+
+
+def _running_with(text: bytes) -> list[int]:
+    """Live processes whose command line names ``text`` (zombies excluded)."""
+    out = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and text in (proc / "cmdline").read_bytes() and \
+                    (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                out.append(int(proc.name))
+        except (OSError, IndexError):
+            continue
+    return out
 
 
 def test_the_fault_layer_is_off_unless_asked():
