@@ -1,5 +1,6 @@
 """The full crash and concurrency harness of appends (issue 12; tests/test_append.py runs a
-short version of the same harness, datamanifest.appends.harness).
+short version of the same harness: datamanifest.testing.crash, the one trial runner, with
+the append scenarios of datamanifest.testing.appends).
 
     python bench/append_crash.py [--random 200] [--races 20] [--shape 180 360]
 
@@ -7,7 +8,8 @@ short version of the same harness, datamanifest.appends.harness).
    before every file mutation (the fault layer, DATAMANIFEST_FAULT=n), n = 1..N; the same
    for the append that creates the target, and for an append over a partial chunk (chunks
    of 4 steps along time, so it replaces one chunk and backs it up first).
-2. **Random kills**: SIGKILL at U(0, D) after GO, D the calibrated time of one append.
+2. **Random kills**: SIGKILL to the appender's process group at U(0, D) after GO, D the
+   calibrated time of one append.
 3. **Races**: 2 and 4 appenders released together (up to 20 ms apart, shuffled), waiting
    for the lock and with --no-wait.
 
@@ -46,7 +48,7 @@ def main() -> None:
 
     warnings.simplefilter("ignore")
     from datamanifest import appends as api
-    from datamanifest.appends import harness
+    from datamanifest.testing import appends as harness, crash
 
     shape = tuple(args.shape)
     k0 = args.k0
@@ -63,14 +65,15 @@ def main() -> None:
     try:
         t0 = time.time()
         print(f"sweep: every mutation of the append of slice {k0}", flush=True)
-        out = harness.sweep(base, work, slices, k0, shape, log=log)
-        report.append(("sweep, existing target", harness.summary(out, k0)))
+        scenario = harness.AppendScenario(slices, k0, shape)
+        out = crash.sweep(scenario, base, work, log=log)
+        report.append(("sweep, existing target", harness.lengths(out, k0)))
 
         print("sweep: every mutation of the append that creates the target", flush=True)
         empty = DATA / "empty"
         empty.mkdir(exist_ok=True)
-        out = harness.sweep(empty, work, slices, 0, shape, log=log)
-        report.append(("sweep, creating append", harness.summary(out, 0)))
+        out = crash.sweep(harness.AppendScenario(slices, 0, shape), empty, work, log=log)
+        report.append(("sweep, creating append", harness.lengths(out, 0)))
 
         print("sweep: every mutation of an append over a partial chunk", flush=True)
         partial = DATA / f"partial-{shape[0]}x{shape[1]}-{k0}"
@@ -81,13 +84,12 @@ def main() -> None:
                                  "lat": {"encoding": {"chunks": False}},
                                  "lon": {"encoding": {"chunks": False}}}}
             api.append(partial / "cube.zarr", slices[:k0], cfg, append_step="1D")
-        out = harness.sweep(partial, work, slices, k0, shape, log=log)
-        report.append(("sweep, partial chunk", harness.summary(out, k0)))
+        out = crash.sweep(scenario, partial, work, log=log)
+        report.append(("sweep, partial chunk", harness.lengths(out, k0)))
 
         print(f"random kills: {args.random}", flush=True)
-        out = harness.random_kills(base, work, slices, k0, shape, args.random, seed=12,
-                                   log=log)
-        report.append(("random kills", harness.summary(out, k0)))
+        out = crash.random_kills(scenario, base, work, args.random, seed=12, log=log)
+        report.append(("random kills", harness.lengths(out, k0)))
 
         races = []
         for writers in (2, 4):
@@ -95,8 +97,8 @@ def main() -> None:
                 bad = lost = 0
                 outcomes = {"all landed": 0, "some refused": 0}
                 for seed in range(args.races):
-                    r = harness.race(base, work, slices, k0, shape, writers, nowait=nowait,
-                                     seed=seed)
+                    racing = harness.AppendScenario(slices, k0, shape, nowait=nowait)
+                    r = harness.race(racing, base, work, writers, seed=seed)
                     bad += not r.ok
                     if not r.ok:
                         print(f"    race {writers} {'no-wait' if nowait else 'wait'} seed "

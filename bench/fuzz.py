@@ -1,7 +1,7 @@
 """Fuzz every document type (issue 13, design/2026-12-02-reliability.md).
 
 Hypothesis mutates the conformance suite's valid documents (byte and structure level) and
-datamanifest.chaos.fuzz.examine judges each: `check` (text and JSON), `format`, `migrate`
+datamanifest.testing.fuzz.examine judges each: `check` (text and JSON), `format`, `migrate`
 and the Python loaders must raise nothing but coded errors, every diagnostic must carry a
 code and a line:column inside the file, and `format` output must re-parse to the same
 model. Prints, per type, the documents tried, the problems found (goal 0) and the first
@@ -20,7 +20,7 @@ import time
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from datamanifest.chaos import fuzz
+from datamanifest.testing import fuzz
 
 
 def run_type(doc_type: str, examples: int) -> tuple[int, list[tuple[str, str]]]:

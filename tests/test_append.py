@@ -17,8 +17,9 @@ import pytest
 
 import datamanifest
 from datamanifest import appends as api
-from datamanifest.appends import harness
 from datamanifest.errors import AppendError, LockTimeout
+from datamanifest.testing import appends as harness
+from datamanifest.testing import crash, faults
 
 from . import realdata as rd
 from .conftest import run_cli
@@ -261,7 +262,7 @@ def crash_base(tmp_path_factory, slices) -> Path:
 
 
 def _report(outcomes, k0: int) -> dict:
-    s = harness.summary(outcomes, k0)
+    s = harness.lengths(outcomes, k0)
     bad = [f"{o.point}: {o.reason}" for o in outcomes if not o.clean]
     assert not bad, "\n".join(bad)
     return s
@@ -279,9 +280,9 @@ def _sampled(trace: list[str], part: int) -> list[int]:
     n = len(trace)
     points = set(range(1 + part * STRIDE // PARTS, n + 1, STRIDE))
     if part == 0:
-        commit = next(i + 1 for i in range(1, n) if trace[i].split()[1] == "rename"
-                      and trace[i - 1].split()[1] == "fsync"
-                      and trace[i - 1].endswith("/cube.zarr"))
+        commit = next(i + 1 for i in range(1, n) if trace[i][1] == "rename"
+                      and trace[i - 1][1] == "fsync"
+                      and trace[i - 1][2].endswith("/cube.zarr"))
         points |= {commit, commit + 1}
     if part == PARTS - 1:
         points.add(n)
@@ -291,10 +292,10 @@ def _sampled(trace: list[str], part: int) -> list[int]:
 @pytest.mark.parametrize("part", range(PARTS))
 def test_crash_sweep_kill_before_every_mutation_of_an_append(tmp_path: Path, crash_base,
                                                              slices, part):
-    trace = harness.count_mutations(crash_base, tmp_path, slices[3])
+    scenario = harness.AppendScenario(slices, 3, SHAPE)
+    trace = crash.trace(scenario, crash_base, tmp_path)
     assert len(trace) >= 30
-    outcomes = harness.sweep(crash_base, tmp_path, slices, 3, SHAPE,
-                             points=_sampled(trace, part))
+    outcomes = crash.sweep(scenario, crash_base, tmp_path, _sampled(trace, part))
     s = _report(outcomes, 3)
     assert s["corrupt"] == 0 and s["blocked"] == 0
     if part == 0:
@@ -304,12 +305,12 @@ def test_crash_sweep_kill_before_every_mutation_of_an_append(tmp_path: Path, cra
 def test_crash_sweep_of_the_first_append_that_creates_the_target(tmp_path: Path, slices):
     base = tmp_path / "empty"
     base.mkdir()
-    trace = harness.count_mutations(base, tmp_path, slices[0])
+    trace = crash.trace(harness.AppendScenario(slices, 0, SHAPE), base, tmp_path)
     points = sorted({*range(1, len(trace) + 1, STRIDE), len(trace)})  # all: make reliability
     for n in points:
-        trial = harness._fresh(base, tmp_path)
-        r = harness.run_child(trial / "cube.zarr", slices[0], env=harness._env(
-            DATAMANIFEST_FAULT=str(n), DATAMANIFEST_FAULT_ONLY=str(trial)))
+        trial = crash.fresh(base, tmp_path)
+        r = harness.run_append(trial / "cube.zarr", slices[0], env=dict(
+            os.environ, **faults.environment(at=n, only=[trial])))
         assert r.returncode == -9, (n, r.stderr[-500:])
         target = trial / "cube.zarr"
         if (target / "zarr.json").exists():
@@ -317,12 +318,12 @@ def test_crash_sweep_of_the_first_append_that_creates_the_target(tmp_path: Path,
         else:  # not committed: readers find no group
             with pytest.raises(Exception):
                 xr.open_zarr(target)
-        r = harness._next_append(target, slices[1] if (target / "zarr.json").exists()
+        r = harness.next_append(target, slices[1] if (target / "zarr.json").exists()
                                  else slices[0])
         assert r.returncode == 0, (n, r.stdout)
         k = _open(target).sizes["time"]
         assert _open(target).identical(harness.expected(k, SHAPE)) and k in (1, 2), n
-        assert harness._leftovers(trial) == [], n
+        assert harness.leftovers(trial) == [], n
 
 
 def test_crash_sweep_over_a_partial_chunk_restores_its_backup(tmp_path: Path, slices):
@@ -333,8 +334,9 @@ def test_crash_sweep_over_a_partial_chunk_restores_its_backup(tmp_path: Path, sl
                          "lon": {"encoding": {"chunks": False}}}}
     base.mkdir()
     api.append(base / "cube.zarr", slices[:3], cfg, append_step="1D")
-    trace = harness.count_mutations(base, tmp_path, slices[3])
-    outcomes = harness.sweep(base, tmp_path, slices, 3, SHAPE, points=_sampled(trace, 0))
+    scenario = harness.AppendScenario(slices, 3, SHAPE)
+    trace = crash.trace(scenario, base, tmp_path)
+    outcomes = crash.sweep(scenario, base, tmp_path, _sampled(trace, 0))
     s = _report(outcomes, 3)
     assert s["corrupt"] == 0 and s["blocked"] == 0 and s["k"] > 0 and s["k+1"] > 0
 
@@ -346,9 +348,10 @@ def test_sigint_before_every_eighth_mutation_releases_the_lock_and_rolls_back(
     append: exit 130, no traceback, the lock released, a transaction before its commit point
     rolled back at once (one after it rolled forward by the next start), and the next append
     lands the slice."""
-    trace = harness.count_mutations(crash_base, tmp_path, slices[3])
+    scenario = harness.AppendScenario(slices, 3, SHAPE)
+    trace = crash.trace(scenario, crash_base, tmp_path)
     points = sorted({*range(1, len(trace) + 1, 8), len(trace)})
-    outcomes = harness.sweep(crash_base, tmp_path, slices, 3, SHAPE, points=points, sig="INT")
+    outcomes = crash.sweep(scenario, crash_base, tmp_path, points, sig="INT")
     s = _report(outcomes, 3)
     assert s["killed"] == s["trials"] >= 5  # every trial was interrupted (exit 130)
     assert s["k"] > 0 and s["k+1"] > 0  # before and after the commit point
@@ -387,7 +390,8 @@ def test_a_target_that_is_not_a_zarr_store_is_refused_before_anything_is_written
 
 
 def test_random_kills(tmp_path: Path, crash_base, slices):
-    outcomes = harness.random_kills(crash_base, tmp_path, slices, 3, SHAPE, trials=8, seed=1)
+    outcomes = crash.random_kills(harness.AppendScenario(slices, 3, SHAPE), crash_base,
+                                  tmp_path, 8, seed=1)
     s = _report(outcomes, 3)
     assert s["corrupt"] == 0 and s["blocked"] == 0
 
@@ -396,8 +400,8 @@ def test_random_kills(tmp_path: Path, crash_base, slices):
 def test_writers_racing_land_each_slice_once_in_order_or_fail_clearly(
         tmp_path: Path, crash_base, slices, writers, nowait):
     for seed in range(3):
-        r = harness.race(crash_base, tmp_path, slices, 3, SHAPE, writers, nowait=nowait,
-                         seed=seed)
+        r = harness.race(harness.AppendScenario(slices, 3, SHAPE, nowait=nowait), crash_base,
+                         tmp_path, writers, seed=seed)
         assert r.ok, r.reason
         assert len(r.landed) + len(r.errors) == writers
         if not nowait:  # the next slice in order always lands; a late one is refused
@@ -484,9 +488,9 @@ def test_cli_append_status_recover_and_errors(tmp_path: Path, slices):
     # a kill after the journal: status shows the pending transaction, --recover repairs it
     work = tmp_path / "w"
     work.mkdir()
-    trace = harness.count_mutations(proj, work, slices[3])
+    trace = crash.trace(harness.AppendScenario(slices, 3, SHAPE), proj, work)
     journal_at = next(i for i, line in enumerate(trace, 1)  # the first rename: the journal
-                      if line.split()[1] == "rename")
+                      if line[1] == "rename")
     env = dict(os.environ, DATAMANIFEST_FAULT=str(journal_at + 2),
                DATAMANIFEST_FAULT_ONLY=str(proj))
     r = run_cli("append", str(target), str(slices[3]), "--step", "1D", cwd=tmp_path, env=env)
@@ -524,7 +528,7 @@ def test_s3_target_with_conditional_writes_and_recovery(s3_endpoint, tmp_path: P
     # a writer killed before its 4th object-store request leaves a journal; the next append
     # rolls it back by itself and goes on
     env = dict(os.environ, DATAMANIFEST_FAULT="4", DATAMANIFEST_FAULT_ONLY=str(tmp_path / "x"))
-    r = harness.run_child(url, slices[3], env=env)
+    r = harness.run_append(url, slices[3], env=env)
     assert r.returncode == -9
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket="cubes")["Contents"]]
     assert "era/cube.zarr.journal.json" in keys and "era/cube.zarr.lock" in keys
@@ -583,13 +587,13 @@ def test_fault_layer_is_off_without_the_environment():
 def test_harness_detects_a_corrupting_writer(tmp_path: Path, crash_base, slices):
     """The harness must be able to fail: a target whose root claims a slice that has no
     chunks (what zappend and xarray leave) is reported corrupt."""
-    trial = harness._fresh(crash_base, tmp_path)
+    trial = crash.fresh(crash_base, tmp_path)
     root = json.loads((trial / "cube.zarr" / "zarr.json").read_text())
     for meta in root["consolidated_metadata"]["metadata"].values():
         if meta.get("dimension_names", [None])[0] == "time":
             meta["shape"][0] += 1
     (trial / "cube.zarr" / "zarr.json").write_text(json.dumps(root))
-    o = harness.check(trial, 3, slices, SHAPE, "forged", False)
+    o = harness.AppendScenario(slices, 3, SHAPE).judge(trial, "forged", False)
     assert o.corrupt
     shutil.rmtree(trial)
 
@@ -841,7 +845,7 @@ def test_slice_source_is_a_function_and_an_iterable_of_its_arguments(tmp_path: P
     assert _open(target).identical(harness.expected(3, SHAPE))
     # named in the configuration as "module:function", with keyword arguments
     mod = tmp_path / "mysource.py"
-    mod.write_text("from datamanifest.appends import harness\n"
+    mod.write_text("from datamanifest.testing import appends as harness\n"
                    "def make(i, shape):\n    return harness.make_slice(i, tuple(shape))\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     other = tmp_path / "other.zarr"

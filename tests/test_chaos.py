@@ -1,6 +1,7 @@
-"""Crash sweeps and concurrency of `datamanifest fetch` (issue 13; the short run of
-bench/chaos.py). Every trial kills a real child process with SIGKILL and judges the
-project the next user finds (datamanifest.chaos.crash)."""
+"""Crash sweeps and concurrency of every command that writes (issues 13 and 23; the short run
+of bench/chaos.py). Every trial kills a real child process (its whole process group) and
+judges the project the next user finds (datamanifest.testing.crash, the scenarios of
+datamanifest.testing.commands)."""
 
 from __future__ import annotations
 
@@ -11,19 +12,20 @@ import subprocess
 import sys
 import time
 import tomllib
-import zlib
 from pathlib import Path
 
 import pytest
 
-from datamanifest.chaos import crash
-from datamanifest.testing import LoopbackServer
+from datamanifest.testing import LoopbackServer, commands, crash
+from datamanifest.testing.scenarios import LEFTOVER, comments
 
 from .conftest import run_cli, sha256_of
 
 
 #: `make test` kills before every STRIDE-th mutation (bench/chaos.py before every one)
 STRIDE = 5
+#: the SSH scenarios are slower per trial (ssh logins, rsync): a sparser sample
+SSH_STRIDE = 15
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +33,17 @@ def chaos(tmp_path_factory):
     work = tmp_path_factory.mktemp("chaos")
     (work / "served").mkdir()
     with LoopbackServer(work / "served") as srv:
-        yield work, crash.build(work, srv.url, work / "served", size=1 << 20)
+        yield work, commands.build(work, srv.url, work / "served", size=1 << 20)
+
+
+@pytest.fixture(scope="module")
+def chaos_ssh(tmp_path_factory, sshd):
+    """The scenarios with the SSH ones (a real sshd on 127.0.0.1)."""
+    work = tmp_path_factory.mktemp("chaos-ssh")
+    (work / "served").mkdir()
+    ssh = {**sshd, "ssh": os.environ["DATAMANIFEST_SSH"]}
+    with LoopbackServer(work / "served") as srv:
+        yield work, commands.build(work, srv.url, work / "served", size=1 << 20, ssh=ssh)
 
 
 def _all_recovered(outcomes):
@@ -42,24 +54,47 @@ def _all_recovered(outcomes):
     assert counts["recovered"] == counts["trials"] > 0
 
 
+def _sweep(work, scenario, stride, *, sig="KILL", killed=True, also=()):
+    """A sampled sweep, plus the first mutation matching each ``(event, name prefix)`` of
+    ``also`` (a point a regression was found at)."""
+    base = scenario.make_base(work)
+    lines = crash.trace(scenario, base, work)
+    assert len(lines) >= 3, "the fault layer saw too few mutations"
+    points = set(crash.sampled(len(lines), stride, scenario.name))
+    for event, prefix in also:
+        points.add(next(n for n, e, p in lines if e == event and Path(p).name.startswith(prefix)))
+    outcomes = crash.sweep(scenario, base, work, sorted(points), sig=sig)
+    if killed:
+        assert all(o.killed for o in outcomes), [(o.point, o.reason) for o in outcomes]
+    _all_recovered(outcomes)
+
+
 @pytest.mark.covers("STO-007", "STO-008", "STO-012", "STO-013", "LCK-007", "STA-004", "MAN-004",
-                    "MNT-020", "MNT-022", "MNT-023", "SYNC-003")
+                    "MNT-020", "MNT-022", "MNT-023", "MNT-024", "MNT-025", "AUT-007",
+                    "SYNC-003")
 @pytest.mark.parametrize("name", ["file", "archive", "uris", "git", "autofill", "state", "rm",
-                                  "mv", "add", "produce", "push", "tree", "virtualize"])
+                                  "mv", "add", "produce", "push", "tree", "virtualize",
+                                  "update-checksums", "refresh", "export"])
 def test_crash_sweep(chaos, name):
     """SIGKILL before every STRIDE-th mutation of one command, from an offset that differs
     between commands, and before its last one (every mutation: `make reliability`)."""
     work, scenarios = chaos
-    scenario, text = scenarios[name]
-    base = crash.make_base(work, scenario, text)
-    n = len(crash.trace(base, work, scenario))
-    assert n >= 3, "the fault layer saw too few mutations"
-    offset = zlib.crc32(name.encode()) % STRIDE
-    points = sorted({*range(1 + offset % n, n + 1, STRIDE), n})
-    outcomes = crash.sweep(base, work, scenario, text, points=points)
-    if scenario.partner is None and name != "push":  # push: the receiver dies, not us
-        assert all(o.killed for o in outcomes)
-    _all_recovered(outcomes)
+    scenario = scenarios[name]
+    # push: the receiver dies, not the sender; state: the partner runs on
+    _sweep(work, scenario, STRIDE, killed=scenario.partner_argv is None and name != "push")
+
+
+@pytest.mark.covers("SYNC-003", "SYNC-005", "LCK-007")
+@pytest.mark.parametrize("name", ["pull-ssh", "push-ssh-sender", "push-ssh-receiver"])
+def test_crash_sweep_over_ssh(chaos_ssh, name):
+    """`pull` and `push` through a real sshd, the kill landing in the local command (the
+    puller, the sender) or, separately, in the far receiver `datamanifest receive`."""
+    work, scenarios = chaos_ssh
+    also = {  # a pull killed between a marker and its state record (the next one records it);
+        # a receiver killed before releasing its lock (the next push has it reclaimed)
+        "pull-ssh": [("rename", ".state.toml")],
+        "push-ssh-receiver": [("remove", "big.bin.lock")]}.get(name, [])
+    _sweep(work, scenarios[name], SSH_STRIDE, killed=name != "push-ssh-receiver", also=also)
 
 
 @pytest.mark.covers("LCK-008", "FET-023", "STO-015")
@@ -69,11 +104,10 @@ def test_sigint_sweep(chaos, name):
     mutations: it exits 130 with DM172 and no traceback, holds no lock, leaves nothing that
     looks complete and is not, and the next run completes and leaves the store clean."""
     work, scenarios = chaos
-    scenario, text = scenarios[name]
-    base = crash.make_base(work, scenario, text)
-    n = len(crash.trace(base, work, scenario))
-    step = max(1, n // 5)
-    outcomes = crash.sweep(base, work, scenario, text, points=list(range(1, n + 1, step)),
+    scenario = scenarios[name]
+    base = scenario.make_base(work)
+    n = len(crash.trace(scenario, base, work))
+    outcomes = crash.sweep(scenario, base, work, list(range(1, n + 1, max(1, n // 5))),
                            sig="INT")
     assert all(o.killed for o in outcomes), [(o.point, o.reason) for o in outcomes]
     _all_recovered(outcomes)
@@ -82,9 +116,36 @@ def test_sigint_sweep(chaos, name):
 @pytest.mark.parametrize("name", ["file", "autofill", "state"])
 def test_random_kills(chaos, name):
     work, scenarios = chaos
-    scenario, text = scenarios[name]
-    base = crash.make_base(work, scenario, text)
-    _all_recovered(crash.random_kills(base, work, scenario, text, 4, seed=1))
+    scenario = scenarios[name]
+    base = scenario.make_base(work)
+    _all_recovered(crash.random_kills(scenario, base, work, 4, seed=1))
+
+
+def test_random_kills_take_the_whole_process_group(chaos_ssh):
+    """A random kill of a push over SSH takes the sender with its ssh and rsync helpers:
+    nothing of the group outlives the trial, and the far end recovers."""
+    work, scenarios = chaos_ssh
+    scenario = scenarios["push-ssh-sender"]
+    base = scenario.make_base(work)
+    _all_recovered(crash.random_kills(scenario, base, work, 3, seed=2))
+    trial = str(work / "trial").encode()
+    deadline = time.monotonic() + 5  # the far receiver notices its sender is gone
+    while time.monotonic() < deadline and _running_with(trial):
+        time.sleep(0.1)
+    assert not _running_with(trial)
+
+
+def _running_with(text: bytes) -> list[int]:
+    """Live processes whose command line names ``text`` (zombies excluded)."""
+    out = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and text in (proc / "cmdline").read_bytes() and \
+                    (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                out.append(int(proc.name))
+        except (OSError, IndexError):
+            continue
+    return out
 
 
 def test_the_fault_layer_is_off_unless_asked():
@@ -98,7 +159,21 @@ def test_the_fault_layer_is_off_unless_asked():
 
 def test_the_manifest_keeps_its_comments_through_the_judge():
     text = '# a\n[x]   # b\nuri = "http://h/#frag"   # c\nv = "#not"\n'
-    assert crash.comments(text) == ["# a", "# b", "# c"]
+    assert comments(text) == ["# a", "# b", "# c"]
+
+
+def test_the_judge_can_fail(chaos, tmp_path):
+    """The harness must be able to fail: a dataset whose marker says complete over torn
+    bytes is reported corrupt."""
+    work, scenarios = chaos
+    scenario = scenarios["file"]
+    base = scenario.make_base(tmp_path)
+    trial = crash.fresh(base, tmp_path)
+    assert crash.run(scenario, trial, commands.FETCH).returncode == 0
+    data = trial / "project" / "store" / "127.0.0.1" / "big.bin"
+    data.write_bytes(data.read_bytes()[:-1] + b"\0")  # same size, one byte changed
+    o = scenario.judge(trial, "forged", False)
+    assert o.corrupt and "do not verify" in o.reason
 
 
 # ------------------------------------------------------------------ concurrency (8 processes)
@@ -145,12 +220,12 @@ def test_eight_processes_fill_eight_checksums_and_eight_state_records(http, serv
         (served / f"d{i}.bin").write_bytes(blobs[i])
         body += f'\n# dataset {i}\n[d{i}]\nuri = "{http.url(f"d{i}.bin")}"   # from the server\n'
     (project / "datamanifest.toml").write_text(body)
-    before = crash.comments(body)
+    before = comments(body)
     procs = [_spawn(project, "fetch", f"d{i}") for i in range(8)]
     outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0] * 8, outs
     text = (project / "datamanifest.toml").read_text()
-    assert crash.comments(text) == before
+    assert comments(text) == before
     doc = tomllib.loads(text)
     assert {f"d{i}": doc[f"d{i}"]["checksum"] for i in range(8)} == {
         f"d{i}": f"sha256:{sha256_of(blobs[i])}" for i in range(8)}
@@ -219,8 +294,8 @@ def test_a_live_holders_lock_is_never_reclaimed(http, served, project):
 
 
 def test_leftover_names_are_what_a_run_must_clean():
-    assert crash._LEFTOVER.search("x.bin.lock") and crash._LEFTOVER.search("x.tmp")
-    assert not crash._LEFTOVER.search("x.bin.complete")
+    assert LEFTOVER.search("x.bin.lock") and LEFTOVER.search("x.tmp")
+    assert not LEFTOVER.search("x.bin.complete")
     from datamanifest.store.atomic import _TEMP
 
     assert _TEMP.match(".state.toml.5bce98f7-12-abc.tmp").groups() == ("5bce98f7", "12")

@@ -92,7 +92,7 @@ def base_world(tmp_path_factory) -> Path:
     (w / "secret.toml").write_text("[_META]\nschema = 1\n")
     os.symlink("gone/target", w / "dangling")  # inside the world: writes through it stay there
     pytest.importorskip("xarray")
-    from datamanifest.appends import harness
+    from datamanifest.testing import appends as harness
 
     harness.make_slice(0, (4, 8)).to_netcdf(w / "slice.nc")
     r = subprocess.run([sys.executable, "-m", "datamanifest", "fetch", "a"], cwd=w,

@@ -1,7 +1,7 @@
 """Fuzzing every document type with Hypothesis (issue 13; a budget of bench/fuzz.py's
 10,000 documents per type): check (text and JSON), format, migrate and the loaders raise
 only coded errors with a line:column inside the file, and format re-parses to the same
-model (datamanifest.chaos.fuzz.examine)."""
+model (datamanifest.testing.fuzz.examine)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from datamanifest.chaos import fuzz
+from datamanifest.testing import fuzz
 
 
 @pytest.mark.parametrize("doc_type", fuzz.TYPES)

@@ -178,7 +178,7 @@ def test_sigint_stops_forked_workers_and_each_partial_download_resumes(
 @pytest.mark.covers("LCK-008", "APP-024")
 def test_sigint_to_append_between_slices_leaves_a_cube_the_next_append_continues(tmp_path):
     xr = pytest.importorskip("xarray")
-    from datamanifest.appends import harness
+    from datamanifest.testing import appends as harness
 
     shape = (360, 720)  # 2 MB a slice: a dozen appends take a few seconds
     slices = harness.write_slices(tmp_path / "slices", 12, shape)
@@ -209,7 +209,7 @@ def test_sigint_to_append_between_slices_leaves_a_cube_the_next_append_continues
 def test_outputs_are_written_whole_and_never_over_a_folder_that_is_not_theirs(tmp_path):
     pytest.importorskip("xarray")
     pytest.importorskip("pyarrow")
-    from datamanifest.appends import harness
+    from datamanifest.testing import appends as harness
     from datamanifest.store.atomic import _host8
 
     src = tmp_path / "slice.nc"

@@ -164,7 +164,7 @@ def test_artifact_shows_parameters_formats_and_path(project: Path, monkeypatch):
 @pytest.mark.covers("INT-030")
 def test_append_status_shows_steps_and_last_version(tmp_path: Path):
     pytest.importorskip("zarr")
-    from datamanifest.appends import harness
+    from datamanifest.testing import appends as harness
 
     target = tmp_path / "cube.zarr"
     absent = datamanifest.appends.status(target)

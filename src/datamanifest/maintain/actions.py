@@ -395,6 +395,8 @@ def refresh(inv: Inventory, *, scan: bool = False, dry_run: bool = False) -> lis
     if not dry_run and (records or drop or instances):
         update_state(inv.project.state_file, records, stale_age=inv.project.storage.lock_stale_age,
                      datacache_dir=inv.datacache_dir, remove=drop, instances=instances)
+    if not dry_run:  # LCK-007: a refresh killed after its state write left the state's lock
+        reclaim_project_locks(inv.project.root, inv.project.storage.lock_stale_age)
     return steps
 
 

@@ -118,6 +118,18 @@ class Receiver:
         if done and self._lock is None and os.path.lexists(self.location + ".lock"):
             # LCK-007: a receiver killed after publishing left its lock
             reclaim_stale(Path(self.location + ".lock"), self.stale_age)
+        if done and self._lock is None and self.kind == "data" and self.state_file:
+            # SYNC-003: a receiver killed after its marker and before its state record; the
+            # object is whole (its marker is last but one), so it is recorded now
+            from ..store.state import StateError, read_state
+
+            try:
+                recorded = self.key in read_state(Path(self.state_file)).datasets
+            except StateError:
+                recorded = True  # a torn state file is not this command's to rewrite
+            if not recorded:
+                size = json.loads(text or "{}").get("size") if (text or "").strip() else None
+                self._record(text or "", size if isinstance(size, int) else 0)
         return done
 
     def begin(self) -> None:

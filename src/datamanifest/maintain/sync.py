@@ -110,10 +110,16 @@ class Endpoint:
 
     def read(self, path: str) -> str | None:
         """A small file's text at the far end; None when it is absent."""
+        return self.read_marker(path, "")[0]
+
+    def read_marker(self, path: str, lock: str) -> tuple[str | None, bool]:
+        """A marker's text at the far end (None: absent), and whether ``lock`` is there
+        too (a receiver killed after publishing, LCK-007) -- one round trip."""
         if self.host is None:
-            return OsView().read(path)
-        proc = self.run(["cat", "--", path])
-        return proc.stdout if proc.returncode == 0 else None
+            return OsView().read(path), bool(lock) and os.path.lexists(lock)
+        proc = self.run(["sh", "-c", 'cat -- "$1" && if [ -n "$2" ] && [ -e "$2" ]; then '
+                         'echo locked >&2; fi', "sh", path, lock])
+        return (proc.stdout if proc.returncode == 0 else None), "locked" in proc.stderr
 
     def roots(self) -> dict[str, str]:
         """``{"datasets_dir", "datacache_dir", "state"}`` of the far store (SYNC-001):
@@ -221,12 +227,17 @@ def push(inv: Inventory, objects: list[Obj], endpoint: Endpoint, *,
             steps.append(Step(o, "skip", far, error=e))
             continue
         identity = _record_checksum(o.kind, text)
-        far_marker = endpoint.read(_marker(far, o.is_dir))
+        far_marker, far_locked = endpoint.read_marker(_marker(far, o.is_dir), far + ".lock")
         if far_marker is not None and _record_checksum(o.kind, far_marker) == identity:
-            if endpoint.host is None and os.path.lexists(far + ".lock"):
-                # LCK-007: a receiver killed after publishing left its lock (a far host's
-                # own next command reclaims it there)
+            if far_locked and endpoint.host is None:
+                # LCK-007: a receiver killed after publishing left its lock
                 reclaim_stale(Path(far + ".lock"), stale)
+            elif far_locked and not dry_run:
+                # on a far host its own receiver reclaims it: it finds the object current
+                try:
+                    _push_one(o, rel, identity, text, endpoint, force)
+                except DataManifestError:
+                    pass  # still held (a live receiver), or unreachable: nothing to push
             steps.append(Step(o, "keep", f"{endpoint.describe()} {far} (already there)", 0))
             continue
         if dry_run:

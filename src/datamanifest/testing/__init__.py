@@ -10,11 +10,14 @@ datamanifest and wants to test it against real parts rather than mocks:
   trace a command's file-system mutations, kill it just before the n-th one;
 * :mod:`~datamanifest.testing.crash` -- the crash and race harness: one trial runner
   (a child in its own process group, killed at a fault point, at a random moment, or
-  interrupted), sweeps, random kills and the verdicts (corrupt, blocked, left over);
-* :mod:`~datamanifest.testing.scenarios` -- the commands that write, each with its judge:
-  ``fetch`` (files, archives, folders, git, checksums filled), ``rm``, ``mv``, ``add``,
-  produced datasets, ``push`` and ``pull`` (locally and over SSH), ``tree``,
-  ``virtualize``, ``update-checksums``, ``refresh``, ``export``;
+  interrupted), sweeps, random kills, races and the verdicts (corrupt, blocked, left over);
+* :mod:`~datamanifest.testing.scenarios` -- a project's command as a crash scenario and its
+  judge (:class:`~datamanifest.testing.scenarios.CommandScenario`, for your own commands);
+* :mod:`~datamanifest.testing.commands` -- the scenarios of every command that writes:
+  ``fetch`` (files, archives, folders, git, checksums filled, a concurrent state merge),
+  ``rm``, ``mv``, ``add``, produced datasets, ``push`` to a folder, ``tree``,
+  ``virtualize``, ``update-checksums``, ``refresh``, ``export``, and over SSH ``pull`` and
+  ``push`` (the kill in the sender, or in the far receiver);
 * :mod:`~datamanifest.testing.appends` -- the append scenarios: slices, the judge of a
   cube after a kill, races of writers;
 * :mod:`~datamanifest.testing.fuzz` -- mutations of every document type through
