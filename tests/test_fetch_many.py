@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import tomllib
 
+import pytest
+
 from datamanifest.fetch.schedule import PROCESS_MIN
 
 from .conftest import run_cli, sha256_of, write_manifest
@@ -96,3 +98,27 @@ def test_requirements_wait_for_their_batch(http, served, project):
     # d001 comes early in the manifest, but is requested only after both requirements
     assert http.requested.index("/d001.txt") > http.requested.index("/d070.txt")
     assert http.requested.index("/d001.txt") > http.requested.index("/d075.txt")
+
+
+@pytest.mark.covers("STO-007", "STO-008")
+def test_a_batch_is_made_durable_by_one_sync_before_any_of_it_is_published(
+        http, served, project, tmp_path):
+    """A forked worker's batch is synced once (syncfs per file system), not once per file,
+    and no staged file is renamed nor any marker written before its batch's sync."""
+    _many(http, served, project)
+    trace = tmp_path / "trace.txt"
+    proc = run_cli("fetch", "--json", "--jobs", "4", cwd=project,
+                   env={"DATAMANIFEST_FAULT_TRACE": str(trace),
+                        "DATAMANIFEST_FAULT_ONLY": str(project / "store")})
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["workers"] == "processes"
+    events = [line.split(" ", 2)[1:] for line in trace.read_text().splitlines()]
+    syncs = [i for i, (event, _) in enumerate(events) if event == "fsync"]
+    renames = [i for i, (event, path) in enumerate(events)
+               if event in ("rename", "replace") and path.endswith(".tmp")]
+    markers = [i for i, (event, path) in enumerate(events)
+               if event == "open" and path.endswith(".complete")]
+    assert len(renames) == len(markers) == N
+    # one sync per batch (several datasets each), where each file had its own fsync before
+    assert 1 <= len(syncs) <= N // 2
+    assert syncs[0] < min(renames) and syncs[0] < min(markers)
