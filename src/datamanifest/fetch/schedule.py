@@ -94,7 +94,9 @@ def _process_pool(engine: "Fetcher", size: int):
 
     global _FORKED
     _FORKED = engine  # the forked workers find the engine here (copy-on-write)
-    import httpx  # noqa: F401  imported once here rather than in every worker (~0.3 s each)
+    from ..io.http import warm
+
+    warm()  # httpx and its TLS context once here rather than in every worker (~0.1 s each)
     with warnings.catch_warnings():  # Python >= 3.12 warns about fork with threads
         warnings.simplefilter("ignore", DeprecationWarning)
         return ProcessPoolExecutor(max_workers=size,
