@@ -104,7 +104,8 @@ def measure(files: int, size_kib: int, jobs: int, repeat: int, pooch: bool) -> d
         tmp = Path(tmp)
         served = tmp / "served"
         served.mkdir()
-        lines, body = [], ["[_STORAGE]", 'datasets_dir = "store"', ""]
+        lines: list[str] = []
+        body = ["[_META]", "schema = 1", "", "[_STORAGE]", 'datasets_dir = "store"', ""]
         block = os.urandom(size_kib * 1024)
         server, base = start_server_process(served)
         try:

@@ -60,7 +60,7 @@ def make_file(path: Path, size: int) -> str:
 def project_for(root: Path, url: str, digest: str) -> Path:
     root.mkdir()
     (root / "datamanifest.toml").write_text(
-        f'[_STORAGE]\ndatasets_dir = "store"\n\n[big]\nuri = "{url}"\n'
+        f'[_META]\nschema = 1\n\n[_STORAGE]\ndatasets_dir = "store"\n\n[big]\nuri = "{url}"\n'
         f'checksum = "sha256:{digest}"\n')
     return root
 
