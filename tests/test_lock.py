@@ -107,3 +107,19 @@ def test_an_empty_lock_is_stale_after_the_stale_age_only(tmp_path: Path):
     assert is_stale(path, stale_age=5)
     with Lock(path, stale_age=5, timeout=2):
         assert path.read_text().startswith(f"{os.getpid()} ")
+
+
+@pytest.mark.covers("LCK-005", "LCK-009")
+def test_a_holder_never_removes_the_lock_that_replaced_its_own(tmp_path: Path):
+    """A holder whose lock was removed (judged stale) and taken by another keeps its hands
+    off the new lock on release, even when the new one reads the same (same pid)."""
+    path = tmp_path / "x.lock"
+    first = Lock(path).acquire()
+    path.unlink()  # a reclaimer removed it
+    second = Lock(path).acquire()  # same process: the same first line
+    first.release()
+    assert path.exists() and path.read_text() == f"{os.getpid()} {socket.gethostname()}\n"
+    second.mark_publishing()
+    assert path.read_text().splitlines()[1:] == ["publish"]  # LCK-009, through the held file
+    second.release()
+    assert not path.exists()

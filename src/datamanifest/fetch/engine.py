@@ -297,16 +297,14 @@ class Fetcher:
             job = self.job(name)
         except DataManifestError:
             return None
-        status = job.target.status()
-        marker = job.target.read_marker() if status == "present" else {}
-        if not is_current(status, job.declared, marker):
+        marker = job.target.present_marker()
+        if marker is None or not is_current("present", job.declared, marker):
             return None
         return self._present(job, marker)
 
     def _is_current(self, job: Job) -> bool:
-        status = job.target.status()
-        return is_current(status, job.declared,
-                          job.target.read_marker() if status == "present" else {})
+        marker = job.target.present_marker()  # STO-009, STO-011
+        return marker is not None and is_current("present", job.declared, marker)
 
     def _present(self, job: Job, marker: dict | None = None) -> Outcome:
         target = job.target
@@ -436,14 +434,30 @@ class Fetcher:
 
     def _record(self, name: str, target: Target, checksum: str, size: int | None,
                 tree_path: Path | None = None) -> None:
-        rec = dataset_record(self.project, name, target.path, checksum, size, tree_path)
         key = self.project.dataset(name).derived_key
         old = self._known_state.get(key)
+        if old is not None and tree_path is None and old.tree is None and \
+                (old.checksum, old.size) == (checksum or None, size) and \
+                old.storage_path == self._relative(target.path):
+            return  # nothing new to record: the state file is not rewritten (STA-007)
+        rec = dataset_record(self.project, name, target.path, checksum, size, tree_path)
         if old is not None and (old.storage_path, old.checksum, old.size, old.tree) == (
                 rec.storage_path, rec.checksum, rec.size, rec.tree):
-            return  # nothing new to record: the state file is not rewritten (STA-007)
+            return
         with self._mutex:
             self.records[key] = rec
+
+    def _relative(self, path: Path) -> str:
+        """``path`` as a state record's storage path: relative to the project root when
+        under it (as :func:`~datamanifest.fetch.report.dataset_record` writes it)."""
+        text, root = str(path), str(self.project.root)
+        if text.startswith(root + os.sep):
+            rel = text[len(root) + 1:]
+            return rel if os.sep == "/" else rel.replace(os.sep, "/")
+        try:
+            return path.relative_to(self.project.root).as_posix()
+        except ValueError:
+            return text
 
     def _maybe_fill(self, job: Job, out: Outcome) -> None:
         ds = job.dataset

@@ -9,6 +9,7 @@ kind, the publish and the record -- reads the job instead of looking the dataset
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from ..errors import ChecksumMismatch, DataManifestError
@@ -28,8 +29,8 @@ class Job:
 
     ``name``: the dataset's name; ``dataset``: its model; ``target``: where it is published
     (a file, or a folder with ``target.is_dir``); ``declared``: its checksum as declared
-    (``""`` when empty); ``parsed``: that checksum parsed (None when empty); ``host``: the
-    host its source is on (``""`` when local); ``forced``: download again even when present.
+    (``""`` when empty); ``parsed``: that checksum parsed (None when empty); ``forced``:
+    download again even when present.
     """
 
     name: str
@@ -37,8 +38,14 @@ class Job:
     target: "Target"
     declared: str
     parsed: "_checksum.Checksum | None"
-    host: str
     forced: bool
+
+    @cached_property
+    def host(self) -> str:
+        """The host its source is on (``""`` when local; FET-007), parsed on first use (a
+        present dataset never needs it)."""
+        ds = self.dataset
+        return host_of(ds.uri or (ds.uris[0] if ds.uris else ""))
 
     @classmethod
     def build(cls, project: "Project", name: str, *, forced: bool = False) -> "Job":
@@ -47,8 +54,7 @@ class Job:
         ds = project.dataset(name)
         declared = ds.effective_checksum
         return cls(name, ds, project.target(name), declared,
-                   _checksum.parse(declared) if declared else None,
-                   host_of(ds.uri or (ds.uris[0] if ds.uris else "")), forced)
+                   _checksum.parse(declared) if declared else None, forced)
 
     @property
     def tree_declared(self) -> bool:

@@ -94,7 +94,9 @@ def _process_pool(engine: "Fetcher", size: int):
 
     global _FORKED
     _FORKED = engine  # the forked workers find the engine here (copy-on-write)
-    import httpx  # noqa: F401  imported once here rather than in every worker (~0.3 s each)
+    from ..io.http import warm
+
+    warm()  # httpx and its TLS context once here rather than in every worker (~0.1 s each)
     with warnings.catch_warnings():  # Python >= 3.12 warns about fork with threads
         warnings.simplefilter("ignore", DeprecationWarning)
         return ProcessPoolExecutor(max_workers=size,
@@ -125,21 +127,22 @@ def _forked_batch(names: list[str]) -> tuple[list[Outcome], dict, dict]:
 
 
 def _publish_deferred(outcomes: list) -> None:
-    """STO-007: the staged files of a batch are fsynced back to back, then published. The
-    first fsync's journal commit carries the others' data and metadata along (ext4/xfs
-    ordered mode), so a batch costs about one commit instead of one per file; unlike
-    syncfs, nothing else on the file system is waited for."""
-    for out in outcomes:
-        if not isinstance(out, Deferred):
-            continue
-        try:
-            fd = os.open(out.staging, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        except OSError:
-            pass  # publishing below then fails for this dataset, which is reported
+    """STO-007: the staged files of a batch are made durable at once, then published: one
+    ``syncfs`` per file system they are on (Linux; :func:`~datamanifest.store.atomic.
+    sync_batch`), else one fsync each; no marker is written before the sync returned
+    (STO-008). A sync reporting a write-back error fails every dataset of the batch and
+    publishes none of them."""
+    from ..store.atomic import sync_batch
+
+    try:
+        sync_batch([out.staging for out in outcomes if isinstance(out, Deferred)])
+    except OSError as e:  # a write-back error: nothing of this batch is durable for sure
+        for i, out in enumerate(outcomes):
+            if isinstance(out, Deferred):
+                out.lock.release()  # the staged bytes are cleared by the next run (STO-007)
+                outcomes[i] = Outcome(out.name, "failed", error=FetchError(
+                    f"dataset {out.name!r}: {e.strerror or e}", code="DM071"))
+        return
     for i, out in enumerate(outcomes):
         if isinstance(out, Deferred):
             try:

@@ -8,6 +8,7 @@ import hashlib
 import os
 import re
 import socket
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -184,3 +185,58 @@ def sync_filesystem(path: str | Path) -> None:
     except (OSError, AttributeError):
         pass
     os.sync()
+
+
+def _syncfs(path: str | Path) -> bool:
+    """One ``syncfs`` of the file system holding ``path``; False where there is none."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        fn = _libc().syncfs
+    except (OSError, AttributeError):
+        return False
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if fn(fd) != 0:
+            import ctypes
+
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err), str(path))
+    finally:
+        os.close(fd)
+    return True
+
+
+def sync_batch(paths: list[Path]) -> None:
+    """Make the files ``paths`` (written without fsync) durable at once (STO-007).
+
+    On Linux, one ``syncfs`` per file system they are on: it waits for their data and the
+    journal commit that carries their metadata, at the cost of about one fsync (16 files
+    of 100 KiB: 1.2 ms instead of 4.5 ms for 16 fsyncs back to back); elsewhere one fsync
+    per file. Paths that vanished are skipped (their publish fails and is reported).
+
+    Raises
+    ------
+    OSError
+        A sync that reported a write-back error (nothing of the batch may be published).
+    """
+    by_device: dict[int, Path] = {}
+    for path in paths:
+        try:
+            by_device.setdefault(os.stat(path).st_dev, path)
+        except OSError:
+            continue
+    for path in by_device.values():
+        faults.point("fsync", path)
+        if _syncfs(path):
+            continue
+        for other in paths:  # no syncfs here: each file's own fsync
+            try:
+                fd = os.open(other, os.O_RDONLY)
+            except FileNotFoundError:
+                continue
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        return

@@ -83,13 +83,38 @@ class Target:
         except (OSError, ValueError):
             return {}
 
+    def present_marker(self) -> dict | None:
+        """The marker's record when the dataset is present (STO-009: the target and its
+        marker exist), else None: :meth:`status` and :meth:`read_marker` in one open and
+        one stat. An empty or unreadable marker still marks completion ({}, STO-008)."""
+        try:
+            with open(self.marker, "rb") as f:
+                text = f.read()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError:
+            text = b""
+        if not os.path.exists(self.path):
+            return None
+        try:
+            record = json.loads(text) if text.strip() else {}
+        except ValueError:
+            return {}
+        return record if isinstance(record, dict) else {}
+
     def clear_staging(self) -> None:
         """Remove a staging leftover (only under the lock)."""
+        import stat
+
         s = self.staging
-        if s.is_dir() and not s.is_symlink():
+        try:
+            mode = os.lstat(s).st_mode  # one lstat: nothing there is the common case
+        except FileNotFoundError:
+            return
+        if stat.S_ISDIR(mode):
             shutil.rmtree(s)
-        elif s.exists() or s.is_symlink():
-            s.unlink()
+        else:
+            s.unlink()  # a file, or a link (removed, never followed)
 
     def publish(self, checksum: str, size: int, *, tree: str | None = None,
                 lock=None) -> None:

@@ -203,6 +203,9 @@ class Lock:
         #: LCK-009: the stale lock this one replaced said its holder was changing the target
         self.inherited = False
         self._token = f"{os.getpid()} {socket.gethostname()}\n"
+        #: the held lock file, open from its creation to its release: LCK-009's line is
+        #: written through it and the release knows its own file by it (no open per step)
+        self._fd: int | None = None
 
     def _try_create(self) -> bool:
         try:
@@ -211,8 +214,10 @@ class Lock:
             return False
         try:  # no fsync: after a crash the pid is dead and the lock is reclaimed (LCK-004)
             os.write(fd, self._token.encode())
-        finally:
+        except BaseException:
             os.close(fd)
+            raise
+        self._fd = fd  # kept open while held (mark_publishing, release)
         return True
 
     def _reclaim(self) -> bool:
@@ -250,6 +255,13 @@ class Lock:
         target, so that a run killed from here on leaves evidence that an unmarked target
         is this tool's work (STO-018). Idempotent; never raises for a vanished lock."""
         if self._token.endswith(f"\n{PUBLISHING}\n"):
+            return
+        if self._fd is not None:  # the held file, written after its first line
+            try:
+                os.write(self._fd, f"{PUBLISHING}\n".encode())
+                self._token += f"{PUBLISHING}\n"
+            except OSError:
+                pass
             return
         try:
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
@@ -318,11 +330,22 @@ class Lock:
 
         with shielded():  # a Ctrl-C during the release does not keep the lock (LCK-008)
             _HEARTBEAT.remove(self.path)
+            fd, self._fd = self._fd, None
             try:
-                if self.path.read_text(encoding="utf-8", errors="replace") == self._token:
+                if fd is not None:
+                    # ours while the path names the file we created and hold open (its
+                    # inode cannot be reused meanwhile); a reclaimer's new lock is another
+                    mine = os.fstat(fd)
+                    found = os.stat(self.path)
+                    if (found.st_ino, found.st_dev) == (mine.st_ino, mine.st_dev):
+                        os.unlink(self.path)
+                elif self.path.read_text(encoding="utf-8", errors="replace") == self._token:
                     self.path.unlink()
             except FileNotFoundError:
                 pass
+            finally:
+                if fd is not None:
+                    os.close(fd)
 
     def __enter__(self) -> "Lock":
         return self.acquire()
