@@ -117,3 +117,29 @@ def test_typos_outside_dataset_tables_are_caught(project: Path):
     proc = run_cli("check", str(cfg))
     assert proc.returncode == 1 and f"{cfg}:1:1: error DM010 " in proc.stdout
     assert "did you mean 'datacache_dir'?" in proc.stdout
+
+
+def test_command_table_lists_every_family_command_and_imports_lazily(tmp_path):
+    """cli.FAMILIES names exactly the commands each cli/<family>.py lists, and running one
+    command imports its family alone (start-up of `tree`, `check` ...)."""
+    import importlib
+    import subprocess
+    import sys
+
+    from datamanifest import cli
+
+    for family, names in cli.FAMILIES.items():
+        module = importlib.import_module(f"datamanifest.cli.{family}")
+        assert tuple(c.name for c in module.COMMANDS) == names, family
+    assert sorted(cli.main.commands) == sorted([*cli._FAMILY_OF, *cli.ALIASES])
+    (tmp_path / "d").mkdir()
+    code = ("import sys; from datamanifest.cli import main\n"
+            "try:\n    main(['tree', '-q', sys.argv[1]], prog_name='datamanifest')\n"
+            "except SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m.startswith('datamanifest.cli.')))")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "d")], capture_output=True,
+                         text=True, check=True).stdout
+    loaded = eval(out.strip().splitlines()[-1])
+    assert "datamanifest.cli.trees" in loaded
+    assert not {"datamanifest.cli.fetch", "datamanifest.cli.sync", "datamanifest.cli.author",
+                "datamanifest.cli.virtual"} & set(loaded)

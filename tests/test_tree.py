@@ -340,3 +340,51 @@ def test_uris_members_are_hashed_once(http, served, project: Path, monkeypatch):
     assert report.ok and reads == []
     local = project / "store" / "127.0.0.1" / "t"
     assert report.outcomes[0].checksum == walk(local, "tree-sha256").checksum
+
+
+@pytest.mark.covers("TREE-002", "TREE-003")
+@pytest.mark.parametrize("processes", [False, True])
+def test_folder_runs_give_the_reference_digests(tmp_path: Path, monkeypatch, processes: bool):
+    """The walk's per-folder runs (treescan) equal the reference functions of spec.tree on a
+    tree mixing names that JSON escapes, executables, links, empty folders, files hashed by
+    the workers and files over SMALL hashed by the pool, with the manifest agreeing too."""
+    import random
+
+    from datamanifest import treescan
+    from datamanifest.spec.tree import checksum_of_description
+
+    monkeypatch.setattr(treescan, "SMALL", 64)  # files over 64 bytes take the big-file path
+    rng = random.Random(7)
+    names = ["a", "B", "z\u00e9", 'q"uote', "back\\slash", "tab\there", "\u65e5\u672c", "0",
+             "a.b", "\U0001f600", "ctl\x01"]
+    entries: list[dict] = []
+    for i in range(120):
+        depth = rng.randint(0, 3)
+        path = "/".join(rng.choice(names) + str(rng.randint(0, 2)) for _ in range(depth + 1))
+        if any(e["path"] == path or e["path"].startswith(path + "/") or
+               path.startswith(e["path"] + "/") for e in entries):
+            continue
+        kind = rng.choice(["file", "file", "file", "dir", "exec"])
+        entry = {"path": path, "type": "dir" if kind == "dir" else "file",
+                 "content": "x" * rng.choice([0, 1, 63, 64, 65, 300]) + str(i),
+                 "executable": kind == "exec"}
+        entries.append(entry)
+    materialize(entries, tmp_path / "d")
+    for algorithm in ("dandi-zarr", "tree-sha256"):
+        expected = f"{algorithm}:{checksum_of_description(entries, algorithm)}"
+        buf = io.StringIO()
+        got = walk(tmp_path / "d", algorithm, manifest=buf, processes=processes, jobs=2,
+                   keep_files=True)
+        assert got.checksum == expected
+        doc = {"fields": ["size", "lastModified", "digest", "type"],
+               "entries": json.loads(buf.getvalue())}
+        assert checksum_from_manifest(doc, algorithm) == expected
+        files = [e for e in entries if e["type"] == "file"]
+        assert got.entries == len(files) == len(got.files)
+        assert got.total_size == sum(len(e["content"].encode()) for e in files)
+    links = entries + [{"path": "link", "type": "symlink", "target": "a0"}]
+    os.symlink("a0", tmp_path / "d" / "link")
+    assert walk(tmp_path / "d", "tree-sha256", processes=processes, jobs=2).value == \
+        checksum_of_description(links, "tree-sha256")
+    with pytest.raises(TreeWalkError, match="symbolic links"):
+        walk(tmp_path / "d", "dandi-zarr", processes=processes, jobs=2)

@@ -11,46 +11,26 @@ memory is bounded by depth x fan-out, not by the number of entries.
 from __future__ import annotations
 
 import datetime as _dt
-import functools
 import hashlib
 import json
-import operator
 import os
-import stat
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import DataManifestError
-from .io.local import SMALL, hash_file
+from . import treescan
+from .io.local import hash_file
 from .store.atomic import mkstemp, sweep_temps
 from .spec import tree as spec
-from .spec.checksum import hasher
+from .treescan import TreeWalkError, rfc3339_ns  # noqa: F401  (their home)
 
 READ = 1024 * 1024  # bytes per read
 #: Fields of a local tree manifest's entry arrays (TREE-010).
 LOCAL_FIELDS = ["size", "lastModified", "digest", "type"]
 #: Names left out at the root of a dataset folder (TREE-005).
 CONTROL_NAMES = frozenset({".complete"})
-
-
-class TreeWalkError(DataManifestError):
-    """A folder that cannot be checksummed (DM120)."""
-
-    code = "DM120"
-
-
-@functools.lru_cache(maxsize=4096)
-def _second(sec: int) -> str:
-    return _dt.datetime.fromtimestamp(sec, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
-
-
-def rfc3339_ns(mtime_ns: int) -> str:
-    """``YYYY-MM-DDTHH:MM:SS.nnnnnnnnn+00:00`` (UTC, nanoseconds) of an mtime."""
-    sec, ns = divmod(mtime_ns, 1_000_000_000)
-    return f"{_second(sec)}.{ns:09d}+00:00"
 
 
 @dataclass
@@ -135,10 +115,9 @@ def walk(root: str | Path, algorithm: str = spec.DEFAULT_ALGORITHM, *, jobs: int
     result = WalkResult(algorithm, "")
     writer = _Writer(manifest) if manifest is not None else None
     workers = jobs or min(8, (os.cpu_count() or 2))
-    global _KNOWN
     procs = None
     if processes and workers > 1 and hasattr(os, "fork"):
-        _KNOWN = known  # inherited by the workers forked just below
+        treescan.KNOWN = known  # inherited by the workers forked just below
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
@@ -161,90 +140,26 @@ def walk(root: str | Path, algorithm: str = spec.DEFAULT_ALGORITHM, *, jobs: int
     finally:
         if procs is not None:
             procs.shutdown()
-        _KNOWN = None
+        treescan.KNOWN = None
 
 
 
 #: sibling folders listed and submitted for hashing ahead of the one being written
 LOOKAHEAD = 8
-_by_name = operator.attrgetter("name")
-#: path -> (size, mtime_ns, digest) known to be right; set before forking, read only by forked
-#: workers (threads get it as an argument, since concurrent walks may differ)
-_KNOWN: dict[str, tuple[int, int, str]] | None = None
-_INHERITED = object()
-
-
-def _leaf_text(name: str, size: int, when: str, digest: str, kind: str) -> str:
-    quoted = json.dumps(name) if not name.isascii() or '"' in name or "\\" in name or \
-        not name.isprintable() else f'"{name}"'
-    digest_text = json.dumps(digest) if kind == "symlink" else f'"{digest}"'
-    return f'{quoted}: [{size}, "{when}", {digest_text}, "{kind}"]'
-
-
-def _scan(path: str, rel: str, at_root: bool, exclude: frozenset, leaf_algo: str,
-          known: Any = _INHERITED) -> list:
-    """List one folder in name order; hash its small files (worker side).
-
-    Returns ``(name, kind, data)`` per entry: files and links carry
-    ``[size, mtime_ns, digest|None, kind, rel, path, leaf text|None]`` (big files come
-    back with ``digest`` None, hashed by the caller); folders carry ``(rel, path)``.
-    Raises TreeWalkError for special files and non-UTF-8 names (TREE-006).
-    """
-    try:
-        with os.scandir(path) as it:
-            items = sorted(it, key=_by_name)  # str order = code points = UTF-8 byte order
-    except OSError as e:
-        raise TreeWalkError(f"cannot list {path}: {e.strerror}") from e
-    out = []
-    if known is _INHERITED:
-        known = _KNOWN
-    for entry in items:
-        name = entry.name
-        try:
-            name.encode("utf-8")
-        except UnicodeEncodeError:
-            raise TreeWalkError(f"{entry.path!r}: file names must be UTF-8 (TREE-006)") from None
-        if at_root and name in exclude:
-            continue
-        erel = f"{rel}/{name}" if rel else name
-        st = entry.stat(follow_symlinks=False)
-        mode = st.st_mode
-        if stat.S_ISDIR(mode):
-            out.append((name, "dir", (erel, entry.path)))
-            continue
-        if stat.S_ISLNK(mode):
-            target = os.readlink(entry.path)
-            when = rfc3339_ns(st.st_mtime_ns)
-            out.append((name, "symlink", [0, st.st_mtime_ns, target, "symlink", erel, entry.path,
-                                          _leaf_text(name, 0, when, target, "symlink"), False]))
-            continue
-        if not stat.S_ISREG(mode):
-            raise TreeWalkError(f"{entry.path!r} is a device, FIFO or socket; a tree checksum "
-                                "covers files, links and folders (TREE-006)")
-        kind = "exec" if mode & stat.S_IXUSR else "file"
-        size = st.st_size
-        digest = None
-        hashed = False
-        hit = known.get(erel) if known is not None else None
-        if hit is not None and hit[0] == size and hit[1] == st.st_mtime_ns:
-            digest = hit[2]
-        elif size <= SMALL:
-            with open(entry.path, "rb", buffering=0) as f:
-                data = f.read()
-            h = hasher(leaf_algo)
-            h.update(data)
-            digest, size, hashed = h.hexdigest(), len(data), True
-        text = _leaf_text(name, size, rfc3339_ns(st.st_mtime_ns), digest, kind) \
-            if digest is not None else None
-        out.append((name, kind, [size, st.st_mtime_ns, digest, kind, erel, entry.path, text,
-                                 hashed]))
-    return out
 
 
 def _walk(root, algorithm, leaf_algo, exclude, result, writer, workers, procs, known, keep_files,
           on_bytes) -> WalkResult:
+    """The assembly: folders depth-first in name order, their listings and small files'
+    digests computed ahead by the workers (:func:`treescan.scan`), a handful of strings per
+    folder; the directory digests are combined here (TREE-002, TREE-003)."""
     from .interrupt import Stop
 
+    dandi = algorithm == "dandi-zarr"
+    if not dandi and algorithm != "tree-sha256":
+        raise TreeWalkError(f"unknown tree checksum algorithm {algorithm!r}")
+    scan = treescan.scan
+    RUN, DIR = treescan.RUN, treescan.DIR
     stop = Stop()  # set when the walk ends early (an error, a Ctrl-C): the hashing stops
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dm-tree")
     try:
@@ -256,25 +171,26 @@ def _walk(root, algorithm, leaf_algo, exclude, result, writer, workers, procs, k
                 on_bytes(r[1])
             return r
 
-        def submit(path: str, rel: str, at_root: bool):
-            if procs is not None:  # forked workers inherit _KNOWN (one walk per pool)
-                return scanner.submit(_scan, path, rel, at_root, exclude, leaf_algo)
-            return scanner.submit(_scan, path, rel, at_root, exclude, leaf_algo, known)
+        def submit(path: str, rel: str, level: int, at_root: bool):
+            if procs is not None:  # forked workers inherit treescan.KNOWN (one walk per pool)
+                return scanner.submit(scan, path, rel, level, at_root, exclude, leaf_algo,
+                                      dandi, keep_files)
+            return scanner.submit(scan, path, rel, level, at_root, exclude, leaf_algo, dandi,
+                                  keep_files, known)
 
-        def visit(scan_future, name: str | None, path: str, level: int) -> spec.Child:
-            try:
-                entries = scan_future.result()
-            except TreeWalkError:
-                raise
-            if on_bytes is not None:
-                for _, kind, data in entries:
-                    if kind != "dir" and data[7]:
-                        on_bytes(data[0])
+        def visit(scan_future, name: str | None, path: str, level: int) -> tuple[str, int, int]:
+            """(digest, bytes below, files below) of one folder."""
+            items, count, size, newest, hashed, files, link = scan_future.result()
+            if link is not None and dandi:
+                raise TreeWalkError(f"{path}: {link!r}: dandi-zarr has no representation for "
+                                    "symbolic links")
+            if on_bytes is not None and hashed:
+                on_bytes(hashed)
             # big files: one task each on the thread pool
-            big = {i: pool.submit(hash_big, data[5], data[0]) for i, (_, kind, data)
-                   in enumerate(entries) if kind in ("file", "exec") and data[2] is None}
+            big = {i: pool.submit(hash_big, item[6], item[3]) for i, item in enumerate(items)
+                   if item[0] == treescan.BIG}
             # subfolders: scanned ahead, at most LOOKAHEAD at a time (bounded memory)
-            dirs = [i for i, e in enumerate(entries) if e[1] == "dir"]
+            dirs = [i for i, item in enumerate(items) if item[0] == DIR]
             ahead: dict[int, Any] = {}
             pos = 0
 
@@ -282,53 +198,80 @@ def _walk(root, algorithm, leaf_algo, exclude, result, writer, workers, procs, k
                 nonlocal pos
                 while pos < min(limit, len(dirs)):
                     i = dirs[pos]
-                    ahead[i] = submit(entries[i][2][1], entries[i][2][0], False)
+                    ahead[i] = submit(items[i][3], items[i][2], level + 1, False)
                     pos += 1
 
             fill(LOOKAHEAD)
             if writer is not None:
                 writer.open_dir(name, level)
-            children: list[spec.Child] = []
+            sha = None if dandi else hashlib.sha256()
+            file_parts: list[str] = []
+            dir_parts: list[str] = []
+            if count:
+                result.entries += count
+                result.depth = max(result.depth, level)
+                if newest is not None and (result.last_modified_ns is None or
+                                           newest > result.last_modified_ns):
+                    result.last_modified_ns = newest
+            if keep_files:
+                for erel, fsize, mtime, digest, kind in files:
+                    result.files[erel] = (fsize, mtime, digest, kind)
+            files_below = count
             seen_dirs = 0
-            for i, (ename, kind, data) in enumerate(entries):
-                if kind == "dir":
+            for i, item in enumerate(items):
+                tag = item[0]
+                if tag == RUN:
+                    if writer is not None:
+                        writer.raw_leaf(item[1], level)
+                    if dandi:
+                        file_parts.append(item[2])
+                    else:
+                        sha.update(item[2])
+                    continue
+                if tag == DIR:
                     seen_dirs += 1
                     fill(seen_dirs + LOOKAHEAD)
-                    children.append(visit(ahead.pop(i), ename, data[1], level + 1))
+                    digest, below, n = visit(ahead.pop(i), item[1], item[3], level + 1)
+                    size += below
+                    files_below += n
+                    if not dandi:
+                        sha.update(treescan.sha_record("dir", item[1], digest))
+                    elif n:  # empty folders are invisible to dandi-zarr
+                        dir_parts.append(treescan.dandi_record(item[1], digest, below))
                     continue
-                size, mtime_ns, digest, _, erel, _, text, _ = data
-                if kind == "symlink":
-                    children.append(spec.Child(ename, "symlink", target=digest))
-                else:
-                    if digest is None:
-                        digest, size = big[i].result()
-                        text = _leaf_text(ename, size, rfc3339_ns(mtime_ns), digest, kind)
-                    children.append(spec.Child(ename, kind, digest, size))
-                    result.total_size += size
-                    if result.last_modified_ns is None or mtime_ns > result.last_modified_ns:
-                        result.last_modified_ns = mtime_ns
-                result.entries += 1
-                if level > result.depth:
-                    result.depth = level
-                if keep_files:
-                    result.files[erel] = (size, mtime_ns, digest, kind)
+                _, ename, kind, _, mtime, erel, _ = item
+                digest, fsize = big[i].result()
                 if writer is not None:
-                    writer.raw_leaf(text, level)
+                    writer.raw_leaf(treescan.leaf_text(ename, fsize, rfc3339_ns(mtime), digest,
+                                                       kind), level)
+                if dandi:
+                    file_parts.append(treescan.dandi_record(ename, digest, fsize))
+                else:
+                    sha.update(treescan.sha_record(kind, ename, f"{fsize}:{digest}"))
+                size += fsize
+                files_below += 1
+                result.entries += 1
+                result.depth = max(result.depth, level)
+                if result.last_modified_ns is None or mtime > result.last_modified_ns:
+                    result.last_modified_ns = mtime
+                if keep_files:
+                    result.files[erel] = (fsize, mtime, digest, kind)
             if writer is not None:
                 writer.close_dir(level)
-            try:
-                digest = spec.directory_digest(algorithm, children)
-            except spec.TreeError as e:
-                raise TreeWalkError(f"{path}: {e}") from e
-            return spec.Child(name or "", "dir", digest, spec.directory_size(algorithm, children))
+            if not dandi:
+                return sha.hexdigest(), size, files_below
+            body = '{"directories":[' + ",".join(dir_parts) + '],"files":[' + \
+                ",".join(file_parts) + "]}"
+            md5 = hashlib.md5(body.encode(), usedforsecurity=False).hexdigest()
+            return f"{md5}-{files_below}--{size}", size, files_below
 
-        top = visit(submit(root, "", True), None, root, 0)
+        top = visit(submit(root, "", 0, True), None, root, 0)
     except BaseException:
         stop.set()  # LCK-008: a Ctrl-C ends the walk within a block of every running hash
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
-    result.value = top.digest
+    result.value, result.total_size = top[0], top[1]
     return result
 
 
