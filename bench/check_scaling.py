@@ -56,12 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", default="100,1000,10000",
                     help="datasets per manifest (comma-separated)")
     ap.add_argument("--quick", action="store_true",
-                    help="a smoke run: 1,000 datasets, best of 2 (seconds, not minutes)")
+                    help="a smoke run: 1,000 datasets, one run (seconds, not minutes)")
     ap.add_argument("--json", metavar="PATH",
                     help="write the results.json entry here (bench/contract.py)")
     args = ap.parse_args(argv)
     if args.quick:
-        args.sizes, args.repeat = "1000", 2
+        args.sizes, args.repeat = "1000", 1
     sizes = [int(s) for s in args.sizes.split(",")]
     t_start = time.perf_counter()
     print(f"{'datasets':>9}{'tomllib.load s':>16}{'check s':>10}{'ratio':>8}")
