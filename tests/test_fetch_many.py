@@ -137,25 +137,26 @@ def test_a_crash_anywhere_in_a_batched_fetch_corrupts_nothing_and_blocks_nothing
     whichever worker reaches it; SWEEP_TRIALS of them spread over the run, or every one);
     the project the next user finds is consistent, and the next run completes and
     verifies every dataset."""
-    from datamanifest.chaos import crash
-    from datamanifest.testing import LoopbackServer
+    from datamanifest.testing import LoopbackServer, crash
+    from datamanifest.testing.commands import HEADER
+    from datamanifest.testing.scenarios import CommandScenario
 
     served = tmp_path / "served"
     served.mkdir()
     with LoopbackServer(served) as srv:
-        body = [crash.HEADER]
+        body = [HEADER]
         for i in range(N):
             data = f"row {i}\n".encode() * 200
             (served / f"d{i:03d}.bin").write_bytes(data)
             body.append(f'[d{i:03d}]\nuri = "{srv.url(f"d{i:03d}.bin")}"\n'
                         f'checksum = "sha256:{sha256_of(data)}"\n')
         text = "\n".join(body)
-        scenario = crash.Scenario("many", ["fetch", "--jobs", "4"], [f"d{i:03d}" for i in
-                                                                     range(N)])
-        base = crash.make_base(tmp_path, scenario, text)
-        n = len(crash.trace(base, tmp_path, scenario))
+        scenario = CommandScenario("many", ["fetch", "--jobs", "4"], text,
+                                   [f"d{i:03d}" for i in range(N)])
+        base = scenario.make_base(tmp_path)
+        n = len(crash.trace(scenario, base, tmp_path))
         assert n > 4 * N  # lock, staging, rename, marker... per dataset, and one sync a batch
-        outcomes = crash.sweep(base, tmp_path, scenario, text,
+        outcomes = crash.sweep(scenario, base, tmp_path,
                                points=list(range(1, n + 1, max(1, n // SWEEP_TRIALS)
                                                  if SWEEP_TRIALS else 1)))
     bad = [(o.point, o.reason) for o in outcomes if not (o.continued and o.clean)]
