@@ -34,7 +34,7 @@ from ..spec.checksum import TREE_ALGORITHMS
 from ..spec import cache
 from ..spec.maintain import Obj
 from ..store.atomic import fsync_dir, sync_filesystem, write_bytes
-from ..store.lock import Lock, reclaim_stale
+from ..store.lock import Lock, reclaim_project_locks, reclaim_stale
 from ..store.state import DatasetRecord, update_state
 from .actions import Step, _marker, _relative_key, _remove, lock_object
 from .inventory import Inventory, OsView
@@ -631,6 +631,8 @@ def pull(inv: Inventory, ids: list[str], endpoint: Endpoint, *,
             continue
         steps.append(Step(o, "pull", o.target if recv.moved_aside is None else
                           f"{o.target} (what was there was moved to {recv.moved_aside})", size))
+    if not dry_run:  # LCK-007: a pull killed after its last state write left the state's lock
+        reclaim_project_locks(inv.project.root, stale)
     return steps
 
 
