@@ -62,7 +62,8 @@ def _sweep(work, scenario, stride, *, sig="KILL", killed=True, also=()):
     assert len(lines) >= 3, "the fault layer saw too few mutations"
     points = set(crash.sampled(len(lines), stride, scenario.name))
     for event, prefix, which in also:
-        points.add([n for n, e, p in lines if e == event and Path(p).name.startswith(prefix)][which])
+        matches = [n for n, e, p in lines if e == event and Path(p).name.startswith(prefix)]
+        points.add(matches[which])
     outcomes = crash.sweep(scenario, base, work, sorted(points), sig=sig)
     if killed:
         assert all(o.killed for o in outcomes), [(o.point, o.reason) for o in outcomes]
