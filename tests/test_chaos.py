@@ -95,7 +95,8 @@ def test_crash_sweep_over_ssh(chaos_ssh, name):
         # it), or after its last state write (the next one reclaims the state's lock); a
         # receiver killed before releasing its lock (the next push has it reclaimed)
         "pull-ssh": [("rename", ".state.toml", 0), ("remove", "state.toml.lock", -1)],
-        "push-ssh-receiver": [("remove", "big.bin.lock", 0)]}.get(name, [])
+        "push-ssh-receiver": [("remove", "state.toml.lock", 0),
+                              ("remove", "big.bin.lock", 0)]}.get(name, [])
     _sweep(work, scenarios[name], SSH_STRIDE, killed=name != "push-ssh-receiver", also=also)
 
 
