@@ -55,14 +55,15 @@ def _all_recovered(outcomes):
 
 
 def _sweep(work, scenario, stride, *, sig="KILL", killed=True, also=()):
-    """A sampled sweep, plus the first mutation matching each ``(event, name prefix)`` of
-    ``also`` (a point a regression was found at)."""
+    """A sampled sweep, plus the first (``which`` 0) or last (-1) mutation matching each
+    ``(event, name prefix, which)`` of ``also`` (a point a regression was found at)."""
     base = scenario.make_base(work)
     lines = crash.trace(scenario, base, work)
     assert len(lines) >= 3, "the fault layer saw too few mutations"
     points = set(crash.sampled(len(lines), stride, scenario.name))
-    for event, prefix in also:
-        points.add(next(n for n, e, p in lines if e == event and Path(p).name.startswith(prefix)))
+    for event, prefix, which in also:
+        matches = [n for n, e, p in lines if e == event and Path(p).name.startswith(prefix)]
+        points.add(matches[which])
     outcomes = crash.sweep(scenario, base, work, sorted(points), sig=sig)
     if killed:
         assert all(o.killed for o in outcomes), [(o.point, o.reason) for o in outcomes]
@@ -90,11 +91,14 @@ def test_crash_sweep_over_ssh(chaos_ssh, name):
     """`pull` and `push` through a real sshd, the kill landing in the local command (the
     puller, the sender) or, separately, in the far receiver `datamanifest receive`."""
     work, scenarios = chaos_ssh
-    also = {  # a pull killed between a marker and its state record (the next one records it);
-        # a receiver killed before releasing its lock (the next push has it reclaimed)
-        "pull-ssh": [("rename", ".state.toml")],
-        "push-ssh-receiver": [("remove", "big.bin.lock")]}.get(name, [])
-    _sweep(work, scenarios[name], SSH_STRIDE, killed=name != "push-ssh-receiver", also=also)
+    also = {  # a pull killed between a marker and its state record (the next one records
+        # it), or after its last state write (the next one reclaims the state's lock); a
+        # receiver killed before releasing its lock (the next push has it reclaimed)
+        "pull-ssh": [("rename", ".state.toml", 0), ("remove", "state.toml.lock", -1)],
+        "push-ssh-receiver": [("remove", "state.toml.lock", 0),
+                              ("remove", "big.bin.lock", 0)]}.get(name, [])
+    # only the puller always dies: a sender may have finished before its receiver stopped
+    _sweep(work, scenarios[name], SSH_STRIDE, killed=name == "pull-ssh", also=also)
 
 
 @pytest.mark.covers("LCK-008", "FET-023", "STO-015")

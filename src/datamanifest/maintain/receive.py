@@ -20,7 +20,7 @@ from ..errors import ChecksumMismatch, ClobberError, DataManifestError
 from ..spec.checksum import TREE_ALGORITHMS
 from ..spec import cache
 from ..store.atomic import fsync_dir, sync_filesystem, write_bytes
-from ..store.lock import Lock, reclaim_stale
+from ..store.lock import Lock, reclaim_project_locks, reclaim_stale
 from ..store.state import DatasetRecord, update_state
 from .actions import _marker, _remove, lock_object
 from .inventory import OsView
@@ -116,8 +116,11 @@ class Receiver:
         text = OsView().read(_marker(self.location, self.is_dir))
         done = text is not None and bool(identity) and _record_checksum(self.kind, text) == identity
         if done and self._lock is None and os.path.lexists(self.location + ".lock"):
-            # LCK-007: a receiver killed after publishing left its lock
+            # LCK-007: a receiver killed after publishing left its lock (and perhaps the
+            # state file's, released just before)
             reclaim_stale(Path(self.location + ".lock"), self.stale_age)
+            if self.state_file and self.project_root:
+                reclaim_project_locks(Path(self.project_root), self.stale_age)
         if done and self._lock is None and self.kind == "data" and self.state_file:
             # SYNC-003: a receiver killed after its marker and before its state record; the
             # object is whole (its marker is last but one), so it is recorded now

@@ -34,7 +34,7 @@ from ..errors import ChecksumMismatch, DataManifestError, MaintenanceError
 from ..spec.checksum import TREE_ALGORITHMS
 from ..spec import cache
 from ..spec.maintain import Obj
-from ..store.lock import reclaim_stale
+from ..store.lock import reclaim_project_locks, reclaim_stale
 from .actions import Step, _marker, _relative_key
 from .inventory import Inventory, OsView
 from .receive import MARKER, Receiver, _record_checksum, serve_receive, verify_staged  # noqa: F401
@@ -368,6 +368,8 @@ def pull(inv: Inventory, ids: list[str], endpoint: Endpoint, *,
             continue
         steps.append(Step(o, "pull", o.target if recv.moved_aside is None else
                           f"{o.target} (what was there was moved to {recv.moved_aside})", size))
+    if not dry_run:  # LCK-007: a pull killed after its last state write left the state's lock
+        reclaim_project_locks(inv.project.root, stale)
     return steps
 
 
