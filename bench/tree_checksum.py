@@ -1,21 +1,26 @@
 """Tree checksums of a Zarr-like store: `datamanifest tree` beside zarr-checksum and a floor.
 
-Usage: python bench/tree_checksum.py [--small 10000] [--big 100] [--big-mib 64] [--repeat 3]
+Usage: python bench/tree_checksum.py [--small 10000] [--tiny 100000] [--big 100]
+                                     [--big-mib 64] [--repeat 3] [--quick] [--json PATH]
 
-Two trees are built in a temporary folder:
+Three trees are built in a temporary folder:
   small: N files of 4 KiB in 100 folders (like Zarr chunks);
-  big:   M files of 64 MiB.
+  tiny:  N files of 1 KiB in 100 folders;
+  big:   M files of 64 MiB (0 leaves it out).
 For each, best of R runs (warm page cache), as separate processes:
   datamanifest tree --algorithm dandi-zarr   vs  zarrsum local (zarr-checksum, same value)
   datamanifest tree --algorithm tree-sha256
   floor: find DIR -type f | xargs md5sum  /  sha256sum
-Prints seconds, the ratios, and peak RSS (MB). Targets: >= 2x faster than zarr-checksum on
-the small tree; within 1.5x of the floor on both trees; peak memory < 200 MB.
+Prints seconds, the ratios, and peak RSS (MB). Targets (issue 24): dandi-zarr >= 3x faster
+than zarr-checksum on the small and tiny trees, memory flat in the number of files.
+--quick: 2,000 and 5,000 files, no big tree, one run (a smoke test of a few seconds).
+--json PATH: the benchmark's entry for bench/results.json, with its `figures` rows.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -58,27 +63,39 @@ def build(root: Path, n_files: int, size: int, folders: int) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--small", type=int, default=10_000)
-    ap.add_argument("--big", type=int, default=100)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--small", type=int, default=10_000, help="files of 4 KiB")
+    ap.add_argument("--tiny", type=int, default=100_000, help="files of 1 KiB")
+    ap.add_argument("--big", type=int, default=100, help="files of --big-mib MiB (0: none)")
     ap.add_argument("--big-mib", type=int, default=64)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="a smoke test of a few seconds")
+    ap.add_argument("--json", metavar="PATH", help="write the results.json entry here")
     args = ap.parse_args()
+    if args.quick:
+        args.small, args.tiny, args.big, args.repeat = 2000, 5000, 0, 1
     zarrsum = shutil.which("zarrsum") or str(Path(sys.executable).parent / "zarrsum")
     dm = [sys.executable, "-m", "datamanifest", "tree", "-q"]
+    command = " ".join([".venv/bin/python", "bench/tree_checksum.py", *sys.argv[1:]])
+    measured: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="dm-tree-") as tmp:
         trees = {
-            f"small: {args.small} x 4 KiB in 100 folders": (Path(tmp) / "small", args.small, 4096, 100),
-            f"big: {args.big} x {args.big_mib} MiB": (Path(tmp) / "big", args.big,
-                                                     args.big_mib * 1024 * 1024, 10),
+            f"{args.small:,} x 4 KiB": (Path(tmp) / "small", args.small, 4096, 100),
+            f"{args.tiny:,} x 1 KiB": (Path(tmp) / "tiny", args.tiny, 1024, 100),
+            f"{args.big:,} x {args.big_mib} MiB": (Path(tmp) / "big", args.big,
+                                                   args.big_mib * 1024 * 1024, 10),
         }
         for label, (root, n, size, folders) in trees.items():
+            if n <= 0:
+                continue
             build(root, n, size, folders)
-            subprocess.run(f"cat $(find {root} -type f) > /dev/null", shell=True)  # warm cache
-            ours_d, rss_d, out_d = best(dm + ["--algorithm", "dandi-zarr", "-o", "/dev/null", str(root)],
-                                        args.repeat)
-            ours_s, rss_s, _ = best(dm + ["--algorithm", "tree-sha256", "-o", "/dev/null", str(root)],
-                                    args.repeat)
+            subprocess.run(f"find {root} -type f -print0 | xargs -0 cat > /dev/null",
+                           shell=True)  # warm cache
+            ours_d, rss_d, out_d = best(dm + ["--algorithm", "dandi-zarr", "-o", "/dev/null",
+                                              str(root)], args.repeat)
+            ours_s, rss_s, _ = best(dm + ["--algorithm", "tree-sha256", "-o", "/dev/null",
+                                          str(root)], args.repeat)
             zs, rss_z, out_z = best([zarrsum, "local", str(root)], args.repeat)
             md5, _, _ = best(f"find {root} -type f -print0 | xargs -0 md5sum > /dev/null",
                              args.repeat, shell=True)
@@ -86,18 +103,77 @@ def main() -> None:
                              args.repeat, shell=True)
             ours_value = out_d.strip().split(":", 1)[1]
             theirs = out_z.strip().split()[-1]
-            print(f"\n{label} (best of {args.repeat}, warm cache)")
+            measured[label] = {"n": n, "dandi": ours_d, "sha": ours_s, "zarrsum": zs, "md5": md5,
+                               "sha256sum": sha, "rss": max(rss_d, rss_s) / 1024,
+                               "rss_zarrsum": rss_z / 1024, "same": ours_value == theirs}
+            print(f"\n{label} in {folders} folders (best of {args.repeat}, warm cache)")
             print(f"  {'':42}{'seconds':>9}{'peak MB':>9}")
-            print(f"  {'datamanifest tree --algorithm dandi-zarr':42}{ours_d:>9.2f}{rss_d / 1024:>9.0f}")
-            print(f"  {'zarrsum local (zarr-checksum)':42}{zs:>9.2f}{rss_z / 1024:>9.0f}")
-            print(f"  {'floor: find | xargs md5sum':42}{md5:>9.2f}")
-            print(f"  {'datamanifest tree --algorithm tree-sha256':42}{ours_s:>9.2f}{rss_s / 1024:>9.0f}")
-            print(f"  {'floor: find | xargs sha256sum':42}{sha:>9.2f}")
+            print(f"  {'datamanifest tree --algorithm dandi-zarr':42}{ours_d:>9.3f}"
+                  f"{rss_d / 1024:>9.0f}")
+            print(f"  {'zarrsum local (zarr-checksum)':42}{zs:>9.3f}{rss_z / 1024:>9.0f}")
+            print(f"  {'floor: find | xargs md5sum':42}{md5:>9.3f}")
+            print(f"  {'datamanifest tree --algorithm tree-sha256':42}{ours_s:>9.3f}"
+                  f"{rss_s / 1024:>9.0f}")
+            print(f"  {'floor: find | xargs sha256sum':42}{sha:>9.3f}")
             print(f"  same dandi-zarr value: {ours_value == theirs} ({ours_value})")
-            print(f"  speed-up over zarr-checksum: {zs / ours_d:.2f}x (target >= 2 on the small tree)")
+            print(f"  speed-up over zarr-checksum: {zs / ours_d:.2f}x (target >= 3 on the "
+                  "small files)")
             print(f"  vs floor: dandi-zarr/md5sum {ours_d / md5:.2f}x, tree-sha256/sha256sum "
-                  f"{ours_s / sha:.2f}x (target <= 1.5)")
+                  f"{ours_s / sha:.2f}x")
             shutil.rmtree(root)
+    if args.json:
+        Path(args.json).write_text(json.dumps(entry(measured, command, args), indent=1) + "\n")
+
+
+def entry(measured: dict[str, dict], command: str, args) -> dict:
+    """The benchmark's entry for bench/results.json (the bench JSON contract of issue 24)."""
+    figures, rows, groups = [], [], []
+    first = None
+    for label, m in measured.items():
+        many = m["n"] >= 1000 and label.endswith(("4 KiB", "1 KiB"))
+        ratio = m["zarrsum"] / m["dandi"]
+        figures.append({
+            "case": f"{label}, dandi-zarr", "unit": "s", "ours": round(m["dandi"], 3),
+            "peer": "zarr-checksum (zarrsum local)", "peer_value": round(m["zarrsum"], 3),
+            "floor": "find | xargs md5sum", "floor_value": round(m["md5"], 3),
+            "target": ">= 3x peer" if many else None,
+            "holds": (ratio >= 3 and m["same"]) if many else None, "command": command})
+        figures.append({
+            "case": f"{label}, tree-sha256", "unit": "s", "ours": round(m["sha"], 3),
+            "peer": None, "peer_value": None,
+            "floor": "find | xargs sha256sum", "floor_value": round(m["sha256sum"], 3),
+            "target": None, "holds": None, "command": command})
+        if many:
+            first = first or m
+            flat = m["rss"] <= 1.25 * first["rss"]
+            figures.append({
+                "case": f"{label}, peak RSS", "unit": "MB", "ours": round(m["rss"], 1),
+                "peer": "zarr-checksum (zarrsum local)", "peer_value": round(m["rss_zarrsum"], 1),
+                "floor": None, "floor_value": None,
+                "target": "flat in the number of files (<= 1.25x the smallest tree's)",
+                "holds": flat, "command": command})
+        rows.append([label, f"{m['dandi']:.3f} s", f"{m['zarrsum']:.3f} s",
+                     f"{ratio:.2f}x", f"{m['md5']:.3f} s", f"{m['sha']:.3f} s",
+                     f"{m['sha256sum']:.3f} s", f"{m['rss']:.0f} MB"])
+        groups.append({"label": label, "bars": [
+            {"label": "tree -a dandi-zarr", "value": round(m["dandi"], 3), "ours": True},
+            {"label": "zarrsum local", "value": round(m["zarrsum"], 3)},
+            {"label": "tree -a tree-sha256", "value": round(m["sha"], 3), "ours": True},
+            {"label": "find | xargs sha256sum", "value": round(m["sha256sum"], 3)}]})
+    return {
+        "title": "Tree checksums of a Zarr-like folder",
+        "command": command,
+        "duration": "a few seconds" if args.quick else "a few minutes",
+        "what": f"Best of {args.repeat}, warm page cache, separate processes (start-up "
+                "included). `dandi-zarr` gives the same value as zarr-checksum; the floors hash "
+                "every file with coreutils.",
+        "columns": ["tree", "`tree -a dandi-zarr`", "`zarrsum local`", "speed-up",
+                    "`find | xargs md5sum`", "`tree -a tree-sha256`",
+                    "`find | xargs sha256sum`", "peak RSS"],
+        "rows": rows,
+        "chart": {"unit": "seconds", "better": "lower", "groups": groups},
+        "figures": figures,
+    }
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Chunk manifests against VirtualiZarr 2.8 and kerchunk 0.2.10, side by side in one run.
 
-    python bench/virtualize.py [--rounds 3] [--skip-slow]
+    python bench/virtualize.py [--rounds 3] [--skip-slow] [--quick] [--json PATH]
 
 Inputs (made once, seeded, under .cache/bench-virtual/; shared/reference/virtual-anchors.md):
 ``big.nc`` tas (365, 360, 720) float32 in 365 chunks (1, 360, 720), zlib 1 + shuffle;
@@ -12,10 +12,14 @@ inside the process after imports. Peers run in a Python 3.12 venv of their own
 (.cache/bench-virtualizarr, made on first use). Floors: h5py's ``chunk_iter`` over every
 dataset (build), and pread + zlib + unshuffle of every chunk in one thread (read).
 
-Targets (issue 11): build >= 5x faster than both tools on bigsc and >= 10x faster than
-VirtualiZarr on the series; a full read <= 1.5x the decode floor on big and bigsc with
-equal values; a one-point time series on bigsc <= 2x h5py; peak memory of a full read
-< 1.5x the array's size.
+Targets (issues 11 and 24): build >= 5x faster than both tools on bigsc and >= 10x faster
+than VirtualiZarr on the series; a full read <= 1.5x the decode floor on big and bigsc with
+equal values; a one-point time series on bigsc <= 2x h5py; the peak RSS of a full read at
+most 1.2x the array's size above the interpreter's baseline (its RSS after imports, just
+before the read).
+
+--quick: one round, no peers' full reads of bigsc (a smoke test). --json PATH: the
+benchmark's entry for bench/results.json, with its ``figures`` rows.
 """
 
 from __future__ import annotations
@@ -93,6 +97,15 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _rss_now_mb() -> float:
+    """The resident set now (MB), from /proc (Linux); the peak where /proc is absent."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        return _rss_mb()
+
+
 def _warm_xarray() -> None:
     """xarray imports its duck-array modules (dask, ...) and time decoding on first use:
     paid once, before the timing, by every tool that reads through xarray."""
@@ -121,6 +134,7 @@ def work(tool: str, task: str, target: str) -> dict:
         import h5py  # noqa: F401
         build.Options()
         if task == "build":
+            out["base_mb"] = _rss_now_mb()  # the baseline, just before the work
             t = time.perf_counter()
             m = build.virtualize(files, concat_dim="time" if len(files) > 1 else None)
             doc = m.as_json()
@@ -129,6 +143,7 @@ def work(tool: str, task: str, target: str) -> dict:
             (DATA / f"ours-{Path(target).stem}.json").write_text(json.dumps(doc))
             return out
         doc = json.loads((DATA / f"ours-{Path(target).stem}.json").read_text())
+        out["base_mb"] = _rss_now_mb()  # the baseline, just before the work
         t = time.perf_counter()
         ds = open_virtual(doc)
         sel = ds.tas.values if task == "all" else ds.tas[:, 100, 200].values
@@ -143,6 +158,7 @@ def work(tool: str, task: str, target: str) -> dict:
         registry = ObjectStoreRegistry({"file://": LocalStore()})
         urls = [f"file://{f}" for f in files]
         if task == "build":
+            out["base_mb"] = _rss_now_mb()  # the baseline, just before the work
             t = time.perf_counter()
             if len(urls) == 1:
                 vds = open_virtual_dataset(urls[0], registry=registry, parser=HDFParser(),
@@ -155,11 +171,13 @@ def work(tool: str, task: str, target: str) -> dict:
             vds.vz.to_kerchunk(str(DATA / f"vz-{Path(target).stem}.json"), format="json")
             return out
         if tool == "vz-json":
+            out["base_mb"] = _rss_now_mb()  # the baseline, just before the work
             t = time.perf_counter()
             ds = xr.open_dataset(str(DATA / f"vz-{Path(target).stem}.json"), engine="kerchunk")
         else:
             from virtualizarr.manifests import ManifestStore
 
+            out["base_mb"] = _rss_now_mb()  # the baseline, just before the work
             t = time.perf_counter()
             store = HDFParser()(urls[0], registry=registry)
             ds = xr.open_zarr(store, consolidated=False, zarr_format=3)
@@ -171,11 +189,13 @@ def work(tool: str, task: str, target: str) -> dict:
         import xarray as xr
 
         if task == "build":
+            out["base_mb"] = _rss_now_mb()  # the baseline, just before the work
             t = time.perf_counter()
             refs = SingleHdf5ToZarr(files[0], inline_threshold=0).translate()
             out["seconds"] = time.perf_counter() - t
             (DATA / f"kc-{Path(target).stem}.json").write_text(json.dumps(refs))
             return out
+        out["base_mb"] = _rss_now_mb()  # the baseline, just before the work
         t = time.perf_counter()
         ds = xr.open_dataset(str(DATA / f"kc-{Path(target).stem}.json"), engine="kerchunk")
         sel = ds.tas.values if task == "all" else ds.tas[:, 100, 200].values
@@ -184,6 +204,7 @@ def work(tool: str, task: str, target: str) -> dict:
         import h5py
 
         if task == "build":
+            out["base_mb"] = _rss_now_mb()  # the baseline, just before the work
             t = time.perf_counter()
             for f in files:
                 with h5py.File(f) as h:
@@ -192,6 +213,7 @@ def work(tool: str, task: str, target: str) -> dict:
                             h[name].id.chunk_iter(lambda i: None)
             out["seconds"] = time.perf_counter() - t
             return out
+        out["base_mb"] = _rss_now_mb()  # the baseline, just before the work
         t = time.perf_counter()
         with h5py.File(files[0]) as h:
             sel = h["tas"][...] if task == "all" else h["tas"][:, 100, 200]
@@ -209,6 +231,7 @@ def work(tool: str, task: str, target: str) -> dict:
         sel = np.empty(shape, dtype="<f4")
         sh = numcodecs.Shuffle(4)
         fd = os.open(files[0], os.O_RDONLY)
+        out["base_mb"] = _rss_now_mb()  # the baseline, just before the work
         t = time.perf_counter()
         for info in infos:
             a = np.frombuffer(sh.decode(zlib.decompress(os.pread(fd, info.size,
@@ -237,6 +260,9 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--skip-slow", action="store_true",
                     help="leave out the peers' full reads of bigsc (about 20 s each)")
+    ap.add_argument("--quick", action="store_true",
+                    help="one round, no peers' full reads of bigsc (a smoke test)")
+    ap.add_argument("--json", metavar="PATH", help="write the results.json entry here")
     ap.add_argument("--worker")
     ap.add_argument("--task")
     ap.add_argument("--target")
@@ -244,6 +270,9 @@ def main() -> int:
     if args.worker:
         print(json.dumps(work(args.worker, args.task, args.target)))
         return 0
+    if args.quick:
+        args.rounds, args.skip_slow = 1, True
+    command = " ".join([".venv/bin/python", "bench/virtualize.py", *sys.argv[1:]])
     make_inputs()
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "src")],
                    stdout=subprocess.DEVNULL)
@@ -310,7 +339,89 @@ def main() -> int:
     errors = {k: v for k, vs in results.items() for v in vs if "error" in v}
     for k, v in errors.items():
         print("error:", k, v["error"])
+    if args.json:
+        Path(args.json).write_text(json.dumps(entry(results, med, args, command), indent=1)
+                                   + "\n")
     return 0
+
+
+def entry(results: dict, med, args, command: str) -> dict:
+    """The benchmark's entry for bench/results.json (the bench JSON contract of issue 24)."""
+    def r3(v):
+        return None if v is None else round(v, 3)
+
+    def fig(case, unit, ours, peer, peer_value, floor, floor_value, target, holds):
+        return {"case": case, "unit": unit, "ours": r3(ours), "peer": peer,
+                "peer_value": r3(peer_value), "floor": floor, "floor_value": r3(floor_value),
+                "target": target, "holds": holds, "command": command}
+
+    def ratio_at_least(peer_value, ours, x):
+        return None if peer_value is None or ours is None else peer_value / ours >= x
+
+    vz, kc, floor_b = "VirtualiZarr 2.8", "kerchunk 0.2.10", "h5py chunk_iter over every dataset"
+    figures = []
+    o, v, k, f = (med("bigsc", "build", t) for t in ("ours", "virtualizarr", "kerchunk", "h5py"))
+    figures.append(fig("build, small-chunk file (bigsc, 23,360 chunks)", "s", o, vz, v, floor_b,
+                       f, ">= 5x peer", ratio_at_least(v, o, 5)))
+    figures.append(fig("build, small-chunk file (bigsc, 23,360 chunks)", "s", o, kc, k, floor_b,
+                       f, ">= 5x peer", ratio_at_least(k, o, 5)))
+    o, v, k, f = (med("big", "build", t) for t in ("ours", "virtualizarr", "kerchunk", "h5py"))
+    figures.append(fig("build, big file (365 chunks)", "s", o, vz, v, floor_b, f, None, None))
+    o, v, f = (med("series", "build", t) for t in ("ours", "virtualizarr", "h5py"))
+    figures.append(fig("join, 100-file series", "s", o, vz, v, floor_b, f, ">= 10x peer",
+                       ratio_at_least(v, o, 10)))
+    for name in ("big", "bigsc"):
+        o, fl, v = (med(name, "all", t) for t in ("ours", "floor", "virtualizarr"))
+        figures.append(fig(f"full read, {name}", "s", o, vz, v,
+                           "pread + zlib + unshuffle of every chunk, one thread", fl,
+                           "<= 1.5x floor", None if o is None or fl is None else o <= 1.5 * fl))
+    o, h = med("bigsc", "pt", "ours"), med("bigsc", "pt", "h5py")
+    figures.append(fig("one-point time series, bigsc", "s", o, vz, med("bigsc", "pt",
+                                                                      "virtualizarr"),
+                       "h5py", h, "<= 2x floor", None if o is None or h is None else o <= 2 * h))
+    for name in ("big", "bigsc"):
+        rs = [x for x in results.get((name, "all", "ours"), []) if "rss_mb" in x]
+        if not rs:
+            continue
+        above = max(x["rss_mb"] - x["base_mb"] for x in rs)
+        mb = rs[0]["mb"]
+        peers = [x for x in results.get((name, "all", "virtualizarr"), []) if "rss_mb" in x]
+        figures.append(fig(f"peak RSS of a full read above the baseline, {name}", "MB", above,
+                           vz, max(x["rss_mb"] - x["base_mb"] for x in peers) if peers else None,
+                           "the array's size", mb, "<= 1.2x the array's size",
+                           above <= 1.2 * mb))
+    rows = [[x["case"] + ("" if x["peer"] != kc else " (vs kerchunk)"),
+             f"{x['ours']} {x['unit']}" if x["ours"] is not None else "-",
+             f"{x['peer_value']} {x['unit']}" if x["peer_value"] is not None else "-",
+             f"{x['floor_value']} {x['unit']}" if x["floor_value"] is not None else "-",
+             x["target"] or "-", {True: "yes", False: "NO", None: "-"}[x["holds"]]]
+            for x in figures]
+    groups = []
+    for label, name, task in (("build, small-chunk file", "bigsc", "build"),
+                              ("join, 100-file series", "series", "build"),
+                              ("full read, small-chunk file", "bigsc", "all")):
+        bars = [{"label": "datamanifest", "value": r3(med(name, task, "ours")), "ours": True}]
+        if task == "all":
+            bars.append({"label": "decode floor", "value": r3(med(name, task, "floor"))})
+        bars += [{"label": lab, "value": r3(med(name, task, t))}
+                 for lab, t in ((vz, "virtualizarr"), (kc, "kerchunk"))
+                 if med(name, task, t) is not None]
+        groups.append({"label": label, "bars": [b for b in bars if b["value"] is not None]})
+    return {
+        "title": "Chunk manifests: build and read",
+        "command": command,
+        "duration": "about a minute" if args.quick else
+        "about 10 minutes (the peers install into a venv of their own on first use)",
+        "what": f"Median of {args.rounds} fresh processes, tools alternated, times inside the "
+                "process after imports. bigsc: one variable in 23,360 small zlib chunks; "
+                "series: 100 files joined along time. The decode floor reads and decodes every "
+                "chunk by hand in one thread; peak RSS is measured above the process's RSS "
+                "just before the read.",
+        "columns": ["what", "datamanifest", "peer", "floor", "target", "holds"],
+        "rows": rows,
+        "chart": {"unit": "seconds", "better": "lower", "groups": groups},
+        "figures": figures,
+    }
 
 
 if __name__ == "__main__":

@@ -71,6 +71,18 @@ class AppendTarget:
     def commit(self, txn: str, key: str, data: bytes, expected: Any) -> Any:
         raise NotImplementedError  # pragma: no cover - interface
 
+    def settle(self) -> None:
+        """Wait until the commit point is durable. :meth:`commit` may leave its last flush
+        running while per-array metadata and the version are written (APP-022 steps 8 and
+        9); the journal is deleted only after this returns (step 10)."""
+
+    def start_journal(self, txn: str, data: bytes) -> Callable[[], None]:
+        """Write the journal (APP-021) and return a function that returns once it is
+        durable; nothing may be mutated before that. A target may write it in the
+        background meanwhile (the slice's chunks are encoded, which mutates nothing)."""
+        self.write_journal(txn, data)
+        return lambda: None
+
     def root_tag(self, key: str) -> Any:
         """What :meth:`commit` compares against: None when the root is absent."""
         raise NotImplementedError  # pragma: no cover - interface
@@ -122,6 +134,8 @@ class LocalTarget(AppendTarget):
         self.side = self.path.parent
         self.name = self.path.name
         self._made: set[Path] = set()
+        self._syncer: Any = None  # one thread making journals and commits durable
+        self._pending: Any = None  # the commit point's flush, until settle()
 
     # keys
     def _p(self, key: str) -> Path:
@@ -252,10 +266,35 @@ class LocalTarget(AppendTarget):
         if self.durable:  # the chunks, the backups and this root: durable before the rename
             sync_filesystem(self.path)  # a fault point of its own (store.atomic)
         os.rename(tmp, final)
-        if self.durable:
-            faults.point("fsync", self.path)
-            fsync_dir(self.path)
+        if self.durable:  # the rename made durable while step 8 runs; settle() waits for it
+            self._pending = self._background(self._sync_dir, self.path)
         return data
+
+    def _sync_dir(self, path: Path) -> None:
+        faults.point("fsync", path)
+        fsync_dir(path)
+
+    def _background(self, fn: Callable[..., None], *args: Any) -> Callable[[], None]:
+        """Run ``fn(*args)`` on this target's syncing thread; returns a function waiting for
+        it (and raising its error). Inline under the fault layer, whose mutation counts
+        must not depend on thread timing (a killed process cannot observe an fsync's
+        timing anyway)."""
+        if faults.ENABLED:
+            fn(*args)
+            return lambda: None
+        if self._syncer is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._syncer = ThreadPoolExecutor(1, thread_name_prefix="dm-append-sync")
+        return self._syncer.submit(fn, *args).result
+
+    def settle(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending()
+
+    def start_journal(self, txn: str, data: bytes) -> Callable[[], None]:
+        return self._background(self.write_journal, txn, data)
 
     # beside the target
     @property

@@ -276,7 +276,17 @@ class Appender:
     def _journal(self, held: HeldLock, txn: str, root_key: str, committed: bytes | None,
                  old: int, new_root: bytes, new: int, creates: list[str],
                  replaces: list[str], metadata: list[str], tree: str | None) -> dict[str, Any]:
-        doc = {
+        doc = self._journal_doc(held, txn, root_key, committed, old, new_root, new, creates,
+                                replaces, metadata, tree)
+        self.target.write_journal(txn, _journal_bytes(doc))
+        return doc
+
+    def _journal_doc(self, held: HeldLock, txn: str, root_key: str, committed: bytes | None,
+                     old: int, new_root: bytes, new: int, creates: list[str],
+                     replaces: list[str], metadata: list[str],
+                     tree: str | None) -> dict[str, Any]:
+        """The journal document of APP-021."""
+        return {
             "schema": 1, "txn": txn, "target": self.target.url, "owner": held.owner,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "append_dim": self.cfg.append_dim, "root": root_key,
@@ -287,8 +297,6 @@ class Appender:
             "replaces": [{"key": k, "backup": self.target.backup_key(txn, k)} for k in replaces],
             "metadata": metadata,
         }
-        self.target.write_journal(txn, _journal_bytes(doc))
-        return doc
 
     def _commit(self, held: HeldLock, txn: str, root_key: str, data: bytes,
                 expected: Any) -> None:
@@ -366,20 +374,32 @@ class Appender:
                 existing[k] = data
         replaces = sorted(existing)
         creates = sorted(set(plan.creates) | (set(plan.replaces) - set(existing)))
-        t1 = clock()
-        written: dict[str, bytes] = {}
-        for name, indices in plan.writes.items():
-            a = view.arrays[name]
-            codec = model.codecs[name]
-            for index in indices:
-                k = appends.chunk_key(a, index)
-                written[k] = prepare.chunk_bytes(a, codec, p.arrays[name], dim, old, index,
-                                                 existing.get(k))
+        tj = clock()
         tree = versions.current(t) if self.record_versions else None
         txn = secrets.token_hex(8)
+        # APP-021: the journal is written (and made durable, by the target's syncing thread)
+        # while the chunks are encoded, which mutates nothing; no byte is written into or
+        # beside the target before it is durable (journal_durable() below)
+        journal_durable = t.start_journal(txn, _journal_bytes(self._journal_doc(
+            held, txn, root_key, root, old, new_root, plan.new_length, creates, replaces,
+            metadata, tree)))
+        t1 = clock()
+        written: dict[str, bytes] = {}
+        try:
+            for name, indices in plan.writes.items():
+                a = view.arrays[name]
+                codec = model.codecs[name]
+                for index in indices:
+                    k = appends.chunk_key(a, index)
+                    written[k] = prepare.chunk_bytes(a, codec, p.arrays[name], dim, old, index,
+                                                     existing.get(k))
+        except BaseException:  # nothing was mutated: the journal goes again
+            with shielded():
+                journal_durable()
+                t.delete_journal()
+            raise
         t2 = clock()
-        self._journal(held, txn, root_key, root, old, new_root, plan.new_length, creates,
-                      replaces, metadata, tree)
+        journal_durable()
         t3 = clock()
         for k in replaces:  # APP-021: a backup is durable before the key it keeps is replaced
             t.write_backup(txn, k, existing[k])
@@ -390,17 +410,22 @@ class Appender:
         t5 = clock()
         self._commit(held, txn, root_key, new_root, expected)
         t6 = clock()
-        for k in metadata:
-            t.write(txn, k, docs[k])
-            written[k] = docs[k]
-        written[root_key] = new_root
-        t7 = clock()
-        version = None
-        if self.record_versions:  # without a recorded previous version: walk it once
-            version = versions.record(t, written, [], tree, keep=self.cfg.keep_versions,
-                                      committed_root=(root_key, root)) \
-                if tree is not None else versions.record_full(t, keep=self.cfg.keep_versions)
-        t8 = clock()
+        try:  # steps 8 and 9 while the target makes the commit point durable
+            for k in metadata:
+                t.write(txn, k, docs[k])
+                written[k] = docs[k]
+            written[root_key] = new_root
+            t7 = clock()
+            version = None
+            if self.record_versions:  # without a recorded previous version: walk it once
+                version = versions.record(t, written, [], tree, keep=self.cfg.keep_versions,
+                                          committed_root=(root_key, root)) \
+                    if tree is not None else versions.record_full(t,
+                                                                  keep=self.cfg.keep_versions)
+            t8 = clock()
+        finally:
+            with shielded():
+                t.settle()  # step 10 only once the commit point is durable
         t.delete_journal()
         if replaces:
             t.end_txn(txn)
@@ -411,7 +436,8 @@ class Appender:
             model.known_last = (plan.new_length, p.labels[-1])
         return Result(t.url, "appended", old, plan.new_length, txn, version,
                       keys_written=len(written), bytes_written=sum(map(len, written.values())),
-                      phases={"check": t1 - t0, "encode": t2 - t1, "journal": t3 - t2,
+                      phases={"check": tj - t0, "encode": t2 - t1,
+                              "journal": (t1 - tj) + (t3 - t2),
                               "chunks": t4 - t3, "flush": t5 - t4, "commit": t6 - t5,
                               "metadata": t7 - t6, "version": t8 - t7, "cleanup": t9 - t8})
 
