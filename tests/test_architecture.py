@@ -40,13 +40,9 @@ FOUNDATION = {"_version", "errors", "optional", "faults", "interrupt"}
 #: modules of the circle (names relative to the package) -> the reason.
 LAZY_CIRCLES: dict[frozenset[str], str] = {}
 
-#: TEMPORARY: modules other helpers are splitting in this session (issue 23). The lead removes
-#: this allowance when their branches are merged; a module listed here that is back under
-#: MAX_LINES fails the test, so the list cannot go stale.
-OVERSIZE_ALLOWED_TEMPORARILY = {
-    "virtual/build.py",  # helper C2 splits it
-    "chaos/crash.py",  # helper B merges the two crash harnesses
-}
+#: Modules allowed over MAX_LINES for a while (each with its reason); none today. A module
+#: listed here that is back under MAX_LINES fails the test, so the list cannot go stale.
+OVERSIZE_ALLOWED_TEMPORARILY: set[str] = set()
 
 #: I/O libraries (standard and third-party) the pure spec/ layer never imports.
 IO_LIBRARIES = {

@@ -77,7 +77,7 @@ def parse_journal(data: bytes, where: str) -> dict[str, Any]:
     except ValueError as e:
         raise AppendError(f"the journal {where} cannot be read ({e}); nothing was touched",
                           code="DM166", hint="inspect it; delete it only if you know the "
-                          "target is as it should be") from None
+                          "target is as it should be") from e
 
 
 class Appender:
@@ -110,7 +110,7 @@ class Appender:
         except appends.AppendSpecError as e:
             raise AppendError(f"the target {e.message}", code=e.code, file=self.target.url,
                               hint="append to a new path, or to a Zarr store (a folder with "
-                              "zarr.json or .zmetadata at its top)") from None
+                              "zarr.json or .zmetadata at its top)") from e
         self._checked = True
 
     # -- the lock -------------------------------------------------------------------------------
@@ -142,11 +142,11 @@ class Appender:
             doc = json.loads(data)
             return appends.view_from_root(doc, 3 if key == appends.V3_ROOT else 2)
         except ValueError as e:
-            raise AppendError(f"{self.target.url}/{key} is not JSON: {e}", code="DM167") from None
+            raise AppendError(f"{self.target.url}/{key} is not JSON: {e}", code="DM167") from e
         except appends.AppendSpecError as e:
             raise AppendError(f"{self.target.url}: {e.message}", code=e.code,
                               hint="appends need a consolidated Zarr group (zarr.json with "
-                              "consolidated_metadata, or .zmetadata)") from None
+                              "consolidated_metadata, or .zmetadata)") from e
 
     def _target_model(self, root: bytes, view: appends.CommittedView) -> prepare.TargetModel:
         if self._model is not None and self._model[0] == root:
@@ -187,7 +187,7 @@ class Appender:
         except appends.AppendSpecError as e:
             raise AppendError(f"{t.url}: {e.message}", code=e.code,
                               hint=f"the journal of transaction {txn} is kept beside the "
-                              "target; compare the target with it by hand") from None
+                              "target; compare the target with it by hand") from e
         if plan.action != "roll-back" and not forward:
             return None
         if plan.action == "roll-back":

@@ -78,12 +78,21 @@ class Outcome:
 
 @dataclass(eq=False)
 class FetchReport(Mapping):
-    """The outcomes of a run: a mapping from each dataset's name to its :class:`Outcome`
-    (``report["obs"].path``, ``.status``), in ``requires`` order (refused datasets
-    first). ``outcomes`` lists them; :attr:`paths` maps each name to its path;
-    ``filled``: datasets whose empty checksum was written into the manifest; ``workers``:
-    ``"processes"`` (forked workers), ``"threads"``, or ``"none"`` when nothing needed
-    fetching."""
+    """The outcomes of one fetch run, by dataset name (SCHEMA.md §12).
+
+    A mapping from each dataset's name to its :class:`Outcome` (``report["obs"].path``,
+    ``.status``), in ``requires`` order (refused datasets first).
+
+    Attributes
+    ----------
+    outcomes : list of Outcome
+        One per dataset asked for.
+    filled : list of str
+        Datasets whose empty checksum was written into the manifest (MAN-004).
+    workers : str
+        ``"processes"`` (forked workers), ``"threads"``, or ``"none"`` when nothing
+        needed fetching.
+    """
 
     outcomes: list[Outcome] = field(default_factory=list)
     filled: list[str] = field(default_factory=list)
@@ -120,10 +129,12 @@ class FetchReport(Mapping):
 
     @property
     def ok(self) -> bool:
+        """Whether every dataset is fetched, present or skipped (exit status 0)."""
         return all(o.status in ("fetched", "present", "skipped") for o in self.outcomes)
 
     @property
     def missing(self) -> list[str]:
+        """Names of the datasets that are still missing (offline, or not fetchable)."""
         return [o.name for o in self.outcomes if o.status == "missing"]
 
 

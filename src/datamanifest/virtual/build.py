@@ -20,7 +20,7 @@ from ..errors import VirtualError
 from ..spec import virtual
 from ..io.base import BlockFile
 from ..io.places import open_ranges
-from .join import concatenate, split_joined, split_rows  # noqa: F401  (joins, CHK-024)
+from .join import _shown, concatenate, split_joined, split_rows  # noqa: F401  (joins, CHK-024)
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
@@ -57,16 +57,6 @@ def parse_source(source: str | os.PathLike, options: Options = Options(), *,
     except VirtualError as e:
         e.located(_shown(source))
         raise
-
-
-def _shown(source: str | os.PathLike) -> str:
-    """A source as messages name it: a local path, or the URL."""
-    text = os.fspath(source)
-    if text.startswith("file://"):
-        from ..io.places import local_path
-
-        return str(local_path(text))
-    return text if "://" in text else str(Path(text).resolve())
 
 
 def _parse_source(source: str | os.PathLike, options: Options, url: str | None
@@ -150,15 +140,41 @@ def virtualize(sources: Sequence[str | os.PathLike] | str | os.PathLike, *,
                options: Options = Options(), base: str | None = None,
                progress: Callable[[int], None] | None = None,
                jobs: int | None = None) -> virtual.ChunkManifest:
-    """One chunk manifest over ``sources`` (SCHEMA.md §25).
+    """One chunk manifest over ``sources``: NetCDF/HDF5 archives or Zarr stores read as one
+    virtual Zarr store without copying (SCHEMA.md §25).
 
-    Several sources are concatenated along ``concat_dim`` after the checks of CHK-024;
-    they are parsed through ``executor`` when given (``Client.get_executor()`` of
-    dask.distributed works), else by ``jobs`` forked processes (default: one per core
-    from :data:`PROCESS_MIN` sources on; 1: in this process). ``base``: write source URLs
-    relative to this URL where they lie under it (CHK-007). ``progress(n)`` is called as
-    sources finish. Raises :class:`VirtualError` (DM154 when they disagree, naming both
-    files).
+    Parameters
+    ----------
+    sources : path, URL, or sequence of them
+        Local paths or ``file://``, ``http(s)://``, ``s3://``, ``gs://``, ``az://`` URLs.
+        Several sources are concatenated along ``concat_dim`` after the checks of CHK-024.
+    concat_dim : str, optional
+        The dimension to join several sources along (required for more than one).
+    executor : concurrent.futures.Executor, optional
+        Parses the sources (``Client.get_executor()`` of dask.distributed works).
+    options : Options
+        How sources are parsed: ``split_contiguous`` (bytes), ``inline_unsupported``,
+        ``inline_max_bytes`` (bytes).
+    base : str, optional
+        Write source URLs relative to this URL where they lie under it (CHK-007).
+    progress : callable, optional
+        Called with the number of sources finished so far.
+    jobs : int, optional
+        Forked processes parsing the sources when no ``executor`` is given (default: one
+        per core, at most 8, from :data:`PROCESS_MIN` sources on; 1: in this process).
+
+    Returns
+    -------
+    ChunkManifest
+        The document of SCHEMA.md §25 (``.to_json()`` writes it).
+
+    Raises
+    ------
+    VirtualError
+        DM150 (nothing to virtualize, an unreadable source), DM154 (sources that cannot be
+        concatenated, naming both files), and the other DM15x codes of §25.
+    MissingDependency
+        DM170 when the ``[virtual]`` extra is not installed.
     """
     if isinstance(sources, (str, os.PathLike)):
         sources = [sources]

@@ -9,6 +9,8 @@ concatenated coordinate) and joins their references into one manifest, column-wi
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -74,13 +76,22 @@ def split_joined(parts: list[virtual.ChunkManifest], dim: str | None, size: int)
             split_rows(n, per)
 
 
+def _shown(source: str | os.PathLike) -> str:
+    """A source as messages name it: a local path, or the URL."""
+    text = os.fspath(source)
+    if text.startswith("file://"):
+        from ..io.places import local_path
+
+        return str(local_path(text))
+    return text if "://" in text else str(Path(text).resolve())
+
+
+
 # -- concatenation (CHK-024) -------------------------------------------------------------------
 _PACKING = ("scale_factor", "add_offset", "_FillValue", "missing_value")
 
 
 def _disagree(what: str, a: virtual.ChunkManifest, b: virtual.ChunkManifest, detail: str) -> VirtualError:
-    from .build import _shown
-
     # located at the file that disagrees with the first one; the message names both
     return VirtualError(f"{a.sources[0].url} and {b.sources[0].url} cannot be concatenated: "
                         f"{what}: {detail}", code="DM154", file=_shown(b.sources[0].url),
@@ -244,7 +255,7 @@ def _concat_array(path: str, axis: int, parts: list[virtual.ChunkManifest],
             if ": chunk shape:" not in e.message:
                 raise
             raise VirtualError(e.message, code="DM154",
-                               hint=_misaligned_hint(path, axis, parts)) from None
+                               hint=_misaligned_hint(path, axis, parts)) from e
         n = node.metadata["shape"][axis]
         if i < len(parts) - 1 and n % chunk[axis]:
             e = _disagree(f"{path}: length along the dimension", parts[0], p,
@@ -357,7 +368,7 @@ def _recode_times(values: np.ndarray, node: virtual.Node, to: virtual.Node, what
             back = decode_cf_datetime(np.asarray(out), to_attrs["units"], calendar)
     except (ValueError, TypeError, OverflowError) as e:
         raise _disagree(f"{what}: times", a, b, f"cannot be re-encoded in "
-                        f"{to_attrs['units']!r}: {e}") from None
+                        f"{to_attrs['units']!r}: {e}") from e
     if np.asarray(out).dtype != values.dtype or not np.array_equal(back, dates):
         raise _disagree(f"{what}: times", a, b, f"{attrs['units']!r} values do not fall on "
                         f"whole {to_attrs['units']!r} steps of type {values.dtype}")
