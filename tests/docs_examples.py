@@ -24,7 +24,9 @@ session's project folder, ``/home/me`` its home), the page's front-matter ``exam
 version written ``TARGET@<hex>`` that is not a real version by a real one (the first such
 placeholder of a target is its oldest version, the next its newest), as ``datamanifest
 versions TARGET`` lists them. Front matter (``examples:``): ``needs`` (fixtures: ``ssh``,
-``s3``), ``subs``, ``env``.
+``s3``), ``subs``, ``env``, ``rate`` (served path -> bytes per second: a slow link, so that
+a download can be interrupted midway). In ``subs``, ``{host}`` is the server's
+``host:port``.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import sys
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -270,7 +273,8 @@ def run_page(page: Path, rel: str, folder: Path, base_url: str, extra_subs: dict
     subs = {"https://example.org/": base_url, "/example.org/": "/127.0.0.1/",
             "/home/me/project": str(folder),
             "/home/me": os.environ.get("HOME", str(folder.parent / "home"))}
-    fill = {"http": base_url.rstrip("/"), "tmp": str(folder.parent),
+    fill = {"http": base_url.rstrip("/"), "host": urlsplit(base_url).netloc,
+            "tmp": str(folder.parent),
             "home": os.environ.get("HOME", ""), **extra_subs}
     for old, new in (meta.get("subs") or {}).items():
         subs[old] = new.format(**fill)

@@ -24,8 +24,10 @@ OWN_RUNNER = [p for p in PAGES if split_page(p.read_text(encoding="utf-8"))[0].g
 @pytest.fixture
 def reader(tmp_path: Path, monkeypatch):
     """A reader's machine: an empty home and config, a wide terminal, the loopback
-    example.org serving real files, and an empty project folder as the working directory."""
-    for var in ("DATAMANIFEST_TOML", "DATAMANIFEST_DATASETS_DIR", "DATAMANIFEST_DATACACHE_DIR"):
+    example.org serving real files, and an empty project folder as the working directory.
+    Yields (project, the server's URL, the served folder, the server)."""
+    for var in ("DATAMANIFEST_TOML", "DATAMANIFEST_DATASETS_DIR", "DATAMANIFEST_DATACACHE_DIR",
+                "DATAMANIFEST_TRUST"):  # a reader has trusted nothing
         monkeypatch.delenv(var, raising=False)
     home = tmp_path / "home"
     for sub in ("config", "data", "cache"):
@@ -44,13 +46,15 @@ def reader(tmp_path: Path, monkeypatch):
     project = tmp_path / "project"
     project.mkdir()
     with LoopbackServer(served) as srv:
-        yield project, srv.url(""), served
+        yield project, srv.url(""), served, srv
 
 
 def run_doc(rel: str, reader, request, monkeypatch, text: str | None = None):
-    project, base, _ = reader
+    project, base, _, server = reader
     page = ROOT / rel
     meta, _ = split_page(text if text is not None else page.read_text(encoding="utf-8"))
+    for path, per_second in (meta.get("rate") or {}).items():  # a slow link, to interrupt
+        server.rate[path] = float(per_second)
     extra: dict[str, str] = {}
     for need in meta.get("needs") or ():
         if need == "ssh":

@@ -171,7 +171,7 @@ def _set_checksums(text: str, values: dict[str, str], replace: bool) -> tuple[st
         if "checksum" in table:
             table["checksum"] = value
         elif "uri" in table and isinstance(table, tomlkit.items.Table):
-            table.value._insert_after("uri", "checksum", tomlkit.item(value))  # noqa: SLF001
+            _insert_after(table.value, "uri", "checksum", tomlkit.item(value))
         else:
             table["checksum"] = value
         if replace and "sha256" in table:
@@ -179,6 +179,23 @@ def _set_checksums(text: str, values: dict[str, str], replace: bool) -> tuple[st
         filled.append(name)
     return tomlkit.dumps(doc), filled
 
+
+
+def _insert_after(container, key: str, new_key: str, item) -> None:
+    """Insert ``new_key = item`` right after ``key`` in a tomlkit container (MAN-004: the
+    filled checksum goes under its ``uri``). tomlkit has no public insert; before 0.15.3 it
+    had ``_insert_after``, from 0.15.3 only ``_insert_at`` (which cannot insert at the end)."""
+    if hasattr(container, "_insert_after"):
+        container._insert_after(key, new_key, item)  # noqa: SLF001
+        return
+    from tomlkit.items import SingleKey
+
+    idx = container._map[SingleKey(key)]  # noqa: SLF001
+    idx = max(idx) if isinstance(idx, tuple) else idx
+    if idx + 1 < len(container.body):
+        container._insert_at(idx + 1, new_key, item)  # noqa: SLF001
+    else:
+        container.append(new_key, item)
 
 
 def _header_root(line: str) -> str | None:
