@@ -157,9 +157,12 @@ def verify_tree(name: str, path: Path, doc: dict[str, Any], *, full: bool = Fals
             t = parse_time_ns(row.get("lastModified"))
             if t is not None and row.get("type") != "symlink":
                 known[p] = (row.get("size"), t, row.get("digest"))
-    counter = {"n": 0}
-    result = walk(path, algorithm, known=known, keep_files=True, exclude_root=exclude,
-                  on_bytes=lambda n: counter.__setitem__("n", counter["n"] + 1))
+    result = walk(path, algorithm, known=known, keep_files=True, exclude_root=exclude)
+    # files read: every regular file in full mode; in fast mode, those whose size or mtime
+    # differ from the manifest's (the walk re-reads exactly these, TREE-014)
+    rehashed = sum(1 for rel, (size, mtime, _digest, kind) in result.files.items()
+                   if kind in ("file", "exec") and (
+                       known is None or (known.get(rel) or (None, None))[:2] != (size, mtime)))
     now = {"entries": {}}
     for rel, (size, _mtime, digest, kind) in result.files.items():
         node = now["entries"]
@@ -169,7 +172,7 @@ def verify_tree(name: str, path: Path, doc: dict[str, Any], *, full: bool = Fals
         node[parts[-1]] = [size, None, digest, kind]
     now["fields"] = ["size", "lastModified", "digest", "type"]
     diffs = diff_manifests(doc, now)
-    return VerifyResult(name, path, "folder", result.checksum, diffs, counter["n"])
+    return VerifyResult(name, path, "folder", result.checksum, diffs, rehashed)
 
 
 def verify_target(text: str, *, full: bool = False) -> VerifyResult | None:
