@@ -23,7 +23,7 @@ from .conftest import run_cli, sha256_of
 
 
 #: `make test` kills before every STRIDE-th mutation (bench/chaos.py before every one)
-STRIDE = 5
+STRIDE = 8
 #: the SSH scenarios are slower per trial (ssh logins, rsync): a sparser sample
 SSH_STRIDE = 45
 
