@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import re
 import os
 import platform
 import shlex
@@ -196,6 +197,20 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 60:.1f} min"
 
 
+_JSON_OPTION = re.compile(r" --json(?:=| )\S+")
+
+
+def _without_json_option(entry: dict) -> dict:
+    """``entry`` with ``--json PATH`` (the runner's temporary file) left out of the commands
+    it records, so that each row says what a reader would type."""
+    if isinstance(entry.get("command"), str):
+        entry["command"] = _JSON_OPTION.sub("", entry["command"])
+    entry["figures"] = [{**f, "command": _JSON_OPTION.sub("", f["command"])}
+                        if isinstance(f, dict) and isinstance(f.get("command"), str) else f
+                        for f in entry.get("figures", [])]
+    return entry
+
+
 def run(benchmarks: list[Benchmark], results_path: Path, markdown_path: Path, *,
         quick: bool = False, timeout: float = 1800.0, python: str = sys.executable,
         command: str = "make bench", log=print) -> int:
@@ -254,7 +269,7 @@ def run(benchmarks: list[Benchmark], results_path: Path, markdown_path: Path, *,
     failed = {k: v for k, v in previous.get("failed", {}).items() if k not in done}
     for name, r in done.items():
         if r["ok"]:
-            entry = dict(r["entry"])
+            entry = _without_json_option(dict(r["entry"]))
             entry["duration"] = _duration(r["seconds"])
             entry["measured"] = date
             entry["source"] = source
