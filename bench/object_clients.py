@@ -26,6 +26,7 @@ import os
 import signal
 import statistics
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -44,6 +45,33 @@ def timed(fn, repeat: int) -> tuple[float, float]:
         fn()
         times.append(time.perf_counter() - t)
     return min(times), statistics.median(times)
+
+
+#: seconds one case may take before it is reported as hung and left behind (--limit)
+LIMIT = 120.0
+
+
+def limited(fn):
+    """``fn()``'s result, or the text ``hung: no answer within LIMIT s`` when it does not
+    return in time (it runs on a daemon thread, left behind: a hung client cannot be
+    interrupted, and the process ends with os._exit)."""
+    out: list = []
+    t = threading.Thread(target=lambda: out.append(_catch(fn)), daemon=True)
+    t.start()
+    t.join(LIMIT)
+    if t.is_alive():
+        return f"hung: no answer within {LIMIT:.0f} s (left behind)"
+    result = out[0]
+    if isinstance(result, BaseException):
+        return f"failed: {type(result).__name__}: {str(result).splitlines()[0][:70]}"
+    return result
+
+
+def _catch(fn):
+    try:
+        return fn()
+    except Exception as e:  # noqa: BLE001 - reported as the case's result
+        return e
 
 
 def show(label: str, value, size: int | None = None) -> None:
@@ -171,9 +199,11 @@ def az(size: int, data: bytes, repeat: int) -> None:
                            access_key=servers.AZURITE_KEY,
                            endpoint=f"http://127.0.0.1:{port}/{servers.AZURITE_ACCOUNT}",
                            client_options={"allow_http": True})
-        show("az: streamed GET, obstore", timed(lambda: drain_obstore(store, "big.bin", size),
-                                                repeat), size)
-        conditional(store, "az")
+        show("az: streamed GET, obstore", limited(lambda: timed(
+            lambda: drain_obstore(store, "big.bin", size), repeat)), size)
+        r = limited(lambda: conditional(store, "az"))
+        if isinstance(r, str):
+            show("az: obstore conditional requests", r)
 
 
 def gs(size: int, data: bytes, repeat: int) -> None:
@@ -186,19 +216,17 @@ def gs(size: int, data: bytes, repeat: int) -> None:
                            skip_instance_cache=True)
         with fs.open("data/big.bin", "wb") as f:
             f.write(data)
-        show("gs: streamed GET, gcsfs", timed(lambda: drain_file(
+        show("gs: streamed GET, gcsfs", limited(lambda: timed(lambda: drain_file(
             fs.open("data/big.bin", "rb", block_size=8 << 20, cache_type="none"), size),
-            repeat), size)
+            repeat)), size)
         key = {"gcs_base_url": env["STORAGE_EMULATOR_HOST"], "disable_oauth": True,
                "client_email": "", "private_key": "", "private_key_id": ""}
         store = GCSStore("data", service_account_key=json.dumps(key),
                          client_options={"allow_http": True})
-        try:
-            obstore.head(store, "big.bin")
-            show("gs: obstore against the emulator", "reaches it")
-        except Exception as e:  # noqa: BLE001
-            show("gs: obstore against the emulator",
-                 f"does not reach it: {type(e).__name__}: {str(e).splitlines()[0][:70]}")
+        got = limited(lambda: obstore.head(store, "big.bin"))
+        show("gs: obstore against the emulator", got if isinstance(got, str) and
+             got.startswith("hung") else "reaches it" if not isinstance(got, str)
+             else f"does not reach it ({got})")
 
 
 def main() -> None:
@@ -206,7 +234,10 @@ def main() -> None:
     ap.add_argument("--size-mib", type=int, default=64)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--only", default="s3,az,gs,fork")
+    ap.add_argument("--limit", type=float, default=LIMIT,
+                    help="seconds one case may take before it is reported as hung")
     args = ap.parse_args()
+    globals()["LIMIT"] = args.limit
     only = set(args.only.split(","))
     size = args.size_mib << 20
     data = os.urandom(size)
@@ -221,3 +252,5 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    sys.stdout.flush()
+    os._exit(0)  # a hung client's thread (see limited) must not keep the process alive
