@@ -110,9 +110,15 @@ class _Heartbeat:
         self._due: dict[Path, float] = {}
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
+        #: set by release_held: the process is exiting after an interruption and takes no
+        #: new lock (a thread that created one after the sweep removes it itself, LCK-008)
+        self.closed = False
 
-    def add(self, path: Path, interval: float) -> None:
+    def add(self, path: Path, interval: float) -> bool:
+        """Start refreshing ``path``; False (nothing added) once the process is closing."""
         with self._cond:
+            if self.closed:
+                return False
             self._held[path] = interval
             self._due[path] = time.monotonic() + interval
             if self._thread is None or not self._thread.is_alive():
@@ -120,6 +126,7 @@ class _Heartbeat:
                                                 daemon=True)
                 self._thread.start()
             self._cond.notify()
+        return True
 
     def remove(self, path: Path) -> None:
         with self._cond:
@@ -152,6 +159,7 @@ def release_held() -> int:
     not find a lock. Never raises."""
     token = f"{os.getpid()} {socket.gethostname()}"
     with _HEARTBEAT._cond:
+        _HEARTBEAT.closed = True  # a lock created from now on is removed by its creator
         paths = list(_HEARTBEAT._held)
         _HEARTBEAT._held.clear()
         _HEARTBEAT._due.clear()
@@ -311,14 +319,20 @@ class Lock:
         """One attempt: create the lock and start its heartbeat. A Ctrl-C that arrives
         meanwhile is held back until the lock is either not taken or released again, so
         an interruption never leaves a lock of a live process behind (LCK-008)."""
-        from ..interrupt import shielded
+        from ..interrupt import Cancelled, shielded
 
+        if self.stop is not None:
+            self.stop.check()  # an interrupted run takes no new lock (LCK-008)
         created = False
         try:
             with shielded():
                 created = self._try_create()
-                if created:
-                    _HEARTBEAT.add(self.path, max(self.stale_age / 2, 0.05))
+                if created and not _HEARTBEAT.add(self.path, max(self.stale_age / 2, 0.05)):
+                    # the process is exiting after an interruption and has already swept
+                    # its locks (release_held): this one must not outlive it (LCK-008)
+                    self.release()
+                    created = False
+                    raise Cancelled()
         except KeyboardInterrupt:
             if created:
                 self.release()
