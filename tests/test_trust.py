@@ -299,3 +299,19 @@ def test_information_is_a_notice_for_ci(project: Path, cfg: Path):
     assert result["ruleId"] == "DM181" and result["level"] == "note"
     rule = sarif["runs"][0]["tool"]["driver"]["rules"][0]
     assert rule["defaultConfiguration"]["level"] == "note"
+
+
+def test_make_demo_shows_the_untrusted_manifest_on_every_run(tmp_path: Path, cfg: Path):
+    """`make demo` run twice (CI reuses HOME between runs): the second run's trust record
+    from the first must not make `trust --show` say trusted (it exited 0 and failed CI)."""
+    from datamanifest import demo
+
+    project = tmp_path / "demo-run" / "project"
+    project.mkdir(parents=True)
+    (project / "datamanifest.toml").write_text(demo.MANIFEST.format(
+        base="http://127.0.0.1:9", finals="0" * 64, tarball="0" * 64, nemo='"http://x/a.nc"'))
+    assert run_cli("trust", cwd=project).returncode == 0  # the first run trusted it
+    assert run_cli("trust", "--show", cwd=project).returncode == 0
+    assert demo._forget_earlier_trust(project / "datamanifest.toml")  # the second run
+    assert run_cli("trust", "--show", cwd=project).returncode == 1
+    assert _records(cfg) == []

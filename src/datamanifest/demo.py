@@ -236,6 +236,15 @@ def _produced_step(project: Path, cli: list[str]) -> int:
     return 0
 
 
+def _forget_earlier_trust(manifest_path: Path) -> bool:
+    """Revoke the trust an earlier ``make demo`` recorded for this same manifest path
+    (TRU-006 keys records by path, and the demo writes the same manifest every run), so
+    that every run shows the untrusted manifest first. Returns whether a record was removed."""
+    from . import trust
+
+    return trust.revoke(manifest_path)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     work = Path(argv[0] if argv else "demo-run").resolve()
@@ -259,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
 
     project = work / "project"
     project.mkdir()
+    _forget_earlier_trust(project / "datamanifest.toml")
     cli = [sys.executable, "-m", "datamanifest"]
     with LoopbackServer(served) as srv:
         base = srv.url("").rstrip("/")
