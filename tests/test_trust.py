@@ -315,3 +315,21 @@ def test_make_demo_shows_the_untrusted_manifest_on_every_run(tmp_path: Path, cfg
     assert demo._forget_earlier_trust(project / "datamanifest.toml")  # the second run
     assert run_cli("trust", "--show", cwd=project).returncode == 1
     assert _records(cfg) == []
+
+
+@pytest.mark.covers("TRU-005")
+def test_trust_given_to_one_command_ends_with_it(project: Path, cfg: Path, monkeypatch):
+    """`--trust` is for that command only, also when commands run in one process (a notebook,
+    CliRunner): the next command of the process is not trusted by it."""
+    from click.testing import CliRunner
+
+    from datamanifest import trust
+    from datamanifest.cli import main
+
+    write_manifest(project, '[x]\nkey = "x.txt"\n' + SHELL)
+    monkeypatch.chdir(project)
+    runner = CliRunner()
+    assert runner.invoke(main, ["fetch", "--dry-run", "--trust"]).exit_code == 0
+    assert trust.granted_by() is None
+    assert runner.invoke(main, ["fetch", "--dry-run"]).exit_code == 1
+    assert not (project.parent / "PWNED").exists()

@@ -47,6 +47,13 @@ def grant() -> None:
     _GRANTED = True
 
 
+def end_grant() -> None:
+    """End what :func:`grant` began (the CLI calls it when the command that had ``--trust``
+    ends, so a later command of the same process is not trusted by it)."""
+    global _GRANTED
+    _GRANTED = False
+
+
 def granted_by() -> str | None:
     """``"option"`` (``--trust``), ``"environment"`` (``DATAMANIFEST_TRUST``) or None."""
     if _GRANTED:

@@ -207,9 +207,12 @@ def print_warnings(project) -> None:
 
 def grant_trust(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
     if value:
-        from ..trust import grant
+        from ..trust import end_grant, grant
 
         grant()
+        # "for this command only": a later command of the same process (a notebook, a
+        # test's CliRunner) is not trusted by this one's --trust
+        ctx.find_root().call_on_close(end_grant)
     return value
 
 
