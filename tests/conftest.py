@@ -20,6 +20,19 @@ ROOT = Path(__file__).resolve().parents[1]
 THOROUGH = os.environ.get("DATAMANIFEST_THOROUGH") == "1"
 
 
+def pytest_configure(config) -> None:
+    """Fix the sweep seed of this run (crash.sweep_seed) before pytest-xdist starts its
+    workers, so they all sample the same kill points."""
+    from datamanifest.testing.crash import sweep_seed
+
+    os.environ["DATAMANIFEST_SWEEP_SEED"] = sweep_seed()
+
+
+def pytest_report_header(config) -> str:
+    return (f"crash sweeps sampled with seed {os.environ['DATAMANIFEST_SWEEP_SEED']} "
+            "(DATAMANIFEST_SWEEP_SEED=... repeats a run's kill points)")
+
+
 def examples(n: int) -> int:
     """A Hypothesis budget: ``n`` examples under DATAMANIFEST_THOROUGH=1 (`make
     reliability`), a quarter (at least 25) in `make test`."""

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -271,14 +272,17 @@ def _report(outcomes, k0: int) -> dict:
 #: `make test` kills before every STRIDE-th mutation, in PARTS tests that pytest-xdist spreads,
 #: plus the mutations on either side of the commit; `make reliability`
 #: (bench/append_crash.py) kills before every one
-STRIDE, PARTS = 12, 2
+#: (the offset moves with the sweep seed, crash.sweep_seed: each day's runs kill elsewhere)
+STRIDE, PARTS = 20, 2
 
 
-def _sampled(trace: list[str], part: int) -> list[int]:
-    """Kill points of part ``part``: every STRIDE-th mutation from an offset, and in part 0
-    the commit (the rename after the target's fsync) and the mutation after it."""
+def _sampled(trace: list[str], part: int, stride: int = STRIDE) -> list[int]:
+    """Kill points of part ``part``: every ``stride``-th mutation from an offset (the part's
+    and the sweep seed's), and in part 0 the commit (the rename after the target's fsync)
+    and the mutation after it."""
     n = len(trace)
-    points = set(range(1 + part * STRIDE // PARTS, n + 1, STRIDE))
+    offset = (zlib.crc32(crash.sweep_seed().encode()) + part * stride // PARTS) % stride
+    points = set(range(1 + offset % n, n + 1, stride))
     if part == 0:
         commit = next(i + 1 for i in range(1, n) if trace[i][1] == "rename"
                       and trace[i - 1][1] == "fsync"
@@ -306,7 +310,7 @@ def test_crash_sweep_of_the_first_append_that_creates_the_target(tmp_path: Path,
     base = tmp_path / "empty"
     base.mkdir()
     trace = crash.trace(harness.AppendScenario(slices, 0, SHAPE), base, tmp_path)
-    points = sorted({*range(1, len(trace) + 1, STRIDE), len(trace)})  # all: make reliability
+    points = crash.sampled(len(trace), STRIDE, "first-append")  # all: make reliability
     for n in points:
         trial = crash.fresh(base, tmp_path)
         r = harness.run_append(trial / "cube.zarr", slices[0], env=dict(
@@ -350,7 +354,7 @@ def test_sigint_before_sampled_mutations_releases_the_lock_and_rolls_back(
     lands the slice."""
     scenario = harness.AppendScenario(slices, 3, SHAPE)
     trace = crash.trace(scenario, crash_base, tmp_path)
-    points = sorted({*_sampled(trace, 0), len(trace)})  # every 12th, the commit, the end
+    points = sorted({*_sampled(trace, 0), len(trace)})  # every STRIDE-th, the commit, the end
     outcomes = crash.sweep(scenario, crash_base, tmp_path, points, sig="INT")
     s = _report(outcomes, 3)
     assert s["killed"] == s["trials"] >= 5  # every trial was interrupted (exit 130)

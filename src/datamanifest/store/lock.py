@@ -325,14 +325,16 @@ class Lock:
             self.stop.check()  # an interrupted run takes no new lock (LCK-008)
         created = False
         try:
-            with shielded():
-                created = self._try_create()
-                if created and not _HEARTBEAT.add(self.path, max(self.stale_age / 2, 0.05)):
-                    # the process is exiting after an interruption and has already swept
-                    # its locks (release_held): this one must not outlive it (LCK-008)
-                    self.release()
-                    created = False
+            # creating the file and registering it happen under the heartbeat's condition,
+            # which release_held takes: the sweep of an exiting process either comes first
+            # (closed: no lock is created) or finds this one (LCK-008). The condition's lock
+            # is reentrant (add takes it again).
+            with shielded(), _HEARTBEAT._cond:
+                if _HEARTBEAT.closed:
                     raise Cancelled()
+                created = self._try_create()
+                if created:
+                    _HEARTBEAT.add(self.path, max(self.stale_age / 2, 0.05))
         except KeyboardInterrupt:
             if created:
                 self.release()

@@ -306,12 +306,24 @@ def trace(scenario: Scenario, base: Path, work: Path) -> list[tuple[int, str, st
     return faults.read_trace(tfile)
 
 
-def sampled(n: int, stride: int, name: str = "") -> list[int]:
+def sweep_seed() -> str:
+    """The seed of the sampled sweeps (:func:`sampled`): ``DATAMANIFEST_SWEEP_SEED``, else
+    today's UTC date, so that successive days' runs of ``make test`` kill at different
+    points and together cover every one; a failure is repeated with the seed it printed."""
+    import datetime as _dt
+
+    return (os.environ.get("DATAMANIFEST_SWEEP_SEED")
+            or _dt.datetime.now(_dt.timezone.utc).date().isoformat())
+
+
+def sampled(n: int, stride: int, name: str = "", seed: str | None = None) -> list[int]:
     """Kill points for a short sweep of ``n`` mutations: every ``stride``-th from an offset
-    that differs between scenario names, and the last one."""
+    that differs between scenario names and seeds (default :func:`sweep_seed`), and the
+    last one."""
     if n == 0:
         return []
-    offset = zlib.crc32(name.encode()) % stride
+    seed = sweep_seed() if seed is None else seed
+    offset = zlib.crc32(f"{name}\0{seed}".encode()) % stride
     return sorted({*range(1 + offset % n, n + 1, stride), n})
 
 
