@@ -81,8 +81,10 @@ def _one(scenarios: dict, name: str, work: Path, args: argparse.Namespace,
 
     rows = []
     t0 = time.perf_counter()
-    n = len(crash.trace(scenario, base, work))
-    swept = crash.sweep(scenario, base, work, list(range(1, n + 1, args.stride)), log=log)
+    lines = crash.trace(scenario, base, work)
+    n = len(lines)
+    swept = crash.sweep(scenario, base, work, list(range(1, n + 1, args.stride)), log=log,
+                        lines=lines)
     rows.append((name, f"sweep of {n} mutations", crash.summary(swept),
                  time.perf_counter() - t0))
     print(_row(*rows[-1]), flush=True)

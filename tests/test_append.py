@@ -299,7 +299,7 @@ def test_crash_sweep_kill_before_every_mutation_of_an_append(tmp_path: Path, cra
     scenario = harness.AppendScenario(slices, 3, SHAPE)
     trace = crash.trace(scenario, crash_base, tmp_path)
     assert len(trace) >= 30
-    outcomes = crash.sweep(scenario, crash_base, tmp_path, _sampled(trace, part))
+    outcomes = crash.sweep(scenario, crash_base, tmp_path, _sampled(trace, part), lines=trace)
     s = _report(outcomes, 3)
     assert s["corrupt"] == 0 and s["blocked"] == 0
     if part == 0:
@@ -340,7 +340,7 @@ def test_crash_sweep_over_a_partial_chunk_restores_its_backup(tmp_path: Path, sl
     api.append(base / "cube.zarr", slices[:3], cfg, append_step="1D")
     scenario = harness.AppendScenario(slices, 3, SHAPE)
     trace = crash.trace(scenario, base, tmp_path)
-    outcomes = crash.sweep(scenario, base, tmp_path, _sampled(trace, 0))
+    outcomes = crash.sweep(scenario, base, tmp_path, _sampled(trace, 0), lines=trace)
     s = _report(outcomes, 3)
     assert s["corrupt"] == 0 and s["blocked"] == 0 and s["k"] > 0 and s["k+1"] > 0
 
@@ -355,7 +355,7 @@ def test_sigint_before_sampled_mutations_releases_the_lock_and_rolls_back(
     scenario = harness.AppendScenario(slices, 3, SHAPE)
     trace = crash.trace(scenario, crash_base, tmp_path)
     points = sorted({*_sampled(trace, 0), len(trace)})  # every STRIDE-th, the commit, the end
-    outcomes = crash.sweep(scenario, crash_base, tmp_path, points, sig="INT")
+    outcomes = crash.sweep(scenario, crash_base, tmp_path, points, sig="INT", lines=trace)
     s = _report(outcomes, 3)
     assert s["killed"] == s["trials"] >= 5  # every trial was interrupted (exit 130)
     assert s["k"] > 0 and s["k+1"] > 0  # before and after the commit point

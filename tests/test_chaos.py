@@ -56,16 +56,17 @@ def _all_recovered(outcomes):
 
 
 def _sweep(work, scenario, stride, *, sig="KILL", killed=True, also=()):
-    """A sampled sweep, plus the first (``which`` 0) or last (-1) mutation matching each
-    ``(event, name prefix, which)`` of ``also`` (a point a regression was found at)."""
+    """A sampled sweep (none with ``stride`` 0), plus the first (``which`` 0) or last (-1)
+    mutation matching each ``(event, name prefix, which)`` of ``also`` (a point a
+    regression was found at)."""
     base = scenario.make_base(work)
     lines = crash.trace(scenario, base, work)
     assert len(lines) >= 3, "the fault layer saw too few mutations"
-    points = set(crash.sampled(len(lines), stride, scenario.name))
+    points = set(crash.sampled(len(lines), stride, scenario.name)) if stride else set()
     for event, prefix, which in also:
         matches = [n for n, e, p in lines if e == event and Path(p).name.startswith(prefix)]
         points.add(matches[which])
-    outcomes = crash.sweep(scenario, base, work, sorted(points), sig=sig)
+    outcomes = crash.sweep(scenario, base, work, sorted(points), sig=sig, lines=lines)
     if killed:
         assert all(o.killed for o in outcomes), [(o.point, o.reason) for o in outcomes]
     _all_recovered(outcomes)
@@ -87,10 +88,15 @@ def test_crash_sweep(chaos, name):
 
 
 @pytest.mark.covers("SYNC-003", "SYNC-005", "LCK-007")
-@pytest.mark.parametrize("name", ["pull-ssh", "push-ssh-sender", "push-ssh-receiver"])
-def test_crash_sweep_over_ssh(chaos_ssh, name):
+@pytest.mark.parametrize("name,part", [("pull-ssh", "sample"), ("pull-ssh", "regressions"),
+                                       ("push-ssh-sender", "sample"),
+                                       ("push-ssh-receiver", "sample"),
+                                       ("push-ssh-receiver", "regressions")])
+def test_crash_sweep_over_ssh(chaos_ssh, name, part):
     """`pull` and `push` through a real sshd, the kill landing in the local command (the
-    puller, the sender) or, separately, in the far receiver `datamanifest receive`."""
+    puller, the sender) or, separately, in the far receiver `datamanifest receive`: a
+    sample of the mutations, and (a test of their own, so that pytest-xdist spreads them)
+    the points where regressions were found."""
     work, scenarios = chaos_ssh
     also = {  # a pull killed between a marker and its state record (the next one records
         # it), or after its last state write (the next one reclaims the state's lock); a
@@ -99,7 +105,8 @@ def test_crash_sweep_over_ssh(chaos_ssh, name):
         "push-ssh-receiver": [("remove", "state.toml.lock", 0),
                               ("remove", "big.bin.lock", 0)]}.get(name, [])
     # only the puller always dies: a sender may have finished before its receiver stopped
-    _sweep(work, scenarios[name], SSH_STRIDE, killed=name == "pull-ssh", also=also)
+    _sweep(work, scenarios[name], SSH_STRIDE if part == "sample" else 0,
+           killed=name == "pull-ssh", also=also if part == "regressions" else ())
 
 
 @pytest.mark.covers("LCK-008", "FET-023", "STO-015")
@@ -111,9 +118,10 @@ def test_sigint_sweep(chaos, name):
     work, scenarios = chaos
     scenario = scenarios[name]
     base = scenario.make_base(work)
-    n = len(crash.trace(scenario, base, work))
+    lines = crash.trace(scenario, base, work)
+    n = len(lines)
     outcomes = crash.sweep(scenario, base, work, list(range(1, n + 1, max(1, n // 5))),
-                           sig="INT")
+                           sig="INT", lines=lines)
     assert all(o.killed for o in outcomes), [(o.point, o.reason) for o in outcomes]
     _all_recovered(outcomes)
 
@@ -132,7 +140,7 @@ def test_random_kills_take_the_whole_process_group(chaos_ssh):
     work, scenarios = chaos_ssh
     scenario = scenarios["push-ssh-sender"]
     base = scenario.make_base(work)
-    _all_recovered(crash.random_kills(scenario, base, work, 2, seed=2))
+    _all_recovered(crash.random_kills(scenario, base, work, 2, seed=2, calibration_runs=1))
     trial = str(work / "trial").encode()
     deadline = time.monotonic() + 5  # the far receiver notices its sender is gone
     while time.monotonic() < deadline and _running_with(trial):

@@ -154,11 +154,12 @@ def test_a_crash_anywhere_in_a_batched_fetch_corrupts_nothing_and_blocks_nothing
         scenario = CommandScenario("many", ["fetch", "--jobs", "4"], text,
                                    [f"d{i:03d}" for i in range(N)])
         base = scenario.make_base(tmp_path)
-        n = len(crash.trace(scenario, base, tmp_path))
+        lines = crash.trace(scenario, base, tmp_path)
+        n = len(lines)
         assert n > 4 * N  # lock, staging, rename, marker... per dataset, and one sync a batch
         outcomes = crash.sweep(scenario, base, tmp_path,
                                points=list(range(1, n + 1, max(1, n // SWEEP_TRIALS)
-                                                 if SWEEP_TRIALS else 1)))
+                                                 if SWEEP_TRIALS else 1)), lines=lines)
     bad = [(o.point, o.reason) for o in outcomes if not (o.continued and o.clean)]
     assert not bad, bad
     counts = crash.summary(outcomes)

@@ -328,7 +328,8 @@ def sampled(n: int, stride: int, name: str = "", seed: str | None = None) -> lis
 
 
 def sweep(scenario: Scenario, base: Path, work: Path, points: Sequence[int] | None = None, *,
-          sig: str = "KILL", log: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+          sig: str = "KILL", log: Callable[[Outcome], None] | None = None,
+          lines: Sequence[tuple[int, str, str]] | None = None) -> list[Outcome]:
     """Stop the command just before mutation n, for every n of one run (or ``points``).
 
     Parameters
@@ -346,12 +347,15 @@ def sweep(scenario: Scenario, base: Path, work: Path, points: Sequence[int] | No
         :meth:`Scenario.interrupted`).
     log : callable, optional
         Called with each outcome as it is judged.
+    lines : sequence, optional
+        The scenario's :func:`trace`, when the caller has it already (it names the points;
+        default: traced here).
 
     Returns
     -------
     list of Outcome
     """
-    lines = trace(scenario, base, work)
+    lines = trace(scenario, base, work) if lines is None else lines
     out = []
     for n in points or range(1, len(lines) + 1):
         trial = fresh(base, work)
@@ -391,7 +395,8 @@ def calibrate(scenario: Scenario, base: Path, work: Path, runs: int = 3) -> floa
 
 
 def random_kills(scenario: Scenario, base: Path, work: Path, trials: int, *, seed: int = 0,
-                 log: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+                 log: Callable[[Outcome], None] | None = None,
+                 calibration_runs: int = 3) -> list[Outcome]:
     """SIGKILL the child's process group at a moment drawn from U(0, D) after GO.
 
     Parameters
@@ -404,6 +409,8 @@ def random_kills(scenario: Scenario, base: Path, work: Path, trials: int, *, see
         Seed of the moments.
     log : callable, optional
         Called with each outcome.
+    calibration_runs : int
+        Runs whose median run time is the window (:func:`calibrate`).
 
     Returns
     -------
@@ -411,7 +418,7 @@ def random_kills(scenario: Scenario, base: Path, work: Path, trials: int, *, see
         ``point`` is the delay (milliseconds).
     """
     rng = random.Random(seed)
-    window = calibrate(scenario, base, work)
+    window = calibrate(scenario, base, work, calibration_runs)
     out = []
     for _ in range(trials):
         trial = fresh(base, work)
