@@ -344,8 +344,11 @@ class Lock:
     def release(self) -> None:
         from ..interrupt import shielded
 
-        with shielded():  # a Ctrl-C during the release does not keep the lock (LCK-008)
-            _HEARTBEAT.remove(self.path)
+        # a Ctrl-C during the release does not keep the lock; and the heartbeat's list
+        # keeps the path until the file is gone, under the condition release_held takes,
+        # so an exiting process never sweeps its list while this release is half done
+        # (the list empty, the file not yet removed: LCK-008)
+        with shielded(), _HEARTBEAT._cond:
             fd, self._fd = self._fd, None
             try:
                 if fd is not None:
@@ -362,6 +365,7 @@ class Lock:
             finally:
                 if fd is not None:
                     os.close(fd)
+                _HEARTBEAT.remove(self.path)
 
     def __enter__(self) -> "Lock":
         return self.acquire()
