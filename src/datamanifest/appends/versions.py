@@ -42,7 +42,16 @@ def _project_root(start: Path) -> Path | None:
 
 
 def store_root(target: AppendTarget) -> Path:
-    """The folder whose ``.datamanifest/trees`` keeps the target's versions (APP-030)."""
+    """The folder whose ``.datamanifest/trees`` keeps the target's versions (APP-030).
+    Found once per target object (one ``append`` call): the search for a project above
+    the target stats every folder up to ``/``, several times per slice otherwise."""
+    found = getattr(target, "_versions_root", None)
+    if found is None:
+        found = target._versions_root = _store_root(target)  # type: ignore[attr-defined]
+    return found
+
+
+def _store_root(target: AppendTarget) -> Path:
     if isinstance(target, LocalTarget):
         return _project_root(target.path.parent) or target.side / f"{target.name}.versions"
     root = _project_root(Path.cwd())

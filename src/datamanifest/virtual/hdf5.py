@@ -8,7 +8,10 @@ bytes fetched are the file's header, B-trees and attributes, never its chunks.
 
 from __future__ import annotations
 
+import gc
 import math
+from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -253,28 +256,8 @@ def _array(name: str, ds: Any, phony: _Phony, split: int | None, inline_unsuppor
         meta["chunk_grid"] = {"name": "regular", "configuration": {"chunk_shape": list(cshape)}}
         grid = virtual.grid_shape(meta)
         count = math.prod(grid)
-        infos: list = []
-        if count:
-            ds.id.chunk_iter(infos.append)  # the whole index in one HDF5 call
-        src = np.full(count, virtual.MISSING, dtype=np.int64)
-        off = np.zeros(count, dtype=np.int64)
-        ln = np.zeros(count, dtype=np.int64)
-        if infos:
-            where = np.array([i.chunk_offset for i in infos], dtype=np.int64).reshape(
-                len(infos), len(cshape)) // np.array(cshape, dtype=np.int64)
-            pos = np.ravel_multi_index(tuple(where.T), grid) if grid else np.zeros(1, int)
-            src[pos] = 0
-            off[pos] = [i.byte_offset for i in infos]
-            ln[pos] = [i.size for i in infos]
-            masked = [i.chunk_offset for i in infos if i.filter_mask]
-            if masked:
-                raise VirtualError(f"variable {name!r}: {len(masked)} chunk(s) were stored "
-                                   f"without some of the dataset's filters (first at "
-                                   f"{tuple(masked[0])}), which one codec list cannot "
-                                   "describe", code="DM153",
-                                   hint="pass inline_unsupported=True (--inline-unsupported) "
-                                   "to load its values into the manifest instead")
-        return virtual.Node(name, meta, virtual.Refs(grid, src.tolist(), off.tolist(), ln.tolist()))
+        src, off, ln = _chunk_index(name, ds, cshape, grid, count)
+        return virtual.Node(name, meta, virtual.Refs(grid, src, off, ln))
     # contiguous: one chunk, or rows of at most `split` bytes (a divisor of the rows, so
     # that every chunk is whole); missing when unallocated
     offset = ds.id.get_offset()
@@ -296,6 +279,50 @@ def _array(name: str, ds: Any, phony: _Phony, split: int | None, inline_unsuppor
     return virtual.Node(name, meta, virtual.Refs(grid, [0] * count,
                                            [int(offset) + i * chunk_bytes for i in range(count)],
                                            [chunk_bytes] * count))
+
+
+def _chunk_index(name: str, ds: Any, cshape: tuple[int, ...], grid: tuple[int, ...],
+                 count: int) -> tuple[list[int], list[int], list[int]]:
+    """The ``source``/``offset``/``length`` columns of a chunked dataset, C order, from one
+    ``chunk_iter`` pass (the whole index in one HDF5 call). The cyclic garbage collector
+    is paused meanwhile: each chunk's record is a new tuple it would otherwise scan again
+    and again (a third of the time for 23,360 chunks in a process that imported xarray)."""
+    if not count:
+        return [], [], []
+    infos: list = []
+    paused = gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
+        ds.id.chunk_iter(infos.append)
+        n = len(infos)
+        if any(map(itemgetter(1), infos)):  # filter_mask
+            masked = [i.chunk_offset for i in infos if i.filter_mask]
+            raise VirtualError(f"variable {name!r}: {len(masked)} chunk(s) were stored "
+                               f"without some of the dataset's filters (first at "
+                               f"{tuple(masked[0])}), which one codec list cannot "
+                               "describe", code="DM153",
+                               hint="pass inline_unsupported=True (--inline-unsupported) "
+                               "to load its values into the manifest instead")
+        if not n:
+            return [virtual.MISSING] * count, [0] * count, [0] * count
+        ndim = len(cshape)
+        where = np.fromiter(chain.from_iterable(map(itemgetter(0), infos)), np.int64,
+                            n * ndim).reshape(n, ndim) // np.array(cshape, dtype=np.int64)
+        pos = np.ravel_multi_index(tuple(where.T), grid) if grid else np.zeros(1, int)
+        if n == count and (n == 1 or bool((pos[1:] > pos[:-1]).all())):
+            # every chunk, listed in C order already: the columns as they come
+            return [0] * n, list(map(itemgetter(2), infos)), list(map(itemgetter(3), infos))
+        src = np.full(count, virtual.MISSING, dtype=np.int64)
+        off = np.zeros(count, dtype=np.int64)
+        ln = np.zeros(count, dtype=np.int64)
+        src[pos] = 0
+        off[pos] = np.fromiter(map(itemgetter(2), infos), np.int64, n)
+        ln[pos] = np.fromiter(map(itemgetter(3), infos), np.int64, n)
+        return src.tolist(), off.tolist(), ln.tolist()
+    finally:
+        if paused:
+            gc.enable()
 
 
 def _inline(name: str, ds: Any, meta: dict[str, Any]) -> virtual.Node:
