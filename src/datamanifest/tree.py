@@ -118,28 +118,22 @@ def walk(root: str | Path, algorithm: str = spec.DEFAULT_ALGORITHM, *, jobs: int
     procs = None
     if processes and workers > 1 and hasattr(os, "fork"):
         treescan.KNOWN = known  # inherited by the workers forked just below
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
+        from .forkpool import ForkPool
 
-        from .interrupt import ignore_sigint_in_worker
-
-        # created before any thread of ours exists, so forking is safe; a Ctrl-C is this
-        # process's to handle (LCK-008), the workers are ended below
-        procs = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
-                                    initializer=ignore_sigint_in_worker)
+        # forked before any thread of ours exists; a Ctrl-C is this process's to handle
+        # (LCK-008, the workers ignore it), the workers are ended below
+        procs = ForkPool(workers, treescan.scan)
     try:
         return _walk(root, algorithm, leaf_algo, exclude, result, writer, workers, procs, known,
                      keep_files, on_bytes)
     except BaseException:
         if procs is not None:  # an error or a Ctrl-C: no waiting for the folders queued
-            from .interrupt import end_process_pool
-
-            end_process_pool(procs)
+            procs.terminate()
             procs = None
         raise
     finally:
         if procs is not None:
-            procs.shutdown()
+            procs.close()
         treescan.KNOWN = None
 
 
@@ -173,8 +167,8 @@ def _walk(root, algorithm, leaf_algo, exclude, result, writer, workers, procs, k
 
         def submit(path: str, rel: str, level: int, at_root: bool):
             if procs is not None:  # forked workers inherit treescan.KNOWN (one walk per pool)
-                return scanner.submit(scan, path, rel, level, at_root, exclude, leaf_algo,
-                                      dandi, keep_files)
+                return scanner.submit(path, rel, level, at_root, exclude, leaf_algo, dandi,
+                                      keep_files)
             return scanner.submit(scan, path, rel, level, at_root, exclude, leaf_algo, dandi,
                                   keep_files, known)
 
