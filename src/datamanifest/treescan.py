@@ -36,7 +36,9 @@ from .io.local import SMALL
 KNOWN: dict[str, tuple[int, int, str]] | None = None
 INHERITED = object()
 _by_name = operator.attrgetter("name")
-_OPEN = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NOATIME", 0)
+_OPEN_ANY = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
+#: O_NOATIME (no access-time write per file read) is allowed to the file's owner only
+_OPEN = _OPEN_ANY | getattr(os, "O_NOATIME", 0)
 #: what a run, a big file and a folder are tagged with in :func:`scan`'s items
 RUN, BIG, DIR = 0, 1, 2
 
@@ -158,7 +160,10 @@ def scan(path: str, rel: str, level: int, at_root: bool, exclude: frozenset, lea
             if hit is not None and hit[0] == size and hit[1] == mtime:
                 digest = hit[2]
             elif size <= small:
-                fd = os.open(entry.path, _OPEN)
+                try:
+                    fd = os.open(entry.path, _OPEN)
+                except PermissionError:  # EPERM: another user's file (O_NOATIME)
+                    fd = os.open(entry.path, _OPEN_ANY)
                 try:
                     data = os.read(fd, size + 1)
                     if len(data) > size:  # it grew since the stat: read to its end
