@@ -388,3 +388,24 @@ def test_folder_runs_give_the_reference_digests(tmp_path: Path, monkeypatch, pro
         checksum_of_description(links, "tree-sha256")
     with pytest.raises(TreeWalkError, match="symbolic links"):
         walk(tmp_path / "d", "dandi-zarr", processes=processes, jobs=2)
+
+
+def test_another_users_files_are_read_without_o_noatime(tmp_path: Path, monkeypatch):
+    """O_NOATIME is refused (EPERM) on a file its reader does not own: the scan opens it
+    again without, so a shared read-only store can be checksummed."""
+    from datamanifest import treescan
+
+    if not getattr(os, "O_NOATIME", 0):
+        pytest.skip("no O_NOATIME here")
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "f").write_bytes(b"shared")
+    expected = walk(tmp_path / "d", "dandi-zarr").checksum
+    real_open = os.open
+
+    def owned_by_another(path, flags, *args, **kwargs):
+        if flags & os.O_NOATIME:
+            raise PermissionError(1, "Operation not permitted", path)
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(treescan.os, "open", owned_by_another)
+    assert walk(tmp_path / "d", "dandi-zarr").checksum == expected

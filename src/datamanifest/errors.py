@@ -14,7 +14,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .spec.secrets import redact_text
+
+def redact_text(text: str) -> str:
+    """:func:`datamanifest.spec.secrets.redact_text` (SEC-002), its module (and
+    ``urllib.parse``) imported on first use: a command that builds no error skips it."""
+    from .spec.secrets import redact_text as redact
+
+    return redact(text)
+
 
 #: code -> (rule ID in SCHEMA.md, default severity, short title)
 CODES: dict[str, tuple[str, str, str]] = {

@@ -15,14 +15,12 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from . import treescan
 from .io.local import hash_file
-from .store.atomic import mkstemp, sweep_temps
 from .spec import tree as spec
 from .treescan import TreeWalkError, rfc3339_ns  # noqa: F401  (their home)
 
@@ -118,28 +116,22 @@ def walk(root: str | Path, algorithm: str = spec.DEFAULT_ALGORITHM, *, jobs: int
     procs = None
     if processes and workers > 1 and hasattr(os, "fork"):
         treescan.KNOWN = known  # inherited by the workers forked just below
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
+        from .forkpool import ForkPool
 
-        from .interrupt import ignore_sigint_in_worker
-
-        # created before any thread of ours exists, so forking is safe; a Ctrl-C is this
-        # process's to handle (LCK-008), the workers are ended below
-        procs = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
-                                    initializer=ignore_sigint_in_worker)
+        # forked before any thread of ours exists; a Ctrl-C is this process's to handle
+        # (LCK-008, the workers ignore it), the workers are ended below
+        procs = ForkPool(workers, treescan.scan)
     try:
         return _walk(root, algorithm, leaf_algo, exclude, result, writer, workers, procs, known,
                      keep_files, on_bytes)
     except BaseException:
         if procs is not None:  # an error or a Ctrl-C: no waiting for the folders queued
-            from .interrupt import end_process_pool
-
-            end_process_pool(procs)
+            procs.terminate()
             procs = None
         raise
     finally:
         if procs is not None:
-            procs.shutdown()
+            procs.close()
         treescan.KNOWN = None
 
 
@@ -161,9 +153,18 @@ def _walk(root, algorithm, leaf_algo, exclude, result, writer, workers, procs, k
     scan = treescan.scan
     RUN, DIR = treescan.RUN, treescan.DIR
     stop = Stop()  # set when the walk ends early (an error, a Ctrl-C): the hashing stops
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dm-tree")
+    pool = None  # the threads hashing big files (and scanning, without procs): made on first use
+
+    def threads():
+        nonlocal pool
+        if pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dm-tree")
+        return pool
+
     try:
-        scanner = procs if procs is not None else pool
+        scanner = procs if procs is not None else threads()
 
         def hash_big(path: str, size: int) -> tuple[str, int]:
             r = hash_file(path, leaf_algo, size, stop=stop)
@@ -173,8 +174,8 @@ def _walk(root, algorithm, leaf_algo, exclude, result, writer, workers, procs, k
 
         def submit(path: str, rel: str, level: int, at_root: bool):
             if procs is not None:  # forked workers inherit treescan.KNOWN (one walk per pool)
-                return scanner.submit(scan, path, rel, level, at_root, exclude, leaf_algo,
-                                      dandi, keep_files)
+                return scanner.submit(path, rel, level, at_root, exclude, leaf_algo, dandi,
+                                      keep_files)
             return scanner.submit(scan, path, rel, level, at_root, exclude, leaf_algo, dandi,
                                   keep_files, known)
 
@@ -187,8 +188,8 @@ def _walk(root, algorithm, leaf_algo, exclude, result, writer, workers, procs, k
             if on_bytes is not None and hashed:
                 on_bytes(hashed)
             # big files: one task each on the thread pool
-            big = {i: pool.submit(hash_big, item[6], item[3]) for i, item in enumerate(items)
-                   if item[0] == treescan.BIG}
+            big = {i: threads().submit(hash_big, item[6], item[3])
+                   for i, item in enumerate(items) if item[0] == treescan.BIG}
             # subfolders: scanned ahead, at most LOOKAHEAD at a time (bounded memory)
             dirs = [i for i, item in enumerate(items) if item[0] == DIR]
             ahead: dict[int, Any] = {}
@@ -268,9 +269,11 @@ def _walk(root, algorithm, leaf_algo, exclude, result, writer, workers, procs, k
         top = visit(submit(root, "", 0, True), None, root, 0)
     except BaseException:
         stop.set()  # LCK-008: a Ctrl-C ends the walk within a block of every running hash
-        pool.shutdown(wait=False, cancel_futures=True)
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
         raise
-    pool.shutdown(wait=True)
+    if pool is not None:
+        pool.shutdown(wait=True)
     result.value, result.total_size = top[0], top[1]
     return result
 
@@ -297,6 +300,8 @@ def write_manifest(root: str | Path, out_path: str | Path | None, algorithm: str
         out = open(out_path, "w", encoding="utf-8")
         tmp = None
     else:
+        from .store.atomic import mkstemp, sweep_temps
+
         out_path = Path(out_path)
         out_path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = mkstemp(out_path.parent, out_path.name)
@@ -465,6 +470,8 @@ def s3_manifest(url: str, algorithm: str, *, jobs: int = 8) -> dict[str, Any]:
             for chunk in body.iter_chunks(READ):
                 h.update(chunk)
             row.append(h.hexdigest())
+
+        from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             list(pool.map(digest, rows.items()))

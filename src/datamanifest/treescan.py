@@ -36,7 +36,9 @@ from .io.local import SMALL
 KNOWN: dict[str, tuple[int, int, str]] | None = None
 INHERITED = object()
 _by_name = operator.attrgetter("name")
-_OPEN = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NOATIME", 0)
+_OPEN_ANY = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
+#: O_NOATIME (no access-time write per file read) is allowed to the file's owner only
+_OPEN = _OPEN_ANY | getattr(os, "O_NOATIME", 0)
 #: what a run, a big file and a folder are tagged with in :func:`scan`'s items
 RUN, BIG, DIR = 0, 1, 2
 
@@ -82,19 +84,12 @@ def dandi_record(name: str, digest: str, size: int) -> str:
     return f'{{"digest":"{digest}","name":{quoted(name)},"size":{size}}}'
 
 
-def read_small(path: str, size: int) -> bytes:
-    """The whole content of a small regular file (its size at stat time: ``size``)."""
-    fd = os.open(path, _OPEN)
-    try:
-        data = os.read(fd, size + 1)
-        if len(data) > size:  # it grew since the stat: read to its end
-            parts = [data]
-            while block := os.read(fd, 1 << 20):
-                parts.append(block)
-            data = b"".join(parts)
-        return data
-    finally:
-        os.close(fd)
+def _read_rest(fd: int, first: bytes) -> bytes:
+    """``first`` and the rest of the file ``fd`` (a file that grew since its stat)."""
+    parts = [first]
+    while block := os.read(fd, 1 << 20):
+        parts.append(block)
+    return b"".join(parts)
 
 
 def scan(path: str, rel: str, level: int, at_root: bool, exclude: frozenset, leaf_algo: str,
@@ -116,8 +111,11 @@ def scan(path: str, rel: str, level: int, at_root: bool, exclude: frozenset, lea
         raise TreeWalkError(f"cannot list {path}: {e.strerror}") from e
     if known is INHERITED:
         known = KNOWN
-    new = functools.partial(hashlib.new, leaf_algo, usedforsecurity=leaf_algo not in (
-        "md5", "sha1"))  # as spec.checksum.hasher
+    # the hashlib constructor itself (not hashlib.new, 0.4 us more per file); md5 and sha1
+    # not for security, as spec.checksum.hasher
+    new = getattr(hashlib, leaf_algo, None) or functools.partial(hashlib.new, leaf_algo)
+    secure = leaf_algo not in ("md5", "sha1")
+    small = SMALL
     sep = ",\n" + " " * (level + 2)
     items: list[tuple] = []
     texts: list[str] = []
@@ -126,6 +124,9 @@ def scan(path: str, rel: str, level: int, at_root: bool, exclude: frozenset, lea
     count = size_total = hashed = 0
     newest = None
     link = None
+    S_ISDIR, S_ISLNK, S_ISREG, S_IXUSR = stat.S_ISDIR, stat.S_ISLNK, stat.S_ISREG, stat.S_IXUSR
+    seconds = _second
+    lazy_rel = known is None and not keep  # a file's relative path is needed only then
 
     def flush() -> None:
         if texts:
@@ -135,48 +136,68 @@ def scan(path: str, rel: str, level: int, at_root: bool, exclude: frozenset, lea
 
     for entry in entries:
         name = entry.name
-        try:
-            name.encode("utf-8")
-        except UnicodeEncodeError:
-            raise TreeWalkError(f"{entry.path!r}: file names must be UTF-8 (TREE-006)") from None
+        if not name.isascii():
+            try:
+                name.encode("utf-8")
+            except UnicodeEncodeError:
+                raise TreeWalkError(f"{entry.path!r}: file names must be UTF-8 (TREE-006)"
+                                    ) from None
         if at_root and name in exclude:
             continue
-        erel = f"{rel}/{name}" if rel else name
+        erel = None if lazy_rel else f"{rel}/{name}" if rel else name
         st = entry.stat(follow_symlinks=False)
         mode = st.st_mode
-        if stat.S_ISDIR(mode):
+        if S_ISDIR(mode):
             flush()
-            items.append((DIR, name, erel, entry.path))
+            items.append((DIR, name, f"{rel}/{name}" if rel else name, entry.path))
             continue
         mtime = st.st_mtime_ns
-        if stat.S_ISLNK(mode):
+        qname = quoted(name)
+        if S_ISREG(mode):
+            kind = "exec" if mode & S_IXUSR else "file"
+            size = st.st_size
+            hit = known.get(erel) if known is not None else None
+            if hit is not None and hit[0] == size and hit[1] == mtime:
+                digest = hit[2]
+            elif size <= small:
+                try:
+                    fd = os.open(entry.path, _OPEN)
+                except PermissionError:  # EPERM: another user's file (O_NOATIME)
+                    fd = os.open(entry.path, _OPEN_ANY)
+                try:
+                    data = os.read(fd, size + 1)
+                    if len(data) > size:  # it grew since the stat: read to its end
+                        data = _read_rest(fd, data)
+                finally:
+                    os.close(fd)
+                digest = new(data, usedforsecurity=secure).hexdigest()
+                size = len(data)
+                hashed += size
+            else:  # hashed by the caller's thread pool, block by block
+                flush()
+                items.append((BIG, name, kind, size, mtime, f"{rel}/{name}" if rel else name,
+                              entry.path))
+                continue
+            if dandi:  # dandi_record, inline
+                parts.append(f'{{"digest":"{digest}","name":{qname},"size":{size}}}')
+            else:
+                parts.append(sha_record(kind, name, f"{size}:{digest}"))
+            size_total += size
+            digest_text = f'"{digest}"'
+        elif S_ISLNK(mode):
             target = os.readlink(entry.path)
             kind, size, digest = "symlink", 0, target
             if link is None:
                 link = name
             if not dandi:
                 parts.append(sha_record(kind, name, target))
-        elif not stat.S_ISREG(mode):
+            digest_text = json.dumps(target)
+        else:
             raise TreeWalkError(f"{entry.path!r} is a device, FIFO or socket; a tree checksum "
                                 "covers files, links and folders (TREE-006)")
-        else:
-            kind = "exec" if mode & stat.S_IXUSR else "file"
-            size = st.st_size
-            hit = known.get(erel) if known is not None else None
-            if hit is not None and hit[0] == size and hit[1] == mtime:
-                digest = hit[2]
-            elif size <= SMALL:
-                data = read_small(entry.path, size)
-                digest, size = new(data).hexdigest(), len(data)
-                hashed += size
-            else:  # hashed by the caller's thread pool, block by block
-                flush()
-                items.append((BIG, name, kind, size, mtime, erel, entry.path))
-                continue
-            parts.append(dandi_record(name, digest, size) if dandi else
-                         sha_record(kind, name, f"{size}:{digest}"))
-            size_total += size
-        texts.append(leaf_text(name, size, rfc3339_ns(mtime), digest, kind))
+        sec, ns = divmod(mtime, 1_000_000_000)  # leaf_text and rfc3339_ns, inline
+        texts.append(f'{qname}: [{size}, "{seconds(sec)}.{ns:09d}+00:00", {digest_text}, '
+                     f'"{kind}"]')
         count += 1
         if newest is None or mtime > newest:
             newest = mtime
