@@ -22,10 +22,17 @@ THOROUGH = os.environ.get("DATAMANIFEST_THOROUGH") == "1"
 
 def pytest_configure(config) -> None:
     """Fix the sweep seed of this run (crash.sweep_seed) before pytest-xdist starts its
-    workers, so they all sample the same kill points."""
+    workers, so they all sample the same kill points; and give SIGINT its default handler
+    when this run started with it ignored (a shell's `make test &` without job control
+    does that, and the ignored disposition would pass to every child): the tests send
+    SIGINT to their children and expect what a Ctrl-C does."""
+    import signal
+
     from datamanifest.testing.crash import sweep_seed
 
     os.environ["DATAMANIFEST_SWEEP_SEED"] = sweep_seed()
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_report_header(config) -> str:

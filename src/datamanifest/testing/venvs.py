@@ -8,7 +8,7 @@ from pathlib import Path
 
 def python_venv(folder: str | Path, packages: list[str], version: str = "3.12") -> str | None:
     """The interpreter of a venv at ``folder`` made with Python ``version`` (found on PATH or
-    under pyenv) and holding ``packages``; made on first use. None when no such Python
+    under pyenv: ``$PYENV_ROOT``, ``~/.pyenv``, the account's own home) and holding ``packages``; made on first use. None when no such Python
     exists here or the packages cannot be installed (the caller skips). For tests and
     benchmarks that run a peer tool needing another Python (VirtualiZarr 2 needs 3.12)."""
     import fcntl
@@ -29,8 +29,15 @@ def _make_venv(folder: Path, py: Path, packages: list[str], version: str) -> str
 
     if (folder / ".ready").exists() and py.exists():
         return str(py)
-    candidates = [str(p) for p in sorted(Path.home().glob(f".pyenv/versions/{version}*/bin/"
-                                                       "python"), reverse=True)]
+    import os
+    import pwd
+
+    roots = [os.environ.get("PYENV_ROOT"), Path.home() / ".pyenv",  # and the account's own
+             Path(pwd.getpwuid(os.getuid()).pw_dir) / ".pyenv"]   # home under another HOME
+    candidates = []
+    for root in dict.fromkeys(Path(r) for r in roots if r):
+        candidates += [str(p) for p in sorted(root.glob(f"versions/{version}*/bin/python"),
+                                              reverse=True)]
     if shutil.which(f"python{version}"):
         candidates.append(shutil.which(f"python{version}"))
     base = None
