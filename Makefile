@@ -9,7 +9,7 @@ PIP    := $(PY) -m pip
 # servers, so more workers than cores pay (measured in the README's "The two commands")
 TEST_WORKERS ?= 4
 
-.PHONY: demo test test-setup test-tools bench reliability package-check clean system-deps docs docs-serve
+.PHONY: demo test test-setup test-tools peers bench reliability package-check clean system-deps docs docs-serve
 
 # The venv gets uv (from PyPI) beside pip: it installs the [test] extra in about 17 s where
 # pip takes 45 s on a fresh machine (same versions). A venv without uv installs with pip.
@@ -91,8 +91,14 @@ $(SARIF_SCHEMA):
 
 test-tools: $(SARIF_SCHEMA)
 
-# What the tests need, installed side by side (the venv, Debian's packages, npm's)
-test-setup: $(VENV)/.installed-test system-deps $(AZURITE) test-tools
+# VirtualiZarr 2.8 and kerchunk in a Python 3.12 venv of their own (the interop tests read
+# our exports with them; skipped, with a note, where no Python 3.12 is found)
+peers: $(VENV)/.installed-test
+	@$(PY) -c 'from datamanifest.testing.venvs import main; main()'
+
+# What the tests need, installed side by side (the venv, the peers' venv, Debian's packages,
+# npm's)
+test-setup: $(VENV)/.installed-test peers system-deps $(AZURITE) test-tools
 
 test:
 	@$(MAKE) --no-print-directory -j4 test-setup

@@ -36,8 +36,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / ".cache" / "bench-virtual"
 PEER = ROOT / ".cache" / "bench-virtualizarr"
-PEER_PACKAGES = ["virtualizarr==2.8.0", "kerchunk==0.2.10", "h5py", "h5netcdf", "xarray",
-                 "obstore", "zarr>=3.1", "numcodecs", "ujson", "fastparquet", "pandas"]
 
 
 # -- inputs ----------------------------------------------------------------------------------
@@ -80,11 +78,11 @@ def make_inputs() -> None:
 
 def peer_python() -> str | None:
     sys.path.insert(0, str(ROOT / "src"))
-    from datamanifest.testing import python_venv
+    from datamanifest.testing.venvs import virtualizarr_python
 
     if not (PEER / ".ready").exists():
         print(f"making a venv for VirtualiZarr and kerchunk in {PEER} (once) ...", flush=True)
-    py = python_venv(PEER, PEER_PACKAGES)
+    py = virtualizarr_python(ROOT)
     if py is None:
         print("no Python 3.12 here, or the peers do not install: they are left out")
     return py

@@ -109,11 +109,9 @@ print(json.dumps(out))
 def virtualizarr(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     """VirtualiZarr's reading of every case's exports (root group), run once in its own
     venv: (folder of what it read, written as NetCDF, case:kind -> ok or the error)."""
-    from datamanifest.testing import python_venv
+    from datamanifest.testing.venvs import virtualizarr_python
 
-    py = python_venv(rd.ROOT / ".cache" / "bench-virtualizarr",
-                     ["virtualizarr==2.8.0", "kerchunk==0.2.10", "h5py", "h5netcdf", "xarray",
-                      "obstore", "zarr>=3.1", "numcodecs", "ujson", "fastparquet", "pandas"])
+    py = virtualizarr_python(rd.ROOT)
     if py is None:
         pytest.skip("VirtualiZarr 2 needs Python 3.12, which is not here")
     # once per test run: pytest-xdist workers share their run's folder and the first one in

@@ -413,11 +413,9 @@ print(json.dumps({n: bool(np.array_equal(ds[n].values, ref[n].values,
 def test_virtualizarr_reads_our_kerchunk_exports(tmp_path: Path, drb: Path):
     import subprocess
 
-    from datamanifest.testing import python_venv
+    from datamanifest.testing.venvs import virtualizarr_python
 
-    py = python_venv(rd.ROOT / ".cache" / "bench-virtualizarr",
-                     ["virtualizarr==2.8.0", "kerchunk==0.2.10", "h5py", "h5netcdf", "xarray",
-                      "obstore", "zarr>=3.1", "numcodecs", "ujson", "fastparquet", "pandas"])
+    py = virtualizarr_python(rd.ROOT)
     if py is None:
         pytest.skip("VirtualiZarr 2 needs Python 3.12, which is not here")
     m = build.parse_source(drb / "prcp.nc")

@@ -3,7 +3,21 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+
+#: VirtualiZarr 2.8 and kerchunk 0.2.10, the chunk-manifest peers of the interop tests and
+#: of ``bench/virtualize.py``: their venv below the checkout's ``.cache/`` and its packages
+VIRTUALIZARR_VENV = Path(".cache") / "bench-virtualizarr"
+VIRTUALIZARR_PACKAGES = ["virtualizarr==2.8.0", "kerchunk==0.2.10", "h5py", "h5netcdf",
+                         "xarray", "obstore", "zarr>=3.1", "numcodecs", "ujson", "fastparquet",
+                         "pandas"]
+
+
+def virtualizarr_python(root: str | Path) -> str | None:
+    """The interpreter of the VirtualiZarr peers' venv under the checkout ``root`` (made on
+    first use, :func:`python_venv`); None without Python 3.12."""
+    return python_venv(Path(root) / VIRTUALIZARR_VENV, VIRTUALIZARR_PACKAGES)
 
 
 def python_venv(folder: str | Path, packages: list[str], version: str = "3.12") -> str | None:
@@ -49,9 +63,22 @@ def _make_venv(folder: Path, py: Path, packages: list[str], version: str) -> str
         return None
     if not py.exists():
         subprocess.run([base, "-m", "venv", str(folder)], check=True)
-    r = subprocess.run([str(py), "-m", "pip", "install", "-q", *packages], capture_output=True,
-                       text=True)
+    # uv, when the running venv has it (make test installs it), takes seconds where pip
+    # takes most of a minute; pip otherwise, or when uv fails
+    r = subprocess.run([sys.executable, "-m", "uv", "pip", "install", "-q", "--compile-bytecode",
+                        "--python", str(py), *packages], capture_output=True, text=True)
+    if r.returncode != 0:
+        r = subprocess.run([str(py), "-m", "pip", "install", "-q", *packages],
+                           capture_output=True, text=True)
     if r.returncode != 0:
         return None
     (folder / ".ready").write_text("\n".join(packages) + "\n")
     return str(py)
+
+
+def main() -> None:
+    """``make peers`` (part of ``make test``'s setup): the VirtualiZarr peers' venv under the
+    current checkout, made before the tests start instead of inside the first test."""
+    made = virtualizarr_python(Path.cwd())
+    print(f"VirtualiZarr peers: {made}" if made else
+          "note: no Python 3.12 here: the VirtualiZarr interop tests will be skipped")
