@@ -14,8 +14,9 @@ the number of instances (within 1.5x from 10 to 10,000); a miss under 5 ms. A hi
 on instances this process has judged once before (so at every size, not only where the few
 instances of a small store repeat); a cold hit, on instances it has not (the verdict memo
 emptied before each call). datamanifestpy makes 20 calls per size (each reads its whole
-state file). Floors, timed in our worker's process: a hit that only stats the marker and unpickles the data file, and a
-miss that only publishes a pickle and a marker durably (tmp + fsync + rename, folder fsync).
+state file). Floors, timed in our worker's process: a hit that only stats the marker and
+unpickles the data file, and a miss that only publishes a pickle and a marker durably
+(tmp + fsync + rename, folder fsync).
 """
 
 from __future__ import annotations

@@ -179,8 +179,9 @@ def entry(measured: dict[str, dict], command: str, args) -> dict:
         "command": command,
         "duration": "a few seconds" if args.quick else "a few minutes",
         "what": f"Best of {args.repeat}, warm page cache, separate processes (start-up "
-                "included, our bytecode compiled first as an install does). `dandi-zarr` gives the same value as zarr-checksum; the floors hash "
-                "every file with coreutils.",
+                "included, our bytecode compiled first as an install does). `dandi-zarr` "
+                "gives the same value as zarr-checksum; the floors hash every file with "
+                "coreutils.",
         "columns": ["tree", "`tree -a dandi-zarr`", "`zarrsum local`", "speed-up",
                     "`find | xargs md5sum`", "`tree -a tree-sha256`",
                     "`find | xargs sha256sum`", "peak RSS"],

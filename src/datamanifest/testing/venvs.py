@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+import pwd
 import sys
 from pathlib import Path
 
@@ -22,9 +24,10 @@ def virtualizarr_python(root: str | Path) -> str | None:
 
 def python_venv(folder: str | Path, packages: list[str], version: str = "3.12") -> str | None:
     """The interpreter of a venv at ``folder`` made with Python ``version`` (found on PATH or
-    under pyenv: ``$PYENV_ROOT``, ``~/.pyenv``, the account's own home) and holding ``packages``; made on first use. None when no such Python
-    exists here or the packages cannot be installed (the caller skips). For tests and
-    benchmarks that run a peer tool needing another Python (VirtualiZarr 2 needs 3.12)."""
+    under pyenv: ``$PYENV_ROOT``, ``~/.pyenv``, the account's own home) and holding
+    ``packages``; made on first use. None when no such Python exists here or the packages
+    cannot be installed (the caller skips). For tests and benchmarks that run a peer tool
+    needing another Python (VirtualiZarr 2 needs 3.12)."""
     import fcntl
 
     folder = Path(folder)
@@ -43,9 +46,6 @@ def _make_venv(folder: Path, py: Path, packages: list[str], version: str) -> str
 
     if (folder / ".ready").exists() and py.exists():
         return str(py)
-    import os
-    import pwd
-
     roots = [os.environ.get("PYENV_ROOT"), Path.home() / ".pyenv",  # and the account's own
              Path(pwd.getpwuid(os.getuid()).pw_dir) / ".pyenv"]   # home under another HOME
     candidates = []
