@@ -167,3 +167,43 @@ def test_a_virtual_datasets_chunk_manifest_holds_no_credential(http, served, pro
     r = run_cli("verify", "tmax", cwd=project)  # its sources are checked with the credential
     assert r.returncode == 0, r.stdout + r.stderr
     assert SECRET not in r.stdout + r.stderr
+
+
+@pytest.mark.covers("SEC-002")
+def test_verbose_notes_are_redacted(http, served, project: Path, tmp_path: Path,
+                                    monkeypatch):
+    """`fetch --verbose` shows the `datamanifest` log (silent waits and the notes of code
+    that logs below it, such as a fetcher binding): every line redacted, as the library
+    logs are."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    url = _authed(http, served, "slow.csv", b"slow\n")
+    http.delay["/slow.csv"] = 2
+    (project / "noisy.py").write_text(
+        "import logging, pathlib\n"
+        "def get(path):\n"
+        f"    logging.getLogger('datamanifest.noisy').info('from {url}?token=tok123')\n"
+        "    pathlib.Path(path).write_text('n')\n")
+    write_manifest(project, f'[slow]\nuri = "{url}"\n\n[n]\nkey = "n.txt"\nfetcher = "noisy:get"\n')
+    proc = run_cli("fetch", "--verbose", "--trust", cwd=project,
+                   env={"DATAMANIFEST_PATIENCE": "0.5", "PYTHONPATH": os.pathsep.join(
+                       [str(project), os.environ.get("PYTHONPATH", "")])})
+    assert proc.returncode == 0, proc.stderr
+    assert "note: waiting" in proc.stderr and "alice:****@127.0.0.1" in proc.stderr
+    assert SECRET not in proc.stderr + proc.stdout and "tok123" not in proc.stderr
+
+
+def test_progress_notes_and_labels_are_redacted():
+    """On a terminal the notes and bars are rich's: redacted too (SEC-002)."""
+    from datamanifest.progress import RichProgress
+
+    p = RichProgress()
+    try:
+        with p.console.capture() as cap:
+            p.note(f"waiting for https://alice:{SECRET}@h.example.org/x [id]")
+            task = p.start(f"https://h.example.org/x?sig={SECRET}", 10)
+            label = p.rp.tasks[-1].description
+            p.finish(task)
+    finally:
+        p.close()
+    assert SECRET not in cap.get() + label and "alice:****@" in cap.get()
+    assert "[id]" in cap.get()  # text, not markup

@@ -29,6 +29,14 @@ def _patience() -> float:
 
 PATIENCE = 5.0
 
+
+def _redacted(text: str) -> str:
+    """``text`` with every URI credential redacted (SEC-002): notes and progress labels are
+    output, whoever shows them."""
+    from .spec.secrets import redact_text
+
+    return redact_text(text)
+
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 
 
@@ -123,7 +131,7 @@ class NullProgress(Progress):
     ``--verbose`` shows."""
 
     def note(self, text: str) -> None:
-        log.info(text)
+        log.info(_redacted(text))
 
 
 class RichProgress(Progress):
@@ -173,7 +181,7 @@ class RichProgress(Progress):
 
     def start(self, label: str, size: int | None) -> Any:
         with self._lock:
-            return self.rp.add_task(label, total=size)
+            return self.rp.add_task(_redacted(label), total=size)
 
     def advance(self, task: Any, n: int) -> None:
         self.rp.advance(task, n)
@@ -187,7 +195,9 @@ class RichProgress(Progress):
             self.rp.advance(self._total, 1)
 
     def note(self, text: str) -> None:
-        self.console.print(f"[dim]{text}[/dim]")
+        from rich.text import Text
+
+        self.console.print(Text(_redacted(text), style="dim"))  # text, not markup
 
     def close(self) -> None:
         self.rp.stop()

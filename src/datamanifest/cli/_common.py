@@ -237,12 +237,13 @@ def emit(text: str, output_file: Path | None) -> None:
 
 
 def verbose_log() -> None:
-    """``--verbose``: the ``datamanifest`` log's notes (silent waits) on stderr."""
+    """``--verbose``: the ``datamanifest`` log's notes (silent waits, and records of code
+    that logs below it) on stderr, URI credentials redacted (SEC-002)."""
     log = logging.getLogger("datamanifest")
     log.setLevel(logging.INFO)
     if not any(getattr(h, "_datamanifest", False) for h in log.handlers):
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("note: %(message)s"))
+        handler.setFormatter(RedactingFormatter("note: %(message)s"))
         handler._datamanifest = True  # type: ignore[attr-defined]
         log.addHandler(handler)
         log.propagate = False
