@@ -151,3 +151,24 @@ def test_comments_survive_the_canonical_form(doc, marks):
     assert tomllib.loads(out) == doc
     assert all(out.count(t + "\n") + out.count(t + "  #") >= 1 for t in placed)
     assert dumps_with_comments(out, tomllib.loads(out)) == out
+
+
+def test_a_filled_checksum_stays_in_its_own_table_when_there_is_no_uri():
+    """MAN-004: a dataset without ``uri`` gets its checksum under its last key, not after the
+    blank line and the comment that introduce the next table (they belong to that table)."""
+    from datamanifest.migrate import fill_checksums_text
+
+    text = (
+        '[made]\nkey = "made.txt"  # produced here\nshell = "make-it $download_path"\n\n'
+        '# the next dataset\n[b]\nuri = "https://h.example.org/b.csv"\n\n'
+        '[c]\nkey = "c.txt"\n[c.params]\nx = 1\n'
+    )
+    out, filled = fill_checksums_text(text, {"made": "sha256:aa", "c": "sha256:cc"})
+    assert filled == ["made", "c"]
+    assert out == (
+        '[made]\nkey = "made.txt"  # produced here\nshell = "make-it $download_path"\n'
+        'checksum = "sha256:aa"\n\n'
+        '# the next dataset\n[b]\nuri = "https://h.example.org/b.csv"\n\n'
+        '[c]\nkey = "c.txt"\nchecksum = "sha256:cc"\n[c.params]\nx = 1\n'
+    )
+    assert tomllib.loads(out)["made"]["checksum"] == "sha256:aa"

@@ -170,8 +170,8 @@ def _set_checksums(text: str, values: dict[str, str], replace: bool) -> tuple[st
             continue  # filled meanwhile, or legacy digest present
         if "checksum" in table:
             table["checksum"] = value
-        elif "uri" in table and isinstance(table, tomlkit.items.Table):
-            _insert_after(table.value, "uri", "checksum", tomlkit.item(value))
+        elif isinstance(table, tomlkit.items.Table) and (anchor := _anchor_key(table)):
+            _insert_after(table.value, anchor, "checksum", tomlkit.item(value))
         else:
             table["checksum"] = value
         if replace and "sha256" in table:
@@ -179,6 +179,19 @@ def _set_checksums(text: str, values: dict[str, str], replace: bool) -> tuple[st
         filled.append(name)
     return tomlkit.dumps(doc), filled
 
+
+
+def _anchor_key(table) -> str | None:
+    """The key a filled checksum goes under (MAN-004): ``uri`` when the table has one, else
+    its last plain key. Appending at the table's end instead would put the line after the
+    blank lines and comments that introduce the next table."""
+    if "uri" in table:
+        return "uri"
+    last = None
+    for key, item in table.value.body:
+        if key is not None and not isinstance(item, (tomlkit.items.Table, tomlkit.items.AoT)):
+            last = key.key
+    return last
 
 
 def _insert_after(container, key: str, new_key: str, item) -> None:
