@@ -9,6 +9,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -22,7 +23,9 @@ from datamanifest.tree import walk
 
 from .conftest import run_cli, sha256_of
 
-REMOTE = f"{sys.executable} -m datamanifest"
+# the far end runs the code under test (a worktree's src/, not the venv's editable install)
+REMOTE = f"env PYTHONPATH={shlex.quote(str(Path(__file__).resolve().parents[1] / 'src'))} " \
+    f"{shlex.quote(sys.executable)} -m datamanifest"
 
 MANIFEST = """[_META]
 schema = 1
@@ -126,6 +129,8 @@ def test_push_then_pull_round_trip_through_sshd(sshd, three):
     state_b = read_state(b / ".datamanifest" / "state.toml", datacache_dir=str(b / "cache"))
     assert {objs["table"]["key"], objs["run"]["key"]} <= set(state_b.datasets)
     assert far[art]["referenced"] is True
+    r = run_cli("verify", "--full", "run", cwd=b)  # STO-012 at the far end of a push
+    assert r.returncode == 0, r.stdout + r.stderr
 
     # idempotent: a second push sends nothing
     again = _sync("push", a, "table", "run", art, _target(sshd, b))
@@ -182,6 +187,13 @@ def test_push_to_a_local_store_root_then_pull_from_it(three, tmp_path: Path):
     steps = _sync("pull", c, "table", "run", str(usb), "--root")
     assert {s["action"] for s in steps.values()} == {"pull"}
     assert {o["state"] for i, o in _objects(c).items() if i in ("table", "run")} == {"clean"}
+    # STO-012: the folder that arrived has its tree manifest here, so it verifies at rest
+    r = run_cli("verify", "--full", "run", cwd=c)
+    assert r.returncode == 0, r.stdout + r.stderr
+    run_c = Path(_objects(c)["run"]["location"])
+    (run_c / "a.txt").write_text("changed at rest")
+    r = run_cli("verify", "--full", "run", cwd=c)
+    assert r.returncode == 1 and "DM122" in r.stderr and "a.txt" in r.stdout + r.stderr
 
 
 def _killed_midway(cwd: Path, *args: str) -> None:

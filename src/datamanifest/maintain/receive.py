@@ -41,12 +41,13 @@ def _record_checksum(kind: str, marker_text: str) -> str:
     return rec.get("checksum", "") if isinstance(rec, dict) else ""
 
 
-def verify_staged(path: str, *, kind: str, is_dir: bool, marker_text: str) -> int:
+def verify_staged(path: str, *, kind: str, is_dir: bool, marker_text: str,
+                  manifest_out: Path | None = None, base: str | None = None) -> int:
     """Verify the staged copy at ``path`` against ``marker_text`` (SYNC-003); its size in
     bytes. Raises :class:`~datamanifest.errors.ChecksumMismatch` (DM070)."""
     from ..cache.artifact import digest_entry
     from ..io.local import hash_file
-    from ..tree import walk
+    from ..tree import walk, write_manifest
 
     if kind == "cached":
         marker = cache.read_marker(marker_text)
@@ -74,7 +75,11 @@ def verify_staged(path: str, *, kind: str, is_dir: bool, marker_text: str) -> in
     algo, _, hexdigest = checksum.partition(":")
     if not hexdigest:
         raise ChecksumMismatch(path, "sha256", "a checksum", "none recorded")
-    if is_dir:
+    if is_dir and manifest_out is not None:
+        # STO-012: the tree manifest is written by the same walk that verifies the folder
+        result = write_manifest(path, manifest_out, algo, base=base)
+        got, size = result.value, result.total_size
+    elif is_dir:
         result = walk(path, algo)
         got, size = result.value, result.total_size
     else:
@@ -173,11 +178,19 @@ class Receiver:
 
     def commit(self, marker_text: str) -> int:
         """Verify the staged copy, publish it, write the marker last, record it; bytes."""
+        manifest_tmp = self._tree_temp()
         try:
             size = verify_staged(self.staging, kind=self.kind, is_dir=self.is_dir,
-                                 marker_text=marker_text)
+                                 marker_text=marker_text, manifest_out=manifest_tmp,
+                                 base=self.location)
         except ChecksumMismatch:
             _remove(self.staging)
+            if manifest_tmp is not None:
+                manifest_tmp.unlink(missing_ok=True)
+            raise
+        except BaseException:
+            if manifest_tmp is not None:
+                manifest_tmp.unlink(missing_ok=True)
             raise
         if self.is_dir:
             sync_filesystem(self.staging)
@@ -187,6 +200,12 @@ class Receiver:
                 os.fsync(fd)
             finally:
                 os.close(fd)
+        tree_path = None
+        if manifest_tmp is not None:  # STO-012: the tree is stored before the marker
+            from ..store import trees
+
+            tree_path = trees.store(Path(self.project_root), self.key, manifest_tmp,
+                                    self._tree_checksum(marker_text))
         marker = _marker(self.location, self.is_dir)
         if self._lock is not None:
             self._lock.mark_publishing()  # LCK-009
@@ -204,14 +223,40 @@ class Receiver:
             tree = json.loads(marker_text).get("tree") if self.is_dir else None
             if isinstance(tree, str):
                 rec["tree"] = tree
+            elif tree_path is not None:
+                rec["tree"] = self._tree_checksum(marker_text)
             if not self.is_dir:
                 rec["mtime_ns"] = os.stat(self.location).st_mtime_ns
             text = json.dumps(rec) + "\n"
         write_bytes(marker, text.encode("utf-8"))
-        self._record(marker_text, size)
+        self._record(marker_text, size, tree_path)
         return size
 
-    def _record(self, marker_text: str, size: int) -> None:
+    def _tree_checksum(self, marker_text: str) -> str:
+        """The tree checksum a folder dataset is verified by: its checksum, or for an
+        extracted archive the ``tree`` its sender's marker records (STO-012)."""
+        checksum = _record_checksum(self.kind, marker_text)
+        if checksum.partition(":")[0] in TREE_ALGORITHMS:
+            return checksum
+        tree = json.loads(marker_text).get("tree")
+        return tree if isinstance(tree, str) else checksum
+
+    def _tree_temp(self) -> Path | None:
+        """A temporary file for the tree manifest of a folder dataset arriving in a project
+        (STO-012, TREE-013), in ``.datamanifest/trees``; None when nothing is to be kept (a
+        file, an artifact, or a receiver without a project)."""
+        if self.kind != "data" or not self.is_dir or not self.project_root:
+            return None
+        from ..store.atomic import mkstemp, sweep_temps
+
+        folder = Path(self.project_root) / ".datamanifest" / "trees"
+        folder.mkdir(parents=True, exist_ok=True)
+        sweep_temps(folder)
+        fd, tmp = mkstemp(folder, "tree")
+        os.close(fd)
+        return Path(tmp)
+
+    def _record(self, marker_text: str, size: int, tree_path: Path | None = None) -> None:
         if not self.state_file:
             return
         path = cache.relative_to_root(self.location, self.project_root)
@@ -220,6 +265,8 @@ class Receiver:
             algo, _, hexd = checksum.partition(":")
             rec = DatasetRecord(storage_path=path, checksum=checksum or None,
                                 sha256=hexd if algo == "sha256" else None, size=size)
+            if tree_path is not None:
+                rec.tree = tree_path.relative_to(Path(self.state_file).parent).as_posix()
             update_state(Path(self.state_file), {self.key: rec}, stale_age=self.stale_age,
                          datacache_dir=self.datacache_dir)
         else:

@@ -296,26 +296,11 @@ class CommandScenario(crash.Scenario):
 
 def verified(project, name: str) -> bool:
     """Do a present dataset's bytes verify in full (``datamanifest verify --full``)? A
-    folder that came by `pull` has no tree manifest in this project (DM122): it is judged
-    by walking it against the tree checksum its marker records."""
-    from ..errors import DataManifestError
+    folder is judged against the tree manifest its marker names (STO-012), which every
+    command that publishes one, `pull` and `receive` included, stores before its marker."""
     from ..verify import verify_dataset
 
-    try:
-        return verify_dataset(project, name, full=True).ok
-    except DataManifestError as e:
-        if e.code != "DM122":
-            raise
-    from ..spec.checksum import TREE_ALGORITHMS
-    from ..tree import walk
-
-    target = project.target(name)
-    marker = target.read_marker()
-    tree = marker.get("checksum", "")
-    if tree.partition(":")[0] not in TREE_ALGORITHMS:
-        tree = marker.get("tree", "")  # an extracted archive (STO-012)
-    algo = tree.partition(":")[0]
-    return bool(algo) and walk(target.path, algo).checksum == tree
+    return verify_dataset(project, name, full=True).ok
 
 
 def _matches_marker(target, checksum: str) -> str:
