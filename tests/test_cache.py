@@ -98,6 +98,34 @@ def run_py(root: Path, code: str, env: dict | None = None, **kw) -> subprocess.P
 
 
 # -- identity and key table -----------------------------------------------------------------
+@pytest.mark.covers("PAR-009", "SEC-002")
+def test_a_credential_in_a_parameter_is_not_part_of_the_identity_nor_written(prod: Path):
+    seen = []
+
+    @datamanifest.cached(cachetype="t.secret")
+    def f(url, mirrors=()):
+        seen.append(url)
+        return len(url)
+
+    url = "https://alice:s3cret@h.example.org/a.nc"
+    assert f(url, mirrors=["https://h.example.org/b.nc?sig=tok3n"]) == len(url)
+    assert seen == [url]  # the function received the value as given
+    assert f.key_table(url) == {"url": "https://alice:****@h.example.org/a.nc", "mirrors": ()}
+    # another password for the same data is the same produced dataset: a hit
+    other = "https://alice:0ther@h.example.org/a.nc"
+    assert f(other, mirrors=["https://h.example.org/b.nc?sig=0ther"]) == len(url)
+    assert seen == [url]
+    written = b"".join(p.read_bytes() for p in prod.rglob("*")
+                       if p.is_file() and p.name not in ("prodmod.py", "datamanifest.toml"))
+    assert b"s3cret" not in written and b"tok3n" not in written
+    assert b"alice:****@" in written
+    # SC-003: the written key table hashes to the recorded hash, so `check` accepts it
+    config = next((prod / "cache").rglob("config.toml"))
+    r = subprocess.run([sys.executable, "-m", "datamanifest", "check", str(config)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
 @pytest.mark.covers("PRD-002")
 def test_defaults_are_bound_and_hashed(prod: Path):
     @datamanifest.cached(cachetype="t.defaults")

@@ -245,6 +245,7 @@ class CachedFunction:
                 raise ProduceError(f"key selector of {self.ref} returned "
                                    f"{type(table).__name__}, not a dict", code="DM113",
                                    hint="a selector maps the key table to a key table")
+            table = paramhash.redacted(table)  # PAR-009 for what the selector added
         elif self.key is not None:
             table = {k: table[k] for k in self.key if k in table}
         return table

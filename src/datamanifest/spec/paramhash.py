@@ -1,4 +1,4 @@
-"""The parameter hash of produced datasets (SCHEMA.md §12, rules PAR-001..PAR-008).
+"""The parameter hash of produced datasets (SCHEMA.md §12, rules PAR-001..PAR-009).
 
 The hash is the lowercase hex SHA-256 of the UTF-8 bytes of the *canonical
 JSON* of a key table. Canonical JSON is defined by a grammar in SCHEMA.md
@@ -20,6 +20,8 @@ from __future__ import annotations
 import hashlib
 import math
 from typing import Any
+
+from .secrets import redact_uri
 
 #: Escapes of the canonical string form (PAR-005); everything else is written raw.
 _ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r",
@@ -127,8 +129,23 @@ def _where(path: tuple[str | int, ...]) -> str:
 
 
 def key_table(params: dict[str, Any]) -> dict[str, Any]:
-    """The hashed key table: ``params`` without top-level keys starting with ``_`` (PAR-001)."""
-    return {k: v for k, v in params.items() if not k.startswith("_")}
+    """The hashed key table: ``params`` without top-level keys starting with ``_`` (PAR-001),
+    each URI credential in its strings redacted (PAR-009)."""
+    return {k: redacted(v) for k, v in params.items() if not k.startswith("_")}
+
+
+def redacted(value: Any) -> Any:
+    """``value`` with every string that holds a URI credential in its redacted form
+    (PAR-009, SEC-001), at any depth; the same object when nothing changes."""
+    if isinstance(value, str):
+        return redact_uri(value) if ("@" in value or "=" in value) else value
+    if isinstance(value, (list, tuple)):
+        new = [redacted(v) for v in value]
+        return value if all(a is b for a, b in zip(new, value)) else type(value)(new)
+    if isinstance(value, dict):
+        out = {k: redacted(v) for k, v in value.items()}
+        return value if all(out[k] is v for k, v in value.items()) else out
+    return value
 
 
 def parameter_hash(params: dict[str, Any]) -> str:
