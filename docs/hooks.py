@@ -417,6 +417,19 @@ def schemas_page() -> str:
 
 # -- the Python API --------------------------------------------------------------------------
 
+#: the names of ``datamanifest.__all__`` that only a feature extra makes importable (their
+#: modules need numpy, zarr, ...), with the module that defines each: the page names them
+#: without importing them, because ``make docs`` installs the ``docs`` extra alone and
+#: mkdocstrings reads the source. tests/test_docs_site.py keeps this table equal to what
+#: importing them gives, and builds the site with every feature extra's modules absent.
+DEFINED_IN = {
+    "open_virtual": "datamanifest.virtual.store",
+    "virtualize": "datamanifest.virtual.build",
+    "ChunkStore": "datamanifest.virtual.zarrstore",
+    "append": "datamanifest.appends",
+}
+
+
 def python_page() -> str:
     import datamanifest
 
@@ -426,7 +439,7 @@ def python_page() -> str:
            "are `datamanifest.DataManifestError` subclasses with a stable "
            "[code](codes.md). Anything not listed here is internal and may move.", ""]
     for name in datamanifest.__all__:
-        obj = getattr(datamanifest, name)
+        obj = None if name in DEFINED_IN else getattr(datamanifest, name)
         if name == "__version__":
             # (an attribute list would read the underscores as emphasis: a raw anchor)
             out += ['<a id="datamanifest.__version__"></a>', "",
@@ -434,14 +447,15 @@ def python_page() -> str:
                     "The version of this package, a string (the one `datamanifest "
                     f"--version` prints; `{obj}` when this site was built).", ""]
             continue
-        target = obj.__name__ if isinstance(obj, type(datamanifest)) \
+        module = isinstance(obj, type(datamanifest))
+        target = f"{DEFINED_IN[name]}.{name}" if obj is None else obj.__name__ if module \
             else f"{obj.__module__}.{obj.__qualname__}"
         out += [f"## `datamanifest.{name}` {{#datamanifest.{name}}}", "",
                 f"::: {target}", "    options:", "      show_root_heading: false",
                 "      show_root_toc_entry: false", "      heading_level: 3",
                 "      inherited_members: true",  # Project's operations live in a base class
                 "      show_signature: true", ""]
-        if isinstance(obj, type(datamanifest)):
+        if module:
             out += ["      members: false", ""]
     return "\n".join(out)
 

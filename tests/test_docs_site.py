@@ -186,3 +186,72 @@ def test_every_code_and_every_rule_has_an_anchor(crawl):
     rules = re.findall(r"^\s*- \*\*([A-Z]+-\d+)\*\*", (ROOT / "SCHEMA.md").read_text(), re.M)
     assert len(rules) > 250
     assert not [r for r in rules if r not in spec or r not in index]
+
+
+#: the build run with the given top-level modules absent, as if never installed
+_BUILD_WITHOUT = """
+import importlib.machinery, sys
+def hidden(name):
+    return any(name == m or name.startswith(m + ".") for m in HIDDEN)
+class _Absent(importlib.machinery.PathFinder):
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        return None if hidden(name) else super().find_spec(name, path, target)
+sys.meta_path[:] = [_Absent if f is importlib.machinery.PathFinder else f for f in sys.meta_path]
+from mkdocs.__main__ import cli
+cli(["build", "--strict", "-f", CONFIG, "-d", SITE])
+"""
+
+
+def _docs_extra_modules() -> set[str]:
+    """The top-level modules of the feature extras that the ``docs`` extra pulls in."""
+    import tomllib
+
+    from datamanifest.optional import EXTRAS
+
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]["docs"]
+    out: set[str] = set()
+    for req in declared:
+        m = re.match(r"datamanifest\[([^\]]+)\]", req)
+        for extra in (m.group(1).split(",") if m else ()):
+            out |= set(EXTRAS[extra.strip()])
+    return out
+
+
+def test_the_site_builds_with_the_docs_extra_alone(tmp_path):
+    """``make docs`` installs the ``docs`` extra and nothing else, so the build must not
+    import a module that only a feature extra installs (a fresh clone's ``make docs`` once
+    stopped at DM170 for numpy: the Python API page imported ``datamanifest.virtualize``).
+    PyYAML stays: MkDocs itself requires it."""
+    from datamanifest.optional import EXTRAS
+
+    hidden = sorted({m for mods in EXTRAS.values() for m in mods} - _docs_extra_modules()
+                    - {"yaml"})
+    assert "numpy" in hidden or "numpy" in _docs_extra_modules()
+    code = (f"HIDDEN = {hidden!r}\nCONFIG = {str(ROOT / 'docs' / 'mkdocs.yml')!r}\n"
+            f"SITE = {str(tmp_path / 'site')!r}\n" + _BUILD_WITHOUT)
+    env = dict(os.environ, NO_MKDOCS_2_WARNING="1",
+               PYTHONPATH=str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                       timeout=600)
+    log = p.stdout + p.stderr
+    assert p.returncode == 0, log[-3000:]
+    assert not re.search(r"^WARNING", log, re.M), log[-3000:]
+    assert (tmp_path / "site" / "reference" / "python" / "index.html").is_file()
+
+
+def test_the_api_pages_table_of_lazy_names_is_where_they_are_defined():
+    """docs/hooks.py names the extras-only names of ``__all__`` without importing them; here,
+    with every extra installed, each is what importing it gives."""
+    import importlib.util
+
+    import datamanifest
+
+    spec = importlib.util.spec_from_file_location("dm_docs_hooks", ROOT / "docs" / "hooks.py")
+    hooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hooks)
+    assert set(hooks.DEFINED_IN) <= set(datamanifest.__all__)
+    for name, module in hooks.DEFINED_IN.items():
+        obj = getattr(datamanifest, name)
+        assert (obj.__module__, obj.__qualname__) == (module, name)
