@@ -255,3 +255,15 @@ def test_the_api_pages_table_of_lazy_names_is_where_they_are_defined():
     for name, module in hooks.DEFINED_IN.items():
         obj = getattr(datamanifest, name)
         assert (obj.__module__, obj.__qualname__) == (module, name)
+
+
+def test_every_benchmark_has_its_chart_on_the_performance_page(crawl):
+    """One SVG chart per benchmark of bench/results.json, drawn by bench/charts.py at build
+    time, linked from the Performance page and served."""
+    names = json.loads((ROOT / "bench" / "results.json").read_text())["benchmarks"]
+    page = urljoin(crawl["base"], "performance/")
+    linked = {urlparse(u).path.rsplit("/", 1)[-1] for u in crawl["pages"][page]["links"]}
+    for name in names:
+        chart = urljoin(crawl["base"], f"assets/charts/{name}.svg")
+        assert f"{name}.svg" in linked, name
+        assert crawl["pages"][chart]["status"] == 200 and "svg" in crawl["pages"][chart]["type"]
