@@ -57,7 +57,7 @@ class Case:
     covers: tuple[str, ...] = ()
     groups: tuple[str, ...] = ("",)
     #: readers expected to differ from open_dataset as xarray's own Zarr round trip does
-    #: (interop-notes.md): reader -> the reason; the test asserts that same outcome
+    #: (SCHEMA.md CHK-025): reader -> the reason; the test asserts that same outcome
     like_xarray: dict[str, str] = field(default_factory=dict, hash=False)
 
 
@@ -239,9 +239,9 @@ def _generated_cases() -> list[Case]:
 
 # -- the real files ---------------------------------------------------------------------------------
 _PACKED_F32 = ("a float32 scale_factor: Zarr attributes are JSON, so xarray's own to_zarr/open_zarr "
-               "round trip decodes the packed values as float64 too (interop-notes.md)")
+               "round trip decodes the packed values as float64 too (CHK-025)")
 _S1_V3 = ("an S1 variable with _FillValue: xarray's own Zarr v3 round trip cannot read it back "
-          "(Unsupported dtype |S1, interop-notes.md)")
+          "(Unsupported dtype |S1, CHK-025)")
 _ZARR_READERS_F32 = {r: _PACKED_F32 for r in (
     "fsspec+kerchunk-json", "fsspec+kerchunk-parquet", "kerchunk-json", "kerchunk-parquet",
     "icechunk", "chunkstore")}
@@ -479,7 +479,7 @@ ZARR_FORMAT = {"fsspec+kerchunk-json": 2, "fsspec+kerchunk-parquet": 2, "kerchun
 
 def xarray_round_trip(path: Path, group: str, zarr_format: int, work: Path):
     """``open_dataset`` of the file written by xarray's own ``to_zarr`` and read back with
-    ``open_zarr``: what no exporter can beat (interop-notes.md). Variable by variable, so
+    ``open_zarr``: what no exporter can beat (CHK-025). Variable by variable, so
     that one xarray cannot write (conflicting ``_FillValue`` and ``missing_value``) does not
     hide what the others give; such a variable keeps its ``open_dataset`` values. Raises
     what xarray raises on reading one back."""
