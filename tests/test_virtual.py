@@ -651,3 +651,25 @@ def test_errors_about_a_file_are_located_at_its_path(tmp_path: Path):
     with pytest.raises(VirtualError) as e:
         open_virtual(doc)
     assert str(e.value).startswith(f"{doc}: error DM150")
+
+
+@pytest.mark.covers("CHK-020", "CHK-023")
+def test_a_truncated_file_or_broken_references_are_errors_at_their_path_not_tracebacks(
+        tmp_path: Path, drb: Path):
+    from .conftest import run_cli
+
+    cut = tmp_path / "prcp.nc"  # the HDF5 signature, then nothing the library can open
+    cut.write_bytes((drb / "prcp.nc").read_bytes()[:2000])
+    with pytest.raises(VirtualError) as e:
+        build.parse_source(cut)
+    assert str(e.value).startswith(f"{cut}: error DM153 not a readable HDF5 file")
+    refs = tmp_path / "refs.json"
+    refs.write_text(json.dumps({"version": 1, "refs": {
+        ".zgroup": '{"zarr_format": 2}', "x/.zarray": "{zarr_format: 2}"}}))
+    with pytest.raises(VirtualError) as e:
+        build.parse_source(refs)
+    assert str(e.value).startswith(f"{refs}: error DM150 kerchunk reference 'x/.zarray'")
+    for source, code in ((cut, "DM153"), (refs, "DM150")):
+        r = run_cli("virtualize", str(source), "-o", str(tmp_path / "x.chunks.json"), "-q")
+        assert r.returncode == 1 and f"{source}: error {code}" in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr

@@ -374,8 +374,13 @@ def _answer_chunks(request: dict[str, Any]) -> dict[str, Any]:
     if op == "import":  # CHK-023: kerchunk references as a chunk manifest's nodes
         from ..virtual import kerchunk
 
+        from ..errors import VirtualError
+
         refs = request["references"]
-        m = kerchunk.from_refs(kerchunk.expand(refs), sizes=request.get("sizes") or {})
+        try:
+            m = kerchunk.from_refs(kerchunk.expand(refs), sizes=request.get("sizes") or {})
+        except VirtualError as e:
+            return {"error": e.code}
         kerchunk.restore_types(m, refs)
         return {"nodes": {p: {k: v for k, v in n.as_json().items() if k != "refs"}
                           for p, n in m.nodes.items()}}

@@ -47,7 +47,12 @@ def parse(file: Any, url: str, *, size: int, split_contiguous: int | None = None
     h5py = need("h5py", **VIRTUAL)
 
     nodes: dict[str, virtual.Node] = {}
-    with h5py.File(file, "r") as f:
+    try:
+        opened = h5py.File(file, "r")
+    except OSError as e:  # truncated or damaged behind an HDF5 signature (CHK-020)
+        raise VirtualError(f"not a readable HDF5 file: {e}", code="DM153",
+                           hint="the file may be truncated or damaged; fetch it again") from None
+    with opened as f:
         nodes[""] = virtual.Node("", _group_meta(f))
         phony = _Phony()
         dims = _NetCDFDims()

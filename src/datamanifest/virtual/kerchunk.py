@@ -93,8 +93,15 @@ def expand(doc: dict[str, Any]) -> dict[str, Any]:
     return refs
 
 
-def _json_value(v: Any) -> dict[str, Any]:
-    return json.loads(v) if isinstance(v, (str, bytes)) else v
+def _json_value(v: Any, key: str = "") -> dict[str, Any]:
+    """A metadata member's object; DM150 naming ``key`` when it is not one (CHK-023)."""
+    try:
+        out = json.loads(v) if isinstance(v, (str, bytes)) else v
+    except ValueError as e:
+        raise VirtualError(f"kerchunk reference {key!r} is not JSON: {e}", code="DM150") from None
+    if not isinstance(out, dict):
+        raise VirtualError(f"kerchunk reference {key!r} is not a JSON object", code="DM150")
+    return out
 
 
 def _inline_bytes(v: str | bytes) -> bytes:
@@ -127,15 +134,16 @@ def from_refs(refs: dict[str, Any], *, sizes: dict[str, int] | None = None
     for key, v in refs.items():
         base, _, leaf = key.rpartition("/")
         if leaf == ".zgroup":
+            _json_value(v, key)
             metas.setdefault(base, ("group", {}))
         elif leaf == ".zarray":
-            metas[base] = ("array", _json_value(v))
+            metas[base] = ("array", _json_value(v, key))
         elif leaf == "zarr.json":
             raise VirtualError("kerchunk references of Zarr v3 metadata are not imported here",
                                code="DM153")
     for path, (kind, zarray) in sorted(metas.items()):
-        attrs = _json_value(refs[f"{path}/.zattrs" if path else ".zattrs"]) \
-            if (f"{path}/.zattrs" if path else ".zattrs") in refs else {}
+        zattrs = f"{path}/.zattrs" if path else ".zattrs"
+        attrs = _json_value(refs[zattrs], zattrs) if zattrs in refs else {}
         if kind == "group":
             nodes[path] = virtual.Node(path, {"zarr_format": 3, "node_type": "group",
                                            "attributes": attrs})
@@ -249,7 +257,7 @@ def read_parquet(folder: Path) -> dict[str, Any]:
         if not key.endswith(".zarray"):
             continue
         var = key[: -len("/.zarray")] if "/" in key else ""
-        z = _json_value(zarray)
+        z = _json_value(zarray, key)
         grid = [math.ceil(s / c) for s, c in zip(z["shape"], z["chunks"])]
         sep = z.get("dimension_separator", ".")
         for file in sorted((folder / var).glob("refs.*.parq"),
