@@ -481,6 +481,12 @@ def test_virtualize_icechunk_json_prints_json_only(tmp_path: Path, drb: Path):
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout)  # nothing but the JSON document: no log line before it
     assert summary["format"] == "icechunk" and summary["snapshot"]
+    # the user asks for Icechunk's log: its lines go to stderr, stdout stays the JSON
+    r = run_cli("virtualize", str(drb / "prcp.nc"), "-o", str(tmp_path / "repo2"), "--format",
+                "icechunk", "--json", env={"ICECHUNK_LOG": "warn"})
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["format"] == "icechunk"
+    assert "WARN" in r.stderr
 
 
 @pytest.mark.covers("CHK-025")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -20,6 +23,25 @@ def _size(text: str | None) -> int | None:
         return parse_size(text)
     except ValueError as e:
         raise click.BadParameter(str(e)) from e
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr(on: bool) -> Iterator[None]:
+    """While ``on`` (``--json``), what a library writes on file descriptor 1 itself --
+    Icechunk's log lines when ``ICECHUNK_LOG`` asks for them -- goes to stderr, so that
+    stdout holds the JSON document only."""
+    if not on:
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def _check_output(output: Path, fmt: str) -> None:
@@ -122,7 +144,7 @@ def virtualize_cmd(sources: tuple[str, ...], output: Path, concat_dim: str | Non
         from ..virtual.icechunk import to_icechunk
 
         checksum = None
-        with staged_folder(output) as tmp:
+        with staged_folder(output) as tmp, _stdout_to_stderr(as_json):
             snapshot = to_icechunk(m, tmp)
         if not as_json:
             click.echo(f"icechunk snapshot {snapshot}", err=True)
