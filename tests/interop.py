@@ -339,11 +339,18 @@ CASES = {c.id: c for c in cases()}
 
 
 # -- readers ---------------------------------------------------------------------------------------
+#: chunk manifests of joins (several files along a dimension), under a made-up path
+#: ``join:<name>`` that the readers take in place of a file's
+JOINED: dict[str, Any] = {}
+
+
 @functools.lru_cache(maxsize=8)
 def manifest_of(path: str):
-    """The chunk manifest of a file (parsed once per process)."""
+    """The chunk manifest of a file (parsed once per process), or of a join."""
     from datamanifest.virtual import build
 
+    if path in JOINED:
+        return JOINED[path]
     return build.parse_source(path)
 
 

@@ -80,6 +80,50 @@ def test_the_matrix_covers_what_issue_22_lists():
     assert len(real) >= 30
 
 
+# -- joins: several real files along a dimension, through the same readers -------------------------
+JOINS = {
+    "iris-nemo-3": ("NEMO", "time_counter"),
+    "cmip6-awi-65": (f"{interop.CMIP6}/AWI/AWI-CM-1-1-MR/historical/r1i1p1f1/Amon/ta", "time"),
+    "cmip6-ec-earth3-65": (f"{interop.CMIP6}/EC-Earth-Consortium/EC-Earth3/historical/"
+                           "r1i1p1f1/Amon/ta", "time"),
+}
+
+
+@pytest.fixture(scope="module")
+def joins() -> dict[str, tuple[Path, object]]:
+    """Each join's made-up path (``interop.JOINED``) and ``open_mfdataset`` of its files."""
+    import xarray as xr
+
+    from datamanifest.virtual import build
+
+    out = {}
+    for name, (folder, dim) in JOINS.items():
+        root = (rd.wheel_files(rd.IRIS, f"{interop.IRIS}/{folder}") if folder == "NEMO"
+                else rd.wheel_files(rd.ESMVALTOOL, folder))
+        files = sorted(root.rglob("*.nc"))
+        key = f"join:{name}"
+        interop.JOINED[key] = build.virtualize(files, concat_dim=dim)
+        with xr.open_mfdataset(files, combine="nested", concat_dim=dim, data_vars="minimal",
+                               coords="minimal", compat="override") as ds:
+            out[name] = Path(key), ds.load()
+    return out
+
+
+@pytest.mark.covers("CHK-024", "CHK-025")
+@pytest.mark.parametrize("reader", list(interop.READERS))
+@pytest.mark.parametrize("join", list(JOINS))
+def test_joins_read_through_every_reader_as_open_mfdataset(join: str, reader: str, joins,
+                                                           tmp_path: Path):
+    """The 3 NEMO months, the 65 AWI-CM-1-1-MR years and the 65 EC-Earth3 years joined
+    along time, exported and read back by every reader: ``open_mfdataset`` of the files."""
+    import xarray as xr
+
+    _needs(reader)
+    path, want = joins[join]
+    got = interop.READERS[reader](path, "", tmp_path).load()
+    xr.testing.assert_identical(got, want)
+
+
 # -- VirtualiZarr 2.8 (Python >= 3.12) reading our kerchunk exports -----------------------------
 _VZ = r"""
 import json, pickle, sys, warnings
