@@ -195,10 +195,16 @@ def test_sizes_in_one_unit_family_and_archives_at_their_tree_size(http, served, 
                    f'[z]\nuri = "{http.url("z.tar.gz")}"\nextract = true\n')
     plan = run_cli("fetch", "--dry-run", cwd=project)
     assert plan.returncode == 0 and "big: would fetch 3.1 MiB from" in plan.stdout
+    # the summary, one space between its parts however many kinds of row there are
+    assert plan.stderr.splitlines()[-1] == \
+        "dry run: 2 to fetch (3.1 MiB) -- nothing was downloaded", plan.stderr
     proc = run_cli("fetch", cwd=project)
     assert proc.returncode == 0, proc.stderr
     assert "big: fetched, 3.1 MiB sha256:" in proc.stdout
     assert "z: fetched, 2.0 MiB tree-sha256:" in proc.stdout  # the tree, not the archive
+    plan = run_cli("fetch", "--dry-run", cwd=project)
+    assert plan.stderr.splitlines()[-1] == \
+        "dry run: 0 to fetch, 2 present -- nothing was downloaded", plan.stderr
     plan = run_cli("fetch", "--dry-run", "--verbose", "--json", cwd=project)
     rows = {r["name"]: r for r in json.loads(plan.stdout)["datasets"]}
     assert rows["z"]["action"] == "present" and rows["z"]["size"] == 2 * 1024 * 1024

@@ -143,9 +143,9 @@ def _print_plan(rows: list[dict], as_json: bool, verbose: bool) -> None:
         counts[r["action"]] = counts.get(r["action"], 0) + 1
     total = f" ({human(sum(known))}{'' if len(known) == len(todo) else ' known'})" \
         if todo else ""
-    info(f"dry run: {len(todo)} to fetch{total}, "
-          + ", ".join(f"{v} {_PLAN_WORDS.get(k, k)}" for k, v in counts.items() if k != "fetch")
-          + " -- nothing was downloaded")
+    parts = [f"{len(todo)} to fetch{total}"] + [
+        f"{v} {_PLAN_WORDS.get(k, k)}" for k, v in counts.items() if k != "fetch"]
+    info(f"dry run: {', '.join(parts)} -- nothing was downloaded")
     if any(r.get("needs_trust") for r in rows):
         info("the fetch would be refused (DM180) until the manifest is trusted: "
               "`datamanifest trust`, or --trust for one run")
