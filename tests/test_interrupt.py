@@ -76,6 +76,7 @@ def test_first_sigint_stops_a_download_at_30_percent_and_the_next_run_resumes(
     assert proc.returncode == 130, err
     assert took < STOP_LIMIT, f"{took:.2f} s from SIGINT to exit"
     assert "DM172" in err and "Traceback" not in err
+    assert "(a partial download resumes)" in err  # what the next run does: fetch's own hint
     first = http.log[-1]
     assert first["range"] is None and first["status"] == 200 and first["sent"] < size
     # the lock released, nothing complete, the partial bytes kept with their validator
@@ -191,6 +192,9 @@ def test_sigint_to_append_between_slices_leaves_a_cube_the_next_append_continues
     took, err = _interrupt(proc)
     assert proc.returncode == 130, err
     assert took < STOP_LIMIT and "DM172" in err and "Traceback" not in err
+    # an append's hint: the same command again would offer the committed slices twice
+    # (DM164), so it names the rest; no download is there to resume
+    assert "append the slices not yet in the store" in err and "download" not in err, err
     assert not target.with_name("cube.zarr.lock").exists()
     with xr.open_zarr(target) as ds:
         k = ds.sizes["time"]

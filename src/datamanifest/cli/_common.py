@@ -160,22 +160,48 @@ class Group(click.Group):
         except click.ClickException as e:  # a subcommand's arguments (DIAG-006)
             raise coded(e) from e
         except KeyboardInterrupt:
-            interrupted()
+            interrupted(_top_command(ctx))
 
 
-def interrupted() -> None:
-    """LCK-008 in the command line: say what an interruption left, then end the process with
-    status 130. The command's workers were stopped and waited for already (at most
-    ``interrupt.GRACE`` seconds) and its locks released; what remains is the interpreter's
-    own teardown (joining library threads, freeing every object: ~0.5 s after xarray and
-    zarr), skipped here so that a Ctrl-C ends the command at once. A worker thread stuck in
-    a call nothing can wake (a fetcher's own code) ends with it, after the locks this process
-    still holds are removed (what it was writing has no marker: incomplete)."""
+def _top_command(ctx: click.Context) -> str:
+    """The top-level command a group's context runs (``import`` for ``import pooch``)."""
+    name = ctx.invoked_subcommand or ""
+    while ctx.parent is not None:
+        name, ctx = ctx.info_name or "", ctx.parent
+    return name
+
+
+#: what the next run does after an interruption (LCK-008), by top-level command: the
+#: commands that download through the fetch engine keep a partial download (FET-023); an
+#: append keeps the slices it committed, so the same command again would offer them twice
+#: (DM164): only the rest is appended
+NEXT_RUN = {
+    "fetch": "run the same command again to continue (a partial download resumes)",
+    "add": "run the same command again to continue (a partial download resumes)",
+    "import": "run the same command again to continue (a partial download resumes)",
+    "update-checksums": "run the same command again to continue (a partial download "
+                        "resumes)",
+    "append": "the slices committed before it stay (one cut short is rolled back, or "
+              "forward by the next append); append the slices not yet in the store "
+              "(`datamanifest append --status TARGET` shows its length)",
+}
+
+
+def interrupted(command: str = "") -> None:
+    """LCK-008 in the command line: say what an interruption left and what the next run
+    does (:data:`NEXT_RUN` by top-level ``command``), then end the process with status 130.
+    The command's workers were stopped and waited for already (at most ``interrupt.GRACE``
+    seconds) and its locks released; what remains is the interpreter's own teardown
+    (joining library threads, freeing every object: ~0.5 s after xarray and zarr), skipped
+    here so that a Ctrl-C ends the command at once. A worker thread stuck in a call nothing
+    can wake (a fetcher's own code) ends with it, after the locks this process still holds
+    are removed (what it was writing has no marker: incomplete)."""
     from ..store.lock import release_held
 
     release_held()  # of a worker that did not let go within the grace (a loaded machine)
-    click.echo("error DM172 interrupted: the work stopped and its locks were released; run "
-               "the same command again to continue (a partial download resumes)", err=True)
+    then = NEXT_RUN.get(command, "run the same command again to continue")
+    click.echo(f"error DM172 interrupted: the work stopped and its locks were released; {then}",
+               err=True)
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
