@@ -380,6 +380,9 @@ def test_a_target_that_is_not_a_zarr_store_is_refused_before_anything_is_written
                 call()
             assert e.value.code == "DM171" and what in e.value.message, e.value
             assert e.value.file == str(target)
+            if target.parent == tmp_path:  # the hint names what makes a Zarr store
+                assert all(n in e.value.hint for n in ("zarr.json", ".zmetadata", ".zgroup",
+                                                       ".zarray")), e.value.hint
         r = run_cli("append", str(target), str(slices[0]), cwd=tmp_path)
         assert r.returncode == 1 and "DM171" in r.stderr and "Traceback" not in r.stderr
     # nothing written into the folder or beside it: no arrays, lock, journal, .versions

@@ -110,7 +110,7 @@ class Appender:
         except appends.AppendSpecError as e:
             raise AppendError(f"the target {e.message}", code=e.code, file=self.target.url,
                               hint="append to a new path, or to a Zarr store (a folder with "
-                              "zarr.json or .zmetadata at its top)") from e
+                              f"{', '.join(appends.ZARR_MARKERS)} at its top)") from e
         self._checked = True
 
     # -- the lock -------------------------------------------------------------------------------
