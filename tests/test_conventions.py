@@ -230,3 +230,19 @@ def test_a_silent_wait_says_what_it_waits_for(http, served, project: Path):
                    env={"DATAMANIFEST_PATIENCE": "0.5"})
     assert proc.returncode == 1 and "DM075" in proc.stderr
     assert f"for slow: pid {os.getpid()} on " in proc.stderr and "holds the lock" in proc.stderr
+
+
+def test_the_readme_and_the_tour_show_the_same_conventions_table():
+    """The README's CLI section carries the conventions table (issue 20 point 7) and the
+    site's tour shows it at work: the two copies may not drift apart."""
+    root = Path(__file__).resolve().parents[1]
+
+    def table(path: Path) -> list[str]:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        start = lines.index("| convention | meaning |")
+        end = next(i for i in range(start, len(lines)) if not lines[i].startswith("|"))
+        return lines[start:end]
+
+    readme = table(root / "README.md")
+    assert len(readme) >= 12  # header, rule and every convention
+    assert readme == table(root / "docs" / "pages" / "reference" / "tour.md")
