@@ -102,6 +102,36 @@ def test_first_sigint_stops_a_download_at_30_percent_and_the_next_run_resumes(
 
 
 @pytest.mark.covers("FET-023", "FET-012")
+def test_a_server_without_etags_resumes_under_its_last_modified(http, served, project):
+    """A server that sends no ETag: the kept bytes are validated by Last-Modified, sent back
+    as If-Range, and the next run asks only for the rest."""
+    size = 2 * 1024 * 1024 + 7
+    data = os.urandom(size)
+    (served / "lm.bin").write_bytes(data)
+    http.no_etag.add("/lm.bin")
+    http.rate["/lm.bin"] = 1024 * 1024
+    write_manifest(project, f'[lm]\nuri = "{http.url("lm.bin")}"\n'
+                            f'checksum = "sha256:{sha256_of(data)}"\n')
+    staging = project / "store" / "127.0.0.1" / "lm.bin.tmp"
+    proc = _start(project, "fetch")
+    _wait_for(lambda: staging.is_file() and staging.stat().st_size >= 0.3 * size,
+              what="30% of the download")
+    took, err = _interrupt(proc)
+    assert proc.returncode == 130 and took < STOP_LIMIT, (took, err)
+    kept = staging.stat().st_size
+    record = json.loads(next((project / ".datamanifest" / "resume").glob("*.json")).read_text())
+    assert record["validator"].endswith(" GMT")  # an HTTP date, not an ETag
+    http.rate.clear()
+    n = len(http.log)
+    r = subprocess.run([sys.executable, "-m", "datamanifest", "fetch"], cwd=project,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert [(e["range"], e["if_range"], e["status"], e["sent"]) for e in http.log[n:]] == [
+        (f"bytes={kept}-", record["validator"], 206, size - kept)]
+    assert (project / "store" / "127.0.0.1" / "lm.bin").read_bytes() == data
+
+
+@pytest.mark.covers("FET-023", "FET-012")
 def test_a_source_changed_after_the_interruption_is_downloaded_again_from_byte_0(
         http, served, project):
     size = 2 * 1024 * 1024

@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+import email.utils
 import os
 import socket
 import threading
@@ -48,7 +49,8 @@ class LoopbackServer:
     stall before the body. ``script``: path -> status codes answered (with
     ``Retry-After: 0``) before the file is served. ``auth``: path -> required
     ``Authorization`` header value. Ranges (``bytes=N-``) are honoured, with
-    ``If-Range`` compared to the ETag; ``ranges`` counts 206 answers. ``redirect``: path ->
+    ``If-Range`` compared to the ETag (for a path in ``no_etag``: to its Last-Modified, sent
+    instead of an ETag); ``ranges`` counts 206 answers. ``redirect``: path ->
     ``Location`` answered with 302; ``authorizations`` lists each request's
     ``Authorization`` header. ``tls``: (certificate, key) PEM files to serve https.
     ``rate``: path -> bytes per second at which its body is sent (a slow link, so a test can
@@ -70,6 +72,7 @@ class LoopbackServer:
         self.redirect: dict[str, str] = {}  # path -> Location answered with a 302
         self.authorizations: list[tuple[str, str | None]] = []  # (path, Authorization header)
         self.rate: dict[str, float] = {}  # path (or "*") -> bytes per second
+        self.no_etag: set[str] = set()  # paths validated by Last-Modified only
         self.log: list[dict] = []  # one entry per request (see the class docstring)
         self.requested: list[str] = []  # paths in the order requests arrived
         self.served: list[str] = []  # paths in the order their whole body was sent
@@ -163,7 +166,8 @@ class LoopbackServer:
                     self.end_headers()
                     return
                 size = p.stat().st_size
-                etag = f'"{int(p.stat().st_mtime_ns)}-{size}"'
+                etag = f'"{int(p.stat().st_mtime_ns)}-{size}"' if path not in server.no_etag \
+                    else email.utils.formatdate(p.stat().st_mtime, usegmt=True)
                 start, end = 0, size  # end exclusive
                 rng = self.headers.get("Range", "")
                 if_range = self.headers.get("If-Range")
@@ -189,7 +193,7 @@ class LoopbackServer:
                     self.send_response(200)
                 self.send_header("Content-Length", str(end - start))
                 self.send_header("Content-Type", "application/octet-stream")
-                self.send_header("ETag", etag)
+                self.send_header("Last-Modified" if path in server.no_etag else "ETag", etag)
                 self.send_header("Accept-Ranges", "bytes")
                 self.end_headers()
                 if not body:
@@ -275,10 +279,8 @@ class CuttingProxy:
 
     The first ``cuts`` connections whose server-to-client bytes pass ``cut_after`` (bytes)
     are closed at that point, on both sides, as a dropped connection would be; later
-    connections pass through whole. ``cut`` counts the cuts made. For tests of
-    interrupted downloads against real servers (object stores) that cannot cut a body
-    themselves.
-    """
+    connections pass through whole. ``cut`` counts the cuts made. For tests of interrupted
+    downloads against real servers (object stores) that cannot cut a body themselves."""
 
     def __init__(self, upstream_port: int, cut_after: int, cuts: int = 1) -> None:
         self.upstream_port = upstream_port
@@ -369,10 +371,8 @@ def wait_for_port(port: int, timeout: float = 5.0) -> bool:
 
 
 def start_server_process(root: str | Path):
-    """Serve ``root`` from a separate process (its own GIL, as for benchmarks).
-
-    Returns ``(process, base_url)``; terminate the process when done.
-    """
+    """Serve ``root`` from a separate process (its own GIL, as for benchmarks): returns
+    ``(process, base_url)``; terminate the process when done."""
     import subprocess
     import sys
     import tempfile
