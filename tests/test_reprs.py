@@ -181,3 +181,14 @@ def test_append_status_shows_steps_and_last_version(tmp_path: Path):
     assert f"last version {st.version} at {st.steps[-1]['time']}" in text
     assert "pending transaction none" in text and "lock none" in text
     assert re.search(rf"3 {re.escape(st.version)} \S+ \d+ kept", text)  # newest first
+
+
+def test_sizes_show_in_the_one_unit_family_of_the_cli():
+    """A notebook display, the CLI and the progress bars write a size one way (one function,
+    progress.human_size): binary units up to PiB, ``?`` when unknown."""
+    from datamanifest import display, progress
+    from datamanifest.cli._common import human
+
+    for n in (None, 0, 1023, 1536, 5 * 2**30, 3 * 2**50):
+        assert display.human_size(n) == progress.human_size(n) == human(n)
+    assert display.human_size(3 * 2**50) == "3.0 PiB" and display.human_size(None) == "?"

@@ -23,6 +23,9 @@ import html
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+# sizes in the one unit family of the CLI and the progress bars (B, KiB, ... PiB)
+from .progress import human_size
+
 #: rows shown in one table before "… N more"
 MAX_ROWS = 200
 
@@ -36,18 +39,6 @@ _STATE_COLOUR = {"error": "#cf222e", "present": "#1a7f37", "ok": "#1a7f37", "ext
                  "missing": "#cf222e", "changed": "#cf222e", "unreachable": "#cf222e",
                  "incomplete": "#9a6700", "outdated": "#9a6700", "absent": "#cf222e",
                  "pending": "#9a6700", "locked": "#9a6700"}
-
-
-def human_size(n: int | None) -> str:
-    """Bytes in binary units: ``512 B``, ``1.5 KiB``, ``3.2 MiB`` ... (``?`` when unknown)."""
-    if n is None:
-        return "?"
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
 
 
 def esc(value: Any) -> str:
