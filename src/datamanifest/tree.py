@@ -21,7 +21,7 @@ from typing import IO, Any
 
 from . import treescan
 from .io.local import hash_file
-from .spec import tree as spec
+from .spec import tree as _tree
 from .treescan import TreeWalkError, rfc3339_ns  # noqa: F401  (their home)
 
 READ = 1024 * 1024  # bytes per read
@@ -91,7 +91,7 @@ class _Writer:
         self.out.write(" " * (level + 2))
 
 
-def walk(root: str | Path, algorithm: str = spec.DEFAULT_ALGORITHM, *, jobs: int | None = None,
+def walk(root: str | Path, algorithm: str = _tree.DEFAULT_ALGORITHM, *, jobs: int | None = None,
          manifest: IO[str] | None = None, exclude_root: Iterable[str] = CONTROL_NAMES,
          keep_files: bool = False, known: dict[str, tuple[int, int, str]] | None = None,
          on_bytes: Callable[[int], None] | None = None, processes: bool = False) -> WalkResult:
@@ -107,7 +107,7 @@ def walk(root: str | Path, algorithm: str = spec.DEFAULT_ALGORITHM, *, jobs: int
     running, such as the ``tree`` command.
     Raises :class:`TreeWalkError` (DM120) for special files or non-UTF-8 names.
     """
-    leaf_algo = spec.leaf_algorithm(algorithm)
+    leaf_algo = _tree.leaf_algorithm(algorithm)
     root = os.fspath(root)
     exclude = frozenset(exclude_root)
     result = WalkResult(algorithm, "")
@@ -358,8 +358,8 @@ def checksum_from_manifest(doc: dict[str, Any], algorithm: str | None = None) ->
     import posixpath
 
     algorithm = algorithm or doc.get("algorithm") or (
-        "dandi-zarr" if "ETag" in (doc.get("fields") or []) else spec.DEFAULT_ALGORITHM)
-    dirs: dict[str, list[spec.Child]] = {"": []}
+        "dandi-zarr" if "ETag" in (doc.get("fields") or []) else _tree.DEFAULT_ALGORITHM)
+    dirs: dict[str, list[_tree.Child]] = {"": []}
 
     def ensure(d: str) -> None:
         while d not in dirs:
@@ -379,7 +379,7 @@ def checksum_from_manifest(doc: dict[str, Any], algorithm: str | None = None) ->
         ensure(parent)
         kind = row.get("type", "file")
         if kind == "symlink":
-            dirs[parent].append(spec.Child(name, "symlink", target=str(row.get("digest", ""))))
+            dirs[parent].append(_tree.Child(name, "symlink", target=str(row.get("digest", ""))))
             continue
         digest = row.get("digest") if algorithm == "tree-sha256" else (
             row.get("ETag") or row.get("digest"))
@@ -390,16 +390,16 @@ def checksum_from_manifest(doc: dict[str, Any], algorithm: str | None = None) ->
         except (TypeError, ValueError):
             raise TreeWalkError(f"{path}: size {row.get('size')!r} is not a whole number of "
                                 "bytes") from None
-        dirs[parent].append(spec.Child(name, kind, digest.strip('"'), size))
+        dirs[parent].append(_tree.Child(name, kind, digest.strip('"'), size))
     try:
         for d in sorted((d for d in dirs if d), key=lambda d: -d.count("/")):
             children = dirs[d]
-            digest = spec.directory_digest(algorithm, children)
+            digest = _tree.directory_digest(algorithm, children)
             parent, name = posixpath.split(d)
-            dirs[parent].append(spec.Child(name, "dir", digest,
-                                           spec.directory_size(algorithm, children)))
-        return f"{algorithm}:{spec.directory_digest(algorithm, dirs[''])}"
-    except spec.TreeError as e:
+            dirs[parent].append(_tree.Child(name, "dir", digest,
+                                           _tree.directory_size(algorithm, children)))
+        return f"{algorithm}:{_tree.directory_digest(algorithm, dirs[''])}"
+    except _tree.TreeError as e:
         raise TreeWalkError(str(e)) from e
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import Diagnostic, TrustError
-from .spec import trust as spec
+from .spec import trust as _trust
 from .spec.secrets import redact_text
 
 #: TRU-005: the environment variable that trusts every manifest of a run (CI)
@@ -87,7 +87,7 @@ def _redacted(value: Any) -> Any:
     return value
 
 
-def entry_json(e: spec.Entry) -> dict[str, Any]:
+def entry_json(e: _trust.Entry) -> dict[str, Any]:
     """An entry as the record and ``--json`` show it: its value redacted (SEC-002)."""
     out = e.as_json()
     out["value"] = _redacted(out["value"])
@@ -106,7 +106,7 @@ class Status:
     trusted: bool
     how: str | None
     digest: str
-    entries: list[spec.Entry]
+    entries: list[_trust.Entry]
     record: dict[str, Any] | None = None
     changed: list[str] = field(default_factory=list)
 
@@ -115,7 +115,7 @@ class Status:
                 "digest": self.digest, "record": str(record_path(self.manifest)),
                 "trusted_at": (self.record or {}).get("trusted"),
                 "changed": self.changed,
-                "entries": [dict(entry_json(e), needs_trust=spec.reason(e))
+                "entries": [dict(entry_json(e), needs_trust=_trust.reason(e))
                             for e in self.entries]}
 
 
@@ -129,7 +129,7 @@ def read_record(manifest_path: Path) -> dict[str, Any] | None:
     return rec if isinstance(rec, dict) and isinstance(rec.get("digest"), str) else None
 
 
-def _changes(recorded: list[Any], now: list[spec.Entry]) -> list[str]:
+def _changes(recorded: list[Any], now: list[_trust.Entry]) -> list[str]:
     def key(d: dict[str, Any]) -> tuple:
         return d.get("document", ""), tuple(d.get("path", []))
 
@@ -138,7 +138,7 @@ def _changes(recorded: list[Any], now: list[spec.Entry]) -> list[str]:
     labels = {key(entry_json(e)): e.label() for e in now}
     out = []
     for k in sorted(set(before) | set(after)):
-        label = labels.get(k) or spec.Entry(k[0], k[1], None, "").label()
+        label = labels.get(k) or _trust.Entry(k[0], k[1], None, "").label()
         if k not in before:
             out.append(f"added {label}")
         elif k not in after:
@@ -148,9 +148,9 @@ def _changes(recorded: list[Any], now: list[spec.Entry]) -> list[str]:
     return out
 
 
-def entries_of(project) -> list[spec.Entry]:
+def entries_of(project) -> list[_trust.Entry]:
     """The trust-relevant entries of an opened project (TRU-002)."""
-    return spec.entries(project.check.data or {}, project.storage.checkout)
+    return _trust.entries(project.check.data or {}, project.storage.checkout)
 
 
 def status(project) -> Status:
@@ -162,8 +162,8 @@ def status_of(manifest_path: Path, manifest: dict[str, Any], checkout: dict[str,
               ) -> Status:
     """Whether the manifest at ``manifest_path`` (absolute), parsed as ``manifest``, with the
     checkout configuration ``checkout``, is trusted now (TRU-005)."""
-    items = spec.entries(manifest, checkout)
-    d = spec.digest(manifest_path.as_posix(), items)
+    items = _trust.entries(manifest, checkout)
+    d = _trust.digest(manifest_path.as_posix(), items)
     how = granted_by()
     rec = read_record(manifest_path)
     if how is None and rec is not None and rec.get("digest") == d:
@@ -175,14 +175,14 @@ def status_of(manifest_path: Path, manifest: dict[str, Any], checkout: dict[str,
     return Status(manifest_path, how is not None, how, d, items, rec, changed)
 
 
-def _locate(manifest_path: Path, need: spec.Need) -> tuple[str | None, int | None, int | None]:
+def _locate(manifest_path: Path, need: _trust.Need) -> tuple[str | None, int | None, int | None]:
     from .config import checkout_config_path
     from .spec._locate import Locator
 
     if need.entry is None:
         return None, None, None
     document, path = need.entry
-    file = manifest_path if document == spec.MANIFEST else \
+    file = manifest_path if document == _trust.MANIFEST else \
         checkout_config_path(manifest_path.parent)
     try:
         line, col = Locator(file.read_text(encoding="utf-8")).find(path)
@@ -193,7 +193,7 @@ def _locate(manifest_path: Path, need: spec.Need) -> tuple[str | None, int | Non
 
 def needs(project, *, fetch: "list[str] | tuple[str, ...]" = (),
           load: "list[str] | tuple[str, ...]" = (), roots: bool = False,
-          datacache: bool = False) -> list[spec.Need]:
+          datacache: bool = False) -> list[_trust.Need]:
     """What a run of ``project`` would do that needs its manifest trusted (TRU-004), as
     :meth:`datamanifest.Project.trust_needs` documents; paths are judged where they really
     lead (symbolic links resolved, each folder once)."""
@@ -213,13 +213,13 @@ def needs(project, *, fetch: "list[str] | tuple[str, ...]" = (),
         return os.path.join(real, tail) if tail else real
 
     storage = project.storage
-    return spec.needs(project.manifest, storage.checkout or {}, storage.user or {},
+    return _trust.needs(project.manifest, storage.checkout or {}, storage.user or {},
                       storage.platform, lang="python", fetch=list(fetch), load=list(load),
                       builtin_formats=formats.loadable(), roots=roots, datacache=datacache,
                       realpath=realpath)
 
 
-def require(project, needs: list[spec.Need], *, action: str = "run") -> None:
+def require(project, needs: list[_trust.Need], *, action: str = "run") -> None:
     """Refuse a run that needs trust the manifest does not have (TRU-005).
 
     Parameters
@@ -243,7 +243,7 @@ def require(project, needs: list[spec.Need], *, action: str = "run") -> None:
 
 
 def require_for(manifest_path: Path, manifest: dict[str, Any], checkout: dict[str, Any] | None,
-                needs: list[spec.Need], *, action: str = "run") -> None:
+                needs: list[_trust.Need], *, action: str = "run") -> None:
     """:func:`require` for a manifest given by its path and parsed documents (the produced
     datasets' context has no opened project). Raises TrustError DM180."""
     if not needs:
@@ -303,7 +303,7 @@ def revoke(manifest_path: Path) -> bool:
 
 def digest_now(project) -> str:
     """The digest of a project's current trust-relevant content (TRU-003)."""
-    return spec.digest(project.manifest_path.as_posix(), entries_of(project))
+    return _trust.digest(project.manifest_path.as_posix(), entries_of(project))
 
 
 def file_status(manifest_path: str | Path) -> Status | None:

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from ..errors import MaintenanceError
-from ..spec import maintain as spec
+from ..spec import maintain as _maintain
 from ._common import command, human, info, open_project, report_steps, trust_option
 from .completion import complete_datasets
 
@@ -36,7 +36,7 @@ def _selection_options(fn: Callable) -> Callable:
                      "(repeatable)."),
         click.option("--format", "output_format", hidden=True, callback=_no_format,
                      expose_value=False, help="Not an option here: --json, --data-format."),
-        click.option("--state", "states", multiple=True, type=click.Choice(spec.STATES),
+        click.option("--state", "states", multiple=True, type=click.Choice(_maintain.STATES),
                      help="Only objects in this state (repeatable)."),
         click.option("--present/--missing", "present", default=None,
                      help="Only present, or only missing, objects."),
@@ -57,13 +57,13 @@ def _selection_options(fn: Callable) -> Callable:
     return fn
 
 
-def _selection(all_: bool = False, **sel: Any) -> spec.Selection:
+def _selection(all_: bool = False, **sel: Any) -> _maintain.Selection:
     from ..maintain.inventory import selection
 
     return selection(all=all_, **sel)
 
 
-def _require(selection: spec.Selection, picked: list, verb: str) -> None:
+def _require(selection: _maintain.Selection, picked: list, verb: str) -> None:
     if selection.empty:
         raise MaintenanceError(f"{verb}: nothing selected", code="DM130",
                                hint="name objects (terms), use filters, or pass --all")
@@ -78,7 +78,8 @@ def _require(selection: spec.Selection, picked: list, verb: str) -> None:
 @_selection_options
 @click.option("--json", "as_json", is_flag=True, help="Print the objects as a JSON list.")
 @click.option("--fields", metavar="F1,F2,...", help="Print these fields, tab-separated, one "
-              "object a line, no header (for scripts). Fields: " + ", ".join(spec.FIELDS) + ".")
+              "object a line, no header (for scripts). Fields: "
+              + ", ".join(_maintain.FIELDS) + ".")
 @click.option("--verify", "verify_", is_flag=True, help="Re-hash present objects to find "
               "modified ones (reads the data; slow on large stores).")
 @click.pass_context
@@ -101,10 +102,10 @@ def list_cmd(ctx: click.Context, as_json: bool, fields: str | None, verify_: boo
         return
     if fields:
         names = [f.strip() for f in fields.split(",") if f.strip()]
-        bad = [f for f in names if f not in spec.FIELDS]
+        bad = [f for f in names if f not in _maintain.FIELDS]
         if bad:
             raise click.UsageError(f"unknown field(s) {', '.join(bad)}; known: "
-                                   + ", ".join(spec.FIELDS))
+                                   + ", ".join(_maintain.FIELDS))
         for o in objs:
             row = o.as_json()
             click.echo("\t".join("" if row[f] is None else str(row[f]) for f in names))
@@ -127,7 +128,8 @@ def _table(objs: list) -> None:
             state = f"[{colors.get(o.state, 'white')}]{o.state}[/]" + \
                 (f" [dim]({o.protected})[/]" if o.protected else "")
             table.add_row(o.kind, o.id if o.kind == "data" else _short(o.id), state,
-                          human(o.size, '-'), (spec.rfc3339(o.created) or "-")[:10], o.location)
+                          human(o.size, '-'), (_maintain.rfc3339(o.created) or "-")[:10],
+                          o.location)
         Console().print(table)
     else:
         for o in objs:
@@ -165,7 +167,7 @@ def rm_cmd(ctx: click.Context, dry_run: bool, prune: bool, as_json: bool, **sel:
 
     selection = _selection(**sel)
     inv = inventory(open_project(ctx))
-    picked = spec.select(inv.objects, selection)
+    picked = _maintain.select(inv.objects, selection)
     _require(selection, picked, "rm")
     ctx.exit(report_steps(remove(inv, picked, dry_run=dry_run, prune=prune), as_json, dry_run,
                      "deleted" if not dry_run else "would delete"))

@@ -58,13 +58,13 @@ def push(ctx: click.Context, args: tuple[str, ...], root_mode: bool, remote_comm
     """
     from ..maintain import inventory
     from ..maintain.sync import Endpoint, push as do_push
-    from ..spec import maintain as spec
+    from ..spec import maintain as _maintain
 
     ids, target = _split(args, "push")
     inv = inventory(open_project(ctx))
     objs = []
     for ident in ids:  # each ID is a name, cache key or glob (MNT-010); all are pushed
-        picked = spec.select(inv.objects, spec.Selection(terms=(ident,)))
+        picked = _maintain.select(inv.objects, _maintain.Selection(terms=(ident,)))
         if not picked:
             picked = [inv.by_id(ident)]  # an alias or DOI, or DM134 naming the ID
         objs.extend(o for o in picked if o not in objs)

@@ -12,7 +12,7 @@ import stat as _stat
 from pathlib import Path
 
 from ..errors import MaintenanceError, ManifestError
-from ..spec import maintain as spec
+from ..spec import maintain as _maintain
 from ..spec.checksum import TREE_ALGORITHMS
 from ..spec.maintain import Obj, Stat
 from ..store.state import State, StateError, read_state
@@ -81,7 +81,7 @@ class Inventory:
                                hint="`datamanifest list` shows every object and its id")
 
 
-def inventory(project, *, view: spec.View | None = None) -> Inventory:
+def inventory(project, *, view: _maintain.View | None = None) -> Inventory:
     """Every object of ``project`` (MNT-001): its datasets, then its artifacts.
 
     Raises :class:`~datamanifest.errors.ManifestError` for a storage setting that does
@@ -98,7 +98,7 @@ def inventory(project, *, view: spec.View | None = None) -> Inventory:
         state = State()
     records = {k: r.__dict__ for k, r in state.datasets.items()}  # the declared fields
     try:
-        objects = spec.objects_of(project.manifest, res, project.storage.platform,
+        objects = _maintain.objects_of(project.manifest, res, project.storage.platform,
                                   records=records, datacache=state.other.get("datacache", {}),
                                   view=view)
     except ResolutionError as e:
@@ -111,7 +111,7 @@ def inventory(project, *, view: spec.View | None = None) -> Inventory:
 def _age(v: "str | float | None") -> float | None:
     if v is None or v == "":
         return None
-    return float(v) if isinstance(v, (int, float)) else spec.parse_age(v)
+    return float(v) if isinstance(v, (int, float)) else _maintain.parse_age(v)
 
 
 def selection(terms: "tuple[str, ...] | list[str]" = (), *, kind: str | None = None,
@@ -119,7 +119,7 @@ def selection(terms: "tuple[str, ...] | list[str]" = (), *, kind: str | None = N
               present: bool | None = None, older_than: "str | float | None" = None,
               newer_than: "str | float | None" = None, by_access: bool = False,
               larger_than: "str | int | None" = None, unreferenced: bool = False,
-              outside: bool = False, all: bool = False) -> spec.Selection:
+              outside: bool = False, all: bool = False) -> _maintain.Selection:
     """The selection of MNT-010 from its terms and options, as ``datamanifest list`` takes them.
 
     Parameters
@@ -146,26 +146,26 @@ def selection(terms: "tuple[str, ...] | list[str]" = (), *, kind: str | None = N
         DM136 for a malformed age or size (SCHEMA.md §22).
     """
     try:
-        return spec.Selection(
+        return _maintain.Selection(
             terms=tuple(terms), kind=kind,
             formats=(formats,) if isinstance(formats, str) else tuple(formats),
             states=(states,) if isinstance(states, str) else tuple(states), present=present,
             older_than=_age(older_than), newer_than=_age(newer_than),
             time_field="last_access" if by_access else "created",
             larger_than=None if larger_than in (None, "") else larger_than
-            if isinstance(larger_than, int) else spec.parse_size(larger_than),
+            if isinstance(larger_than, int) else _maintain.parse_size(larger_than),
             unreferenced=unreferenced, outside=outside, all=all)
     except ValueError as e:
         raise MaintenanceError(str(e), code="DM136", hint="ages: 30d, 12h, 2w or seconds; "
                                "sizes: 500M, 2G or bytes; see `datamanifest list --help`") from e
 
 
-def listing(project, selected: spec.Selection, *, verify: bool = False) -> list[Obj]:
+def listing(project, selected: _maintain.Selection, *, verify: bool = False) -> list[Obj]:
     """The objects of ``project`` that ``selected`` picks (all when it is empty), as
     ``datamanifest list`` and :meth:`datamanifest.Project.list` show them; with ``verify``,
     present objects are re-hashed and those that changed are ``modified`` (reads the data)."""
-    objs = spec.select(inventory(project).objects,
-                       spec.Selection(all=True) if selected.empty else selected)
+    objs = _maintain.select(inventory(project).objects,
+                       _maintain.Selection(all=True) if selected.empty else selected)
     if verify:
         for o in objs:
             if o.state != "missing" and not o.protected and not (
