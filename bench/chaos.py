@@ -73,9 +73,9 @@ def _one(scenarios: dict, name: str, work: Path, args: argparse.Namespace,
          detail: dict) -> list[tuple]:
     scenario = scenarios[name]
     base = scenario.make_base(work)
-    bad: list[crash.Outcome] = []
+    bad: list[crash.Verdict] = []
 
-    def log(o: crash.Outcome) -> None:
+    def log(o: crash.Verdict) -> None:
         if not (o.continued and o.clean):
             bad.append(o)
 
@@ -88,7 +88,7 @@ def _one(scenarios: dict, name: str, work: Path, args: argparse.Namespace,
     rows.append((name, f"sweep of {n} mutations", crash.summary(swept),
                  time.perf_counter() - t0))
     print(_row(*rows[-1]), flush=True)
-    rand: list[crash.Outcome] = []
+    rand: list[crash.Verdict] = []
     if args.random:
         t0 = time.perf_counter()
         verb = scenario.argv[0]

@@ -27,7 +27,7 @@ from typing import Any
 
 from ..optional import APPEND, need
 from . import crash
-from .crash import Outcome
+from .crash import Verdict
 
 #: names a trial may hold besides the target (the isolated home of its children)
 _BESIDE = ("cube.zarr", "cube.zarr.versions", "home")
@@ -187,7 +187,7 @@ class AppendScenario(crash.Scenario):
         return ""
 
     def judge(self, trial: Path, point: str, killed: bool, *, partner_ok: bool = True
-              ) -> Outcome:
+              ) -> Verdict:
         """(i)-(iv) of the module docstring on the target in ``trial``."""
         xr = need("xarray", **APPEND)
 
@@ -204,9 +204,9 @@ class AppendScenario(crash.Scenario):
                 ok = n in (k0, k0 + 1) and ds.identical(want.isel(time=slice(0, n)))
                 reason = "" if ok else f"length {n} or values differ"
             except Exception as e:  # noqa: BLE001 - any failure to read is corruption
-                return Outcome(point, killed, False, reason=f"unreadable: {e}")
+                return Verdict(point, killed, False, reason=f"unreadable: {e}")
         if not ok:
-            return Outcome(point, killed, False, reason=reason, length=n)
+            return Verdict(point, killed, False, reason=reason, length=n)
         r = next_append(target, self.slices[n])
         continued = False
         try:
@@ -221,7 +221,7 @@ class AppendScenario(crash.Scenario):
         clean = continued and _clean(trial, target)
         if continued and not clean:
             reason = f"left over: {leftovers(trial)} or the target differs from its version"
-        return Outcome(point, killed, True, continued, clean, reason, length=n)
+        return Verdict(point, killed, True, continued, clean, reason, length=n)
 
 
 def _clean(trial: Path, target: Path) -> bool:
@@ -233,7 +233,7 @@ def _clean(trial: Path, target: Path) -> bool:
     return r is not None and r.ok
 
 
-def lengths(outcomes: Sequence[Outcome], k0: int) -> dict[str, int]:
+def lengths(outcomes: Sequence[Verdict], k0: int) -> dict[str, int]:
     """:func:`~datamanifest.testing.crash.summary` plus ``k`` and ``k+1``: the consistent
     trials whose target held ``k0`` (the append was lost) or ``k0 + 1`` slices (landed)."""
     return {**crash.summary(outcomes),

@@ -13,7 +13,7 @@ process group, stops it, and asks the scenario to judge what the next user finds
 * :func:`race` -- several children released together.
 
 Whatever killed the child, the runner then kills what is left of its process group, so no
-orphan writes while the trial is judged. The verdicts (:class:`Outcome`):
+orphan writes while the trial is judged. The verdicts (:class:`Verdict`):
 
 consistent
     the scenario's invariant holds right after the kill (nothing looks complete and is
@@ -89,8 +89,8 @@ TIMEOUT = 120.0
 
 
 @dataclass
-class Outcome:
-    """One trial's verdicts.
+class Verdict:
+    """The verdicts of one trial (not a fetch's :class:`~datamanifest.fetch.report.Outcome`).
 
     Attributes
     ----------
@@ -165,7 +165,7 @@ class Scenario:
         return None
 
     def judge(self, trial: Path, point: str, killed: bool, *, partner_ok: bool = True
-              ) -> Outcome:
+              ) -> Verdict:
         """The verdicts on ``trial`` after the child was stopped at ``point``."""
         raise NotImplementedError
 
@@ -328,8 +328,8 @@ def sampled(n: int, stride: int, name: str = "", seed: str | None = None) -> lis
 
 
 def sweep(scenario: Scenario, base: Path, work: Path, points: Sequence[int] | None = None, *,
-          sig: str = "KILL", log: Callable[[Outcome], None] | None = None,
-          lines: Sequence[tuple[int, str, str]] | None = None) -> list[Outcome]:
+          sig: str = "KILL", log: Callable[[Verdict], None] | None = None,
+          lines: Sequence[tuple[int, str, str]] | None = None) -> list[Verdict]:
     """Stop the command just before mutation n, for every n of one run (or ``points``).
 
     Parameters
@@ -353,7 +353,7 @@ def sweep(scenario: Scenario, base: Path, work: Path, points: Sequence[int] | No
 
     Returns
     -------
-    list of Outcome
+    list of Verdict
     """
     lines = trace(scenario, base, work) if lines is None else lines
     out = []
@@ -372,7 +372,7 @@ def sweep(scenario: Scenario, base: Path, work: Path, points: Sequence[int] | No
         point = f"{n} {event} {Path(where).name}".strip()
         stopped = r.returncode == (130 if sig == "INT" else -signal.SIGKILL)
         why = scenario.interrupted(trial, r) if sig == "INT" else ""
-        o = Outcome(point, stopped, False, reason=why) if why else \
+        o = Verdict(point, stopped, False, reason=why) if why else \
             scenario.judge(trial, point, stopped, partner_ok=partner_ok)
         out.append(o)
         if log:
@@ -395,8 +395,8 @@ def calibrate(scenario: Scenario, base: Path, work: Path, runs: int = 3) -> floa
 
 
 def random_kills(scenario: Scenario, base: Path, work: Path, trials: int, *, seed: int = 0,
-                 log: Callable[[Outcome], None] | None = None,
-                 calibration_runs: int = 3) -> list[Outcome]:
+                 log: Callable[[Verdict], None] | None = None,
+                 calibration_runs: int = 3) -> list[Verdict]:
     """SIGKILL the child's process group at a moment drawn from U(0, D) after GO.
 
     Parameters
@@ -414,7 +414,7 @@ def random_kills(scenario: Scenario, base: Path, work: Path, trials: int, *, see
 
     Returns
     -------
-    list of Outcome
+    list of Verdict
         ``point`` is the delay (milliseconds).
     """
     rng = random.Random(seed)
@@ -454,7 +454,7 @@ def race(scenario: Scenario, trial: Path, argvs: Sequence[Sequence[str]], *, see
     return [finish(p) for p in procs]
 
 
-def summary(outcomes: Sequence[Outcome]) -> dict[str, int]:
+def summary(outcomes: Sequence[Verdict]) -> dict[str, int]:
     """Counts: ``trials``, ``killed``, ``corrupt``, ``blocked``, ``left_over`` (continued,
     not clean), ``recovered`` (all three verdicts held) and ``waited`` (the next run
     waited out a dead holder's lock)."""
@@ -466,13 +466,13 @@ def summary(outcomes: Sequence[Outcome]) -> dict[str, int]:
             "waited": sum(o.reason == "waited out a busy lock" for o in outcomes)}
 
 
-def as_json(outcomes: Sequence[Outcome]) -> list[dict[str, Any]]:
+def as_json(outcomes: Sequence[Verdict]) -> list[dict[str, Any]]:
     """The outcomes as JSON-ready dictionaries."""
     return [{"point": o.point, "killed": o.killed, "consistent": o.consistent,
              "continued": o.continued, "clean": o.clean, "reason": o.reason,
              **({"length": o.length} if o.length is not None else {})} for o in outcomes]
 
 
-__all__ = ["Outcome", "Scenario", "CHILD", "STALE_AGE", "isolated_env", "start", "run",
+__all__ = ["Verdict", "Scenario", "CHILD", "STALE_AGE", "isolated_env", "start", "run",
            "finish", "kill_group", "fresh", "trace", "sampled", "sweep", "calibrate",
            "random_kills", "race", "summary", "as_json"]

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import crash
-from .crash import Outcome
+from .crash import Verdict
 
 #: files a finished run may not leave in a store besides the datasets themselves
 LEFTOVER = re.compile(r"(\.tmp|\.lock|\.part|\.resume\.json|\.reclaim|\.tmp\.[^/]*)$")
@@ -162,12 +162,12 @@ class CommandScenario(crash.Scenario):
 
     # -- the judge
     def judge(self, trial: Path, point: str, killed: bool, *, partner_ok: bool = True
-              ) -> Outcome:
+              ) -> Verdict:
         why = self.consistent(trial, partner_ok)
         if why:
-            return Outcome(point, killed, False, reason=why)
+            return Verdict(point, killed, False, reason=why)
         continued, clean, why = self.continued(trial)
-        return Outcome(point, killed, True, continued, clean, why)
+        return Verdict(point, killed, True, continued, clean, why)
 
     def interrupted(self, trial: Path, result: subprocess.CompletedProcess) -> str:
         """LCK-008 right after a SIGINT: exit 130 with DM172, no traceback, and every lock
