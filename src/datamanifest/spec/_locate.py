@@ -150,9 +150,7 @@ class _Scanner:
                 if self.peek() == "]":
                     self.i += 1
                     return
-                vpos = self.pos(self.i)
-                self.spans[(*path, idx)] = Span(*vpos, *vpos)
-                self.read_value((*path, idx))
+                self.read_element((*path, idx))
                 idx += 1
                 self.skip_ws_comments_newlines()
                 if self.peek() == ",":
@@ -185,6 +183,13 @@ class _Scanner:
                 self.i += 1
             if self.i == start:
                 raise _Stop
+
+    def read_element(self, elem: Path) -> None:
+        """An array's element at the cursor: records its span (where it starts) and reads it.
+        A hook: the comment scanner records the element as an item too."""
+        vpos = self.pos(self.i)
+        self.spans[elem] = Span(*vpos, *vpos)
+        self.read_value(elem)
 
     def read_keyval(self, table: Path) -> Path:
         """A ``key = value`` at the cursor, below ``table``: records both spans, returns the

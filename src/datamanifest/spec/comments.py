@@ -110,35 +110,10 @@ class _CommentScanner(_Scanner):
             else:
                 return
 
-    def read_value(self, path: Path) -> None:
-        if self.peek() != "[":
-            super().read_value(path)
-            return
-        self.i += 1
-        idx = 0
-        while True:
-            self.skip_ws_comments_newlines()
-            if self.peek() == "]":
-                self.i += 1
-                return
-            from ._locate import Span
-
-            start = self.i
-            elem = (*path, idx)
-            vpos = self.pos(self.i)
-            self.spans[elem] = Span(*vpos, *vpos)
-            at = len(self.items)
-            self.read_value(elem)
-            self.items.insert(at, Item("elem", elem, self.table, start, self.i))
-            idx += 1
-            self.skip_ws_comments_newlines()
-            if self.peek() == ",":
-                self.i += 1
-            elif self.peek() == "]":
-                self.i += 1
-                return
-            else:
-                raise _Stop
+    def read_element(self, elem: Path) -> None:
+        start, at = self.i, len(self.items)  # the element's item goes before its own elements'
+        super().read_element(elem)
+        self.items.insert(at, Item("elem", elem, self.table, start, self.i))
 
     def read_keyval(self, table: Path) -> Path:
         start, at = self.i, len(self.items)  # the key's item goes before its elements'
