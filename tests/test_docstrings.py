@@ -1,13 +1,16 @@
 """The public API's docstrings: everything in ``datamanifest.__all__`` and every public method
 of the exported classes has a summary line, a numpydoc Parameters section when its signature
 takes parameters, and documents only parameters its signature has (catches drift such as a
-documented argument that was removed). Parsed with griffe, the parser the docs site uses.
+documented argument that was removed); each function and method also has a Returns section
+when it returns something, and cites SCHEMA.md (a section or a rule ID). Parsed with griffe,
+the parser the docs site uses.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
+import re
 
 import pytest
 from griffe import Docstring, DocstringSectionKind
@@ -78,6 +81,10 @@ def _documented(sections) -> list[str]:
     return names
 
 
+#: how a docstring names the spec: "SCHEMA.md", a section "§21.3" or a rule ID "PRD-027"
+RULE_CITED = re.compile(r"SCHEMA\.md|§\s?\d|\b[A-Z]{2,5}-\d{3}\b")
+
+
 def problems(name: str, obj) -> list[str]:
     """What is wrong with the docstring of ``obj`` (exported as ``name``)."""
     doc = obj.__doc__ if not isinstance(obj, property) else obj.fget.__doc__
@@ -106,6 +113,17 @@ def problems(name: str, obj) -> list[str]:
                and not (p.kind is p.VAR_KEYWORD and other)]  # **options: Other Parameters
     if documented and missing:
         out.append(f"{name}: parameters not documented: {missing}")
+    if inspect.isfunction(obj):
+        kinds = {s.kind for s in sections}
+        try:
+            returns = inspect.signature(obj).return_annotation
+        except (TypeError, ValueError):
+            returns = inspect.Signature.empty
+        gives = returns not in (None, "None", inspect.Signature.empty)
+        if gives and not kinds & {DocstringSectionKind.returns, DocstringSectionKind.yields}:
+            out.append(f"{name} returns {returns} but has no Returns section")
+        if not RULE_CITED.search(doc):
+            out.append(f"{name} cites no SCHEMA.md section or rule ID")
     return out
 
 
@@ -140,3 +158,10 @@ def test_drift_is_caught():
     assert any("base" in p for p in problems("f", f))
     f.__doc__ = "Add one.\n\nReturns\n-------\nint\n"
     assert any("no Parameters section" in p for p in problems("f", f))
+    f.__doc__ = "Add one (PAR-001).\n\nParameters\n----------\na : int\n    A number.\n"
+    assert any("no Returns section" in p for p in problems("f", f))
+    f.__doc__ = "Add one.\n\nParameters\n----------\na : int\n    A number.\n\n" \
+        "Returns\n-------\nint\n"
+    assert problems("f", f) == ["f cites no SCHEMA.md section or rule ID"]
+    f.__doc__ = f.__doc__.replace("Add one.", "Add one (SCHEMA.md §12).")
+    assert problems("f", f) == []

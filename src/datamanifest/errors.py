@@ -200,7 +200,13 @@ class Diagnostic:
 
     def render(self) -> str:
         """``FILE:LINE:COL: severity DM### message (hint)`` (DIAG-003); without a file,
-        ``LINE:COL: ...``, and without a position ``severity DM### message (hint)``."""
+        ``LINE:COL: ...``, and without a position ``severity DM### message (hint)``.
+
+        Returns
+        -------
+        str
+            One line.
+        """
         where = self.file or ""
         if self.line is not None:
             where += f":{self.line}:{self.column or 1}" if where else \

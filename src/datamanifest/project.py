@@ -232,7 +232,12 @@ class Project(Operations):
                  "they depend on are not affected")
 
     def dataset_names(self) -> list[str]:
-        """Every dataset name in document order, refused ones included (MAN-002)."""
+        """Every dataset name in document order, refused ones included (MAN-002).
+
+        Returns
+        -------
+        list of str
+        """
         from .spec.policy import dataset_names
 
         return dataset_names(self.check.data or {})
@@ -393,6 +398,11 @@ class Project(Operations):
         """The state file's records, read once per project (reset by :meth:`fetch`).
 
         An unreadable state file counts as empty here: it is regenerable (STA-006).
+
+        Returns
+        -------
+        dict
+            The state document as read (SCHEMA.md §8); empty when there is none.
         """
         if self._state_cache is None:
             from .store.state import StateError, read_state

@@ -335,6 +335,8 @@ class CachedFunction:
     def produce(self, *args: Any, **kwargs: Any) -> _artifact.Produced:
         """Like calling, but returns the value with its artifact and whether this call computed it.
 
+        A hit is used as it stands (PRD-020..PRD-022); a miss is published (PRD-024).
+
         Parameters
         ----------
         *args, **kwargs
@@ -378,6 +380,8 @@ class CachedFunction:
     def artifact(self, *args: Any, **kwargs: Any) -> _artifact.Artifact:
         """Where the result of this call is (``.present``) or would be published.
 
+        The hit among the candidates (PRD-021), else the artifact folder ``A`` (PRD-010).
+
         Parameters
         ----------
         *args, **kwargs
@@ -398,6 +402,8 @@ class CachedFunction:
     def path(self, *args: Any, **kwargs: Any) -> Path:
         """The artifact folder of this call: the hit's, else the one a miss publishes.
 
+        See :meth:`artifact` (PRD-010, PRD-021).
+
         Parameters
         ----------
         *args, **kwargs
@@ -406,6 +412,7 @@ class CachedFunction:
         Returns
         -------
         Path
+            The artifact folder (it exists only once published).
         """
         return self.artifact(*args, **kwargs).folder
 
@@ -425,6 +432,8 @@ class CachedFunction:
 
     def load(self, *args: Any, **kwargs: Any) -> Any:
         """The stored value of this call; never computes.
+
+        Only a hit is loaded (PRD-020..PRD-022, SCHEMA.md §21.3).
 
         Parameters
         ----------
@@ -448,6 +457,8 @@ class CachedFunction:
 
     def forget(self, *args: Any, **kwargs: Any) -> bool:
         """Delete the stored result of this call and its state record (pools are never written).
+
+        Under the artifact's lock, the marker first, then the folder (PRD-027).
 
         Parameters
         ----------

@@ -123,7 +123,14 @@ class FetchReport(Mapping):
         return {o.name: o.path for o in self.outcomes}
 
     def as_json(self) -> dict:
-        """The ``fetch --json`` document."""
+        """The ``fetch --json`` document (SCHEMA.md §11).
+
+        Returns
+        -------
+        dict
+            ``ok``, ``datasets`` (one object per outcome: ``name``, ``status``, ``path``,
+            ``checksum``, ``size`` in bytes, ``error``, ...), ``checksums_filled``, ``workers``.
+        """
         return {"ok": self.ok, "datasets": [o.as_json() for o in self.outcomes],
                 "checksums_filled": self.filled, "workers": self.workers}
 

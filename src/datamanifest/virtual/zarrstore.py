@@ -99,6 +99,9 @@ class ChunkStore(Store):
     async def get(self, key: str, prototype: Any, byte_range: Any = None) -> Any:
         """The bytes of ``key``: a node's ``zarr.json``, or a chunk (inline, or its byte range).
 
+        Keys resolve as CHK-010 says; a source is compared with its recorded identity
+        before its first chunk is served (CHK-011).
+
         Parameters
         ----------
         key : str
@@ -128,7 +131,7 @@ class ChunkStore(Store):
         return prototype.buffer.from_bytes(bytes(self._range(value, byte_range)))
 
     async def get_partial_values(self, prototype: Any, key_ranges: Iterable[tuple[str, Any]]):
-        """Many keys at once, with one coalesced read per source.
+        """Many keys at once, with one coalesced read per source (CHK-012).
 
         Parameters
         ----------
@@ -157,7 +160,7 @@ class ChunkStore(Store):
         return out
 
     async def exists(self, key: str) -> bool:
-        """Whether the manifest has ``key``.
+        """Whether the manifest has ``key`` (CHK-010).
 
         Parameters
         ----------
@@ -171,7 +174,7 @@ class ChunkStore(Store):
         return self._resolve(key)[0] not in ("absent", "missing")
 
     async def set(self, key: str, value: Any) -> None:
-        """Refused: the store is read-only.
+        """Refused: the store is read-only (a chunk manifest is made by building it, §25.3).
 
         Parameters
         ----------
@@ -188,7 +191,7 @@ class ChunkStore(Store):
         raise PermissionError("a chunk manifest store is read-only")
 
     async def delete(self, key: str) -> None:
-        """Refused: the store is read-only.
+        """Refused: the store is read-only (a chunk manifest is made by building it, §25.3).
 
         Parameters
         ----------
@@ -205,6 +208,8 @@ class ChunkStore(Store):
     async def list(self) -> AsyncIterator[str]:
         """Every key: each node's ``zarr.json`` and each chunk key present in the manifest.
 
+        The keys of CHK-010, in the chunk key encoding of each array.
+
         Returns
         -------
         async iterator of str
@@ -220,7 +225,7 @@ class ChunkStore(Store):
                                                   virtual.parse_index_key(k, len(node.refs.grid)))
 
     async def list_prefix(self, prefix: str) -> AsyncIterator[str]:
-        """The keys that start with ``prefix``.
+        """The keys that start with ``prefix`` (CHK-010).
 
         Parameters
         ----------
@@ -236,7 +241,7 @@ class ChunkStore(Store):
                 yield k
 
     async def list_dir(self, prefix: str) -> AsyncIterator[str]:
-        """The keys and child names directly below ``prefix``.
+        """The keys and child names directly below ``prefix`` (CHK-010).
 
         Parameters
         ----------
