@@ -36,7 +36,7 @@ from ..errors import ChecksumMismatch, FetchError
 from ..interrupt import Cancelled
 from ..io.http import HTTPStream, Interrupted
 from ..io.local import FileStream, hash_file
-from ..io.places import local_path, open_stream, scheme_of
+from ..io.places import family_of, local_path, open_stream, scheme_of
 from ..spec import checksum as _checksum
 from ..spec.resolution import fetch_rung
 from ..spec.secrets import redact_uri
@@ -45,7 +45,7 @@ from . import archive as _archive
 from . import resume as _resume
 from .bindings import find_peer, run_fetcher, run_peer
 from .job import Job
-from .sources import SSH_SCHEMES, git_clone, is_rsync_folder, rsync_copy
+from .sources import git_clone, is_rsync_folder, rsync_copy
 from .stream import stream_to_file
 
 if TYPE_CHECKING:
@@ -227,7 +227,7 @@ class Rsync(SourceKind):
     name = "rsync"
 
     def matches(self, job: Job) -> bool:
-        return bool(job.dataset.uri) and scheme_of(job.dataset.uri) in SSH_SCHEMES
+        return bool(job.dataset.uri) and family_of(job.dataset.uri) == "ssh"  # FET-015
 
     def fetch(self, engine, job, lock):
         if is_rsync_folder(job.dataset.uri):
@@ -270,7 +270,7 @@ class Download(SourceKind):
         dest = target.path.with_name(target.path.name + ".part") if ds.extract else target.staging
         dest.parent.mkdir(parents=True, exist_ok=True)
         adopted = engine.adopt.get(name)
-        resumable = scheme_of(ds.uri) in ("http", "https") and adopted is None
+        resumable = family_of(ds.uri) == "http" and adopted is None
         where = job.host or ds.uri
         info = engine.resume_info(job)
         watch = engine.watchdog.start(f"{name}: an answer from {where}")

@@ -58,9 +58,6 @@ def git_clone(uri: str, dest: Path, branch: str = "", base: Path | None = None) 
                          hint="check the URL and the branch or tag")
 
 
-SSH_SCHEMES = ("ssh", "rsync", "sshfs")
-
-
 def _refuse_option_like(uri: str, host: str | None, user: str | None) -> None:
     """SEC-004: a host or user name that starts with ``-`` would reach ssh as an option
     (``-oProxyCommand=...`` runs a command): DM072."""
