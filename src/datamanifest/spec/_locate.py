@@ -66,8 +66,7 @@ class _Scanner:
             if c in " \t\r\n":
                 self.i += 1
             elif c == "#":
-                while self.i < self.n and self.s[self.i] != "\n":
-                    self.i += 1
+                self.line_comment()
             else:
                 return
 
@@ -254,6 +253,8 @@ class _Scanner:
         self.spans[table] = Span(*hpos, *hpos)
 
     def line_comment(self) -> None:
+        """A comment at the cursor, up to its line's end; a hook: the comment scanner records
+        it."""
         while self.i < self.n and self.s[self.i] != "\n":
             self.i += 1
 

@@ -100,16 +100,6 @@ class _CommentScanner(_Scanner):
         else:
             self.comments.append(Comment(start, text, None))
 
-    def skip_ws_comments_newlines(self) -> None:
-        while self.i < self.n:
-            c = self.s[self.i]
-            if c in " \t\r\n":
-                self.i += 1
-            elif c == "#":
-                self._comment()
-            else:
-                return
-
     def read_element(self, elem: Path) -> None:
         start, at = self.i, len(self.items)  # the element's item goes before its own elements'
         super().read_element(elem)
