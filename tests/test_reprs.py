@@ -192,3 +192,20 @@ def test_sizes_show_in_the_one_unit_family_of_the_cli():
     for n in (None, 0, 1023, 1536, 5 * 2**30, 3 * 2**50):
         assert display.human_size(n) == progress.human_size(n) == human(n)
     assert display.human_size(3 * 2**50) == "3.0 PiB" and display.human_size(None) == "?"
+
+
+def test_append_status_is_reached_from_the_package_alone(tmp_path: Path):
+    """`datamanifest.appends.status(target)`, as the tour writes it, works in a fresh
+    interpreter after `import datamanifest` alone (the append package loads on first use)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, datamanifest\n"
+            "before = 'datamanifest.appends' in sys.modules\n"
+            "st = datamanifest.appends.status(sys.argv[1])\n"
+            "print(before, repr(st))\n")
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "cube.zarr")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.startswith("False <append target ") and r.stdout.rstrip().endswith(
+        ": absent>")

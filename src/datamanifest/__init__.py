@@ -79,6 +79,10 @@ def __getattr__(name: str):
         from .appends import append
 
         return append
+    if name == "appends":  # append's companions, as documented: datamanifest.appends.status
+        import importlib  # (`from . import appends` would ask this function again)
+
+        return importlib.import_module(".appends", __name__)
     if name in ("cached", "CachedFunction", "register_format", "Artifact"):
         from . import cache
 
