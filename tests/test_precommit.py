@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -172,10 +173,14 @@ def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow  # try-repo builds the hook's environment anew each time (~10-25 s)
 @pytest.mark.covers("INT-001")
-def test_try_repo_check_fails_a_broken_manifest_with_its_located_diagnostic(hook_repo,
-                                                                            tmp_path):
+def test_try_repo_check_passes_a_clean_manifest_and_fails_a_broken_one(hook_repo, tmp_path):
     repo, _ = hook_repo
-    project = _project(tmp_path, BROKEN)
+    project = _project(tmp_path / "clean", CLEAN)
+    r = _run("try-repo", str(repo), "datamanifest-check", "--all-files", cwd=project)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert re.search(r"^datamanifest check\.+Passed$", r.stdout, re.M), r.stdout
+
+    project = _project(tmp_path / "broken", BROKEN)
     (project / "ok").mkdir()
     (project / "ok" / "datasets.toml").write_text(CLEAN)  # another manifest name, clean
     (project / "notes.toml").write_text("not = [a manifest\n")  # not matched by the hook
@@ -244,8 +249,6 @@ def test_the_hooks_file_is_a_valid_pre_commit_manifest():
 
     hooks = {h["id"]: h for h in yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())}
     assert set(hooks) == {"datamanifest-check", "datamanifest-format"}
-    import re
-
     check = re.compile(hooks["datamanifest-check"]["files"])
     fmt = re.compile(hooks["datamanifest-format"]["files"])
     for path in ("datamanifest.toml", "sub/DataManifest.toml", "datasets.toml", "a/Datasets.toml",
