@@ -47,17 +47,19 @@ demo: $(VENV)/.installed-demo
 
 # Servers the tests start on 127.0.0.1 that come from Debian's packages (sshd, rsync).
 # Graphviz's `dot` (Debian package graphviz) reads what `datamanifest graph --dot` writes;
-# curl is what the trust how-to's shell-template dataset runs.
+# curl is what the trust how-to's shell-template dataset runs; zsh and fish complete with
+# the scripts `datamanifest completion` prints.
 system-deps:
 	@if ! command -v rsync >/dev/null || [ ! -x /usr/sbin/sshd ] || ! command -v dot >/dev/null \
-	    || ! command -v curl >/dev/null; then \
+	    || ! command -v curl >/dev/null || ! command -v zsh >/dev/null \
+	    || ! command -v fish >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing openssh-server, rsync, graphviz and curl (Debian packages) for the tests"; \
+	    echo "installing openssh-server, rsync, graphviz, curl, zsh and fish (Debian packages) for the tests"; \
 	    apt-get update -qq >/dev/null && \
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	      openssh-server rsync graphviz curl >/dev/null; \
+	      openssh-server rsync graphviz curl zsh fish >/dev/null; \
 	  else \
-	    echo "note: sshd, rsync or dot missing and not root: the ssh and graph tests will be skipped"; \
+	    echo "note: sshd, rsync, dot, zsh or fish missing and not root: the ssh, graph and completion tests will be skipped"; \
 	  fi; \
 	fi
 
