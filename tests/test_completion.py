@@ -1,6 +1,7 @@
 """Shell completion (click's mechanism): dataset names and aliases after fetch, path, show,
-rm and verify, driven through click's completion protocol in real processes and through a
-real bash that sources the generated script."""
+rm and verify, driven through click's completion protocol in real processes and through the
+real shells with the generated scripts: bash, an interactive zsh (through zsh's zpty module)
+and fish (`complete -C`); `make system-deps` installs zsh and fish."""
 
 from __future__ import annotations
 
@@ -152,3 +153,94 @@ def test_zsh_and_fish_scripts(tmp_path: Path, shell: str, check: list[str]):
 def test_completion_rejects_an_unknown_shell():
     r = run_cli("completion", "tcsh")
     assert r.returncode == 2 and "tcsh" in r.stderr
+
+
+def _shell(name: str) -> str:
+    exe = shutil.which(name)
+    if exe is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is missing (make system-deps installs it as root)")
+        pytest.skip(f"{name} is missing (make system-deps installs it as root)")
+    return exe
+
+
+#: a unique completion per command (a name, an alias, a doi): the shell inserts it whole
+_UNIQUE = [("fetch", "rea", "reanalysis"), ("path", "elev", "elevation"),
+           ("show", "10.", "10.5281/zenodo.1234"), ("rm", "gr", "grid"),
+           ("verify", "ecm", "ecmwf-era5")]
+
+
+def _zsh_session(zsh: str, project: Path, tmp_path: Path, setup: str) -> list[str]:
+    """The command lines an interactive zsh (driven through its own zpty module) shows
+    after TAB completion of each of _UNIQUE, typed one after the other in one session.
+
+    A widget bound to ^T runs zsh's own complete-word (what TAB runs) and records the
+    buffer: a key pressed while completion runs its command would be discarded, so each
+    line is typed only once the one before it is recorded."""
+    out = tmp_path / "buffers"
+    widget = (f'complete-and-record() {{ zle complete-word; print -r -- "[$BUFFER]" >> {out}; '
+              'zle kill-whole-line; }; zle -N complete-and-record; bindkey "^T" '
+              'complete-and-record')
+    words = " ".join(f"'{c} {w}'" for c, w, _ in _UNIQUE)
+    driver = f"""
+        zmodload zsh/zpty
+        zpty z 'zsh -f -i'
+        zpty -w z 'PS1=""; {setup}'
+        zpty -w z '{widget}'
+        n=0
+        for words in {words}; do
+            zpty -w -n z "datamanifest $words"$'\\x14'
+            (( n++ ))
+            for i in {{1..600}}; do
+                [[ -f {out} && $(wc -l < {out}) -ge $n ]] && break
+                sleep 0.1
+            done
+        done
+        zpty -d z
+    """
+    env = {**os.environ, "PATH": f"{_wrapper(tmp_path)}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("DATAMANIFEST_TOML", None)
+    r = subprocess.run([zsh, "-f", "-c", driver], cwd=project, env=env, capture_output=True,
+                       text=True, timeout=180)
+    assert r.returncode == 0, r.stderr
+    return out.read_text().splitlines() if out.exists() else []
+
+
+@pytest.mark.covers("INT-040")
+@pytest.mark.parametrize("install", ["fpath", "source"])
+def test_real_zsh_completes_every_time(project: Path, tmp_path: Path, install: str):
+    """zsh with the script installed as the README says (`_datamanifest` in a folder of
+    `$fpath`, then compinit) or sourced: each TAB after each command inserts the one dataset
+    identifier that begins with the word (click's own zsh script, autoloaded, left the
+    second TAB of a session empty)."""
+    zsh = _shell("zsh")
+    write_manifest(project, BODY)
+    functions = tmp_path / "zfunc"
+    functions.mkdir()
+    script = functions / "_datamanifest"
+    script.write_text(run_cli("completion", "zsh").stdout)
+    setup = "autoload -U compinit; compinit -u -D"
+    setup = (f"fpath=({functions} $fpath); {setup}" if install == "fpath"
+             else f"{setup}; source {script}")
+    assert _zsh_session(zsh, project, tmp_path, setup) == [
+        f"[datamanifest {c} {full} ]" for c, _, full in _UNIQUE]
+
+
+@pytest.mark.covers("INT-040")
+def test_real_fish_completes_with_the_generated_script(project: Path, tmp_path: Path):
+    fish = _shell("fish")
+    write_manifest(project, BODY)
+    bin_dir = _wrapper(tmp_path)
+    (tmp_path / "datamanifest.fish").write_text(run_cli("completion", "fish").stdout)
+    queries = "".join(f"complete -C 'datamanifest {c} {w}'; echo ---\n"
+                      for c, w in (("fetch", "e"), *((c, w) for c, w, _ in _UNIQUE[1:])))
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("DATAMANIFEST_TOML", None)
+    r = subprocess.run([fish, "--no-config", "-c",
+                        f"source {tmp_path / 'datamanifest.fish'}\n{queries}"],
+                       cwd=project, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    answers = [block.strip().splitlines() for block in r.stdout.split("---")[:-1]]
+    assert answers[0] == ["ecmwf-era5\talias of era5", "elevation", "era5\tERA5 monthly means"]
+    assert answers[1:] == [["elevation"], ["10.5281/zenodo.1234\talias of elevation"],
+                           ["grid"], ["ecmwf-era5\talias of era5"]]

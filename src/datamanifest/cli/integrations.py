@@ -36,7 +36,23 @@ def completion(shell: str) -> None:
     cls = get_completion_class(shell)
     assert cls is not None  # the three are click's own
     root = click.get_current_context().find_root().command  # the datamanifest group
-    click.echo(cls(root, {}, "datamanifest", COMPLETE_VAR).source(), nl=False)
+    script = cls(root, {}, "datamanifest", COMPLETE_VAR).source()
+    if shell == "zsh":
+        script = _zsh_autoloadable(script)
+    click.echo(script, nl=False)
+
+
+def _zsh_autoloadable(script: str) -> str:
+    """click's zsh script, made to complete on every TAB when autoloaded from ``$fpath``
+    (INT-040). Autoloaded, the file's body becomes the function ``_datamanifest``: click's
+    script completes on the first TAB, but the second runs the body again and takes its
+    ``compdef`` branch, which registers the function and completes nothing (found by
+    tests/test_completion.py's real zsh). The first call therefore registers it too."""
+    call = '    _datamanifest_completion "$@"\n'
+    if script.count(call) != 1:  # another click template: left as it is (the zsh test says)
+        return script
+    return script.replace(call, "    compdef _datamanifest_completion datamanifest  # later "
+                                "TABs call it directly\n" + call)
 
 
 # -- graph ----------------------------------------------------------------------------------------
