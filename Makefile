@@ -91,7 +91,21 @@ $(SARIF_SCHEMA):
 	  echo "note: npm missing: the SARIF schema test will be skipped"; \
 	fi
 
-test-tools: $(SARIF_SCHEMA)
+# Mermaid's own parser (npm mermaid, in a DOM from jsdom) into .cache/mermaid, for the test
+# that reads what `datamanifest graph --mermaid` writes as GitHub and Material for MkDocs do
+MERMAID := .cache/mermaid/node_modules/mermaid/package.json
+$(MERMAID):
+	@if command -v npm >/dev/null; then \
+	  echo "installing mermaid and jsdom (npm) into .cache/mermaid for the graph tests"; \
+	  mkdir -p .cache/mermaid && \
+	  npm install --prefix .cache/mermaid --silent --no-audit --no-fund mermaid@11.17.2 \
+	    jsdom@24.1.3 >/dev/null 2>&1 \
+	    || echo "note: npm install mermaid failed: the Mermaid test will fail"; \
+	else \
+	  echo "note: npm missing: the Mermaid test will be skipped"; \
+	fi
+
+test-tools: $(SARIF_SCHEMA) $(MERMAID)
 
 # VirtualiZarr 2.8 and kerchunk in a Python 3.12 venv of their own (the interop tests read
 # our exports with them; skipped, with a note, where no Python 3.12 is found)

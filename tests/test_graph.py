@@ -1,6 +1,7 @@
 """`datamanifest graph`: the requires graph, virtual datasets' sources and produced artifacts
 drawn as a tree, Mermaid and Graphviz DOT; the DOT output is read back by the real Graphviz
-`dot` (Debian package graphviz, which `make system-deps` installs)."""
+`dot` (Debian package graphviz, which `make system-deps` installs), the Mermaid output by
+Mermaid's own parser (npm mermaid, which `make test-tools` installs)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import run_cli, write_manifest
+from .conftest import ROOT, run_cli, write_manifest
 
 BODY = """
 [era5]
@@ -168,6 +169,70 @@ def test_mermaid_flowchart_is_well_formed(project: Path):
     assert sum(1 for _, cls in nodes.values() if cls == ":::source") == 2
     cycle = [i for i, e in enumerate(edges) if e[2] == "requires (cycle)"]
     assert len(cycle) == 1 and f"    linkStyle {cycle[0]} stroke:#c00,color:#c00" in lines
+
+
+#: Mermaid's parser as a page runs it (jsdom gives it its DOM): each file's diagram type,
+#: nodes (id, label, shape, classes) and edges, as JSON; run with the working directory in
+#: .cache/mermaid so that the bare imports resolve there (make test-tools installs them)
+_MERMAID_PARSE = """
+import { JSDOM } from 'jsdom';
+import { readFileSync } from 'fs';
+const dom = new JSDOM('');
+globalThis.window = dom.window; globalThis.document = dom.window.document;
+const { default: mermaid } = await import('mermaid');
+mermaid.initialize({ startOnLoad: false });
+const text = readFileSync(process.argv[1], 'utf8');
+const d = await mermaid.mermaidAPI.getDiagramFromText(text);
+const nodes = [...d.db.getVertices().values()].map(
+  n => ({ id: n.id, text: n.text, type: n.type, classes: n.classes }));
+const edges = d.db.getEdges().map(e => ({ start: e.start, end: e.end, text: e.text,
+                                          stroke: e.stroke, style: e.style || [] }));
+console.log(JSON.stringify({ type: d.type, nodes, edges }));
+"""
+
+
+def _mermaid(path: Path) -> subprocess.CompletedProcess:
+    where = ROOT / ".cache" / "mermaid"
+    node = shutil.which("node")
+    if node is None or not (where / "node_modules" / "mermaid").is_dir():
+        if os.environ.get("CI"):
+            pytest.fail("Mermaid is missing (make test-tools installs it with npm)")
+        pytest.skip("Mermaid is missing: run `make test-tools` (needs npm)")
+    return subprocess.run([node, "--input-type=module", "-e", _MERMAID_PARSE, str(path)],
+                          cwd=where, capture_output=True, text=True, timeout=120)
+
+
+def test_mermaid_flowchart_is_read_by_mermaid(project: Path, tmp_path: Path):
+    _manifest(project, BODY + '\n[q]\nuri = "https://h.example.org/q.csv"\n'
+                   'description = "a <b> & #1; \\"quoted\\" [x] {y} (z) | pipe --> arrow"\n')
+    _produce(project)
+    r = run_cli("graph", "--mermaid", cwd=project)
+    assert r.returncode == 0, r.stderr
+    (tmp_path / "graph.mmd").write_text(r.stdout)
+    parsed = _mermaid(tmp_path / "graph.mmd")
+    assert parsed.returncode == 0, parsed.stderr[-2000:]
+    g = json.loads(parsed.stdout)
+    assert g["type"] == "flowchart-v2"
+    nodes = {n["id"]: n for n in g["nodes"]}
+    first = {n["text"].split("<br>")[0]: n for n in g["nodes"]}
+    assert {"era5", "grid", "tas", "alone", "q", "zz", "https://h.example.org/tas-1.nc",
+            "https://h.example.org/tas-2.nc"} <= set(first)
+    assert first["zz"]["classes"] == ["unknown"]
+    assert first["https://h.example.org/tas-1.nc"]["classes"] == ["source"]
+    artifacts = [n for n in g["nodes"] if n["classes"] == ["artifact"]]
+    assert len(artifacts) == 2 and all(n["type"] == "hexagon" for n in artifacts)
+    assert "| pipe --" in first["q"]["text"]  # the description is one label, not syntax
+    edges = {(nodes[e["start"]]["text"].split("<br>")[0],
+              nodes[e["end"]]["text"].split("<br>")[0], e["text"]) for e in g["edges"]}
+    assert ("grid", "era5", "requires (cycle)") in edges
+    assert ("era5", "zz", "requires") in edges
+    assert ("tas", "https://h.example.org/tas-1.nc", "source") in edges
+    assert sum(1 for a, b, t in edges if b == "era5" and t == "dataset") == 1
+    cycle = next(e for e in g["edges"] if e["text"] == "requires (cycle)")
+    assert "stroke:#c00" in cycle["style"]  # the linkStyle reached the closing edge
+    # a broken chart is refused by the same parser: it is not accepting anything
+    (tmp_path / "broken.mmd").write_text('flowchart LR\n    n0["a" --> \n')
+    assert _mermaid(tmp_path / "broken.mmd").returncode != 0
 
 
 def test_graph_of_a_manifest_that_is_not_toml_is_an_error(project: Path):
