@@ -267,3 +267,58 @@ def test_every_benchmark_has_its_chart_on_the_performance_page(crawl):
         chart = urljoin(crawl["base"], f"assets/charts/{name}.svg")
         assert f"{name}.svg" in linked, name
         assert crawl["pages"][chart]["status"] == 200 and "svg" in crawl["pages"][chart]["type"]
+
+
+#: Mermaid's own parser over every diagram of the site, one file each (jsdom gives it its
+#: DOM); prints one line per file, its diagram type or ERROR and the message
+_PARSE_ALL = """
+import { JSDOM } from 'jsdom';
+import { readFileSync } from 'fs';
+const dom = new JSDOM('');
+globalThis.window = dom.window; globalThis.document = dom.window.document;
+const { default: mermaid } = await import('mermaid');
+mermaid.initialize({ startOnLoad: false });
+for (const f of process.argv.slice(1)) {
+  try {
+    const d = await mermaid.mermaidAPI.getDiagramFromText(readFileSync(f, 'utf8'));
+    console.log(JSON.stringify([f, d.type, ""]));
+  } catch (e) {
+    console.log(JSON.stringify([f, "ERROR", String(e.message || e).slice(0, 300)]));
+  }
+}
+"""
+
+
+def test_every_mermaid_diagram_of_the_site_is_read_by_mermaid(tmp_path: Path):
+    """The concepts pages draw with Mermaid, which Material renders in the reader's browser:
+    a diagram Mermaid cannot parse would show as an error box. Each is parsed by Mermaid
+    itself (npm mermaid, installed by `make test-tools` for the graph tests too)."""
+    import shutil
+
+    where = ROOT / ".cache" / "mermaid"
+    node = shutil.which("node")
+    if node is None or not (where / "node_modules" / "mermaid").is_dir():
+        if os.environ.get("CI"):
+            pytest.fail("Mermaid is missing (make test-tools installs it with npm)")
+        pytest.skip("Mermaid is missing: run `make test-tools` (needs npm)")
+    files = []
+    for page in sorted((ROOT / "docs" / "pages").rglob("*.md")):
+        blocks = re.findall(r"^```mermaid[^\n]*\n(.*?)^```", page.read_text(encoding="utf-8"),
+                            re.M | re.S)
+        for i, block in enumerate(blocks):
+            f = tmp_path / f"{page.stem}-{i}.mmd"
+            f.write_text(block, encoding="utf-8")
+            files.append(f)
+    assert len(files) >= 9  # every concepts page has one
+    # a broken diagram is refused by the same parser: the check is not accepting anything
+    broken = tmp_path / "broken.mmd"
+    broken.write_text("sequenceDiagram\n    A->>: no target\n", encoding="utf-8")
+    r = subprocess.run([node, "--input-type=module", "-e", _PARSE_ALL, *map(str, files),
+                        str(broken)], cwd=where, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    results = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("[")]
+    assert len(results) == len(files) + 1, r.stdout[-2000:]
+    *pages, last = results
+    assert last[1] == "ERROR"
+    bad = [(Path(f).name, msg) for f, kind, msg in pages if kind == "ERROR"]
+    assert not bad, bad
