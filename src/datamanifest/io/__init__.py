@@ -2,9 +2,9 @@
 
 One layer below fetch, virtual, appends, tree and load (``design/2026-12-03-package-map.md``):
 
-* :mod:`~datamanifest.io.places` -- URI parsing and the one scheme table
-  (:data:`~datamanifest.io.places.SCHEMES`: each scheme's family and which capabilities
-  accept it), and the two doors: :func:`~datamanifest.io.places.open_stream` (a whole
+* :mod:`~datamanifest.io.places` -- URI parsing, the one scheme table (defined in the pure
+  :mod:`~datamanifest.spec.schemes`, re-exported as :data:`~datamanifest.io.places.SCHEMES`:
+  each scheme's family and which capabilities accept it), and the two doors: :func:`~datamanifest.io.places.open_stream` (a whole
   object, streamed) and :func:`~datamanifest.io.places.open_ranges` (byte ranges);
 * :mod:`~datamanifest.io.base` -- the two interfaces, :class:`~datamanifest.io.base.Stream`
   and :class:`~datamanifest.io.base.RangeReader`, the :class:`~datamanifest.io.base.Identity`

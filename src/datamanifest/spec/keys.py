@@ -13,6 +13,11 @@ import posixpath
 import re
 from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit
 
+from .schemes import names_of
+
+#: the schemes of git sources (FET-014) and of rsync over SSH (FET-015), from the table
+_GIT, _RSYNC = names_of("git"), names_of("ssh")
+
 #: Suffixes reserved for control files next to a dataset (STO-005, KEY-004).
 RESERVED_SUFFIXES = (".tmp", ".lock", ".complete", ".part")
 #: Archive suffixes stripped from the key of an extracted dataset (STO-002).
@@ -206,7 +211,7 @@ def is_git_uri(uri: str) -> bool:
     except UnsafeKey:
         return False
     scheme = parts.scheme.lower()
-    if scheme in ("git", "ssh+git", "git+ssh") or scheme.startswith("git+"):
+    if scheme in _GIT or scheme.startswith("git+"):
         return True
     return parts.path.rstrip("/").endswith(".git")
 
@@ -221,4 +226,4 @@ def is_folder_uri(uri: str) -> bool:
         parts = _split(uri)
     except UnsafeKey:
         return False
-    return parts.scheme.lower() in ("ssh", "rsync", "sshfs") and parts.path.endswith("/")
+    return parts.scheme.lower() in _RSYNC and parts.path.endswith("/")

@@ -18,6 +18,8 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote
 
+from .schemes import names_of
+
 #: SEC-001: query parameters whose value is a credential (compared without case, after
 #: percent-decoding the name)
 TOKEN_PARAMS: frozenset[str] = frozenset({
@@ -29,8 +31,7 @@ TOKEN_PARAMS: frozenset[str] = frozenset({
 })
 
 #: SEC-001: schemes whose user information without a password is a login name, kept
-LOGIN_SCHEMES: frozenset[str] = frozenset({"ssh", "rsync", "sshfs", "git", "ssh+git", "git+ssh",
-                                           "sftp"})
+LOGIN_SCHEMES: frozenset[str] = names_of("ssh", "git") | {"sftp"}
 
 MASK = "****"
 
