@@ -69,6 +69,21 @@ def project(tmp_path: Path) -> Path:
     return d
 
 
+def mermaid_node() -> tuple[str, Path]:
+    """``(node, folder)``: Node.js and the folder whose ``node_modules`` holds Mermaid and jsdom
+    (``make test-tools`` installs them with npm). Skips the test without them; under CI,
+    where they must be there, fails it."""
+    import shutil
+
+    where = ROOT / ".cache" / "mermaid"
+    node = shutil.which("node")
+    if node is None or not (where / "node_modules" / "mermaid").is_dir():
+        if os.environ.get("CI"):
+            pytest.fail("Mermaid is missing (make test-tools installs it with npm)")
+        pytest.skip("Mermaid is missing: run `make test-tools` (needs npm)")
+    return node, where
+
+
 def sha256_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

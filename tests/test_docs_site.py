@@ -24,7 +24,7 @@ import pytest
 
 from datamanifest.testing import free_port
 
-from .conftest import ROOT
+from .conftest import ROOT, mermaid_node
 
 
 @pytest.fixture(scope="session")
@@ -293,14 +293,7 @@ def test_every_mermaid_diagram_of_the_site_is_read_by_mermaid(tmp_path: Path):
     """The concepts pages draw with Mermaid, which Material renders in the reader's browser:
     a diagram Mermaid cannot parse would show as an error box. Each is parsed by Mermaid
     itself (npm mermaid, installed by `make test-tools` for the graph tests too)."""
-    import shutil
-
-    where = ROOT / ".cache" / "mermaid"
-    node = shutil.which("node")
-    if node is None or not (where / "node_modules" / "mermaid").is_dir():
-        if os.environ.get("CI"):
-            pytest.fail("Mermaid is missing (make test-tools installs it with npm)")
-        pytest.skip("Mermaid is missing: run `make test-tools` (needs npm)")
+    node, where = mermaid_node()
     files = []
     for page in sorted((ROOT / "docs" / "pages").rglob("*.md")):
         blocks = re.findall(r"^```mermaid[^\n]*\n(.*?)^```", page.read_text(encoding="utf-8"),

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, run_cli, write_manifest
+from .conftest import mermaid_node, run_cli, write_manifest
 
 BODY = """
 [era5]
@@ -192,12 +192,7 @@ console.log(JSON.stringify({ type: d.type, nodes, edges }));
 
 
 def _mermaid(path: Path) -> subprocess.CompletedProcess:
-    where = ROOT / ".cache" / "mermaid"
-    node = shutil.which("node")
-    if node is None or not (where / "node_modules" / "mermaid").is_dir():
-        if os.environ.get("CI"):
-            pytest.fail("Mermaid is missing (make test-tools installs it with npm)")
-        pytest.skip("Mermaid is missing: run `make test-tools` (needs npm)")
+    node, where = mermaid_node()
     return subprocess.run([node, "--input-type=module", "-e", _MERMAID_PARSE, str(path)],
                           cwd=where, capture_output=True, text=True, timeout=120)
 
