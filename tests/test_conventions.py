@@ -246,3 +246,26 @@ def test_the_readme_and_the_tour_show_the_same_conventions_table():
     readme = table(root / "README.md")
     assert len(readme) >= 12  # header, rule and every convention
     assert readme == table(root / "docs" / "pages" / "reference" / "tour.md")
+
+
+def test_quiet_leaves_only_results_and_problems_on_every_command(tmp_path: Path, http, served,
+                                                                  monkeypatch):
+    """`-q`: the same scenario as the JSON test, every command run with `-q` instead: each
+    succeeds and writes nothing on stderr but problems (located diagnostics): no notes,
+    summaries or progress; its results, if any, stay on stdout."""
+    monkeypatch.delenv("DATAMANIFEST_TOML", raising=False)
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])  # conformance finds ./fixtures
+    m, table = _scenario(tmp_path, http, served)
+    runner = CliRunner()
+    noisy = {}
+    for path, args in table.items():
+        result = _invoke(runner, [*args, "-q"])
+        assert result.exit_code == 0, (path, result.stdout, result.stderr)
+        # problems stay (a located diagnostic); anything else on stderr is noise
+        noise = [line for line in result.stderr.splitlines()
+                 if not re.search(r"\b(error|warning) DM\d{3}\b", line)]
+        if noise:
+            noisy[" ".join(path)] = noise
+    assert noisy == {}
+    # and results stay: `path` still prints the path
+    assert _invoke(runner, ["-m", str(m), "path", "a", "-q"]).stdout.strip().endswith("a.csv")

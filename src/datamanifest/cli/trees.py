@@ -178,8 +178,7 @@ def diff(ctx: click.Context, a: str, b: str, as_json: bool) -> None:
     else:
         for line in d.lines():
             click.echo(line)
-        click.echo(f"{len(d.added)} added, {len(d.removed)} removed, {len(d.modified)} modified",
-                   err=True)
+        info(f"{len(d.added)} added, {len(d.removed)} removed, {len(d.modified)} modified")
     ctx.exit(1 if d else 0)
 
 
