@@ -409,16 +409,10 @@ class Fetcher:
         return out
 
     def _tree_temp(self) -> Path:
-        """A new temporary file for a tree manifest in ``.datamanifest/trees`` (the
-        leftovers of killed runs swept first, STO-013)."""
-        from ..store.atomic import mkstemp, sweep_temps
+        """A new temporary file for a tree manifest in the project (``store.trees.temp``)."""
+        from ..store import trees
 
-        folder = self.project.root / ".datamanifest" / "trees"
-        folder.mkdir(parents=True, exist_ok=True)
-        sweep_temps(folder)
-        fd, tmp = mkstemp(folder, "tree")
-        os.close(fd)
-        return Path(tmp)
+        return trees.temp(self.project.root)
 
     def _tree_of(self, job: Job, staged: Staged) -> tuple[Path, str, int]:
         """Walk the staged folder, writing its tree manifest; returns (manifest temp file,

@@ -20,6 +20,7 @@ from ..errors import ChecksumMismatch, ClobberError, DataManifestError
 from ..spec.checksum import TREE_ALGORITHMS
 from ..spec import cache
 from ..store.atomic import fsync_dir, sync_filesystem, write_bytes
+from ..store import trees
 from ..store.lock import Lock, reclaim_project_locks, reclaim_stale
 from ..store.state import DatasetRecord, update_state
 from .actions import _marker, _remove, lock_object
@@ -178,17 +179,16 @@ class Receiver:
 
     def commit(self, marker_text: str) -> int:
         """Verify the staged copy, publish it, write the marker last, record it; bytes."""
-        manifest_tmp = self._tree_temp()
+        # STO-012: a folder dataset arriving in a project keeps its tree manifest
+        keeps_tree = self.kind == "data" and self.is_dir and bool(self.project_root)
+        manifest_tmp = trees.temp(Path(self.project_root)) if keeps_tree else None
         try:
             size = verify_staged(self.staging, kind=self.kind, is_dir=self.is_dir,
                                  marker_text=marker_text, manifest_out=manifest_tmp,
                                  base=self.location)
-        except ChecksumMismatch:
-            _remove(self.staging)
-            if manifest_tmp is not None:
-                manifest_tmp.unlink(missing_ok=True)
-            raise
-        except BaseException:
+        except BaseException as e:
+            if isinstance(e, ChecksumMismatch):
+                _remove(self.staging)
             if manifest_tmp is not None:
                 manifest_tmp.unlink(missing_ok=True)
             raise
@@ -200,12 +200,10 @@ class Receiver:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-        tree_path = None
+        tree_path = tree_sum = None
         if manifest_tmp is not None:  # STO-012: the tree is stored before the marker
-            from ..store import trees
-
-            tree_path = trees.store(Path(self.project_root), self.key, manifest_tmp,
-                                    self._tree_checksum(marker_text))
+            tree_sum = self._tree_checksum(marker_text)
+            tree_path = trees.store(Path(self.project_root), self.key, manifest_tmp, tree_sum)
         marker = _marker(self.location, self.is_dir)
         if self._lock is not None:
             self._lock.mark_publishing()  # LCK-009
@@ -223,8 +221,8 @@ class Receiver:
             tree = json.loads(marker_text).get("tree") if self.is_dir else None
             if isinstance(tree, str):
                 rec["tree"] = tree
-            elif tree_path is not None:
-                rec["tree"] = self._tree_checksum(marker_text)
+            elif tree_sum is not None:
+                rec["tree"] = tree_sum
             if not self.is_dir:
                 rec["mtime_ns"] = os.stat(self.location).st_mtime_ns
             text = json.dumps(rec) + "\n"
@@ -240,21 +238,6 @@ class Receiver:
             return checksum
         tree = json.loads(marker_text).get("tree")
         return tree if isinstance(tree, str) else checksum
-
-    def _tree_temp(self) -> Path | None:
-        """A temporary file for the tree manifest of a folder dataset arriving in a project
-        (STO-012, TREE-013), in ``.datamanifest/trees``; None when nothing is to be kept (a
-        file, an artifact, or a receiver without a project)."""
-        if self.kind != "data" or not self.is_dir or not self.project_root:
-            return None
-        from ..store.atomic import mkstemp, sweep_temps
-
-        folder = Path(self.project_root) / ".datamanifest" / "trees"
-        folder.mkdir(parents=True, exist_ok=True)
-        sweep_temps(folder)
-        fd, tmp = mkstemp(folder, "tree")
-        os.close(fd)
-        return Path(tmp)
 
     def _record(self, marker_text: str, size: int, tree_path: Path | None = None) -> None:
         if not self.state_file:

@@ -28,6 +28,20 @@ def versions_dir(root: Path, key: str) -> Path:
     return root / STATE_DIR / TREES / i[0:3] / i[3:6] / i
 
 
+def temp(root: Path) -> Path:
+    """A new, empty temporary file for a tree manifest in the project's ``.datamanifest/trees``
+    (on the file system of the versions store, so that :func:`store` renames it), after the
+    leftovers of killed writers of this host are swept (STO-013)."""
+    from .atomic import mkstemp, sweep_temps
+
+    folder = root / STATE_DIR / TREES
+    folder.mkdir(parents=True, exist_ok=True)
+    sweep_temps(folder)
+    fd, tmp = mkstemp(folder, "tree")
+    os.close(fd)
+    return Path(tmp)
+
+
 def store(root: Path, key: str, manifest_tmp: Path, checksum: str) -> Path:
     """Move a written manifest into its content-addressed place and point LATEST at it."""
     folder = versions_dir(root, key)
