@@ -58,6 +58,18 @@ def _locks(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*.lock"))
 
 
+def _fetch_interrupted_at_30_percent(project: Path, staging: Path, size: int) -> str:
+    """Start `fetch`, send SIGINT once ``staging`` holds 30% of ``size`` bytes, assert the
+    run stopped with status 130 within :data:`STOP_LIMIT`; returns its stderr."""
+    proc = _start(project, "fetch")
+    _wait_for(lambda: staging.is_file() and staging.stat().st_size >= 0.3 * size,
+              what="30% of the download")
+    took, err = _interrupt(proc)
+    assert proc.returncode == 130, err
+    assert took < STOP_LIMIT, f"{took:.2f} s from SIGINT to exit"
+    return err
+
+
 @pytest.mark.covers("LCK-008", "FET-023", "FET-012", "FET-004")
 def test_first_sigint_stops_a_download_at_30_percent_and_the_next_run_resumes(
         http, served, project):
@@ -69,12 +81,7 @@ def test_first_sigint_stops_a_download_at_30_percent_and_the_next_run_resumes(
                             f'checksum = "sha256:{sha256_of(data)}"\n')
     store = project / "store" / "127.0.0.1"
     staging = store / "big.bin.tmp"
-    proc = _start(project, "fetch")
-    _wait_for(lambda: staging.is_file() and staging.stat().st_size >= 0.3 * size,
-              what="30% of the download")
-    took, err = _interrupt(proc)
-    assert proc.returncode == 130, err
-    assert took < STOP_LIMIT, f"{took:.2f} s from SIGINT to exit"
+    err = _fetch_interrupted_at_30_percent(project, staging, size)
     assert "DM172" in err and "Traceback" not in err
     assert "(a partial download resumes)" in err  # what the next run does: fetch's own hint
     first = http.log[-1]
@@ -113,11 +120,7 @@ def test_a_server_without_etags_resumes_under_its_last_modified(http, served, pr
     write_manifest(project, f'[lm]\nuri = "{http.url("lm.bin")}"\n'
                             f'checksum = "sha256:{sha256_of(data)}"\n')
     staging = project / "store" / "127.0.0.1" / "lm.bin.tmp"
-    proc = _start(project, "fetch")
-    _wait_for(lambda: staging.is_file() and staging.stat().st_size >= 0.3 * size,
-              what="30% of the download")
-    took, err = _interrupt(proc)
-    assert proc.returncode == 130 and took < STOP_LIMIT, (took, err)
+    _fetch_interrupted_at_30_percent(project, staging, size)
     kept = staging.stat().st_size
     record = json.loads(next((project / ".datamanifest" / "resume").glob("*.json")).read_text())
     assert record["validator"].endswith(" GMT")  # an HTTP date, not an ETag
@@ -140,11 +143,7 @@ def test_a_source_changed_after_the_interruption_is_downloaded_again_from_byte_0
     http.rate["/v.bin"] = 1024 * 1024
     write_manifest(project, f'[v]\nuri = "{http.url("v.bin")}"\n')
     staging = project / "store" / "127.0.0.1" / "v.bin.tmp"
-    proc = _start(project, "fetch")
-    _wait_for(lambda: staging.is_file() and staging.stat().st_size >= 0.3 * size,
-              what="30% of the download")
-    took, err = _interrupt(proc)
-    assert proc.returncode == 130 and took < STOP_LIMIT, (took, err)
+    _fetch_interrupted_at_30_percent(project, staging, size)
     first = http.log[-1]
     kept = staging.stat().st_size
     assert 0 < kept < size

@@ -12,6 +12,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+# SEC-002: notes and progress labels are output, whoever shows them
+from .errors import redact_text as _redacted
+
 #: the log of silent waits and other notes (shown with ``--verbose``)
 log = logging.getLogger("datamanifest")
 
@@ -28,14 +31,6 @@ def _patience() -> float:
 
 
 PATIENCE = 5.0
-
-
-def _redacted(text: str) -> str:
-    """``text`` with every URI credential redacted (SEC-002): notes and progress labels are
-    output, whoever shows them."""
-    from .spec.secrets import redact_text
-
-    return redact_text(text)
 
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 

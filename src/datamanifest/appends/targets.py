@@ -43,6 +43,9 @@ class AppendTarget:
 
     url: str
     durable: bool = True
+    #: the folder keeping the target's versions (APP-030), found once per target object by
+    #: :func:`datamanifest.appends.versions.store_root`
+    versions_root: Path | None = None
 
     # -- keys ------------------------------------------------------------------------------
     def read(self, key: str) -> bytes | None:  # pragma: no cover - interface

@@ -45,10 +45,9 @@ def store_root(target: AppendTarget) -> Path:
     """The folder whose ``.datamanifest/trees`` keeps the target's versions (APP-030).
     Found once per target object (one ``append`` call): the search for a project above
     the target stats every folder up to ``/``, several times per slice otherwise."""
-    found = getattr(target, "_versions_root", None)
-    if found is None:
-        found = target._versions_root = _store_root(target)  # type: ignore[attr-defined]
-    return found
+    if target.versions_root is None:
+        target.versions_root = _store_root(target)
+    return target.versions_root
 
 
 def _store_root(target: AppendTarget) -> Path:

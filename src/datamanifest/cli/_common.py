@@ -175,12 +175,9 @@ def _top_command(ctx: click.Context) -> str:
 #: commands that download through the fetch engine keep a partial download (FET-023); an
 #: append keeps the slices it committed, so the same command again would offer them twice
 #: (DM164): only the rest is appended
+_RESUMES = "run the same command again to continue (a partial download resumes)"
 NEXT_RUN = {
-    "fetch": "run the same command again to continue (a partial download resumes)",
-    "add": "run the same command again to continue (a partial download resumes)",
-    "import": "run the same command again to continue (a partial download resumes)",
-    "update-checksums": "run the same command again to continue (a partial download "
-                        "resumes)",
+    **dict.fromkeys(("fetch", "add", "import", "update-checksums"), _RESUMES),
     "append": "the slices committed before it stay (one cut short is rolled back, or "
               "forward by the next append); append the slices not yet in the store "
               "(`datamanifest append --status TARGET` shows its length)",

@@ -372,9 +372,8 @@ def _answer_chunks(request: dict[str, Any]) -> dict[str, Any]:
         manifest = chk.parse(_json.loads(request["text"]))
         return {"references": kerchunk.to_json(manifest, request.get("document_url"))}
     if op == "import":  # CHK-023: kerchunk references as a chunk manifest's nodes
-        from ..virtual import kerchunk
-
         from ..errors import VirtualError
+        from ..virtual import kerchunk
 
         refs = request["references"]
         try:

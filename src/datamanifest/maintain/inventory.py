@@ -99,8 +99,8 @@ def inventory(project, *, view: _maintain.View | None = None) -> Inventory:
     records = {k: r.__dict__ for k, r in state.datasets.items()}  # the declared fields
     try:
         objects = _maintain.objects_of(project.manifest, res, project.storage.platform,
-                                  records=records, datacache=state.other.get("datacache", {}),
-                                  view=view)
+                                       records=records,
+                                       datacache=state.other.get("datacache", {}), view=view)
     except ResolutionError as e:
         raise ManifestError(str(e), code=e.code, file=str(project.manifest_path),
                             hint="define the symbol in [_STORAGE] or set the variable") from e
@@ -165,7 +165,7 @@ def listing(project, selected: _maintain.Selection, *, verify: bool = False) -> 
     ``datamanifest list`` and :meth:`datamanifest.Project.list` show them; with ``verify``,
     present objects are re-hashed and those that changed are ``modified`` (reads the data)."""
     objs = _maintain.select(inventory(project).objects,
-                       _maintain.Selection(all=True) if selected.empty else selected)
+                            _maintain.Selection(all=True) if selected.empty else selected)
     if verify:
         for o in objs:
             if o.state != "missing" and not o.protected and not (
